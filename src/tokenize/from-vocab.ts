@@ -1,0 +1,100 @@
+// Builds a standard tokenizer.json object from a byte-level BPE's vocab.json + merges.txt (the "slow" GPT-2 / Qwen2
+// tokenizer files), the way transformers' convert_slow_tokenizer.py (GPT2Converter, Qwen2Converter) assembles the
+// fast tokenizer, so folders shipped without tokenizer.json (e.g. Qwen2.5) still load.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { MedloraError } from '../util/errors.js';
+
+type JsonObject = Record<string, unknown>;
+
+/** Qwen2's pre-tokenizer split pattern, from transformers' Qwen2Converter / tokenization_qwen2.PRETOKENIZE_REGEX. */
+export const QWEN2_SPLIT_REGEX =
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+/** Parse merges.txt: an optional "#version" line, then one "left right" pair per line. */
+export function parseMerges(path: string, text: string): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.replace(/\r$/, '');
+    if (line === '' || (i === 0 && line.startsWith('#version'))) continue;
+    const parts = line.split(' ');
+    if (parts.length !== 2 || parts[0] === '' || parts[1] === '') {
+      throw new MedloraError(`${path}:${i + 1}: expected "left right" (two tokens separated by one space), got ${JSON.stringify(line)}`);
+    }
+    out.push([parts[0]!, parts[1]!]);
+  }
+  return out;
+}
+
+/** added_tokens_decoder in tokenizer_config.json: {"<id>": {content, special, lstrip, ...}} -> tokenizer.json list. */
+function addedTokensFromConfig(cfg: JsonObject, where: string): JsonObject[] {
+  const dec = cfg.added_tokens_decoder;
+  if (dec === undefined) return [];
+  if (dec === null || typeof dec !== 'object') throw new MedloraError(`${where}: added_tokens_decoder must be an object`);
+  const out: JsonObject[] = [];
+  for (const [k, v] of Object.entries(dec as Record<string, JsonObject>)) {
+    const id = Number(k);
+    if (!Number.isInteger(id) || typeof v?.content !== 'string') {
+      throw new MedloraError(`${where}: added_tokens_decoder entry "${k}" needs an integer id and a "content" string`);
+    }
+    out.push({ id, content: v.content, single_word: v.single_word ?? false, lstrip: v.lstrip ?? false,
+      rstrip: v.rstrip ?? false, normalized: v.normalized ?? false, special: v.special ?? false });
+  }
+  return out.sort((a, b) => (a.id as number) - (b.id as number));
+}
+
+/**
+ * tokenizer.json for dir/vocab.json + dir/merges.txt. The tokenizer_class in tokenizer_config.json picks the
+ * pre-tokenizer: Qwen2Tokenizer -> NFC + Qwen2 split regex; GPT2Tokenizer (or none) -> GPT-2 ByteLevel regex.
+ */
+export function buildTokenizerJsonFromVocab(dir: string, cfg: JsonObject): JsonObject {
+  const vocabPath = join(dir, 'vocab.json');
+  const mergesPath = join(dir, 'merges.txt');
+  let vocab: unknown;
+  try {
+    vocab = JSON.parse(readFileSync(vocabPath, 'utf8'));
+  } catch (e) {
+    throw new MedloraError(`${vocabPath}: not valid JSON (${(e as Error).message})`);
+  }
+  if (vocab === null || typeof vocab !== 'object' || Array.isArray(vocab)) {
+    throw new MedloraError(`${vocabPath}: expected an object mapping token -> id`);
+  }
+  for (const [tok, id] of Object.entries(vocab)) {
+    if (!Number.isInteger(id) || (id as number) < 0) throw new MedloraError(`${vocabPath}: token ${JSON.stringify(tok)} has id ${String(id)}; expected a non-negative integer`);
+  }
+  const merges = parseMerges(mergesPath, readFileSync(mergesPath, 'utf8'));
+  const cls = typeof cfg.tokenizer_class === 'string' ? cfg.tokenizer_class.replace(/Fast$/, '') : 'GPT2Tokenizer';
+  const where = join(dir, 'tokenizer_config.json');
+  const model = { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '',
+    fuse_unk: false, byte_fallback: false, vocab, merges };
+  const byteLevelPost = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false };
+  const decoder = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false };
+  const added_tokens = addedTokensFromConfig(cfg, where);
+  if (cls === 'Qwen2Tokenizer') {
+    return {
+      version: '1.0', added_tokens, model, decoder, post_processor: byteLevelPost,
+      normalizer: { type: 'NFC' },
+      pre_tokenizer: { type: 'Sequence', pretokenizers: [
+        { type: 'Split', pattern: { Regex: QWEN2_SPLIT_REGEX }, behavior: 'Isolated', invert: false },
+        { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
+      ] },
+    };
+  }
+  if (cls === 'GPT2Tokenizer') {
+    if (cfg.add_bos_token === true) {
+      throw new MedloraError(`${where}: add_bos_token=true with vocab.json+merges.txt is not supported; provide tokenizer.json`);
+    }
+    // GPT-2 has <|endoftext|> in vocab.json itself; mark it special as GPT2Tokenizer does
+    if (added_tokens.length === 0 && typeof (vocab as Record<string, number>)['<|endoftext|>'] === 'number') {
+      added_tokens.push({ id: (vocab as Record<string, number>)['<|endoftext|>'], content: '<|endoftext|>', single_word: false,
+        lstrip: false, rstrip: false, normalized: true, special: true });
+    }
+    return {
+      version: '1.0', added_tokens, model, decoder, post_processor: byteLevelPost, normalizer: null,
+      pre_tokenizer: { type: 'ByteLevel', add_prefix_space: cfg.add_prefix_space === true, trim_offsets: true, use_regex: true },
+    };
+  }
+  throw new MedloraError(`${where}: tokenizer_class "${cls}" cannot be built from vocab.json + merges.txt ` +
+    `(supported: GPT2Tokenizer, Qwen2Tokenizer); provide tokenizer.json`);
+}
