@@ -1,0 +1,200 @@
+// PEFT LoRA adapter format: adapter_config.json (typed, unknown fields kept for round trips) and
+// adapter_model.safetensors with keys base_model.model.<module path>.lora_A.weight [r, in] / .lora_B.weight [out, r]
+// (the layout peft's save_pretrained writes; the adapter name "default" is not part of saved keys).
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { MedloraError } from '../util/errors.js';
+import { SafetensorsFile, writeFileAtomic, writeSafetensors, type TensorData, type TensorInfo, type TensorSource } from './safetensors.js';
+
+export const ADAPTER_CONFIG = 'adapter_config.json';
+export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
+
+export interface LoraConfig {
+  peft_type: 'LORA';
+  r: number;
+  lora_alpha: number;
+  lora_dropout: number;
+  /** module-name suffixes, or one regex string matched against the full module path (PEFT's re.fullmatch) */
+  target_modules: string[] | string;
+  bias: 'none' | 'all' | 'lora_only';
+  /** true when the base layer stores weights as [in, out] (GPT-2 Conv1D); A/B stay [r, in] / [out, r] regardless */
+  fan_in_fan_out: boolean;
+  /** scale alpha / sqrt(r) instead of alpha / r */
+  use_rslora: boolean;
+  modules_to_save: string[] | null;
+  base_model_name_or_path: string | null;
+  task_type: string | null;
+  /** every other field of adapter_config.json, written back unchanged */
+  extra: Record<string, unknown>;
+}
+
+const KNOWN = ['peft_type', 'r', 'lora_alpha', 'lora_dropout', 'target_modules', 'bias', 'fan_in_fan_out', 'use_rslora',
+  'modules_to_save', 'base_model_name_or_path', 'task_type'] as const;
+
+/** Fill PEFT's defaults (LoraConfig dataclass: r 8, lora_alpha 8, dropout 0, bias "none", ...). */
+export function makeLoraConfig(p: Partial<Omit<LoraConfig, 'peft_type'>> & { target_modules: string[] | string }): LoraConfig {
+  return { peft_type: 'LORA', r: 8, lora_alpha: 8, lora_dropout: 0, bias: 'none', fan_in_fan_out: false, use_rslora: false,
+    modules_to_save: null, base_model_name_or_path: null, task_type: 'CAUSAL_LM', extra: {}, ...p };
+}
+
+/** Validate and type an adapter_config.json object; `file` names it in errors. */
+export function parseLoraConfig(raw: unknown, file = ADAPTER_CONFIG): LoraConfig {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new MedloraError(`${file}: expected a JSON object`);
+  const o = raw as Record<string, unknown>;
+  const bad = (k: string, want: string): never => { throw new MedloraError(`${file}: "${k}" must be ${want}, got ${JSON.stringify(o[k])}`); };
+  if (o.peft_type !== 'LORA') throw new MedloraError(`${file}: peft_type ${JSON.stringify(o.peft_type)} is not supported (only LORA)`);
+  const r = o.r ?? 8;
+  if (typeof r !== 'number' || !Number.isInteger(r) || r <= 0) bad('r', 'a positive integer');
+  const alpha = o.lora_alpha ?? 8;
+  if (typeof alpha !== 'number' || !(alpha > 0)) bad('lora_alpha', 'a positive number');
+  const dropout = o.lora_dropout ?? 0;
+  if (typeof dropout !== 'number' || dropout < 0 || dropout >= 1) bad('lora_dropout', 'a number in [0, 1)');
+  const tm = o.target_modules;
+  if (typeof tm === 'string') {
+    try { new RegExp(tm); } catch (e) { throw new MedloraError(`${file}: target_modules regex ${JSON.stringify(tm)} does not compile (${(e as Error).message})`); }
+  } else if (!Array.isArray(tm) || tm.length === 0 || !tm.every((x) => typeof x === 'string')) {
+    bad('target_modules', 'a non-empty list of module names or a regex string');
+  }
+  const bias = o.bias ?? 'none';
+  if (bias !== 'none' && bias !== 'all' && bias !== 'lora_only') bad('bias', '"none", "all" or "lora_only"');
+  const bool = (k: string): boolean => { const v = o[k] ?? false; if (typeof v !== 'boolean') bad(k, 'true or false'); return v as boolean; };
+  const mts = o.modules_to_save ?? null;
+  if (mts !== null && (!Array.isArray(mts) || !mts.every((x) => typeof x === 'string'))) bad('modules_to_save', 'a list of module names or null');
+  const strOrNull = (k: string): string | null => { const v = o[k] ?? null; if (v !== null && typeof v !== 'string') bad(k, 'a string or null'); return v as string | null; };
+  // features that change the math and that medlora does not implement: refuse rather than load wrongly
+  if (o.use_dora === true) throw new MedloraError(`${file}: use_dora=true (DoRA) is not supported`);
+  for (const k of ['rank_pattern', 'alpha_pattern']) {
+    const v = o[k];
+    if (v && typeof v === 'object' && Object.keys(v).length) throw new MedloraError(`${file}: a non-empty ${k} (per-module rank/alpha) is not supported`);
+  }
+  const extra: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) if (!(KNOWN as readonly string[]).includes(k)) extra[k] = v;
+  return {
+    peft_type: 'LORA', r: r as number, lora_alpha: alpha as number, lora_dropout: dropout as number,
+    target_modules: tm as string[] | string, bias: bias as LoraConfig['bias'], fan_in_fan_out: bool('fan_in_fan_out'),
+    use_rslora: bool('use_rslora'), modules_to_save: mts as string[] | null,
+    base_model_name_or_path: strOrNull('base_model_name_or_path'), task_type: strOrNull('task_type'), extra,
+  };
+}
+
+/** The JSON object for adapter_config.json (known fields first, then the preserved extras). */
+export function loraConfigToJson(c: LoraConfig): Record<string, unknown> {
+  const { extra, ...known } = c;
+  return { ...known, ...extra };
+}
+
+/** LoRA output scale: lora_alpha / r, or lora_alpha / sqrt(r) with use_rslora. */
+export function loraScale(c: Pick<LoraConfig, 'r' | 'lora_alpha' | 'use_rslora'>): number {
+  return c.use_rslora ? c.lora_alpha / Math.sqrt(c.r) : c.lora_alpha / c.r;
+}
+
+/**
+ * Whether a module path is targeted, as PEFT decides: a regex string must match the whole path; a list entry must
+ * equal the path or be its last dotted component(s). "all-linear" matches every path except the output layer
+ * (lm_head); callers only ask about Linear modules.
+ */
+export function isTargetModule(c: Pick<LoraConfig, 'target_modules'>, path: string): boolean {
+  const tm = c.target_modules;
+  if (tm === 'all-linear') return !(path === 'lm_head' || path.endsWith('.lm_head'));
+  if (typeof tm === 'string') return new RegExp(`^(?:${tm})$`).test(path);
+  return tm.some((t) => path === t || path.endsWith(`.${t}`));
+}
+
+const PREFIX = 'base_model.model.';
+
+export function loraKey(modulePath: string, which: 'A' | 'B'): string {
+  return `${PREFIX}${modulePath}.lora_${which}.weight`;
+}
+
+/** Parse a saved LoRA key back to (module path, A|B); undefined for keys that are not LoRA A/B weights. */
+export function parseLoraKey(key: string): { module: string; which: 'A' | 'B' } | undefined {
+  const m = /^base_model\.model\.(.+)\.lora_([AB])\.weight$/.exec(key);
+  return m ? { module: m[1]!, which: m[2] as 'A' | 'B' } : undefined;
+}
+
+export interface LoraModule {
+  module: string;
+  A: TensorInfo;
+  B: TensorInfo;
+  /** in_features (A's columns) and out_features (B's rows) */
+  inFeatures: number;
+  outFeatures: number;
+}
+
+/**
+ * Check a set of adapter tensors (name -> dtype/shape) against the config: every LoRA module has A and B, A is
+ * [r, in], B is [out, r]; DoRA / embedding-LoRA keys are refused. Returns modules (sorted) and the other names
+ * (e.g. modules_to_save copies).
+ */
+export function validateAdapterTensors(label: string, config: LoraConfig, infos: Array<Pick<TensorInfo, 'name' | 'shape'> & Partial<TensorInfo>>):
+  { modules: Map<string, { A?: typeof infos[number]; B?: typeof infos[number] }>; others: string[] } {
+  const modules = new Map<string, { A?: typeof infos[number]; B?: typeof infos[number] }>();
+  const others: string[] = [];
+  for (const info of infos) {
+    const k = parseLoraKey(info.name);
+    if (!k) {
+      if (/lora_magnitude_vector/.test(info.name)) throw new MedloraError(`${label}: '${info.name}' is a DoRA tensor; DoRA adapters are not supported`);
+      if (/lora_embedding_[AB]/.test(info.name)) throw new MedloraError(`${label}: '${info.name}' is an embedding LoRA; only Linear-layer LoRA is supported`);
+      if (/\.lora_[AB]\./.test(info.name)) throw new MedloraError(`${label}: '${info.name}' does not follow base_model.model.<module>.lora_A|B.weight`);
+      others.push(info.name);
+      continue;
+    }
+    const e = modules.get(k.module) ?? {};
+    e[k.which] = info;
+    modules.set(k.module, e);
+  }
+  if (modules.size === 0) throw new MedloraError(`${label}: no LoRA tensors (keys like ${loraKey('model.layers.0.self_attn.q_proj', 'A')})`);
+  for (const [m, e] of modules) {
+    if (!e.A) throw new MedloraError(`${label}: module '${m}' has lora_B but no lora_A (${loraKey(m, 'A')} missing)`);
+    if (!e.B) throw new MedloraError(`${label}: module '${m}' has lora_A but no lora_B (${loraKey(m, 'B')} missing)`);
+    const a = e.A.shape, b = e.B.shape;
+    if (a.length !== 2 || a[0] !== config.r) {
+      throw new MedloraError(`${label}: '${loraKey(m, 'A')}' has shape ${JSON.stringify(a)}; expected [r=${config.r}, in_features]`);
+    }
+    if (b.length !== 2 || b[1] !== config.r) {
+      throw new MedloraError(`${label}: '${loraKey(m, 'B')}' has shape ${JSON.stringify(b)}; expected [out_features, r=${config.r}]`);
+    }
+  }
+  return { modules: new Map([...modules].sort(([x], [y]) => (x < y ? -1 : 1))), others: others.sort() };
+}
+
+export interface Adapter {
+  dir: string;
+  config: LoraConfig;
+  tensors: TensorSource;
+  modules: Map<string, LoraModule>;
+  /** non-LoRA tensors in the file (e.g. modules_to_save weights) */
+  otherTensors: string[];
+}
+
+/** Read and validate a PEFT LoRA adapter folder. */
+export function readAdapter(dir: string): Adapter {
+  const cfgPath = join(dir, ADAPTER_CONFIG);
+  if (!existsSync(cfgPath)) throw new MedloraError(`${dir}: no ${ADAPTER_CONFIG} (is this a PEFT adapter folder?)`);
+  let raw: unknown;
+  try { raw = JSON.parse(readFileSync(cfgPath, 'utf8')); } catch (e) {
+    throw new MedloraError(`${cfgPath}: not valid JSON (${(e as Error).message})`);
+  }
+  const config = parseLoraConfig(raw, cfgPath);
+  const wPath = join(dir, ADAPTER_WEIGHTS);
+  if (!existsSync(wPath)) {
+    const bin = existsSync(join(dir, 'adapter_model.bin'));
+    throw new MedloraError(`${dir}: no ${ADAPTER_WEIGHTS}${bin ? ' (found adapter_model.bin: pickled PyTorch weights are not read; re-save with safe_serialization=True)' : ''}`);
+  }
+  const st = SafetensorsFile.open(wPath);
+  const { modules, others } = validateAdapterTensors(wPath, config, st.names().map((n) => st.info(n)));
+  const out = new Map<string, LoraModule>();
+  for (const [m, e] of modules) {
+    const A = e.A as TensorInfo, B = e.B as TensorInfo;
+    out.set(m, { module: m, A, B, inFeatures: A.shape[1]!, outFeatures: B.shape[0]! });
+  }
+  return { dir, config, tensors: st, modules: out, otherTensors: others };
+}
+
+/** Write adapter_model.safetensors then adapter_config.json, each atomically, after validating the tensors. */
+export function writeAdapter(dir: string, config: LoraConfig, tensors: Record<string, TensorData>): void {
+  const infos = Object.entries(tensors).map(([name, t]) => ({ name, shape: t.shape }));
+  validateAdapterTensors(join(dir, ADAPTER_WEIGHTS), config, infos);
+  writeSafetensors(join(dir, ADAPTER_WEIGHTS), tensors);
+  writeFileAtomic(join(dir, ADAPTER_CONFIG), [new TextEncoder().encode(`${JSON.stringify(loraConfigToJson(config), null, 2)}\n`)]);
+}
