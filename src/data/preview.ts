@@ -24,9 +24,23 @@ export interface PreviewSummary {
   truncated: boolean;
 }
 
+/**
+ * The text token i adds, decoded in context: decode(window up to i) minus decode(window before i). Decoding a token
+ * alone loses SentencePiece word-start spaces and splits multi-byte characters; an 8-token window keeps both.
+ */
+function tokenTexts(ids: number[], tok: TextTokenizer): string[] {
+  return ids.map((_, i) => {
+    const from = Math.max(0, i - 8);
+    const before = i > from ? tok.decode(ids.slice(from, i)) : '';
+    const upto = tok.decode(ids.slice(from, i + 1));
+    return upto.startsWith(before) ? upto.slice(before.length) : tok.decode([ids[i]!]);
+  });
+}
+
 export function previewExample(e: EncodedExample, tok: TextTokenizer): PreviewSummary {
+  const texts = tokenTexts(e.input_ids, tok);
   const tokens = e.input_ids.map((id, index) => ({ index, id, token: tok.idToToken(id) ?? `<id ${id}>`,
-    text: tok.decode([id]), trained: e.labels[index] !== IGNORE_INDEX }));
+    text: texts[index]!, trained: e.labels[index] !== IGNORE_INDEX }));
   const trainedIds = e.input_ids.filter((_, i) => e.labels[i] !== IGNORE_INDEX);
   return { id: e.id, tokens, promptTokens: tokens.filter((t) => !t.trained).length, trainedTokens: trainedIds.length,
     trainedText: tok.decode(trainedIds), truncated: e.truncated };
