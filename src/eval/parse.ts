@@ -92,8 +92,11 @@ export function parseBullets(text: string): ParseResult<string[]> {
   const unparsed: string[] = [];
   for (const raw of lines(text)) {
     if (isEmptyAnswer(raw)) continue;
-    const name = unquote(stripTrailingPunct(stripBullet(raw)));
-    if (!name || /:$/.test(name) || /^[-*•]+$/.test(name)) { unparsed.push(raw); continue; }
+    const unbulleted = stripBullet(raw);
+    // a header line ("List of extracted chemicals:") has no bullet and ends with a colon
+    if (unbulleted === raw && /:$/.test(raw)) { unparsed.push(raw); continue; }
+    const name = unquote(stripTrailingPunct(unbulleted));
+    if (!name || /^[-*•]+$/.test(name)) { unparsed.push(raw); continue; }
     items.push(name);
   }
   return { items, unparsed };
@@ -105,9 +108,12 @@ export function parsePairs(text: string): ParseResult<Pair[]> {
   const unparsed: string[] = [];
   for (const raw of lines(text)) {
     if (isEmptyAnswer(raw)) continue;
-    const parts = stripTrailingPunct(stripBullet(raw)).split('|').map((p) => unquote(p.trim()));
-    if (parts.length !== 2 || !parts[0] || !parts[1]) { unparsed.push(raw); continue; }
-    items.push({ head: parts[0], tail: parts[1] });
+    // split first, then clean each side: a bullet belongs to the head, trailing punctuation to the tail
+    const parts = raw.split('|');
+    const head = parts.length === 2 ? unquote(stripBullet(parts[0]!.trim())) : '';
+    const tail = parts.length === 2 ? unquote(stripTrailingPunct(parts[1]!.trim())) : '';
+    if (!head || !tail) { unparsed.push(raw); continue; }
+    items.push({ head, tail });
   }
   return { items, unparsed };
 }
