@@ -1,0 +1,161 @@
+// Matching a record's predicted items against its gold items: turns each task's structured answer into typed,
+// comparable keys (strict or normalised, ordered or unordered pairs) and pairs them up with multiset semantics.
+import type { AdeEmail, GoldByTask, Pair, Triplet } from '../data/schema.js';
+import type { StructuredTask } from './parse.js';
+import {
+  type FilterOptions, type NormalizeOptions, NO_FILTERS, RELAXED_NORMALIZE, STRICT_NORMALIZE, filterReason, normalizeText,
+} from './normalize.js';
+
+/** One comparable unit: its type (entity type, relation, or ade-email field) and its match key. */
+export interface Item {
+  type: string;
+  key: string;
+  /** human-readable form for error reports */
+  text: string;
+}
+
+export interface MatchOptions {
+  /** strict: exact strings (trimmed); relaxed: normalised with `normalize` */
+  mode: 'strict' | 'relaxed';
+  normalize: NormalizeOptions;
+  /** applied to predictions only: gold is never filtered */
+  filters: FilterOptions;
+  /**
+   * Which relations are unordered pairs: 'default' (per task, see DEFAULT_SYMMETRIC), 'all', 'none', or an
+   * explicit list of relation names (compared after normalisation). Pair tasks have one implicit relation,
+   * so for them only 'all' makes pairs unordered.
+   */
+  symmetric: 'default' | 'all' | 'none' | string[];
+}
+
+/**
+ * Default symmetric relations per task. DDI 2013 scores a DDI as an unordered drug pair with a type (its pairs are
+ * annotated e1/e2 in text order, not by direction; Segura-Bedmar et al. 2013, SemEval Task 9), so its four types are
+ * unordered. DrugBank template relations ("X may increase the anticoagulant activities of Y") are directional, and so
+ * are ChemProt (chemical -> gene), chemical -> disease influences and drug -> adverse effect pairs.
+ */
+export const DEFAULT_SYMMETRIC: Partial<Record<StructuredTask, readonly string[]>> = {
+  'ddi-triplets': ['mechanism', 'effect', 'advise', 'int'],
+};
+
+export const DEFAULT_MATCH: MatchOptions = {
+  mode: 'strict', normalize: RELAXED_NORMALIZE, filters: NO_FILTERS, symmetric: 'default',
+};
+
+/** The entity-type / relation name used for the per-type breakdown of single-type tasks. */
+const SINGLE_TYPE: Partial<Record<StructuredTask, string>> = {
+  chemicals: 'chemical', diseases: 'disease', influences: 'chemical-disease', 'drug-ae': 'drug-adverse_effect',
+};
+
+const SEP = '\u0001';
+
+export interface FilteredItem { text: string; reason: string }
+
+export interface ItemSet { items: Item[]; filtered: FilteredItem[] }
+
+function normOf(o: MatchOptions): NormalizeOptions {
+  return o.mode === 'strict' ? STRICT_NORMALIZE : o.normalize;
+}
+
+function isSymmetric(task: StructuredTask, relationKey: string | undefined, o: MatchOptions): boolean {
+  if (o.symmetric === 'all') return true;
+  if (o.symmetric === 'none') return false;
+  const n = normOf(o);
+  const list = o.symmetric === 'default' ? (DEFAULT_SYMMETRIC[task] ?? []) : o.symmetric;
+  if (relationKey === undefined) return false;
+  // relation names are compared case-insensitively even in strict mode: the list is configuration, not output
+  return list.some((r) => normalizeText(r, n).toLowerCase() === relationKey.toLowerCase());
+}
+
+/**
+ * Typed, keyed items for one record's answer. `source` (the record's input) is used for grounding; with `isPred`
+ * false (gold) no filter is applied.
+ */
+export function toItems<T extends StructuredTask>(
+  task: T, value: GoldByTask[T], o: MatchOptions, source: string, isPred: boolean,
+): ItemSet {
+  const n = normOf(o);
+  const items: Item[] = [];
+  const filtered: FilteredItem[] = [];
+  const f = isPred ? o.filters : NO_FILTERS;
+  const reject = (names: string[], text: string): boolean => {
+    for (const name of names) {
+      const why = filterReason(name, source, f, n);
+      if (why) { filtered.push({ text, reason: `${JSON.stringify(name)}: ${why}` }); return true; }
+    }
+    return false;
+  };
+  const pairKey = (h: string, t: string, sym: boolean): string => {
+    const a = normalizeText(h, n), b = normalizeText(t, n);
+    return sym && b < a ? `${b}${SEP}${a}` : `${a}${SEP}${b}`;
+  };
+  switch (task) {
+    case 'chemicals':
+    case 'diseases':
+      for (const name of value as string[]) {
+        if (reject([name], name)) continue;
+        items.push({ type: SINGLE_TYPE[task]!, key: normalizeText(name, n), text: name });
+      }
+      break;
+    case 'influences':
+    case 'drug-ae':
+      for (const p of value as Pair[]) {
+        const text = `${p.head} | ${p.tail}`;
+        if (reject([p.head, p.tail], text)) continue;
+        items.push({ type: SINGLE_TYPE[task]!, key: pairKey(p.head, p.tail, o.symmetric === 'all'), text });
+      }
+      break;
+    case 'ddi-triplets':
+    case 'chemprot':
+      for (const t of value as Triplet[]) {
+        const text = `<${t.head}, ${t.relation}, ${t.tail}>`;
+        if (reject([t.head, t.tail], text)) continue;
+        const rel = normalizeText(t.relation, n);
+        items.push({ type: rel, key: `${rel}${SEP}${pairKey(t.head, t.tail, isSymmetric(task, rel, o))}`, text });
+      }
+      break;
+    case 'ade-email': {
+      const a = value as AdeEmail;
+      // an empty drug name means "no answer" and is not an item (so a missing prediction is one FN, not FN + FP)
+      if (a.drug_name.trim() && !reject([a.drug_name], a.drug_name)) {
+        items.push({ type: 'drug_name', key: normalizeText(a.drug_name, n), text: a.drug_name });
+      }
+      for (const e of a.adverse_events) {
+        if (reject([e], e)) continue;
+        items.push({ type: 'adverse_event', key: normalizeText(e, n), text: e });
+      }
+      break;
+    }
+  }
+  return { items, filtered };
+}
+
+export interface MatchResult {
+  tp: Item[];
+  fp: Item[];
+  fn: Item[];
+}
+
+/**
+ * Multiset matching: each gold item can be matched by at most one predicted item with the same type and key.
+ * TP = sum over keys of min(#gold, #pred); extra predicted copies are FPs and unmatched gold copies are FNs.
+ * Why multisets: a model that repeats a right answer must not gain precision from the repeats (set semantics would
+ * hide them), and a gold list that legitimately repeats an item (two distinct pairs that normalise alike) must be
+ * found twice to get full recall.
+ */
+export function matchItems(gold: Item[], pred: Item[]): MatchResult {
+  const left = new Map<string, Item[]>();
+  for (const g of gold) {
+    const k = `${g.type}${SEP}${SEP}${g.key}`;
+    const arr = left.get(k);
+    if (arr) arr.push(g); else left.set(k, [g]);
+  }
+  const tp: Item[] = [];
+  const fp: Item[] = [];
+  for (const p of pred) {
+    const arr = left.get(`${p.type}${SEP}${SEP}${p.key}`);
+    if (arr && arr.length > 0) { arr.shift(); tp.push(p); } else fp.push(p);
+  }
+  const fn = [...left.values()].flat();
+  return { tp, fp, fn };
+}

@@ -1,0 +1,328 @@
+// Byte-level automata for the structured answer formats: which next byte keeps the text a valid prefix of an answer,
+// whether the text so far is a complete answer, and how many bytes at least are still needed to finish one.
+// States are packed into one non-negative int (dead = -1) so the token trie walk in mask.ts allocates nothing.
+//
+// A format is a bounded list: PREFIX, then ITEM (SEPARATOR ITEM)*, then SUFFIX, or the whole-answer alternative
+// (e.g. "none"). Items are sequences of literals, free-text fields and enumerated fields. Bounds (max items, max field
+// bytes) make every answer finite; together with the token budget in mask.ts this guarantees termination.
+
+export type Segment =
+  | { kind: 'lit'; text: string }
+  /** free text: printable ASCII (except `exclude`) and UTF-8 multi-byte characters, 1..maxBytes bytes; it may not
+   * start with a space and may only end after an ASCII letter/digit or a non-ASCII character has been seen, so the
+   * parser's trimming of bullets, quotes and trailing punctuation can never empty it */
+  | { kind: 'field'; exclude: string; maxBytes: number }
+  /** one of a fixed set of strings (e.g. ChemProt CPR groups) */
+  | { kind: 'enum'; options: string[] };
+
+export interface ListFormat {
+  prefix: Segment[];
+  item: Segment[];
+  /** between items; must be non-empty */
+  separator: string;
+  /** after the last item; may be empty */
+  suffix: string;
+  /** an alternative complete answer (e.g. "none" for an empty list) */
+  emptyAnswer?: string;
+  /** 0: PREFIX SUFFIX alone is an answer (JSON "[]"); 1: an empty answer must use `emptyAnswer` */
+  minItems: 0 | 1;
+  maxItems: number;
+}
+
+const enum K { Byte, Field, Enum, BranchA, BranchB, End }
+
+interface Slot {
+  kind: K;
+  byte: number;
+  /** Field: allowed ASCII bytes (bitmap over 0..127) */
+  allow?: Uint8Array;
+  maxBytes?: number;
+  /** Enum: trie: child[node*256+byte] = node+1 (0 = none), terminal[node] */
+  child?: Int32Array;
+  terminal?: Uint8Array;
+  /** Enum: min bytes from a node to a terminal */
+  nodeMin?: Int32Array;
+}
+
+// packed state layout (28 bits): pc 7 | sub 8 | utf8 pending 2 | items 6 | none index 3 | main dead 1 | field has a
+// letter/digit 1
+const PC_BITS = 7, SUB_SHIFT = 7, U_SHIFT = 15, C_SHIFT = 17, N_SHIFT = 23, D_SHIFT = 26, G_SHIFT = 27;
+const NONE_DEAD = 7;
+
+function pack(pc: number, sub: number, u: number, c: number, none: number, mainDead: number, sig = 0): number {
+  return pc | (sub << SUB_SHIFT) | (u << U_SHIFT) | (c << C_SHIFT) | (none << N_SHIFT) | (mainDead << D_SHIFT) | (sig << G_SHIFT);
+}
+
+const enc = new TextEncoder();
+
+function isAlnum(b: number): boolean {
+  return (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a);
+}
+
+/** How many continuation bytes a UTF-8 lead byte announces (C2-F4 only; C0/C1/F5+ are never valid leads). */
+function utf8Continuations(b: number): number {
+  if (b >= 0xc2 && b <= 0xdf) return 1;
+  if (b >= 0xe0 && b <= 0xef) return 2;
+  if (b >= 0xf0 && b <= 0xf4) return 3;
+  return -1;
+}
+
+export class FormatAutomaton {
+  readonly slots: Slot[] = [];
+  private readonly iStart: number;
+  private readonly sStart: number;
+  private readonly xStart: number;
+  private readonly end: number;
+  private readonly branchA: number;
+  private readonly branchB: number;
+  private readonly none: Uint8Array;
+  private readonly minFrom: Int32Array;
+  /** every byte a finishing path may need as its own token (literals, and one letter for an empty field) */
+  readonly closingBytes: Set<number> = new Set();
+
+  constructor(readonly format: ListFormat) {
+    if (!format.separator) throw new Error('format: the separator must be non-empty');
+    if (format.maxItems < 1 || format.maxItems > 63) throw new Error(`format: maxItems must be 1..63, got ${format.maxItems}`);
+    const add = (segs: Segment[]): void => {
+      for (const s of segs) {
+        if (s.kind === 'lit') {
+          for (const b of enc.encode(s.text)) { this.slots.push({ kind: K.Byte, byte: b }); this.closingBytes.add(b); }
+        } else if (s.kind === 'field') {
+          if (s.maxBytes < 1 || s.maxBytes > 255) throw new Error(`format: field maxBytes must be 1..255, got ${s.maxBytes}`);
+          const allow = new Uint8Array(128);
+          for (let b = 0x20; b < 0x7f; b++) allow[b] = 1;
+          for (const b of enc.encode(s.exclude)) allow[b] = 0;
+          this.slots.push({ kind: K.Field, byte: -1, allow, maxBytes: s.maxBytes });
+          this.closingBytes.add(0x61); // "a": the shortest way through an empty field
+        } else {
+          this.slots.push(this.enumSlot(s.options));
+        }
+      }
+    };
+    add(format.prefix);
+    this.branchA = this.slots.length;
+    this.slots.push({ kind: K.BranchA, byte: -1 });
+    this.iStart = this.slots.length;
+    add(format.item);
+    this.branchB = this.slots.length;
+    this.slots.push({ kind: K.BranchB, byte: -1 });
+    this.sStart = this.slots.length;
+    add([{ kind: 'lit', text: format.separator }]);
+    this.xStart = this.slots.length;
+    add([{ kind: 'lit', text: format.suffix }]);
+    this.end = this.slots.length;
+    this.slots.push({ kind: K.End, byte: -1 });
+    if (this.slots.length >= 1 << PC_BITS) throw new Error(`format: too long (${this.slots.length} slots)`);
+    this.none = enc.encode(format.emptyAnswer ?? '');
+    if (this.none.length > 6) throw new Error('format: emptyAnswer must be at most 6 bytes');
+    for (const b of this.none) this.closingBytes.add(b);
+    this.checkBranches();
+    this.minFrom = this.computeMinFrom();
+  }
+
+  private enumSlot(options: string[]): Slot {
+    if (options.length === 0) throw new Error('format: enum needs options');
+    const child: number[] = [];
+    const terminal: number[] = [0];
+    const grow = (): number => { terminal.push(0); return terminal.length - 1; };
+    for (let n = 0; n < 256; n++) child.push(0);
+    for (const o of options) {
+      let node = 0;
+      const bytes = enc.encode(o);
+      if (bytes.length === 0) throw new Error('format: empty enum option');
+      for (const b of bytes) {
+        this.closingBytes.add(b);
+        const k = node * 256 + b;
+        if (!child[k]) {
+          const n = grow();
+          for (let i = 0; i < 256; i++) child.push(0);
+          child[k] = n + 1;
+        }
+        node = child[k]! - 1;
+      }
+      terminal[node] = 1;
+    }
+    if (terminal.length > 255) throw new Error('format: enum too large (max 255 trie nodes)');
+    const nodes = terminal.length;
+    const nodeMin = new Int32Array(nodes).fill(1 << 20);
+    // children always have larger indices than parents, so one backward pass suffices
+    for (let n = nodes - 1; n >= 0; n--) {
+      if (terminal[n]) { nodeMin[n] = 0; continue; }
+      for (let b = 0; b < 256; b++) {
+        const c = child[n * 256 + b]!;
+        if (c) nodeMin[n] = Math.min(nodeMin[n]!, 1 + nodeMin[c - 1]!);
+      }
+    }
+    return { kind: K.Enum, byte: -1, child: Int32Array.from(child), terminal: Uint8Array.from(terminal), nodeMin };
+  }
+
+  /** At a branch, the byte decides the path: the alternatives must start with distinct literal bytes. */
+  private checkBranches(): void {
+    const first = (pc: number): number => (this.slots[pc]!.kind === K.Byte ? this.slots[pc]!.byte : -1);
+    const fmt = this.format;
+    if (fmt.minItems === 0 && fmt.suffix) {
+      if (first(this.iStart) < 0 || first(this.iStart) === first(this.xStart)) {
+        throw new Error('format: with minItems 0 the item and the suffix must start with different literal bytes');
+      }
+    }
+    if (fmt.suffix && first(this.sStart) === first(this.xStart)) {
+      throw new Error('format: the separator and the suffix must start with different bytes');
+    }
+  }
+
+  private computeMinFrom(): Int32Array {
+    const n = this.slots.length;
+    const m = new Int32Array(n).fill(-1);
+    const get = (pc: number): number => {
+      if (m[pc]! >= 0) return m[pc]!;
+      const s = this.slots[pc]!;
+      let v: number;
+      switch (s.kind) {
+        case K.End: v = 0; break;
+        case K.BranchB: v = get(this.xStart); break;
+        case K.BranchA: v = this.format.minItems === 0 ? Math.min(get(this.iStart), get(this.xStart)) : get(this.iStart); break;
+        case K.Byte: v = 1 + get(this.next(pc)); break;
+        case K.Field: v = 1 + get(pc + 1); break;
+        case K.Enum: v = s.nodeMin![0]! + get(pc + 1); break;
+      }
+      m[pc] = v;
+      return v;
+    };
+    for (let pc = n - 1; pc >= 0; pc--) get(pc);
+    return m;
+  }
+
+  /** The slot after `pc` (the separator loops back to the item start). */
+  private next(pc: number): number {
+    return pc + 1 === this.xStart && pc >= this.sStart ? this.iStart : pc + 1;
+  }
+
+  initial(): number {
+    return pack(0, 0, 0, 0, this.none.length > 0 ? 0 : NONE_DEAD, 0);
+  }
+
+  /** Advance the main path from (pc, sub, u, c) by byte b; returns a packed main state (none bits 0) or -1. */
+  private stepMain(pc: number, sub: number, u: number, c: number, sig: number, b: number): number {
+    for (;;) {
+      const s = this.slots[pc]!;
+      switch (s.kind) {
+        case K.Byte: {
+          if (b !== s.byte) return -1;
+          let np = this.next(pc);
+          // entering the item start from the separator or branch A starts a new item
+          if (np === this.iStart) c++;
+          return pack(np, 0, 0, c, 0, 0);
+        }
+        case K.Field: {
+          if (u > 0) {
+            if (b < 0x80 || b > 0xbf) return -1;
+            return pack(pc, sub + 1, u - 1, c, 0, 0, 1);
+          }
+          if (b < 0x80) {
+            if (s.allow![b] && (sub > 0 || b !== 0x20) && sub + 1 <= s.maxBytes!) {
+              return pack(pc, sub + 1, 0, c, 0, 0, sig | (isAlnum(b) ? 1 : 0));
+            }
+            if (!sig) return -1;
+            break; // leave the field: the byte belongs to what follows
+          }
+          const k = utf8Continuations(b);
+          if (k < 0 || sub + 1 + k > s.maxBytes!) return -1;
+          return pack(pc, sub + 1, k, c, 0, 0, 1);
+        }
+        case K.Enum: {
+          const ch = s.child![sub * 256 + b]!;
+          if (ch) return pack(pc, ch - 1, 0, c, 0, 0);
+          if (!s.terminal![sub]) return -1;
+          break; // option complete: the byte belongs to what follows
+        }
+        case K.BranchA: {
+          // the suffix (empty list) first, if allowed and it starts with b; otherwise the first item
+          if (this.format.minItems === 0 && this.format.suffix && this.slots[this.xStart]!.byte === b) {
+            pc = this.xStart; sub = 0; u = 0; continue;
+          }
+          pc = this.iStart; sub = 0; u = 0; c++; continue;
+        }
+        case K.BranchB: {
+          if (c < this.format.maxItems && this.slots[this.sStart]!.byte === b) { pc = this.sStart; sub = 0; u = 0; continue; }
+          pc = this.xStart; sub = 0; u = 0; continue;
+        }
+        case K.End:
+          return -1;
+      }
+      // fell out of a field/enum: move on and re-read the same byte
+      pc = this.next(pc); sub = 0; u = 0;
+      if (pc === this.iStart) c++;
+    }
+  }
+
+  /** One byte. Returns the new packed state or -1 (dead). */
+  step(state: number, b: number): number {
+    if (state < 0) return -1;
+    // fast path (most of a mask walk): inside a non-empty field, no pending UTF-8, "none" already ruled out, and an
+    // allowed ASCII byte that fits
+    if (((state >>> N_SHIFT) & 7) === NONE_DEAD && !((state >>> D_SHIFT) & 1) && b < 0x80) {
+      const s = this.slots[state & 127]!;
+      if (s.kind === K.Field) {
+        const sub = (state >>> SUB_SHIFT) & 255;
+        if (sub > 0 && sub < s.maxBytes! && s.allow![b] && ((state >>> U_SHIFT) & 3) === 0 && (state >>> G_SHIFT)) {
+          return state + (1 << SUB_SHIFT);
+        }
+      }
+    }
+    let none = (state >>> N_SHIFT) & 7;
+    if (none !== NONE_DEAD) none = none < this.none.length && this.none[none] === b ? none + 1 : NONE_DEAD;
+    let main = -1;
+    if (!((state >>> D_SHIFT) & 1)) {
+      main = this.stepMain(state & 127, (state >>> SUB_SHIFT) & 255, (state >>> U_SHIFT) & 3, (state >>> C_SHIFT) & 63,
+        (state >>> G_SHIFT) & 1, b);
+    }
+    if (main < 0 && none === NONE_DEAD) return -1;
+    return main < 0 ? pack(0, 0, 0, 0, none, 1) : main | (none << N_SHIFT);
+  }
+
+  /** Bytes still needed (at least) to reach a complete answer; 0 = complete. */
+  minToFinish(state: number): number {
+    if (state < 0) return Infinity;
+    let best = Infinity;
+    const none = (state >>> N_SHIFT) & 7;
+    if (none !== NONE_DEAD) best = this.none.length - none;
+    if (!((state >>> D_SHIFT) & 1)) best = Math.min(best, this.mainMin(state));
+    return best;
+  }
+
+  private mainMin(state: number): number {
+    const pc = state & 127, sub = (state >>> SUB_SHIFT) & 255, u = (state >>> U_SHIFT) & 3;
+    const s = this.slots[pc]!;
+    switch (s.kind) {
+      case K.Field:
+        // a pending UTF-8 character already counts as significant; otherwise a field needs a letter before it ends
+        return u > 0 ? u + this.minFrom[this.next(pc)]! : ((state >>> G_SHIFT) & 1) ? this.minFrom[this.next(pc)]! : 1 + this.minFrom[this.next(pc)]!;
+      case K.Enum:
+        return s.nodeMin![sub]! + this.minFrom[this.next(pc)]!;
+      case K.BranchB:
+      case K.BranchA:
+      case K.Byte:
+      case K.End:
+        return this.minFrom[pc]!;
+    }
+  }
+
+  isComplete(state: number): boolean {
+    return this.minToFinish(state) === 0;
+  }
+
+  /** Run a whole string through the automaton (tests, validation). */
+  run(text: string, state = this.initial()): number {
+    for (const b of enc.encode(text)) { state = this.step(state, b); if (state < 0) return -1; }
+    return state;
+  }
+
+  /** The longest any answer can be, in bytes (for sizing token budgets). */
+  maxAnswerBytes(): number {
+    const segBytes = (segs: Segment[]): number => segs.reduce((a, s) => a + (s.kind === 'lit' ? enc.encode(s.text).length
+      : s.kind === 'field' ? s.maxBytes : Math.max(...s.options.map((o) => enc.encode(o).length))), 0);
+    const f = this.format;
+    return Math.max(this.none.length, segBytes(f.prefix) + f.maxItems * segBytes(f.item) +
+      (f.maxItems - 1) * enc.encode(f.separator).length + enc.encode(f.suffix).length);
+  }
+}

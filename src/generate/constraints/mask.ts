@@ -1,0 +1,145 @@
+// Token-level constraint: from an automaton state, the set of token ids whose bytes keep the answer valid (a mask
+// over the vocabulary) and whether EOS may end it now. Computed by walking the automaton along the token trie.
+// With a token budget, a token is allowed only if the answer can still be finished in the tokens left (one token per
+// missing byte at worst, plus EOS), so a constrained decode always ends with a complete answer within its budget.
+import type { TextTokenizer } from '../../tokenize/types.js';
+import { MedloraError } from '../../util/errors.js';
+import type { FormatAutomaton } from './format.js';
+import { TokenTrie, tokenBytes } from './vocab.js';
+
+export interface MaskResult {
+  /** allowed[id] = 1 for every allowed non-EOS token */
+  allowed: Uint8Array;
+  /** number of allowed non-EOS tokens */
+  count: number;
+  /** EOS may be generated now (the text so far is a complete answer) */
+  eos: boolean;
+}
+
+/** Precomputed per tokenizer: token bytes, the trie, and which bytes exist as single-byte tokens. */
+export class ConstraintVocab {
+  readonly bytes: Array<Uint8Array | null>;
+  readonly trie: TokenTrie;
+  readonly vocabSize: number;
+  readonly eosId: number | undefined;
+  /** single-byte token id per byte value, or -1 */
+  readonly singleByte: Int32Array;
+
+  constructor(tok: TextTokenizer) {
+    this.vocabSize = tok.vocabSize;
+    this.eosId = tok.eosId;
+    this.bytes = tokenBytes(tok);
+    this.trie = new TokenTrie(this.bytes);
+    this.singleByte = new Int32Array(256).fill(-1);
+    this.bytes.forEach((b, id) => { if (b && b.length === 1 && this.singleByte[b[0]!]! < 0) this.singleByte[b[0]!] = id; });
+  }
+}
+
+export class TokenConstraint {
+  private readonly stack: Int32Array;
+
+  constructor(readonly vocab: ConstraintVocab, readonly automaton: FormatAutomaton) {
+    if (vocab.eosId === undefined) throw new MedloraError('constrained decoding needs an EOS token; the tokenizer has none');
+    // the budget guarantee needs each byte on a shortest finishing path to exist as a token of its own
+    for (const b of automaton.closingBytes) {
+      if (vocab.singleByte[b]! < 0) {
+        throw new MedloraError(`constrained decoding: the vocabulary has no single-byte token for ${JSON.stringify(String.fromCharCode(b))} (byte 0x${b.toString(16)})`);
+      }
+    }
+    this.stack = new Int32Array(vocab.trie.maxDepth + 1);
+  }
+
+  initial(): number {
+    return this.automaton.initial();
+  }
+
+  /** Smallest token budget (including EOS) with which an answer can always be finished. */
+  minBudget(state = this.initial()): number {
+    return this.automaton.minToFinish(state) + 1;
+  }
+
+  /** State after a token, or -1 if the token is not allowed there (EOS is not a state change). */
+  advance(state: number, id: number): number {
+    const bs = this.vocab.bytes[id];
+    if (!bs) return -1;
+    for (const b of bs) { state = this.automaton.step(state, b); if (state < 0) return -1; }
+    return state;
+  }
+
+  isComplete(state: number): boolean {
+    return this.automaton.isComplete(state);
+  }
+
+  /**
+   * Allowed tokens from `state`. `remaining` = tokens still allowed including the EOS (Infinity = no budget).
+   * `out` is reused when given (must be vocabSize long).
+   */
+  mask(state: number, remaining = Infinity, out?: Uint8Array): MaskResult {
+    const a = this.automaton;
+    const t = this.vocab.trie;
+    const allowed = out ?? new Uint8Array(this.vocab.vocabSize);
+    allowed.fill(0);
+    const complete = a.isComplete(state);
+    const eos = complete && remaining >= 1;
+    // after a token, `remaining - 1` tokens are left and must cover the missing bytes plus EOS
+    const slack = remaining - 2;
+    const unbounded = slack === Infinity;
+    let count = 0;
+    if (remaining >= 2 && state >= 0) {
+      const st = this.stack;
+      st[0] = state;
+      const n = t.nodes, depth = t.depth, byte = t.byte, end = t.end, idStart = t.idStart, ids = t.ids;
+      let i = 1;
+      while (i < n) {
+        const s = a.step(st[depth[i]! - 1]!, byte[i]!);
+        if (s < 0) { i = end[i]!; continue; }
+        st[depth[i]!] = s;
+        const from = idStart[i]!, to = idStart[i + 1]!;
+        if (from < to && (unbounded || a.minToFinish(s) <= slack)) {
+          for (let k = from; k < to; k++) { allowed[ids[k]!] = 1; count++; }
+        }
+        i++;
+      }
+    }
+    return { allowed, count, eos };
+  }
+}
+
+/** A decoding session: tracks the state and the budget; the generation loop asks for a mask and reports choices. */
+export class ConstrainedSession {
+  private state: number;
+  private left: number;
+  private readonly buf: Uint8Array;
+
+  constructor(readonly constraint: TokenConstraint, maxNewTokens: number) {
+    const need = constraint.minBudget();
+    if (maxNewTokens < need) {
+      throw new MedloraError(`max_new_tokens ${maxNewTokens} is too small for a constrained answer of this task (needs at least ${need})`);
+    }
+    this.state = constraint.initial();
+    this.left = maxNewTokens;
+    this.buf = new Uint8Array(constraint.vocab.vocabSize);
+  }
+
+  get remaining(): number { return this.left; }
+  get complete(): boolean { return this.constraint.isComplete(this.state); }
+
+  /** The mask for the next token (the returned array is reused between calls). */
+  mask(): MaskResult {
+    return this.constraint.mask(this.state, this.left, this.buf);
+  }
+
+  /** Record the chosen token; returns true when generation is over (EOS chosen). Throws on a disallowed token. */
+  accept(id: number): boolean {
+    if (this.left <= 0) throw new MedloraError('constrained decoding: token budget exhausted');
+    this.left--;
+    if (id === this.constraint.vocab.eosId) {
+      if (!this.complete) throw new MedloraError('constrained decoding: EOS chosen before the answer was complete');
+      return true;
+    }
+    const next = this.constraint.advance(this.state, id);
+    if (next < 0) throw new MedloraError(`constrained decoding: token ${id} is not allowed in this state`);
+    this.state = next;
+    return false;
+  }
+}
