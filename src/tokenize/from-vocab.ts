@@ -98,3 +98,72 @@ export function buildTokenizerJsonFromVocab(dir: string, cfg: JsonObject): JsonO
   throw new MedloraError(`${where}: tokenizer_class "${cls}" cannot be built from vocab.json + merges.txt ` +
     `(supported: GPT2Tokenizer, Qwen2Tokenizer); provide tokenizer.json`);
 }
+
+/** Llama-3's split pattern (Meta's tokenizer.py pat_str, as in the HF Llama-3 tokenizer.json). */
+export const LLAMA3_SPLIT_REGEX =
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+/**
+ * tokenizer.json for a Llama-3 tiktoken `tokenizer.model` (lines "<base64 token bytes> <rank>"). Merges are recovered
+ * as transformers' TikTokenConverter does: every split of a token into two shorter vocabulary tokens is a merge, ordered
+ * by the merged token's rank (then by the parts' ranks). Only the Llama-3 family is recognised (bos
+ * <|begin_of_text|>), since a tiktoken file does not say which split pattern it was trained with.
+ */
+export function buildTokenizerJsonFromTiktoken(dir: string, cfg: JsonObject, bosToken: string | undefined): JsonObject {
+  const path = join(dir, 'tokenizer.model');
+  if (bosToken !== '<|begin_of_text|>') {
+    throw new MedloraError(`${path}: only Llama-3 tiktoken files (bos_token <|begin_of_text|>) can be converted; provide tokenizer.json`);
+  }
+  const byteChars = gpt2ByteChars();
+  const vocab: Record<string, number> = {};
+  const lines = readFileSync(path, 'utf8').split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim();
+    if (line === '') continue;
+    const [b64, rankStr] = line.split(' ');
+    const rank = Number(rankStr);
+    if (!b64 || !Number.isInteger(rank) || rank < 0) throw new MedloraError(`${path}:${i + 1}: expected "<base64> <rank>", got ${JSON.stringify(line.slice(0, 60))}`);
+    let s = '';
+    for (const b of Buffer.from(b64, 'base64')) s += byteChars[b]!;
+    vocab[s] = rank;
+  }
+  const merges: Array<[string, string, number, number, number]> = [];
+  for (const [tok, rank] of Object.entries(vocab)) {
+    if (tok.length < 2) continue;
+    for (let k = 1; k < tok.length; k++) {
+      const l = tok.slice(0, k), r = tok.slice(k);
+      const rl = vocab[l], rr = vocab[r];
+      if (rl !== undefined && rr !== undefined) merges.push([l, r, rank, rl, rr]);
+    }
+  }
+  merges.sort((a, b) => a[2] - b[2] || a[3] - b[3] || a[4] - b[4]);
+  const added_tokens = addedTokensFromConfig(cfg, join(dir, 'tokenizer_config.json'));
+  const bosId = added_tokens.find((t) => t.content === bosToken)?.id;
+  if (bosId === undefined) throw new MedloraError(`${join(dir, 'tokenizer_config.json')}: added_tokens_decoder has no ${bosToken}`);
+  return {
+    version: '1.0', added_tokens, normalizer: null,
+    pre_tokenizer: { type: 'Sequence', pretokenizers: [
+      { type: 'Split', pattern: { Regex: LLAMA3_SPLIT_REGEX }, behavior: 'Isolated', invert: false },
+      { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
+    ] },
+    post_processor: { type: 'Sequence', processors: [
+      { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true },
+      { type: 'TemplateProcessing',
+        single: [{ SpecialToken: { id: bosToken, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+        pair: [{ SpecialToken: { id: bosToken, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: bosToken, type_id: 1 } }, { Sequence: { id: 'B', type_id: 1 } }],
+        special_tokens: { [bosToken]: { id: bosToken, ids: [bosId], tokens: [bosToken] } } },
+    ] },
+    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false,
+      byte_fallback: false, ignore_merges: true, vocab, merges: merges.map((m) => [m[0], m[1]]) },
+  };
+}
+
+/** GPT-2 byte -> unicode map (see bpe-train.ts bytesToUnicode; duplicated as 6 lines to keep this file standalone). */
+function gpt2ByteChars(): string[] {
+  const keep = (b: number): boolean => (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+  const out: string[] = [];
+  let next = 0;
+  for (let b = 0; b < 256; b++) out.push(String.fromCodePoint(keep(b) ? b : 256 + next++));
+  return out;
+}

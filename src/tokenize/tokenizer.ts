@@ -7,7 +7,7 @@ import { Tokenizer } from '@huggingface/tokenizers';
 import { Template } from '@huggingface/jinja';
 import { MedloraError } from '../util/errors.js';
 import type { ChatMessage, TextTokenizer } from './types.js';
-import { buildTokenizerJsonFromVocab } from './from-vocab.js';
+import { buildTokenizerJsonFromTiktoken, buildTokenizerJsonFromVocab } from './from-vocab.js';
 
 /** JSON object as read from disk (fields are checked where used). */
 export type JsonObject = Record<string, unknown>;
@@ -244,7 +244,7 @@ export function renderChatTemplate(template: string, messages: ChatMessage[],
 
 /**
  * Load the tokenizer in `dir`. Needs tokenizer.json; without it, a GPT-2-style vocab.json + merges.txt pair is
- * converted (see from-vocab.ts). Anything else is a clear error saying which files are missing.
+ * converted, and so is a Llama-3 tiktoken tokenizer.model (see from-vocab.ts). Anything else is a clear error saying which files are missing.
  */
 export function loadTokenizer(dir: string): LoadedTokenizer {
   if (!existsSync(dir)) throw new MedloraError(`tokenizer folder ${dir} does not exist`);
@@ -262,6 +262,9 @@ export function loadTokenizer(dir: string): LoadedTokenizer {
   } else if (existsSync(join(dir, 'vocab.json')) && existsSync(join(dir, 'merges.txt'))) {
     tj = buildTokenizerJsonFromVocab(dir, cfg);
     source = 'vocab.json+merges.txt';
+  } else if (existsSync(join(dir, 'tokenizer.model')) && tokenContent(cfg.bos_token) === '<|begin_of_text|>') {
+    tj = buildTokenizerJsonFromTiktoken(dir, cfg, tokenContent(cfg.bos_token));
+    source = 'tokenizer.model (tiktoken)';
   } else {
     const present = ['tokenizer.model', 'tokenizer.bin', 'vocab.json', 'merges.txt'].filter((f) => existsSync(join(dir, f)));
     throw new MedloraError(`${dir}: no tokenizer.json (and no vocab.json + merges.txt pair to build one from)` +

@@ -55,6 +55,33 @@ test('encodings match the HF tokenizers oracle for every loadable fixture tokeni
   assert.ok(checked >= 7, `only ${checked} tokenizers checked`);
 });
 
+test('Llama-3 tiktoken tokenizer.model converts to a BPE matching the HF oracle', { skip }, () => {
+  // Meta-Llama-3-8B-Instruct ships tokenizer.model (tiktoken ranks) + tokenizer_config.json here, no tokenizer.json.
+  // The oracle has Llama-3.2-1B (same 128000 ranks + 256 specials) and Meta-Llama-3-8B, whose early tokenizer.json
+  // did not add BOS; so ids without special tokens are compared with both, ids with special tokens with Llama-3.2-1B.
+  const t0 = Date.now();
+  const tok = load('Meta-Llama-3-8B-Instruct');
+  console.log(`  converted in ${Date.now() - t0} ms (${tok.source})`);
+  const models = refModels();
+  assert.equal(tok.vocabSize, models['Llama-3.2-1B']!.vocab_size_with_added);
+  assert.equal(tok.bosId, 128000); assert.equal(tok.eosToken, '<|eot_id|>'); assert.equal(tok.eosId, 128009);
+  for (const name of ['Llama-3.2-1B', 'Meta-Llama-3-8B']) {
+    for (const c of models[name]!.cases) {
+      const ns = tok.encodeWithTokens(c.text, { addSpecialTokens: false });
+      assert.deepEqual(ns.ids, c.no_special.ids, `${name}: ${JSON.stringify(c.text)}`);
+      assert.deepEqual(ns.tokens, c.no_special.tokens, `${name}: ${JSON.stringify(c.text)}`);
+      assert.equal(tok.decode(c.no_special.ids), c.decoded_no_special);
+      if (name === 'Llama-3.2-1B') assert.deepEqual(tok.encode(c.text), c.with_special.ids, `${name} with special: ${JSON.stringify(c.text)}`);
+    }
+  }
+  // swift-transformers' Llama-3.2 vector, and the folder's own chat template with its bos_token
+  const l = JSON.parse(readFileSync(hf('tokenizer-test-vectors', 'llama_3.2_encoded.json'), 'utf8')) as { text: string; token_ids: number[]; decoded_text: string };
+  assert.deepEqual(tok.encode(l.text), l.token_ids);
+  assert.equal(tok.decode(l.token_ids), l.decoded_text);
+  assert.equal(tok.applyChatTemplate([{ role: 'user', content: 'Hi' }], { addGenerationPrompt: true }),
+    '<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n');
+});
+
 test('swift-transformers vectors: GPT-2 and Llama-2 long texts', { skip }, () => {
   const gpt2 = load('gpt2');
   const g = JSON.parse(readFileSync(hf('tokenizer-test-vectors', 'gpt2_encoded_tokens.json'), 'utf8')) as
