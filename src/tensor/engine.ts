@@ -1,0 +1,55 @@
+// Process-wide engine settings and facts: RNG seed, threads, devices, build info, live tensor count.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { addonPath, N } from './native.js';
+
+/** Seed the CPU (and every CUDA) generator: randn/rand/randint/dropout become reproducible. */
+export function manualSeed(seed: number): void {
+  N.manualSeed(seed);
+}
+export function setNumThreads(n: number): void {
+  N.setNumThreads(n);
+}
+export function getNumThreads(): number {
+  return N.getNumThreads() as number;
+}
+export function cudaIsAvailable(): boolean {
+  return N.cudaIsAvailable() as boolean;
+}
+export function cudaDeviceCount(): number {
+  return N.cudaDeviceCount() as number;
+}
+/** Tensor handles not yet disposed or collected (for leak tests). */
+export function liveTensorCount(): number {
+  return N.liveTensorCount() as number;
+}
+
+export interface EngineInfo {
+  /** libtorch version the addon was compiled against */
+  torchVersion: string;
+  cxx11Abi: number;
+  compiledWithCuda: boolean;
+  hasMKL: boolean;
+  hasMKLDNN: boolean;
+  hasOpenMP: boolean;
+  parallelInfo: string;
+  /** how the build found libtorch (native/build/libtorch.json), if recorded */
+  foundBy?: string;
+  libDir?: string;
+  fullVersion?: string;
+  addon: string;
+}
+
+export function engineInfo(): EngineInfo {
+  const info = N.engineInfo() as Omit<EngineInfo, 'addon'>;
+  const out: EngineInfo = { ...info, addon: addonPath() };
+  try {
+    const j = JSON.parse(readFileSync(join(addonPath(), '..', 'libtorch.json'), 'utf8')) as { how: string; libDir: string; version: string };
+    out.foundBy = j.how;
+    out.libDir = j.libDir;
+    out.fullVersion = j.version;
+  } catch {
+    // built by hand without the record: the compiled-in version is still known
+  }
+  return out;
+}
