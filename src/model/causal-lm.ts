@@ -1,0 +1,30 @@
+// The contract between a causal language model and everything that uses one (loss, trainer, generation, LoRA):
+// callers never need to know which architecture they hold.
+import type { Tensor } from '../tensor/index.js';
+import type { Module } from './module.js';
+
+/** Per-layer key/value cache for incremental decoding; implemented in src/model/kv-cache.ts. */
+export interface KVCacheLike {
+  /** number of positions already cached */
+  readonly length: number;
+}
+
+export interface ForwardOptions {
+  /** [B, past + T] with 1 for real tokens and 0 for padding (left padding for generation) */
+  attentionMask?: Tensor;
+  /** [B, T] explicit positions; default: derived from the attention mask (or 0..T-1 after the cache length) */
+  positionIds?: Tensor;
+  /** when given, keys/values of this call are appended and attention covers the cached prefix */
+  cache?: KVCacheLike;
+}
+
+export interface CausalLM extends Module {
+  /** the resolved config the model was built from (HF keys) */
+  readonly config: { model_type: string; vocab_size: number } & Record<string, unknown>;
+  /** recompute each decoder layer in backward instead of keeping its activations */
+  gradientCheckpointing: boolean;
+  /** logits [B, T, vocab] (float32 unless the model runs in lower precision) */
+  forward(inputIds: Tensor, opts?: ForwardOptions): Tensor;
+  /** a fresh empty cache for `batch` sequences */
+  newCache(batch: number): KVCacheLike;
+}
