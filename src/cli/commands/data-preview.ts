@@ -27,7 +27,8 @@ export const dataPreview: CommandSpec = {
     tokenizer: { type: 'string', value: 'DIR', description: 'model folder with tokenizer.json', required: true },
     n: { type: 'number', short: 'n', value: 'N', description: 'records to show', default: 3 },
     prompt: { type: 'string', value: 'STYLE', description: 'prompt style: alpaca or chat', default: 'alpaca' },
-    'max-length': { type: 'number', value: 'N', description: 'apply the truncation policy at this length' },
+    'max-length': { type: 'number', value: 'N', description: 'apply the truncation policy at this length (the input is cut, never the target)' },
+    overflow: { type: 'string', value: 'POLICY', description: 'a record whose target does not fit max-length: drop (shown as dropped) or error', default: 'drop' },
     json: { type: 'boolean', description: 'print tokens as JSON' },
   },
   async run(args) {
@@ -37,7 +38,9 @@ export const dataPreview: CommandSpec = {
     if (!Number.isInteger(n) || n < 1) throw new MedloraError(`-n must be a positive integer, got ${n}`);
     const tok = await loadDataTokenizer(str(args, 'tokenizer')!);
     const maxLength = num(args, 'max-length');
-    const res = await previewFile(file, tok, { n, style: parsePromptStyle(str(args, 'prompt')), ...(maxLength !== undefined ? { maxLength } : {}) });
+    const overflow = str(args, 'overflow')!;
+    if (overflow !== 'drop' && overflow !== 'error') throw new MedloraError(`--overflow must be drop or error, got "${overflow}"`);
+    const res = await previewFile(file, tok, { n, style: parsePromptStyle(str(args, 'prompt')), overflow, ...(maxLength !== undefined ? { maxLength } : {}) });
     if (bool(args, 'json')) { console.log(JSON.stringify(res)); return 0; }
     const color = Boolean(process.stdout.isTTY);
     for (const p of res) console.log('dropped' in p ? `== ${p.id}: dropped (${p.dropped})` : `${renderPreview(p, color)}\n`);
