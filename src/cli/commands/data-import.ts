@@ -12,7 +12,7 @@ export const dataImport: CommandSpec = {
   details: `Formats:\n${IMPORTERS.map((i) => `  ${i.format.padEnd(20)}${i.description}`).join('\n')}`,
   options: {
     out: { type: 'string', value: 'FILE.jsonl', description: 'where to write the records', required: true },
-    task: { type: 'string', value: 'TASK', description: 'jsonl format: the task of the records (default: detected, else qa)' },
+    task: { type: 'string', value: 'TASK', description: 'jsonl: the task of the records (default: detected, else qa); bc5cdr: only this task' },
     templates: { type: 'string', value: 'FILE', description: 'drugbank-sentences: the interaction templates CSV (default: Interaction_information.csv beside PATH)' },
     'skip-invalid': { type: 'boolean', description: 'skip malformed lines / unmatched rows (counted and reported) instead of stopping' },
     json: { type: 'boolean', description: 'print the counts as JSON' },
