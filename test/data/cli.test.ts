@@ -83,6 +83,12 @@ test('CLI: import ddi2013, split twice with one seed -> identical files, leak-fr
   assert.match(bad.err, /--ratios must sum to 1/);
   assert.match(cli('data', 'import', 'nope', out, '--out', join(d, 'x.jsonl')).err, /unknown import format "nope"/);
   assert.match(cli('data', 'import', 'ddi2013', out, '--out', join(d, 'x.jsonl')).err, /is a file; expected a directory/);
+  // a failed import leaves no output file behind
+  const broken = join(d, 'broken.jsonl');
+  writeFileSync(broken, `${JSON.stringify({ prompt: 'q', completion: 'a' })}\n{oops\n`);
+  const r = cli('data', 'import', 'jsonl', broken, '--out', join(d, 'y.jsonl'));
+  assert.match(r.err, /broken\.jsonl:2: invalid JSON/);
+  assert.ok(!existsSync(join(d, 'y.jsonl')) && !existsSync(join(d, 'y.jsonl.partial')));
 });
 
 test('stats: nearest-rank percentiles and suggested max_length, hand-computed', () => {

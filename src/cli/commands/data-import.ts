@@ -1,4 +1,5 @@
 // `medlora data import <format> PATH --out FILE.jsonl`: a published corpus -> canonical JSONL records.
+import { renameSync, rmSync } from 'node:fs';
 import { bool, str, type CommandSpec } from '../command.js';
 import { MedloraError } from '../../util/errors.js';
 import { IMPORTERS, getImporter } from '../../data/import/index.js';
@@ -30,12 +31,22 @@ export const dataImport: CommandSpec = {
     const tpl = str(args, 'templates');
     if (tpl !== undefined) opts.templates = tpl;
     const out = str(args, 'out')!;
-    const w = new JsonlWriter(out);
+    // write beside the target and rename on success, so a failed import never leaves a half-written FILE.jsonl
+    const partial = `${out}.partial`;
+    const w = new JsonlWriter(partial);
     try {
       for await (const r of imp.read(path, counts, opts)) await w.write(r);
-    } finally {
       await w.close();
+    } catch (e) {
+      await w.close().catch(() => undefined);
+      rmSync(partial, { force: true });
+      throw e;
     }
+    if (counts.records === 0) {
+      rmSync(partial, { force: true });
+      throw new MedloraError(`${path}: no records imported (nothing written to ${out})`);
+    }
+    renameSync(partial, out);
     if (bool(args, 'json')) {
       console.log(JSON.stringify({ format, path, out, ...counts, invalid }));
       return 0;
