@@ -129,3 +129,16 @@ test('encodeAll counts dropped and truncated records', { skip }, () => {
   assert.equal(rep2.examples.length, 0);
   assert.equal(rep2.dropped[0]!.id, 'hand-1');
 });
+
+test('Mistral-Instruct chat template that writes {{ bos_token }}: BOS exactly once, at the start', { skip }, async () => {
+  const { readFileSync } = await import('node:fs');
+  const tpl = (JSON.parse(readFileSync(sharedPath('fixtures', 'hf', 'chat-templates', 'mistral.json'), 'utf8')) as { chat_template: string }).chat_template;
+  const tok = loadTestTokenizer(HF('Mistral-7B-v0.1'), tpl);
+  const res = encodeRecord(ddi, tok, { style: 'chat' });
+  assert.ok(res.ok);
+  const e = res.example;
+  assert.equal(e.input_ids[0], tok.bosId);
+  assert.equal(e.input_ids.filter((id) => id === tok.bosId).length, 1);
+  assert.ok(tok.decode(e.input_ids.slice(0, e.promptLength)).endsWith('[/INST]'));
+  assert.deepEqual(e.input_ids.slice(e.promptLength), [...tok.encode(TASKS['ddi-triplets'].render(ddi.gold as never), { addSpecialTokens: false }), tok.eosId!]);
+});

@@ -53,7 +53,11 @@ export const dataStats: CommandSpec = {
     const st = computeStats(records, style, tok, progress);
     progress?.end();
     const html = str(args, 'html') ?? file.replace(/\.jsonl?$/, '') + '.stats.html';
-    writeFileSync(html, renderStatsHtml(st, file));
+    try {
+      writeFileSync(html, renderStatsHtml(st, file));
+    } catch (e) {
+      throw new MedloraError(`cannot write the chart to ${html} (${(e as Error).message}); choose another place with --html FILE.html`);
+    }
     if (json) {
       console.log(JSON.stringify({ file, ...st, html, invalid: report.invalid }));
     } else {
