@@ -115,3 +115,23 @@ export function padIdOf(tok: TextTokenizer): number {
   if (p === undefined) throw new MedloraError('the tokenizer has neither a pad nor an EOS token; cannot pad batches');
   return p;
 }
+
+export interface EncodeAllReport {
+  examples: EncodedExample[];
+  /** records left out because their target did not fit (overflow 'drop') */
+  dropped: Array<{ id: string; reason: string }>;
+  /** records whose input was shortened */
+  truncated: number;
+}
+
+/** Encode many records with one policy; the trainer reports `dropped` and `truncated` to the user. */
+export function encodeAll(records: Iterable<MedRecord>, tok: TextTokenizer, opts: EncodeOptions): EncodeAllReport {
+  const rep: EncodeAllReport = { examples: [], dropped: [], truncated: 0 };
+  for (const r of records) {
+    const e = encodeRecord(r, tok, opts);
+    if (!e.ok) { rep.dropped.push({ id: e.id, reason: e.reason }); continue; }
+    if (e.example.truncated) rep.truncated++;
+    rep.examples.push(e.example);
+  }
+  return rep;
+}

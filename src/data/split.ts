@@ -137,30 +137,40 @@ export function splitRecords(all: MedRecord[], opts: SplitOptions): { splits: Me
   });
   const units = new Map<number, number[]>();
   records.forEach((_, i) => { const u = find(i); const l = units.get(u) ?? []; l.push(i); units.set(u, l); });
-  // 3. stratified assignment: each class's units shuffled (seeded), then each unit goes to the split with the
-  //    largest remaining deficit against that class's largest-remainder targets. With one-record units the final
-  //    counts equal the targets, i.e. every class is within one record of ratio * n in every split.
+  // 3. stratified assignment. Each record has a class (task, or its rarest label); each class gets integer targets
+  //    per split (largest remainder of ratio * n). Units are shuffled with the seeded PRNG, then placed largest
+  //    first (multi-record units while there is room to absorb them, single records last to fill the remaining
+  //    deficits exactly), each into the split whose summed deficit over the unit's records is largest. With
+  //    single-record units every class ends within one record of ratio * n in every split.
   const cls = classifier(records, opts.stratify);
-  const unitClass = (u: number[]): string => cls(records[u[0]!]!);
-  const byClass = new Map<string, number[][]>();
-  for (const u of units.values()) { const c = unitClass(u); const l = byClass.get(c) ?? []; l.push(u); byClass.set(c, l); }
+  const recClass = records.map((r) => cls(r));
+  const classN = new Map<string, number>();
+  for (const c of recClass) classN.set(c, (classN.get(c) ?? 0) + 1);
+  const classes = [...classN.keys()].sort();
+  const target = new Map(classes.map((c) => [c, apportion(classN.get(c)!, opts.ratios)]));
+  const have = new Map(classes.map((c) => [c, opts.ratios.map(() => 0)]));
   const rand = mulberry32(opts.seed);
+  const unitList = shuffle([...units.values()], rand);
+  unitList.sort((a, b) => b.length - a.length); // stable: shuffled order kept within a size
   const splits: MedRecord[][] = opts.ratios.map(() => []);
-  const counts: SplitReport['counts'] = {};
-  opts.ratios.forEach((_, s) => { counts[SPLIT_NAMES[s]!] = { total: 0, byClass: {} }; });
-  for (const c of [...byClass.keys()].sort()) {
-    const us = shuffle(byClass.get(c)!, rand);
-    const n = us.reduce((a, u) => a + u.length, 0);
-    const target = apportion(n, opts.ratios);
-    const have = opts.ratios.map(() => 0);
-    for (const u of us) {
-      let best = 0;
-      for (let s = 1; s < target.length; s++) if (target[s]! - have[s]! > target[best]! - have[best]!) best = s;
-      have[best]! += u.length;
-      for (const i of u) splits[best]!.push(records[i]!);
+  for (const u of unitList) {
+    let best = -1;
+    let bestScore = -Infinity;
+    for (let s = 0; s < opts.ratios.length; s++) {
+      if (opts.ratios[s] === 0) continue;
+      let score = 0;
+      for (const i of u) score += target.get(recClass[i]!)![s]! - have.get(recClass[i]!)![s]!;
+      if (score > bestScore) { bestScore = score; best = s; }
     }
-    have.forEach((h, s) => { const e = counts[SPLIT_NAMES[s]!]!; e.total += h; e.byClass[c] = h; });
+    for (const i of u) { have.get(recClass[i]!)![best]!++; splits[best]!.push(records[i]!); }
   }
+  const counts: SplitReport['counts'] = {};
+  opts.ratios.forEach((_, s) => {
+    const byClass: Record<string, number> = {};
+    let total = 0;
+    for (const c of classes) { byClass[c] = have.get(c)![s]!; total += byClass[c]!; }
+    counts[SPLIT_NAMES[s]!] = { total, byClass };
+  });
   // keep file order within each split (stable, readable diffs)
   const order = new Map(records.map((r, i) => [r, i]));
   for (const s of splits) s.sort((a, b) => order.get(a)! - order.get(b)!);

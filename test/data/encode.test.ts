@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { hasShared, sharedPath } from '../../src/util/paths.js';
 import { loadTestTokenizer } from './hf-tokenizer.js';
-import { collate, encodeRecord, IGNORE_INDEX, type EncodedExample } from '../../src/data/encode.js';
+import { collate, encodeAll, encodeRecord, IGNORE_INDEX, type EncodedExample } from '../../src/data/encode.js';
 import { alpacaPrompt } from '../../src/data/prompt.js';
 import { previewExample, renderPreview } from '../../src/data/preview.js';
 import type { MedRecord } from '../../src/data/schema.js';
@@ -115,3 +115,30 @@ test('collate pads to the longest with pad id / -100 / 0, on either side', () =>
 });
 
 void join;
+
+test('encodeAll counts dropped and truncated records', { skip }, () => {
+  const tok = loadTestTokenizer(HF('gpt2'));
+  const long: MedRecord = { ...ddi, id: 'long', input: 'word '.repeat(300) };
+  const full = encodeRecord(ddi, tok, { style: 'alpaca' });
+  assert.ok(full.ok);
+  // max_length = exactly the short record's length: it fits untouched, the long one is cut
+  const rep = encodeAll([ddi, long, { ...ddi, id: 'tiny' }], tok, { style: 'alpaca', maxLength: full.example.input_ids.length });
+  assert.deepEqual(rep.examples.map((e) => e.id), ['hand-1', 'long', 'tiny']);
+  assert.equal(rep.truncated, 1);
+  const rep2 = encodeAll([ddi], tok, { style: 'alpaca', maxLength: 30 });
+  assert.equal(rep2.examples.length, 0);
+  assert.equal(rep2.dropped[0]!.id, 'hand-1');
+});
+
+test('Mistral-Instruct chat template that writes {{ bos_token }}: BOS exactly once, at the start', { skip }, async () => {
+  const { readFileSync } = await import('node:fs');
+  const tpl = (JSON.parse(readFileSync(sharedPath('fixtures', 'hf', 'chat-templates', 'mistral.json'), 'utf8')) as { chat_template: string }).chat_template;
+  const tok = loadTestTokenizer(HF('Mistral-7B-v0.1'), tpl);
+  const res = encodeRecord(ddi, tok, { style: 'chat' });
+  assert.ok(res.ok);
+  const e = res.example;
+  assert.equal(e.input_ids[0], tok.bosId);
+  assert.equal(e.input_ids.filter((id) => id === tok.bosId).length, 1);
+  assert.ok(tok.decode(e.input_ids.slice(0, e.promptLength)).endsWith('[/INST]'));
+  assert.deepEqual(e.input_ids.slice(e.promptLength), [...tok.encode(TASKS['ddi-triplets'].render(ddi.gold as never), { addSpecialTokens: false }), tok.eosId!]);
+});

@@ -12,7 +12,8 @@ function tokenString(v: unknown): string | undefined {
   return undefined;
 }
 
-export function loadTestTokenizer(dir: string): TextTokenizer {
+/** `chatTemplateOverride`: use this template instead of tokenizer_config.json's (e.g. a fixture from chat-templates/). */
+export function loadTestTokenizer(dir: string, chatTemplateOverride?: string): TextTokenizer {
   const json = JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8')) as { added_tokens?: Array<{ id: number; content: string; special: boolean }> };
   const cfgPath = join(dir, 'tokenizer_config.json');
   const cfg = existsSync(cfgPath) ? (JSON.parse(readFileSync(cfgPath, 'utf8')) as Record<string, unknown>) : {};
@@ -32,7 +33,7 @@ export function loadTestTokenizer(dir: string): TextTokenizer {
   const special = new Set((json.added_tokens ?? []).filter((t) => t.special).map((t) => t.id));
   const probe = tk.encode('a', { add_special_tokens: true }).ids;
   const addsBos = bosId !== undefined && probe[0] === bosId;
-  const chatTemplate = typeof cfg.chat_template === 'string' ? cfg.chat_template : undefined;
+  const chatTemplate = chatTemplateOverride ?? (typeof cfg.chat_template === 'string' ? cfg.chat_template : undefined);
   const vocabSize = tk.get_vocab(true).size;
   return {
     vocabSize, bosId, eosId, padId, bosToken, eosToken, addsBos, chatTemplate,

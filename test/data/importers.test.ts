@@ -225,3 +225,9 @@ test('other importers: malformed inputs give clear errors', async () => {
   await assert.rejects(run('chemprot', d), /expected exactly one \*_abstracts\.tsv/);
   assert.throws(() => getImporter('brat'), /unknown import format "brat"/);
 });
+
+test('bc5cdr --task keeps one task', { skip }, async () => {
+  const { c } = await run('bc5cdr', C('bc5cdr', 'CDR_sample.txt'), { task: 'influences' });
+  assert.deepEqual(c.byTask, { influences: 50 });
+  await assert.rejects(run('bc5cdr', C('bc5cdr', 'CDR_sample.txt'), { task: 'qa' }), /--task must be chemicals, diseases or influences/);
+});

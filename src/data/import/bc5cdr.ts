@@ -47,8 +47,12 @@ export function parsePubtator(text: string, file: string): Doc[] {
 export const bc5cdr: Importer = {
   format: 'bc5cdr',
   description: 'BioCreative V CDR PubTator file -> chemicals, diseases and influences records per abstract',
-  async *read(path, counts) {
+  async *read(path, counts, opts) {
     requireFile(path, 'a PubTator file');
+    const only = opts.task;
+    if (only !== undefined && !['chemicals', 'diseases', 'influences'].includes(only)) {
+      throw new MedloraError(`bc5cdr: --task must be chemicals, diseases or influences (default: all three), got "${only}"`);
+    }
     const docs = parsePubtator(decodeUtf8(readFileSync(path), path), path);
     if (docs.length === 0) throw new MedloraError(`${path}: no PubTator documents found`);
     for (const d of docs) {
@@ -78,6 +82,7 @@ export const bc5cdr: Importer = {
         { id: `${d.pmid}-influences`, task: 'influences', input, gold: pairs, meta },
       ];
       for (const r of recs) {
+        if (only !== undefined && r.task !== only) continue;
         countRecord(counts, r.task, r.task === 'chemicals' ? (r.gold as string[]).map(() => 'chemical')
           : r.task === 'diseases' ? (r.gold as string[]).map(() => 'disease') : (r.gold as Pair[]).map(() => 'CID'));
         yield r;
