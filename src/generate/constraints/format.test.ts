@@ -40,6 +40,9 @@ test('prefixes are alive but not complete; malformed text dies', () => {
   assert.ok(!alive('ade-email', '{"drug_name": "a", "adverse_events": ["x",]}'));
   assert.ok(!alive('chemicals', '- a\xff'.replace('\xff', '\u0000')));
   assert.ok(!alive('diseases', 'none\n- x'));
+  // one leading space (a sentencepiece "▁" first token) is allowed, two are not
+  assert.ok(complete('ade-email', ' {"drug_name": "a", "adverse_events": []}') && complete('chemicals', ' none'));
+  assert.ok(!alive('chemicals', '  - a'));
 });
 
 test('UTF-8 is validated across bytes', () => {
@@ -53,6 +56,10 @@ test('UTF-8 is validated across bytes', () => {
   assert.ok(a.isComplete(s));
   assert.equal(a.step(a.run('- '), 0x80), -1); // a continuation byte cannot start a character
   assert.equal(a.step(a.run('- '), 0xc0), -1); // C0/C1 are never valid leads
+  // only letters make a field non-empty for the parser: NBSP, Unicode spaces and symbols do not
+  assert.ok(!a.isComplete(a.run('- \u00a0')) && !a.isComplete(a.run('- \u3000')) && !a.isComplete(a.run('- \u2013')));
+  assert.ok(a.isComplete(a.run('- é')) && a.isComplete(a.run('- \u00a0x')));
+  assert.equal(a.minToFinish(a.step(a.run('- '), 0xe3)), 3); // two continuation bytes + a letter
 });
 
 test('bounds: field length and item count', () => {
