@@ -11,7 +11,7 @@ import { detectScheme } from '../../src/generate/constraints/vocab.js';
 import { STRUCTURED_TASKS, parseOutput, type StructuredTask } from '../../src/eval/parse.js';
 import type { TextTokenizer } from '../../src/tokenize/types.js';
 import { fixtureTokenizerDir, loadTestTokenizer } from './hf-tokenizer.js';
-import { randomDecode, seedOf } from './random-model.js';
+import { randomDecode, rng, seedOf } from './random-model.js';
 import { ADE_TRAIN, adeEmailRecords } from './ade-email-fixture.js';
 
 const TOKENIZERS = ['gpt2', 'Mistral-7B-v0.1'] as const;
@@ -114,6 +114,34 @@ for (const name of TOKENIZERS) {
       `(${(1000 * perStep / tok.vocabSize).toFixed(3)} µs per vocabulary entry, vocab ${tok.vocabSize})`);
   });
 }
+
+test('the pure-token shortcut gives exactly the full trie walk\'s mask (random states, with budgets)', { skip }, () => {
+  const { tok, vocab } = load('gpt2');
+  let compared = 0, steady = 0;
+  for (const task of STRUCTURED_TASKS) {
+    const c = new TokenConstraint(vocab, taskAutomaton(task));
+    for (let p = 0; p < 4; p++) {
+      const r = rng(seedOf(`shortcut ${task} ${p}`));
+      let s = c.initial();
+      for (let left = BUDGET[task]; left >= 1; left--) {
+        const fast = c.mask(s, left);
+        const full = c.mask(s, left, undefined, { fullWalk: true });
+        assert.equal(fast.count, full.count, `${task}: count differs at ${s}`);
+        assert.deepEqual(fast.allowed, full.allowed);
+        compared++;
+        if (c.automaton.steadyField(s) >= 0) steady++;
+        if (full.eos && (fast.count === 0 || r() < 0.1)) break;
+        // pick a random allowed token
+        const allowedIds: number[] = [];
+        full.allowed.forEach((v, id) => { if (v) allowedIds.push(id); });
+        s = c.advance(s, allowedIds[Math.floor(r() * allowedIds.length)]!);
+      }
+    }
+  }
+  console.log(`  compared ${compared} masks (${steady} from steady field states)`);
+  assert.ok(steady > 20);
+  void tok;
+});
 
 test('without the constraint the same random model does not produce parseable answers', { skip }, () => {
   const { tok } = load('gpt2');

@@ -315,6 +315,32 @@ export class FormatAutomaton {
     }
   }
 
+  /**
+   * If `state` is inside a field in the steady case (main path alive, "none" ruled out, past the start, at least one
+   * byte and one letter in, no pending UTF-8), its slot index; else -1. From such a state, a token made only of field
+   * bytes just lengthens the field, which lets mask.ts handle those tokens without walking the trie.
+   */
+  steadyField(state: number): number {
+    if (state < 0 || (state >>> D_SHIFT) !== 0b10) return -1; // G set; S and D clear
+    if (((state >>> N_SHIFT) & 7) !== NONE_DEAD || ((state >>> U_SHIFT) & 3) !== 0 || ((state >>> SUB_SHIFT) & 255) === 0) return -1;
+    const pc = state & 127;
+    return this.slots[pc]!.kind === K.Field ? pc : -1;
+  }
+
+  /** Field bytes used so far in a field state. */
+  fieldUsed(state: number): number {
+    return (state >>> SUB_SHIFT) & 255;
+  }
+
+  /** For each field slot: its allowed-ASCII bitmap, byte limit, and the min bytes to finish once it is left. */
+  fieldSlots(): Array<{ pc: number; allow: Uint8Array; maxBytes: number; minAfter: number }> {
+    const out: Array<{ pc: number; allow: Uint8Array; maxBytes: number; minAfter: number }> = [];
+    this.slots.forEach((s, pc) => {
+      if (s.kind === K.Field) out.push({ pc, allow: s.allow!, maxBytes: s.maxBytes!, minAfter: this.minFrom[this.next(pc)]! });
+    });
+    return out;
+  }
+
   isComplete(state: number): boolean {
     return this.minToFinish(state) === 0;
   }
