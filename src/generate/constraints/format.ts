@@ -316,15 +316,20 @@ export class FormatAutomaton {
   }
 
   /**
-   * If `state` is inside a field in the steady case (main path alive, "none" ruled out, past the start, at least one
-   * byte and one letter in, no pending UTF-8), its slot index; else -1. From such a state, a token made only of field
-   * bytes just lengthens the field, which lets mask.ts handle those tokens without walking the trie.
+   * If `state` is inside a field (main path alive, "none" ruled out, past the start, no pending UTF-8), its slot
+   * index; else -1. From such a state, a token made only of field bytes just lengthens the field, which lets mask.ts
+   * decide those tokens without walking the trie.
    */
   steadyField(state: number): number {
-    if (state < 0 || (state >>> D_SHIFT) !== 0b10) return -1; // G set; S and D clear
-    if (((state >>> N_SHIFT) & 7) !== NONE_DEAD || ((state >>> U_SHIFT) & 3) !== 0 || ((state >>> SUB_SHIFT) & 255) === 0) return -1;
+    if (state < 0 || ((state >>> D_SHIFT) & 0b101) !== 0) return -1; // S and D clear
+    if (((state >>> N_SHIFT) & 7) !== NONE_DEAD || ((state >>> U_SHIFT) & 3) !== 0) return -1;
     const pc = state & 127;
     return this.slots[pc]!.kind === K.Field ? pc : -1;
+  }
+
+  /** Whether the field so far holds a letter (it may end). */
+  fieldHasLetter(state: number): boolean {
+    return ((state >>> G_SHIFT) & 1) === 1;
   }
 
   /** Field bytes used so far in a field state. */

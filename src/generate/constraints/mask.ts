@@ -42,23 +42,31 @@ export class ConstraintVocab {
 interface FieldSplit {
   pureIds: Int32Array;
   pureLen: Uint16Array;
+  /** UTF-8 continuation bytes still pending after the token */
   pureU: Uint8Array;
+  /** bit 0: the token holds a letter (ASCII letter/digit or a 2-byte letter, as in format.ts); bit 1: starts with a space */
+  pureFlags: Uint8Array;
   rest: TokenTrie;
 }
 
 function splitForField(bytes: Array<Uint8Array | null>, allow: Uint8Array): FieldSplit {
-  const pure: Array<{ id: number; len: number; u: number }> = [];
+  const pure: Array<{ id: number; len: number; u: number; flags: number }> = [];
   const rest: Array<Uint8Array | null> = bytes.map((bs, id) => {
     if (!bs) return null;
-    let u = 0;
+    let u = 0, letter = 0;
     for (const b of bs) {
       if (u > 0) { if (b < 0x80 || b > 0xbf) return bs; u--; continue; }
-      if (b < 0x80) { if (!allow[b]) return bs; continue; }
+      if (b < 0x80) {
+        if (!allow[b]) return bs;
+        if ((b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a)) letter = 1;
+        continue;
+      }
       const k = b >= 0xc2 && b <= 0xdf ? 1 : b >= 0xe0 && b <= 0xef ? 2 : b >= 0xf0 && b <= 0xf4 ? 3 : -1;
       if (k < 0) return bs;
+      if (b >= 0xc3 && b <= 0xdf) letter = 1;
       u = k;
     }
-    pure.push({ id, len: bs.length, u });
+    pure.push({ id, len: bs.length, u, flags: letter | (bs[0] === 0x20 ? 2 : 0) });
     return null;
   });
   pure.sort((a, b) => a.len - b.len);
@@ -66,6 +74,7 @@ function splitForField(bytes: Array<Uint8Array | null>, allow: Uint8Array): Fiel
     pureIds: Int32Array.from(pure.map((p) => p.id)),
     pureLen: Uint16Array.from(pure.map((p) => p.len)),
     pureU: Uint8Array.from(pure.map((p) => p.u)),
+    pureFlags: Uint8Array.from(pure.map((p) => p.flags)),
     rest: new TokenTrie(rest),
   };
 }
@@ -132,12 +141,16 @@ export class TokenConstraint {
     const pc = opts.fullWalk || remaining < 2 ? -1 : a.steadyField(state);
     const f = pc >= 0 ? this.splits.get(pc) : undefined;
     if (f) {
-      // pure tokens: allowed iff they fit in the field and the answer can still be finished after them
-      const room = f.maxBytes - a.fieldUsed(state);
-      const { pureIds, pureLen, pureU } = f.split;
+      // pure tokens: allowed iff they fit in the field (a character left pending must fit whole), do not start an
+      // empty field with a space, and leave an answer that can still be finished in the budget
+      const used = a.fieldUsed(state);
+      const room = f.maxBytes - used;
+      const hasLetter = a.fieldHasLetter(state);
+      const { pureIds, pureLen, pureU, pureFlags } = f.split;
       for (let k = 0; k < pureIds.length && pureLen[k]! <= room; k++) {
-        // a character left pending must fit whole (its continuation bytes count against the field too)
-        if (pureLen[k]! + pureU[k]! <= room && (unbounded || pureU[k]! + f.minAfter <= slack)) { allowed[pureIds[k]!] = 1; count++; }
+        const fl = pureFlags[k]!;
+        if (pureLen[k]! + pureU[k]! > room || (used === 0 && fl & 2)) continue;
+        if (unbounded || pureU[k]! + (hasLetter || fl & 1 ? 0 : 1) + f.minAfter <= slack) { allowed[pureIds[k]!] = 1; count++; }
       }
       t = f.split.rest; // everything else goes through the walk below
     }
