@@ -2,6 +2,7 @@
 // greedy / sampled decoding with or without a token constraint. A random model is the hardest case for a constraint:
 // it is as likely to pick any allowed token as any other, so every corner of the format gets exercised.
 import { ConstrainedSession, type TokenConstraint } from '../../src/generate/constraints/mask.js';
+import { applyMask } from '../../src/generate/constraints/index.js';
 
 /** mulberry32: small, fast, seeded PRNG (public-domain algorithm by Tommy Ettinger). */
 export function rng(seed: number): () => number {
@@ -49,8 +50,7 @@ export function randomDecode(opts: {
       const t0 = performance.now();
       const m = session.mask();
       maskMs += performance.now() - t0;
-      for (let i = 0; i < logits.length; i++) if (!m.allowed[i]) logits[i] = -Infinity;
-      logits[opts.eosId] = m.eos ? r() : -Infinity;
+      applyMask(logits, m, opts.eosId);
     }
     const id = opts.sample ? sampleFrom(logits, r) : argmax(logits);
     if (id < 0) throw new Error(`step ${step}: no token allowed`);

@@ -113,3 +113,14 @@ test('whatever the automaton completes, the parser reads without leftovers', () 
     assert.deepEqual(parseOutput(task, text).unparsed, [], `${task}: ${text}`);
   }
 });
+
+test('applyMask: disallowed and padded ids get -Infinity, EOS only when the answer is complete', async () => {
+  const { applyMask } = await import('./index.js');
+  const allowed = Uint8Array.from([1, 0, 1, 0]);
+  const l = Float32Array.from([0.5, 0.6, 0.7, 0.8, 0.9]); // id 4: a padded embedding row beyond the vocabulary
+  applyMask(l, { allowed, count: 2, eos: true }, 3);
+  assert.deepEqual([...l], [0.5, -Infinity, Math.fround(0.7), Math.fround(0.8), -Infinity]);
+  const k = Float32Array.from([0.5, 0.6, 0.7, 0.8]);
+  applyMask(k, { allowed, count: 2, eos: false }, 3);
+  assert.deepEqual([...k], [0.5, -Infinity, Math.fround(0.7), -Infinity]);
+});
