@@ -56,6 +56,7 @@ export class LoraLinear extends Module implements LinearLike {
   readonly loraAlpha: number;
   readonly scaling: number;
   readonly dropoutP: number;
+  readonly useRslora: boolean;
 
   constructor(base: LinearLike, o: LoraLinearOptions) {
     super();
@@ -68,6 +69,7 @@ export class LoraLinear extends Module implements LinearLike {
     this.loraAlpha = o.loraAlpha;
     this.scaling = o.useRslora ? o.loraAlpha / Math.sqrt(o.r) : o.loraAlpha / o.r;
     this.dropoutP = p;
+    this.useRslora = o.useRslora ?? false;
     this.module('base_layer', base);
     for (const [, t] of base.namedParameters()) if (t.requiresGrad) t.requiresGrad_(false);
     const dev = moduleDevice(base);
