@@ -117,7 +117,9 @@ async function main() {
   const libs = ['torch', 'torch_cpu', 'c10'];
   const cudaLibs = ['torch_cuda', 'c10_cuda'].filter((l) => existsSync(join(lt.libDir, `lib${l}.so`)));
   const cflags = ['-std=c++17', '-O2', '-fPIC', '-fvisibility=hidden', `-D_GLIBCXX_USE_CXX11_ABI=${lt.abi}`,
-    '-DNAPI_VERSION=8', '-DNAPI_CPP_EXCEPTIONS', '-DNODE_ADDON_API_DISABLE_DEPRECATED',
+    // NAPI_EXPERIMENTAL enables "basic" finalizers, which run during GC itself; ordinary finalizers are deferred to
+    // the event loop, so a synchronous training loop would never free the tensors it dropped without dispose()
+    '-DNAPI_EXPERIMENTAL', '-DNAPI_CPP_EXCEPTIONS', '-DNODE_ADDON_API_DISABLE_DEPRECATED',
     ...(cudaLibs.length ? ['-DMEDLORA_WITH_CUDA=1'] : []),
     '-I', nodeIncludeDir(), '-I', napiIncludeDir(), ...lt.includeDirs.flatMap((d) => ['-isystem', d]),
     '-Wno-deprecated-declarations', '-Wno-unused-parameter'];

@@ -6,3 +6,4 @@ export * from './autograd.js';
 export * from './optim.js';
 export * from './engine.js';
 export type { Handle } from './native.js';
+export * from './gradcheck.js';
