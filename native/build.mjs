@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const srcDir = join(here, 'src');
+// MEDLORA_NATIVE_BUILD_DIR builds elsewhere (e.g. against a second libtorch); the facade loads from the same variable
 const outDir = process.env.MEDLORA_NATIVE_BUILD_DIR ?? join(here, 'build');
 const objDir = join(outDir, 'obj');
 const jobs = Math.max(1, Number(process.env.MEDLORA_BUILD_JOBS ?? 2));
@@ -40,7 +41,10 @@ function fromRoot(root, how) {
   let abi = process.env.MEDLORA_CXX11_ABI;
   const cmake = join(root, 'share', 'cmake', 'Torch', 'TorchConfig.cmake');
   if (abi === undefined && existsSync(cmake)) abi = readFileSync(cmake, 'utf8').match(/_GLIBCXX_USE_CXX11_ABI=(\d)/)?.[1];
-  return { how, root, includeDirs: inc, libDir: join(root, 'lib'), abi: abi ?? '1', version: headerVersion(inc) };
+  // a libtorch download keeps its libraries in lib/; a distribution prefix such as /usr in lib/<multiarch>/
+  const libDir = [join(root, 'lib'), join(root, 'lib', 'x86_64-linux-gnu'), join(root, 'lib', 'aarch64-linux-gnu')]
+    .find((d) => existsSync(join(d, 'libtorch_cpu.so')) || existsSync(join(d, 'libtorch.so'))) ?? join(root, 'lib');
+  return { how, root, includeDirs: inc, libDir, abi: abi ?? '1', version: headerVersion(inc) };
 }
 
 function fromPython() {
