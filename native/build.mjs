@@ -125,7 +125,8 @@ async function main() {
     // the event loop, so a synchronous training loop would never free the tensors it dropped without dispose()
     '-DNAPI_EXPERIMENTAL', '-DNAPI_CPP_EXCEPTIONS', '-DNODE_ADDON_API_DISABLE_DEPRECATED',
     ...(cudaLibs.length ? ['-DMEDLORA_WITH_CUDA=1'] : []),
-    '-I', nodeIncludeDir(), '-I', napiIncludeDir(), ...lt.includeDirs.flatMap((d) => ['-isystem', d]),
+    '-I', nodeIncludeDir(), '-I', napiIncludeDir(),     // /usr/include is already a system directory: naming it again breaks libstdc++'s #include_next <stdlib.h>
+    ...lt.includeDirs.filter((d) => d !== '/usr/include').flatMap((d) => ['-isystem', d]),
     '-Wno-deprecated-declarations', '-Wno-unused-parameter'];
   mkdirSync(objDir, { recursive: true });
   // a change of flags (another libtorch, another ABI) rebuilds everything
