@@ -1,0 +1,351 @@
+// The training config: a schema (hand-written, no dependency) whose names follow HF TrainingArguments and PEFT
+// LoraConfig, a validator naming the file and key path, and resolveConfig(): schema defaults < file < flags.
+import { readFileSync, existsSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { MedloraError } from '../util/errors.js';
+
+export type SchedulerType = 'linear' | 'cosine' | 'constant' | 'constant_with_warmup';
+export type OptimName = 'adamw_torch' | 'adamw_8bit' | 'paged_adamw_8bit';
+
+export interface DataConfig {
+  train: string;
+  validation: string | null;
+  /** 'tokenized' = rows {input_ids, labels}; 'records' = canonical records (src/data/schema.ts); 'auto' = by first row */
+  format: 'auto' | 'tokenized' | 'records';
+  max_length: number | null;
+  prompt_style: 'alpaca' | 'chat';
+  /** records whose target does not fit max_length: dropped (and reported) or an error */
+  overflow: 'drop' | 'error';
+}
+
+export interface LoraSection {
+  r: number;
+  lora_alpha: number;
+  lora_dropout: number;
+  target_modules: string[] | string;
+  use_rslora: boolean;
+  init_adapter: string | null;
+}
+
+export interface QuantizationSection {
+  /** QLoRA: NF4-quantize the frozen base linears (bitsandbytes' BitsAndBytesConfig name) */
+  load_in_4bit: boolean;
+}
+
+export interface TrainingSection {
+  learning_rate: number;
+  lr_scheduler_type: SchedulerType;
+  warmup_steps: number;
+  warmup_ratio: number;
+  num_train_epochs: number;
+  max_steps: number;
+  per_device_train_batch_size: number;
+  per_device_eval_batch_size: number;
+  gradient_accumulation_steps: number;
+  weight_decay: number;
+  adam_beta1: number;
+  adam_beta2: number;
+  adam_epsilon: number;
+  max_grad_norm: number;
+  optim: OptimName;
+  bf16: boolean;
+  gradient_checkpointing: boolean;
+  logging_steps: number;
+  eval_steps: number | null;
+  save_steps: number | null;
+  save_total_limit: number | null;
+  seed: number;
+  shuffle: boolean;
+}
+
+export interface TrainConfig {
+  model: string;
+  tokenizer: string | null;
+  output_dir: string;
+  data: DataConfig;
+  lora: LoraSection;
+  quantization: QuantizationSection;
+  training: TrainingSection;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// schema
+
+type Kind =
+  | { t: 'number'; min?: number; max?: number; minExclusive?: boolean; maxExclusive?: boolean }
+  | { t: 'int'; min?: number }
+  | { t: 'string' }
+  | { t: 'bool' }
+  | { t: 'enum'; values: readonly string[] }
+  | { t: 'modules' };
+
+interface Field {
+  kind: Kind;
+  doc: string;
+  /** undefined = required */
+  default?: unknown;
+  nullable?: boolean;
+  /** how to pass it when missing, e.g. "--model DIR" */
+  flag?: string;
+}
+
+type Section = Record<string, Field>;
+
+// Defaults: HF TrainingArguments (transformers 4.4x, training_args.py) and PEFT LoraConfig (peft/tuners/lora/config.py)
+// where those define the name; medlora's own choices are marked.
+const TOP: Section = {
+  model: { kind: { t: 'string' }, doc: 'Hugging Face model folder (config.json + safetensors)', flag: '--model DIR' },
+  tokenizer: { kind: { t: 'string' }, default: null, nullable: true, doc: 'tokenizer folder (default: the model folder)' },
+  output_dir: { kind: { t: 'string' }, doc: 'run directory', flag: '--output DIR' },
+};
+const DATA: Section = {
+  train: { kind: { t: 'string' }, doc: 'training JSONL file', flag: '--data.train FILE' },
+  validation: { kind: { t: 'string' }, default: null, nullable: true, doc: 'validation JSONL file' },
+  format: { kind: { t: 'enum', values: ['auto', 'tokenized', 'records'] }, default: 'auto', doc: 'row format' },
+  max_length: { kind: { t: 'int', min: 2 }, default: null, nullable: true, doc: 'maximum tokens per example' },
+  prompt_style: { kind: { t: 'enum', values: ['alpaca', 'chat'] }, default: 'alpaca', doc: 'prompt format for records' },
+  overflow: { kind: { t: 'enum', values: ['drop', 'error'] }, default: 'drop', doc: 'over-long records: drop or error' },
+};
+const LORA: Section = {
+  r: { kind: { t: 'int', min: 1 }, default: 8, doc: 'LoRA rank (PEFT default 8)' },
+  lora_alpha: { kind: { t: 'number', min: 0, minExclusive: true }, default: 8, doc: 'LoRA alpha (PEFT default 8)' },
+  lora_dropout: { kind: { t: 'number', min: 0, max: 1, maxExclusive: true }, default: 0, doc: 'LoRA dropout (PEFT default 0)' },
+  // PEFT's default (None) means "the architecture's known targets"; medlora asks for them explicitly except q/v,
+  // which is what PEFT picks for llama (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING)
+  target_modules: { kind: { t: 'modules' }, default: ['q_proj', 'v_proj'], doc: 'module names, or one regex string' },
+  use_rslora: { kind: { t: 'bool' }, default: false, doc: 'scale alpha/sqrt(r)' },
+  init_adapter: { kind: { t: 'string' }, default: null, nullable: true, doc: 'start from this PEFT adapter folder' },
+};
+const QUANT: Section = {
+  load_in_4bit: { kind: { t: 'bool' }, default: false, doc: 'NF4-quantize the frozen base (QLoRA)' },
+};
+const TRAINING: Section = {
+  learning_rate: { kind: { t: 'number', min: 0 }, default: 5e-5, doc: 'peak learning rate (HF default 5e-5)' },
+  lr_scheduler_type: { kind: { t: 'enum', values: ['linear', 'cosine', 'constant', 'constant_with_warmup'] }, default: 'linear', doc: 'HF default linear' },
+  warmup_steps: { kind: { t: 'int', min: 0 }, default: 0, doc: 'warmup updates (wins over warmup_ratio when > 0)' },
+  warmup_ratio: { kind: { t: 'number', min: 0, max: 1 }, default: 0, doc: 'warmup as a fraction of all updates' },
+  num_train_epochs: { kind: { t: 'number', min: 0, minExclusive: true }, default: 3, doc: 'HF default 3 (ignored when max_steps > 0)' },
+  max_steps: { kind: { t: 'int', min: -1 }, default: -1, doc: 'total updates; -1 = from num_train_epochs (HF default -1)' },
+  per_device_train_batch_size: { kind: { t: 'int', min: 1 }, default: 8, doc: 'HF default 8' },
+  per_device_eval_batch_size: { kind: { t: 'int', min: 1 }, default: 8, doc: 'HF default 8' },
+  gradient_accumulation_steps: { kind: { t: 'int', min: 1 }, default: 1, doc: 'micro-batches per update' },
+  weight_decay: { kind: { t: 'number', min: 0 }, default: 0, doc: 'decoupled weight decay (HF default 0)' },
+  adam_beta1: { kind: { t: 'number', min: 0, max: 1, maxExclusive: true }, default: 0.9, doc: 'HF default 0.9' },
+  adam_beta2: { kind: { t: 'number', min: 0, max: 1, maxExclusive: true }, default: 0.999, doc: 'HF default 0.999' },
+  adam_epsilon: { kind: { t: 'number', min: 0, minExclusive: true }, default: 1e-8, doc: 'HF default 1e-8' },
+  max_grad_norm: { kind: { t: 'number', min: 0 }, default: 1.0, doc: 'global-norm clip; 0 = off (HF default 1.0)' },
+  optim: { kind: { t: 'enum', values: ['adamw_torch', 'adamw_8bit', 'paged_adamw_8bit'] }, default: 'adamw_torch', doc: 'optimizer' },
+  bf16: { kind: { t: 'bool' }, default: false, doc: 'run the frozen base in bfloat16' },
+  gradient_checkpointing: { kind: { t: 'bool' }, default: false, doc: 'recompute activations in backward' },
+  logging_steps: { kind: { t: 'int', min: 1 }, default: 500, doc: 'log every N updates (HF default 500)' },
+  eval_steps: { kind: { t: 'int', min: 1 }, default: null, nullable: true, doc: 'evaluate every N updates (null: only at the end)' },
+  save_steps: { kind: { t: 'int', min: 1 }, default: 500, nullable: true, doc: 'checkpoint every N updates (HF default 500; null = never)' },
+  save_total_limit: { kind: { t: 'int', min: 1 }, default: null, nullable: true, doc: 'keep only the N newest checkpoints' },
+  seed: { kind: { t: 'int', min: 0 }, default: 42, doc: 'seed for shuffling, LoRA init and dropout (HF default 42)' },
+  shuffle: { kind: { t: 'bool' }, default: true, doc: 'shuffle training rows each epoch (medlora; HF always shuffles)' },
+};
+
+const SECTIONS: Record<string, Section> = { data: DATA, lora: LORA, quantization: QUANT, training: TRAINING };
+
+/** Every leaf path ("training.max_steps", "model"), for overrides and hints. */
+export function allKeyPaths(): string[] {
+  const out = Object.keys(TOP);
+  for (const [s, sec] of Object.entries(SECTIONS)) for (const k of Object.keys(sec)) out.push(`${s}.${k}`);
+  return out;
+}
+
+/** Short flag names: `--model`, `--output`, and every leaf name that is unique across sections (`--max_steps`). */
+export function shortForms(): Map<string, string> {
+  const m = new Map<string, string>([['output', 'output_dir']]);
+  const count = new Map<string, number>();
+  for (const p of allKeyPaths()) { const leaf = p.split('.').pop()!; count.set(leaf, (count.get(leaf) ?? 0) + 1); }
+  for (const p of allKeyPaths()) { const leaf = p.split('.').pop()!; if (count.get(leaf) === 1) m.set(leaf, p); }
+  return m;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// validation
+
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/** " (did you mean x?)" when a known key is close, or the key lives in another section. */
+export function didYouMean(key: string, here: readonly string[], prefix: string): string {
+  const leaf = key.split('.').pop()!;
+  const elsewhere = allKeyPaths().find((p) => p.endsWith(`.${leaf}`) && p !== `${prefix}${leaf}`);
+  if (elsewhere && !here.includes(leaf)) return ` (did you mean ${elsewhere}?)`;
+  let best: string | undefined, bestD = Infinity;
+  for (const k of here) { const dd = editDistance(leaf.toLowerCase(), k.toLowerCase()); if (dd < bestD) { bestD = dd; best = k; } }
+  if (best !== undefined && bestD <= Math.max(2, Math.floor(leaf.length / 3))) return ` (did you mean ${prefix}${best}?)`;
+  return ` (known keys: ${here.join(', ')})`;
+}
+
+function describe(k: Kind): string {
+  switch (k.t) {
+    case 'number': return `a number${k.min !== undefined ? ` ${k.minExclusive ? '>' : '>='} ${k.min}` : ''}${k.max !== undefined ? ` and ${k.maxExclusive ? '<' : '<='} ${k.max}` : ''}`;
+    case 'int': return `an integer${k.min !== undefined ? ` >= ${k.min}` : ''}`;
+    case 'string': return 'a string';
+    case 'bool': return 'true or false';
+    case 'enum': return `one of ${k.values.join(', ')}`;
+    case 'modules': return 'a non-empty list of module names or a regex string';
+  }
+}
+
+function checkValue(where: string, path: string, f: Field, v: unknown): unknown {
+  if (v === null) {
+    if (f.nullable) return null;
+    throw new MedloraError(`${where}: ${path} must be ${describe(f.kind)}, got null`);
+  }
+  const bad = (): never => { throw new MedloraError(`${where}: ${path} must be ${describe(f.kind)}, got ${JSON.stringify(v)}`); };
+  const k = f.kind;
+  switch (k.t) {
+    case 'number':
+    case 'int': {
+      if (typeof v !== 'number' || !Number.isFinite(v)) bad();
+      const n = v as number;
+      if (k.t === 'int' && !Number.isInteger(n)) bad();
+      if (k.min !== undefined && (n < k.min || ('minExclusive' in k && k.minExclusive && n === k.min))) bad();
+      if (k.t === 'number' && k.max !== undefined && (n > k.max || (k.maxExclusive && n === k.max))) bad();
+      return n;
+    }
+    case 'string': if (typeof v !== 'string' || v === '') bad(); return v;
+    case 'bool': if (typeof v !== 'boolean') bad(); return v;
+    case 'enum': if (typeof v !== 'string' || !k.values.includes(v)) bad(); return v;
+    case 'modules':
+      if (typeof v === 'string') {
+        try { new RegExp(v); } catch (e) { throw new MedloraError(`${where}: ${path} regex ${JSON.stringify(v)} does not compile (${(e as Error).message})`); }
+        return v;
+      }
+      if (!Array.isArray(v) || v.length === 0 || !v.every((x) => typeof x === 'string' && x !== '')) bad();
+      return [...(v as string[])];
+  }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** Validate one section of `raw` (unknown keys rejected), filling defaults; missing required keys are reported by the caller. */
+function checkSection(where: string, prefix: string, sec: Section, raw: unknown): Record<string, unknown> {
+  if (raw === undefined || raw === null) raw = {};
+  if (!isObject(raw)) throw new MedloraError(`${where}: ${prefix.slice(0, -1) || 'config'} must be a mapping of keys to values, got ${JSON.stringify(raw)}`);
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(raw)) {
+    if (!(k in sec) && !(prefix === '' && k in SECTIONS)) {
+      throw new MedloraError(`${where}: unknown key ${prefix}${k}${didYouMean(k, [...Object.keys(sec), ...(prefix === '' ? Object.keys(SECTIONS) : [])], prefix)}`);
+    }
+  }
+  for (const [k, f] of Object.entries(sec)) {
+    const v = raw[k];
+    if (v === undefined) {
+      if (f.default === undefined) throw new MedloraError(`${where}: ${prefix}${k} is required (${f.doc})${f.flag ? `; pass ${f.flag}` : ''}`);
+      out[k] = Array.isArray(f.default) ? [...f.default] : f.default;
+    } else {
+      out[k] = checkValue(where, `${prefix}${k}`, f, v);
+    }
+  }
+  return out;
+}
+
+/** Validate a whole (merged) config object; `where` names its origin in every error. */
+export function validateConfig(raw: unknown, where: string): TrainConfig {
+  if (!isObject(raw)) throw new MedloraError(`${where}: expected a mapping (YAML/JSON object) at the top level`);
+  const top = checkSection(where, '', TOP, raw);
+  const out = { ...top } as Record<string, unknown>;
+  for (const [name, sec] of Object.entries(SECTIONS)) out[name] = checkSection(where, `${name}.`, sec, raw[name]);
+  const c = out as unknown as TrainConfig;
+  // cross-field rules
+  const t = c.training;
+  if (t.max_steps === 0) throw new MedloraError(`${where}: training.max_steps must be > 0, or -1 to use num_train_epochs`);
+  if (t.warmup_steps > 0 && t.warmup_ratio > 0) {
+    // HF lets warmup_steps win silently; we say so by refusing the ambiguity
+    throw new MedloraError(`${where}: give training.warmup_steps or training.warmup_ratio, not both`);
+  }
+  return c;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// files and overrides
+
+/** Read a YAML (.yaml/.yml) or JSON config file into a plain object. */
+export function readConfigFile(file: string): Record<string, unknown> {
+  if (!existsSync(file)) throw new MedloraError(`${file}: config file not found`);
+  const text = readFileSync(file, 'utf8');
+  let v: unknown;
+  try {
+    v = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text, { uniqueKeys: true });
+  } catch (e) {
+    throw new MedloraError(`${file}: not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'} (${(e as Error).message.split('\n')[0]})`);
+  }
+  if (v === null || v === undefined) v = {};
+  if (!isObject(v)) throw new MedloraError(`${file}: expected a mapping of keys to values at the top level`);
+  return v;
+}
+
+function fieldAt(path: string): Field | undefined {
+  const parts = path.split('.');
+  if (parts.length === 1) return TOP[parts[0]!];
+  if (parts.length === 2) return SECTIONS[parts[0]!]?.[parts[1]!];
+  return undefined;
+}
+
+/** A flag's text value typed by the schema: numbers, true/false, null, lists as "a,b" or JSON. */
+export function parseOverrideValue(path: string, raw: string): unknown {
+  const f = fieldAt(path);
+  if (!f) throw new MedloraError(`--${path}: unknown config key${didYouMean(path, path.includes('.') ? Object.keys(SECTIONS[path.split('.')[0]!] ?? TOP) : Object.keys(TOP), path.includes('.') ? `${path.split('.')[0]}.` : '')}`);
+  if (raw === 'null' && f.nullable) return null;
+  switch (f.kind.t) {
+    case 'number':
+    case 'int': {
+      const n = Number(raw);
+      if (raw.trim() === '' || !Number.isFinite(n)) throw new MedloraError(`--${path}: expected ${describe(f.kind)}, got "${raw}"`);
+      return n;
+    }
+    case 'bool':
+      if (raw === 'true' || raw === '1') return true;
+      if (raw === 'false' || raw === '0') return false;
+      throw new MedloraError(`--${path}: expected true or false, got "${raw}"`);
+    case 'modules':
+      if (raw.startsWith('[')) {
+        try { return JSON.parse(raw) as unknown; } catch { throw new MedloraError(`--${path}: "${raw}" is not a JSON list`); }
+      }
+      return /[\\^$|()*+?[\]{}]/.test(raw) ? raw : raw.split(',').map((s) => s.trim()).filter(Boolean);
+    default:
+      return raw;
+  }
+}
+
+/** Expand a flag name to its dotted path: "max_steps" -> "training.max_steps", "output" -> "output_dir". */
+export function expandKey(name: string): string {
+  if (name.includes('.')) return name;
+  return shortForms().get(name) ?? name;
+}
+
+/**
+ * The one place precedence is decided: schema defaults < the file's values < overrides (`--key value` pairs, dotted
+ * or short). `where` labels the file in errors. Returns the validated config.
+ */
+export function resolveConfig(fileConfig: Record<string, unknown>, overrides: ReadonlyArray<readonly [string, string]>, where = 'config'): TrainConfig {
+  const merged: Record<string, unknown> = structuredClone(fileConfig);
+  for (const [name, raw] of overrides) {
+    const path = expandKey(name);
+    const value = parseOverrideValue(path, raw);
+    const parts = path.split('.');
+    if (parts.length === 1) merged[parts[0]!] = value;
+    else {
+      const sec = merged[parts[0]!];
+      const obj = isObject(sec) ? sec : {};
+      obj[parts[1]!] = value;
+      merged[parts[0]!] = obj;
+    }
+  }
+  return validateConfig(merged, overrides.length ? `${where} (with flags)` : where);
+}

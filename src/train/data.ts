@@ -1,0 +1,189 @@
+// The trainer's data: pre-tokenized rows {input_ids, labels} or canonical records encoded with the model's tokenizer,
+// and a batch source with seeded per-epoch shuffling whose position (epoch, micro-batch index) is all a resume needs.
+import { MedloraError } from '../util/errors.js';
+import { newReport, readJsonl, recordProblem, type ReadReport } from '../data/jsonl.js';
+import { mulberry32, shuffle } from '../data/split.js';
+import { IGNORE_INDEX } from '../data/encode.js';
+import type { MedRecord } from '../data/schema.js';
+import type { TextTokenizer } from '../tokenize/types.js';
+import type { DataConfig } from './config.js';
+
+/** One training example: token ids and labels (-100 = not trained), same length. */
+export interface Example {
+  input_ids: number[];
+  labels: number[];
+}
+
+export interface LoadReport {
+  file: string;
+  format: 'tokenized' | 'records';
+  examples: number;
+  /** rows or records left out because they did not fit max_length */
+  dropped: number;
+  /** records whose input text was shortened to fit */
+  truncated: number;
+  /** label tokens that count in the loss (after the causal shift) */
+  trainTokens: number;
+  read: ReadReport;
+}
+
+/** Why a parsed JSON value is not a pre-tokenized row (or undefined when it is one). */
+export function tokenizedRowProblem(v: unknown, vocabSize?: number): string | undefined {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return 'expected a JSON object {"input_ids": [...], "labels": [...]}';
+  const o = v as Record<string, unknown>;
+  const ids = o.input_ids, labels = o.labels;
+  if (!Array.isArray(ids) || ids.length < 2) return '"input_ids" must be a list of at least 2 token ids';
+  if (!Array.isArray(labels)) return '"labels" must be a list (use -100 for positions that are not trained)';
+  if (labels.length !== ids.length) return `"labels" has ${labels.length} entries but "input_ids" has ${ids.length}; they must be the same length`;
+  for (let i = 0; i < ids.length; i++) {
+    const t = ids[i];
+    if (typeof t !== 'number' || !Number.isInteger(t) || t < 0 || (vocabSize !== undefined && t >= vocabSize)) {
+      return `input_ids[${i}] = ${JSON.stringify(t)} is not a token id${vocabSize !== undefined ? ` in [0, ${vocabSize})` : ''}`;
+    }
+    const l = labels[i];
+    if (typeof l !== 'number' || !Number.isInteger(l) || (l !== IGNORE_INDEX && (l < 0 || (vocabSize !== undefined && l >= vocabSize)))) {
+      return `labels[${i}] = ${JSON.stringify(l)} is neither -100 nor a token id${vocabSize !== undefined ? ` in [0, ${vocabSize})` : ''}`;
+    }
+  }
+  return undefined;
+}
+
+/** Labels that count after the causal shift (labels[1:] != -100). */
+export function countTargets(e: Example): number {
+  let n = 0;
+  for (let i = 1; i < e.labels.length; i++) if (e.labels[i] !== IGNORE_INDEX) n++;
+  return n;
+}
+
+async function firstValue(file: string): Promise<unknown> {
+  const rep = newReport(file);
+  for await (const v of readJsonl<unknown>(file, () => undefined, rep, { skipInvalid: true })) return v;
+  return undefined;
+}
+
+export interface LoadOptions {
+  data: DataConfig;
+  /** needed for records; also bounds token ids of tokenized rows */
+  tokenizer?: () => Promise<TextTokenizer>;
+  vocabSize?: number;
+}
+
+/** Read a JSONL file as training examples (format from the config or detected from the first row). */
+export async function loadExamples(file: string, o: LoadOptions): Promise<{ examples: Example[]; report: LoadReport }> {
+  let format = o.data.format;
+  if (format === 'auto') {
+    const v = await firstValue(file);
+    const obj = v && typeof v === 'object' ? (v as Record<string, unknown>) : {};
+    if ('input_ids' in obj) format = 'tokenized';
+    else if ('task' in obj && 'input' in obj) format = 'records';
+    else throw new MedloraError(`${file}:1: cannot tell the data format: expected pre-tokenized rows {"input_ids", "labels"} or canonical records {"id", "task", "input", "gold"}`);
+  }
+  const read = newReport(file);
+  const max = o.data.max_length ?? undefined;
+  const examples: Example[] = [];
+  let dropped = 0, truncated = 0;
+  if (format === 'tokenized') {
+    for await (const row of readJsonl<Example>(file, (v) => tokenizedRowProblem(v, o.vocabSize), read)) {
+      if (max !== undefined && row.input_ids.length > max) {
+        if (o.data.overflow === 'error') throw new MedloraError(`${file}: row ${read.records} has ${row.input_ids.length} tokens > data.max_length ${max}`);
+        dropped++;
+        continue;
+      }
+      examples.push({ input_ids: row.input_ids, labels: row.labels });
+    }
+  } else {
+    if (!o.tokenizer) throw new MedloraError(`${file}: records need a tokenizer (set tokenizer: DIR or use a model folder with tokenizer.json)`);
+    const tok = await o.tokenizer();
+    const { encodeRecord } = await import('../data/encode.js');
+    for await (const r of readJsonl<MedRecord>(file, recordProblem, read)) {
+      const e = encodeRecord(r, tok, { style: o.data.prompt_style, maxLength: max, overflow: o.data.overflow });
+      if (!e.ok) { dropped++; continue; }
+      if (e.example.truncated) truncated++;
+      examples.push({ input_ids: e.example.input_ids, labels: e.example.labels });
+    }
+  }
+  if (examples.length === 0) throw new MedloraError(`${file}: no usable examples (${dropped} dropped by data.max_length ${max})`);
+  const trainTokens = examples.reduce((a, e) => a + countTargets(e), 0);
+  return { examples, report: { file, format, examples: examples.length, dropped, truncated, trainTokens, read } };
+}
+
+/** A padded micro-batch as plain arrays (right padding: pad id in input_ids, -100 in labels, 0 in the mask). */
+export interface MicroBatch {
+  input_ids: number[][];
+  labels: number[][];
+  attention_mask: number[][];
+  /** whether any row is padded */
+  padded: boolean;
+  /** loss tokens after the causal shift */
+  targets: number;
+}
+
+export function padBatch(rows: readonly Example[], padId: number): MicroBatch {
+  const T = Math.max(...rows.map((r) => r.input_ids.length));
+  const out: MicroBatch = { input_ids: [], labels: [], attention_mask: [], padded: false, targets: 0 };
+  for (const r of rows) {
+    const n = T - r.input_ids.length;
+    if (n > 0) out.padded = true;
+    out.input_ids.push([...r.input_ids, ...Array<number>(n).fill(padId)]);
+    out.labels.push([...r.labels, ...Array<number>(n).fill(IGNORE_INDEX)]);
+    out.attention_mask.push([...r.input_ids.map(() => 1), ...Array<number>(n).fill(0)]);
+    out.targets += countTargets(r);
+  }
+  return out;
+}
+
+/** Where the batch source stands: the epoch and the next micro-batch within it. */
+export interface DataPosition {
+  epoch: number;
+  index: number;
+}
+
+/**
+ * Micro-batches in epochs. The order of epoch e is a Fisher-Yates shuffle with mulberry32(seed, e) (or the file
+ * order when shuffle is off), recomputed from (seed, e) on demand: the position alone restores it on resume.
+ * The last micro-batch of an epoch may be smaller (drop_last false, as HF's default dataloader).
+ */
+export class BatchSource {
+  private orderEpoch = -1;
+  private order: number[] = [];
+  pos: DataPosition = { epoch: 0, index: 0 };
+
+  constructor(readonly examples: readonly Example[], readonly batchSize: number, readonly shuffle: boolean, readonly seed: number,
+    readonly padId: number) {
+    if (examples.length === 0) throw new MedloraError('training data is empty');
+  }
+
+  get batchesPerEpoch(): number {
+    return Math.ceil(this.examples.length / this.batchSize);
+  }
+
+  /** the epoch's row order */
+  orderOf(epoch: number): number[] {
+    if (this.orderEpoch !== epoch) {
+      const idx = this.examples.map((_, i) => i);
+      // a distinct, reproducible stream per (seed, epoch)
+      this.order = this.shuffle ? shuffle(idx, mulberry32((this.seed * 1000003 + epoch * 7919 + 1) >>> 0)) : idx;
+      this.orderEpoch = epoch;
+    }
+    return this.order;
+  }
+
+  /** Micro-batches left in the current epoch. */
+  remainingInEpoch(): number {
+    return this.batchesPerEpoch - this.pos.index;
+  }
+
+  /** The next micro-batch (moving to the next epoch first when the current one is used up). */
+  next(): MicroBatch {
+    if (this.pos.index >= this.batchesPerEpoch) this.pos = { epoch: this.pos.epoch + 1, index: 0 };
+    const order = this.orderOf(this.pos.epoch);
+    const rows = order.slice(this.pos.index * this.batchSize, (this.pos.index + 1) * this.batchSize).map((i) => this.examples[i]!);
+    this.pos = { epoch: this.pos.epoch, index: this.pos.index + 1 };
+    return padBatch(rows, this.padId);
+  }
+
+  /** Fractional epochs consumed (HF's logged "epoch"). */
+  epochFloat(): number {
+    return this.pos.epoch + this.pos.index / this.batchesPerEpoch;
+  }
+}

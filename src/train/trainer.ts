@@ -1,0 +1,266 @@
+// The training loop, model-agnostic: anything with forward(ids) -> logits and named trainable parameters. One update =
+// up to gradient_accumulation_steps micro-batches (never crossing an epoch end), each backpropagating its summed
+// token loss / the tokens of the whole update; then global-norm clipping, an optimizer step at the schedule's rate,
+// logging, evaluation, checkpointing. Resume restores parameters, optimizer, data position and step exactly.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { clipGradNorm, manualSeed, noGrad, scope, tensor, type Tensor } from '../tensor/index.js';
+import { MedloraError } from '../util/errors.js';
+import type { TrainingSection } from './config.js';
+import { BatchSource, padBatch, type Example, type MicroBatch } from './data.js';
+import { summedTokenLoss } from './loss.js';
+import { createOptimizer, type TrainOptimizer } from './optim.js';
+import { learningRateAt, warmupSteps, type ScheduleSpec } from './schedule.js';
+import { findCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint, type TrainerState } from './checkpoint.js';
+import { MetricsLog, type EvalRecord, type TrainRecord } from './metrics.js';
+
+/** What the trainer needs from a model. */
+export interface TrainableModel {
+  forward(inputIds: Tensor, opts?: { attentionMask?: Tensor }): Tensor;
+  train(on?: boolean): unknown;
+  trainableParameters(): Array<[string, Tensor]>;
+  gradientCheckpointing?: boolean;
+}
+
+export interface TrainerOptions {
+  model: TrainableModel;
+  training: TrainingSection;
+  runDir: string;
+  train: readonly Example[];
+  validation?: readonly Example[];
+  padId: number;
+  /** writes the adapter (PEFT format) into a folder; called for checkpoints and the final adapter */
+  saveAdapter?: (dir: string) => void;
+  /** a checkpoint folder or "latest" */
+  resume?: string;
+  /** stop (without a checkpoint) once this many updates are done in total: for tests that simulate a kill */
+  haltAfterStep?: number;
+  onLog?: (r: TrainRecord | EvalRecord) => void;
+  onStep?: (done: number, total: number, r: TrainRecord) => void;
+  onMessage?: (line: string) => void;
+}
+
+export interface TrainResult {
+  steps: number;
+  totalSteps: number;
+  interrupted: boolean;
+  halted: boolean;
+  lastCheckpoint: string | null;
+  optimizerBytes: { actual: number; fp32: number };
+  trainableParams: number;
+  wallSeconds: number;
+  tokensPerSecond: number;
+}
+
+/** Total updates: max_steps, or ceil(epochs * ceil(batchesPerEpoch / accumulation)) as HF's Trainer computes it. */
+export function totalUpdates(t: TrainingSection, batchesPerEpoch: number): number {
+  if (t.max_steps > 0) return t.max_steps;
+  const perEpoch = Math.max(1, Math.ceil(batchesPerEpoch / t.gradient_accumulation_steps));
+  return Math.ceil(t.num_train_epochs * perEpoch);
+}
+
+/** The engine seed for update `step`: dropout masks depend only on (seed, step), so a resumed run draws the same. */
+export function stepSeed(seed: number, step: number): number {
+  return (seed * 1000003 + step * 10007 + 17) % 2147483647;
+}
+
+export class Trainer {
+  readonly params: Array<[string, Tensor]>;
+  readonly optimizer: TrainOptimizer;
+  readonly source: BatchSource;
+  readonly schedule: ScheduleSpec;
+  readonly metrics: MetricsLog;
+  step = 0;
+  totalTokens = 0;
+  private stopRequested = false;
+
+  constructor(private readonly o: TrainerOptions) {
+    const t = o.training;
+    this.params = o.model.trainableParameters();
+    if (this.params.length === 0) throw new MedloraError('the model has no trainable parameters (apply LoRA first)');
+    this.optimizer = createOptimizer(this.params, { name: t.optim, betas: [t.adam_beta1, t.adam_beta2], eps: t.adam_epsilon, weightDecay: t.weight_decay });
+    this.source = new BatchSource(o.train, t.per_device_train_batch_size, t.shuffle, t.seed, o.padId);
+    const total = totalUpdates(t, this.source.batchesPerEpoch);
+    this.schedule = { type: t.lr_scheduler_type, learningRate: t.learning_rate, warmupSteps: warmupSteps(t.warmup_steps, t.warmup_ratio, total), totalSteps: total };
+    mkdirSync(o.runDir, { recursive: true });
+    this.metrics = new MetricsLog(join(o.runDir, 'metrics.jsonl'));
+    o.model.gradientCheckpointing = t.gradient_checkpointing;
+    if (t.optim === 'paged_adamw_8bit') this.say('optim paged_adamw_8bit: paging (CUDA unified memory) has no meaning here; using block-wise 8-bit AdamW state');
+  }
+
+  /** Ask the loop to stop after the current update (it saves a checkpoint first). Safe from a signal handler. */
+  requestStop(): void {
+    this.stopRequested = true;
+  }
+
+  private say(line: string): void {
+    this.o.onMessage?.(line);
+  }
+
+  private invariants(): Record<string, unknown> {
+    const t = this.o.training;
+    return { per_device_train_batch_size: t.per_device_train_batch_size, gradient_accumulation_steps: t.gradient_accumulation_steps,
+      shuffle: t.shuffle, seed: t.seed, optim: t.optim, train_examples: this.o.train.length };
+  }
+
+  private state(): TrainerState {
+    const t = this.o.training;
+    return { global_step: this.step, epoch: this.source.epochFloat(), data_position: { ...this.source.pos },
+      shuffle: { enabled: t.shuffle, seed: t.seed }, rng: { scheme: 'reseed-per-step', seed: t.seed }, schedule: this.schedule,
+      optimizer: t.optim, invariants: this.invariants(), total_tokens: this.totalTokens };
+  }
+
+  /** Restore everything from a checkpoint; metrics after its step are dropped (they will be logged again). */
+  resumeFrom(which: string): string {
+    const dir = findCheckpoint(this.o.runDir, which);
+    const ck = loadCheckpoint(dir);
+    try {
+      const inv = this.invariants();
+      for (const [k, v] of Object.entries(ck.state.invariants ?? {})) {
+        if (JSON.stringify(inv[k]) !== JSON.stringify(v)) {
+          throw new MedloraError(`--resume ${dir}: ${k} was ${JSON.stringify(v)} in that run and is ${JSON.stringify(inv[k])} now; an exact resume needs the same value`);
+        }
+      }
+      noGrad(() => {
+        for (const [n, p] of this.params) {
+          const src = ck.trainable[n];
+          if (!src) throw new MedloraError(`${dir}: no saved tensor for trainable parameter ${n}`);
+          if (JSON.stringify(src.shape) !== JSON.stringify(p.shape)) throw new MedloraError(`${dir}: ${n} has shape [${src.shape.join(',')}], the model's is [${p.shape.join(',')}]`);
+          p.copy_(src);
+        }
+        const extra = Object.keys(ck.trainable).filter((n) => !this.params.some(([m]) => m === n));
+        if (extra.length) throw new MedloraError(`${dir}: saved tensors ${extra.slice(0, 3).join(', ')} are not trainable parameters of this model`);
+      });
+      this.optimizer.loadState(ck.optimizer);
+    } finally {
+      for (const t of Object.values(ck.trainable)) t.dispose();
+      for (const t of Object.values(ck.optimizer.tensors)) t.dispose();
+    }
+    this.step = ck.state.global_step;
+    this.totalTokens = ck.state.total_tokens ?? 0;
+    this.source.pos = { ...ck.state.data_position };
+    this.metrics.truncateAfter(this.step);
+    this.say(`resumed from ${dir} at step ${this.step}`);
+    return dir;
+  }
+
+  private checkpoint(): string {
+    const opt = this.optimizer.saveState();
+    try {
+      const dir = saveCheckpoint(this.o.runDir, { step: this.step, trainable: this.params, optimizer: opt, state: this.state(), saveAdapter: this.o.saveAdapter });
+      for (const d of pruneCheckpoints(this.o.runDir, this.o.training.save_total_limit)) this.say(`removed old checkpoint ${d}`);
+      return dir;
+    } finally {
+      for (const t of Object.values(opt.tensors)) t.dispose();
+    }
+  }
+
+  private toTensors(b: MicroBatch): { ids: Tensor; labels: Tensor; mask: Tensor | undefined } {
+    return {
+      ids: tensor(b.input_ids, { dtype: 'i64' }),
+      labels: tensor(b.labels, { dtype: 'i64' }),
+      mask: b.padded ? tensor(b.attention_mask, { dtype: 'i64' }) : undefined,
+    };
+  }
+
+  /** One update: returns the token-weighted mean loss, the pre-clip gradient norm, and the tokens trained. */
+  trainStep(): { loss: number; gradNorm: number; tokens: number; lr: number } {
+    const t = this.o.training;
+    const lr = learningRateAt(this.schedule, this.step);
+    manualSeed(stepSeed(t.seed, this.step));
+    const left = this.source.remainingInEpoch();
+    const k = left === 0 ? t.gradient_accumulation_steps : Math.min(t.gradient_accumulation_steps, left);
+    const batches: MicroBatch[] = [];
+    for (let i = 0; i < k; i++) batches.push(this.source.next());
+    const tokens = batches.reduce((a, b) => a + b.targets, 0);
+    let sum = 0;
+    this.o.model.train(true);
+    for (const b of batches) {
+      scope(() => {
+        const { ids, labels, mask } = this.toTensors(b);
+        const logits = this.o.model.forward(ids, mask ? { attentionMask: mask } : undefined);
+        const s = summedTokenLoss(logits, labels);
+        sum += s.item();
+        // tokens 0 (every label masked) contributes no gradient; dividing by max(1, .) keeps it finite
+        s.div(Math.max(1, tokens)).backward();
+      });
+    }
+    const ps = this.params.map(([, p]) => p);
+    const gradNorm = clipGradNorm(ps, t.max_grad_norm > 0 ? t.max_grad_norm : Infinity);
+    this.optimizer.step(lr);
+    this.optimizer.zeroGrad();
+    this.step++;
+    return { loss: sum / Math.max(1, tokens), gradNorm, tokens, lr };
+  }
+
+  /** Token-weighted mean loss over examples (no grad, dropout off). */
+  evaluate(examples: readonly Example[]): { loss: number; tokens: number } {
+    const bs = this.o.training.per_device_eval_batch_size;
+    let sum = 0, tokens = 0;
+    this.o.model.train(false);
+    noGrad(() => {
+      for (let i = 0; i < examples.length; i += bs) {
+        const b = padBatch(examples.slice(i, i + bs), this.o.padId);
+        scope(() => {
+          const { ids, labels, mask } = this.toTensors(b);
+          sum += summedTokenLoss(this.o.model.forward(ids, mask ? { attentionMask: mask } : undefined), labels).item();
+        });
+        tokens += b.targets;
+      }
+    });
+    this.o.model.train(true);
+    return { loss: sum / Math.max(1, tokens), tokens };
+  }
+
+  private runEval(): EvalRecord | undefined {
+    if (!this.o.validation?.length) return undefined;
+    const e = this.evaluate(this.o.validation);
+    const r: EvalRecord = { step: this.step, epoch: this.source.epochFloat(), eval_loss: e.loss, eval_perplexity: Math.exp(e.loss), eval_tokens: e.tokens };
+    this.metrics.append(r);
+    this.o.onLog?.(r);
+    return r;
+  }
+
+  async train(): Promise<TrainResult> {
+    const t = this.o.training;
+    if (this.o.resume) this.resumeFrom(this.o.resume);
+    const total = this.schedule.totalSteps;
+    const start = Date.now();
+    const startTokens = this.totalTokens;
+    let lastCheckpoint: string | null = null;
+    let interrupted = false, halted = false;
+    let windowStart = Date.now(), windowTokens = 0;
+    while (this.step < total) {
+      const s = this.trainStep();
+      this.totalTokens += s.tokens;
+      windowTokens += s.tokens;
+      const now = Date.now();
+      const rec: TrainRecord = { step: this.step, epoch: this.source.epochFloat(), loss: s.loss, learning_rate: s.lr, grad_norm: s.gradNorm,
+        tokens_per_second: windowTokens / Math.max(1e-3, (now - windowStart) / 1000), tokens: s.tokens };
+      if (this.step % t.logging_steps === 0 || this.step === total || this.step === 1) {
+        this.metrics.append(rec);
+        this.o.onLog?.(rec);
+        windowStart = now; windowTokens = 0;
+      }
+      this.o.onStep?.(this.step, total, rec);
+      if (t.eval_steps !== null && this.step % t.eval_steps === 0) this.runEval();
+      if (t.save_steps !== null && this.step % t.save_steps === 0) lastCheckpoint = this.checkpoint();
+      if (this.o.haltAfterStep !== undefined && this.step >= this.o.haltAfterStep && this.step < total) { halted = true; break; }
+      // let a pending SIGINT handler run between updates
+      await new Promise<void>((r) => setImmediate(r));
+      if (this.stopRequested && this.step < total) {
+        if (t.save_steps === null || this.step % t.save_steps !== 0) lastCheckpoint = this.checkpoint();
+        interrupted = true;
+        break;
+      }
+    }
+    if (!interrupted && !halted) {
+      if (t.eval_steps === null || this.step % t.eval_steps !== 0) this.runEval();
+      if (this.o.saveAdapter) this.o.saveAdapter(join(this.o.runDir, 'adapter'));
+    }
+    const wall = (Date.now() - start) / 1000;
+    return { steps: this.step, totalSteps: total, interrupted, halted, lastCheckpoint, optimizerBytes: this.optimizer.stateBytes(),
+      trainableParams: this.params.reduce((a, [, p]) => a + p.numel, 0), wallSeconds: wall,
+      tokensPerSecond: (this.totalTokens - startTokens) / Math.max(1e-3, wall) };
+  }
+}
