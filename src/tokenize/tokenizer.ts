@@ -245,10 +245,13 @@ export function renderChatTemplate(template: string, messages: ChatMessage[],
 /**
  * Load the tokenizer in `dir`. Needs tokenizer.json; without it, a GPT-2-style vocab.json + merges.txt pair is
  * converted, and so is a Llama-3 tiktoken tokenizer.model (see from-vocab.ts). Anything else is a clear error saying which files are missing.
+ * `opts.chatTemplate` overrides the chat template found in the folder.
  */
-export function loadTokenizer(dir: string): LoadedTokenizer {
+export function loadTokenizer(dir: string, opts: { chatTemplate?: string } = {}): LoadedTokenizer {
   if (!existsSync(dir)) throw new MedloraError(`tokenizer folder ${dir} does not exist`);
   const cfg = readJsonIfExists(join(dir, 'tokenizer_config.json')) ?? {};
+  // a chat template given by the caller (e.g. --chat-template FILE) replaces the folder's own
+  if (opts.chatTemplate !== undefined) cfg.chat_template = opts.chatTemplate;
   const specialMap = readJsonIfExists(join(dir, 'special_tokens_map.json'));
   const genCfg = readJsonIfExists(join(dir, 'generation_config.json'));
   const modelCfg = readJsonIfExists(join(dir, 'config.json'));

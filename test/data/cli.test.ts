@@ -11,7 +11,7 @@ import { loadRecords } from '../../src/data/jsonl.js';
 import { computeStats } from '../../src/cli/commands/data-stats.js';
 import { previewFile } from '../../src/cli/commands/data-preview.js';
 import { lengthStats, percentile, renderStatsHtml, countStats } from '../../src/data/stats.js';
-import { loadTestTokenizer } from './hf-tokenizer.js';
+import { loadTokenizer } from '../../src/tokenize/tokenizer.js';
 import type { MedRecord } from '../../src/data/schema.js';
 import type { PreviewSummary } from '../../src/data/preview.js';
 
@@ -111,7 +111,7 @@ test('stats: nearest-rank percentiles and suggested max_length, hand-computed', 
 });
 
 test('stats with a real tokenizer: lengths equal the encoded prompt + target + EOS', { skip }, async () => {
-  const tok = loadTestTokenizer(sharedPath('fixtures', 'hf', 'gpt2'));
+  const tok = loadTokenizer(sharedPath('fixtures', 'hf', 'gpt2'));
   const recs: MedRecord[] = [JSON.parse(rec('a')) as MedRecord];
   const st = computeStats(recs, 'alpaca', tok);
   const r = recs[0]!;
@@ -133,7 +133,7 @@ test('preview on hand-built records: the mask is exactly on the target tokens an
   writeFileSync(f, recs.map((r) => JSON.stringify(r)).join('\n'));
   const targets = ['- Famotidine', 'none', 'An anticoagulant.'];
   for (const model of ['SmolLM2-135M-Instruct', 'Mistral-7B-v0.1']) {
-    const tok = loadTestTokenizer(sharedPath('fixtures', 'hf', model));
+    const tok = loadTokenizer(sharedPath('fixtures', 'hf', model));
     const res = (await previewFile(f, tok, { n: 3, style: 'alpaca' })) as PreviewSummary[];
     assert.equal(res.length, 3);
     res.forEach((p, i) => {

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { hasShared, sharedPath } from '../../src/util/paths.js';
-import { loadTestTokenizer } from './hf-tokenizer.js';
+import { loadTokenizer } from '../../src/tokenize/tokenizer.js';
 import { collate, encodeAll, encodeRecord, IGNORE_INDEX, type EncodedExample } from '../../src/data/encode.js';
 import { alpacaPrompt } from '../../src/data/prompt.js';
 import { previewExample, renderPreview } from '../../src/data/preview.js';
@@ -41,7 +41,7 @@ test('alpaca prompt text (Stanford Alpaca template, written out)', () => {
 
 for (const model of ['SmolLM2-135M-Instruct', 'Mistral-7B-v0.1', 'gpt2', 'Llama-2-70b-chat-hf']) {
   test(`${model}: labels are -100 exactly on the prompt; the trained ids are the target's ids + EOS`, { skip }, () => {
-    const tok = loadTestTokenizer(HF(model));
+    const tok = loadTokenizer(HF(model));
     for (const r of [ddi, ade]) {
       const res = encodeRecord(r, tok, { style: 'alpaca' });
       assert.ok(res.ok);
@@ -68,7 +68,7 @@ for (const model of ['SmolLM2-135M-Instruct', 'Mistral-7B-v0.1', 'gpt2', 'Llama-
 }
 
 test('SmolLM2 chat template: prompt ends with the assistant header; EOS <|im_end|> closes the answer', { skip }, () => {
-  const tok = loadTestTokenizer(HF('SmolLM2-135M-Instruct'));
+  const tok = loadTokenizer(HF('SmolLM2-135M-Instruct'));
   const res = encodeRecord(ddi, tok, { style: 'chat' });
   assert.ok(res.ok);
   const e = res.example;
@@ -76,11 +76,11 @@ test('SmolLM2 chat template: prompt ends with the assistant header; EOS <|im_end
   assert.ok(promptText.endsWith('<|im_start|>assistant\n'), promptText);
   assert.ok(promptText.includes(`${TASKS['ddi-triplets'].instruction}\n\n${ddi.input}`));
   assert.equal(tok.decode(e.input_ids.slice(e.promptLength)), '<Aspirin, may increase the anticoagulant activities of, Warfarin><|im_end|>');
-  assert.throws(() => encodeRecord(ddi, loadTestTokenizer(HF('gpt2')), { style: 'chat' }), /no chat_template/);
+  assert.throws(() => encodeRecord(ddi, loadTokenizer(HF('gpt2')), { style: 'chat' }), /no chat_template/);
 });
 
 test('truncation cuts the input, never the target; too-long targets are dropped or reported', { skip }, () => {
-  const tok = loadTestTokenizer(HF('gpt2'));
+  const tok = loadTokenizer(HF('gpt2'));
   const long: MedRecord = { ...ddi, id: 'long', input: `${'The patient took many drugs. '.repeat(40)}Aspirin may increase the anticoagulant activities of Warfarin.` };
   const full = encodeRecord(long, tok, { style: 'alpaca' });
   assert.ok(full.ok);
@@ -117,7 +117,7 @@ test('collate pads to the longest with pad id / -100 / 0, on either side', () =>
 void join;
 
 test('encodeAll counts dropped and truncated records', { skip }, () => {
-  const tok = loadTestTokenizer(HF('gpt2'));
+  const tok = loadTokenizer(HF('gpt2'));
   const long: MedRecord = { ...ddi, id: 'long', input: 'word '.repeat(300) };
   const full = encodeRecord(ddi, tok, { style: 'alpaca' });
   assert.ok(full.ok);
@@ -133,7 +133,7 @@ test('encodeAll counts dropped and truncated records', { skip }, () => {
 test('Mistral-Instruct chat template that writes {{ bos_token }}: BOS exactly once, at the start', { skip }, async () => {
   const { readFileSync } = await import('node:fs');
   const tpl = (JSON.parse(readFileSync(sharedPath('fixtures', 'hf', 'chat-templates', 'mistral.json'), 'utf8')) as { chat_template: string }).chat_template;
-  const tok = loadTestTokenizer(HF('Mistral-7B-v0.1'), tpl);
+  const tok = loadTokenizer(HF('Mistral-7B-v0.1'), { chatTemplate: tpl });
   const res = encodeRecord(ddi, tok, { style: 'chat' });
   assert.ok(res.ok);
   const e = res.example;

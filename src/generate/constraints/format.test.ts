@@ -40,6 +40,9 @@ test('prefixes are alive but not complete; malformed text dies', () => {
   assert.ok(!alive('ade-email', '{"drug_name": "a", "adverse_events": ["x",]}'));
   assert.ok(!alive('chemicals', '- a\xff'.replace('\xff', '\u0000')));
   assert.ok(!alive('diseases', 'none\n- x'));
+  // one leading space (a sentencepiece "▁" first token) is allowed, two are not
+  assert.ok(complete('ade-email', ' {"drug_name": "a", "adverse_events": []}') && complete('chemicals', ' none'));
+  assert.ok(!alive('chemicals', '  - a'));
 });
 
 test('UTF-8 is validated across bytes', () => {
@@ -53,6 +56,10 @@ test('UTF-8 is validated across bytes', () => {
   assert.ok(a.isComplete(s));
   assert.equal(a.step(a.run('- '), 0x80), -1); // a continuation byte cannot start a character
   assert.equal(a.step(a.run('- '), 0xc0), -1); // C0/C1 are never valid leads
+  // only letters make a field non-empty for the parser: NBSP, Unicode spaces and symbols do not
+  assert.ok(!a.isComplete(a.run('- \u00a0')) && !a.isComplete(a.run('- \u3000')) && !a.isComplete(a.run('- \u2013')));
+  assert.ok(a.isComplete(a.run('- é')) && a.isComplete(a.run('- \u00a0x')));
+  assert.equal(a.minToFinish(a.step(a.run('- '), 0xe3)), 3); // two continuation bytes + a letter
 });
 
 test('bounds: field length and item count', () => {
@@ -105,4 +112,15 @@ test('whatever the automaton completes, the parser reads without leftovers', () 
     assert.ok(complete(task, text), `${task}: ${text}`);
     assert.deepEqual(parseOutput(task, text).unparsed, [], `${task}: ${text}`);
   }
+});
+
+test('applyMask: disallowed and padded ids get -Infinity, EOS only when the answer is complete', async () => {
+  const { applyMask } = await import('./index.js');
+  const allowed = Uint8Array.from([1, 0, 1, 0]);
+  const l = Float32Array.from([0.5, 0.6, 0.7, 0.8, 0.9]); // id 4: a padded embedding row beyond the vocabulary
+  applyMask(l, { allowed, count: 2, eos: true }, 3);
+  assert.deepEqual([...l], [0.5, -Infinity, Math.fround(0.7), Math.fround(0.8), -Infinity]);
+  const k = Float32Array.from([0.5, 0.6, 0.7, 0.8]);
+  applyMask(k, { allowed, count: 2, eos: false }, 3);
+  assert.deepEqual([...k], [0.5, -Infinity, Math.fround(0.7), -Infinity]);
 });

@@ -9,8 +9,8 @@
 export type Segment =
   | { kind: 'lit'; text: string }
   /** free text: printable ASCII (except `exclude`) and UTF-8 multi-byte characters, 1..maxBytes bytes; it may not
-   * start with a space and may only end after an ASCII letter/digit or a non-ASCII character has been seen, so the
-   * parser's trimming of bullets, quotes and trailing punctuation can never empty it */
+   * start with a space and may only end after an ASCII letter/digit or a 2-byte letter (U+00C0-U+07FF) has been seen,
+   * so the parser's trimming of whitespace, bullets, quotes and trailing punctuation can never empty it */
   | { kind: 'field'; exclude: string; maxBytes: number }
   /** one of a fixed set of strings (e.g. ChemProt CPR groups) */
   | { kind: 'enum'; options: string[] };
@@ -44,9 +44,9 @@ interface Slot {
   nodeMin?: Int32Array;
 }
 
-// packed state layout (28 bits): pc 7 | sub 8 | utf8 pending 2 | items 6 | none index 3 | main dead 1 | field has a
-// letter/digit 1
-const PC_BITS = 7, SUB_SHIFT = 7, U_SHIFT = 15, C_SHIFT = 17, N_SHIFT = 23, D_SHIFT = 26, G_SHIFT = 27;
+// packed state layout (29 bits): pc 7 | sub 8 | utf8 pending 2 | items 6 | none index 3 | main dead 1 | field has a
+// letter/digit 1 | at the very start 1
+const PC_BITS = 7, SUB_SHIFT = 7, U_SHIFT = 15, C_SHIFT = 17, N_SHIFT = 23, D_SHIFT = 26, G_SHIFT = 27, S_SHIFT = 28;
 const NONE_DEAD = 7;
 
 function pack(pc: number, sub: number, u: number, c: number, none: number, mainDead: number, sig = 0): number {
@@ -197,8 +197,10 @@ export class FormatAutomaton {
     return pc + 1 === this.xStart && pc >= this.sStart ? this.iStart : pc + 1;
   }
 
+  /** The start state. One leading space is allowed: sentencepiece models (Llama/Mistral) naturally begin an answer
+   * with a "▁"-prefixed token, and every parser trims it. */
   initial(): number {
-    return pack(0, 0, 0, 0, this.none.length > 0 ? 0 : NONE_DEAD, 0);
+    return pack(0, 0, 0, 0, this.none.length > 0 ? 0 : NONE_DEAD, 0) | (1 << S_SHIFT);
   }
 
   /** Advance the main path from (pc, sub, u, c) by byte b; returns a packed main state (none bits 0) or -1. */
@@ -216,7 +218,7 @@ export class FormatAutomaton {
         case K.Field: {
           if (u > 0) {
             if (b < 0x80 || b > 0xbf) return -1;
-            return pack(pc, sub + 1, u - 1, c, 0, 0, 1);
+            return pack(pc, sub + 1, u - 1, c, 0, 0, sig);
           }
           if (b < 0x80) {
             if (s.allow![b] && (sub > 0 || b !== 0x20) && sub + 1 <= s.maxBytes!) {
@@ -227,7 +229,9 @@ export class FormatAutomaton {
           }
           const k = utf8Continuations(b);
           if (k < 0 || sub + 1 + k > s.maxBytes!) return -1;
-          return pack(pc, sub + 1, k, c, 0, 0, 1);
+          // 2-byte characters from U+00C0 (Latin letters with diacritics, Greek, Cyrillic, ...) are letters; C2 holds
+          // NBSP and Latin-1 symbols, and 3/4-byte characters include Unicode spaces, which parsers trim away
+          return pack(pc, sub + 1, k, c, 0, 0, sig | (b >= 0xc3 && b <= 0xdf ? 1 : 0));
         }
         case K.Enum: {
           const ch = s.child![sub * 256 + b]!;
@@ -258,13 +262,17 @@ export class FormatAutomaton {
   /** One byte. Returns the new packed state or -1 (dead). */
   step(state: number, b: number): number {
     if (state < 0) return -1;
+    if (state >>> S_SHIFT) {
+      state &= ~(1 << S_SHIFT);
+      if (b === 0x20) return state;
+    }
     // fast path (most of a mask walk): inside a non-empty field, no pending UTF-8, "none" already ruled out, and an
     // allowed ASCII byte that fits
     if (((state >>> N_SHIFT) & 7) === NONE_DEAD && !((state >>> D_SHIFT) & 1) && b < 0x80) {
       const s = this.slots[state & 127]!;
       if (s.kind === K.Field) {
         const sub = (state >>> SUB_SHIFT) & 255;
-        if (sub > 0 && sub < s.maxBytes! && s.allow![b] && ((state >>> U_SHIFT) & 3) === 0 && (state >>> G_SHIFT)) {
+        if (sub > 0 && sub < s.maxBytes! && s.allow![b] && ((state >>> U_SHIFT) & 3) === 0 && ((state >>> G_SHIFT) & 1)) {
           return state + (1 << SUB_SHIFT);
         }
       }
@@ -295,8 +303,8 @@ export class FormatAutomaton {
     const s = this.slots[pc]!;
     switch (s.kind) {
       case K.Field:
-        // a pending UTF-8 character already counts as significant; otherwise a field needs a letter before it ends
-        return u > 0 ? u + this.minFrom[this.next(pc)]! : ((state >>> G_SHIFT) & 1) ? this.minFrom[this.next(pc)]! : 1 + this.minFrom[this.next(pc)]!;
+        // finish a pending UTF-8 character, then add a letter if the field has none yet
+        return u + (((state >>> G_SHIFT) & 1) ? 0 : 1) + this.minFrom[this.next(pc)]!;
       case K.Enum:
         return s.nodeMin![sub]! + this.minFrom[this.next(pc)]!;
       case K.BranchB:
@@ -305,6 +313,37 @@ export class FormatAutomaton {
       case K.End:
         return this.minFrom[pc]!;
     }
+  }
+
+  /**
+   * If `state` is inside a field (main path alive, "none" ruled out, past the start, no pending UTF-8), its slot
+   * index; else -1. From such a state, a token made only of field bytes just lengthens the field, which lets mask.ts
+   * decide those tokens without walking the trie.
+   */
+  steadyField(state: number): number {
+    if (state < 0 || ((state >>> D_SHIFT) & 0b101) !== 0) return -1; // S and D clear
+    if (((state >>> N_SHIFT) & 7) !== NONE_DEAD || ((state >>> U_SHIFT) & 3) !== 0) return -1;
+    const pc = state & 127;
+    return this.slots[pc]!.kind === K.Field ? pc : -1;
+  }
+
+  /** Whether the field so far holds a letter (it may end). */
+  fieldHasLetter(state: number): boolean {
+    return ((state >>> G_SHIFT) & 1) === 1;
+  }
+
+  /** Field bytes used so far in a field state. */
+  fieldUsed(state: number): number {
+    return (state >>> SUB_SHIFT) & 255;
+  }
+
+  /** For each field slot: its allowed-ASCII bitmap, byte limit, and the min bytes to finish once it is left. */
+  fieldSlots(): Array<{ pc: number; allow: Uint8Array; maxBytes: number; minAfter: number }> {
+    const out: Array<{ pc: number; allow: Uint8Array; maxBytes: number; minAfter: number }> = [];
+    this.slots.forEach((s, pc) => {
+      if (s.kind === K.Field) out.push({ pc, allow: s.allow!, maxBytes: s.maxBytes!, minAfter: this.minFrom[this.next(pc)]! });
+    });
+    return out;
   }
 
   isComplete(state: number): boolean {

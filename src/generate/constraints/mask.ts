@@ -35,8 +35,54 @@ export class ConstraintVocab {
   }
 }
 
+/**
+ * For a field, the tokens made only of its bytes ("pure": they just lengthen the field) sorted by length, with the
+ * UTF-8 bytes they leave pending; and a trie over all other tokens, the only ones a steady field state must walk.
+ */
+interface FieldSplit {
+  pureIds: Int32Array;
+  pureLen: Uint16Array;
+  /** UTF-8 continuation bytes still pending after the token */
+  pureU: Uint8Array;
+  /** bit 0: the token holds a letter (ASCII letter/digit or a 2-byte letter, as in format.ts); bit 1: starts with a space */
+  pureFlags: Uint8Array;
+  rest: TokenTrie;
+}
+
+function splitForField(bytes: Array<Uint8Array | null>, allow: Uint8Array): FieldSplit {
+  const pure: Array<{ id: number; len: number; u: number; flags: number }> = [];
+  const rest: Array<Uint8Array | null> = bytes.map((bs, id) => {
+    if (!bs) return null;
+    let u = 0, letter = 0;
+    for (const b of bs) {
+      if (u > 0) { if (b < 0x80 || b > 0xbf) return bs; u--; continue; }
+      if (b < 0x80) {
+        if (!allow[b]) return bs;
+        if ((b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a)) letter = 1;
+        continue;
+      }
+      const k = b >= 0xc2 && b <= 0xdf ? 1 : b >= 0xe0 && b <= 0xef ? 2 : b >= 0xf0 && b <= 0xf4 ? 3 : -1;
+      if (k < 0) return bs;
+      if (b >= 0xc3 && b <= 0xdf) letter = 1;
+      u = k;
+    }
+    pure.push({ id, len: bs.length, u, flags: letter | (bs[0] === 0x20 ? 2 : 0) });
+    return null;
+  });
+  pure.sort((a, b) => a.len - b.len);
+  return {
+    pureIds: Int32Array.from(pure.map((p) => p.id)),
+    pureLen: Uint16Array.from(pure.map((p) => p.len)),
+    pureU: Uint8Array.from(pure.map((p) => p.u)),
+    pureFlags: Uint8Array.from(pure.map((p) => p.flags)),
+    rest: new TokenTrie(rest),
+  };
+}
+
 export class TokenConstraint {
   private readonly stack: Int32Array;
+  /** per automaton slot index: the pure/rest split of its field (fields with the same bytes share one) */
+  private readonly splits = new Map<number, { split: FieldSplit; maxBytes: number; minAfter: number }>();
 
   constructor(readonly vocab: ConstraintVocab, readonly automaton: FormatAutomaton) {
     if (vocab.eosId === undefined) throw new MedloraError('constrained decoding needs an EOS token; the tokenizer has none');
@@ -47,6 +93,13 @@ export class TokenConstraint {
       }
     }
     this.stack = new Int32Array(vocab.trie.maxDepth + 1);
+    const byAllow = new Map<string, FieldSplit>();
+    for (const f of automaton.fieldSlots()) {
+      const key = f.allow.join('');
+      let split = byAllow.get(key);
+      if (!split) { split = splitForField(vocab.bytes, f.allow); byAllow.set(key, split); }
+      this.splits.set(f.pc, { split, maxBytes: f.maxBytes, minAfter: f.minAfter });
+    }
   }
 
   initial(): number {
@@ -74,9 +127,9 @@ export class TokenConstraint {
    * Allowed tokens from `state`. `remaining` = tokens still allowed including the EOS (Infinity = no budget).
    * `out` is reused when given (must be vocabSize long).
    */
-  mask(state: number, remaining = Infinity, out?: Uint8Array): MaskResult {
+  mask(state: number, remaining = Infinity, out?: Uint8Array, opts: { fullWalk?: boolean } = {}): MaskResult {
     const a = this.automaton;
-    const t = this.vocab.trie;
+    let t = this.vocab.trie;
     const allowed = out ?? new Uint8Array(this.vocab.vocabSize);
     allowed.fill(0);
     const complete = a.isComplete(state);
@@ -85,6 +138,22 @@ export class TokenConstraint {
     const slack = remaining - 2;
     const unbounded = slack === Infinity;
     let count = 0;
+    const pc = opts.fullWalk || remaining < 2 ? -1 : a.steadyField(state);
+    const f = pc >= 0 ? this.splits.get(pc) : undefined;
+    if (f) {
+      // pure tokens: allowed iff they fit in the field (a character left pending must fit whole), do not start an
+      // empty field with a space, and leave an answer that can still be finished in the budget
+      const used = a.fieldUsed(state);
+      const room = f.maxBytes - used;
+      const hasLetter = a.fieldHasLetter(state);
+      const { pureIds, pureLen, pureU, pureFlags } = f.split;
+      for (let k = 0; k < pureIds.length && pureLen[k]! <= room; k++) {
+        const fl = pureFlags[k]!;
+        if (pureLen[k]! + pureU[k]! > room || (used === 0 && fl & 2)) continue;
+        if (unbounded || pureU[k]! + (hasLetter || fl & 1 ? 0 : 1) + f.minAfter <= slack) { allowed[pureIds[k]!] = 1; count++; }
+      }
+      t = f.split.rest; // everything else goes through the walk below
+    }
     if (remaining >= 2 && state >= 0) {
       const st = this.stack;
       st[0] = state;

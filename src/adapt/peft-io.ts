@@ -1,0 +1,121 @@
+// Saving and loading PEFT-format LoRA adapters on a live model: adapter_config.json + adapter_model.safetensors with
+// keys base_model.model.<module path>.lora_A.weight / lora_B.weight, so a Python PEFT user can load what medlora
+// trains (PeftModel.from_pretrained) and medlora can load what PEFT trained.
+import { join } from 'node:path';
+import { fromBytes, type DType, type Tensor } from '../tensor/index.js';
+import { ADAPTER_WEIGHTS, type Adapter, loraKey, makeLoraConfig, readAdapter, writeAdapter, type LoraConfig } from '../io/peft.js';
+import type { Dtype, TensorData } from '../io/safetensors.js';
+import type { Module } from '../model/module.js';
+import { MedloraError } from '../util/errors.js';
+import { applyLora, loraModules } from './apply.js';
+import { unloadLora } from './merge.js';
+
+const TO_ENGINE: Partial<Record<Dtype, DType>> = { F32: 'f32', F64: 'f64', BF16: 'bf16', F16: 'f16', I64: 'i64', I32: 'i32', I8: 'i8', U8: 'u8', BOOL: 'bool' };
+const TO_FILE: Record<DType, Dtype> = { f32: 'F32', f64: 'F64', bf16: 'BF16', f16: 'F16', i64: 'I64', i32: 'I32', i8: 'I8', u8: 'U8', bool: 'BOOL' };
+
+/** Safetensors dtype name -> engine dtype (I16 has no engine counterpart). */
+export function engineDType(d: Dtype, what: string): DType {
+  const e = TO_ENGINE[d];
+  if (!e) throw new MedloraError(`${what}: dtype ${d} is not supported by the engine`);
+  return e;
+}
+
+/** A tensor as the safetensors writers take it (bytes copied off the engine, on CPU). */
+export function tensorData(t: Tensor): TensorData {
+  const c = t.device === 'cpu' ? t : t.to('cpu');
+  return { dtype: TO_FILE[c.dtype], shape: [...c.shape], data: c.toBytes() };
+}
+
+/**
+ * The LoRA settings a model's adapters were created with, as an adapter config. Every wrapper must share r, alpha,
+ * scaling and dropout (per-module ranks are PEFT's rank_pattern, which medlora does not write).
+ */
+export function loraConfigOf(model: Module, base: Partial<LoraConfig> = {}): LoraConfig {
+  const mods = loraModules(model);
+  if (mods.length === 0) throw new MedloraError('save adapter: the model has no LoRA adapters');
+  const [, first] = mods[0]!;
+  for (const [p, l] of mods) {
+    if (l.r !== first.r || l.loraAlpha !== first.loraAlpha || l.useRslora !== first.useRslora || l.dropoutP !== first.dropoutP) {
+      throw new MedloraError(`save adapter: '${p}' has r=${l.r}, alpha=${l.loraAlpha} but '${mods[0]![0]}' has r=${first.r}, alpha=${first.loraAlpha}; mixed settings are not supported`);
+    }
+  }
+  const fanInFanOut = mods.some(([, l]) => l.fanInFanOut);
+  const names = [...new Set(mods.map(([p]) => p.split('.').pop()!))].sort();
+  return makeLoraConfig({
+    ...base,
+    r: first.r, lora_alpha: first.loraAlpha, lora_dropout: first.dropoutP,
+    use_rslora: first.useRslora,
+    target_modules: base.target_modules ?? names,
+    fan_in_fan_out: fanInFanOut,
+  });
+}
+
+/**
+ * Write the model's LoRA factors (F32) and config to `dir`. `config` overrides what is derived from the model
+ * (e.g. base_model_name_or_path, or the original target_modules regex); r / alpha always come from the model.
+ * Returns the config written.
+ */
+export function saveAdapter(model: Module, dir: string, config: Partial<LoraConfig> = {}): LoraConfig {
+  const c = loraConfigOf(model, config);
+  const tensors: Record<string, TensorData> = {};
+  for (const [path, l] of loraModules(model)) {
+    tensors[loraKey(path, 'A')] = tensorData(l.lora_A.weight.detach());
+    tensors[loraKey(path, 'B')] = tensorData(l.lora_B.weight.detach());
+  }
+  writeAdapter(dir, c, tensors);
+  return c;
+}
+
+export interface LoadedAdapter {
+  config: LoraConfig;
+  /** wrapped module paths */
+  modules: string[];
+}
+
+/**
+ * Apply LoRA to `model` as the adapter folder's config says and copy its A / B tensors in. The modules the config
+ * targets in this model must be exactly the modules the weights file holds; shapes are checked per key.
+ */
+export function loadAdapter(model: Module, dir: string): LoadedAdapter {
+  const ad = readAdapter(dir);
+  const file = join(dir, ADAPTER_WEIGHTS);
+  if (ad.otherTensors.length) {
+    throw new MedloraError(`${file}: holds non-LoRA tensors (${ad.otherTensors.slice(0, 3).join(', ')}${ad.otherTensors.length > 3 ? ', ...' : ''}); modules_to_save adapters are not supported`);
+  }
+  if (ad.config.bias !== 'none') throw new MedloraError(`${join(dir, 'adapter_config.json')}: bias=${JSON.stringify(ad.config.bias)} is not supported (only "none")`);
+  const wrapped = applyLora(model, { ...ad.config, init: true });
+  try {
+    copyFactors(model, ad, wrapped, file);
+  } catch (e) {
+    unloadLora(model); // leave the model as it was
+    throw e;
+  }
+  return { config: ad.config, modules: wrapped };
+}
+
+function copyFactors(model: Module, ad: Adapter, wrapped: string[], file: string): void {
+  const inFile = new Set(ad.modules.keys());
+  const missing = wrapped.filter((p) => !inFile.has(p));
+  const extra = [...inFile].filter((p) => !wrapped.includes(p));
+  if (missing.length || extra.length) {
+    throw new MedloraError(`${file}: does not fit this model:` +
+      (missing.length ? ` no weights for targeted module(s) ${missing.slice(0, 4).join(', ')}${missing.length > 4 ? ', ...' : ''};` : '') +
+      (extra.length ? ` weights for module(s) ${extra.slice(0, 4).join(', ')}${extra.length > 4 ? ', ...' : ''} that are not targeted linear layers of this model;` : '') +
+      ' (was it trained for a different architecture?)');
+  }
+  const byPath = new Map(loraModules(model));
+  for (const [path, info] of ad.modules) {
+    const l = byPath.get(path)!;
+    const load = (which: 'A' | 'B'): Tensor => {
+      const ti = which === 'A' ? info.A : info.B;
+      return fromBytes(ad.tensors.read(ti.name), engineDType(ti.dtype, `${file}: '${ti.name}'`), ti.shape);
+    };
+    const A = load('A'), B = load('B');
+    try {
+      l.setFactors(A, B, `${file}: '${loraKey(path, 'A').replace(/\.lora_A\.weight$/, '')}'`);
+    } finally {
+      A.dispose();
+      B.dispose();
+    }
+  }
+}

@@ -1,0 +1,113 @@
+// The forward pass every decoder-only architecture shares: position ids (from the padding mask, as HF generate
+// derives them), the attention mask, rotary tables, the layer loop with an optional KV cache and gradient
+// checkpointing. Architectures supply the embedding, the layers and the head.
+import { arange, checkpoint, isGradEnabled, scope, type Device, type Tensor } from '../tensor/index.js';
+import { MedloraError } from '../util/errors.js';
+import type { CausalLM, ForwardOptions, KVCacheLike } from './causal-lm.js';
+import { KVCache } from './kv-cache.js';
+import { buildAttnMask, ParamModule, type AttnMask, type Rotary } from './layers.js';
+
+/** What one decoder layer gets besides the hidden states. */
+export interface LayerContext {
+  layerIndex: number;
+  mask: AttnMask;
+  /** rotary cos/sin [B|1, 1, T, rotary_dim] (absent for learned positions) */
+  cos?: Tensor;
+  sin?: Tensor;
+  cache?: KVCache;
+}
+
+export interface DecoderLayer {
+  forward(x: Tensor, ctx: LayerContext): Tensor;
+}
+
+/**
+ * Position ids [B|1, T] for T new tokens after `past` cached ones: 0.. in order without a mask; with a padding mask
+ * cumsum(mask) - 1 (padding positions set to 1), HF generate's rule, so left-padded rows start at 0.
+ */
+export function positionIdsFor(attentionMask: Tensor | undefined, past: number, T: number, device: Device = 'cpu'): Tensor {
+  if (!attentionMask) return arange(past, past + T, 1, { device }).view([1, T]);
+  const m = attentionMask.to('i64');
+  const pos = m.cumsum(1).sub(1).maskedFill(m.eq(0), 1);
+  return pos.slice(1, past);
+}
+
+export abstract class DecoderLM extends ParamModule implements CausalLM {
+  abstract readonly config: CausalLM['config'];
+  gradientCheckpointing = false;
+  /** absent for architectures with learned positions (GPT-2) */
+  protected rotary: Rotary | undefined;
+
+  protected abstract layerList(): DecoderLayer[];
+  /** token (and learned position) embeddings: [B, T, hidden] */
+  protected abstract embed(inputIds: Tensor, positionIds: Tensor): Tensor;
+  /** final norm + lm_head: [B, T, vocab] */
+  protected abstract head(x: Tensor): Tensor;
+  /** the most positions the model supports (checked on every call) */
+  protected abstract maxPositions(): number | undefined;
+  /** the sliding attention window, when the architecture has one medlora does not implement (inputs must fit) */
+  protected slidingWindow(): number | null { return null; }
+
+  newCache(batch: number): KVCacheLike {
+    return new KVCache(this.layerList().length, batch);
+  }
+
+  forward(inputIds: Tensor, opts: ForwardOptions = {}): Tensor {
+    if (inputIds.ndim !== 2) throw new MedloraError(`forward: input ids must be [batch, seq], got [${inputIds.shape.join(', ')}]`);
+    const [B, T] = inputIds.shape as [number, number];
+    let cache: KVCache | undefined;
+    if (opts.cache !== undefined) {
+      if (!(opts.cache instanceof KVCache)) throw new MedloraError('forward: cache must come from model.newCache()');
+      cache = opts.cache;
+      if (cache.batch !== B) throw new MedloraError(`forward: cache is for batch ${cache.batch}, input has batch ${B}`);
+    }
+    const past = cache?.length ?? 0;
+    const total = past + T;
+    const maxPos = this.maxPositions();
+    if (maxPos !== undefined && total > maxPos && !this.rotary) {
+      throw new MedloraError(`forward: ${total} positions exceed the model's ${maxPos} learned position embeddings`);
+    }
+    const win = this.slidingWindow();
+    if (win !== null && total > win) {
+      throw new MedloraError(`forward: ${total} positions exceed sliding_window ${win}; medlora implements full attention only, so longer inputs are refused rather than computed differently from the model`);
+    }
+    const out = scope(() => {
+      const device = inputIds.device;
+      const positionIds = opts.positionIds ?? positionIdsFor(opts.attentionMask, past, T, device);
+      const mask = buildAttnMask(opts.attentionMask, past, T, device);
+      let x = this.embed(inputIds, positionIds);
+      let cos: Tensor | undefined;
+      let sin: Tensor | undefined;
+      if (this.rotary) {
+        const maxId = opts.positionIds ? (opts.positionIds.max().item() as number) : total - 1;
+        ({ cos, sin } = this.rotary.get(positionIds, maxId, x.dtype, device));
+      }
+      const layers = this.layerList();
+      const useCkpt = this.gradientCheckpointing && isGradEnabled() && !cache;
+      for (let i = 0; i < layers.length; i++) {
+        const layer = layers[i]!;
+        if (useCkpt) {
+          // tensors go through checkpoint's inputs (not a closure) so the recomputation sees live handles
+          const inputs = [x, ...(cos && sin ? [cos, sin] : []), ...(mask.kind === 'mask' ? [mask.mask] : [])];
+          x = checkpoint((...t: Tensor[]) => {
+            let j = 1;
+            const c = cos ? t[j++] : undefined;
+            const s = sin ? t[j++] : undefined;
+            const m: AttnMask = mask.kind === 'mask' ? { kind: 'mask', mask: t[j++]! } : mask;
+            return layer.forward(t[0]!, { layerIndex: i, mask: m, ...(c && s ? { cos: c, sin: s } : {}) });
+          }, inputs)[0]!;
+        } else {
+          x = layer.forward(x, { layerIndex: i, mask, ...(cos && sin ? { cos, sin } : {}), ...(cache ? { cache } : {}) });
+        }
+      }
+      return this.head(x);
+    });
+    cache?.advance(T);
+    return out;
+  }
+
+  override dispose(): void {
+    this.rotary?.dispose();
+    super.dispose();
+  }
+}

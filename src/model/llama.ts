@@ -1,0 +1,121 @@
+// LlamaForCausalLM (Llama-2, Llama-3/3.1/3.2 with llama3 rope scaling, tied embeddings, explicit head_dim, GQA), the
+// shared body of Mistral and Qwen2 (q/k/v bias). Field names are HF's keys (transformers models/llama/modeling_llama.py).
+import type { Tensor } from '../tensor/index.js';
+import type { LlamaLikeConfig } from '../io/config.js';
+import { ropeInvFreq } from '../io/rope.js';
+import { ModuleList } from './module.js';
+import { DecoderLM, type DecoderLayer, type LayerContext } from './decoder.js';
+import { activation, applyRotary, attend, Embedding, Linear, ParamModule, RMSNorm, Rotary } from './layers.js';
+
+export class LlamaAttention extends ParamModule {
+  q_proj: Linear;
+  k_proj: Linear;
+  v_proj: Linear;
+  o_proj: Linear;
+  private readonly heads: number;
+  private readonly kvHeads: number;
+  private readonly headDim: number;
+
+  constructor(c: LlamaLikeConfig) {
+    super();
+    this.heads = c.num_attention_heads;
+    this.kvHeads = c.num_key_value_heads;
+    this.headDim = c.head_dim;
+    const d = c.hidden_size;
+    this.q_proj = this.module('q_proj', new Linear(d, this.heads * this.headDim, c.qkv_bias));
+    this.k_proj = this.module('k_proj', new Linear(d, this.kvHeads * this.headDim, c.qkv_bias));
+    this.v_proj = this.module('v_proj', new Linear(d, this.kvHeads * this.headDim, c.qkv_bias));
+    this.o_proj = this.module('o_proj', new Linear(this.heads * this.headDim, d, c.o_bias));
+  }
+
+  forward(x: Tensor, ctx: LayerContext): Tensor {
+    const [B, T] = x.shape as [number, number, number];
+    const hd = this.headDim;
+    let q = this.q_proj.forward(x).view([B, T, this.heads, hd]).transpose(1, 2);
+    let k = this.k_proj.forward(x).view([B, T, this.kvHeads, hd]).transpose(1, 2);
+    let v = this.v_proj.forward(x).view([B, T, this.kvHeads, hd]).transpose(1, 2);
+    q = applyRotary(q, ctx.cos!, ctx.sin!);
+    k = applyRotary(k, ctx.cos!, ctx.sin!);
+    if (ctx.cache) ({ k, v } = ctx.cache.update(ctx.layerIndex, k, v));
+    const y = attend(q, k, v, ctx.mask).transpose(1, 2).reshape([B, T, this.heads * hd]);
+    return this.o_proj.forward(y);
+  }
+}
+
+export class LlamaMLP extends ParamModule {
+  gate_proj: Linear;
+  up_proj: Linear;
+  down_proj: Linear;
+  private readonly act: (x: Tensor) => Tensor;
+  constructor(c: LlamaLikeConfig) {
+    super();
+    this.gate_proj = this.module('gate_proj', new Linear(c.hidden_size, c.intermediate_size, c.mlp_bias));
+    this.up_proj = this.module('up_proj', new Linear(c.hidden_size, c.intermediate_size, c.mlp_bias));
+    this.down_proj = this.module('down_proj', new Linear(c.intermediate_size, c.hidden_size, c.mlp_bias));
+    this.act = activation(c.hidden_act, `${c.model_type} config hidden_act`);
+  }
+  forward(x: Tensor): Tensor {
+    return this.down_proj.forward(this.act(this.gate_proj.forward(x)).mul(this.up_proj.forward(x)));
+  }
+}
+
+export class LlamaDecoderLayer extends ParamModule implements DecoderLayer {
+  self_attn: LlamaAttention;
+  mlp: LlamaMLP;
+  input_layernorm: RMSNorm;
+  post_attention_layernorm: RMSNorm;
+  constructor(c: LlamaLikeConfig) {
+    super();
+    this.self_attn = this.module('self_attn', new LlamaAttention(c));
+    this.mlp = this.module('mlp', new LlamaMLP(c));
+    this.input_layernorm = this.module('input_layernorm', new RMSNorm(c.hidden_size, c.rms_norm_eps));
+    this.post_attention_layernorm = this.module('post_attention_layernorm', new RMSNorm(c.hidden_size, c.rms_norm_eps));
+  }
+  forward(x: Tensor, ctx: LayerContext): Tensor {
+    const h = x.add(this.self_attn.forward(this.input_layernorm.forward(x), ctx));
+    return h.add(this.mlp.forward(this.post_attention_layernorm.forward(h)));
+  }
+}
+
+export class LlamaModel extends ParamModule {
+  embed_tokens: Embedding;
+  layers: ModuleList<LlamaDecoderLayer>;
+  norm: RMSNorm;
+  constructor(c: LlamaLikeConfig) {
+    super();
+    this.embed_tokens = this.module('embed_tokens', new Embedding(c.vocab_size, c.hidden_size));
+    const layers: LlamaDecoderLayer[] = [];
+    for (let i = 0; i < c.num_hidden_layers; i++) layers.push(new LlamaDecoderLayer(c));
+    this.layers = this.module('layers', new ModuleList(layers));
+    this.norm = this.module('norm', new RMSNorm(c.hidden_size, c.rms_norm_eps));
+  }
+}
+
+export class LlamaForCausalLM extends DecoderLM {
+  readonly config: LlamaLikeConfig & Record<string, unknown>;
+  model: LlamaModel;
+  lm_head: Linear;
+
+  constructor(c: LlamaLikeConfig) {
+    super();
+    this.config = c as LlamaLikeConfig & Record<string, unknown>;
+    this.model = this.module('model', new LlamaModel(c));
+    this.lm_head = this.module('lm_head', new Linear(c.hidden_size, c.vocab_size, false));
+    // HF: with tie_word_embeddings the head IS the embedding matrix (an lm_head.weight in the file is ignored)
+    if (c.tie_word_embeddings) this.lm_head.tieTo(this.model.embed_tokens);
+    this.rotary = new Rotary(ropeInvFreq(c.head_dim, c.rope_theta, c.rope_scaling), c.head_dim);
+  }
+
+  protected layerList(): DecoderLayer[] {
+    return [...this.model.layers];
+  }
+  protected embed(inputIds: Tensor): Tensor {
+    return this.model.embed_tokens.forward(inputIds);
+  }
+  protected head(x: Tensor): Tensor {
+    return this.lm_head.forward(this.model.norm.forward(x));
+  }
+  protected maxPositions(): number | undefined {
+    return this.config.max_position_embeddings;
+  }
+}

@@ -1,0 +1,11 @@
+// Qwen2ForCausalLM: the Llama architecture with a bias on q_proj / k_proj / v_proj (none on o_proj); the config
+// parser derives qkv_bias = true for qwen2, and rejects use_sliding_window (not implemented).
+import type { LlamaLikeConfig } from '../io/config.js';
+import { LlamaForCausalLM } from './llama.js';
+
+export class Qwen2ForCausalLM extends LlamaForCausalLM {
+  constructor(c: LlamaLikeConfig) {
+    if (!c.qkv_bias) throw new Error('qwen2: config must have qkv_bias (set by parseModelConfig)');
+    super(c);
+  }
+}
