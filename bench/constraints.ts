@@ -66,9 +66,10 @@ function main(): void {
         fullWalkMeanMs: full.reduce((a, b) => a + b, 0) / full.length, usPerVocabEntry: (1000 * mean) / tok.vocabSize,
       };
       rows.push(row);
+      const hitRate = c.cacheStats.hits / Math.max(1, c.cacheStats.hits + c.cacheStats.misses);
       if (!json) {
         console.log(`  ${task.padEnd(13)} ${String(row.steps).padStart(5)} steps  mean ${row.meanMs.toFixed(3)} ms (cpu ${row.cpuMeanMs.toFixed(3)})  p50 ${row.p50Ms.toFixed(3)}  ` +
-          `p95 ${row.p95Ms.toFixed(3)}  (full walk ${row.fullWalkMeanMs.toFixed(3)} ms)  ${row.usPerVocabEntry.toFixed(4)} µs/vocab entry`);
+          `p95 ${row.p95Ms.toFixed(3)}  (full walk ${row.fullWalkMeanMs.toFixed(3)} ms)  ${row.usPerVocabEntry.toFixed(4)} µs/vocab entry, cache hits ${(100 * hitRate).toFixed(0)}%`);
       }
     }
   }
