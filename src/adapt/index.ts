@@ -6,3 +6,4 @@ export * from './peft-io.js';
 export * from './nf4.js';
 export * from './nf4-linear.js';
 export * from './merge-checkpoint.js';
+export * from './prepare.js';
