@@ -54,6 +54,7 @@ export function mergeCheckpoint(o: MergeCheckpointOptions): MergeCheckpointRepor
   if (ad.otherTensors.length) throw new MedloraError(`${o.adapter}: holds non-LoRA tensors (${ad.otherTensors[0]}, ...); modules_to_save adapters are not supported`);
   if (ad.config.bias !== 'none') throw new MedloraError(`${o.adapter}: bias=${JSON.stringify(ad.config.bias)} is not supported (only "none")`);
   const scaling = loraScale(ad.config);
+  const fanInFanOut = layoutOf(config, ad.config.fan_in_fan_out);
 
   // resolve every adapted module to its checkpoint weight before doing any work
   const plan = new Map<string, { module: string; fromKey: string }>();
@@ -81,7 +82,7 @@ export function mergeCheckpoint(o: MergeCheckpointOptions): MergeCheckpointRepor
         const A = fromBytes(ad.tensors.read(lm.A.name), engineDType(lm.A.dtype, lm.A.name), lm.A.shape).to('f32');
         const B = fromBytes(ad.tensors.read(lm.B.name), engineDType(lm.B.dtype, lm.B.name), lm.B.shape).to('f32');
         const delta = B.matmul(A).mul(scaling);
-        const w = mergedWeight(W, delta, ad.config.fan_in_fan_out, `merge '${p.module}' (${info.file}: '${info.name}')`);
+        const w = mergedWeight(W, delta, fanInFanOut, `merge '${p.module}' (${info.file}: '${info.name}')`);
         return tensorData(w);
       });
       merged.push(p.module);
@@ -109,6 +110,19 @@ export function mergeCheckpoint(o: MergeCheckpointOptions): MergeCheckpointRepor
     if (existsSync(join(o.model, f))) { copyFileSync(join(o.model, f), join(o.out, f)); copied.push(f); }
   }
   return { merged, tensors: names.length, files, copied, ...(untied ? { untied } : {}) };
+}
+
+/**
+ * Whether the checkpoint stores adapted weights as [in, out]. Like PEFT (which warns and overrides fan_in_fan_out to
+ * match the layer class), the architecture decides where it is known: GPT-2's Conv1D is [in, out], the Linear layers
+ * of the Llama family are [out, in]; only an unknown model_type falls back to the adapter config's flag. This matters
+ * for square weights, where a wrong flag would merge the transpose without any shape error.
+ */
+function layoutOf(config: Record<string, unknown>, fromAdapter: boolean): boolean {
+  const t = config.model_type;
+  if (t === 'gpt2') return true;
+  if (typeof t === 'string' && ['llama', 'mistral', 'qwen2', 'stablelm', 'stablelm_epoch', 'phi', 'gemma'].includes(t)) return false;
+  return fromAdapter;
 }
 
 function cast(t: Tensor, dtype: DType | undefined): Tensor {

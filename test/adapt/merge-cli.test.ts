@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadModel } from '../../src/model/load.js';
@@ -164,6 +164,25 @@ test('merge: a LoRA on a tied lm_head writes a separate lm_head.weight and sets 
   } finally {
     m.dispose();
     rmSync(adDir, { recursive: true, force: true });
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('merge: a GPT-2 adapter saved with fan_in_fan_out=false still merges the [in, out] Conv1D weights correctly (as PEFT corrects it)', { skip: skipNoShared }, () => {
+  const name = 'gpt2-tiny';
+  const ad = mkdtempSync(join(tmpdir(), 'medlora-fif-'));
+  const out = mkdtempSync(join(tmpdir(), 'medlora-fif-out-'));
+  try {
+    for (const f of ['adapter_model.safetensors']) copyFileSync(join(refDir(name), 'adapter', f), join(ad, f));
+    const cfg = JSON.parse(readFileSync(join(refDir(name), 'adapter', 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
+    writeFileSync(join(ad, 'adapter_config.json'), JSON.stringify({ ...cfg, fan_in_fan_out: false }));
+    mergeCheckpoint({ model: refDir(name), adapter: ad, out });
+    const m = loadModel(out);
+    try {
+      assertClose(noGrad(() => m.forward(refBatch(name).ids).toFloat32Array()), refTensor(name, 'logits_lora'), { atol: 1e-4, label: 'gpt2 merged with a wrong fan_in_fan_out flag' });
+    } finally { m.dispose(); }
+  } finally {
+    rmSync(ad, { recursive: true, force: true });
     rmSync(out, { recursive: true, force: true });
   }
 });
