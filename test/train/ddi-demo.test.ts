@@ -65,7 +65,7 @@ test('DDI preset on a DrugBank slice: train and validation loss fall; report.htm
   const out = join(work, 'run');
   r = spawnSync(process.execPath, [BIN, 'train', '--config', join(packageRoot(), 'configs', 'ddi-llama31-8b.yaml'), '--model', model, '--output', out,
     '--data.train', join(work, 'train.jsonl'), '--data.validation', join(work, 'val.jsonl'),
-    '--max_steps', '32', '--eval_steps', '8', '--save_steps', '16', '--logging_steps', '1', '--learning_rate', '3e-3', '--warmup_steps', '5',
+    '--max_steps', '24', '--eval_steps', '8', '--save_steps', '12', '--logging_steps', '1', '--learning_rate', '3e-3', '--warmup_steps', '5',
     '--threads', '1', '--json', ...(existsSync(out) ? ['--resume', 'latest'] : [])], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -77,7 +77,7 @@ test('DDI preset on a DrugBank slice: train and validation loss fall; report.htm
   const evals = recs.filter((x) => x.eval_loss !== undefined).map((x) => x.eval_loss!);
   const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
   console.log(`  train loss: first 5 mean ${mean(train.slice(0, 5)).toFixed(3)}, last 5 mean ${mean(train.slice(-5)).toFixed(3)}; eval: ${evals.map((e) => e.toFixed(3)).join(' -> ')}`);
-  assert.equal(evals.length, 4);
+  assert.equal(evals.length, 3);
   assert.ok(mean(train.slice(-5)) < mean(train.slice(0, 5)) - 0.5, 'train loss falls');
   for (let i = 1; i < evals.length; i++) assert.ok(evals[i]! < evals[i - 1]!, 'validation loss falls at every evaluation');
   const html = readFileSync(join(out, 'report.html'), 'utf8');
