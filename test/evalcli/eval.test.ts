@@ -36,18 +36,18 @@ test('constrained decoding: a real tiny random llama gives parseable output for 
   try {
     let maskMs = 0, tokens = 0, seconds = 0, freeTokens = 0, freeSeconds = 0;
     for (const task of STRUCTURED_TASKS) {
-      const recs = manyRecords(task, 12);
+      const recs = manyRecords(task, 8);
       for (const temperature of [0, 1]) {
-        const run = evaluateModel(model, tok, recs, { maxNewTokens: 96, batchSize: 6, temperature, seed: 3, loss: false });
+        const run = evaluateModel(model, tok, recs, { maxNewTokens: 64, batchSize: 8, temperature, seed: 3, loss: false });
         assert.equal(run.parse.rate, 1, `${task} T=${temperature}: ${JSON.stringify(run.predictions.filter((p) => p.unparsed.length).map((p) => p.output))}`);
         assert.equal(run.parse.clean, recs.length);
         for (const p of run.predictions) assert.equal(p.finish_reason, 'eos', `${task}: ${JSON.stringify(p.output)} did not end with EOS`);
         maskMs += run.timing.maskMs; tokens += run.timing.generatedTokens; seconds += run.timing.seconds;
         if (temperature === 0) console.log(`  ${task}: ${JSON.stringify(run.predictions[0]!.output).slice(0, 100)}`);
       }
-      const free = evaluateModel(model, tok, recs, { maxNewTokens: 96, batchSize: 6, constrain: false, loss: false });
+      const free = evaluateModel(model, tok, recs.slice(0, 4), { maxNewTokens: 32, batchSize: 4, constrain: false, loss: false });
       freeTokens += free.timing.generatedTokens; freeSeconds += free.timing.seconds;
-      console.log(`  ${task}: unconstrained parse rate ${free.parse.rate.toFixed(2)} (${free.parse.hitLength}/${recs.length} hit max_new_tokens)`);
+      console.log(`  ${task}: unconstrained parse rate ${free.parse.rate.toFixed(2)} (${free.parse.hitLength}/4 hit max_new_tokens)`);
     }
     console.log(`  constrained: ${(1000 * seconds / tokens).toFixed(3)} ms per token, of which masks ${(maskMs / tokens).toFixed(3)} ms; ` +
       `unconstrained ${(1000 * freeSeconds / freeTokens).toFixed(3)} ms per token (vocab ${tok.vocabSize})`);
@@ -166,7 +166,7 @@ test('extract: structured results with spans that point at the entity in the tex
   try {
     const inputs = [{ id: 'a', text: 'Cisplatin and lithium caused renal damage.' }, { id: 'b', text: 'Aspirin reduced fever.' }];
     for (const task of STRUCTURED_TASKS) {
-      const { results } = extract(model, tok, task, inputs, { maxNewTokens: 96 });
+      const { results } = extract(model, tok, task, inputs, { maxNewTokens: 64 });
       assert.equal(results.length, 2);
       for (const [i, r] of results.entries()) {
         assert.equal(r.id, inputs[i]!.id);

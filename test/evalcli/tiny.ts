@@ -2,7 +2,7 @@
 // ../shared/fixtures/reference/llama-tiny (2 layers, hidden 64) whose vocabulary is a byte-level BPE trained here by
 // src/tokenize/bpe-train.ts, saved as a standard HF folder (config.json, model.safetensors, tokenizer files); plus a
 // LoRA adapter with random (non-zero) factors and small test sets of canonical records for every structured task.
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { trainBpe, writeTrainedTokenizer } from '../../src/tokenize/bpe-train.js';
@@ -77,6 +77,7 @@ let cached: TinyFixture | undefined;
 export function tinyFixture(): TinyFixture {
   if (cached) return cached;
   const root = mkdtempSync(join(tmpdir(), 'medlora-evalcli-'));
+  process.on('exit', () => rmSync(root, { recursive: true, force: true }));
   const model = join(root, 'model');
   const adapter = join(root, 'run', 'adapter');
   const recs = Object.values(taskRecords()).flat() as MedRecord[];
