@@ -35,24 +35,19 @@ export function generationSettings(args: ParsedArgs, cmd: string): Record<string
   };
 }
 
-/** Load the model (and tokenizer) once, after the engine-wide settings. */
-export async function loadModelAndTokenizer(args: ParsedArgs, cmd: string) {
+/** Load the model (and tokenizer) once, after the engine-wide settings (src/eval/load-extractor.ts); the adapter
+ * too when `withAdapter` (eval applies its adapters one by one itself). */
+export async function loadModelAndTokenizer(args: ParsedArgs, cmd: string, withAdapter = false) {
+  const { loadExtractor } = await import('../../eval/load-extractor.js');
+  const tok = str(args, 'tokenizer');
   const dtype = str(args, 'dtype');
-  if (dtype !== undefined && dtype !== 'f32' && dtype !== 'bf16') throw new MedloraError(`medlora ${cmd}: --dtype must be f32 or bf16, got "${dtype}"`);
   const threads = num(args, 'threads');
-  if (threads !== undefined) {
-    if (!Number.isInteger(threads) || threads < 1) throw new MedloraError(`medlora ${cmd}: --threads must be a positive integer, got ${threads}`);
-    const { setNumThreads } = await import('../../tensor/index.js');
-    setNumThreads(threads);
-  }
-  const { existsSync } = await import('node:fs');
-  const modelDir = str(args, 'model')!;
-  if (!existsSync(join(modelDir, 'config.json'))) throw new MedloraError(`--model ${modelDir}: no config.json (expected a Hugging Face model folder)`);
-  const { loadTokenizer } = await import('../../tokenize/tokenizer.js');
-  const tok = loadTokenizer(str(args, 'tokenizer') ?? modelDir);
-  const { loadModel } = await import('../../model/load.js');
-  const model = loadModel(modelDir, dtype ? { dtype } : {});
-  return { model, tok, modelDir };
+  const adapter = withAdapter ? str(args, 'adapter') : undefined;
+  return loadExtractor({
+    model: str(args, 'model')!, where: `medlora ${cmd}`,
+    ...(tok !== undefined ? { tokenizer: tok } : {}), ...(dtype !== undefined ? { dtype } : {}),
+    ...(threads !== undefined ? { threads } : {}), ...(adapter !== undefined ? { adapter } : {}),
+  });
 }
 
 interface RunSpec { name: string; adapter: string | null }

@@ -62,13 +62,9 @@ export const extractCommand: CommandSpec = {
     }
     const inputs = file !== undefined ? await readInputs(file) : [{ id: '1', text: args.positionals[0]! }];
     const settings = generationSettings(args, 'extract');
-    const { model, tok } = await loadModelAndTokenizer(args, 'extract');
+    const { model, tok } = await loadModelAndTokenizer(args, 'extract', true);
     let results;
     try {
-      if (str(args, 'adapter')) {
-        const { loadAdapter } = await import('../../adapt/peft-io.js');
-        loadAdapter(model, str(args, 'adapter')!);
-      }
       const bar = file !== undefined ? new Progress({ total: inputs.length, label: 'extract', unit: 'texts', quiet: bool(args, 'quiet') }) : undefined;
       results = extract(model, tok, task, inputs, { ...settings, onProgress: (_p, done) => bar?.update(done) }).results;
       bar?.end();
