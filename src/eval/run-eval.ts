@@ -160,7 +160,7 @@ export function generateAnswers(
     res.forEach((r, i) => {
       const n = r.ids.length + (r.finishReason === 'eos' ? 1 : 0);
       tokens += n;
-      answers.push({ id: batch[i]!.id, output: tok.decode(r.ids, { skipSpecialTokens: true }), finishReason: r.finishReason, newTokens: n });
+      answers.push({ id: batch[i]!.id, output: tok.decode(r.ids, { skipSpecialTokens: true, cleanUpTokenizationSpaces: false }), finishReason: r.finishReason, newTokens: n });
     });
     onProgress?.('generate', answers.length, prompts.length);
   }
