@@ -9,6 +9,7 @@ import type { TextTokenizer } from '../tokenize/types.js';
 import type { GoldByTask, MedRecord } from '../data/schema.js';
 import { encodeRecord, type EncodedExample } from '../data/encode.js';
 import type { PromptStyle } from '../data/prompt.js';
+import type { TrainConfig } from '../train/config.js';
 import { generateIds, type ConstraintFn, type FinishReason } from '../generate/generate.js';
 import { ConstrainedSession, taskConstraint, type TokenConstraint } from '../generate/constraints/index.js';
 import { datasetLoss, type DatasetLoss } from '../model/dataset-loss.js';
@@ -311,6 +312,33 @@ export function generationEvaluator(model: CausalLM, tok: TextTokenizer, records
     const m = prf({ tp, fp, fn });
     return { gen_f1: m.f1, gen_precision: m.precision, gen_recall: m.recall, gen_parse_rate: clean / sample.length, gen_samples: sample.length, ...out };
   };
+}
+
+/**
+ * The evaluator `medlora train` passes to the trainer for training.eval_generate_steps: the validation file's first
+ * eval_generate_samples structured records, prompted as in training (data.prompt_style, data.max_length), greedy and
+ * constrained, eval_generate_max_new_tokens per answer, per_device_eval_batch_size prompts per batch.
+ */
+export async function trainingGenerateEval(trained: object, cfg: TrainConfig): Promise<() => GenerateEvalMetrics> {
+  // the trainer's model type is structural (forward + parameters); generation also needs the KV cache of a CausalLM
+  if (typeof (trained as Partial<CausalLM>).newCache !== 'function') throw new MedloraError('training.eval_generate_steps: the model cannot generate (no KV cache)');
+  const model = trained as CausalLM;
+  const file = cfg.data.validation;
+  if (!file) throw new MedloraError('training.eval_generate_steps needs data.validation (canonical records)');
+  const { loadRecords } = await import('../data/jsonl.js');
+  const { loadTokenizer } = await import('../tokenize/tokenizer.js');
+  let records: MedRecord[];
+  try {
+    ({ records } = await loadRecords(file));
+  } catch (e) {
+    throw new MedloraError(`training.eval_generate_steps needs data.validation as canonical records ({"id", "task", "input", "gold"}); ${(e as Error).message}`);
+  }
+  const tok = loadTokenizer(cfg.tokenizer ?? cfg.model);
+  const t = cfg.training;
+  return generationEvaluator(model, tok, records, {
+    samples: t.eval_generate_samples, maxNewTokens: t.eval_generate_max_new_tokens, batchSize: t.per_device_eval_batch_size,
+    promptStyle: cfg.data.prompt_style, ...(cfg.data.max_length !== null ? { maxLength: cfg.data.max_length } : {}),
+  });
 }
 
 // ------------------------------------------------------------------------------------------------------------------
