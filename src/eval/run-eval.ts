@@ -461,12 +461,12 @@ export function writeEvalOutputs(dir: string, runs: NamedEvalRun[], title = 'med
     put('report.json', `${JSON.stringify(reportOf(runs[0]!), null, 2)}\n`);
   } else {
     const names = new Set<string>();
-    for (const r of runs) {
+    for (const r of runs) { // validate every name before writing anything
       const folder = runFolderName(r.name);
       if (names.has(folder)) throw new MedloraError(`two compared runs share the name "${r.name}"; name them (--compare NAME=DIR)`);
       names.add(folder);
-      put(join(folder, 'predictions.jsonl'), predictionsJsonl(r.run));
     }
+    for (const r of runs) put(join(runFolderName(r.name), 'predictions.jsonl'), predictionsJsonl(r.run));
     scores = { runs: runs.map(scoresOf) };
     put('report.json', `${JSON.stringify({ runs: runs.map(reportOf) }, null, 2)}\n`);
   }
