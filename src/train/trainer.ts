@@ -251,6 +251,7 @@ export class Trainer {
       const now = Date.now();
       const rec: TrainRecord = { step: this.step, epoch: this.source.epochFloat(), loss: s.loss, learning_rate: s.lr, grad_norm: s.gradNorm,
         tokens_per_second: windowTokens / Math.max(1e-3, (now - windowStart) / 1000), tokens: s.tokens };
+      // HF logs every logging_steps; medlora also logs the first and the last update so every curve has both ends
       if (this.step % t.logging_steps === 0 || this.step === total || this.step === 1) {
         this.metrics.append(rec);
         this.o.onLog?.(rec);
