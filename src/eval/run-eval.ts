@@ -10,6 +10,7 @@ import type { GoldByTask, MedRecord } from '../data/schema.js';
 import { encodeRecord, type EncodedExample } from '../data/encode.js';
 import type { PromptStyle } from '../data/prompt.js';
 import type { TrainConfig } from '../train/config.js';
+import type { GenerateEvalScores } from '../train/metrics.js';
 import { generateIds, type ConstraintFn, type FinishReason } from '../generate/generate.js';
 import { sessionsConstraint } from '../generate/constrain.js';
 import { ConstrainedSession, taskConstraint, type TokenConstraint } from '../generate/constraints/index.js';
@@ -278,15 +279,8 @@ export function runScores(name: string, r: EvalRun, extra: Record<string, unknow
 // ------------------------------------------------------------------------------------------------------------------
 // the trainer hook (eval_generate_steps)
 
-/** What the trainer logs from a generation-based evaluation (metrics.jsonl keys). */
-export interface GenerateEvalMetrics {
-  gen_f1: number;
-  gen_precision: number;
-  gen_recall: number;
-  gen_parse_rate: number;
-  gen_samples: number;
-  [perTask: string]: number;
-}
+/** What the trainer logs from a generation-based evaluation (metrics.jsonl keys): defined by the trainer. */
+export type GenerateEvalMetrics = GenerateEvalScores;
 
 /**
  * A validation-sample evaluator for the trainer: the first `samples` structured records (file order, so every call

@@ -3,18 +3,10 @@
 // it is as likely to pick any allowed token as any other, so every corner of the format gets exercised.
 import { ConstrainedSession, type TokenConstraint } from '../../src/generate/constraints/mask.js';
 import { applyMask } from '../../src/generate/constraints/index.js';
+import { mulberry32 } from '../../src/data/split.js';
 
-/** mulberry32: small, fast, seeded PRNG (public-domain algorithm by Tommy Ettinger). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** the project's seeded PRNG (mulberry32, src/data/split.ts) */
+export const rng = mulberry32;
 
 /** Seed from a prompt string (FNV-1a). */
 export function seedOf(text: string): number {
