@@ -58,7 +58,7 @@ export const lossCommand: CommandSpec = {
       }
       if (rows.length === 0) throw new MedloraError(`${file}: no rows (expected JSONL lines)`);
       const bar = new Progress({ total: rows.length, label: 'loss', unit: 'rows', quiet: json });
-      const res = datasetLoss(model, rows, { batchSize: num(args, 'batch-size'), onBatch: (done, mean) => bar.update(done, { loss: mean }) });
+      const res = datasetLoss(model, rows, { batchSize: num(args, 'batch-size'), onBatch: (done, mean) => bar.update(done, Number.isFinite(mean) ? { loss: mean } : {}) });
       bar.end();
       if (res.tokens === 0) throw new MedloraError(`${file}: no token counts (every label is -100)`);
       if (json) console.log(JSON.stringify(res));
