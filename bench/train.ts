@@ -12,6 +12,7 @@ import { declaredParameters } from '../src/model/layers.js';
 import { causalLmLoss, IGNORE_INDEX } from '../src/model/loss.js';
 import { applyLora } from '../src/adapt/apply.js';
 import { MedloraError } from '../src/util/errors.js';
+import type { LoadedModel } from '../src/model/registry.js';
 
 /** config.json shapes, as in hf_peft_bench.py's SHAPES (untied heads there too). */
 export const SHAPES: Readonly<Record<string, Record<string, unknown>>> = {
@@ -73,7 +74,7 @@ export interface TrainBenchResult {
 let counts: Map<string, number> | undefined;
 let wrapped = false;
 
-function wrapNative(): void {
+export function wrapNative(): void {
   if (wrapped) return;
   wrapped = true;
   for (const [name, fn] of Object.entries(N)) {
@@ -96,13 +97,23 @@ function sortedCounts(m: Map<string, number>): Array<[string, number]> {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-/** Build the model (random weights in `dtype`), wrap it in LoRA and time `steps` + 1 training steps. */
-export function runTrainBench(o: TrainBenchOptions): TrainBenchResult {
+/** A model ready to train at the bench's settings, with its optimizer and one fixed batch. */
+export interface BenchSetup {
+  model: LoadedModel;
+  opt: AdamW;
+  ids: Tensor;
+  labels: Tensor;
+  trainable: number;
+  setup_s: number;
+  dispose(): void;
+}
+
+/** Build the model (random weights in `dtype`), wrap it in LoRA, make the optimizer and the batch. */
+export function setupBench(o: TrainBenchOptions): BenchSetup {
   const shape = SHAPES[o.config];
   if (!shape) throw new MedloraError(`bench:train: unknown --config ${JSON.stringify(o.config)} (known: ${Object.keys(SHAPES).join(', ')})`);
   if (!(o.batch >= 1 && o.seq >= 2 && o.steps >= 1)) throw new MedloraError('bench:train: --batch >= 1, --seq >= 2 and --steps >= 1 are required');
   setNumThreads(o.threads);
-  if (o.profile) wrapNative();
   const t0 = performance.now();
   const model = initModel({ model_type: 'llama', ...shape }, { seed: 0 });
   if (o.dtype !== 'f32') {
@@ -125,56 +136,70 @@ export function runTrainBench(o: TrainBenchOptions): TrainBenchResult {
   const ids = keep(randint(0, V, [o.batch, o.seq], { dtype: 'i64' }));
   // labels = ids with the first half masked, as the reference
   const labels = keep(scope(() => {
-    const half = Math.floor(o.seq / 2);
     const l = ids.clone();
-    noGrad(() => l.narrow(1, 0, half).fill_(IGNORE_INDEX));
+    noGrad(() => l.narrow(1, 0, Math.floor(o.seq / 2)).fill_(IGNORE_INDEX));
     return l;
   }));
-  const setup = (performance.now() - t0) / 1000;
+  return {
+    model, opt, ids, labels, trainable, setup_s: (performance.now() - t0) / 1000,
+    dispose: () => { ids.dispose(); labels.dispose(); model.dispose(); },
+  };
+}
 
-  const stepsS: number[] = [];
-  const cpuS: number[] = [];
-  const phases: PhaseTimes[] = [];
+export type LossFn = (logits: Tensor, labels: Tensor) => Tensor;
+export const defaultLoss: LossFn = (logits, labels) => causalLmLoss(logits, labels).loss;
+
+export interface StepTimes extends PhaseTimes {
+  step_s: number;
+  cpu_s: number;
+}
+
+/** One training step (forward + loss, backward, AdamW step + zero_grad), timed per phase; `ops` counts native calls. */
+export function timedStep(b: BenchSetup, loss: LossFn = defaultLoss, ops?: Record<keyof PhaseTimes, Map<string, number>>): StepTimes {
+  const run = <T>(m: Map<string, number> | undefined, f: () => T): T => (m ? counted(m, f) : f());
+  const cpu0 = process.cpuUsage();
+  const a = performance.now();
+  return scope(() => {
+    const l = run(ops?.forward_s, () => loss(b.model.forward(b.ids), b.labels));
+    const t1 = performance.now();
+    run(ops?.backward_s, () => l.backward());
+    const t2 = performance.now();
+    run(ops?.optim_s, () => { b.opt.step(2.5e-5); b.opt.zeroGrad(); });
+    const t3 = performance.now();
+    const cpu = process.cpuUsage(cpu0);
+    return { step_s: (t3 - a) / 1000, forward_s: (t1 - a) / 1000, backward_s: (t2 - t1) / 1000, optim_s: (t3 - t2) / 1000,
+      cpu_s: (cpu.user + cpu.system) / 1e6 };
+  });
+}
+
+/** Build, then time `steps` + 1 training steps (the first is the warm-up, as in the reference). */
+export function runTrainBench(o: TrainBenchOptions): TrainBenchResult {
+  if (o.profile) wrapNative();
+  const b = setupBench(o);
+  const steps: StepTimes[] = [];
   const ops = { forward_s: new Map<string, number>(), backward_s: new Map<string, number>(), optim_s: new Map<string, number>() };
-  for (let i = 0; i <= o.steps; i++) {
-    // count ops on the last step only (all steps run the same calls)
-    const prof = o.profile && i === o.steps;
-    const run = <T>(m: Map<string, number>, f: () => T): T => (prof ? counted(m, f) : f());
-    const cpu0 = process.cpuUsage();
-    const a = performance.now();
-    let loss: Tensor | undefined;
-    scope(() => {
-      loss = run(ops.forward_s, () => causalLmLoss(model.forward(ids), labels).loss);
-      const b = performance.now();
-      run(ops.backward_s, () => loss!.backward());
-      const c = performance.now();
-      run(ops.optim_s, () => { opt.step(2.5e-5); opt.zeroGrad(); });
-      const d = performance.now();
-      phases.push({ forward_s: (b - a) / 1000, backward_s: (c - b) / 1000, optim_s: (d - c) / 1000 });
-      stepsS.push((d - a) / 1000);
-      const cpu = process.cpuUsage(cpu0);
-      cpuS.push((cpu.user + cpu.system) / 1e6);
-    });
+  try {
+    // count ops on the last step only (all steps make the same calls)
+    for (let i = 0; i <= o.steps; i++) steps.push(timedStep(b, defaultLoss, o.profile && i === o.steps ? ops : undefined));
+  } finally {
+    b.dispose();
   }
-  const timed = stepsS.slice(1);
-  const best = Math.min(...timed);
-  const bestPhases = phases[1 + timed.indexOf(best)]!;
-  ids.dispose();
-  labels.dispose();
-  model.dispose();
+  const timed = steps.slice(1);
+  const best = timed.reduce((x, y) => (y.step_s < x.step_s ? y : x));
   const info = engineInfo();
   const r: TrainBenchResult = {
     engine: `medlora libtorch ${info.fullVersion ?? info.torchVersion}`, config: o.config, batch: o.batch, seq: o.seq,
     dtype: o.dtype === 'f32' ? 'fp32' : o.dtype, ckpt: o.ckpt ? 1 : 0, threads: getNumThreads(),
-    step_s: round(best), tok_per_s: Math.round((10 * o.batch * o.seq) / best) / 10,
-    steps_s: stepsS.map(round), cpu_s: round(cpuS[1 + timed.indexOf(best)]!), phases: { forward_s: round(bestPhases.forward_s), backward_s: round(bestPhases.backward_s), optim_s: round(bestPhases.optim_s) },
-    setup_s: round(setup), trainable,
+    step_s: round(best.step_s), tok_per_s: Math.round((10 * o.batch * o.seq) / best.step_s) / 10,
+    steps_s: steps.map((s) => round(s.step_s)), cpu_s: round(best.cpu_s),
+    phases: { forward_s: round(best.forward_s), backward_s: round(best.backward_s), optim_s: round(best.optim_s) },
+    setup_s: round(b.setup_s), trainable: b.trainable,
   };
   if (o.profile) r.ops = { forward_s: sortedCounts(ops.forward_s), backward_s: sortedCounts(ops.backward_s), optim_s: sortedCounts(ops.optim_s) };
   return r;
 }
 
-function round(x: number): number {
+export function round(x: number): number {
   return Math.round(x * 1000) / 1000;
 }
 
