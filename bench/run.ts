@@ -221,6 +221,8 @@ function main(): void {
         const s = e === 'medlora' ? medloraSample(c, steps, threads) : referenceSample(python!, c, steps, threads);
         samples.push(s);
         bar.tick(1, { [e]: `${configLabel(c)} ${s.tok_per_s} tok/s` });
+        // each result as it lands (stderr), so an interrupted run still leaves its measurements
+        console.error(`sample ${JSON.stringify({ rep, engine: e, config: s.label, step_s: s.step_s, tok_per_s: s.tok_per_s, load1: Math.round(s.load1 * 10) / 10 })}`);
       }
     }
   }
