@@ -1,7 +1,7 @@
 // Causal-LM loss with Hugging Face semantics: logits[:, :-1] predict labels[:, 1:], positions labelled -100 do not
 // count, cross-entropy in float32. Returns the sum and the token count too, so callers can take token-weighted means
 // across batches (gradient accumulation, dataset loss).
-import { crossEntropy, type Tensor } from '../tensor/index.js';
+import { cat, crossEntropy, full, type Tensor } from '../tensor/index.js';
 import { MedloraError } from '../util/errors.js';
 
 export const IGNORE_INDEX = -100;
@@ -22,10 +22,15 @@ export function causalLmLoss(logits: Tensor, labels: Tensor): LossResult {
   if (labels.ndim !== 2 || labels.size(0) !== B || labels.size(1) !== T) {
     throw new MedloraError(`loss: labels must be [${B}, ${T}] like the logits, got [${labels.shape.join(', ')}]`);
   }
-  const shiftLogits = logits.narrow(1, 0, T - 1).reshape([B * (T - 1), V]).float();
-  const shiftLabels = labels.narrow(1, 1, T - 1).reshape([B * (T - 1)]).to('i64');
+  // As transformers' ForCausalLMLoss: shift the labels (append one -100 per row), not the logits, so the [B, T, V]
+  // logits are only viewed as [B*T, V] and upcast once; shifting the logits would copy them (a strided narrow) and, in
+  // backward, fill a zero [B, T, V] gradient and copy into it (docs/PERFORMANCE.md). The last position of each row
+  // gets the ignored label, so the counted terms and their sum are the same.
+  const flatLogits = logits.reshape([B * T, V]).float();
+  const shiftLabels = cat([labels.narrow(1, 1, T - 1).to('i64'), full([B, 1], IGNORE_INDEX, { dtype: 'i64', device: labels.device })], 1)
+    .reshape([B * T]);
   const tokens = shiftLabels.ne(IGNORE_INDEX).sum().item();
-  const sumLoss = crossEntropy(shiftLogits, shiftLabels, { ignoreIndex: IGNORE_INDEX, reduction: 'sum' });
+  const sumLoss = crossEntropy(flatLogits, shiftLabels, { ignoreIndex: IGNORE_INDEX, reduction: 'sum' });
   // torch's mean over zero tokens is NaN; 0 keeps accumulation loops simple (a batch with nothing to learn adds 0)
   const loss = tokens > 0 ? sumLoss.div(tokens) : sumLoss.mul(0);
   return { loss, sumLoss, tokens };
