@@ -1,5 +1,6 @@
 // `medlora doctor`: where libtorch came from, its version and build features, CUDA devices, threads, and a short
 // fp32 / bf16 matmul self-test (correctness and GFLOP/s). The first thing a new user runs.
+import { existsSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import type { CommandSpec } from '../command.js';
 import { bool, num } from '../command.js';
@@ -36,6 +37,7 @@ export const doctor: CommandSpec = {
       threads: T.getNumThreads(),
       physicalCores: T.physicalCores(),
       selfTest: { matmulCorrect: correct, size, f32Gflops: round(f32.gflops), bf16Gflops: round(bf16.gflops) },
+      cpu: cpuInfo(),
     };
     if (bool(args, 'json')) {
       console.log(JSON.stringify(report));
@@ -54,6 +56,7 @@ export const doctor: CommandSpec = {
         `           ${report.libtorch.libDir ?? ''}`,
         `build      C++11 ABI ${info.cxx11Abi}, CUDA compiled ${yn(info.compiledWithCuda)}, MKL ${yn(info.hasMKL)}, oneDNN ${yn(info.hasMKLDNN)}, OpenMP ${yn(info.hasOpenMP)}`,
         `CUDA       ${cuda > 0 ? `${cuda} device(s)` : 'no devices'}`,
+        `cpu        ${report.cpu.model ?? 'unknown'}; bf16 matmul units: ${report.cpu.bf16Units.length ? report.cpu.bf16Units.join(', ') : 'none (bf16 is emulated: f32 is faster here)'}`,
         `threads    ${report.threads} (physical cores: ${report.physicalCores}; set MEDLORA_NUM_THREADS to change)`,
         `matmul     ${correct ? 'correct' : 'WRONG RESULT'} (2x2 check)`,
         `fp32       ${size}x${size}: ${fmt(f32.gflops)}${ref('f32@2048', f32.gflops)}`,
@@ -63,6 +66,20 @@ export const doctor: CommandSpec = {
     return correct ? 0 : 1;
   },
 };
+
+/**
+ * The CPU model and its bf16 matrix instructions, from /proc/cpuinfo (Linux). The reference figures in
+ * ../shared/bench/README.md come from a CPU with AMX-BF16; without AMX or AVX512-BF16, libtorch emulates bf16 and a
+ * bf16 matmul runs slower than fp32, whatever the engine does.
+ */
+export function cpuInfo(path = '/proc/cpuinfo'): { model: string | null; bf16Units: string[] } {
+  if (!existsSync(path)) return { model: null, bf16Units: [] };
+  const text = readFileSync(path, 'utf8');
+  const model = /^model name\s*:\s*(.+)$/m.exec(text)?.[1]?.trim() ?? null;
+  const flags = new Set((/^flags\s*:\s*(.+)$/m.exec(text)?.[1] ?? '').split(/\s+/));
+  const bf16Units = [['amx_bf16', 'AMX-BF16'], ['avx512_bf16', 'AVX512-BF16']].filter(([f]) => flags.has(f!)).map(([, n]) => n!);
+  return { model, bf16Units };
+}
 
 function round(x: number): number {
   return Math.round(x * 10) / 10;
