@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const srcDir = join(here, 'src');
+// MEDLORA_NATIVE_BUILD_DIR builds elsewhere (e.g. against a second libtorch); the facade loads from the same variable
 const outDir = process.env.MEDLORA_NATIVE_BUILD_DIR ?? join(here, 'build');
 const objDir = join(outDir, 'obj');
 const jobs = Math.max(1, Number(process.env.MEDLORA_BUILD_JOBS ?? 2));
@@ -40,7 +41,10 @@ function fromRoot(root, how) {
   let abi = process.env.MEDLORA_CXX11_ABI;
   const cmake = join(root, 'share', 'cmake', 'Torch', 'TorchConfig.cmake');
   if (abi === undefined && existsSync(cmake)) abi = readFileSync(cmake, 'utf8').match(/_GLIBCXX_USE_CXX11_ABI=(\d)/)?.[1];
-  return { how, root, includeDirs: inc, libDir: join(root, 'lib'), abi: abi ?? '1', version: headerVersion(inc) };
+  // a libtorch download keeps its libraries in lib/; a distribution prefix such as /usr in lib/<multiarch>/
+  const libDir = [join(root, 'lib'), join(root, 'lib', 'x86_64-linux-gnu'), join(root, 'lib', 'aarch64-linux-gnu')]
+    .find((d) => existsSync(join(d, 'libtorch_cpu.so')) || existsSync(join(d, 'libtorch.so'))) ?? join(root, 'lib');
+  return { how, root, includeDirs: inc, libDir, abi: abi ?? '1', version: headerVersion(inc) };
 }
 
 function fromPython() {
@@ -117,9 +121,12 @@ async function main() {
   const libs = ['torch', 'torch_cpu', 'c10'];
   const cudaLibs = ['torch_cuda', 'c10_cuda'].filter((l) => existsSync(join(lt.libDir, `lib${l}.so`)));
   const cflags = ['-std=c++17', '-O2', '-fPIC', '-fvisibility=hidden', `-D_GLIBCXX_USE_CXX11_ABI=${lt.abi}`,
-    '-DNAPI_VERSION=8', '-DNAPI_CPP_EXCEPTIONS', '-DNODE_ADDON_API_DISABLE_DEPRECATED',
+    // NAPI_EXPERIMENTAL enables "basic" finalizers, which run during GC itself; ordinary finalizers are deferred to
+    // the event loop, so a synchronous training loop would never free the tensors it dropped without dispose()
+    '-DNAPI_EXPERIMENTAL', '-DNAPI_CPP_EXCEPTIONS', '-DNODE_ADDON_API_DISABLE_DEPRECATED',
     ...(cudaLibs.length ? ['-DMEDLORA_WITH_CUDA=1'] : []),
-    '-I', nodeIncludeDir(), '-I', napiIncludeDir(), ...lt.includeDirs.flatMap((d) => ['-isystem', d]),
+    '-I', nodeIncludeDir(), '-I', napiIncludeDir(),     // /usr/include is already a system directory: naming it again breaks libstdc++'s #include_next <stdlib.h>
+    ...lt.includeDirs.filter((d) => d !== '/usr/include').flatMap((d) => ['-isystem', d]),
     '-Wno-deprecated-declarations', '-Wno-unused-parameter'];
   mkdirSync(objDir, { recursive: true });
   // a change of flags (another libtorch, another ABI) rebuilds everything

@@ -116,15 +116,15 @@ bool useWorker(const std::vector<at::Tensor>& roots) {
 
 // ---- checkpoint
 
-/** The JS segment function; its reference must be released on the JS thread. */
+/** The JS segment function. Its graph node may die inside GC or on a libtorch thread, so the reference is
+ *  released later on the JS thread (releaseRefLater). */
 struct JsFn : torch::CustomClassHolder {
   Napi::Env env;
-  Napi::FunctionReference ref;
-  JsFn(Napi::Env env, Napi::Function f) : env(env), ref(Napi::Persistent(f)) {}
-  ~JsFn() override {
-    // released from a libtorch thread: leak the reference rather than touch V8 off its thread
-    if (std::this_thread::get_id() != gJsThread) ref.SuppressDestruct();
+  napi_ref ref = nullptr;
+  JsFn(Napi::Env env, Napi::Function f) : env(env) {
+    if (napi_create_reference(env, f, 1, &ref) != napi_ok) throw std::runtime_error("cannot reference the checkpoint function");
   }
+  ~JsFn() override { releaseRefLater(ref); }
 
   /** Call the segment with fresh handles for `inputs`; collect its output tensors and dispose every handle used. */
   variable_list call(const variable_list& inputs) {
@@ -132,8 +132,10 @@ struct JsFn : torch::CustomClassHolder {
     auto arr = Napi::Array::New(env, inputs.size());
     for (size_t i = 0; i < inputs.size(); i++) arr.Set(static_cast<uint32_t>(i), wrapTensor(env, inputs[i]));
     Napi::Value out;
+    napi_value fv;
+    if (napi_get_reference_value(env, ref, &fv) != napi_ok) throw std::runtime_error("checkpoint function was released");
     try {
-      out = ref.Call({arr});
+      out = Napi::Function(env, fv).Call({arr});
     } catch (const Napi::Error& e) {
       throw JsCallbackError("checkpoint segment threw: " + e.Message());
     }

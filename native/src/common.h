@@ -67,7 +67,9 @@ void def(Napi::Env env, Napi::Object exports, const char* name, OpFn fn);
 
 Napi::Value wrapTensor(Napi::Env env, at::Tensor t);
 TensorBox* boxOf(const Napi::Value& v);  // nullptr if not a tensor handle
-void disposeBox(Napi::Env env, TensorBox* b);
+void disposeBox(Napi::BasicEnv env, TensorBox* b);
+/** Delete a JS reference later, on the JS thread outside GC (safe to call from finalizers and libtorch threads). */
+void releaseRefLater(napi_ref ref);
 Napi::Error engineError(Napi::Env env, const std::string& op, const std::string& msg, const Napi::CallbackInfo* info);
 
 // per-file registration (called from the module init in core.cc)

@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <atomic>
 #include <cstring>
+#include <mutex>
 #include <sstream>
 #include <unordered_map>
 
@@ -69,8 +71,10 @@ struct StorageCount {
 };
 std::unordered_map<void*, StorageCount> gStorages;
 int64_t gLiveTensors = 0;
+int64_t gReportedBytes = 0;  // bytes we have told V8 about (sum over counted storages)
+int64_t gV8External = 0;     // V8's external-memory total after our last adjustment
 
-void accountAdd(Napi::Env env, TensorBox* b) {
+void accountAdd(Napi::BasicEnv env, TensorBox* b) {
   const at::Tensor& t = b->t;
   if (!t.defined() || !t.has_storage()) return;
   void* key = t.storage().unsafeGetStorageImpl();
@@ -82,10 +86,15 @@ void accountAdd(Napi::Env env, TensorBox* b) {
   }
   int64_t bytes = static_cast<int64_t>(t.storage().nbytes());
   gStorages.emplace(key, StorageCount{1, bytes});
-  if (bytes > 0 && t.device().is_cpu()) Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
+  if (bytes > 0 && t.device().is_cpu()) {
+    gReportedBytes += bytes;
+    gV8External = Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
+  } else {
+    gStorages[key].bytes = 0;  // device memory is not V8's concern
+  }
 }
 
-void accountRemove(Napi::Env env, TensorBox* b) {
+void accountRemove(Napi::BasicEnv env, TensorBox* b) {
   if (!b->storageKey) return;
   auto it = gStorages.find(b->storageKey);
   b->storageKey = nullptr;
@@ -93,11 +102,14 @@ void accountRemove(Napi::Env env, TensorBox* b) {
   if (--it->second.handles > 0) return;
   int64_t bytes = it->second.bytes;
   gStorages.erase(it);
-  if (bytes > 0) Napi::MemoryManagement::AdjustExternalMemory(env, -bytes);
+  if (bytes > 0) {
+    gReportedBytes -= bytes;
+    gV8External = Napi::MemoryManagement::AdjustExternalMemory(env, -bytes);
+  }
 }
 }  // namespace
 
-void disposeBox(Napi::Env env, TensorBox* b) {
+void disposeBox(Napi::BasicEnv env, TensorBox* b) {
   if (b->disposed) return;
   accountRemove(env, b);
   b->t = at::Tensor();
@@ -111,7 +123,8 @@ Napi::Value wrapTensor(Napi::Env env, at::Tensor t) {
   b->t = std::move(t);
   gLiveTensors++;
   accountAdd(env, b);
-  return Napi::External<TensorBox>::New(env, b, [](Napi::Env env, TensorBox* b) {
+  // a basic finalizer: runs inside GC, touches no JS (see build.mjs)
+  return Napi::External<TensorBox>::New(env, b, [](Napi::BasicEnv env, TensorBox* b) {
     disposeBox(env, b);
     delete b;
   });
@@ -265,6 +278,29 @@ Napi::Error engineError(Napi::Env env, const std::string& op, const std::string&
 }
 
 namespace {
+std::mutex gReleaseMutex;
+std::vector<napi_ref> gReleases;
+std::atomic<bool> gHaveReleases{false};
+
+void drainReleases(napi_env env) {
+  if (!gHaveReleases.load(std::memory_order_relaxed)) return;
+  std::vector<napi_ref> todo;
+  {
+    std::lock_guard<std::mutex> lk(gReleaseMutex);
+    todo.swap(gReleases);
+    gHaveReleases = false;
+  }
+  for (napi_ref r : todo) napi_delete_reference(env, r);
+}
+}  // namespace
+
+void releaseRefLater(napi_ref ref) {
+  std::lock_guard<std::mutex> lk(gReleaseMutex);
+  gReleases.push_back(ref);
+  gHaveReleases = true;
+}
+
+namespace {
 struct OpDef {
   const char* name;
   OpFn fn;
@@ -274,6 +310,7 @@ Napi::Value dispatch(const Napi::CallbackInfo& info) {
   auto* d = static_cast<OpDef*>(info.Data());
   Napi::Env env = info.Env();
   std::string msg;
+  drainReleases(env);
   try {
     Call c(info);
     return d->fn(c);
@@ -488,6 +525,12 @@ void registerCore(Napi::Env env, Napi::Object ex) {
   });
   def(env, ex, "isTensor", [](Call& c) -> Napi::Value { return Napi::Boolean::New(c.env, c.isTensor(0)); });
   def(env, ex, "liveTensorCount", [](Call& c) -> Napi::Value { return Napi::Number::New(c.env, static_cast<double>(gLiveTensors)); });
+  def(env, ex, "externalMemory", [](Call& c) -> Napi::Value {
+    auto o = Napi::Object::New(c.env);
+    o.Set("reported", Napi::Number::New(c.env, static_cast<double>(gReportedBytes)));
+    o.Set("v8", Napi::Number::New(c.env, static_cast<double>(gV8External)));
+    return o;
+  });
   def(env, ex, "sameStorage", [](Call& c) -> Napi::Value {
     return Napi::Boolean::New(c.env, c.t(0).has_storage() && c.t(1).has_storage() && c.t(0).storage().is_alias_of(c.t(1).storage()));
   });

@@ -67,7 +67,7 @@ void registerAll(Napi::Env env, Napi::Object ex) {
       delete o;
       throw;
     }
-    return Napi::External<AdamWBox>::New(c.env, o, [](Napi::Env, AdamWBox* b) { delete b; });
+    return Napi::External<AdamWBox>::New(c.env, o, [](Napi::BasicEnv, AdamWBox* b) { delete b; });
   });
   // adamwStep(opt, lr): parameters without a gradient are skipped (their step count does not advance), as in torch
   def(env, ex, "adamwStep", [](Call& c) -> V {
@@ -133,7 +133,7 @@ void registerAll(Napi::Env env, Napi::Object ex) {
     for (auto& p : params) {
       if (p.grad().defined()) {
         grads.push_back(p.grad());
-        norms.push_back(at::norm(p.grad(), 2).to(at::kFloat));
+        norms.push_back(at::norm(p.grad(), 2));
       }
     }
     if (grads.empty()) return Napi::Number::New(c.env, 0.0);

@@ -98,13 +98,26 @@ export interface TrainableSummary {
   line: string;
 }
 
+/** What a quantized layer (Nf4Linear) exposes so that its weight counts as in*out parameters, not packed bytes. */
+interface HasQuantizedWeight {
+  quantizedWeight(): { tensors: Tensor[]; logicalNumel: number };
+}
+
 /**
- * Parameter counts over unique tensors (a tied embedding counts once). Caveat: NF4-quantized weights count their
- * stored elements (packed bytes and scales), as PEFT counts bitsandbytes Params4bit, not the logical weight size.
+ * Parameter counts over unique tensors (a tied embedding counts once); a 4-bit weight counts as the in*out weights it
+ * stands for (not its packed bytes and scales).
  */
 export function trainableParameterSummary(model: Module): TrainableSummary {
   let trainable = 0, total = 0;
+  const quantized = new Set<Tensor>();
+  for (const [, m] of model.namedModules()) {
+    const q = (m as Partial<HasQuantizedWeight>).quantizedWeight?.();
+    if (!q) continue;
+    q.tensors.forEach((t) => quantized.add(t));
+    total += q.logicalNumel;
+  }
   for (const t of uniqueParams(model)) {
+    if (quantized.has(t)) continue;
     total += t.numel;
     if (t.requiresGrad) trainable += t.numel;
   }

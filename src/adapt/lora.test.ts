@@ -115,7 +115,7 @@ test('dropout acts on the adapter input only while training', () => {
   assert.ok(trainOut.some((v, i) => Math.abs(v - evalOut[i]!) > 1e-4), 'training mode drops inputs');
 });
 
-test('BF16 base: LoRA factors stay F32, output is BF16 = base + delta cast to BF16', () => {
+test('BF16 base: LoRA factors stay F32, output is BF16 = (base + F32 delta) rounded once, as PEFT does', () => {
   T.manualSeed(7);
   const base = new TinyLinear(8, 6, { dtype: 'bf16' });
   const lora = new LoraLinear(base, { r: 2, loraAlpha: 4, init: false });
@@ -124,8 +124,9 @@ test('BF16 base: LoRA factors stay F32, output is BF16 = base + delta cast to BF
   const x = T.randn([2, 8]).to('bf16');
   const y = lora.forward(x);
   assert.equal(y.dtype, 'bf16');
-  const delta = T.linear(T.linear(x.float(), lora.lora_A.weight), lora.lora_B.weight).mul(2).to('bf16');
-  assert.deepEqual(f(y), f(T.linear(x, base.weight).add(delta)));
+  // PEFT: result (bf16) + lora_B(lora_A(x.to(f32))) * scaling promotes to f32; result.to(torch_result_dtype) at the end
+  const delta = T.linear(T.linear(x.float(), lora.lora_A.weight), lora.lora_B.weight).mul(2);
+  assert.deepEqual(f(y), f(T.linear(x, base.weight).float().add(delta).to('bf16')));
 });
 
 test('full fine-tuning unfreezes every parameter; unload restores the base', () => {

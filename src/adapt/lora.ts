@@ -115,7 +115,8 @@ export class LoraLinear extends Module implements LinearLike {
       let h = x.dtype === 'f32' ? x : x.to('f32');
       if (this.training && this.dropoutP > 0) h = h.dropout(this.dropoutP, true);
       const d = linear(linear(h, this.lora_A.weight), this.lora_B.weight).mul(this.scaling);
-      return y.add(d.dtype === y.dtype ? d : d.to(y.dtype));
+      // PEFT adds in the promoted dtype (a bf16 result + an f32 delta is f32) and casts the sum back once
+      return y.dtype === d.dtype ? y.add(d) : y.to(d.dtype).add(d).to(y.dtype);
     });
   }
 }

@@ -61,8 +61,9 @@ export function filterReason(name: string, source: string, f: FilterOptions, o: 
   const n = normalizeText(name, o);
   if (f.minLength > 0 && [...n].length < f.minLength) return `shorter than ${f.minLength}`;
   if (f.stopList.length > 0) {
-    const stop = new Set(f.stopList.map((w) => normalizeText(w, o)));
-    if (stop.has(n)) return 'stop-list';
+    // case-insensitive even in strict mode: "Drugs" is as generic as "drugs"
+    const stop = new Set(f.stopList.map((w) => normalizeText(w, o).toLowerCase()));
+    if (stop.has(n.toLowerCase())) return 'stop-list';
   }
   if (f.grounding) {
     // grounding compares in the normalised space, and always case-insensitively: "Aspirin" at a sentence start

@@ -75,15 +75,21 @@ export function parseTriplets(text: string): ParseResult<Triplet[]> {
   return { items, unparsed };
 }
 
+/**
+ * Split on the first and last ", " (comma + space) when there are two, so names like "2,4-dinitrophenol" survive;
+ * otherwise on the first and last bare comma (the agreed rule; "<a,b,c>").
+ */
 function splitTriplet(inner: string): Triplet | undefined {
-  const first = inner.indexOf(',');
-  const last = inner.lastIndexOf(',');
-  if (first < 0 || last === first) return undefined;
-  const head = unquote(inner.slice(0, first).trim());
-  const relation = unquote(inner.slice(first + 1, last).trim());
-  const tail = unquote(inner.slice(last + 1).trim());
-  if (!head || !relation || !tail) return undefined;
-  return { head, relation, tail };
+  for (const sep of [', ', ',']) {
+    const first = inner.indexOf(sep);
+    const last = inner.lastIndexOf(sep);
+    if (first < 0 || last === first) continue;
+    const head = unquote(inner.slice(0, first).trim());
+    const relation = unquote(inner.slice(first + sep.length, last).trim());
+    const tail = unquote(inner.slice(last + sep.length).trim());
+    if (head && relation && tail) return { head, relation, tail };
+  }
+  return undefined;
 }
 
 /** `- name` bullet lines (a line without a bullet is accepted as a name; a "Header:" line is not). */

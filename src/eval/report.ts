@@ -1,8 +1,12 @@
 // Scoring reports: a terminal table, report.json and a self-contained report.html (no external assets) with per-type
 // P/R/F1 and false positives / false negatives per type with example texts; plus a side-by-side comparison of runs.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ScoreResult } from './score.js';
+import { MedloraError } from '../util/errors.js';
+
+/** What a comparison needs from a run: a ScoreResult, or the same fields read back from a report.json. */
+export type RunSummary = Pick<ScoreResult, 'task' | 'options' | 'metrics' | 'counts'>;
 
 const f3 = (x: number): string => x.toFixed(3);
 
@@ -13,7 +17,7 @@ function table(head: string[], rows: string[][]): string {
 }
 
 /** A short description of the options that changed the numbers. */
-export function describeOptions(r: ScoreResult): string {
+export function describeOptions(r: RunSummary): string {
   const o = r.options;
   const parts = [`matching ${o.mode}`];
   if (o.mode === 'relaxed') {
@@ -60,11 +64,37 @@ export function reportJson(r: ScoreResult): unknown {
       zeroDivision: 'tp=fp=fn=0 gives P=R=F1=1; any other 0 denominator gives 0',
       duplicates: 'multiset matching: TP = min(#gold, #pred) per key',
     },
+    errorsByType: errorsByType(r),
     errors: r.records.filter((x) => x.fp.length || x.fn.length || x.unparsed.length || x.filtered.length).map((x) => ({
       id: x.id, missing: x.missing, fp: x.fp.map((i) => ({ type: i.type, text: i.text })),
       fn: x.fn.map((i) => ({ type: i.type, text: i.text })), unparsed: x.unparsed, filtered: x.filtered,
     })),
   };
+}
+
+/** False positives and false negatives grouped by type, each with its record id (for the eval error report). */
+export function errorsByType(r: ScoreResult): Record<string, { fp: Array<{ id: string; text: string }>; fn: Array<{ id: string; text: string }> }> {
+  const out: Record<string, { fp: Array<{ id: string; text: string }>; fn: Array<{ id: string; text: string }> }> = {};
+  for (const rec of r.records) {
+    for (const kind of ['fp', 'fn'] as const) {
+      for (const i of rec[kind]) (out[i.type] ??= { fp: [], fn: [] })[kind].push({ id: rec.id, text: i.text });
+    }
+  }
+  return out;
+}
+
+/** Read a run back from its report.json (for --compare), checking the fields a comparison uses. */
+export function readReportJson(path: string): RunSummary {
+  let j: Partial<RunSummary>;
+  try {
+    j = JSON.parse(readFileSync(path, 'utf8')) as Partial<RunSummary>;
+  } catch (e) {
+    throw new MedloraError(`${path}: cannot read a report.json (${(e as Error).message})`);
+  }
+  if (typeof j.task !== 'string' || !j.metrics?.micro || !Array.isArray(j.metrics.perType) || !j.options || !j.counts) {
+    throw new MedloraError(`${path}: not a medlora score report (expected "task", "options", "counts" and "metrics")`);
+  }
+  return j as RunSummary;
 }
 
 export function escapeHtml(s: string): string {
@@ -127,9 +157,11 @@ export function writeReport(dir: string, r: ScoreResult): { html: string; json: 
   return { html, json };
 }
 
-export interface NamedRun { name: string; result: ScoreResult }
+export interface NamedRun { name: string; result: RunSummary }
 
 function compareRows(runs: NamedRun[]): { head: string[]; rows: string[][] } {
+  const tasks = new Set(runs.map((r) => r.result.task));
+  if (tasks.size > 1) throw new MedloraError(`cannot compare runs of different tasks (${[...tasks].join(', ')})`);
   const types = [...new Set(runs.flatMap((r) => r.result.metrics.perType.map((t) => t.type)))].sort();
   const head = ['F1', ...runs.map((r) => r.name)];
   const rows: string[][] = [];

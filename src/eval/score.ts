@@ -141,6 +141,9 @@ export function scoreRecords(
   const missingIds: string[] = [];
   let unparsedLines = 0, recordsWithUnparsed = 0, filteredItems = 0;
   for (const g of gold) {
+    if (options.filters.grounding && !g.input) {
+      throw new MedloraError(`gold record "${g.id}" has no "input" text, so its predictions cannot be grounded (drop --ground)`);
+    }
     const p = preds.get(g.id);
     let value: GoldByTask[StructuredTask] = EMPTY[task]();
     let unparsed: string[] = [];

@@ -11,3 +11,4 @@ export * from './gpt2.js';
 export * from './registry.js';
 export * from './load.js';
 export * from './loss.js';
+export * from './dataset-loss.js';

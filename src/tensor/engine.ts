@@ -53,3 +53,8 @@ export function engineInfo(): EngineInfo {
   }
   return out;
 }
+
+/** Native bytes reported to V8 as external memory (so GC sees them): ours, and V8's whole external total. */
+export function externalMemory(): { reported: number; v8: number } {
+  return N.externalMemory() as { reported: number; v8: number };
+}

@@ -6,3 +6,6 @@ export * from './autograd.js';
 export * from './optim.js';
 export * from './engine.js';
 export type { Handle } from './native.js';
+export * from './gradcheck.js';
+export * from './perf.js';
+export { physicalCores } from './native.js';

@@ -15,8 +15,9 @@ export type OptimHandle = { readonly __medloraOptim: unique symbol };
 /** A native export: every function validates its arguments and throws `medlora engine: <op>: ...` errors. */
 export type NativeFn = (...args: unknown[]) => unknown;
 
+/** native/build/medlora.node, or $MEDLORA_NATIVE_BUILD_DIR/medlora.node (a second build, e.g. against libtorch 1.13). */
 export function addonPath(): string {
-  return join(packageRoot(), 'native', 'build', 'medlora.node');
+  return join(process.env.MEDLORA_NATIVE_BUILD_DIR ?? join(packageRoot(), 'native', 'build'), 'medlora.node');
 }
 
 function load(): Record<string, NativeFn> {

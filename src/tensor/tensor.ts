@@ -7,6 +7,11 @@ import { setTrackedPredicate, track } from './scope.js';
 /** A tensor or a plain number (broadcast like a Python scalar). */
 export type TensorLike = Tensor | number;
 
+/** An error in the engine's style ("medlora engine: <op>: ...", engine: true) raised on the TS side. */
+export function engineError(op: string, message: string): Error {
+  return Object.assign(new Error(`medlora engine: ${op}: ${message}`), { engine: true, op });
+}
+
 function h(x: TensorLike): Handle | number {
   return typeof x === 'number' ? x : x.h;
 }
@@ -64,7 +69,7 @@ export class Tensor {
   size(dim: number): number {
     const s = this.shape;
     const d = dim < 0 ? dim + s.length : dim;
-    if (d < 0 || d >= s.length) throw new Error(`medlora engine: size: dimension ${dim} out of range for shape [${s.join(',')}]`);
+    if (d < 0 || d >= s.length) throw engineError('size', `dimension ${dim} out of range for shape [${s.join(',')}]`);
     return s[d]!;
   }
   /** e.g. "f32[2,3]" */
@@ -274,13 +279,13 @@ function inferShape(data: Nested): number[] {
 function flattenNested(data: Nested, shape: readonly number[], depth: number, out: (number | boolean)[]): void {
   if (depth === shape.length) {
     if (typeof data !== 'number' && typeof data !== 'boolean') {
-      throw new Error(`medlora engine: tensor: ragged nested array (expected a number at depth ${depth})`);
+      throw engineError('tensor', `ragged nested array (expected a number at depth ${depth})`);
     }
     out.push(data);
     return;
   }
   if (!Array.isArray(data) || data.length !== shape[depth]) {
-    throw new Error(`medlora engine: tensor: ragged nested array (expected length ${shape[depth]} at depth ${depth})`);
+    throw engineError('tensor', `ragged nested array (expected length ${shape[depth]} at depth ${depth})`);
   }
   for (const d of data as readonly Nested[]) flattenNested(d, shape, depth + 1, out);
 }
@@ -300,7 +305,7 @@ function toTyped(values: readonly (number | boolean)[], dtype: DType): AnyTypedA
 
 function checkInt(v: number | boolean, dtype: DType): number {
   const n = Number(v);
-  if (!Number.isInteger(n)) throw new Error(`medlora engine: tensor: ${dtype} data must be integers, got ${v}`);
+  if (!Number.isInteger(n)) throw engineError('tensor', `${dtype} data must be integers, got ${v}`);
   return n;
 }
 

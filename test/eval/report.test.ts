@@ -2,13 +2,13 @@
 // writers. Expected counts are worked out in the comments.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from './capture.js';
 import { scoreFiles } from '../../src/eval/score.js';
 import { DEFAULT_MATCH } from '../../src/eval/match.js';
-import { compareHtml, compareText, renderHtml, renderText } from '../../src/eval/report.js';
+import { compareHtml, compareText, readReportJson, renderHtml, renderText, writeReport } from '../../src/eval/report.js';
 
 const jsonl = (rows: unknown[]) => rows.map((r) => JSON.stringify(r)).join('\n') + '\n';
 
@@ -94,4 +94,22 @@ test('reports: text and HTML show the options, the comparison lines runs up by t
   assert.ok(lines.some((l) => /^may increase the serum concentration of\s+0\.000\s+1\.000$/.test(l)), t);
   assert.ok(lines.some((l) => /^micro F1\s+0\.500\s+1\.000$/.test(l)), t);
   assert.match(compareHtml([{ name: 'a', result: a }]), /<table>/);
+});
+
+test('reports: report.json round-trips into a comparison; errors are grouped by type; bad files are named', () => {
+  const { g, p } = files(ddiGold, ddiPred);
+  const a = scoreFiles('ddi-triplets', g, p);
+  const dir = mkdtempSync(join(tmpdir(), 'medlora-rt-'));
+  const { json } = writeReport(dir, a);
+  const back = readReportJson(json);
+  assert.equal(compareText([{ name: 'x', result: back }]), compareText([{ name: 'x', result: a }]));
+  const j = JSON.parse(readFileSync(json, 'utf8')) as { errorsByType: Record<string, { fp: unknown[]; fn: unknown[] }> };
+  // the ordered DrugBank relation was reversed: one FP and one FN of that type, nothing else wrong
+  assert.deepEqual(Object.keys(j.errorsByType), ['may increase the serum concentration of']);
+  assert.deepEqual(j.errorsByType['may increase the serum concentration of']!.fp,
+    [{ id: 'd1', text: '<midazolam, may increase the serum concentration of, ketoconazole>' }]);
+  writeFileSync(join(dir, 'bad.json'), '{"task": "x"}');
+  assert.throws(() => readReportJson(join(dir, 'bad.json')), /bad\.json: not a medlora score report/);
+  const other = { ...back, task: 'chemicals' as const };
+  assert.throws(() => compareText([{ name: 'a', result: back }, { name: 'b', result: other }]), /different tasks/);
 });

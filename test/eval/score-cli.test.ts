@@ -148,6 +148,10 @@ test('score: bad input gives one clear line and a non-zero exit', async () => {
   writeFileSync(pred, jsonl([{ id: 'a', pred: 'x' }]));
   r = await runCli(['score', '--task', 'chemicals', '--gold', gold, '--pred', pred]);
   assert.match(r.err, /pred\.jsonl:1: "pred" for task chemicals must be an array of strings/);
+  writeFileSync(gold, jsonl([{ id: 'a', task: 'chemicals', gold: ['x'] }]));
+  writeFileSync(pred, jsonl([{ id: 'a', output: '- x' }]));
+  r = await runCli(['score', '--task', 'chemicals', '--gold', gold, '--pred', pred, '--ground']);
+  assert.match(r.err, /gold record "a" has no "input" text/);
   r = await runCli(['score', '--task', 'chemicals', '--gold', join(dir, 'missing.jsonl'), '--pred', pred]);
   assert.match(r.err, /cannot read .*missing\.jsonl/);
   assert.equal(r.code, 1);

@@ -45,6 +45,22 @@ test('prefixes are alive but not complete; malformed text dies', () => {
   assert.ok(!alive('chemicals', '  - a'));
 });
 
+test('commas inside triplet names: allowed unless followed by a space', () => {
+  assert.ok(complete('chemprot', '<2,4-dinitrophenol, CPR:4, uncoupling protein 1,2>'));
+  assert.ok(complete('ddi-triplets', '<a,b, effect, c,d>'));
+  assert.ok(!alive('ddi-triplets', '<a, b, c, d')); // ", " after the relation starts the tail; a third ", " dies
+  assert.ok(!alive('ddi-triplets', '<a, b,c, d>')); // no commas in relation text
+  assert.ok(!alive('chemprot', '<x, CPR:4, y, z>')); // ", " inside the tail
+  assert.ok(!alive('chemprot', '<,, CPR:4')); // the head still needs a letter before its ", "
+  const c = taskAutomaton('chemprot');
+  // after "<x,": a space completes ", " -> then "CPR:1" (5) + ", a>" (4) = 1 + 9 = 10
+  assert.equal(c.minToFinish(c.run('<x,')), 10);
+  assert.equal(c.minToFinish(c.run('<,')), 1 + 2 + 5 + 4); // a letter, ", ", "CPR:1", ", a>"
+  assert.deepEqual(parseOutput('chemprot', '<2,4-dinitrophenol, CPR:4, uncoupling protein 1,2>').items,
+    [{ head: '2,4-dinitrophenol', relation: 'CPR:4', tail: 'uncoupling protein 1,2' }]);
+  assert.ok(complete('chemicals', '- 5,5-dimethyl, 3-x')); // bullet names take any commas
+});
+
 test('UTF-8 is validated across bytes', () => {
   const a = taskAutomaton('chemicals');
   let s = a.run('- ');

@@ -10,8 +10,10 @@ export type Segment =
   | { kind: 'lit'; text: string }
   /** free text: printable ASCII (except `exclude`) and UTF-8 multi-byte characters, 1..maxBytes bytes; it may not
    * start with a space and may only end after an ASCII letter/digit or a 2-byte letter (U+00C0-U+07FF) has been seen,
-   * so the parser's trimming of whitespace, bullets, quotes and trailing punctuation can never empty it */
-  | { kind: 'field'; exclude: string; maxBytes: number }
+   * so the parser's trimming of whitespace, bullets, quotes and trailing punctuation can never empty it. With
+   * `commas`, a comma not followed by a space is part of the text ("2,4-dinitrophenol"); ", " then ends the field
+   * when the format continues with ", " and is not allowed otherwise (triplet parsers split on the first/last ", ") */
+  | { kind: 'field'; exclude: string; maxBytes: number; commas?: boolean }
   /** one of a fixed set of strings (e.g. ChemProt CPR groups) */
   | { kind: 'enum'; options: string[] };
 
@@ -37,6 +39,10 @@ interface Slot {
   /** Field: allowed ASCII bytes (bitmap over 0..127) */
   allow?: Uint8Array;
   maxBytes?: number;
+  /** Field: commas allowed inside (not followed by a space) */
+  commas?: boolean;
+  /** Field with commas: the format continues with ", ", which a ", " inside the field starts */
+  commaEnds?: boolean;
   /** Enum: trie: child[node*256+byte] = node+1 (0 = none), terminal[node] */
   child?: Int32Array;
   terminal?: Uint8Array;
@@ -44,9 +50,10 @@ interface Slot {
   nodeMin?: Int32Array;
 }
 
-// packed state layout (29 bits): pc 7 | sub 8 | utf8 pending 2 | items 6 | none index 3 | main dead 1 | field has a
-// letter/digit 1 | at the very start 1
+// packed state layout (30 bits): pc 7 | sub 8 | utf8 pending 2 | items 6 | none index 3 | main dead 1 | field has a
+// letter/digit 1 | at the very start 1 | field just read a comma 1
 const PC_BITS = 7, SUB_SHIFT = 7, U_SHIFT = 15, C_SHIFT = 17, N_SHIFT = 23, D_SHIFT = 26, G_SHIFT = 27, S_SHIFT = 28;
+const P_SHIFT = 29;
 const NONE_DEAD = 7;
 
 function pack(pc: number, sub: number, u: number, c: number, none: number, mainDead: number, sig = 0): number {
@@ -92,7 +99,8 @@ export class FormatAutomaton {
           const allow = new Uint8Array(128);
           for (let b = 0x20; b < 0x7f; b++) allow[b] = 1;
           for (const b of enc.encode(s.exclude)) allow[b] = 0;
-          this.slots.push({ kind: K.Field, byte: -1, allow, maxBytes: s.maxBytes });
+          if (s.commas) allow[0x2c] = 0; // such commas are handled apart (see `commas`)
+          this.slots.push({ kind: K.Field, byte: -1, allow, maxBytes: s.maxBytes, commas: s.commas ?? false });
           this.closingBytes.add(0x61); // "a": the shortest way through an empty field
         } else {
           this.slots.push(this.enumSlot(s.options));
@@ -117,6 +125,11 @@ export class FormatAutomaton {
     if (this.none.length > 6) throw new Error('format: emptyAnswer must be at most 6 bytes');
     for (const b of this.none) this.closingBytes.add(b);
     this.checkBranches();
+    this.slots.forEach((s, i) => {
+      if (s.kind === K.Field && s.commas) {
+        s.commaEnds = this.slots[i + 1]?.kind === K.Byte && this.slots[i + 1]!.byte === 0x2c && this.slots[i + 2]?.byte === 0x20;
+      }
+    });
     this.minFrom = this.computeMinFrom();
   }
 
@@ -204,7 +217,7 @@ export class FormatAutomaton {
   }
 
   /** Advance the main path from (pc, sub, u, c) by byte b; returns a packed main state (none bits 0) or -1. */
-  private stepMain(pc: number, sub: number, u: number, c: number, sig: number, b: number): number {
+  private stepMain(pc: number, sub: number, u: number, c: number, sig: number, pend: number, b: number): number {
     for (;;) {
       const s = this.slots[pc]!;
       switch (s.kind) {
@@ -216,6 +229,12 @@ export class FormatAutomaton {
           return pack(np, 0, 0, c, 0, 0);
         }
         case K.Field: {
+          if (pend) {
+            // the byte after a comma read inside the field: a space makes the comma the format's ", "
+            if (b === 0x20) return s.commaEnds && sig ? pack(this.next(this.next(pc) + 1), 0, 0, c, 0, 0) : -1;
+            pend = 0; // otherwise the comma was part of the text; read b as a field byte
+          }
+          if (b === 0x2c && s.commas && sub + 1 <= s.maxBytes!) return pack(pc, sub + 1, 0, c, 0, 0, sig) | (1 << P_SHIFT);
           if (u > 0) {
             if (b < 0x80 || b > 0xbf) return -1;
             return pack(pc, sub + 1, u - 1, c, 0, 0, sig);
@@ -262,13 +281,13 @@ export class FormatAutomaton {
   /** One byte. Returns the new packed state or -1 (dead). */
   step(state: number, b: number): number {
     if (state < 0) return -1;
-    if (state >>> S_SHIFT) {
+    if ((state >>> S_SHIFT) & 1) {
       state &= ~(1 << S_SHIFT);
       if (b === 0x20) return state;
     }
     // fast path (most of a mask walk): inside a non-empty field, no pending UTF-8, "none" already ruled out, and an
     // allowed ASCII byte that fits
-    if (((state >>> N_SHIFT) & 7) === NONE_DEAD && !((state >>> D_SHIFT) & 1) && b < 0x80) {
+    if (((state >>> N_SHIFT) & 7) === NONE_DEAD && !((state >>> D_SHIFT) & 1) && !((state >>> P_SHIFT) & 1) && b < 0x80) {
       const s = this.slots[state & 127]!;
       if (s.kind === K.Field) {
         const sub = (state >>> SUB_SHIFT) & 255;
@@ -282,7 +301,7 @@ export class FormatAutomaton {
     let main = -1;
     if (!((state >>> D_SHIFT) & 1)) {
       main = this.stepMain(state & 127, (state >>> SUB_SHIFT) & 255, (state >>> U_SHIFT) & 3, (state >>> C_SHIFT) & 63,
-        (state >>> G_SHIFT) & 1, b);
+        (state >>> G_SHIFT) & 1, (state >>> P_SHIFT) & 1, b);
     }
     if (main < 0 && none === NONE_DEAD) return -1;
     return main < 0 ? pack(0, 0, 0, 0, none, 1) : main | (none << N_SHIFT);
@@ -303,6 +322,12 @@ export class FormatAutomaton {
     const s = this.slots[pc]!;
     switch (s.kind) {
       case K.Field:
+        if ((state >>> P_SHIFT) & 1) {
+          // after a comma: with a letter, a space completes the ", " that follows (or the field may just end);
+          // without one, a letter is still needed
+          if (!((state >>> G_SHIFT) & 1)) return 1 + this.minFrom[this.next(pc)]!;
+          return s.commaEnds ? this.minFrom[this.next(pc)]! - 1 : this.minFrom[this.next(pc)]!;
+        }
         // finish a pending UTF-8 character, then add a letter if the field has none yet
         return u + (((state >>> G_SHIFT) & 1) ? 0 : 1) + this.minFrom[this.next(pc)]!;
       case K.Enum:
@@ -321,7 +346,7 @@ export class FormatAutomaton {
    * decide those tokens without walking the trie.
    */
   steadyField(state: number): number {
-    if (state < 0 || ((state >>> D_SHIFT) & 0b101) !== 0) return -1; // S and D clear
+    if (state < 0 || ((state >>> D_SHIFT) & 0b1101) !== 0) return -1; // D, S and P clear
     if (((state >>> N_SHIFT) & 7) !== NONE_DEAD || ((state >>> U_SHIFT) & 3) !== 0) return -1;
     const pc = state & 127;
     return this.slots[pc]!.kind === K.Field ? pc : -1;

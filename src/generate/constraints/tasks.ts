@@ -15,20 +15,23 @@ export interface FormatBounds {
 /** ChemProt CPR groups 1-10 (BioCreative VI ChemProt guidelines); the shared task evaluates 3, 4, 5, 6 and 9. */
 export const CHEMPROT_GROUPS = ['CPR:1', 'CPR:2', 'CPR:3', 'CPR:4', 'CPR:5', 'CPR:6', 'CPR:7', 'CPR:8', 'CPR:9', 'CPR:10'];
 
-export const DEFAULT_BOUNDS: FormatBounds = { maxItems: 16, maxFieldBytes: 64, chemprotGroups: CHEMPROT_GROUPS };
+// generous enough for every well-formed gold answer of the shared corpora (the token budget, not these, is what ends a
+// runaway generation)
+export const DEFAULT_BOUNDS: FormatBounds = { maxItems: 63, maxFieldBytes: 160, chemprotGroups: CHEMPROT_GROUPS };
 
 /** The list format of a task. Delimiters are excluded from the fields that precede them. */
 export function taskFormat(task: StructuredTask, bounds: Partial<FormatBounds> = {}): ListFormat {
   const b = { ...DEFAULT_BOUNDS, ...bounds };
-  const field = (exclude: string) => ({ kind: 'field' as const, exclude, maxBytes: b.maxFieldBytes });
+  const field = (exclude: string, commas = false) => ({ kind: 'field' as const, exclude, maxBytes: b.maxFieldBytes, commas });
   const lit = (text: string) => ({ kind: 'lit' as const, text });
   const lines = { prefix: [], separator: '\n', suffix: '', emptyAnswer: 'none', minItems: 1 as const, maxItems: b.maxItems };
   switch (task) {
     case 'ddi-triplets':
-      // <head, relation, tail>: no commas in any field (the parser splits on the first and last comma)
-      return { ...lines, item: [lit('<'), field(',<>'), lit(', '), field(',<>'), lit(', '), field(',<>'), lit('>')] };
+      // <head, relation, tail>: names may hold commas but not ", " (the parser splits on the first and last ", ");
+      // relation text holds no commas at all (agreed with the DDI renderer)
+      return { ...lines, item: [lit('<'), field('<>', true), lit(', '), field(',<>'), lit(', '), field('<>', true), lit('>')] };
     case 'chemprot':
-      return { ...lines, item: [lit('<'), field(',<>'), lit(', '), { kind: 'enum', options: b.chemprotGroups }, lit(', '), field(',<>'), lit('>')] };
+      return { ...lines, item: [lit('<'), field('<>', true), lit(', '), { kind: 'enum', options: b.chemprotGroups }, lit(', '), field('<>', true), lit('>')] };
     case 'chemicals':
     case 'diseases':
       return { ...lines, item: [lit('- '), field('')] };

@@ -1,0 +1,86 @@
+// One training run end to end, as the CLI drives it: run directory checks, config.resolved.json, model + data setup,
+// the Trainer with a progress bar (or JSON lines), Ctrl-C handling, and report.html at the end.
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { MedloraError } from '../util/errors.js';
+import { Progress } from '../util/progress.js';
+import type { TrainConfig } from './config.js';
+import { listCheckpoints } from './checkpoint.js';
+import { MetricsLog } from './metrics.js';
+import { writeReport } from './report.js';
+import { prepareRun } from './setup.js';
+import { Trainer, type TrainResult } from './trainer.js';
+
+export interface RunOptions {
+  resume?: string;
+  json?: boolean;
+  quiet?: boolean;
+  /** tests: stop after this many updates without a checkpoint (a simulated kill) */
+  haltAfterStep?: number;
+}
+
+function emit(json: boolean | undefined, event: string, fields: Record<string, unknown>, text?: string): void {
+  if (json) process.stdout.write(`${JSON.stringify({ event, ...fields })}\n`);
+  else if (text !== undefined) process.stderr.write(`${text}\n`);
+}
+
+export async function runTraining(cfg: TrainConfig, o: RunOptions = {}): Promise<TrainResult> {
+  const dir = cfg.output_dir;
+  if (!o.resume && existsSync(dir) && (listCheckpoints(dir).length > 0 || existsSync(join(dir, 'metrics.jsonl')))) {
+    throw new MedloraError(`output_dir ${dir} already holds a run (metrics.jsonl / checkpoints); pass --resume latest to continue it, or choose another --output`);
+  }
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'config.resolved.json'), `${JSON.stringify(cfg, null, 2)}\n`);
+  const prep = await prepareRun(cfg);
+  for (const n of prep.notes) emit(o.json, 'note', { message: n }, `note: ${n}`);
+  for (const r of prep.reports) {
+    emit(o.json, 'data', { file: r.file, format: r.format, examples: r.examples, dropped: r.dropped, truncated: r.truncated, loss_tokens: r.trainTokens },
+      `data ${r.file}: ${r.examples} examples (${r.format}), ${r.trainTokens} loss tokens${r.dropped ? `, ${r.dropped} dropped (over data.max_length)` : ''}${r.truncated ? `, ${r.truncated} inputs shortened` : ''}`);
+  }
+  let progress: Progress | undefined;
+  const trainer = new Trainer({
+    model: prep.model, training: cfg.training, runDir: dir, train: prep.train, validation: prep.validation, padId: prep.padId,
+    saveAdapter: prep.saveAdapter, resume: o.resume, haltAfterStep: o.haltAfterStep,
+    onMessage: (m) => emit(o.json, 'note', { message: m }, `note: ${m}`),
+    onLog: (r) => { if (o.json) emit(true, 'metrics', { ...r }); else if ('eval_loss' in r && !o.quiet) process.stderr.write(`\nstep ${r.step}: eval_loss ${r.eval_loss.toFixed(4)} (perplexity ${r.eval_perplexity.toFixed(2)})\n`); },
+    onStep: (done, total, r) => {
+      progress ??= new Progress({ total, label: 'train', json: false, quiet: o.quiet || o.json });
+      progress.update(done, { loss: r.loss, 'tok/s': Math.round(r.tokens_per_second), lr: r.learning_rate });
+    },
+  });
+  const trainable = trainer.params.reduce((a, [, p]) => a + p.numel, 0);
+  const total = prep.model.parameters().reduce((a, p) => a + p.numel, 0);
+  const ob = trainer.optimizer.stateBytes();
+  emit(o.json, 'start', { trainable_params: trainable, total_params: total, lora_modules: prep.loraModules.length, total_steps: trainer.schedule.totalSteps,
+    warmup_steps: trainer.schedule.warmupSteps, optimizer: cfg.training.optim, optimizer_state_bytes: ob.actual, optimizer_state_bytes_fp32: ob.fp32 },
+    `trainable params: ${trainable.toLocaleString('en-US')} || all params: ${total.toLocaleString('en-US')} || trainable%: ${(100 * trainable / total).toFixed(4)}\n` +
+    `${trainer.schedule.totalSteps} updates (warmup ${trainer.schedule.warmupSteps}), ${cfg.training.optim}`);
+  const onSigint = (): void => {
+    emit(o.json, 'note', { message: 'SIGINT: finishing the current update, then saving a checkpoint' }, '\nCtrl-C: finishing the current update, then saving a checkpoint (Ctrl-C again to abort without saving)');
+    trainer.requestStop();
+    process.off('SIGINT', onSigint);
+  };
+  process.on('SIGINT', onSigint);
+  let res: TrainResult;
+  try {
+    res = await trainer.train();
+  } finally {
+    process.off('SIGINT', onSigint);
+    progress?.end();
+  }
+  const optimizerNote = cfg.training.optim === 'adamw_torch' ? `${res.optimizerBytes.actual} B` :
+    `${res.optimizerBytes.actual} B (8-bit; f32 would be ${res.optimizerBytes.fp32} B, saving ${(100 * (1 - res.optimizerBytes.actual / res.optimizerBytes.fp32)).toFixed(1)}%)`;
+  writeReport(join(dir, 'report.html'), new MetricsLog(join(dir, 'metrics.jsonl')).read(), {
+    title: `medlora train: ${dir}`,
+    facts: [['model', cfg.model], ['steps', `${res.steps} / ${res.totalSteps}${res.interrupted ? ' (interrupted)' : ''}`],
+      ['trainable parameters', `${trainable.toLocaleString('en-US')} of ${total.toLocaleString('en-US')} (${(100 * trainable / total).toFixed(3)}%)`],
+      ['LoRA modules', String(prep.loraModules.length)], ['optimizer', `${cfg.training.optim}, state ${optimizerNote}`],
+      ['tokens/s (this session)', res.tokensPerSecond.toFixed(1)], ['wall time (this session)', `${res.wallSeconds.toFixed(1)} s`],
+      ['checkpoints', readdirSync(dir).filter((n) => n.startsWith('checkpoint-')).join(', ') || 'none']],
+    config: cfg,
+  });
+  emit(o.json, 'done', { steps: res.steps, total_steps: res.totalSteps, interrupted: res.interrupted, wall_s: res.wallSeconds, tokens_per_second: res.tokensPerSecond,
+    optimizer_state_bytes: res.optimizerBytes.actual, optimizer_state_bytes_fp32: res.optimizerBytes.fp32, report: join(dir, 'report.html') },
+    `done: ${res.steps}/${res.totalSteps} updates in ${res.wallSeconds.toFixed(1)} s (${res.tokensPerSecond.toFixed(0)} tok/s); optimizer state ${optimizerNote}; report ${join(dir, 'report.html')}`);
+  return res;
+}

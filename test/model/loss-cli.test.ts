@@ -1,0 +1,121 @@
+// `medlora loss` end to end (spawned CLI: real exit codes and output) on every reference folder's batch.json rows,
+// with and without the fixture's adapter, and its bad-input errors.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { packageRoot } from '../../src/util/paths.js';
+import { parseArgs } from '../../src/cli/command.js';
+import { lossCommand } from '../../src/cli/commands/loss.js';
+import { MedloraError } from '../../src/util/errors.js';
+import { assertClose } from '../../src/util/close.js';
+import { REFERENCE_FOLDERS, refBatch, refDir, refExpected, skipNoShared, tolerances } from './fixtures.js';
+
+function medlora(...args: string[]): { code: number; out: string; err: string } {
+  const r = spawnSync(process.execPath, [join(packageRoot(), 'bin', 'medlora.js'), ...args], { encoding: 'utf8' });
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+}
+
+/** Run the command in-process (no engine start-up per call); returns what it printed. */
+async function inProcess(...args: string[]): Promise<string> {
+  const lines: string[] = [];
+  const orig = console.log;
+  console.log = (...a: unknown[]) => { lines.push(a.map(String).join(' ')); };
+  try {
+    await lossCommand.run(parseArgs(lossCommand, args));
+  } finally {
+    console.log = orig;
+  }
+  return lines.join('\n');
+}
+
+function rowsFile(dir: string, name: string): string {
+  const { raw } = refBatch(name);
+  const f = join(dir, `${name}.jsonl`);
+  writeFileSync(f, raw.input_ids.map((ids, i) => JSON.stringify({ input_ids: ids, labels: raw.labels[i] })).join('\n') + '\n');
+  return f;
+}
+
+test('medlora loss --json (spawned) matches expected.json', { skip: skipNoShared }, () => {
+  const d = mkdtempSync(join(tmpdir(), 'medlora-loss-'));
+  try {
+    const r = medlora('loss', '--model', refDir('llama-tiny'), '--data', rowsFile(d, 'llama-tiny'), '--json');
+    assert.equal(r.code, 0, r.err);
+    const j = JSON.parse(r.out.trim()) as { loss: number; perplexity: number; tokens: number; rows: number };
+    assertClose([j.loss], [refExpected('llama-tiny').loss], { atol: 1e-4, label: 'llama-tiny CLI loss' });
+    const bad = medlora('loss', '--model', refDir('llama-tiny'), '--data', join(d, 'missing.jsonl'));
+    assert.equal(bad.code, 1);
+    assert.match(bad.err, /missing\.jsonl: no such file/);
+    assert.ok(!bad.err.includes('    at '), `no stack trace expected:\n${bad.err}`);
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+});
+
+test('medlora loss matches expected.json on every reference folder (batch size 1 and 2)', { skip: skipNoShared }, async () => {
+  const d = mkdtempSync(join(tmpdir(), 'medlora-loss-'));
+  try {
+    for (const name of REFERENCE_FOLDERS) {
+      const f = rowsFile(d, name);
+      const { raw } = refBatch(name);
+      const want = raw.labels.reduce((a, row) => a + row.slice(1).filter((x) => x !== -100).length, 0);
+      for (const bs of ['1', '2']) {
+        const j = JSON.parse(await inProcess('--model', refDir(name), '--data', f, '--json', '--batch-size', bs)) as
+          { loss: number; perplexity: number; tokens: number; rows: number };
+        assertClose([j.loss], [refExpected(name).loss], { atol: tolerances(name).loss, label: `${name} CLI loss (batch ${bs})` });
+        assertClose([j.perplexity], [Math.exp(refExpected(name).loss)], { rtolMaxAbs: 1e-3, label: `${name} perplexity` });
+        assert.equal(j.tokens, want);
+        assert.equal(j.rows, 2);
+      }
+    }
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+});
+
+test('medlora loss --adapter matches loss_lora (batch.json itself as the data: one line, two rows)', { skip: skipNoShared }, async () => {
+  for (const name of ['llama-tiny', 'gpt2-tiny', 'qwen2-tiny']) {
+    const out = await inProcess('--model', refDir(name), '--adapter', join(refDir(name), 'adapter'), '--data', join(refDir(name), 'batch.json'), '--json');
+    const j = JSON.parse(out) as { loss: number };
+    assertClose([j.loss], [refExpected(name).loss_lora], { atol: 1e-4, label: `${name} CLI loss with adapter` });
+  }
+});
+
+test('medlora loss: bad rows, options and files are clear errors', { skip: skipNoShared }, async () => {
+  const d = mkdtempSync(join(tmpdir(), 'medlora-loss-'));
+  try {
+    const model = refDir('llama-tiny');
+    const cases: Array<[string, string, RegExp]> = [
+      ['big-id.jsonl', '{"input_ids": [1, 2, 999], "labels": [1, 2, 3]}\n', /big-id\.jsonl:1: input_ids\[2\] = 999 is not a token id in \[0, 256\)/],
+      ['bad-label.jsonl', '{"input_ids": [1, 2, 3], "labels": [1, -5, 3]}\n', /labels\[1\] = -5 is neither -100 nor a token id/],
+      ['length.jsonl', '\n{"input_ids": [1, 2, 3], "labels": [1, 2]}\n', /length\.jsonl:2: "labels" must be an array as long as "input_ids" \(3\)/],
+      ['not-json.jsonl', '{"input_ids": [1, 2, 3]}\n{oops\n', /not-json\.jsonl:2: invalid JSON/],
+      ['neither.jsonl', '{"text": "hello"}\n', /neither\.jsonl:1: neither a pre-tokenized row/],
+      ['padded.jsonl', '{"input_ids": [1, 2, 3], "attention_mask": [1, 1, 0]}\n', /"attention_mask" has padding/],
+      ['all-masked.jsonl', '{"input_ids": [1, 2, 3], "labels": [-100, -100, -100]}\n', /no token counts/],
+      ['empty.jsonl', '', /is empty|no rows/],
+    ];
+    const fails = async (args: string[], re: RegExp): Promise<void> => {
+      await assert.rejects(inProcess(...args), (e: unknown) => {
+        assert.ok(e instanceof MedloraError, `expected a MedloraError, got ${String(e)}`);
+        console.log(`  error: ${e.message}`);
+        assert.match(e.message, re);
+        return true;
+      });
+    };
+    for (const [f, body, re] of cases) {
+      writeFileSync(join(d, f), body);
+      await fails(['--model', model, '--data', join(d, f)], re);
+    }
+    await fails(['--model', model, '--data', join(d, 'big-id.jsonl'), '--dtype', 'f8'], /--dtype must be f32 or bf16/);
+    await fails(['--model', d, '--data', join(d, 'big-id.jsonl')], /config\.json: not found/);
+    await fails(['--model', model, '--data', join(d, 'bad-label.jsonl'), '--batch-size', '0'], /labels\[1\]/);
+    writeFileSync(join(d, 'ok.jsonl'), '{"input_ids": [1, 2, 3]}\n');
+    await fails(['--model', model, '--data', join(d, 'ok.jsonl'), '--batch-size', '0'], /--batch-size must be a positive integer/);
+    await fails(['--model', model, '--data', join(d, 'ok.jsonl'), '--adapter', d], /adapter_config\.json/);
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+});
