@@ -1,0 +1,73 @@
+// Demo step 2b: the "base" model. A small Llama with random weights is trained briefly, as a plain language model
+// (every token of BOS + sentence + EOS is a target), on the training split's sentences, then saved as a standard
+// Hugging Face folder (config.json, model.safetensors, tokenizer files) that `--model DIR` or any loader can read.
+import { copyFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { enableFullFinetuning } from '../adapt/apply.js';
+import type { MedRecord } from '../data/schema.js';
+import { padIdOf } from '../data/encode.js';
+import { initModel, saveModel } from '../model/init.js';
+import type { LoadedModel } from '../model/registry.js';
+import type { LoadedTokenizer } from '../tokenize/tokenizer.js';
+import { resolveConfig } from '../train/config.js';
+import type { Example } from '../train/data.js';
+import { Trainer, type TrainResult } from '../train/trainer.js';
+import { MedloraError } from '../util/errors.js';
+import { demoModelConfig, type DemoSettings } from './settings.js';
+
+/** Language-model examples: BOS + sentence + EOS, every position a target (labels = input ids). */
+export function lmExamples(tok: LoadedTokenizer, records: MedRecord[]): Example[] {
+  if (tok.bosId === undefined || tok.eosId === undefined) throw new MedloraError('demo tokenizer: needs BOS and EOS tokens');
+  return records.map((r) => {
+    const ids = [tok.bosId!, ...tok.encode(r.input, { addSpecialTokens: false }), tok.eosId!];
+    return { input_ids: ids, labels: [...ids] };
+  });
+}
+
+export interface BaseResult {
+  dir: string;
+  model: LoadedModel;
+  rawConfig: Record<string, unknown>;
+  train: TrainResult;
+  params: number;
+}
+
+export interface BaseOptions {
+  dir: string;
+  tokenizerDir: string;
+  tok: LoadedTokenizer;
+  train: MedRecord[];
+  validation: MedRecord[];
+  settings: DemoSettings;
+  seed: number;
+  onStep?: (done: number, total: number, loss: number, tokPerSec: number) => void;
+}
+
+/** Initialise, pretrain and save the base model into `o.dir`; returns the (frozen) model, ready for evaluation. */
+export async function pretrainBase(o: BaseOptions): Promise<BaseResult> {
+  mkdirSync(o.dir, { recursive: true });
+  const rawConfig = demoModelConfig(o.settings, o.tok);
+  const model = initModel(rawConfig, { seed: o.seed });
+  enableFullFinetuning(model);
+  const b = o.settings.base;
+  const cfg = resolveConfig({
+    model: o.dir, output_dir: o.dir, data: { train: 'demo sentences' },
+    training: {
+      learning_rate: b.learningRate, lr_scheduler_type: 'cosine', warmup_steps: b.warmup, max_steps: b.steps,
+      per_device_train_batch_size: b.batch, per_device_eval_batch_size: 64, weight_decay: 0.01, logging_steps: 10,
+      save_steps: null, seed: o.seed,
+    },
+  }, [], 'demo base pretraining');
+  const trainer = new Trainer({
+    model, training: cfg.training, runDir: o.dir, train: lmExamples(o.tok, o.train), validation: lmExamples(o.tok, o.validation),
+    padId: padIdOf(o.tok),
+    onStep: (done, total, r) => o.onStep?.(done, total, r.loss, r.tokens_per_second),
+  });
+  const res = await trainer.train();
+  for (const [, p] of model.namedParameters()) if (p.requiresGrad) p.requiresGrad_(false);
+  model.eval();
+  saveModel(model, rawConfig, o.dir);
+  for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(o.tokenizerDir, f), join(o.dir, f));
+  const params = model.parameters().reduce((a, p) => a + p.numel, 0);
+  return { dir: o.dir, model, rawConfig, train: res, params };
+}
