@@ -1,10 +1,14 @@
 // Demo step 2b: the "base" model. A small Llama with random weights is trained briefly, as a plain language model
-// (every token of BOS + sentence + EOS is a target), on the training split's sentences, then saved as a standard
-// Hugging Face folder (config.json, model.safetensors, tokenizer files) that `--model DIR` or any loader can read.
+// (every token of BOS + text + EOS is a target), on the training split's sentences as rows of a DrugBank interaction
+// table ("Drug 1,Drug 2,Interaction Description", the CSV the drugbank-sentences importer reads), then saved as a
+// standard Hugging Face folder (config.json, model.safetensors, tokenizer files) that `--model DIR` can read.
+// Why table rows and not bare sentences: in a bare sentence the drug names are unpredictable, so the LM never needs
+// to look back and copy a name; in a row the sentence repeats the names given before it, so pretraining grows the
+// copying attention that extraction relies on (as any pretrained LLM has), without ever seeing the triplet format.
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { enableFullFinetuning } from '../adapt/apply.js';
-import type { MedRecord } from '../data/schema.js';
+import type { MedRecord, Triplet } from '../data/schema.js';
 import { padIdOf } from '../data/encode.js';
 import { initModel, saveModel } from '../model/init.js';
 import type { LoadedModel } from '../model/registry.js';
@@ -15,11 +19,17 @@ import { Trainer, type TrainResult } from '../train/trainer.js';
 import { MedloraError } from '../util/errors.js';
 import { demoModelConfig, type DemoSettings } from './settings.js';
 
-/** Language-model examples: BOS + sentence + EOS, every position a target (labels = input ids). */
+/** A record as a DrugBank table row: the drug names of its interactions, then its text ("warfarin,aspirin,Warfarin may ..."). */
+export function tableRow(r: MedRecord): string {
+  const names = (r.gold as Triplet[]).flatMap((t) => [t.head, t.tail]);
+  return [...names, r.input].join(',');
+}
+
+/** Language-model examples: BOS + table row + EOS, every position a target (labels = input ids). */
 export function lmExamples(tok: LoadedTokenizer, records: MedRecord[]): Example[] {
   if (tok.bosId === undefined || tok.eosId === undefined) throw new MedloraError('demo tokenizer: needs BOS and EOS tokens');
   return records.map((r) => {
-    const ids = [tok.bosId!, ...tok.encode(r.input, { addSpecialTokens: false }), tok.eosId!];
+    const ids = [tok.bosId!, ...tok.encode(tableRow(r), { addSpecialTokens: false }), tok.eosId!];
     return { input_ids: ids, labels: [...ids] };
   });
 }

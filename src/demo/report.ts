@@ -74,7 +74,7 @@ table{border-collapse:collapse;margin:8px 0 18px}th,td{border:1px solid #ddd;pad
 table.scores td{text-align:right;font-variant-numeric:tabular-nums;min-width:90px}table.scores tr:nth-child(4) td{font-weight:bold}
 .grid{display:flex;flex-wrap:wrap;gap:12px}.grid svg{border:1px solid #eee;background:#fff}
 .ex{border-left:4px solid #2ca02c;padding:6px 10px;margin:8px 0;background:#f7fbf7}.ex.bad{border-color:#d62728;background:#fdf6f6}
-.ex .s{font-style:italic;margin-bottom:4px}.ex .t{font-family:monospace;font-size:13px}.ex .v{color:#555;font-size:12px;margin-top:4px}
+.ex .s{font-style:italic;margin-bottom:4px}.ex .t{font-family:monospace;font-size:13px;overflow-wrap:anywhere}.ex .v{color:#555;font-size:12px;margin-top:4px}
 </style></head><body><h1>medlora demo</h1><p class="sub">DrugBank-style drug–drug interaction triplets: a small Llama, pretrained as a language model, then LoRA fine-tuned on ddi-triplets.</p>
 <h2>Base vs fine-tuned on the held-out split</h2>${htmlTable(head, rows, 'scores')}
 <p>Strict matching of whole triplets &lt;drug1, relation, drug2&gt; (the same scoring as <code>medlora score</code>); held-out sentences are about drug pairs that never occur in training.</p>

@@ -102,7 +102,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
     baseDir = join(out, 'base');
     const m = settings.model;
     say(`[2/5] tokenizer: byte-level BPE with ${tok.vocabSize} tokens trained on the training split -> ${tokDir}/\n` +
-      `      base model: Llama, ${m.layers} layers, hidden ${m.hidden}, ${m.heads} heads, random init, trained as a plain language model on the training sentences (${settings.base.steps} steps)`,
+      `      base model: Llama, ${m.layers} layers, hidden ${m.hidden}, ${m.heads} heads, random init, trained as a plain language model on the training sentences as DrugBank table rows (${settings.base.steps} steps)`,
     { event: 'step', step: 'tokenizer', vocab_size: tok.vocabSize, dir: tokDir });
     const p = bar('base LM', settings.base.steps);
     const b = await pretrainBase({ dir: baseDir, tokenizerDir: tokDir, tok, train: data.train, validation: data.validation, settings, seed: o.seed,

@@ -5,7 +5,7 @@ import { trainBpe, writeTrainedTokenizer } from '../tokenize/bpe-train.js';
 import { loadTokenizer, type LoadedTokenizer } from '../tokenize/tokenizer.js';
 import { buildPrompt } from '../data/prompt.js';
 import { renderTarget } from '../data/tasks.js';
-import type { MedRecord } from '../data/schema.js';
+import type { MedRecord, Triplet } from '../data/schema.js';
 
 /** The demo model's chat markers (special tokens, one id each). */
 export const USER_MARK = '<|user|>';
@@ -31,11 +31,11 @@ export interface DemoTokenizerOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-/** Texts the BPE learns from: every training record as the model will see it, and the bare sentences (base LM data). */
+/** Texts the BPE learns from: every training record as the model will see it (prompt parts, answer, base LM table rows). */
 export function tokenizerTexts(train: MedRecord[]): string[] {
   const out: string[] = [];
   for (const r of train) {
-    out.push(r.input, DEMO_INSTRUCTION, renderTarget(r));
+    out.push(r.input, DEMO_INSTRUCTION, renderTarget(r), ...(r.gold as Triplet[]).map((t) => `${t.head},${t.tail},`));
   }
   return out;
 }

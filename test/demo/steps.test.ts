@@ -10,6 +10,7 @@ import { buildDemoTokenizer, DEMO_INSTRUCTION } from '../../src/demo/tokenizer.j
 import { demoModelConfig, demoSettings } from '../../src/demo/settings.js';
 import { promptIds, triplesConstraint } from '../../src/demo/evaluate.js';
 import { prepareOutDir } from '../../src/demo/run.js';
+import { tableRow } from '../../src/demo/base.js';
 import { scoreRows } from '../../src/demo/report.js';
 import { scorePredictions } from '../../src/demo/evaluate.js';
 import { initModel, saveModel } from '../../src/model/init.js';
@@ -114,4 +115,10 @@ test('bad options and a foreign --out folder are clear errors', () => {
   // an earlier demo run is replaced
   writeFileSync(join(d, 'mine', 'demo.json'), '{}');
   prepareOutDir(join(d, 'mine'));
+});
+
+test('base LM text: a record becomes a DrugBank table row (drug names, then the sentence)', () => {
+  const r: MedRecord = { id: '1', task: 'ddi-triplets', input: 'Warfarin may increase the anticoagulant activities of aspirin.',
+    gold: [{ head: 'warfarin', relation: 'may increase the anticoagulant activities of', tail: 'aspirin' }] };
+  assert.equal(tableRow(r), 'warfarin,aspirin,Warfarin may increase the anticoagulant activities of aspirin.');
 });

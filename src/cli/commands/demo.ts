@@ -15,7 +15,7 @@ export const demoCommand: CommandSpec = {
   ].join('\n'),
   options: {
     out: { type: 'string', value: 'DIR', default: 'medlora-demo', description: 'run folder (replaced if it holds an earlier demo run)' },
-    steps: { type: 'number', value: 'N', description: 'training updates for the base and the fine-tune (default 600 each; small values make a quick smoke run)' },
+    steps: { type: 'number', value: 'N', description: 'LoRA fine-tune updates (default 600; the base gets 2/3 as many, default 400); small values make a quick smoke run' },
     records: { type: 'number', value: 'N', description: 'demo sentences to generate before the split (default 2000)' },
     model: { type: 'string', value: 'DIR', description: 'fine-tune and evaluate this Hugging Face checkpoint instead of the built-in demo model' },
     seed: { type: 'number', value: 'N', default: 42, description: 'seed for data, initialisation and training' },
