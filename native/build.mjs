@@ -47,8 +47,7 @@ function fromRoot(root, how) {
   return { how, root, includeDirs: inc, libDir, abi: abi ?? '1', version: headerVersion(inc) };
 }
 
-function fromPython() {
-  const py = process.env.PYTHON ?? 'python3';
+function fromPython(py) {
   const code = 'import json, os, torch; print(json.dumps({"root": os.path.dirname(torch.__file__), ' +
     '"abi": int(torch._C._GLIBCXX_USE_CXX11_ABI), "version": torch.__version__, "cuda": torch.version.cuda}))';
   let out;
@@ -79,8 +78,11 @@ function findLibtorch() {
     if (!f) fail(`LIBTORCH=${process.env.LIBTORCH} does not look like libtorch (no include/ATen/ATen.h under it).`);
     return f;
   }
-  return fromPython() ?? fromSystem() ?? fail(
-    'libtorch not found. Looked at $LIBTORCH, python3 -c "import torch", and /usr/include/torch.\n' +
+  // scripts/setup.sh makes .torch-venv when the system python refuses pip installs (Debian's PEP 668)
+  const venvPython = join(here, '..', '.torch-venv', 'bin', 'python');
+  return fromPython(process.env.PYTHON ?? 'python3') ?? (existsSync(venvPython) ? fromPython(venvPython) : undefined) ??
+    fromSystem() ?? fail(
+    'libtorch not found. Looked at $LIBTORCH, python3 -c "import torch", .torch-venv, and /usr/include/torch.\n' +
     '  Install it with: bash scripts/setup.sh   (pip install torch, or apt-get install libtorch-dev libopenblas0-pthread)\n' +
     '  or point LIBTORCH at an unpacked libtorch download, then run: node native/build.mjs');
 }

@@ -140,6 +140,12 @@ test('full fine-tuning unfreezes every parameter; unload restores the base', () 
   assert.throws(() => enableFullFinetuning(m), MedloraError);
   assert.deepEqual(unloadLora(m).length, 4);
   assert.equal(loraModules(m).length, 0);
+  // PEFT's list matching also accepts dotted suffixes, and "all-linear" means every linear layer but the output one
+  assert.deepEqual(applyLora(m, { r: 1, lora_alpha: 1, lora_dropout: 0, target_modules: ['mlp.down_proj'] }),
+    ['model.layers.0.mlp.down_proj', 'model.layers.1.mlp.down_proj']);
+  unloadLora(m);
+  assert.equal(applyLora(m, { r: 1, lora_alpha: 1, lora_dropout: 0, target_modules: 'all-linear' }).length, 8);
+  assert.ok(!loraModules(m).some(([p]) => p === 'lm_head'));
 });
 
 test('errors: unknown targets name the available layers; bad r; double wrap', () => {

@@ -1,7 +1,8 @@
 // LoRA (Hu et al. 2021) as a wrapper around any LinearLike layer, laid out like PEFT's lora.Linear so that module
 // paths give PEFT's key names directly: <path>.base_layer (frozen), <path>.lora_A.weight [r, in], <path>.lora_B.weight
 // [out, r]. forward(x) = base(x) + (B (A dropout(x))) * scaling, the LoRA branch computed in F32 (PEFT keeps adapter
-// weights in F32 over a BF16 base) and cast back to the base output's dtype before the add.
+// weights in F32 over a BF16 base); as in PEFT's lora.Linear.forward the sum is formed in the promoted dtype (F32)
+// and cast back to the base output's dtype once.
 import { linear, noGrad, rand, randn, scope, zeros, type Device, type Tensor } from '../tensor/index.js';
 import { Module, type LinearLike } from '../model/module.js';
 import { MedloraError } from '../util/errors.js';

@@ -218,3 +218,28 @@ test('quantizeModel: every linear except lm_head, Conv1D transposed, bytes repor
   assert.throws(() => mergeLora(m), (e: Error) => e instanceof MedloraError && /4-bit quantized/.test(e.message));
   assert.throws(() => quantizeModel(m), /before adding LoRA/);
 });
+
+test('no tensor handles leak from LoRA / Nf4Linear forward and backward without an enclosing scope', () => {
+  T.manualSeed(28);
+  // called directly (no model forward around them that would open a scope): every intermediate inside LoraLinear,
+  // Nf4Linear and the checkpointed recomputation must be disposed by those modules themselves
+  const l1 = new LoraLinear(new Nf4Linear(T.randn([64, 64]), undefined), { r: 2, loraAlpha: 4, loraDropout: 0.1, init: false });
+  const l2 = new LoraLinear(new TinyLinear(64, 8), { r: 2, loraAlpha: 4, init: false });
+  l1.train();
+  const params = [l1, l2].flatMap((l) => [l.lora_A.weight, l.lora_B.weight]);
+  const step = (): void => {
+    const x = T.randn([3, 64]).requiresGrad_(true);
+    const h = l1.forward(x);
+    const y = l2.forward(h);
+    const sq = y.square();
+    const loss = sq.mean();
+    loss.backward();
+    for (const t of [x, h, y, sq, loss]) t.dispose();
+  };
+  step();
+  params.forEach((p) => p.zeroGrad());
+  step(); // the gradients exist from here on
+  const before = T.liveTensorCount();
+  for (let i = 0; i < 5; i++) step();
+  assert.equal(T.liveTensorCount(), before, 'live tensor handles stay constant across steps');
+});

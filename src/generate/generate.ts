@@ -35,6 +35,13 @@ export interface GenerateOptions extends SamplingOptions {
   onProgress?: (done: number, total: number) => void;
   /** stop a sequence when its decoded text contains one of these (needs a tokenizer: generate()) */
   stopStrings?: string[];
+  /** generate(): add the tokenizer's special tokens (BOS) when encoding prompts (default true; false for chat-templated text) */
+  addSpecialTokens?: boolean;
+  /**
+   * ids >= this are never chosen (generate() sets the tokenizer's size: embedding matrices are often padded past the
+   * tokenizer, e.g. Qwen2, and those rows have no text)
+   */
+  vocabLimit?: number;
   /** internal: decoder for stop strings */
   decode?: (ids: number[]) => string;
 }
@@ -75,11 +82,11 @@ export function generateIds(model: CausalLM, prompts: number[][], o: GenerateOpt
 
 /** Generate from text prompts (encoded with the tokenizer's special tokens, e.g. BOS). */
 export function generate(model: CausalLM, tokenizer: TextTokenizer & { eosIds?: number[] }, prompts: string[], o: GenerateOptions): Generated[] {
-  const ids = prompts.map((p) => tokenizer.encode(p));
+  const ids = prompts.map((p) => tokenizer.encode(p, { addSpecialTokens: o.addSpecialTokens ?? true }));
   const decode = (x: number[]): string => tokenizer.decode(x, { skipSpecialTokens: true });
   const eosIds = o.eosIds ?? tokenizer.eosIds ?? (tokenizer.eosId !== undefined ? [tokenizer.eosId] : []);
   const padId = o.padId ?? tokenizer.padId ?? eosIds[0] ?? 0;
-  const res = generateIds(model, ids, { ...o, eosIds, padId, decode });
+  const res = generateIds(model, ids, { ...o, eosIds, padId, decode, vocabLimit: o.vocabLimit ?? tokenizer.vocabSize });
   return res.map((r) => {
     let text = decode(r.ids);
     if (r.finishReason === 'stop') {
@@ -119,6 +126,7 @@ function generateBatch(model: CausalLM, prompts: number[][], offset: number, o: 
       for (let b = 0; b < B; b++) {
         if (reason[b]) { next.push(pad); continue; }
         const row = rows[b]!;
+        if (o.vocabLimit !== undefined && o.vocabLimit < row.length) row.fill(-Infinity, o.vocabLimit);
         if (o.repetitionPenalty !== undefined) applyRepetitionPenalty(row, seqs[b]!, o.repetitionPenalty);
         if (o.constraint) {
           const c = o.constraint(offset + b, gen[b]!);

@@ -12,3 +12,4 @@ export * from './registry.js';
 export * from './load.js';
 export * from './loss.js';
 export * from './dataset-loss.js';
+export * from './stablelm.js';

@@ -225,33 +225,44 @@ export function applyRotary(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
 export type AttnMask = { kind: 'causal' } | { kind: 'none' } | { kind: 'mask'; mask: Tensor };
 
 /**
- * The attention mask for T new queries over past + T keys. attentionMask: [B, past + T] 1/0 (left padding) or
- * undefined. Padding keys are hidden; a padding query would then see no key at all (NaN rows), so every query may
- * always see itself, which changes nothing for real tokens (their own key is visible anyway).
+ * The attention mask for T new queries over past + T keys. attentionMask: [B, past + T] 1/0 or undefined. Padding
+ * keys are hidden; a padding query would then see no key at all (NaN rows), so every query may always see itself,
+ * which changes nothing for real tokens (their own key is visible anyway). Right padding alone (training batches)
+ * needs no mask: under causal attention no real token sees the padding after it, so the fused causal path is kept.
  */
 export function buildAttnMask(attentionMask: Tensor | undefined, past: number, T: number, device: Device): AttnMask {
   const S = past + T;
-  let padded = false;
+  let needMask = false;
   if (attentionMask) {
     if (attentionMask.ndim !== 2 || attentionMask.size(1) !== S) {
       throw new MedloraError(`attention mask has shape [${attentionMask.shape.join(', ')}], expected [batch, ${S}] (cached ${past} + new ${T})`);
     }
-    padded = attentionMask.eq(0).any().item() === 1;
+    needMask = !onlyRightPadding(attentionMask.toNumbers(), S);
   }
-  if (!padded) {
+  if (!needMask) {
     if (past === 0) return { kind: 'causal' };
     if (T === 1) return { kind: 'none' };
   }
   const q = arange(past, S, 1, { device }).view([T, 1]);
   const k = arange(0, S, 1, { device }).view([1, S]);
-  let allowed = k.le(q); // [T, S]
-  if (padded) {
+  let allowed = k.le(q).view([1, 1, T, S]);
+  if (needMask) {
     const keyOk = attentionMask!.ne(0).view([attentionMask!.size(0), 1, 1, S]);
-    allowed = allowed.view([1, 1, T, S]).logicalAnd(keyOk).logicalOr(k.eq(q).view([1, 1, T, S]));
-  } else {
-    allowed = allowed.view([1, 1, T, S]);
+    allowed = allowed.logicalAnd(keyOk).logicalOr(k.eq(q).view([1, 1, T, S]));
   }
   return { kind: 'mask', mask: allowed };
+}
+
+/** true when every row is 1...1 0...0 (no padding, or padding only at the end) */
+function onlyRightPadding(m: number[], S: number): boolean {
+  for (let r = 0; r < m.length; r += S) {
+    let seenPad = false;
+    for (let j = 0; j < S; j++) {
+      if (m[r + j] === 0) seenPad = true;
+      else if (seenPad) return false;
+    }
+  }
+  return true;
 }
 
 /** [B, kv, S, d] -> [B, kv * nRep, S, d], each kv head repeated nRep times in place (HF repeat_kv). */

@@ -7,6 +7,12 @@ import { ModuleList } from './module.js';
 import { DecoderLM, type DecoderLayer, type LayerContext } from './decoder.js';
 import { activation, applyRotary, attend, Embedding, Linear, ParamModule, RMSNorm, Rotary } from './layers.js';
 
+/** What the attention block needs from a config (StableLM reuses it with its own bias settings). */
+export type AttentionShape = Pick<LlamaLikeConfig, 'hidden_size' | 'num_attention_heads' | 'num_key_value_heads' | 'head_dim' | 'qkv_bias' | 'o_bias'>;
+/** What the gated MLP needs from a config. */
+export type MlpShape = Pick<LlamaLikeConfig, 'hidden_size' | 'intermediate_size' | 'mlp_bias' | 'hidden_act'> & { model_type: string };
+
+/** Self-attention with rotary q/k (all of head_dim, or the first cos.size(-1) features: partial rotary) and GQA. */
 export class LlamaAttention extends ParamModule {
   q_proj: Linear;
   k_proj: Linear;
@@ -16,7 +22,7 @@ export class LlamaAttention extends ParamModule {
   private readonly kvHeads: number;
   private readonly headDim: number;
 
-  constructor(c: LlamaLikeConfig) {
+  constructor(c: AttentionShape) {
     super();
     this.heads = c.num_attention_heads;
     this.kvHeads = c.num_key_value_heads;
@@ -47,7 +53,7 @@ export class LlamaMLP extends ParamModule {
   up_proj: Linear;
   down_proj: Linear;
   private readonly act: (x: Tensor) => Tensor;
-  constructor(c: LlamaLikeConfig) {
+  constructor(c: MlpShape) {
     super();
     this.gate_proj = this.module('gate_proj', new Linear(c.hidden_size, c.intermediate_size, c.mlp_bias));
     this.up_proj = this.module('up_proj', new Linear(c.hidden_size, c.intermediate_size, c.mlp_bias));

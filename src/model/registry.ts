@@ -7,6 +7,7 @@ import { GPT2LMHeadModel } from './gpt2.js';
 import { LlamaForCausalLM } from './llama.js';
 import { MistralForCausalLM } from './mistral.js';
 import { Qwen2ForCausalLM } from './qwen2.js';
+import { StableLmForCausalLM } from './stablelm.js';
 
 /** A model plus the loader's key rules. */
 export interface LoadedModel extends DecoderLM {
@@ -33,6 +34,7 @@ const BUILDERS: Record<string, { build: Builder; prefix: string; ignored: RegExp
   llama: { build: (c) => new LlamaForCausalLM(c as never), prefix: 'model', ignored: [ROTARY_BUFFER] },
   mistral: { build: (c) => new MistralForCausalLM(c as never), prefix: 'model', ignored: [ROTARY_BUFFER] },
   qwen2: { build: (c) => new Qwen2ForCausalLM(c as never), prefix: 'model', ignored: [ROTARY_BUFFER] },
+  stablelm: { build: (c) => new StableLmForCausalLM(c as never), prefix: 'model', ignored: [ROTARY_BUFFER] },
   // original GPT-2 checkpoints carry the causal-mask buffers h.N.attn.bias / attn.masked_bias (HF ignores them)
   gpt2: { build: (c) => new GPT2LMHeadModel(c as never), prefix: 'transformer', ignored: [/(^|\.)attn\.(masked_)?bias$/] },
 };

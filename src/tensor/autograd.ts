@@ -49,7 +49,7 @@ export function grad(outputs: Tensor | readonly Tensor[], inputs: readonly Tenso
  * backward to get them back. fn must be deterministic given its inputs and parameters (dropout's RNG state is saved
  * and restored for the recomputation). Parameters captured by fn receive their gradients through backward(), even
  * when no input requires grad. As with torch's reentrant checkpoint, grad(outputs, inputs) sees gradients of the
- * checkpoint's *inputs* only (captured parameters are accumulated into .grad instead). Not nestable.
+ * checkpoint's *inputs* only (captured parameters are accumulated into .grad instead). Nesting works (tested).
  */
 export function checkpoint(fn: (...inputs: Tensor[]) => Tensor | Tensor[], inputs: readonly Tensor[]): Tensor[] {
   const segment = (handles: Handle[]): Handle[] => scope(() => {

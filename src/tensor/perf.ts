@@ -42,14 +42,28 @@ export function matmulRate(n: number, dtype: DType, seconds = 1): MatmulRate {
   }));
 }
 
-/** Microseconds per `a.add(b)` + dispose on one-element tensors: the fixed cost of calling an op from JS. */
-export function opCallMicros(iterations = 20000): number {
+export interface OpCallCost {
+  /** wall-clock microseconds per call */
+  wall: number;
+  /** CPU microseconds per call (this process, user + system): steadier than wall time on a busy machine */
+  cpu: number;
+}
+
+/** Cost of `a.add(b)` + dispose on one-element tensors: the fixed price of calling an op from JS (best of 5 runs). */
+export function opCallMicros(iterations = 20000): OpCallCost {
   return scope(() => noGrad(() => {
     const a = ones([1]);
     const b = ones([1]);
-    for (let i = 0; i < 1000; i++) a.add(b).dispose();
-    const t0 = performance.now();
-    for (let i = 0; i < iterations; i++) a.add(b).dispose();
-    return ((performance.now() - t0) * 1e3) / iterations;
+    for (let i = 0; i < 2000; i++) a.add(b).dispose();
+    let wall = Infinity, cpu = Infinity;
+    for (let r = 0; r < 5; r++) {
+      const t0 = performance.now();
+      const c0 = process.cpuUsage();
+      for (let i = 0; i < iterations; i++) a.add(b).dispose();
+      const c = process.cpuUsage(c0);
+      wall = Math.min(wall, ((performance.now() - t0) * 1e3) / iterations);
+      cpu = Math.min(cpu, (c.user + c.system) / iterations);
+    }
+    return { wall, cpu };
   }));
 }

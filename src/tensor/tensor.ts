@@ -373,10 +373,11 @@ export function full(shape: readonly number[], value: number, o: CreateOptions =
 export function empty(shape: readonly number[], o: CreateOptions = {}): Tensor {
   return finish(T(N.empty(shape, o.dtype ?? 'f32', o.device)), o);
 }
-/** [start, end) by step; default dtype i64 (like torch with integer arguments). */
+/** [start, end) by step; default dtype i64 when all arguments are integers, else f32 (torch's rule). */
 export function arange(start: number, end?: number, step = 1, o: CreateOptions = {}): Tensor {
   const [s, e] = end === undefined ? [0, start] : [start, end];
-  return finish(T(N.arange(s, e, step, o.dtype ?? 'i64', o.device)), o);
+  const dtype = o.dtype ?? ([s, e, step].every(Number.isInteger) ? 'i64' : 'f32');
+  return finish(T(N.arange(s, e, step, dtype, o.device)), o);
 }
 export function linspace(start: number, end: number, steps: number, o: CreateOptions = {}): Tensor {
   return finish(T(N.linspace(start, end, steps, o.dtype ?? 'f32', o.device)), o);

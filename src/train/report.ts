@@ -28,7 +28,10 @@ export function lineChart(title: string, series: Series[], w = 540, h = 260): st
   let [y0, y1] = [Math.min(...pts.map((p) => p[1])), Math.max(...pts.map((p) => p[1]))];
   if (x0 === x1) { x0 -= 1; x1 += 1; }
   if (y0 === y1) { const d = Math.abs(y0) * 0.1 || 1; y0 -= d; y1 += d; }
-  const pad = (y1 - y0) * 0.05; y0 -= pad; y1 += pad;
+  const pad = (y1 - y0) * 0.05;
+  // keep non-negative quantities (rates, epochs, norms) from showing negative ticks
+  y0 = y0 >= 0 ? Math.max(0, y0 - pad) : y0 - pad; y1 += pad;
+  const intX = pts.every(([x]) => Number.isInteger(x));
   const sx = (x: number): number => L + ((x - x0) / (x1 - x0)) * (w - L - R);
   const sy = (y: number): number => T + (1 - (y - y0) / (y1 - y0)) * (h - T - B);
   const parts: string[] = [`<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" font-family="sans-serif" font-size="11">`,
@@ -38,7 +41,7 @@ export function lineChart(title: string, series: Series[], w = 540, h = 260): st
     const yv = y0 + ((y1 - y0) * i) / 4, xv = x0 + ((x1 - x0) * i) / 4;
     parts.push(`<line x1="${L}" x2="${w - R}" y1="${sy(yv)}" y2="${sy(yv)}" stroke="#eee"/>`,
       `<text x="${L - 4}" y="${sy(yv) + 4}" text-anchor="end">${fmt(yv)}</text>`,
-      `<text x="${sx(xv)}" y="${h - B + 14}" text-anchor="middle">${fmt(Math.round(xv * 100) / 100)}</text>`);
+      `<text x="${sx(xv)}" y="${h - B + 14}" text-anchor="middle">${fmt(intX ? Math.round(xv) : Math.round(xv * 100) / 100)}</text>`);
   }
   parts.push(`<text x="${(L + w - R) / 2}" y="${h - 6}" text-anchor="middle">step</text>`);
   series.forEach((s, i) => {

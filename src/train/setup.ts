@@ -22,9 +22,6 @@ export interface PreparedRun {
   notes: string[];
 }
 
-/** Module in this build that implements NF4 quantization (written on the LoRA branch); loaded only when asked for. */
-const NF4_MODULE = '../adapt/nf4-linear.js';
-
 export async function prepareRun(cfg: TrainConfig): Promise<PreparedRun> {
   const notes: string[] = [];
   if (!existsSync(join(cfg.model, 'config.json'))) throw new MedloraError(`model ${cfg.model}: no config.json (pass --model DIR, a Hugging Face model folder)`);
@@ -33,13 +30,10 @@ export async function prepareRun(cfg: TrainConfig): Promise<PreparedRun> {
   const { loadAdapter, saveAdapter } = await import('../adapt/peft-io.js');
   const model = loadModel(cfg.model, cfg.training.bf16 ? { dtype: 'bf16' } : {});
   if (cfg.quantization.load_in_4bit) {
-    let mod: { quantizeModel?: (m: Module, o: { skip: string[] }) => unknown };
-    try { mod = (await import(NF4_MODULE)) as typeof mod; } catch {
-      throw new MedloraError('quantization.load_in_4bit: NF4 quantization (src/adapt/nf4-linear.ts) is not available in this build');
-    }
-    if (typeof mod.quantizeModel !== 'function') throw new MedloraError('quantization.load_in_4bit: src/adapt/nf4-linear.ts does not export quantizeModel');
-    mod.quantizeModel(model, { skip: ['lm_head'] });
-    notes.push('base linears quantized to NF4 (QLoRA)');
+    const { quantizeModel, formatBytes } = await import('../adapt/nf4-linear.js');
+    // QLoRA keeps the output layer in full precision (bitsandbytes / PEFT recipes skip lm_head)
+    const q = quantizeModel(model, { skip: ['lm_head'] });
+    notes.push(`base linears quantized to NF4 (QLoRA): ${q.layers.length} layers, ${formatBytes(q.bytesBefore)} -> ${formatBytes(q.bytesAfter)}`);
   }
   // LoRA init draws from the engine RNG: seeded so a run is reproducible from its config
   manualSeed(cfg.training.seed);

@@ -79,3 +79,38 @@ test('checkpoint frees segment intermediates and needs no graph under noGrad', (
   assert.equal(y.requiresGrad, false);
   assert.deepEqual(Array.from(y.toFloat32Array()), Array.from(x.matmul(w).toFloat32Array()));
 });
+
+test('worker mode: a segment that throws during recompute surfaces as an error (no deadlock)', () => {
+  T.setEngineMode('worker');
+  try {
+    const x = T.ones([2]).requiresGrad_(true);
+    let calls = 0;
+    const [y] = T.checkpoint((u) => {
+      if (++calls > 1) throw new Error('recompute failed');
+      return u.mul(3);
+    }, [x]);
+    assert.throws(() => y!.sum().backward(), /medlora engine: backward: checkpoint segment threw: recompute failed/);
+  } finally {
+    T.setEngineMode('auto');
+  }
+});
+
+test('nested checkpoints give the plain gradients, inline and on a worker thread', () => {
+  T.manualSeed(3);
+  const w1 = T.randn([6, 6]).mul(0.4).requiresGrad_(true);
+  const w2 = T.randn([6, 6]).mul(0.4).requiresGrad_(true);
+  const x = T.randn([3, 6]);
+  const inner = (u: Tensor): Tensor => u.matmul(w2).sin();
+  const outer = (ck: boolean) => (u: Tensor): Tensor => {
+    const hh = u.matmul(w1).tanh();
+    return ck ? T.checkpoint(inner, [hh])[0]! : inner(hh);
+  };
+  const run = (ck: boolean): Tensor => (ck ? T.checkpoint(outer(true), [x])[0]! : outer(false)(x)).sum();
+  compare('nested', [w1, w2], run);
+  T.setEngineMode('worker');
+  try {
+    compare('nested worker', [w1, w2], run);
+  } finally {
+    T.setEngineMode('auto');
+  }
+});

@@ -26,6 +26,8 @@ test('creation, metadata and conversion', () => {
   assert.deepEqual(f(back), [1, 2]);
   assert.equal(T.scalar(2.5).item(), 2.5);
   assert.deepEqual(T.arange(4).toNumbers(), [0, 1, 2, 3]);
+  assert.equal(T.arange(4).dtype, 'i64');
+  assert.deepEqual(f(T.arange(0, 1, 0.25)), [0, 0.25, 0.5, 0.75]);
   assert.deepEqual(f(T.linspace(0, 1, 5)), [0, 0.25, 0.5, 0.75, 1]);
   assert.deepEqual(f(T.full([2], 7)), [7, 7]);
 });

@@ -66,13 +66,16 @@ function argmax(x: Float32Array): number {
   return best;
 }
 
+let weights = new Float64Array(0);
+
 function sampleFrom(x: Float32Array, r: () => number): number {
   let total = 0;
-  const w = new Float64Array(x.length);
+  if (weights.length < x.length) weights = new Float64Array(x.length);
+  const w = weights;
   for (let i = 0; i < x.length; i++) { const v = x[i]!; w[i] = v === -Infinity ? 0 : Math.exp(4 * v); total += w[i]!; }
   if (total === 0) return -1;
   let u = r() * total;
-  for (let i = 0; i < w.length; i++) { u -= w[i]!; if (u <= 0 && w[i]! > 0) return i; }
-  for (let i = w.length - 1; i >= 0; i--) if (w[i]! > 0) return i;
+  for (let i = 0; i < x.length; i++) { u -= w[i]!; if (u <= 0 && w[i]! > 0) return i; }
+  for (let i = x.length - 1; i >= 0; i--) if (w[i]! > 0) return i;
   return -1;
 }

@@ -46,6 +46,10 @@ for (const name of F32) {
         const lb = m.forward(tensor([b], { dtype: 'i64' }));
         assertClose(batched.select(0, 0).toFloat32Array(), la.select(0, 0).toFloat32Array(), { atol: 1e-5, label: `${name} row 0` });
         assertClose(batched.select(0, 1).narrow(0, 7, 13).toFloat32Array(), lb.select(0, 0).toFloat32Array(), { atol: 1e-5, label: `${name} padded row 1` });
+        // right padding (training batches): the real positions are unaffected
+        const right = m.forward(tensor([a, [...b, ...new Array<number>(7).fill(pad)]], { dtype: 'i64' }),
+          { attentionMask: tensor([new Array<number>(20).fill(1), [...new Array<number>(13).fill(1), ...new Array<number>(7).fill(0)]], { dtype: 'i64' }) });
+        assertClose(right.select(0, 1).narrow(0, 0, 13).toFloat32Array(), lb.select(0, 0).toFloat32Array(), { atol: 1e-5, label: `${name} right-padded row 1` });
         // the padded batch continued with the cache: one more token per row
         const cache = m.newCache(2);
         m.forward(ids, { attentionMask: attn, cache });

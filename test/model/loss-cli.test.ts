@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../../src/util/paths.js';
@@ -115,6 +115,49 @@ test('medlora loss: bad rows, options and files are clear errors', { skip: skipN
     writeFileSync(join(d, 'ok.jsonl'), '{"input_ids": [1, 2, 3]}\n');
     await fails(['--model', model, '--data', join(d, 'ok.jsonl'), '--batch-size', '0'], /--batch-size must be a positive integer/);
     await fails(['--model', model, '--data', join(d, 'ok.jsonl'), '--adapter', d], /adapter_config\.json/);
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+});
+
+test('medlora loss on canonical task records equals the same records pre-tokenized with src/data encode', { skip: skipNoShared }, async () => {
+  const d = mkdtempSync(join(tmpdir(), 'medlora-loss-'));
+  try {
+    const { copyFileSync } = await import('node:fs');
+    const { trainBpe, writeTrainedTokenizer } = await import('../../src/tokenize/bpe-train.js');
+    const { loadTokenizer } = await import('../../src/tokenize/tokenizer.js');
+    const { encodeRecord } = await import('../../src/data/encode.js');
+    const { generateDemoCorpus } = await import('../../src/data/demo-corpus.js');
+    // gpt2-tiny with its 64 learned positions extended to 512 (zero rows appended) so alpaca prompts fit
+    const { openCheckpoint, readAll, writeSafetensors } = await import('../../src/io/safetensors.js');
+    const w = readAll(openCheckpoint(refDir('gpt2-tiny')));
+    const wpe = w['transformer.wpe.weight']!;
+    const grown = new Uint8Array(512 * wpe.shape[1]! * 4);
+    grown.set(wpe.data);
+    w['transformer.wpe.weight'] = { dtype: 'F32', shape: [512, wpe.shape[1]!], data: grown };
+    writeSafetensors(join(d, 'model.safetensors'), w);
+    const cfg = JSON.parse(readFileSync(join(refDir('gpt2-tiny'), 'config.json'), 'utf8')) as Record<string, unknown>;
+    writeFileSync(join(d, 'config.json'), JSON.stringify({ ...cfg, n_positions: 512 }));
+    const records = generateDemoCorpus({ count: 5, seed: 1 });
+    writeTrainedTokenizer(d, trainBpe(records.map((r) => r.input), { vocabSize: 300, minFrequency: 1 }));
+    const recFile = join(d, 'records.jsonl');
+    writeFileSync(recFile, records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    const tok = loadTokenizer(d);
+    const rows = records.map((r) => {
+      const e = encodeRecord(r, tok, { style: 'alpaca', overflow: 'error', maxLength: 400 });
+      assert.ok(e.ok);
+      return { input_ids: e.example.input_ids, labels: e.example.labels };
+    });
+    const tokFile = join(d, 'rows.jsonl');
+    writeFileSync(tokFile, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    const a = JSON.parse(await inProcess('--model', d, '--data', recFile, '--json', '--batch-size', '3', '--max-length', '400')) as { loss: number; tokens: number; rows: number };
+    const b = JSON.parse(await inProcess('--model', d, '--data', tokFile, '--json', '--batch-size', '1')) as { loss: number; tokens: number; rows: number };
+    assert.equal(a.rows, 5);
+    // a max length the answer cannot fit in: the encoder's clear error, naming the record
+    await assert.rejects(inProcess('--model', d, '--data', recFile, '--max-length', '20'), /record demo-\d+: .*exceed max_length 20/);
+    // tokens scored = answer tokens + EOS per record, counted from the encoder's labels
+    assert.equal(a.tokens, rows.reduce((s, r) => s + r.labels.slice(1).filter((x) => x !== -100).length, 0));
+    assertClose([a.loss], [b.loss], { atol: 1e-5, label: 'records vs pre-tokenized loss' });
   } finally {
     rmSync(d, { recursive: true, force: true });
   }

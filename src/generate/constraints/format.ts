@@ -381,6 +381,33 @@ export class FormatAutomaton {
     return state;
   }
 
+  /**
+   * The same state with its item count set to 0 when the count cannot matter to a token of at most
+   * `maxSeparatorsPerToken` separators: the count only gates another separator (c < maxItems), so masks of such
+   * states are equal and can be cached under one key.
+   */
+  withoutItemCount(state: number, maxSeparatorsPerToken: number): number {
+    if (state < 0) return state;
+    const c = (state >>> C_SHIFT) & 63;
+    return this.format.maxItems - c > maxSeparatorsPerToken ? state & ~(63 << C_SHIFT) : state;
+  }
+
+  /** First byte of the separator (counted per token to bound how many items one token can finish). */
+  get separatorByte(): number {
+    return this.slots[this.sStart]!.byte;
+  }
+
+  /** An upper bound on minToFinish over all live states (a budget slack above it never changes a mask). */
+  get minToFinishBound(): number {
+    let maxFrom = 0, maxEnum = 0;
+    this.slots.forEach((s, pc) => {
+      maxFrom = Math.max(maxFrom, this.minFrom[pc]!);
+      if (s.kind === K.Enum) maxEnum = Math.max(maxEnum, ...s.nodeMin!.filter((x) => x < 1 << 20));
+    });
+    // + pending UTF-8 (3) + a missing letter (1) + slack for the comma state (1); "none" is at most 6
+    return Math.max(maxFrom + maxEnum + 5, 6);
+  }
+
   /** The longest any answer can be, in bytes (for sizing token budgets). */
   maxAnswerBytes(): number {
     const segBytes = (segs: Segment[]): number => segs.reduce((a, s) => a + (s.kind === 'lit' ? enc.encode(s.text).length

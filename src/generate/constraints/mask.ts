@@ -83,6 +83,13 @@ export class TokenConstraint {
   private readonly stack: Int32Array;
   /** per automaton slot index: the pure/rest split of its field (fields with the same bytes share one) */
   private readonly splits = new Map<number, { split: FieldSplit; maxBytes: number; minAfter: number }>();
+  /** masks of non-field states (literals, branches, the start), which recur across items and decodes: small LRU */
+  private readonly cache = new Map<number, { allowed: Uint8Array; count: number }>();
+  private readonly cacheSize = 32;
+  private readonly maxSeparators: number;
+  private readonly slackBound: number;
+  /** cache statistics (for benchmarks) */
+  readonly cacheStats = { hits: 0, misses: 0 };
 
   constructor(readonly vocab: ConstraintVocab, readonly automaton: FormatAutomaton) {
     if (vocab.eosId === undefined) throw new MedloraError('constrained decoding needs an EOS token; the tokenizer has none');
@@ -93,6 +100,17 @@ export class TokenConstraint {
       }
     }
     this.stack = new Int32Array(vocab.trie.maxDepth + 1);
+    const sep = automaton.separatorByte;
+    let maxSep = 0;
+    for (const bs of vocab.bytes) {
+      if (!bs) continue;
+      let n = 0;
+      for (const b of bs) if (b === sep) n++;
+      if (n > maxSep) maxSep = n;
+    }
+    this.maxSeparators = maxSep;
+    this.slackBound = automaton.minToFinishBound;
+    if (this.slackBound >= 1023) throw new Error(`constraint: finishing bound ${this.slackBound} too large for the mask cache key`);
     const byAllow = new Map<string, FieldSplit>();
     for (const f of automaton.fieldSlots()) {
       const key = f.allow.join('');
@@ -140,6 +158,20 @@ export class TokenConstraint {
     let count = 0;
     const pc = opts.fullWalk || remaining < 2 ? -1 : a.steadyField(state);
     const f = pc >= 0 ? this.splits.get(pc) : undefined;
+    // other states: cached by (state without an item count that cannot matter, slack clamped where it stops mattering)
+    let key = -1;
+    if (!f && !opts.fullWalk && state >= 0 && remaining >= 2) {
+      key = a.withoutItemCount(state, this.maxSeparators) * 1024 + Math.min(slack, this.slackBound + 1);
+      const hit = this.cache.get(key);
+      if (hit) {
+        this.cache.delete(key);
+        this.cache.set(key, hit);
+        this.cacheStats.hits++;
+        allowed.set(hit.allowed);
+        return { allowed, count: hit.count, eos };
+      }
+      this.cacheStats.misses++;
+    }
     if (f) {
       // pure tokens: allowed iff they fit in the field (a character left pending must fit whole), do not start an
       // empty field with a space, and leave an answer that can still be finished in the budget
@@ -169,6 +201,10 @@ export class TokenConstraint {
         }
         i++;
       }
+    }
+    if (key >= 0) {
+      this.cache.set(key, { allowed: allowed.slice(), count });
+      if (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
     }
     return { allowed, count, eos };
   }

@@ -1,0 +1,168 @@
+// `medlora eval`: batched generation over a test split, P/R/F1 (per type, micro, macro), test loss and perplexity,
+// and an error report; --compare runs the base model and adapters side by side (glue over src/eval/run-eval.ts).
+import { basename, dirname, join, resolve } from 'node:path';
+import type { CommandSpec, ParsedArgs } from '../command.js';
+import { bool, list, num, str } from '../command.js';
+import { MedloraError } from '../../util/errors.js';
+
+/** Options shared with `medlora extract`: model, tokenizer, prompt and generation settings. */
+export const GENERATION_OPTIONS: CommandSpec['options'] = {
+  model: { type: 'string', value: 'DIR', required: true, description: 'Hugging Face model folder (config.json + safetensors + tokenizer)' },
+  adapter: { type: 'string', value: 'DIR', description: 'PEFT LoRA adapter folder to apply' },
+  tokenizer: { type: 'string', value: 'DIR', description: 'tokenizer folder (default: --model)' },
+  prompt: { type: 'string', value: 'STYLE', default: 'alpaca', description: 'prompt style used in training: alpaca or chat' },
+  'max-length': { type: 'number', value: 'N', description: 'shorten inputs as training with data.max_length N did' },
+  'max-new-tokens': { type: 'number', value: 'N', default: 256, description: 'most tokens generated per answer (EOS included)' },
+  'batch-size': { type: 'number', value: 'N', default: 8, description: 'prompts per generation batch' },
+  temperature: { type: 'number', value: 'T', default: 0, description: 'sampling temperature; 0 = greedy' },
+  'top-k': { type: 'number', value: 'K', description: 'sample from the K most likely tokens' },
+  'top-p': { type: 'number', value: 'P', description: 'nucleus sampling mass' },
+  'repetition-penalty': { type: 'number', value: 'X', default: 1, description: 'HF repetition penalty (> 1 discourages repeats; 1 = off)' },
+  seed: { type: 'number', value: 'N', default: 0, description: 'sampling seed (batch b uses seed + b)' },
+  constrain: { type: 'boolean', default: true, description: 'constrain tokens to the task\'s answer format (--no-constrain to compare)' },
+  dtype: { type: 'string', value: 'f32|bf16', description: 'compute dtype (default: the checkpoint\'s)' },
+  threads: { type: 'number', value: 'N', description: 'CPU threads for the engine' },
+};
+
+/** Generation settings from the shared flags. */
+export function generationSettings(args: ParsedArgs, cmd: string): Record<string, unknown> {
+  const prompt = str(args, 'prompt') ?? 'alpaca';
+  if (prompt !== 'alpaca' && prompt !== 'chat') throw new MedloraError(`medlora ${cmd}: --prompt must be alpaca or chat, got "${prompt}"`);
+  return {
+    promptStyle: prompt, maxLength: num(args, 'max-length'), maxNewTokens: num(args, 'max-new-tokens'), batchSize: num(args, 'batch-size'),
+    temperature: num(args, 'temperature'), topK: num(args, 'top-k'), topP: num(args, 'top-p'), repetitionPenalty: num(args, 'repetition-penalty'),
+    seed: num(args, 'seed'), constrain: args.options.constrain !== false,
+  };
+}
+
+/** Load the model (and tokenizer) once, after the engine-wide settings. */
+export async function loadModelAndTokenizer(args: ParsedArgs, cmd: string) {
+  const dtype = str(args, 'dtype');
+  if (dtype !== undefined && dtype !== 'f32' && dtype !== 'bf16') throw new MedloraError(`medlora ${cmd}: --dtype must be f32 or bf16, got "${dtype}"`);
+  const threads = num(args, 'threads');
+  if (threads !== undefined) {
+    if (!Number.isInteger(threads) || threads < 1) throw new MedloraError(`medlora ${cmd}: --threads must be a positive integer, got ${threads}`);
+    const { setNumThreads } = await import('../../tensor/index.js');
+    setNumThreads(threads);
+  }
+  const { existsSync } = await import('node:fs');
+  const modelDir = str(args, 'model')!;
+  if (!existsSync(join(modelDir, 'config.json'))) throw new MedloraError(`--model ${modelDir}: no config.json (expected a Hugging Face model folder)`);
+  const { loadTokenizer } = await import('../../tokenize/tokenizer.js');
+  const tok = loadTokenizer(str(args, 'tokenizer') ?? modelDir);
+  const { loadModel } = await import('../../model/load.js');
+  const model = loadModel(modelDir, dtype ? { dtype } : {});
+  return { model, tok, modelDir };
+}
+
+interface RunSpec { name: string; adapter: string | null }
+
+/** --compare values: "base", an adapter folder, or NAME=DIR / NAME=base. */
+export function compareRuns(values: string[]): RunSpec[] {
+  return values.map((v) => {
+    const eq = v.indexOf('=');
+    const [name, target] = eq > 0 ? [v.slice(0, eq), v.slice(eq + 1)] : [undefined, v];
+    if (target === '') throw new MedloraError(`--compare "${v}": expected base, an adapter folder, or NAME=DIR`);
+    const adapter = target === 'base' ? null : target;
+    return { name: name ?? (adapter === null ? 'base' : basename(resolve(adapter)) === 'adapter' ? basename(dirname(resolve(adapter))) : basename(resolve(adapter))), adapter };
+  });
+}
+
+function timestamp(): string {
+  return new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
+}
+
+export const evalCommand: CommandSpec = {
+  name: 'eval',
+  summary: 'Evaluate a model (+ adapters) on a test split by generation: P/R/F1, test loss, perplexity, error report',
+  details: [
+    '--data holds canonical records (src/data/schema.ts) of one structured task (or pick one with --task).',
+    'Prompts are built exactly as in training (same --prompt style; --max-length N shortens inputs as data.max_length N did).',
+    'Outputs (--out DIR; default: <adapter>-eval beside the adapter folder, else ./eval-<timestamp>):',
+    '  predictions.jsonl  {"id", "output", "pred", "unparsed", "finish_reason", "new_tokens"} per record',
+    '  scores.json        P/R/F1 per type, micro, macro; test_loss, perplexity; parse_rate; timing (ms per token, constraint ms per token)',
+    '  report.json        the scoring report (errors by type) + the same eval summary',
+    '  report.html        tables and false positives / false negatives per type with example texts',
+    'Comparing runs: --compare base --compare runs/a/adapter --compare tuned=runs/b/adapter (repeatable; NAME=DIR names a run).',
+    'The base model is loaded once; each adapter is applied, evaluated and removed. One report covers all runs and each',
+    'run\'s predictions go to <out>/<name>/predictions.jsonl. Matching options are those of medlora score (strict by default).',
+  ].join('\n'),
+  options: {
+    ...GENERATION_OPTIONS,
+    data: { type: 'string', value: 'FILE', required: true, description: 'test records (JSONL)' },
+    task: { type: 'string', value: 'TASK', description: 'evaluate only records of this task (required when --data mixes tasks)' },
+    limit: { type: 'number', value: 'N', description: 'evaluate only the first N records' },
+    compare: { type: 'string', value: 'base|DIR|NAME=DIR', multiple: true, description: 'a run to compare (repeatable); replaces --adapter' },
+    out: { type: 'string', value: 'DIR', description: 'output folder' },
+    relaxed: { type: 'boolean', description: 'match after normalisation (as medlora score --relaxed)' },
+    loss: { type: 'boolean', default: true, description: 'also compute the test loss and perplexity (--no-loss to skip)' },
+    json: { type: 'boolean', description: 'print scores.json to stdout (progress as JSON lines is not mixed in)' },
+    quiet: { type: 'boolean', description: 'no progress bar' },
+  },
+  async run(args) {
+    const { loadRecords } = await import('../../data/jsonl.js');
+    const { structuredTask, evaluateModel, evalText, writeEvalOutputs } = await import('../../eval/run-eval.js');
+    const { DEFAULT_MATCH } = await import('../../eval/match.js');
+    const { Progress } = await import('../../util/progress.js');
+    const dataFile = str(args, 'data')!;
+    const compare = list(args, 'compare');
+    if (compare.length && str(args, 'adapter')) throw new MedloraError('medlora eval: give the adapter as one of the --compare runs, not with --adapter');
+    const runs: RunSpec[] = compare.length ? compareRuns(compare) : [{ name: str(args, 'adapter') ? compareRuns([str(args, 'adapter')!])[0]!.name : 'base', adapter: str(args, 'adapter') ?? null }];
+    const settings = generationSettings(args, 'eval');
+    const limit = num(args, 'limit');
+    if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) throw new MedloraError(`medlora eval: --limit must be a positive integer, got ${limit}`);
+
+    // records: one structured task
+    const { records: all } = await loadRecords(dataFile);
+    const tasks = [...new Set(all.map((r) => r.task))];
+    const taskArg = str(args, 'task');
+    if (taskArg === undefined && tasks.length > 1) throw new MedloraError(`${dataFile}: holds records of several tasks (${tasks.join(', ')}); choose one with --task`);
+    const task = structuredTask(taskArg ?? tasks[0]!, taskArg !== undefined ? '--task' : `${dataFile}`);
+    let records = all.filter((r) => r.task === task);
+    if (records.length === 0) throw new MedloraError(`${dataFile}: no records of task ${task} (it holds ${tasks.join(', ')})`);
+    if (limit !== undefined) records = records.slice(0, limit);
+
+    const onlyAdapter = runs.length === 1 ? runs[0]!.adapter : null;
+    const out = str(args, 'out') ?? (onlyAdapter ? join(dirname(resolve(onlyAdapter)), `${basename(resolve(onlyAdapter))}-eval`) : `eval-${timestamp()}`);
+    const json = bool(args, 'json');
+    const quiet = bool(args, 'quiet') || json;
+    const { model, tok, modelDir } = await loadModelAndTokenizer(args, 'eval');
+    const { loadAdapter } = await import('../../adapt/peft-io.js');
+    const { unloadLora } = await import('../../adapt/merge.js');
+    const done: Array<{ name: string; model: string; adapter: string | null; run: ReturnType<typeof evaluateModel> }> = [];
+    try {
+      for (const spec of runs) {
+        if (spec.adapter) loadAdapter(model, spec.adapter);
+        try {
+          const label = runs.length > 1 ? `eval ${spec.name}` : 'eval';
+          let bar: InstanceType<typeof Progress> | undefined;
+          let phase = '';
+          const run = evaluateModel(model, tok, records, {
+            ...settings,
+            match: { ...DEFAULT_MATCH, mode: bool(args, 'relaxed') ? 'relaxed' : 'strict' },
+            loss: args.options.loss !== false,
+            dataLabel: dataFile,
+            predLabel: join(out, runs.length > 1 ? spec.name : '', 'predictions.jsonl'),
+            onProgress: (p, n, total) => {
+              if (p !== phase) { bar?.end(); bar = new Progress({ total, label: `${label} ${p === 'generate' ? 'generate' : 'loss'}`, unit: 'records', quiet }); phase = p; }
+              bar!.update(n);
+            },
+          });
+          bar?.end();
+          done.push({ name: spec.name, model: modelDir, adapter: spec.adapter, run });
+        } finally {
+          if (spec.adapter) unloadLora(model);
+        }
+      }
+    } finally {
+      model.dispose();
+    }
+    const written = writeEvalOutputs(out, done, `medlora eval: ${task} (${basename(dataFile)})`);
+    if (json) console.log(JSON.stringify(written.scores));
+    else {
+      console.log(evalText(done));
+      console.log(`\nwrote ${written.files.join(', ')}`);
+    }
+    return 0;
+  },
+};
