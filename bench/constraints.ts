@@ -5,7 +5,10 @@
 import { ConstraintVocab, TokenConstraint } from '../src/generate/constraints/mask.js';
 import { taskAutomaton } from '../src/generate/constraints/tasks.js';
 import { STRUCTURED_TASKS } from '../src/eval/parse.js';
-import { fixtureTokenizerDir, loadTestTokenizer } from '../test/eval/hf-tokenizer.js';
+import { loadTokenizer } from '../src/tokenize/tokenizer.js';
+import { sharedPath } from '../src/util/paths.js';
+
+const fixtureTokenizerDir = (name: string): string => sharedPath('fixtures', 'hf', name);
 import { rng, seedOf } from '../test/eval/random-model.js';
 
 interface Row { tokenizer: string; vocab: number; task: string; steps: number; meanMs: number; cpuMeanMs: number; p50Ms: number; p95Ms: number; fullWalkMeanMs: number; usPerVocabEntry: number }
@@ -24,7 +27,7 @@ function main(): void {
   const tokenizers = names.length ? names : ['gpt2', 'SmolLM2-135M-Instruct', 'Mistral-7B-v0.1'];
   const rows: Row[] = [];
   for (const name of tokenizers) {
-    const tok = loadTestTokenizer(fixtureTokenizerDir(name));
+    const tok = loadTokenizer(fixtureTokenizerDir(name));
     const t0 = performance.now();
     const vocab = new ConstraintVocab(tok);
     const buildMs = performance.now() - t0;

@@ -155,18 +155,42 @@ struct JsFn : torch::CustomClassHolder {
   }
 };
 
+/** Generators a segment may draw from (dropout): the CPU one and, when an input lives on a GPU, that GPU's. */
+std::vector<at::Generator> segmentGenerators(at::TensorList inputs) {
+  std::vector<at::Generator> gens{at::detail::getDefaultCPUGenerator()};
+  for (const auto& t : inputs) {
+    if (t.defined() && t.is_cuda()) {
+      gens.push_back(at::globalContext().defaultGenerator(t.device()));
+      break;
+    }
+  }
+  return gens;
+}
+
+std::vector<at::Tensor> rngStates(std::vector<at::Generator> gens) {
+  std::vector<at::Tensor> states;
+  for (auto& g : gens) {
+    std::lock_guard<std::mutex> lock(g.mutex());
+    states.push_back(g.get_state());
+  }
+  return states;
+}
+
+void setRngStates(std::vector<at::Generator>& gens, const std::vector<at::Tensor>& states) {
+  for (size_t i = 0; i < gens.size() && i < states.size(); i++) {
+    std::lock_guard<std::mutex> lock(gens[i].mutex());
+    gens[i].set_state(states[i]);
+  }
+}
+
 struct CheckpointFn : public torch::autograd::Function<CheckpointFn> {
   // `inputs` = the segment's inputs followed by `extra` placeholders that the segment does not see
   static variable_list forward(AutogradContext* ctx, at::TensorList inputs, c10::intrusive_ptr<JsFn> fn, int64_t extra) {
     ctx->saved_data["fn"] = c10::IValue::make_capsule(fn);
     ctx->saved_data["extra"] = extra;
-    {
-      // dropout inside the segment must draw the same mask when recomputed: keep the CPU generator's state
-      auto gen = at::detail::getDefaultCPUGenerator();
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      ctx->saved_data["rng"] = gen.get_state();
-    }
     variable_list real(inputs.begin(), inputs.end() - extra);
+    // dropout inside the segment must draw the same masks when recomputed: keep the generators' states
+    ctx->saved_data["rng"] = rngStates(segmentGenerators(real));
     ctx->save_for_backward(real);
     variable_list out;
     runOnJsThread([&] { out = fn->call(real); });  // grad mode is off here (Function::apply)
@@ -183,13 +207,9 @@ struct CheckpointFn : public torch::autograd::Function<CheckpointFn> {
       detached.push_back(d);
     }
     variable_list outs;
-    auto gen = at::detail::getDefaultCPUGenerator();
-    at::Tensor current;
-    {
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      current = gen.get_state();
-      gen.set_state(ctx->saved_data["rng"].toTensor());
-    }
+    auto gens = segmentGenerators(saved);
+    std::vector<at::Tensor> current = rngStates(gens);
+    setRngStates(gens, ctx->saved_data["rng"].toTensorVector());
     std::exception_ptr err;
     try {
       runOnJsThread([&] {
@@ -199,10 +219,7 @@ struct CheckpointFn : public torch::autograd::Function<CheckpointFn> {
     } catch (...) {
       err = std::current_exception();
     }
-    {
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      gen.set_state(current);
-    }
+    setRngStates(gens, current);
     if (err) std::rethrow_exception(err);
     variable_list roots, grads;
     for (size_t i = 0; i < outs.size() && i < gradOutputs.size(); i++) {

@@ -9,7 +9,9 @@ import type { TextTokenizer } from '../tokenize/types.js';
 import type { GoldByTask, MedRecord } from '../data/schema.js';
 import { encodeRecord, type EncodedExample } from '../data/encode.js';
 import type { PromptStyle } from '../data/prompt.js';
+import type { TrainConfig } from '../train/config.js';
 import { generateIds, type ConstraintFn, type FinishReason } from '../generate/generate.js';
+import { sessionsConstraint } from '../generate/constrain.js';
 import { ConstrainedSession, taskConstraint, type TokenConstraint } from '../generate/constraints/index.js';
 import { datasetLoss, type DatasetLoss } from '../model/dataset-loss.js';
 import { MedloraError } from '../util/errors.js';
@@ -93,19 +95,16 @@ export function encodeForEval(r: MedRecord, tok: TextTokenizer, s: Pick<Generati
 }
 
 /**
- * A ConstraintFn for generateIds over one batch: one ConstrainedSession per sequence, fed the tokens generated so
- * far; mask time is added to `stats`.
+ * The constraint for one generateIds batch (src/generate/constrain.ts: one ConstrainedSession per sequence), timed:
+ * the time of every call (advancing the session and computing the mask) is added to `stats.maskMs`.
  */
-export function constraintHook(c: TokenConstraint, maxNewTokens: number, stats: { maskMs: number }): ConstraintFn {
-  const sessions = new Map<number, { session: ConstrainedSession; accepted: number }>();
+export function timedConstraint(c: TokenConstraint, batch: number, maxNewTokens: number, stats: { maskMs: number }): ConstraintFn {
+  const inner = sessionsConstraint(Array.from({ length: batch }, () => new ConstrainedSession(c, maxNewTokens)));
   return (seq, generated) => {
-    let s = sessions.get(seq);
-    if (!s) { s = { session: new ConstrainedSession(c, maxNewTokens), accepted: 0 }; sessions.set(seq, s); }
-    while (s.accepted < generated.length) s.session.accept(generated[s.accepted++]!);
     const t0 = performance.now();
-    const m = s.session.mask();
+    const step = inner(seq, generated);
     stats.maskMs += performance.now() - t0;
-    return { allowed: m.allowed, eosAllowed: m.eos };
+    return step;
   };
 }
 
@@ -152,15 +151,16 @@ export function generateAnswers(
   for (let b = 0; b * s.batchSize < prompts.length; b++) {
     const batch = prompts.slice(b * s.batchSize, (b + 1) * s.batchSize);
     const res = generateIds(model, batch.map((p) => p.ids), {
-      maxNewTokens: s.maxNewTokens, eosIds, padId, temperature: s.temperature, seed: s.seed + b,
+      // ids past the tokenizer (padded embedding rows) have no text and are never chosen
+      maxNewTokens: s.maxNewTokens, eosIds, padId, vocabLimit: tok.vocabSize, temperature: s.temperature, seed: s.seed + b,
       ...(s.topK !== undefined ? { topK: s.topK } : {}), ...(s.topP !== undefined ? { topP: s.topP } : {}),
       ...(s.repetitionPenalty !== 1 ? { repetitionPenalty: s.repetitionPenalty } : {}),
-      ...(constraint ? { constraint: constraintHook(constraint, s.maxNewTokens, stats) } : {}),
+      ...(constraint ? { constraint: timedConstraint(constraint, batch.length, s.maxNewTokens, stats) } : {}),
     });
     res.forEach((r, i) => {
       const n = r.ids.length + (r.finishReason === 'eos' ? 1 : 0);
       tokens += n;
-      answers.push({ id: batch[i]!.id, output: tok.decode(r.ids, { skipSpecialTokens: true }), finishReason: r.finishReason, newTokens: n });
+      answers.push({ id: batch[i]!.id, output: tok.decode(r.ids, { skipSpecialTokens: true, cleanUpTokenizationSpaces: false }), finishReason: r.finishReason, newTokens: n });
     });
     onProgress?.('generate', answers.length, prompts.length);
   }
@@ -313,6 +313,33 @@ export function generationEvaluator(model: CausalLM, tok: TextTokenizer, records
   };
 }
 
+/**
+ * The evaluator `medlora train` passes to the trainer for training.eval_generate_steps: the validation file's first
+ * eval_generate_samples structured records, prompted as in training (data.prompt_style, data.max_length), greedy and
+ * constrained, eval_generate_max_new_tokens per answer, per_device_eval_batch_size prompts per batch.
+ */
+export async function trainingGenerateEval(trained: object, cfg: TrainConfig): Promise<() => GenerateEvalMetrics> {
+  // the trainer's model type is structural (forward + parameters); generation also needs the KV cache of a CausalLM
+  if (typeof (trained as Partial<CausalLM>).newCache !== 'function') throw new MedloraError('training.eval_generate_steps: the model cannot generate (no KV cache)');
+  const model = trained as CausalLM;
+  const file = cfg.data.validation;
+  if (!file) throw new MedloraError('training.eval_generate_steps needs data.validation (canonical records)');
+  const { loadRecords } = await import('../data/jsonl.js');
+  const { loadTokenizer } = await import('../tokenize/tokenizer.js');
+  let records: MedRecord[];
+  try {
+    ({ records } = await loadRecords(file));
+  } catch (e) {
+    throw new MedloraError(`training.eval_generate_steps needs data.validation as canonical records ({"id", "task", "input", "gold"}); ${(e as Error).message}`);
+  }
+  const tok = loadTokenizer(cfg.tokenizer ?? cfg.model);
+  const t = cfg.training;
+  return generationEvaluator(model, tok, records, {
+    samples: t.eval_generate_samples, maxNewTokens: t.eval_generate_max_new_tokens, batchSize: t.per_device_eval_batch_size,
+    promptStyle: cfg.data.prompt_style, ...(cfg.data.max_length !== null ? { maxLength: cfg.data.max_length } : {}),
+  });
+}
+
 // ------------------------------------------------------------------------------------------------------------------
 // output files and text (predictions.jsonl, scores.json, report.json, report.html; one report for all compared runs)
 
@@ -434,12 +461,12 @@ export function writeEvalOutputs(dir: string, runs: NamedEvalRun[], title = 'med
     put('report.json', `${JSON.stringify(reportOf(runs[0]!), null, 2)}\n`);
   } else {
     const names = new Set<string>();
-    for (const r of runs) {
+    for (const r of runs) { // validate every name before writing anything
       const folder = runFolderName(r.name);
       if (names.has(folder)) throw new MedloraError(`two compared runs share the name "${r.name}"; name them (--compare NAME=DIR)`);
       names.add(folder);
-      put(join(folder, 'predictions.jsonl'), predictionsJsonl(r.run));
     }
+    for (const r of runs) put(join(runFolderName(r.name), 'predictions.jsonl'), predictionsJsonl(r.run));
     scores = { runs: runs.map(scoresOf) };
     put('report.json', `${JSON.stringify({ runs: runs.map(reportOf) }, null, 2)}\n`);
   }

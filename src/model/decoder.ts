@@ -48,6 +48,12 @@ export abstract class DecoderLM extends ParamModule implements CausalLM {
   /** the sliding attention window, when the architecture has one medlora does not implement (inputs must fit) */
   protected slidingWindow(): number | null { return null; }
 
+  /** where the parameters live (that of the first one) */
+  get device(): Device {
+    const p = this.namedParameters()[0];
+    return p ? p[1].device : 'cpu';
+  }
+
   newCache(batch: number): KVCacheLike {
     return new KVCache(this.layerList().length, batch);
   }
@@ -72,10 +78,14 @@ export abstract class DecoderLM extends ParamModule implements CausalLM {
       throw new MedloraError(`forward: ${total} positions exceed sliding_window ${win}; medlora implements full attention only, so longer inputs are refused rather than computed differently from the model`);
     }
     const out = scope(() => {
-      const device = inputIds.device;
-      const positionIds = opts.positionIds ?? positionIdsFor(opts.attentionMask, past, T, device);
-      const mask = buildAttnMask(opts.attentionMask, past, T, device);
-      let x = this.embed(inputIds, positionIds);
+      // inputs built on the CPU follow the model to its device
+      const device = this.device;
+      const onDev = (t: Tensor | undefined): Tensor | undefined => (t === undefined || t.device === device ? t : t.to(device));
+      const ids = onDev(inputIds)!;
+      const attentionMask = onDev(opts.attentionMask);
+      const positionIds = onDev(opts.positionIds) ?? positionIdsFor(attentionMask, past, T, device);
+      const mask = buildAttnMask(attentionMask, past, T, device);
+      let x = this.embed(ids, positionIds);
       let cos: Tensor | undefined;
       let sin: Tensor | undefined;
       if (this.rotary) {

@@ -3,9 +3,9 @@ import { N, type Handle } from './native.js';
 import { fromHandle, Tensor } from './tensor.js';
 import { scope } from './scope.js';
 
-/** Run fn with gradient recording off (torch.no_grad); restores the previous mode even if fn throws. */
-export function noGrad<T>(fn: () => T): T {
-  const prev = N.setGradEnabled(false) as boolean;
+/** Run fn with gradient recording set to `enabled`, restoring the previous mode even if fn throws. */
+function withGradMode<T>(enabled: boolean, fn: () => T): T {
+  const prev = N.setGradEnabled(enabled) as boolean;
   try {
     return fn();
   } finally {
@@ -13,14 +13,14 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+/** Run fn with gradient recording off (torch.no_grad). */
+export function noGrad<T>(fn: () => T): T {
+  return withGradMode(false, fn);
+}
+
 /** Run fn with gradient recording on (torch.enable_grad), e.g. inside a noGrad region. */
 export function enableGrad<T>(fn: () => T): T {
-  const prev = N.setGradEnabled(true) as boolean;
-  try {
-    return fn();
-  } finally {
-    N.setGradEnabled(prev);
-  }
+  return withGradMode(true, fn);
 }
 
 export function isGradEnabled(): boolean {

@@ -180,7 +180,7 @@ class HfTokenizer implements LoadedTokenizer {
     return this.encodeWithTokens(text, opts).ids;
   }
 
-  decode(ids: number[], opts?: { skipSpecialTokens?: boolean }): string {
+  decode(ids: number[], opts?: { skipSpecialTokens?: boolean; cleanUpTokenizationSpaces?: boolean }): string {
     // the library rejects an empty array; decoding nothing is simply ""
     if (ids.length === 0) return '';
     for (let i = 0; i < ids.length; i++) {
@@ -189,7 +189,10 @@ class HfTokenizer implements LoadedTokenizer {
         throw new MedloraError(`decode: id ${id} at position ${i} is outside the vocabulary [0, ${this.vocabSize})`);
       }
     }
-    return this.tok.decode(ids, { skip_special_tokens: opts?.skipSpecialTokens ?? false });
+    return this.tok.decode(ids, {
+      skip_special_tokens: opts?.skipSpecialTokens ?? false,
+      ...(opts?.cleanUpTokenizationSpaces !== undefined ? { clean_up_tokenization_spaces: opts.cleanUpTokenizationSpaces } : {}),
+    });
   }
 
   idToToken(id: number): string | undefined {

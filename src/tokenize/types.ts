@@ -19,7 +19,11 @@ export interface TextTokenizer {
   /** whether encode(text, {addSpecialTokens: true}) prepends BOS (Llama/Mistral yes, GPT-2/Qwen2 no) */
   readonly addsBos: boolean;
   encode(text: string, opts?: { addSpecialTokens?: boolean }): number[];
-  decode(ids: number[], opts?: { skipSpecialTokens?: boolean }): string;
+  /**
+   * `cleanUpTokenizationSpaces`: HF's post-decode clean-up (" ," -> "," etc.); default: the tokenizer files' setting.
+   * Structured extraction turns it off so the parser sees exactly the bytes the constraint automaton accepted.
+   */
+  decode(ids: number[], opts?: { skipSpecialTokens?: boolean; cleanUpTokenizationSpaces?: boolean }): string;
   /** the token's own string as stored in the vocabulary (e.g. "Ġthe", "▁the", "<0x0A>") */
   idToToken(id: number): string | undefined;
   tokenToId(token: string): number | undefined;

@@ -52,6 +52,10 @@ export interface TrainingSection {
   gradient_checkpointing: boolean;
   logging_steps: number;
   eval_steps: number | null;
+  /** generation-based F1 on a validation sample every N updates (null: off); the hook is supplied by the caller */
+  eval_generate_steps: number | null;
+  eval_generate_samples: number;
+  eval_generate_max_new_tokens: number;
   save_steps: number | null;
   save_total_limit: number | null;
   seed: number;
@@ -139,6 +143,9 @@ const TRAINING: Section = {
   gradient_checkpointing: { kind: { t: 'bool' }, default: false, doc: 'recompute activations in backward' },
   logging_steps: { kind: { t: 'int', min: 1 }, default: 500, doc: 'log every N updates (HF default 500)' },
   eval_steps: { kind: { t: 'int', min: 1 }, default: null, nullable: true, doc: 'evaluate every N updates (null: only at the end)' },
+  eval_generate_steps: { kind: { t: 'int', min: 1 }, default: null, nullable: true, doc: 'generate answers for a validation sample and log F1 every N updates (medlora; null: off)' },
+  eval_generate_samples: { kind: { t: 'int', min: 1 }, default: 32, doc: 'validation records (the first N) scored by eval_generate_steps' },
+  eval_generate_max_new_tokens: { kind: { t: 'int', min: 1 }, default: 256, doc: 'token budget per generated answer for eval_generate_steps' },
   save_steps: { kind: { t: 'int', min: 1 }, default: 500, nullable: true, doc: 'checkpoint every N updates (HF default 500; null = never)' },
   save_total_limit: { kind: { t: 'int', min: 1 }, default: null, nullable: true, doc: 'keep only the N newest checkpoints' },
   seed: { kind: { t: 'int', min: 0 }, default: 42, doc: 'seed for shuffling, LoRA init and dropout (HF default 42)' },

@@ -20,10 +20,27 @@ export interface EvalRecord {
   eval_tokens: number;
 }
 
-export type MetricRecord = TrainRecord | EvalRecord;
+/** Generation-based scores on a validation sample (eval_generate_steps): micro P/R/F1, parse rate, per-task F1. */
+export interface GenerateEvalScores {
+  gen_f1: number;
+  gen_precision: number;
+  gen_recall: number;
+  gen_parse_rate: number;
+  gen_samples: number;
+  /** gen_f1/<task> when the sample holds several tasks */
+  [perTask: string]: number;
+}
+
+export type GenerateEvalRecord = { step: number; epoch: number } & GenerateEvalScores;
+
+export type MetricRecord = TrainRecord | EvalRecord | GenerateEvalRecord;
 
 export function isEval(r: MetricRecord): r is EvalRecord {
   return 'eval_loss' in r;
+}
+
+export function isGenerateEval(r: MetricRecord): r is GenerateEvalRecord {
+  return 'gen_f1' in r;
 }
 
 export class MetricsLog {

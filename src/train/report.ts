@@ -1,7 +1,7 @@
 // report.html for a run: self-contained (inline SVG, no scripts or network) charts of train loss, validation loss,
 // learning rate, epoch and gradient norm over steps, plus a summary table — the figures a W&B dashboard would show.
 import { writeFileSync } from 'node:fs';
-import { isEval, type EvalRecord, type MetricRecord, type TrainRecord } from './metrics.js';
+import { isEval, isGenerateEval, type EvalRecord, type GenerateEvalRecord, type MetricRecord, type TrainRecord } from './metrics.js';
 
 export interface Series {
   name: string;
@@ -64,13 +64,21 @@ export interface ReportSummary {
 
 /** The whole HTML page for a run's metrics. */
 export function renderReport(records: readonly MetricRecord[], s: ReportSummary): string {
-  const train = records.filter((r): r is TrainRecord => !isEval(r));
+  const train = records.filter((r): r is TrainRecord => !isEval(r) && !isGenerateEval(r));
   const evals = records.filter((r): r is EvalRecord => isEval(r));
+  const gens = records.filter((r): r is GenerateEvalRecord => isGenerateEval(r));
   const charts = [
     lineChart('Loss', [
       { name: 'train loss', color: '#1f77b4', points: train.map((r) => [r.step, r.loss]) },
       { name: 'validation loss', color: '#d62728', points: evals.map((r) => [r.step, r.eval_loss]) },
     ]),
+    // generation-based scores (training.eval_generate_steps), next to the loss
+    ...(gens.length ? [lineChart(`Generation F1 (validation sample of ${gens[gens.length - 1]!.gen_samples})`, [
+      { name: 'F1 (micro)', color: '#d62728', points: gens.map((r) => [r.step, r.gen_f1]) },
+      { name: 'precision', color: '#1f77b4', points: gens.map((r) => [r.step, r.gen_precision]) },
+      { name: 'recall', color: '#2ca02c', points: gens.map((r) => [r.step, r.gen_recall]) },
+      { name: 'parse rate', color: '#7f7f7f', points: gens.map((r) => [r.step, r.gen_parse_rate]) },
+    ])] : []),
     lineChart('Validation loss', [{ name: 'eval_loss', color: '#d62728', points: evals.map((r) => [r.step, r.eval_loss]) }]),
     lineChart('Learning rate', [{ name: 'learning_rate', color: '#2ca02c', points: train.map((r) => [r.step, r.learning_rate]) }]),
     lineChart('Gradient norm (before clipping)', [{ name: 'grad_norm', color: '#9467bd', points: train.map((r) => [r.step, r.grad_norm]) }]),

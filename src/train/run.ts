@@ -6,10 +6,10 @@ import { MedloraError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
 import type { TrainConfig } from './config.js';
 import { listCheckpoints } from './checkpoint.js';
-import { MetricsLog } from './metrics.js';
+import { isEval, isGenerateEval, MetricsLog } from './metrics.js';
 import { writeReport } from './report.js';
-import { prepareRun } from './setup.js';
-import { Trainer, type TrainResult } from './trainer.js';
+import { prepareRun, type PreparedRun } from './setup.js';
+import { Trainer, type TrainerOptions, type TrainResult } from './trainer.js';
 
 export interface RunOptions {
   resume?: string;
@@ -17,6 +17,11 @@ export interface RunOptions {
   quiet?: boolean;
   /** tests: stop after this many updates without a checkpoint (a simulated kill) */
   haltAfterStep?: number;
+  /**
+   * Builds the training.eval_generate_steps evaluator for the prepared model (src/eval supplies it: train must not
+   * depend on eval/generate). Required when eval_generate_steps is set.
+   */
+  generateEval?: (model: PreparedRun['model'], cfg: TrainConfig) => Promise<NonNullable<TrainerOptions['generateEval']>>;
 }
 
 function emit(json: boolean | undefined, event: string, fields: Record<string, unknown>, text?: string): void {
@@ -29,6 +34,10 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions = {}): Promise
   if (!o.resume && existsSync(dir) && (listCheckpoints(dir).length > 0 || existsSync(join(dir, 'metrics.jsonl')))) {
     throw new MedloraError(`output_dir ${dir} already holds a run (metrics.jsonl / checkpoints); pass --resume latest to continue it, or choose another --output`);
   }
+  if (cfg.training.eval_generate_steps !== null) {
+    if (!cfg.data.validation) throw new MedloraError('training.eval_generate_steps needs data.validation (canonical records to generate answers for)');
+    if (!o.generateEval) throw new MedloraError('training.eval_generate_steps: this caller supplies no generation evaluator');
+  }
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'config.resolved.json'), `${JSON.stringify(cfg, null, 2)}\n`);
   const prep = await prepareRun(cfg);
@@ -37,12 +46,18 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions = {}): Promise
     emit(o.json, 'data', { file: r.file, format: r.format, examples: r.examples, dropped: r.dropped, truncated: r.truncated, loss_tokens: r.trainTokens },
       `data ${r.file}: ${r.examples} examples (${r.format}), ${r.trainTokens} loss tokens${r.dropped ? `, ${r.dropped} dropped (over data.max_length)` : ''}${r.truncated ? `, ${r.truncated} inputs shortened` : ''}`);
   }
+  const generateEval = cfg.training.eval_generate_steps !== null ? await o.generateEval!(prep.model, cfg) : undefined;
   let progress: Progress | undefined;
   const trainer = new Trainer({
+    generateEval,
     model: prep.model, training: cfg.training, runDir: dir, train: prep.train, validation: prep.validation, padId: prep.padId,
     saveAdapter: prep.saveAdapter, resume: o.resume, haltAfterStep: o.haltAfterStep,
     onMessage: (m) => emit(o.json, 'note', { message: m }, `note: ${m}`),
-    onLog: (r) => { if (o.json) emit(true, 'metrics', { ...r }); else if ('eval_loss' in r && !o.quiet) process.stderr.write(`\nstep ${r.step}: eval_loss ${r.eval_loss.toFixed(4)} (perplexity ${r.eval_perplexity.toFixed(2)})\n`); },
+    onLog: (r) => {
+      if (o.json) emit(true, 'metrics', { ...r });
+      else if (isEval(r) && !o.quiet) process.stderr.write(`\nstep ${r.step}: eval_loss ${r.eval_loss.toFixed(4)} (perplexity ${r.eval_perplexity.toFixed(2)})\n`);
+      else if (isGenerateEval(r) && !o.quiet) process.stderr.write(`\nstep ${r.step}: generation F1 ${r.gen_f1.toFixed(4)} (P ${r.gen_precision.toFixed(3)}, R ${r.gen_recall.toFixed(3)}, parse rate ${r.gen_parse_rate.toFixed(3)}, ${r.gen_samples} validation records)\n`);
+    },
     onStep: (done, total, r) => {
       progress ??= new Progress({ total, label: 'train', json: false, quiet: o.quiet || o.json });
       progress.update(done, { loss: r.loss, 'tok/s': Math.round(r.tokens_per_second), lr: r.learning_rate });

@@ -12,7 +12,7 @@ import { summedTokenLoss } from './loss.js';
 import { createOptimizer, type TrainOptimizer } from './optim.js';
 import { learningRateAt, warmupSteps, type ScheduleSpec } from './schedule.js';
 import { findCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint, type TrainerState } from './checkpoint.js';
-import { MetricsLog, type EvalRecord, type TrainRecord } from './metrics.js';
+import { MetricsLog, type EvalRecord, type GenerateEvalRecord, type GenerateEvalScores, type MetricRecord, type TrainRecord } from './metrics.js';
 
 /** What the trainer needs from a model. */
 export interface TrainableModel {
@@ -35,7 +35,12 @@ export interface TrainerOptions {
   resume?: string;
   /** stop (without a checkpoint) once this many updates are done in total: for tests that simulate a kill */
   haltAfterStep?: number;
-  onLog?: (r: TrainRecord | EvalRecord) => void;
+  onLog?: (r: MetricRecord) => void;
+  /**
+   * Generation-based evaluation run every training.eval_generate_steps updates (and after the last one): returns
+   * gen_f1, gen_precision, ... (see GenerateEvalRecord). Supplied by the caller (src/eval), so train stays below eval.
+   */
+  generateEval?: () => GenerateEvalScores;
   onStep?: (done: number, total: number, r: TrainRecord) => void;
   onMessage?: (line: string) => void;
 }
@@ -221,6 +226,15 @@ export class Trainer {
     return r;
   }
 
+  private runGenerateEval(): GenerateEvalRecord | undefined {
+    if (!this.o.generateEval) return undefined;
+    const r: GenerateEvalRecord = { step: this.step, epoch: this.source.epochFloat(), ...this.o.generateEval() };
+    this.o.model.train(true);
+    this.metrics.append(r);
+    this.o.onLog?.(r);
+    return r;
+  }
+
   async train(): Promise<TrainResult> {
     const t = this.o.training;
     if (this.o.resume) this.resumeFrom(this.o.resume);
@@ -237,6 +251,7 @@ export class Trainer {
       const now = Date.now();
       const rec: TrainRecord = { step: this.step, epoch: this.source.epochFloat(), loss: s.loss, learning_rate: s.lr, grad_norm: s.gradNorm,
         tokens_per_second: windowTokens / Math.max(1e-3, (now - windowStart) / 1000), tokens: s.tokens };
+      // HF logs every logging_steps; medlora also logs the first and the last update so every curve has both ends
       if (this.step % t.logging_steps === 0 || this.step === total || this.step === 1) {
         this.metrics.append(rec);
         this.o.onLog?.(rec);
@@ -244,6 +259,7 @@ export class Trainer {
       }
       this.o.onStep?.(this.step, total, rec);
       if (t.eval_steps !== null && this.step % t.eval_steps === 0) this.runEval();
+      if (t.eval_generate_steps !== null && this.step % t.eval_generate_steps === 0) this.runGenerateEval();
       if (t.save_steps !== null && this.step % t.save_steps === 0) lastCheckpoint = this.checkpoint();
       if (this.o.haltAfterStep !== undefined && this.step >= this.o.haltAfterStep && this.step < total) { halted = true; break; }
       // let a pending SIGINT handler run between updates
@@ -256,6 +272,7 @@ export class Trainer {
     }
     if (!interrupted && !halted) {
       if (t.eval_steps === null || this.step % t.eval_steps !== 0) this.runEval();
+      if (t.eval_generate_steps !== null && this.step % t.eval_generate_steps !== 0) this.runGenerateEval();
       if (this.o.saveAdapter) this.o.saveAdapter(join(this.o.runDir, 'adapter'));
     }
     const wall = (Date.now() - start) / 1000;

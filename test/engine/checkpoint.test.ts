@@ -114,3 +114,15 @@ test('nested checkpoints give the plain gradients, inline and on a worker thread
     T.setEngineMode('auto');
   }
 });
+
+test('noGrad / enableGrad scopes nest and restore the mode, also after a throw', () => {
+  const w = T.ones([2]).requiresGrad_(true);
+  assert.equal(T.isGradEnabled(), true);
+  T.noGrad(() => {
+    assert.equal(w.mul(2).requiresGrad, false);
+    assert.equal(T.enableGrad(() => w.mul(2).requiresGrad), true);
+    assert.equal(T.isGradEnabled(), false);
+  });
+  assert.throws(() => T.noGrad(() => { throw new Error('inside'); }), /inside/);
+  assert.equal(T.isGradEnabled(), true);
+});

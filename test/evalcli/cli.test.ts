@@ -140,10 +140,14 @@ test('eval / extract error paths: one clear line, non-zero exit', async () => {
     [['extract', '--model', fx.model, '--task', 'chemicals', '--input', bad], /bad\.jsonl:2: invalid JSON/],
     [['extract', '--model', fx.model, '--task', 'chemicals', 'x', '--prompt', 'chat'], /no chat_template/],
   ];
+  const { readdirSync } = await import('node:fs');
+  const before = readdirSync('.').filter((f) => f.startsWith('eval-')).length;
   for (const [argv, re] of cases) {
     const r = await runCli([...argv, '--quiet']);
     assert.notEqual(r.code, 0, argv.join(' '));
     assert.match(r.err, re, argv.join(' '));
     assert.equal(r.err.trim().split('\n').length, 1, `one line: ${r.err}`);
   }
+  // a failed run leaves no (default-named) output folder behind
+  assert.equal(readdirSync('.').filter((f) => f.startsWith('eval-')).length, before, 'an error path wrote an eval-* folder');
 });

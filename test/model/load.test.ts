@@ -164,3 +164,40 @@ test('unknown model_type and missing weights file: clear errors', { skip: skipNo
     rmSync(d, { recursive: true, force: true });
   }
 });
+
+test('tie_word_embeddings with an lm_head.weight in the file: ignored as transformers does; the head is the embedding', { skip: skipNoShared }, () => {
+  const d = tmp();
+  try {
+    copyFileSync(join(refDir('llama3-tiny-tied'), 'config.json'), join(d, 'config.json'));
+    const t = tensorsOf('llama3-tiny-tied');
+    const emb = t['model.embed_tokens.weight']!;
+    t['lm_head.weight'] = { dtype: 'F32', shape: [...emb.shape], data: new Uint8Array(emb.data.byteLength) }; // zeros
+    writeSafetensors(join(d, 'model.safetensors'), t);
+    const m = loadModel(d);
+    try {
+      const head = (m as unknown as { lm_head: { weight: { toBytes(): Uint8Array } } }).lm_head.weight.toBytes();
+      assert.ok(Buffer.from(head).equals(Buffer.from(emb.data)));
+    } finally {
+      m.dispose();
+    }
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+});
+
+test('GPT-2 checkpoints without the "transformer." prefix and with attn.bias buffers load (as transformers does)', { skip: skipNoShared }, () => {
+  const d = tmp();
+  try {
+    copyFileSync(join(refDir('gpt2-tiny'), 'config.json'), join(d, 'config.json'));
+    const t = tensorsOf('gpt2-tiny');
+    const stripped: Record<string, TensorData> = {};
+    for (const [k, v] of Object.entries(t)) stripped[k.replace(/^transformer\./, '')] = v;
+    stripped['h.0.attn.bias'] = { dtype: 'F32', shape: [1], data: new Uint8Array(4) };
+    writeSafetensors(join(d, 'model.safetensors'), stripped);
+    const a = paramBytes(refDir('gpt2-tiny'));
+    const b = paramBytes(d);
+    for (const [k, v] of a) assert.ok(Buffer.from(v).equals(Buffer.from(b.get(k)!)), `tensor ${k} differs`);
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+});

@@ -59,13 +59,20 @@ interface RunSpec { name: string; adapter: string | null }
 
 /** --compare values: "base", an adapter folder, or NAME=DIR / NAME=base. */
 export function compareRuns(values: string[]): RunSpec[] {
-  return values.map((v) => {
+  const runs = values.map((v) => {
     const eq = v.indexOf('=');
     const [name, target] = eq > 0 ? [v.slice(0, eq), v.slice(eq + 1)] : [undefined, v];
     if (target === '') throw new MedloraError(`--compare "${v}": expected base, an adapter folder, or NAME=DIR`);
     const adapter = target === 'base' ? null : target;
     return { name: name ?? (adapter === null ? 'base' : basename(resolve(adapter)) === 'adapter' ? basename(dirname(resolve(adapter))) : basename(resolve(adapter))), adapter };
   });
+  // checked before any model runs, so a naming mistake costs nothing and leaves no half-written output folder
+  const seen = new Set<string>();
+  for (const r of runs) {
+    if (seen.has(r.name)) throw new MedloraError(`two compared runs share the name "${r.name}"; name them (--compare NAME=DIR)`);
+    seen.add(r.name);
+  }
+  return runs;
 }
 
 function timestamp(): string {

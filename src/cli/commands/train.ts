@@ -44,7 +44,8 @@ export const trainCommand: CommandSpec = {
       setNumThreads(threads as number);
     }
     const { runTraining } = await import('../../train/run.js');
-    const res = await runTraining(cfg, { resume: str(args, 'resume'), json, quiet: bool(args, 'quiet') });
+    const res = await runTraining(cfg, { resume: str(args, 'resume'), json, quiet: bool(args, 'quiet'),
+      generateEval: async (model, c) => (await import('../../eval/run-eval.js')).trainingGenerateEval(model, c) });
     if (res.interrupted) {
       const msg = `interrupted at step ${res.steps}; checkpoint saved in ${res.lastCheckpoint}. Resume with: medlora train --config ${file} --output ${cfg.output_dir} --resume latest`;
       if (json) console.log(JSON.stringify({ event: 'interrupted', step: res.steps, checkpoint: res.lastCheckpoint }));
