@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { readConfigFile, resolveConfig, type TrainConfig } from '../train/config.js';
 import { runTraining } from '../train/run.js';
+import { trainingGenerateEval } from '../eval/run-eval.js';
 import type { TrainResult } from '../train/trainer.js';
 import { MedloraError } from '../util/errors.js';
 import { packageRoot } from '../util/paths.js';
@@ -45,6 +46,9 @@ export function finetuneOverrides(o: FinetuneOptions): Array<[string, string]> {
     ['training.optim', 'adamw_torch'], ['training.bf16', String(o.bf16 ?? false)], ['training.gradient_checkpointing', 'false'],
     ['training.logging_steps', String(Math.max(1, Math.min(10, Math.floor(f.steps / 20))))],
     ['training.eval_steps', String(Math.max(1, Math.floor(f.steps / 4)))], ['training.save_steps', 'null'],
+    // at each evaluation also generate answers for a validation sample and log their F1 (the report's F1 curve)
+    ['training.eval_generate_steps', String(Math.max(1, Math.floor(f.steps / 4)))], ['training.eval_generate_samples', '32'],
+    ['training.eval_generate_max_new_tokens', String(o.settings.generation.maxNewTokens)],
     ['training.seed', String(o.seed)],
   ];
   if (o.tokenizer) out.push(['tokenizer', o.tokenizer]);
@@ -60,6 +64,6 @@ export function finetuneConfig(o: FinetuneOptions): TrainConfig {
 /** Run the fine-tune; the adapter is written to `runDir/adapter`. */
 export async function finetune(o: FinetuneOptions, io: { json?: boolean; quiet?: boolean } = {}): Promise<{ config: TrainConfig; result: TrainResult; adapter: string }> {
   const config = finetuneConfig(o);
-  const result = await runTraining(config, { json: io.json, quiet: io.quiet });
+  const result = await runTraining(config, { json: io.json, quiet: io.quiet, generateEval: trainingGenerateEval });
   return { config, result, adapter: join(o.runDir, 'adapter') };
 }

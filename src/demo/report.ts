@@ -9,7 +9,12 @@ import { isEval, type EvalRecord, type MetricRecord, type TrainRecord } from '..
 import { lineChart } from '../train/report.js';
 import type { ExtractionExample } from './extract.js';
 
-export interface ScoredRun { name: string; result: ScoreResult }
+export interface ScoredRun {
+  name: string;
+  result: ScoreResult;
+  /** test loss of the gold answers (token-weighted cross-entropy), when computed */
+  loss?: number | null;
+}
 
 export interface DemoReport {
   runDir: string;
@@ -36,6 +41,7 @@ export function scoreRows(runs: ScoredRun[]): { head: string[]; rows: string[][]
       ['F1 (macro over relations)', ...m((r) => f3(r.metrics.macro.f1))],
       ['exact-match records', ...m((r) => `${r.metrics.exact.correct}/${r.metrics.exact.records}`)],
       ['TP / FP / FN', ...m((r) => `${r.metrics.micro.tp} / ${r.metrics.micro.fp} / ${r.metrics.micro.fn}`)],
+      ...(runs.some((r) => typeof r.loss === 'number') ? [['test loss (gold answers)', ...runs.map((r) => (typeof r.loss === 'number' ? r.loss.toFixed(3) : '-'))]] : []),
     ],
   };
 }

@@ -12,15 +12,16 @@ import { MetricsLog } from '../train/metrics.js';
 import { DEMO_DRUGS, DEMO_TEMPLATES } from '../data/demo-corpus.js';
 import type { MedRecord } from '../data/schema.js';
 import { MedloraError } from '../util/errors.js';
+import { setNumThreads } from '../tensor/index.js';
 import { fmtTime, Progress } from '../util/progress.js';
 import { pretrainBase } from './base.js';
 import { buildDemoData } from './data.js';
-import { evaluateModel, type EvaluatedModel, type PredictOptions } from './evaluate.js';
 import { extractExamples, pickExamples, renderExamples } from './extract.js';
 import { DEMO_PRESET, finetune, finetuneOverrides, type FinetuneOptions } from './finetune.js';
-import { scoreRows, textTable, writeDemoReport } from './report.js';
+import { scoreRows, textTable, writeDemoReport, type ScoredRun } from './report.js';
 import { demoSettings, type DemoSettings } from './settings.js';
-import { buildDemoTokenizer, DEMO_INSTRUCTION } from './tokenizer.js';
+import { buildDemoTokenizer } from './tokenizer.js';
+import { evaluateModel, writeEvalOutputs, type EvalRun, type GenerationSettings, type NamedEvalRun, type ProgressFn } from '../eval/run-eval.js';
 
 /** The file that marks a folder as a demo run (so a second `medlora demo` may replace it). */
 export const DEMO_MARKER = 'demo.json';
@@ -35,6 +36,8 @@ export interface DemoOptions {
   json?: boolean;
   /** no progress bars */
   quiet?: boolean;
+  /** replace parts of the built-in settings (programmatic only: for tuning experiments and tests) */
+  tune?: (s: DemoSettings) => void;
 }
 
 export interface DemoSummary {
@@ -69,6 +72,11 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
   if (userModel && !existsSync(join(userModel, 'config.json'))) throw new MedloraError(`--model ${o.model}: no config.json there (expected a Hugging Face model folder)`);
   const settings = demoSettings({ ...(o.steps !== undefined ? { steps: o.steps } : {}), ...(o.records !== undefined ? { records: o.records } : {}) });
   if (userModel) adaptToCheckpoint(settings, o.steps);
+  o.tune?.(settings);
+  // one compute thread unless MEDLORA_NUM_THREADS says otherwise: for this model's small matrices a second thread
+  // gains little, and when another process holds a core, two threads wait on each other (measured on the 2-core CI
+  // machine under load: 1 thread 2.7x faster than 2 for the same short demo run)
+  if (!process.env.MEDLORA_NUM_THREADS) setNumThreads(1);
   const say = (text: string, event?: Record<string, unknown>): void => {
     if (json) { if (event) process.stdout.write(`${JSON.stringify(event)}\n`); } else process.stdout.write(`${text}\n`);
   };
@@ -127,11 +135,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
     say(`[2/5] using your checkpoint ${userModel} (${base.config.model_type}, its own tokenizer); no base training`, { event: 'step', step: 'base', dir: userModel });
   }
   const style = userModel ? (tok.chatTemplate ? 'chat' : 'alpaca') : 'chat';
-  const instruction = userModel ? undefined : DEMO_INSTRUCTION;
 
-  // 3. LoRA fine-tune: the data files carry the instruction the model is trained with
-  const ftData = await withInstruction(data.files, data.train, data.validation, instruction, join(out, 'data'));
-  const ft: FinetuneOptions = { model: baseDir, tokenizer: tokDir, train: ftData.train, validation: ftData.validation, runDir: out, settings, seed: o.seed,
+  // 3. LoRA fine-tune on the split files as they are (the task's own instruction, as `medlora extract` uses it)
+  const ft: FinetuneOptions = { model: baseDir, tokenizer: tokDir, train: data.files.train, validation: data.files.validation, runDir: out, settings, seed: o.seed,
     promptStyle: style, bf16: userModel ? isBf16(userModel) : false };
   say(`[3/5] LoRA fine-tune on ddi-triplets: preset ${DEMO_PRESET} with demo flags\n      ${finetuneOverrides(ft).filter(([k]) => !['model', 'output_dir', 'tokenizer', 'data.train', 'data.validation'].includes(k)).map(([k, v]) => `--${k} ${v}`).join(' ')}`,
     { event: 'step', step: 'finetune-start', preset: DEMO_PRESET });
@@ -144,35 +150,42 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
     `${f.result.trainableParams.toLocaleString('en-US')} trainable LoRA parameters -> ${f.adapter}/ (PEFT adapter), ${join(out, 'metrics.jsonl')}`,
   { event: 'step', step: 'finetune', seconds: times.finetune, steps: f.result.steps, adapter: f.adapter });
 
-  // 4. evaluation: base first, then the same model with the saved adapter loaded from disk
+  // 4. evaluation (`medlora eval`'s library call): base first, then the same model with the saved adapter loaded
+  // from disk; prompts are built and shortened exactly as the fine-tune built them
   const evalDir = join(out, 'eval');
-  const predictOpts = (label: string, p: { bar?: Progress }): PredictOptions => ({ style, ...(instruction ? { instruction } : {}), generation: settings.generation,
-    onProgress: (done, total) => { p.bar ??= bar(label, total); p.bar.update(done); } });
+  const gen: Partial<GenerationSettings> = { promptStyle: style, batchSize: settings.generation.batchSize, maxNewTokens: settings.generation.maxNewTokens,
+    maxLength: settings.finetune.maxLength };
   say(`[4/5] evaluating base and fine-tuned models on the ${data.test.length} held-out test records (greedy, ddi-triplets constrained decoding)`,
     { event: 'step', step: 'eval-start', records: data.test.length });
-  const pb: { bar?: Progress } = {};
-  const evBase = await evaluateModel('base', base, tok, data.test, evalDir, predictOpts('eval base', pb));
-  pb.bar?.end();
+  const evaluate = (label: string): EvalRun => {
+    const bars: Partial<Record<Parameters<ProgressFn>[0], Progress>> = {};
+    const run = evaluateModel(base, tok, data.test, { ...gen, dataLabel: data.files.test, onProgress: (phase, done, total) => {
+      (bars[phase] ??= bar(`${label}: ${phase === 'generate' ? 'generate' : 'test loss'}`, total)).update(done);
+    } });
+    for (const b of Object.values(bars)) b.end();
+    return run;
+  };
+  const evBase = evaluate('eval base');
   loadAdapter(base, f.adapter);
-  const pf: { bar?: Progress } = {};
-  const evFt = await evaluateModel('fine-tuned', base, tok, data.test, evalDir, predictOpts('eval fine-tuned', pf));
-  pf.bar?.end();
+  const evFt = evaluate('eval fine-tuned');
   lap('eval');
-  const runs: EvaluatedModel[] = [evBase, evFt];
+  const named: NamedEvalRun[] = [{ name: 'base', model: baseDir, adapter: null, run: evBase }, { name: 'fine-tuned', model: baseDir, adapter: f.adapter, run: evFt }];
+  writeEvalOutputs(evalDir, named, 'medlora demo: base vs fine-tuned on the held-out split');
+  const runs: ScoredRun[] = named.map((r) => ({ name: r.name, result: r.run.score, loss: r.run.loss?.loss ?? null }));
   const { head, rows } = scoreRows(runs);
-  say(`\n${textTable(head, rows)}\n\n      -> ${evalDir}/ (base/ and fine-tuned/: predictions.jsonl, report.html, report.json)`,
+  say(`\n${textTable(head, rows)}\n\n      -> ${evalDir}/ (report.html, scores.json, report.json; base/ and fine-tuned/predictions.jsonl)`,
     { event: 'scores', ...Object.fromEntries(runs.map((r) => [r.name, r.result.metrics.micro])) });
 
   // 5. extraction examples and the report
   const picked = pickExamples(data.test as MedRecord<'ddi-triplets'>[], 3);
-  const examples = extractExamples(base, tok, picked, { style, ...(instruction ? { instruction } : {}), generation: settings.generation });
+  const examples = extractExamples(base, tok, picked, gen);
   const reportFile = join(out, 'report.html');
   lap('extract');
   const wall = (Date.now() - start) / 1000;
   const files: Record<string, string> = {
     'report': reportFile, 'data': data.dir, ...(userModel ? {} : { tokenizer: tokDir, base: baseDir }), adapter: f.adapter,
     'fine-tune metrics': join(out, 'metrics.jsonl'), 'fine-tune config': join(out, 'config.resolved.json'),
-    'training report': join(out, 'train-report.html'), eval: evalDir, summary: join(out, DEMO_MARKER),
+    'training report': join(out, 'train-report.html'), 'evaluation report': join(evalDir, 'report.html'), eval: evalDir, summary: join(out, DEMO_MARKER),
   };
   writeDemoReport(reportFile, {
     runDir: out, runs, curves, examples,
@@ -200,8 +213,11 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
   writeFileSync(join(out, DEMO_MARKER), `${JSON.stringify(summary, null, 2)}\n`);
   rmSync(join(out, '.demo-running'), { force: true });
   base.dispose();
+  const q = (p: string): string => (/^[\w./+-]+$/.test(p) ? p : `'${p.replace(/'/g, "'\\''")}'`);
+  const next = `medlora extract --model ${q(baseDir)} --adapter ${q(f.adapter)} --prompt ${style} --max-length ${settings.finetune.maxLength} --task ddi-triplets "<a sentence>"`;
   say(`\ndone in ${fmtTime(wall)}. Open the report: ${reportFile}\n` +
-    `Everything is in ${out}/: data/, ${userModel ? '' : 'tokenizer/, base/, '}adapter/, metrics.jsonl, eval/, report.html, ${DEMO_MARKER}`,
+    `Everything is in ${out}/: data/, ${userModel ? '' : 'tokenizer/, base/, '}adapter/, metrics.jsonl, eval/, report.html, ${DEMO_MARKER}\n` +
+    `Try the fine-tuned model on your own sentence: ${next}`,
   { event: 'demo', ...summary });
   return summary;
 }
@@ -218,15 +234,4 @@ function isBf16(dir: string): boolean {
   } catch {
     return false;
   }
-}
-
-/** Fine-tune files: the split files as they are, or copies whose records carry the demo model's compact instruction. */
-async function withInstruction(files: { train: string; validation: string }, train: MedRecord[], validation: MedRecord[], instruction: string | undefined,
-  dir: string): Promise<{ train: string; validation: string }> {
-  if (!instruction) return files;
-  const { writeJsonl } = await import('../data/jsonl.js');
-  const out = { train: join(dir, 'finetune-train.jsonl'), validation: join(dir, 'finetune-validation.jsonl') };
-  await writeJsonl(out.train, train.map((r) => ({ ...r, instruction })));
-  await writeJsonl(out.validation, validation.map((r) => ({ ...r, instruction })));
-  return out;
 }

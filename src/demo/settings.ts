@@ -15,8 +15,8 @@ export interface DemoSettings {
   base: { steps: number; batch: number; learningRate: number; warmup: number };
   /** LoRA fine-tune on ddi-triplets (the preset's shape with these demo-sized values) */
   finetune: { steps: number; batch: number; learningRate: number; warmup: number; r: number; alpha: number; maxLength: number };
-  /** greedy constrained generation for evaluation and extraction */
-  generation: { batch: number; maxNewTokens: number; maxFieldBytes: number };
+  /** greedy constrained generation for evaluation and extraction (src/eval/run-eval.ts's settings) */
+  generation: { batchSize: number; maxNewTokens: number };
 }
 
 export const DEFAULT_SETTINGS: DemoSettings = {
@@ -25,9 +25,9 @@ export const DEFAULT_SETTINGS: DemoSettings = {
   model: { hidden: 128, layers: 4, heads: 4, intermediate: 384, maxPositions: 256 },
   base: { steps: 400, batch: 32, learningRate: 3e-3, warmup: 20 },
   finetune: { steps: 600, batch: 16, learningRate: 2e-3, warmup: 30, r: 32, alpha: 64, maxLength: 160 },
-  // the longest demo relation phrase is 82 bytes, so fields may hold up to 128 (the constraint's default is 64);
-  // two triplets of ~20 tokens each fit easily in 96 new tokens
-  generation: { batch: 32, maxNewTokens: 96, maxFieldBytes: 128 },
+  // two triplets of ~20 tokens each fit easily in 96 new tokens (the longest relation phrase, 82 bytes, is within the
+  // constraint's 160-byte field bound)
+  generation: { batchSize: 32, maxNewTokens: 96 },
 };
 
 /**

@@ -16,7 +16,7 @@ const DOCUMENTED = [
   'tokenizer/tokenizer.json', 'tokenizer/tokenizer_config.json',
   'base/config.json', 'base/model.safetensors', 'base/tokenizer.json', 'base/metrics.jsonl',
   'adapter/adapter_config.json', 'adapter/adapter_model.safetensors', 'metrics.jsonl', 'config.resolved.json',
-  'eval/base/predictions.jsonl', 'eval/base/report.html', 'eval/fine-tuned/predictions.jsonl', 'eval/fine-tuned/report.html',
+  'eval/base/predictions.jsonl', 'eval/fine-tuned/predictions.jsonl', 'eval/report.html', 'eval/scores.json', 'eval/report.json',
   'report.html', 'demo.json',
 ];
 
@@ -36,6 +36,9 @@ test('medlora demo --steps 2: the whole pipeline runs, prints the table and writ
   assert.equal(summary.data.test, test);
   const preds = readFileSync(join(out, 'eval', 'fine-tuned', 'predictions.jsonl'), 'utf8').trim().split('\n');
   assert.equal(preds.length, test, 'one prediction per test record');
+  // eval/scores.json (medlora eval's format) holds the same numbers as the demo summary
+  const scores = JSON.parse(readFileSync(join(out, 'eval', 'scores.json'), 'utf8')) as { runs: Array<{ name: string; metrics: { micro: { f1: number } } }> };
+  assert.deepEqual(scores.runs.map((r) => [r.name, r.metrics.micro.f1]), Object.entries(summary.scores).map(([k, v]) => [k, v.f1]));
   const html = readFileSync(join(out, 'report.html'), 'utf8');
   assert.match(html, /Base vs fine-tuned on the held-out split/);
   assert.match(html, /<svg/);

@@ -6,14 +6,17 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { assignPairGroups, buildDemoData, pairKey } from '../../src/demo/data.js';
-import { buildDemoTokenizer, DEMO_INSTRUCTION } from '../../src/demo/tokenizer.js';
+import { buildDemoTokenizer } from '../../src/demo/tokenizer.js';
 import { demoModelConfig, demoSettings } from '../../src/demo/settings.js';
-import { promptIds, triplesConstraint } from '../../src/demo/evaluate.js';
 import { prepareOutDir } from '../../src/demo/run.js';
 import { tableRow } from '../../src/demo/base.js';
 import { scoreRows } from '../../src/demo/report.js';
-import { scorePredictions } from '../../src/demo/evaluate.js';
-import { initModel, saveModel } from '../../src/model/init.js';
+import { sameTriplets } from '../../src/demo/extract.js';
+import { encodeForEval } from '../../src/eval/run-eval.js';
+import { scoreRecords, type PredLine } from '../../src/eval/score.js';
+import { DEFAULT_MATCH } from '../../src/eval/match.js';
+import { taskConstraint } from '../../src/generate/constraints/index.js';
+import { TASKS } from '../../src/data/tasks.js';import { initModel, saveModel } from '../../src/model/init.js';
 import { loadModel } from '../../src/model/load.js';
 import { renderTarget } from '../../src/data/tasks.js';
 import type { MedRecord } from '../../src/data/schema.js';
@@ -70,39 +73,57 @@ test('initModel: HF init statistics; saveModel + loadModel round-trips every wei
   back.dispose();
 });
 
-test('constraint hook: every gold answer of the demo data is allowed token by token, and EOS only after a complete triplet', async () => {
+test('demo tokenizer + library constraint: every gold answer is allowed token by token, EOS only after a complete triplet; prompts are short', async () => {
   const dir = tmp();
   const d = await buildDemoData(join(dir, 'data'), { count: 120, seed: 4 });
   const tok = buildDemoTokenizer(join(dir, 'tok'), d.train, { vocabSize: 400 });
-  const s = demoSettings().generation;
+  const c = taskConstraint('ddi-triplets', tok);
+  const budget = demoSettings().generation.maxNewTokens;
   for (const r of [...d.test, ...d.validation].slice(0, 15)) {
     const ids = tok.encode(renderTarget(r), { addSpecialTokens: false });
-    const hook = triplesConstraint(tok, s.maxNewTokens, s.maxFieldBytes);
+    let state = c.initial();
     for (let i = 0; i < ids.length; i++) {
-      const step = hook(0, ids.slice(0, i));
-      assert.equal(step.allowed[ids[i]!], 1, `${r.id}: token ${i} (${JSON.stringify(tok.decode([ids[i]!]))}) of ${JSON.stringify(renderTarget(r))} blocked`);
+      const m = c.mask(state, budget - i);
+      assert.equal(m.allowed[ids[i]!], 1, `${r.id}: token ${i} (${JSON.stringify(tok.decode([ids[i]!]))}) of ${JSON.stringify(renderTarget(r))} blocked`);
       // EOS exactly where the text so far is a complete answer: after a closing ">" of a triplet
       const soFar = tok.decode(ids.slice(0, i));
-      assert.equal(step.eosAllowed, soFar.endsWith('>'), `${r.id}: EOS ${step.eosAllowed ? 'allowed' : 'blocked'} after ${JSON.stringify(soFar)}`);
+      assert.equal(m.eos, soFar.endsWith('>'), `${r.id}: EOS ${m.eos ? 'allowed' : 'blocked'} after ${JSON.stringify(soFar)}`);
+      state = c.advance(state, ids[i]!);
+      assert.ok(state >= 0, `${r.id}: token ${i} rejected by advance`);
     }
-    assert.equal(hook(0, ids).eosAllowed, true, `${r.id}: EOS not allowed after the full answer`);
+    assert.equal(c.mask(state, budget - ids.length).eos, true, `${r.id}: EOS not allowed after the full answer`);
   }
-  // prompts end with the assistant marker and hold the compact instruction
-  const p = promptIds(tok, d.test.slice(0, 1), 'chat', DEMO_INSTRUCTION)[0]!;
+  // the prompt as evaluation / extraction build it: BOS, the chat markers, the task's own instruction, the sentence
+  const e = encodeForEval(d.test[0]!, tok, { promptStyle: 'chat' });
+  const p = e.input_ids.slice(0, e.promptLength);
   assert.equal(p[0], tok.bosId);
-  assert.match(tok.decode(p, { skipSpecialTokens: false }), /List the drug interactions[\s\S]*<\|assistant\|>\n$/);
+  const text = tok.decode(p, { skipSpecialTokens: false });
+  assert.ok(text.includes(TASKS['ddi-triplets'].instruction), text);
+  assert.match(text, /<\|assistant\|>\n$/);
+  // the BPE saw the instruction once per training record, so it costs far fewer tokens than its 150-odd bytes
+  const instr = tok.encode(TASKS['ddi-triplets'].instruction, { addSpecialTokens: false }).length;
+  assert.ok(instr <= 40, `instruction takes ${instr} tokens`);
 });
 
-test('scores: hand-counted P/R/F1 of two records', () => {
+test('scores: hand-counted P/R/F1 of two records, as the demo table shows them', () => {
   const recs: MedRecord[] = [
     { id: '1', task: 'ddi-triplets', input: 'A may increase B.', gold: [{ head: 'a', relation: 'r', tail: 'b' }] },
     { id: '2', task: 'ddi-triplets', input: 'C ... D.', gold: [{ head: 'c', relation: 'r', tail: 'd' }, { head: 'd', relation: 's', tail: 'c' }] },
   ];
   // record 1: exact (TP 1); record 2: one right, one wrong relation (TP 1, FP 1, FN 1) -> P 2/3, R 2/3
-  const res = scorePredictions(recs, [{ id: '1', output: '<a, r, b>', finish_reason: 'eos' }, { id: '2', output: '<c, r, d>\n<d, x, c>', finish_reason: 'eos' }]);
+  const preds = new Map<string, { value: PredLine; where: string }>([
+    ['1', { value: { id: '1', output: '<a, r, b>' }, where: 'p1' }], ['2', { value: { id: '2', output: '<c, r, d>\n<d, x, c>' }, where: 'p2' }]]);
+  const res = { ...scoreRecords('ddi-triplets', recs, preds, DEFAULT_MATCH), gold: undefined, pred: undefined };
   assertClose([res.metrics.micro.precision, res.metrics.micro.recall, res.metrics.micro.f1], [2 / 3, 2 / 3, 2 / 3], { atol: 1e-12, label: 'P/R/F1' });
-  const { rows } = scoreRows([{ name: 'm', result: res }]);
+  const { rows } = scoreRows([{ name: 'm', result: res, loss: 0.25 }]);
   assert.deepEqual(rows.find((r) => r[0] === 'exact-match records'), ['exact-match records', '1/2']);
+  assert.deepEqual(rows.find((r) => r[0] === 'F1 (micro)'), ['F1 (micro)', '0.667']);
+  assert.deepEqual(rows.find((r) => r[0] === 'test loss (gold answers)'), ['test loss (gold answers)', '0.250']);
+  // the example check: same set, order free; a missing or extra triplet is wrong
+  const t = (h: string, r: string, tl: string) => ({ head: h, relation: r, tail: tl });
+  assert.equal(sameTriplets([t('d', 's', 'c'), t('c', 'r', 'd')], [t('c', 'r', 'd'), t('d', 's', 'c')]), true);
+  assert.equal(sameTriplets([t('c', 'r', 'd')], [t('c', 'r', 'd'), t('d', 's', 'c')]), false);
+  assert.equal(sameTriplets([t('c', 'r', 'd'), t('c', 'r', 'd')], [t('c', 'r', 'd'), t('d', 's', 'c')]), false);
 });
 
 test('bad options and a foreign --out folder are clear errors', () => {
