@@ -1,10 +1,14 @@
 // Demo step 2b: the "base" model. A small Llama with random weights is trained briefly, as a plain language model
 // (every token of BOS + text + EOS is a target), on the training split's sentences as rows of a DrugBank interaction
-// table ("Drug 1,Drug 2,Interaction Description", the CSV the drugbank-sentences importer reads), then saved as a
-// standard Hugging Face folder (config.json, model.safetensors, tokenizer files) that `--model DIR` can read.
+// table ("Drug 1,Drug 2,Interaction Description", the CSV the drugbank-sentences importer reads), each record once in
+// that column order and once with the description first, then saved as a standard Hugging Face folder (config.json,
+// model.safetensors, tokenizer files) that `--model DIR` can read.
 // Why table rows and not bare sentences: in a bare sentence the drug names are unpredictable, so the LM never needs
-// to look back and copy a name; in a row the sentence repeats the names given before it, so pretraining grows the
-// copying attention that extraction relies on (as any pretrained LLM has), without ever seeing the triplet format.
+// to look back and copy a name; in a row one part repeats the names of the other, so pretraining grows the copying
+// attention that extraction relies on (as any pretrained LLM has), without ever seeing the triplet format. Why both
+// orders: names-first alone teaches copying lower-case names into the sentence, but extraction copies the other way
+// (a capitalised sentence-initial "Sildenafil" must come out as "sildenafil", and "Drug 1" is sometimes the later name
+// in the sentence); measured: with names-first rows only, 2/3 of the fine-tuned model's errors were a wrong first drug.
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { enableFullFinetuning } from '../adapt/apply.js';
@@ -25,13 +29,19 @@ export function tableRow(r: MedRecord): string {
   return [...names, r.input].join(',');
 }
 
-/** Language-model examples: BOS + table row + EOS, every position a target (labels = input ids). */
+/** The same row with the description first ("Warfarin may ...,warfarin,aspirin"). */
+export function descriptionFirstRow(r: MedRecord): string {
+  const names = (r.gold as Triplet[]).flatMap((t) => [t.head, t.tail]);
+  return [r.input, ...names].join(',');
+}
+
+/** Language-model examples: BOS + row + EOS for both rows of every record, every position a target (labels = input ids). */
 export function lmExamples(tok: LoadedTokenizer, records: MedRecord[]): Example[] {
   if (tok.bosId === undefined || tok.eosId === undefined) throw new MedloraError('demo tokenizer: needs BOS and EOS tokens');
-  return records.map((r) => {
-    const ids = [tok.bosId!, ...tok.encode(tableRow(r), { addSpecialTokens: false }), tok.eosId!];
+  return records.flatMap((r) => [tableRow(r), descriptionFirstRow(r)].map((row) => {
+    const ids = [tok.bosId!, ...tok.encode(row, { addSpecialTokens: false }), tok.eosId!];
     return { input_ids: ids, labels: [...ids] };
-  });
+  }));
 }
 
 export interface BaseResult {

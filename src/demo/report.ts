@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { escapeHtml } from '../eval/report.js';
 import type { ScoreResult } from '../eval/score.js';
-import { isEval, type EvalRecord, type MetricRecord, type TrainRecord } from '../train/metrics.js';
+import { isEval, isGenerateEval, type EvalRecord, type GenerateEvalRecord, type MetricRecord, type TrainRecord } from '../train/metrics.js';
 import { lineChart } from '../train/report.js';
 import type { ExtractionExample } from './extract.js';
 
@@ -58,12 +58,18 @@ function htmlTable(head: string[], rows: string[][], cls = ''): string {
     rows.map((r) => `<tr>${r.map((c, i) => (i === 0 ? `<th>${escapeHtml(c)}</th>` : `<td>${escapeHtml(c)}</td>`)).join('')}</tr>`).join('') + '</table>';
 }
 
+/** The loss chart of a metrics log, and the generation F1 chart when the log holds generation evaluations. */
 function curve(title: string, records: readonly MetricRecord[]): string {
-  const train = records.filter((r): r is TrainRecord => !isEval(r));
+  const train = records.filter((r): r is TrainRecord => !isEval(r) && !isGenerateEval(r));
   const evals = records.filter((r): r is EvalRecord => isEval(r));
-  return lineChart(title, [
+  const gens = records.filter((r): r is GenerateEvalRecord => isGenerateEval(r));
+  const loss = lineChart(`${title}: loss`, [
     { name: 'train loss', color: '#1f77b4', points: train.map((r) => [r.step, r.loss]) },
     { name: 'validation loss', color: '#d62728', points: evals.map((r) => [r.step, r.eval_loss]) },
+  ]);
+  if (gens.length === 0) return loss;
+  return loss + lineChart(`${title}: triplet F1 (${gens[0]!.gen_samples} validation records)`, [
+    { name: 'F1 of generated answers', color: '#2ca02c', points: gens.map((r): [number, number] => [r.step, r.gen_f1]) },
   ]);
 }
 
@@ -83,7 +89,8 @@ table.scores td{text-align:right;font-variant-numeric:tabular-nums;min-width:90p
 .ex .s{font-style:italic;margin-bottom:4px}.ex .t{font-family:monospace;font-size:13px;overflow-wrap:anywhere}.ex .v{color:#555;font-size:12px;margin-top:4px}
 </style></head><body><h1>medlora demo</h1><p class="sub">DrugBank-style drug–drug interaction triplets: a small Llama, pretrained as a language model, then LoRA fine-tuned on ddi-triplets.</p>
 <h2>Base vs fine-tuned on the held-out split</h2>${htmlTable(head, rows, 'scores')}
-<p>Strict matching of whole triplets &lt;drug1, relation, drug2&gt; (the same scoring as <code>medlora score</code>); held-out sentences are about drug pairs that never occur in training.</p>
+<p>Strict matching of whole triplets &lt;drug1, relation, drug2&gt; (the same scoring as <code>medlora score</code>); held-out sentences are about drug pairs that never occur in training.
+The base model was only trained to continue text: it has never seen the answer format, so even with format-constrained decoding it answers <code>none</code> or wrong triplets; what it learns from the LoRA fine-tune is the whole difference. Full evaluation (test loss, parse rate, errors by relation): <a href="eval/report.html">eval/report.html</a>.</p>
 <h2>Extractions by the fine-tuned model</h2>${examples}
 <h2>Training curves</h2><div class="grid">${r.curves.map((c) => curve(c.title, c.records)).join('\n')}</div>
 <h2>The run</h2><table>${facts}</table>

@@ -173,7 +173,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
   writeEvalOutputs(evalDir, named, 'medlora demo: base vs fine-tuned on the held-out split');
   const runs: ScoredRun[] = named.map((r) => ({ name: r.name, result: r.run.score, loss: r.run.loss?.loss ?? null }));
   const { head, rows } = scoreRows(runs);
-  say(`\n${textTable(head, rows)}\n\n      -> ${evalDir}/ (report.html, scores.json, report.json; base/ and fine-tuned/predictions.jsonl)`,
+  const baseNote = userModel ? '' : '\n(the base model was only trained to continue text and has never seen the answer format, so it answers "none" or wrong triplets)';
+  say(`\n${textTable(head, rows)}${baseNote}\n\n      -> ${evalDir}/ (report.html, scores.json, report.json; base/ and fine-tuned/predictions.jsonl)`,
     { event: 'scores', ...Object.fromEntries(runs.map((r) => [r.name, r.result.metrics.micro])) });
 
   // 5. extraction examples and the report
@@ -194,7 +195,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
       ['data', `${data.train.length} train / ${data.validation.length} validation / ${data.test.length} test records, split by drug pair (seed ${o.seed})`],
       ['fine-tune', `LoRA r ${f.config.lora.r}, alpha ${f.config.lora.lora_alpha} on ${(f.config.lora.target_modules as string[]).join(', ')}; ${f.result.steps} steps, batch ${f.config.training.per_device_train_batch_size}, lr ${f.config.training.learning_rate} (${f.config.training.lr_scheduler_type}); preset ${DEMO_PRESET}`],
       ['trainable parameters', f.result.trainableParams.toLocaleString('en-US')],
-      ['time per step', Object.entries(times).map(([k, v]) => `${k} ${fmtTime(v)}`).join(', ')],
+      ['time per stage', Object.entries(times).map(([k, v]) => `${k} ${fmtTime(v)}`).join(', ')],
       ['total wall time', fmtTime(wall)],
     ],
     files: Object.entries(files).filter(([k]) => k !== 'report'),

@@ -22,7 +22,7 @@ export interface DemoSettings {
 export const DEFAULT_SETTINGS: DemoSettings = {
   records: 2000,
   vocabSize: 768,
-  model: { hidden: 128, layers: 4, heads: 4, intermediate: 384, maxPositions: 256 },
+  model: { hidden: 128, layers: 2, heads: 4, intermediate: 384, maxPositions: 256 },
   base: { steps: 400, batch: 32, learningRate: 3e-3, warmup: 20 },
   finetune: { steps: 600, batch: 16, learningRate: 2e-3, warmup: 30, r: 32, alpha: 64, maxLength: 160 },
   // two triplets of ~20 tokens each fit easily in 96 new tokens (the longest relation phrase, 82 bytes, is within the

@@ -9,7 +9,7 @@ import { assignPairGroups, buildDemoData, pairKey } from '../../src/demo/data.js
 import { buildDemoTokenizer } from '../../src/demo/tokenizer.js';
 import { demoModelConfig, demoSettings } from '../../src/demo/settings.js';
 import { prepareOutDir } from '../../src/demo/run.js';
-import { tableRow } from '../../src/demo/base.js';
+import { descriptionFirstRow, tableRow } from '../../src/demo/base.js';
 import { scoreRows } from '../../src/demo/report.js';
 import { sameTriplets } from '../../src/demo/extract.js';
 import { encodeForEval } from '../../src/eval/run-eval.js';
@@ -142,4 +142,5 @@ test('base LM text: a record becomes a DrugBank table row (drug names, then the 
   const r: MedRecord = { id: '1', task: 'ddi-triplets', input: 'Warfarin may increase the anticoagulant activities of aspirin.',
     gold: [{ head: 'warfarin', relation: 'may increase the anticoagulant activities of', tail: 'aspirin' }] };
   assert.equal(tableRow(r), 'warfarin,aspirin,Warfarin may increase the anticoagulant activities of aspirin.');
+  assert.equal(descriptionFirstRow(r), 'Warfarin may increase the anticoagulant activities of aspirin.,warfarin,aspirin');
 });
