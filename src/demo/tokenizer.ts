@@ -3,9 +3,8 @@
 // prompts stay short (short sequences are what make CPU training fast enough for the demo).
 import { trainBpe, writeTrainedTokenizer } from '../tokenize/bpe-train.js';
 import { loadTokenizer, type LoadedTokenizer } from '../tokenize/tokenizer.js';
-import { buildPrompt } from '../data/prompt.js';
-import { renderTarget } from '../data/tasks.js';
-import type { MedRecord } from '../data/schema.js';
+import { instructionOf, renderTarget } from '../data/tasks.js';
+import type { MedRecord, Triplet } from '../data/schema.js';
 
 /** The demo model's chat markers (special tokens, one id each). */
 export const USER_MARK = '<|user|>';
@@ -20,22 +19,21 @@ export const DEMO_CHAT_TEMPLATE =
   "{% else %}" + ASSISTANT_MARK + "\n{{ message['content'] }}{{ eos_token }}{% endif %}{% endfor %}" +
   '{% if add_generation_prompt %}' + ASSISTANT_MARK + '\n{% endif %}';
 
-/**
- * The demo's compact instruction (the recipe's answer format `<drug1, relation, drug2>` is kept; a short instruction
- * saves CPU time on every training and generation step). Used only with the built-in demo model.
- */
-export const DEMO_INSTRUCTION = 'List the drug interactions as triplets <drug1, relation, drug2>.';
 
 export interface DemoTokenizerOptions {
   vocabSize: number;
   onProgress?: (done: number, total: number) => void;
 }
 
-/** Texts the BPE learns from: every training record as the model will see it, and the bare sentences (base LM data). */
+/**
+ * Texts the BPE learns from: every training record as the model will see it (prompt parts, answer, base LM table
+ * rows). The task's own instruction (the DrugBank recipe's, as `medlora extract` / `serve` use it) is among them, so
+ * the BPE merges it into few tokens and prompts stay short.
+ */
 export function tokenizerTexts(train: MedRecord[]): string[] {
   const out: string[] = [];
   for (const r of train) {
-    out.push(r.input, DEMO_INSTRUCTION, renderTarget(r));
+    out.push(r.input, instructionOf(r), renderTarget(r), ...(r.gold as Triplet[]).map((t) => `${t.head},${t.tail},`));
   }
   return out;
 }
@@ -49,9 +47,4 @@ export function buildDemoTokenizer(dir: string, train: MedRecord[], o: DemoToken
   });
   writeTrainedTokenizer(dir, bpe, { addBos: true, chatTemplate: DEMO_CHAT_TEMPLATE, modelMaxLength: 256 });
   return loadTokenizer(dir);
-}
-
-/** The prompt text of a record for the demo model (chat template, compact instruction). */
-export function demoPrompt(tok: LoadedTokenizer, input: string): string {
-  return buildPrompt('chat', DEMO_INSTRUCTION, input, tok);
 }
