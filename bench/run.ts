@@ -6,11 +6,12 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { matmulRate, physicalCores, REFERENCE_GFLOPS, engineInfo, setNumThreads } from '../src/tensor/index.js';
 import { sharedPath } from '../src/util/paths.js';
 import { Progress } from '../src/util/progress.js';
 import { MedloraError } from '../src/util/errors.js';
+import { runIfMain } from './entry.js';
 import { parseArgs, benchDtype, type TrainBenchResult } from './train.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -239,11 +240,4 @@ function main(): void {
     samples.map((s) => s.load1.toFixed(1)).join(', '));
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  try {
-    main();
-  } catch (e) {
-    if (e instanceof MedloraError) { console.error(`medlora bench: ${e.message}`); process.exit(1); }
-    throw e;
-  }
-}
+runIfMain(import.meta.url, main);

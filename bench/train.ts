@@ -2,7 +2,6 @@
 // (random weights, public shapes, LoRA r=8 alpha=16 dropout 0.05 on q,k,v,o,gate,up,down,lm_head, f32 adapters over a
 // bf16 base, torch AdamW lr 2.5e-5, optional gradient checkpointing). Prints step_s (best of the timed steps after one
 // warm-up, as the reference does), tok/s and the time per phase; --profile adds per-op call counts from JS.
-import { pathToFileURL } from 'node:url';
 import {
   AdamW, keep, manualSeed, noGrad, randint, scope, setNumThreads, getNumThreads, engineInfo, type Tensor,
 } from '../src/tensor/index.js';
@@ -12,6 +11,7 @@ import { declaredParameters } from '../src/model/layers.js';
 import { causalLmLoss, IGNORE_INDEX } from '../src/model/loss.js';
 import { applyLora } from '../src/adapt/apply.js';
 import { MedloraError } from '../src/util/errors.js';
+import { runIfMain } from './entry.js';
 import type { LoadedModel } from '../src/model/registry.js';
 
 /** config.json shapes, as in hf_peft_bench.py's SHAPES (untied heads there too). */
@@ -258,11 +258,4 @@ function main(): void {
   }
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  try {
-    main();
-  } catch (e) {
-    if (e instanceof MedloraError) { console.error(`medlora bench: ${e.message}`); process.exit(1); }
-    throw e;
-  }
-}
+runIfMain(import.meta.url, main);

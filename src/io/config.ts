@@ -24,9 +24,8 @@ interface Common {
   architectures: string[];
 }
 
-/** Llama-family decoders (RMSNorm, rotary, SwiGLU): llama, mistral, qwen2. */
-export interface LlamaLikeConfig extends Common {
-  model_type: 'llama' | 'mistral' | 'qwen2';
+/** The shape fields every rotary decoder config has (llama family and stablelm), under their HF keys. */
+interface RotaryDecoderShape extends Common {
   hidden_size: number;
   intermediate_size: number;
   num_hidden_layers: number;
@@ -35,6 +34,11 @@ export interface LlamaLikeConfig extends Common {
   head_dim: number;
   hidden_act: string;
   max_position_embeddings: number;
+}
+
+/** Llama-family decoders (RMSNorm, rotary, SwiGLU): llama, mistral, qwen2. */
+export interface LlamaLikeConfig extends RotaryDecoderShape {
+  model_type: 'llama' | 'mistral' | 'qwen2';
   rms_norm_eps: number;
   rope_theta: number;
   rope_scaling: RopeScaling | null;
@@ -50,16 +54,8 @@ export interface LlamaLikeConfig extends Common {
 }
 
 /** StableLM (transformers' stablelm, or the older remote-code stablelm_epoch). LayerNorm, partial rotary. */
-export interface StableLmConfig extends Common {
+export interface StableLmConfig extends RotaryDecoderShape {
   model_type: 'stablelm';
-  hidden_size: number;
-  intermediate_size: number;
-  num_hidden_layers: number;
-  num_attention_heads: number;
-  num_key_value_heads: number;
-  head_dim: number;
-  hidden_act: string;
-  max_position_embeddings: number;
   layer_norm_eps: number;
   rope_theta: number;
   rope_scaling: RopeScaling | null;
