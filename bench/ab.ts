@@ -4,7 +4,7 @@
 import { crossEntropy, linear, scope, type Tensor } from '../src/tensor/index.js';
 import { LoraLinear } from '../src/adapt/lora.js';
 import { IGNORE_INDEX } from '../src/model/loss.js';
-import { defaultLoss, parseArgs, setupBench, timedStep, type LossFn, type StepTimes } from './train.js';
+import { defaultLoss, fullLogitsLoss, parseArgs, setupBench, timedStep, type LossFn, type StepTimes } from './train.js';
 
 /** LoraLinear.forward before: scaling on the [.., out] delta, explicit f32 copy of the base output before the add. */
 function loraForwardBefore(this: LoraLinear, x: Tensor): Tensor {
@@ -17,8 +17,10 @@ function loraForwardBefore(this: LoraLinear, x: Tensor): Tensor {
   });
 }
 
-/** causalLmLoss before: shifted (copied) logits [B*(T-1), V]. */
-const lossBefore: LossFn = (logits, labels) => {
+/** causalLmLoss before: logits at every position, shifted (copied) [B*(T-1), V]. */
+const lossBefore: LossFn = (b) => {
+  const logits = b.model.forward(b.ids);
+  const labels = b.labels;
   const [B, T, V] = logits.shape as [number, number, number];
   const l = logits.narrow(1, 0, T - 1).reshape([B * (T - 1), V]).float();
   const y = labels.narrow(1, 1, T - 1).reshape([B * (T - 1)]).to('i64');
@@ -36,6 +38,8 @@ const variants: Variant[] = [
 ];
 if (a.only === 'lora') variants[0]!.loss = defaultLoss;
 if (a.only === 'loss') variants[0]!.lora = 'after';
+// --only head: today's LoRA and loss, all-position logits (causalLmLoss) vs logits at scored positions only
+if (a.only === 'head') { variants[0]!.lora = 'after'; variants[0]!.loss = fullLogitsLoss; }
 const afterForward = LoraLinear.prototype.forward;
 const b = setupBench({ config: (a.config as string | undefined) ?? 'smollm2-135m', batch: (a.batch as number | undefined) ?? 2,
   seq: (a.seq as number | undefined) ?? 400, dtype: 'bf16', ckpt: Boolean(a.ckpt ?? 0), steps, threads: (a.threads as number | undefined) ?? 2 });

@@ -3,13 +3,14 @@
 // bf16 base, torch AdamW lr 2.5e-5, optional gradient checkpointing). Prints step_s (best of the timed steps after one
 // warm-up, as the reference does), tok/s and the time per phase; --profile adds per-op call counts from JS.
 import {
-  AdamW, keep, manualSeed, noGrad, randint, scope, setNumThreads, getNumThreads, engineInfo, type Tensor,
+  AdamW, keep, manualSeed, noGrad, randint, scope, setNumThreads, getNumThreads, engineInfo, tensor, type Tensor,
 } from '../src/tensor/index.js';
 import { N } from '../src/tensor/native.js';
 import { initModel } from '../src/model/init.js';
 import { declaredParameters } from '../src/model/layers.js';
 import { causalLmLoss, IGNORE_INDEX } from '../src/model/loss.js';
 import { applyLora } from '../src/adapt/apply.js';
+import { labelledPositions, summedTokenLoss } from '../src/train/loss.js';
 import { MedloraError } from '../src/util/errors.js';
 import { runIfMain } from './entry.js';
 import type { LoadedModel } from '../src/model/registry.js';
@@ -103,6 +104,8 @@ export interface BenchSetup {
   opt: AdamW;
   ids: Tensor;
   labels: Tensor;
+  /** the scored positions of `labels` and their targets (what the trainer computes per micro-batch) */
+  scored: { positions: Tensor; targets: Tensor; count: number };
   trainable: number;
   setup_s: number;
   dispose(): void;
@@ -140,14 +143,22 @@ export function setupBench(o: TrainBenchOptions): BenchSetup {
     noGrad(() => l.narrow(1, 0, Math.floor(o.seq / 2)).fill_(IGNORE_INDEX));
     return l;
   }));
+  const flat = labels.toNumbers();
+  const { positions, targets } = labelledPositions(Array.from({ length: o.batch }, (_, r) => flat.slice(r * o.seq, (r + 1) * o.seq)));
+  const scored = { positions: keep(tensor(positions, { dtype: 'i64' })), targets: keep(tensor(targets, { dtype: 'i64' })), count: targets.length };
   return {
-    model, opt, ids, labels, trainable, setup_s: (performance.now() - t0) / 1000,
-    dispose: () => { ids.dispose(); labels.dispose(); model.dispose(); },
+    model, opt, ids, labels, scored, trainable, setup_s: (performance.now() - t0) / 1000,
+    dispose: () => { ids.dispose(); labels.dispose(); scored.positions.dispose(); scored.targets.dispose(); model.dispose(); },
   };
 }
 
-export type LossFn = (logits: Tensor, labels: Tensor) => Tensor;
-export const defaultLoss: LossFn = (logits, labels) => causalLmLoss(logits, labels).loss;
+/** Forward + mean token loss of the bench batch. */
+export type LossFn = (b: BenchSetup) => Tensor;
+/** What `medlora train` does (src/train/trainer.ts): logits only at scored positions, summed loss / tokens. */
+export const defaultLoss: LossFn = (b) =>
+  summedTokenLoss(b.model.forward(b.ids, { outputPositions: b.scored.positions }), b.scored.targets).div(b.scored.count);
+/** The reference's way: logits at every position, then the shifted loss (src/model/loss.ts). */
+export const fullLogitsLoss: LossFn = (b) => causalLmLoss(b.model.forward(b.ids), b.labels).loss;
 
 export interface StepTimes extends PhaseTimes {
   step_s: number;
@@ -160,7 +171,7 @@ export function timedStep(b: BenchSetup, loss: LossFn = defaultLoss, ops?: Recor
   const cpu0 = process.cpuUsage();
   const a = performance.now();
   return scope(() => {
-    const l = run(ops?.forward_s, () => loss(b.model.forward(b.ids), b.labels));
+    const l = run(ops?.forward_s, () => loss(b));
     const t1 = performance.now();
     run(ops?.backward_s, () => l.backward());
     const t2 = performance.now();

@@ -16,6 +16,12 @@ export interface ForwardOptions {
   positionIds?: Tensor;
   /** when given, keys/values of this call are appended and attention covers the cached prefix */
   cache?: KVCacheLike;
+  /**
+   * i64 [N] flat indices into the B*T positions (b * T + t): when given, the final norm and lm_head run only there and
+   * forward returns logits [N, vocab] (training needs logits only where a label is scored, HF's logits_to_keep idea
+   * generalised to any set of positions)
+   */
+  outputPositions?: Tensor;
 }
 
 export interface CausalLM extends Module {
@@ -23,7 +29,7 @@ export interface CausalLM extends Module {
   readonly config: { model_type: string; vocab_size: number } & Record<string, unknown>;
   /** recompute each decoder layer in backward instead of keeping its activations */
   gradientCheckpointing: boolean;
-  /** logits [B, T, vocab] (float32 unless the model runs in lower precision) */
+  /** logits [B, T, vocab] ([N, vocab] with outputPositions; float32 unless the model runs in lower precision) */
   forward(inputIds: Tensor, opts?: ForwardOptions): Tensor;
   /** a fresh empty cache for `batch` sequences */
   newCache(batch: number): KVCacheLike;

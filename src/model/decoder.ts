@@ -41,7 +41,7 @@ export abstract class DecoderLM extends ParamModule implements CausalLM {
   protected abstract layerList(): DecoderLayer[];
   /** token (and learned position) embeddings: [B, T, hidden] */
   protected abstract embed(inputIds: Tensor, positionIds: Tensor): Tensor;
-  /** final norm + lm_head: [B, T, vocab] */
+  /** final norm + lm_head over the last dimension: [B, T, vocab] (or [N, vocab] for selected positions) */
   protected abstract head(x: Tensor): Tensor;
   /** the most positions the model supports (checked on every call) */
   protected abstract maxPositions(): number | undefined;
@@ -109,6 +109,11 @@ export abstract class DecoderLM extends ParamModule implements CausalLM {
         } else {
           x = layer.forward(x, { layerIndex: i, mask, ...(cos && sin ? { cos, sin } : {}), ...(cache ? { cache } : {}) });
         }
+      }
+      if (opts.outputPositions) {
+        const pos = onDev(opts.outputPositions)!;
+        if (pos.ndim !== 1) throw new MedloraError(`forward: outputPositions must be [N] flat indices into the ${B}x${T} positions, got [${pos.shape.join(', ')}]`);
+        x = x.reshape([B * T, x.size(-1)]).indexSelect(0, pos);
       }
       return this.head(x);
     });

@@ -8,7 +8,7 @@ import { clipGradNorm, manualSeed, noGrad, scope, tensor, type Tensor } from '..
 import { MedloraError } from '../util/errors.js';
 import type { TrainingSection } from './config.js';
 import { BatchSource, padBatch, type Example, type MicroBatch } from './data.js';
-import { summedTokenLoss } from './loss.js';
+import { labelledPositions, summedTokenLoss } from './loss.js';
 import { createOptimizer, type TrainOptimizer } from './optim.js';
 import { learningRateAt, warmupSteps, type ScheduleSpec } from './schedule.js';
 import { findCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint, type TrainerState } from './checkpoint.js';
@@ -16,7 +16,8 @@ import { MetricsLog, type EvalRecord, type GenerateEvalRecord, type GenerateEval
 
 /** What the trainer needs from a model. */
 export interface TrainableModel {
-  forward(inputIds: Tensor, opts?: { attentionMask?: Tensor }): Tensor;
+  /** logits [N, vocab] at `outputPositions` (flat indices into the [B*T] positions; see src/model/causal-lm.ts) */
+  forward(inputIds: Tensor, opts: { attentionMask?: Tensor; outputPositions: Tensor }): Tensor;
   train(on?: boolean): unknown;
   trainableParameters(): Array<[string, Tensor]>;
   gradientCheckpointing?: boolean;
@@ -160,12 +161,14 @@ export class Trainer {
     }
   }
 
-  private toTensors(b: MicroBatch): { ids: Tensor; labels: Tensor; mask: Tensor | undefined } {
-    return {
-      ids: tensor(b.input_ids, { dtype: 'i64' }),
-      labels: tensor(b.labels, { dtype: 'i64' }),
-      mask: b.padded ? tensor(b.attention_mask, { dtype: 'i64' }) : undefined,
-    };
+  /** Summed token loss of a micro-batch; logits are computed only at its scored positions. undefined when none is scored. */
+  private batchLoss(b: MicroBatch): Tensor | undefined {
+    const { positions, targets } = labelledPositions(b.labels);
+    if (!positions.length) return undefined;
+    const ids = tensor(b.input_ids, { dtype: 'i64' });
+    const outputPositions = tensor(positions, { dtype: 'i64' });
+    const logits = this.o.model.forward(ids, { outputPositions, ...(b.padded ? { attentionMask: tensor(b.attention_mask, { dtype: 'i64' }) } : {}) });
+    return summedTokenLoss(logits, tensor(targets, { dtype: 'i64' }));
   }
 
   /** One update: returns the token-weighted mean loss, the pre-clip gradient norm, and the tokens trained. */
@@ -182,12 +185,11 @@ export class Trainer {
     this.o.model.train(true);
     for (const b of batches) {
       scope(() => {
-        const { ids, labels, mask } = this.toTensors(b);
-        const logits = this.o.model.forward(ids, mask ? { attentionMask: mask } : undefined);
-        const s = summedTokenLoss(logits, labels);
+        // a micro-batch with every label masked contributes nothing (no forward at all)
+        const s = this.batchLoss(b);
+        if (!s) return;
         sum += s.item();
-        // tokens 0 (every label masked) contributes no gradient; dividing by max(1, .) keeps it finite
-        s.div(Math.max(1, tokens)).backward();
+        s.div(tokens).backward();
       });
     }
     const ps = this.params.map(([, p]) => p);
@@ -207,8 +209,7 @@ export class Trainer {
       for (let i = 0; i < examples.length; i += bs) {
         const b = padBatch(examples.slice(i, i + bs), this.o.padId);
         scope(() => {
-          const { ids, labels, mask } = this.toTensors(b);
-          sum += summedTokenLoss(this.o.model.forward(ids, mask ? { attentionMask: mask } : undefined), labels).item();
+          sum += this.batchLoss(b)?.item() ?? 0;
         });
         tokens += b.targets;
       }
