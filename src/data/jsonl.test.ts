@@ -35,3 +35,11 @@ test('writeJsonl then loadRecords round-trips records', async () => {
   assert.deepEqual(records, recs);
   assert.equal(report.records, 2);
 });
+
+test('writeJsonl creates missing parent folders (as `data import --out new/dir/file.jsonl` needs)', async () => {
+  const f = join(mkdtempSync(join(tmpdir(), 'medlora-jsonl-')), 'new', 'dir', 'out.jsonl');
+  assert.equal(await writeJsonl(f, [{ a: 1 }, { b: 2 }]), 2);
+  const lines: string[] = [];
+  for await (const l of readLines(f)) lines.push(l.text);
+  assert.deepEqual(lines, ['{"a":1}', '{"b":2}']);
+});

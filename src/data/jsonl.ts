@@ -1,6 +1,7 @@
 // Streaming JSONL: read line by line with line numbers (UTF-8 checked strictly), validate canonical records against
 // schema.ts with errors naming file:line and the field, optionally skip-and-count invalid lines; and a writer.
-import { createReadStream, createWriteStream, existsSync, statSync, type WriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, mkdirSync, statSync, type WriteStream } from 'node:fs';
+import { dirname } from 'node:path';
 import { once } from 'node:events';
 import { MedloraError } from '../util/errors.js';
 import { TASK_NAMES, type MedRecord } from './schema.js';
@@ -144,6 +145,8 @@ export class JsonlWriter {
   private readonly stream: WriteStream;
   count = 0;
   constructor(readonly file: string) {
+    // `--out ddi/all.jsonl` in a fresh folder: create the folder rather than fail with ENOENT
+    mkdirSync(dirname(file), { recursive: true });
     this.stream = createWriteStream(file, { encoding: 'utf8' });
   }
   async write(v: unknown): Promise<void> {
