@@ -11,7 +11,7 @@ export const demoCommand: CommandSpec = {
     '  3. fine-tunes it with LoRA on ddi-triplets (the configs/ddi-llama31-8b.yaml preset with demo-sized flags);',
     '  4. scores base and fine-tuned models on the held-out split (precision / recall / F1 side by side);',
     '  5. extracts triplets from a few sentences and writes report.html.',
-    'About 4-10 minutes on a 2-core CPU (one compute thread unless MEDLORA_NUM_THREADS is set). --model DIR runs steps 3-5 on your own Hugging Face checkpoint instead.',
+    'About 5-6 minutes on a 2-core CPU (one compute thread unless MEDLORA_NUM_THREADS is set). --model DIR runs steps 3-5 on your own Hugging Face checkpoint instead.',
   ].join('\n'),
   options: {
     out: { type: 'string', value: 'DIR', default: 'medlora-demo', description: 'run folder (replaced if it holds an earlier demo run)' },
