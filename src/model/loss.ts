@@ -2,9 +2,11 @@
 // count, cross-entropy in float32. Returns the sum and the token count too, so callers can take token-weighted means
 // across batches (gradient accumulation, dataset loss).
 import { cat, crossEntropy, full, type Tensor } from '../tensor/index.js';
+import { IGNORE_INDEX } from '../data/encode.js';
 import { MedloraError } from '../util/errors.js';
 
-export const IGNORE_INDEX = -100;
+// one definition of the ignored label, where the data is encoded; re-exported for loss callers
+export { IGNORE_INDEX };
 
 export interface LossResult {
   /** mean over counted tokens (0 when none count); carries the graph when logits do */

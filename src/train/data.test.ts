@@ -58,6 +58,8 @@ test('padding: right side, pad id, -100 labels, 0 mask', () => {
   assert.deepEqual(b.attention_mask, [[1, 1, 1], [1, 0, 0]]);
   assert.equal(b.padded, true);
   assert.equal(b.targets, 2);
+  // row 0: positions 0 and 1 predict 2 and 3; row 1 predicts nothing (its only label is at position 0)
+  assert.deepEqual(b.scored, { positions: [0, 1], targets: [2, 3] });
 });
 
 test('batch source: seeded per-epoch order, a permutation each epoch, restorable from its position', () => {

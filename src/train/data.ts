@@ -7,6 +7,7 @@ import { IGNORE_INDEX } from '../data/encode.js';
 import type { MedRecord } from '../data/schema.js';
 import type { TextTokenizer } from '../tokenize/types.js';
 import type { DataConfig } from './config.js';
+import { labelledPositions } from './loss.js';
 
 /** One training example: token ids and labels (-100 = not trained), same length. */
 export interface Example {
@@ -48,11 +49,9 @@ export function tokenizedRowProblem(v: unknown, vocabSize?: number): string | un
   return undefined;
 }
 
-/** Labels that count after the causal shift (labels[1:] != -100). */
+/** Labels that count after the causal shift (labels[1:] != -100; the rule is labelledPositions'). */
 export function countTargets(e: Example): number {
-  let n = 0;
-  for (let i = 1; i < e.labels.length; i++) if (e.labels[i] !== IGNORE_INDEX) n++;
-  return n;
+  return labelledPositions([e.labels]).targets.length;
 }
 
 async function firstValue(file: string): Promise<unknown> {
@@ -114,21 +113,24 @@ export interface MicroBatch {
   attention_mask: number[][];
   /** whether any row is padded */
   padded: boolean;
-  /** loss tokens after the causal shift */
+  /** the scored positions (flat b*T+t) and the labels they predict: what the loss is computed on */
+  scored: { positions: number[]; targets: number[] };
+  /** loss tokens after the causal shift (scored.targets.length) */
   targets: number;
 }
 
 export function padBatch(rows: readonly Example[], padId: number): MicroBatch {
   const T = Math.max(...rows.map((r) => r.input_ids.length));
-  const out: MicroBatch = { input_ids: [], labels: [], attention_mask: [], padded: false, targets: 0 };
+  const out: MicroBatch = { input_ids: [], labels: [], attention_mask: [], padded: false, scored: { positions: [], targets: [] }, targets: 0 };
   for (const r of rows) {
     const n = T - r.input_ids.length;
     if (n > 0) out.padded = true;
     out.input_ids.push([...r.input_ids, ...Array<number>(n).fill(padId)]);
     out.labels.push([...r.labels, ...Array<number>(n).fill(IGNORE_INDEX)]);
     out.attention_mask.push([...r.input_ids.map(() => 1), ...Array<number>(n).fill(0)]);
-    out.targets += countTargets(r);
   }
+  out.scored = labelledPositions(out.labels);
+  out.targets = out.scored.targets.length;
   return out;
 }
 

@@ -8,7 +8,7 @@ import { clipGradNorm, manualSeed, noGrad, scope, tensor, type Tensor } from '..
 import { MedloraError } from '../util/errors.js';
 import type { TrainingSection } from './config.js';
 import { BatchSource, padBatch, type Example, type MicroBatch } from './data.js';
-import { labelledPositions, summedTokenLoss } from './loss.js';
+import { summedTokenLoss } from './loss.js';
 import { createOptimizer, type TrainOptimizer } from './optim.js';
 import { learningRateAt, warmupSteps, type ScheduleSpec } from './schedule.js';
 import { findCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint, type TrainerState } from './checkpoint.js';
@@ -163,7 +163,7 @@ export class Trainer {
 
   /** Summed token loss of a micro-batch; logits are computed only at its scored positions. undefined when none is scored. */
   private batchLoss(b: MicroBatch): Tensor | undefined {
-    const { positions, targets } = labelledPositions(b.labels);
+    const { positions, targets } = b.scored;
     if (!positions.length) return undefined;
     const ids = tensor(b.input_ids, { dtype: 'i64' });
     const outputPositions = tensor(positions, { dtype: 'i64' });
