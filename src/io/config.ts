@@ -164,8 +164,14 @@ function common(f: Fields, tieDefault: boolean): Common {
   };
 }
 
-/** head_dim (given, else hidden/heads which must divide) and kv heads (default: heads, must divide heads). */
-function attentionShape(f: Fields, file: string, hidden: number, heads: number, kvDefault?: number): { head_dim: number; num_key_value_heads: number } {
+/**
+ * The shape fields of a rotary decoder config, read once for every such architecture (max_position_embeddings aside:
+ * its default differs per type): head_dim given, else hidden/heads which must divide; kv heads default kvDefault
+ * (HF: Mistral 8) else heads, and must divide heads.
+ */
+function rotaryDecoderShape(f: Fields, file: string, kvDefault?: number): Omit<RotaryDecoderShape, keyof Common | 'max_position_embeddings'> {
+  const hidden = f.posInt('hidden_size');
+  const heads = f.posInt('num_attention_heads');
   let head_dim: number;
   if (f.has('head_dim')) head_dim = f.posInt('head_dim');
   else {
@@ -175,7 +181,15 @@ function attentionShape(f: Fields, file: string, hidden: number, heads: number, 
   }
   const kv = f.posInt('num_key_value_heads', kvDefault ?? heads);
   if (heads % kv !== 0) throw new MedloraError(`${file}: num_attention_heads ${heads} is not a multiple of num_key_value_heads ${kv}`);
-  return { head_dim, num_key_value_heads: kv };
+  return {
+    hidden_size: hidden,
+    intermediate_size: f.posInt('intermediate_size'),
+    num_hidden_layers: f.posInt('num_hidden_layers'),
+    num_attention_heads: heads,
+    num_key_value_heads: kv,
+    head_dim,
+    hidden_act: f.str('hidden_act', 'silu'),
+  };
 }
 
 /** rope_scaling: null / {type|rope_type: default|linear|llama3, ...}; anything else is a clear error. */
@@ -206,10 +220,8 @@ export function normaliseRopeScaling(file: string, v: unknown): RopeScaling | nu
 }
 
 function parseLlamaLike(f: Fields, file: string, type: 'llama' | 'mistral' | 'qwen2'): LlamaLikeConfig {
-  const hidden = f.posInt('hidden_size');
-  const heads = f.posInt('num_attention_heads');
   // HF defaults: Mistral kv 8 heads; Llama/Qwen2 kv = heads
-  const att = attentionShape(f, file, hidden, heads, type === 'mistral' ? 8 : undefined);
+  const shape = rotaryDecoderShape(f, file, type === 'mistral' ? 8 : undefined);
   const attention_bias = type === 'qwen2' ? false : f.bool('attention_bias', false);
   if (type === 'qwen2') f.raw_('attention_bias');
   // MistralConfig defaults sliding_window to 4096 (an explicit null means full attention)
@@ -223,12 +235,7 @@ function parseLlamaLike(f: Fields, file: string, type: 'llama' | 'mistral' | 'qw
   return {
     model_type: type,
     ...common(f, false),
-    hidden_size: hidden,
-    intermediate_size: f.posInt('intermediate_size'),
-    num_hidden_layers: f.posInt('num_hidden_layers'),
-    num_attention_heads: heads,
-    ...att,
-    hidden_act: f.str('hidden_act', 'silu'),
+    ...shape,
     max_position_embeddings: f.posInt('max_position_embeddings', type === 'llama' ? 2048 : type === 'mistral' ? 131072 : 32768),
     rms_norm_eps: f.posNum('rms_norm_eps', 1e-6),
     rope_theta: f.posNum('rope_theta', 10000),
@@ -242,10 +249,8 @@ function parseLlamaLike(f: Fields, file: string, type: 'llama' | 'mistral' | 'qw
 }
 
 function parseStableLm(f: Fields, file: string, epoch: boolean): StableLmConfig {
-  const hidden = f.posInt('hidden_size');
-  const heads = f.posInt('num_attention_heads');
   if (epoch) f.raw_('num_heads'); // stablelm_epoch duplicates num_attention_heads
-  const att = attentionShape(f, file, hidden, heads);
+  const shape = rotaryDecoderShape(f, file);
   // the remote-code stablelm_epoch config names two fields differently (norm_eps, rope_pct)
   const layer_norm_eps = epoch && f.has('norm_eps') ? f.posNum('norm_eps', 1e-5) : f.posNum('layer_norm_eps', 1e-5);
   const partial = epoch && f.has('rope_pct') ? f.num01('rope_pct', 0.25) : f.num01('partial_rotary_factor', 0.25);
@@ -256,12 +261,7 @@ function parseStableLm(f: Fields, file: string, epoch: boolean): StableLmConfig 
   return {
     model_type: 'stablelm',
     ...common(f, false),
-    hidden_size: hidden,
-    intermediate_size: f.posInt('intermediate_size'),
-    num_hidden_layers: f.posInt('num_hidden_layers'),
-    num_attention_heads: heads,
-    ...att,
-    hidden_act: f.str('hidden_act', 'silu'),
+    ...shape,
     max_position_embeddings: f.posInt('max_position_embeddings', 4096),
     layer_norm_eps,
     rope_theta: f.posNum('rope_theta', 10000),
