@@ -9,7 +9,7 @@ import { listCheckpoints } from './checkpoint.js';
 import { isEval, isGenerateEval, MetricsLog } from './metrics.js';
 import { writeReport } from './report.js';
 import { prepareRun, type PreparedRun } from './setup.js';
-import { Trainer, type TrainerOptions, type TrainResult } from './trainer.js';
+import { resumeTarget, Trainer, type TrainerOptions, type TrainResult } from './trainer.js';
 
 export interface RunOptions {
   resume?: string;
@@ -31,7 +31,9 @@ function emit(json: boolean | undefined, event: string, fields: Record<string, u
 
 export async function runTraining(cfg: TrainConfig, o: RunOptions = {}): Promise<TrainResult> {
   const dir = cfg.output_dir;
-  if (!o.resume && existsSync(dir) && (listCheckpoints(dir).length > 0 || existsSync(join(dir, 'metrics.jsonl')))) {
+  // --resume, else training.resume_from_checkpoint (true = the newest checkpoint)
+  const resume = resumeTarget(cfg.training, o.resume);
+  if (!resume && existsSync(dir) && (listCheckpoints(dir).length > 0 || existsSync(join(dir, 'metrics.jsonl')))) {
     throw new MedloraError(`output_dir ${dir} already holds a run (metrics.jsonl / checkpoints); pass --resume latest to continue it, or choose another --output`);
   }
   if (cfg.training.eval_generate_steps !== null) {
@@ -51,7 +53,7 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions = {}): Promise
   const trainer = new Trainer({
     generateEval,
     model: prep.model, training: cfg.training, runDir: dir, train: prep.train, validation: prep.validation, padId: prep.padId,
-    saveAdapter: prep.saveAdapter, resume: o.resume, haltAfterStep: o.haltAfterStep,
+    saveAdapter: prep.saveAdapter, resume, haltAfterStep: o.haltAfterStep, reportConfig: cfg,
     onMessage: (m) => emit(o.json, 'note', { message: m }, `note: ${m}`),
     onLog: (r) => {
       if (o.json) emit(true, 'metrics', { ...r });
