@@ -96,6 +96,13 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions = {}): Promise
       ['checkpoints', readdirSync(dir).filter((n) => n.startsWith('checkpoint-')).join(', ') || 'none']],
     config: cfg,
   });
+  // the adapter's model card (README.md, Hugging Face format) with the run's numbers
+  if (!res.interrupted && !res.halted && existsSync(join(dir, 'adapter'))) {
+    const { modelCardInfo, writeModelCard } = await import('./model-card.js');
+    writeModelCard(join(dir, 'adapter'), modelCardInfo({ cfg, reports: prep.reports, records: new MetricsLog(join(dir, 'metrics.jsonl')).read(), steps: res.steps,
+      totalSteps: res.totalSteps, wallSeconds: res.wallSeconds, tokensPerSecond: res.tokensPerSecond, device: trainer.params[0]![1].device,
+      trainableParams: trainable, totalParams: total, stoppedEarly: res.earlyStopped, finalFrom: res.finalFrom, bestStep: res.best.best_global_step }));
+  }
   emit(o.json, 'done', { steps: res.steps, total_steps: res.totalSteps, interrupted: res.interrupted, wall_s: res.wallSeconds, tokens_per_second: res.tokensPerSecond,
     optimizer_state_bytes: res.optimizerBytes.actual, optimizer_state_bytes_fp32: res.optimizerBytes.fp32, report: join(dir, 'report.html') },
     `done: ${res.steps}/${res.totalSteps} updates in ${res.wallSeconds.toFixed(1)} s (${res.tokensPerSecond.toFixed(0)} tok/s); optimizer state ${optimizerNote}; report ${join(dir, 'report.html')}`);
