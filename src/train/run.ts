@@ -93,7 +93,10 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions = {}): Promise
       ['trainable parameters', `${trainable.toLocaleString('en-US')} of ${total.toLocaleString('en-US')} (${(100 * trainable / total).toFixed(3)}%)`],
       ['LoRA modules', String(prep.loraModules.length)], ['optimizer', `${cfg.training.optim}, state ${optimizerNote}`],
       ['tokens/s (this session)', res.tokensPerSecond.toFixed(1)], ['wall time (this session)', `${res.wallSeconds.toFixed(1)} s`],
-      ['checkpoints', readdirSync(dir).filter((n) => n.startsWith('checkpoint-')).join(', ') || 'none']],
+      ['checkpoints', readdirSync(dir).filter((n) => n.startsWith('checkpoint-')).join(', ') || 'none'],
+      ...(res.best.best_global_step !== null ? [['best evaluation', `${cfg.training.metric_for_best_model} ${res.best.best_metric} at step ${res.best.best_global_step}${res.finalFrom ? ` (the final adapter: ${res.finalFrom})` : ''}`] as [string, string]] : []),
+      ...(res.earlyStopped ? [['early stopping', `stopped after ${res.steps} of ${res.totalSteps} updates`] as [string, string]] : []),
+      ...(cfg.training.report_to.includes('tensorboard') ? [['TensorBoard', `tensorboard --logdir ${join(dir, 'runs')}`] as [string, string]] : [])],
     config: cfg,
   });
   // the adapter's model card (README.md, Hugging Face format) with the run's numbers
@@ -104,7 +107,8 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions = {}): Promise
       trainableParams: trainable, totalParams: total, stoppedEarly: res.earlyStopped, finalFrom: res.finalFrom, bestStep: res.best.best_global_step }));
   }
   emit(o.json, 'done', { steps: res.steps, total_steps: res.totalSteps, interrupted: res.interrupted, wall_s: res.wallSeconds, tokens_per_second: res.tokensPerSecond,
-    optimizer_state_bytes: res.optimizerBytes.actual, optimizer_state_bytes_fp32: res.optimizerBytes.fp32, report: join(dir, 'report.html') },
+    optimizer_state_bytes: res.optimizerBytes.actual, optimizer_state_bytes_fp32: res.optimizerBytes.fp32, report: join(dir, 'report.html'),
+    early_stopped: res.earlyStopped, best_metric: res.best.best_metric, best_global_step: res.best.best_global_step, best_model_checkpoint: res.best.best_model_checkpoint, final_adapter_from: res.finalFrom },
     `done: ${res.steps}/${res.totalSteps} updates in ${res.wallSeconds.toFixed(1)} s (${res.tokensPerSecond.toFixed(0)} tok/s); optimizer state ${optimizerNote}; report ${join(dir, 'report.html')}`);
   return res;
 }
