@@ -51,7 +51,15 @@ export interface ModelCardInfo {
   data: Array<{ split: string; file: string; examples: number; dropped: number }>;
   split: SplitInfo | null;
   hyperparameters: Array<[string, string]>;
-  training: { steps: number; totalSteps: number; wallSeconds: number; tokensPerSecond: number; hardware: string; stoppedEarly: boolean; finalFrom: string | null };
+  training: {
+    steps: number;
+    totalSteps: number;
+    wallSeconds: number;
+    tokensPerSecond: number;
+    hardware: string;
+    stoppedEarly: boolean;
+    finalFrom: string | null;
+  };
   evaluation: CardEvaluation | null;
 }
 
@@ -71,7 +79,9 @@ function duration(s: number): string {
 export function renderEvaluation(e: CardEvaluation | null): string {
   const lines = [EVAL_BEGIN, '## Evaluation', ''];
   if (!e || e.runs.length === 0) {
-    lines.push('No evaluation yet. `medlora eval --model BASE --adapter THIS_FOLDER --data test.jsonl --compare base` writes base vs fine-tuned scores here.');
+    lines.push(
+      'No evaluation yet. `medlora eval --model BASE --adapter THIS_FOLDER --data test.jsonl --compare base` writes base vs fine-tuned scores here.',
+    );
   } else {
     lines.push(`${e.data}.`, '');
     lines.push(`| metric | ${e.runs.map((r) => r.name).join(' | ')} |`, `|---|${e.runs.map(() => '---:').join('|')}|`);
@@ -92,7 +102,15 @@ export function frontMatter(info: ModelCardInfo): Record<string, unknown> {
     base_model: info.baseModel,
     library_name: 'peft',
     ...(info.license ? { license: info.license } : {}),
-    tags: ['medlora', 'lora', `base_model:adapter:${info.baseModel}`, 'medical', 'biomedical', 'information-extraction', ...info.tasks],
+    tags: [
+      'medlora',
+      'lora',
+      `base_model:adapter:${info.baseModel}`,
+      'medical',
+      'biomedical',
+      'information-extraction',
+      ...info.tasks,
+    ],
     ...(info.datasets.length ? { datasets: info.datasets } : {}),
     metrics: ['precision', 'recall', 'f1', 'loss'],
     pipeline_tag: 'text-generation',
@@ -103,34 +121,71 @@ export function frontMatter(info: ModelCardInfo): Record<string, unknown> {
 export function renderModelCard(info: ModelCardInfo): string {
   const title = `${basename(info.baseModel)} LoRA adapter for ${info.tasks.length ? info.tasks.join(', ') : 'medical information extraction'}`;
   const out: string[] = ['---', stringifyYaml(frontMatter(info)).trimEnd(), '---', '', `# ${title}`, ''];
-  out.push(`A LoRA adapter (PEFT format) for \`${info.baseModel}\`, fine-tuned with medlora to extract drug and medical information from text.`, '');
+  out.push(
+    `A LoRA adapter (PEFT format) for \`${info.baseModel}\`, fine-tuned with medlora to extract drug and medical information from text.`,
+    '',
+  );
   out.push('## Task', '');
-  out.push(info.tasks.length ? `Tasks trained on: ${info.tasks.map((t) => `\`${t}\``).join(', ')} (medlora task names: the instruction and answer format are fixed per task).` : 'Trained on pre-tokenized rows (no task names recorded).', '');
+  out.push(
+    info.tasks.length
+      ? `Tasks trained on: ${info.tasks.map((t) => `\`${t}\``).join(', ')} (medlora task names: the instruction and answer format are fixed per task).`
+      : 'Trained on pre-tokenized rows (no task names recorded).',
+    '',
+  );
   out.push('## Training data', '', '| split | file | examples used | dropped (too long) |', '|---|---|---:|---:|');
   for (const d of info.data) out.push(`| ${d.split} | \`${basename(d.file)}\` | ${d.examples} | ${d.dropped} |`);
   out.push('');
   if (info.split) {
     const s = info.split;
-    const counts = Object.entries(s.counts ?? {}).map(([k, v]) => `${k} ${v.total}`).join(', ');
-    out.push(`Split by \`medlora data split\` from \`${basename(s.file)}\`${s.input_records !== undefined ? ` (${s.input_records} records` : ''}${s.duplicates_dropped ? `, ${s.duplicates_dropped.length} exact duplicates dropped` : ''}${s.input_records !== undefined ? ')' : ''}: ${counts}; seed ${s.seed ?? '?'}, stratified by ${s.stratify ?? '?'}${s.group ? `, grouped by ${s.group}` : ''}.`);
-    out.push(`Leakage check: passed — no input text${s.group ? ` and no ${s.group}` : ''} is shared between splits (the split refuses to write otherwise).`, '');
+    const counts = Object.entries(s.counts ?? {})
+      .map(([k, v]) => `${k} ${v.total}`)
+      .join(', ');
+    out.push(
+      `Split by \`medlora data split\` from \`${basename(s.file)}\`${s.input_records !== undefined ? ` (${s.input_records} records` : ''}${s.duplicates_dropped ? `, ${s.duplicates_dropped.length} exact duplicates dropped` : ''}${s.input_records !== undefined ? ')' : ''}: ${counts}; seed ${s.seed ?? '?'}, stratified by ${s.stratify ?? '?'}${s.group ? `, grouped by ${s.group}` : ''}.`,
+    );
+    out.push(
+      `Leakage check: passed — no input text${s.group ? ` and no ${s.group}` : ''} is shared between splits (the split refuses to write otherwise).`,
+      '',
+    );
   } else {
-    out.push('Leakage check: no split-report.json beside the training file, so the split was not checked by medlora.', '');
+    out.push(
+      'Leakage check: no split-report.json beside the training file, so the split was not checked by medlora.',
+      '',
+    );
   }
   out.push('## Training procedure', '', '| hyperparameter | value |', '|---|---|');
   for (const [k, v] of info.hyperparameters) out.push(`| ${k} | ${v} |`);
   out.push('');
   const t = info.training;
   out.push('### Training time and hardware', '');
-  out.push(`${t.steps} of ${t.totalSteps} updates in ${duration(t.wallSeconds)} (${t.tokensPerSecond.toFixed(0)} trained tokens/s) on ${t.hardware}.${t.stoppedEarly ? ' Early stopping ended the run.' : ''}${t.finalFrom ? ` The adapter holds the best checkpoint's weights (${basename(t.finalFrom)}).` : ''}`, '');
+  out.push(
+    `${t.steps} of ${t.totalSteps} updates in ${duration(t.wallSeconds)} (${t.tokensPerSecond.toFixed(0)} trained tokens/s) on ${t.hardware}.${t.stoppedEarly ? ' Early stopping ended the run.' : ''}${t.finalFrom ? ` The adapter holds the best checkpoint's weights (${basename(t.finalFrom)}).` : ''}`,
+    '',
+  );
   out.push(renderEvaluation(info.evaluation), '');
   out.push('## Intended use and limitations', '');
-  out.push('- Intended for research and for building information-extraction pipelines over biomedical text (drug–drug interactions, chemicals, diseases, adverse events), with human review of the output.');
-  out.push('- **Not for clinical decisions.** This is medical information extracted by a statistical model: it misses facts and invents some. Never use its output to diagnose, treat, prescribe or dose; check every extraction against the source text and an authoritative reference.');
-  out.push('- The scores above hold for data like the evaluation set; other sources, writing styles or languages will score lower.');
+  out.push(
+    '- Intended for research and for building information-extraction pipelines over biomedical text (drug–drug interactions, chemicals, diseases, adverse events), with human review of the output.',
+  );
+  out.push(
+    '- **Not for clinical decisions.** This is medical information extracted by a statistical model: it misses facts and invents some. Never use its output to diagnose, treat, prescribe or dose; check every extraction against the source text and an authoritative reference.',
+  );
+  out.push(
+    '- The scores above hold for data like the evaluation set; other sources, writing styles or languages will score lower.',
+  );
   out.push('- It inherits the biases and the license terms of the base model and of the training data.', '');
-  out.push('## How to use', '', '```python', 'from peft import PeftModel', 'from transformers import AutoModelForCausalLM', '',
-    `base = AutoModelForCausalLM.from_pretrained("${info.baseModel}")`, 'model = PeftModel.from_pretrained(base, "path/to/this/folder")', '```', '');
+  out.push(
+    '## How to use',
+    '',
+    '```python',
+    'from peft import PeftModel',
+    'from transformers import AutoModelForCausalLM',
+    '',
+    `base = AutoModelForCausalLM.from_pretrained("${info.baseModel}")`,
+    'model = PeftModel.from_pretrained(base, "path/to/this/folder")',
+    '```',
+    '',
+  );
   return `${out.join('\n')}`;
 }
 
@@ -139,7 +194,8 @@ export function parseFrontMatter(text: string, file = CARD_FILE): Record<string,
   const m = /^---\n([\s\S]*?)\n---\n/.exec(text);
   if (!m) throw new MedloraError(`${file}: no YAML front matter (--- ... ---) at the top`);
   const v = parseYaml(m[1]!) as unknown;
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new MedloraError(`${file}: the front matter is not a mapping`);
+  if (v === null || typeof v !== 'object' || Array.isArray(v))
+    throw new MedloraError(`${file}: the front matter is not a mapping`);
   return v as Record<string, unknown>;
 }
 
@@ -148,7 +204,8 @@ export function updateCardEvaluation(adapterDir: string, e: CardEvaluation): boo
   const file = join(adapterDir, CARD_FILE);
   if (!existsSync(file)) return false;
   const text = readFileSync(file, 'utf8');
-  const a = text.indexOf(EVAL_BEGIN), b = text.indexOf(EVAL_END);
+  const a = text.indexOf(EVAL_BEGIN),
+    b = text.indexOf(EVAL_END);
   if (a < 0 || b < a) return false;
   writeFileSync(file, text.slice(0, a) + renderEvaluation(e) + text.slice(b + EVAL_END.length));
   return true;
@@ -166,7 +223,9 @@ function tasksOf(file: string): string[] {
     try {
       const t = (JSON.parse(line) as { task?: unknown }).task;
       if (typeof t === 'string') tasks.add(t);
-    } catch { /* the loader already reported bad lines */ }
+    } catch {
+      /* the loader already reported bad lines */
+    }
   }
   return [...tasks].sort();
 }
@@ -175,8 +234,15 @@ function tasksOf(file: string): string[] {
 function baseModelName(modelDir: string): string {
   try {
     const c = JSON.parse(readFileSync(join(modelDir, 'config.json'), 'utf8')) as { _name_or_path?: unknown };
-    if (typeof c._name_or_path === 'string' && /^[\w.-]+\/[\w.-]+$/.test(c._name_or_path) && !existsSync(c._name_or_path)) return c._name_or_path;
-  } catch { /* fall through */ }
+    if (
+      typeof c._name_or_path === 'string' &&
+      /^[\w.-]+\/[\w.-]+$/.test(c._name_or_path) &&
+      !existsSync(c._name_or_path)
+    )
+      return c._name_or_path;
+  } catch {
+    /* fall through */
+  }
   return basename(resolve(modelDir));
 }
 
@@ -187,20 +253,35 @@ function baseLicense(modelDir: string): string | null {
   try {
     const l = parseFrontMatter(readFileSync(f, 'utf8'), f).license;
     return typeof l === 'string' ? l : null;
-  } catch { return null; }
+  } catch {
+    return null;
+  }
 }
 
 /** The validation metrics of the run: the last eval_loss and generation scores (or those of the best step). */
 export function validationEvaluation(records: readonly MetricRecord[], atStep: number | null): CardEvaluation | null {
-  const evals = records.filter(isEval), gens = records.filter(isGenerateEval);
-  const pick = <T extends MetricRecord>(rs: T[]): T | undefined => (atStep !== null ? rs.find((r) => r.step === atStep) : undefined) ?? rs[rs.length - 1];
-  const e = pick(evals), g = pick(gens);
+  const evals = records.filter(isEval),
+    gens = records.filter(isGenerateEval);
+  const pick = <T extends MetricRecord>(rs: T[]): T | undefined =>
+    (atStep !== null ? rs.find((r) => r.step === atStep) : undefined) ?? rs[rs.length - 1];
+  const e = pick(evals),
+    g = pick(gens);
   if (!e && !g) return null;
   const step = g?.step ?? e!.step;
   return {
     data: `Validation during training (step ${step}${atStep !== null ? ', the best checkpoint' : ''}): loss on data.validation${e ? ` (${e.eval_tokens} answer tokens)` : ''}${g ? `; precision / recall / F1 by generation on the first ${g.gen_samples} validation records` : ''}`,
-    runs: [{ name: 'fine-tuned', precision: g?.gen_precision ?? null, recall: g?.gen_recall ?? null, f1: g?.gen_f1 ?? null, test_loss: e?.eval_loss ?? null, records: g?.gen_samples ?? null }],
-    source: "the run's metrics.jsonl; run `medlora eval --compare base --compare <this folder>` on the test split for base vs fine-tuned",
+    runs: [
+      {
+        name: 'fine-tuned',
+        precision: g?.gen_precision ?? null,
+        recall: g?.gen_recall ?? null,
+        f1: g?.gen_f1 ?? null,
+        test_loss: e?.eval_loss ?? null,
+        records: g?.gen_samples ?? null,
+      },
+    ],
+    source:
+      "the run's metrics.jsonl; run `medlora eval --compare base --compare <this folder>` on the test split for base vs fine-tuned",
   };
 }
 
@@ -222,31 +303,60 @@ export interface RunFacts {
 
 export function modelCardInfo(f: RunFacts): ModelCardInfo {
   const { cfg } = f;
-  const t = cfg.training, l = cfg.lora;
+  const t = cfg.training,
+    l = cfg.lora;
   const splitFile = join(dirname(resolve(cfg.data.train)), 'split-report.json');
   let split: SplitInfo | null = null;
   if (existsSync(splitFile)) {
-    try { split = JSON.parse(readFileSync(splitFile, 'utf8')) as SplitInfo; } catch { split = null; }
+    try {
+      split = JSON.parse(readFileSync(splitFile, 'utf8')) as SplitInfo;
+    } catch {
+      split = null;
+    }
   }
   const tasks = tasksOf(cfg.data.train);
   const source = split?.file ? basename(split.file) : basename(cfg.data.train);
   const cpu = cpus();
-  const hardware = f.device === 'cpu' ? `CPU (${cpu[0]?.model.trim() ?? 'unknown'}, ${cpu.length} cores visible), libtorch through medlora's addon` : `${f.device}`;
+  const hardware =
+    f.device === 'cpu'
+      ? `CPU (${cpu[0]?.model.trim() ?? 'unknown'}, ${cpu.length} cores visible), libtorch through medlora's addon`
+      : `${f.device}`;
   const hp: Array<[string, string]> = [
     ['method', `LoRA${cfg.quantization.load_in_4bit ? ' on an NF4 (4-bit) base (QLoRA)' : ''}`],
     ['r / lora_alpha / lora_dropout', `${l.r} / ${l.lora_alpha} / ${l.lora_dropout}${l.use_rslora ? ' (rsLoRA)' : ''}`],
     ['target_modules', Array.isArray(l.target_modules) ? l.target_modules.join(', ') : l.target_modules],
-    ['trainable parameters', `${f.trainableParams.toLocaleString('en-US')} of ${f.totalParams.toLocaleString('en-US')} (${(100 * f.trainableParams / Math.max(1, f.totalParams)).toFixed(3)}%)`],
-    ['learning_rate / scheduler', `${t.learning_rate} / ${t.lr_scheduler_type}${Object.keys(t.lr_scheduler_kwargs ?? {}).length ? ` ${JSON.stringify(t.lr_scheduler_kwargs)}` : ''}`],
-    ['warmup', t.warmup_steps > 0 ? `${t.warmup_steps} update${t.warmup_steps === 1 ? '' : 's'}` : `ratio ${t.warmup_ratio}`],
+    [
+      'trainable parameters',
+      `${f.trainableParams.toLocaleString('en-US')} of ${f.totalParams.toLocaleString('en-US')} (${((100 * f.trainableParams) / Math.max(1, f.totalParams)).toFixed(3)}%)`,
+    ],
+    [
+      'learning_rate / scheduler',
+      `${t.learning_rate} / ${t.lr_scheduler_type}${Object.keys(t.lr_scheduler_kwargs ?? {}).length ? ` ${JSON.stringify(t.lr_scheduler_kwargs)}` : ''}`,
+    ],
+    [
+      'warmup',
+      t.warmup_steps > 0 ? `${t.warmup_steps} update${t.warmup_steps === 1 ? '' : 's'}` : `ratio ${t.warmup_ratio}`,
+    ],
     ['updates', `${f.steps} (planned ${f.totalSteps})`],
     ['batch size × accumulation', `${t.per_device_train_batch_size} × ${t.gradient_accumulation_steps}`],
-    ['optimizer', `${t.optim} (betas ${t.adam_beta1}, ${t.adam_beta2}; eps ${t.adam_epsilon}; weight decay ${t.weight_decay})`],
+    [
+      'optimizer',
+      `${t.optim} (betas ${t.adam_beta1}, ${t.adam_beta2}; eps ${t.adam_epsilon}; weight decay ${t.weight_decay})`,
+    ],
     ['max_grad_norm', String(t.max_grad_norm)],
     ['precision', t.bf16 ? 'bf16 base' : 'f32'],
     ['max_length / prompt', `${cfg.data.max_length ?? 'none'} / ${cfg.data.prompt_style}`],
-    ...(t.neftune_noise_alpha !== null ? [['neftune_noise_alpha', String(t.neftune_noise_alpha)] as [string, string]] : []),
-    ...(t.metric_for_best_model !== null ? [['best checkpoint by', `${t.metric_for_best_model} (${t.greater_is_better ? 'higher' : 'lower'} is better)${t.early_stopping_patience !== null ? `, early stopping patience ${t.early_stopping_patience}` : ''}`] as [string, string]] : []),
+    ...(t.neftune_noise_alpha !== null
+      ? [['neftune_noise_alpha', String(t.neftune_noise_alpha)] as [string, string]]
+      : []),
+    ...(t.metric_for_best_model !== null
+      ? [
+          [
+            'best checkpoint by',
+            `${t.metric_for_best_model} (${t.greater_is_better ? 'higher' : 'lower'} is better)${t.early_stopping_patience !== null ? `, early stopping patience ${t.early_stopping_patience}` : ''}`,
+          ] as [string, string],
+        ]
+      : []),
     ['seed', String(t.seed)],
   ];
   return {
@@ -254,10 +364,23 @@ export function modelCardInfo(f: RunFacts): ModelCardInfo {
     license: baseLicense(cfg.model),
     tasks,
     datasets: [source],
-    data: f.reports.map((r, i) => ({ split: i === 0 ? 'train' : 'validation', file: r.file, examples: r.examples, dropped: r.dropped })),
+    data: f.reports.map((r, i) => ({
+      split: i === 0 ? 'train' : 'validation',
+      file: r.file,
+      examples: r.examples,
+      dropped: r.dropped,
+    })),
     split,
     hyperparameters: hp,
-    training: { steps: f.steps, totalSteps: f.totalSteps, wallSeconds: f.wallSeconds, tokensPerSecond: f.tokensPerSecond, hardware, stoppedEarly: f.stoppedEarly, finalFrom: f.finalFrom },
+    training: {
+      steps: f.steps,
+      totalSteps: f.totalSteps,
+      wallSeconds: f.wallSeconds,
+      tokensPerSecond: f.tokensPerSecond,
+      hardware,
+      stoppedEarly: f.stoppedEarly,
+      finalFrom: f.finalFrom,
+    },
     evaluation: validationEvaluation(f.records, f.finalFrom ? f.bestStep : null),
   };
 }

@@ -24,17 +24,27 @@ export function neftuneMagnitude(alpha: number, T: number, d: number): number {
 /** Add NEFTune noise to `model`'s input embeddings while training; returns a function that removes the hook. */
 export function activateNeftune(model: Module, alpha: number): () => void {
   const found = inputEmbedding(model);
-  if (!found) throw new MedloraError('training.neftune_noise_alpha: this model has no input embedding module (embed_tokens / wte) to add noise to');
+  if (!found)
+    throw new MedloraError(
+      'training.neftune_noise_alpha: this model has no input embedding module (embed_tokens / wte) to add noise to',
+    );
   const emb = found[1];
   const plain = emb.forward;
   emb.forward = (ids: Tensor): Tensor => {
     const out = plain.call(emb, ids);
     if (!emb.training) return out;
     // out: [B, T, d]
-    const T = out.shape[out.ndim - 2]!, d = out.shape[out.ndim - 1]!;
+    const T = out.shape[out.ndim - 2]!,
+      d = out.shape[out.ndim - 1]!;
     const m = neftuneMagnitude(alpha, T, d);
     // torch.zeros_like(out).uniform_(-m, m) = -m + 2m * U[0, 1)
-    return out.add(rand(out.shape, { dtype: out.dtype, device: out.device }).mul(2 * m).sub(m));
+    return out.add(
+      rand(out.shape, { dtype: out.dtype, device: out.device })
+        .mul(2 * m)
+        .sub(m),
+    );
   };
-  return () => { emb.forward = plain; };
+  return () => {
+    emb.forward = plain;
+  };
 }

@@ -55,10 +55,12 @@ export function readRecords(buf: Uint8Array, file = 'events file'): Uint8Array[]
   while (o < b.length) {
     if (o + 12 > b.length) throw new MedloraError(`${file}: truncated record header at byte ${o}`);
     const len = Number(b.readBigUInt64LE(o));
-    if (b.readUInt32LE(o + 8) !== maskedCrc32c(b.subarray(o, o + 8))) throw new MedloraError(`${file}: bad length CRC at byte ${o}`);
+    if (b.readUInt32LE(o + 8) !== maskedCrc32c(b.subarray(o, o + 8)))
+      throw new MedloraError(`${file}: bad length CRC at byte ${o}`);
     if (o + 12 + len + 4 > b.length) throw new MedloraError(`${file}: truncated record at byte ${o}`);
     const data = b.subarray(o + 12, o + 12 + len);
-    if (b.readUInt32LE(o + 12 + len) !== maskedCrc32c(data)) throw new MedloraError(`${file}: bad data CRC at byte ${o}`);
+    if (b.readUInt32LE(o + 12 + len) !== maskedCrc32c(data))
+      throw new MedloraError(`${file}: bad data CRC at byte ${o}`);
     out.push(data);
     o += 12 + len + 4;
   }
@@ -81,7 +83,11 @@ function varint(n: number | bigint): number[] {
 }
 
 const key = (field: number, wire: number): number[] => varint((field << 3) | wire);
-const lenField = (field: number, bytes: Uint8Array | number[]): number[] => [...key(field, 2), ...varint(bytes.length), ...bytes];
+const lenField = (field: number, bytes: Uint8Array | number[]): number[] => [
+  ...key(field, 2),
+  ...varint(bytes.length),
+  ...bytes,
+];
 const strField = (field: number, s: string): number[] => lenField(field, [...Buffer.from(s, 'utf8')]);
 
 function doubleField(field: number, v: number): number[] {
@@ -104,22 +110,36 @@ function scalarValue(tag: string, v: number): number[] {
 /** Summary.Value for the text plugin: metadata.plugin_data.plugin_name "text", a DT_STRING tensor of shape [1]. */
 function textValue(tag: string, text: string): number[] {
   const metadata = lenField(1, strField(1, 'text'));
-  const tensor = [...key(1, 0), ...varint(7), ...lenField(2, lenField(2, [...key(1, 0), ...varint(1)])), ...lenField(8, [...Buffer.from(text, 'utf8')])];
+  const tensor = [
+    ...key(1, 0),
+    ...varint(7),
+    ...lenField(2, lenField(2, [...key(1, 0), ...varint(1)])),
+    ...lenField(8, [...Buffer.from(text, 'utf8')]),
+  ];
   return [...strField(1, tag), ...lenField(9, metadata), ...lenField(8, tensor)];
 }
 
 function eventBytes(wallTime: number, step: number, rest: number[]): Uint8Array {
-  return Uint8Array.from([...doubleField(1, wallTime), ...(step !== 0 ? [...key(2, 0), ...varint(step)] : []), ...rest]);
+  return Uint8Array.from([
+    ...doubleField(1, wallTime),
+    ...(step !== 0 ? [...key(2, 0), ...varint(step)] : []),
+    ...rest,
+  ]);
 }
 
-interface Field { no: number; wire: number; value: bigint | Uint8Array }
+interface Field {
+  no: number;
+  wire: number;
+  value: bigint | Uint8Array;
+}
 
 function decodeFields(b: Uint8Array): Field[] {
   const out: Field[] = [];
   const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
   let o = 0;
   const readVarint = (): bigint => {
-    let v = 0n, shift = 0n;
+    let v = 0n,
+      shift = 0n;
     for (;;) {
       if (o >= buf.length) throw new MedloraError('protobuf: truncated varint');
       const x = buf[o++]!;
@@ -130,12 +150,20 @@ function decodeFields(b: Uint8Array): Field[] {
   };
   while (o < buf.length) {
     const k = Number(readVarint());
-    const no = k >>> 3, wire = k & 7;
+    const no = k >>> 3,
+      wire = k & 7;
     if (wire === 0) out.push({ no, wire, value: readVarint() });
-    else if (wire === 1) { out.push({ no, wire, value: buf.subarray(o, o + 8) }); o += 8; }
-    else if (wire === 5) { out.push({ no, wire, value: buf.subarray(o, o + 4) }); o += 4; }
-    else if (wire === 2) { const n = Number(readVarint()); out.push({ no, wire, value: buf.subarray(o, o + n) }); o += n; }
-    else throw new MedloraError(`protobuf: unsupported wire type ${wire}`);
+    else if (wire === 1) {
+      out.push({ no, wire, value: buf.subarray(o, o + 8) });
+      o += 8;
+    } else if (wire === 5) {
+      out.push({ no, wire, value: buf.subarray(o, o + 4) });
+      o += 4;
+    } else if (wire === 2) {
+      const n = Number(readVarint());
+      out.push({ no, wire, value: buf.subarray(o, o + n) });
+      o += n;
+    } else throw new MedloraError(`protobuf: unsupported wire type ${wire}`);
   }
   return out;
 }
@@ -148,7 +176,14 @@ export interface DecodedEvent {
   wallTime: number;
   step: number;
   fileVersion?: string;
-  values: Array<{ tag: string; simpleValue?: number; pluginName?: string; dtype?: number; strings?: string[]; floats?: number[] }>;
+  values: Array<{
+    tag: string;
+    simpleValue?: number;
+    pluginName?: string;
+    dtype?: number;
+    strings?: string[];
+    floats?: number[];
+  }>;
 }
 
 export function decodeEvent(b: Uint8Array): DecodedEvent {
@@ -165,12 +200,16 @@ export function decodeEvent(b: Uint8Array): DecodedEvent {
           if (x.no === 1) v.tag = str(x);
           else if (x.no === 2 && x.wire === 5) v.simpleValue = Buffer.from(bytesOf(x)).readFloatLE(0);
           else if (x.no === 9) {
-            for (const pd of decodeFields(bytesOf(x))) if (pd.no === 1) for (const pn of decodeFields(bytesOf(pd))) if (pn.no === 1) v.pluginName = str(pn);
+            for (const pd of decodeFields(bytesOf(x)))
+              if (pd.no === 1) for (const pn of decodeFields(bytesOf(pd))) if (pn.no === 1) v.pluginName = str(pn);
           } else if (x.no === 8) {
             for (const t of decodeFields(bytesOf(x))) {
               if (t.no === 1 && t.wire === 0) v.dtype = Number(t.value);
               else if (t.no === 8) (v.strings ??= []).push(str(t));
-              else if (t.no === 5 && t.wire === 2) { const fb = Buffer.from(bytesOf(t)); v.floats = Array.from({ length: fb.length / 4 }, (_, i) => fb.readFloatLE(4 * i)); }
+              else if (t.no === 5 && t.wire === 2) {
+                const fb = Buffer.from(bytesOf(t));
+                v.floats = Array.from({ length: fb.length / 4 }, (_, i) => fb.readFloatLE(4 * i));
+              }
             }
           }
         }
@@ -193,7 +232,11 @@ export function readEventsFile(file: string): DecodedEvent[] {
 export function defaultLogDir(outputDir: string, now = new Date(), host = hostname()): string {
   const mon = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'][now.getMonth()]!;
   const p = (n: number): string => String(n).padStart(2, '0');
-  return join(outputDir, 'runs', `${mon}${p(now.getDate())}_${p(now.getHours())}-${p(now.getMinutes())}-${p(now.getSeconds())}_${host}`);
+  return join(
+    outputDir,
+    'runs',
+    `${mon}${p(now.getDate())}_${p(now.getHours())}-${p(now.getMinutes())}-${p(now.getSeconds())}_${host}`,
+  );
 }
 
 let uid = 0;
@@ -206,10 +249,16 @@ let uid = 0;
 export class TfEventsWriter {
   readonly file: string;
 
-  constructor(readonly logDir: string, o: { now?: number; host?: string } = {}) {
+  constructor(
+    readonly logDir: string,
+    o: { now?: number; host?: string } = {},
+  ) {
     mkdirSync(logDir, { recursive: true });
     const now = o.now ?? Date.now() / 1000;
-    this.file = join(logDir, `events.out.tfevents.${String(Math.floor(now)).padStart(10, '0')}.${o.host ?? hostname()}.${process.pid}.${uid++}`);
+    this.file = join(
+      logDir,
+      `events.out.tfevents.${String(Math.floor(now)).padStart(10, '0')}.${o.host ?? hostname()}.${process.pid}.${uid++}`,
+    );
     this.write(eventBytes(now, 0, strField(3, 'brain.Event:2')));
   }
 
@@ -225,7 +274,16 @@ export class TfEventsWriter {
   /** Several scalars of one step in one event. */
   addScalars(values: ReadonlyArray<readonly [string, number]>, step: number, wallTime = Date.now() / 1000): void {
     if (!values.length) return;
-    this.write(eventBytes(wallTime, step, lenField(5, values.flatMap(([t, v]) => lenField(1, scalarValue(t, v))))));
+    this.write(
+      eventBytes(
+        wallTime,
+        step,
+        lenField(
+          5,
+          values.flatMap(([t, v]) => lenField(1, scalarValue(t, v))),
+        ),
+      ),
+    );
   }
 
   /** Text for the text plugin, under "<tag>/text_summary" as torch's SummaryWriter.add_text names it. */
