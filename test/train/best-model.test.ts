@@ -296,6 +296,28 @@ test('epoch strategies: log, evaluate and save at each epoch end (3 updates per 
   assert.deepEqual(listCheckpoints(n), []);
 });
 
+test('save_strategy best: a checkpoint only when the evaluation is a new best (HF SaveStrategy.BEST)', async () => {
+  const d = tmp();
+  const { res } = await run(
+    d,
+    {
+      max_steps: 8,
+      per_device_train_batch_size: 2,
+      eval_strategy: 'steps',
+      eval_steps: 2,
+      save_strategy: 'best',
+      load_best_model_at_end: true,
+      metric_for_best_model: 'gen_f1',
+    },
+    { generateEval: planted([0.2, 0.9, 0.5, 0.95]).fn },
+  );
+  assert.deepEqual(
+    listCheckpoints(d).map((c) => c.step),
+    [2, 4, 8],
+  );
+  assert.equal(res.best.best_model_checkpoint, join(d, 'checkpoint-8'));
+});
+
 test('resume_from_checkpoint: true resumes the newest checkpoint exactly like --resume latest', async () => {
   const t = {
     max_steps: 6,
