@@ -42,6 +42,8 @@ export interface GenerateOptions extends SamplingOptions {
    * tokenizer, e.g. Qwen2, and those rows have no text)
    */
   vocabLimit?: number;
+  /** called after every token chosen for a sequence (prompt index, the sequence's generated ids so far); streaming */
+  onToken?: (sequence: number, generatedIds: readonly number[]) => void;
   /** internal: decoder for stop strings */
   decode?: (ids: number[]) => string;
 }
@@ -142,6 +144,7 @@ function generateBatch(model: CausalLM, prompts: number[][], offset: number, o: 
           const text = o.decode(gen[b]!);
           if (o.stopStrings.some((s) => text.includes(s))) reason[b] = 'stop';
         }
+        o.onToken?.(offset + b, gen[b]!);
       }
       if (reason.every((r) => r !== undefined) || step === o.maxNewTokens - 1) break;
       for (let b = 0; b < B; b++) { padded[b]!.push(next[b]!); maskRows[b]!.push(1); }
