@@ -151,7 +151,7 @@ export function buildModelfile(o: { gguf: string; tokenizer: LoadedTokenizer; mo
   }
   // stop on every end-of-generation id, and on a special token that ends an assistant turn (e.g. <|im_end|>)
   const stops = new Set<string>();
-  for (const id of tok.eosIds) { const t = tok.idToToken(id); if (t) stops.add(t); }
+  for (const id of tok.eosIds) { const t = tok.idToToken(id); if (t && tok.isSpecial(id)) stops.add(t); }
   const endTok = assistantPost.trim();
   if (endTok) { const id = tok.tokenToId(endTok); if (id !== undefined && tok.isSpecial(id)) stops.add(endTok); }
   for (const s of stops) lines.push(`PARAMETER stop ${quote(s)}`);

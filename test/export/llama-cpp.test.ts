@@ -186,14 +186,16 @@ function maxRelLogProbDiff(p: Float64Array, want: Float64Array): { maxDiff: numb
   return { maxDiff, checked };
 }
 
-// q8_0 rounds every weight to 8 bits per block of 32 (ffn_down, whose rows of 172 are not a multiple of 32, stays f16):
-// the logits move, but only a little. Tolerance: 0.1 on every logit difference to the top token among tokens with
-// p > 1e-3; the f32 export meets 1e-4, which shows the comparison itself is tight.
-test('stories260K q8_0: next-token logits (relative to the top token) within 0.1 of medlora\'s; f32 export within 1e-4', { skip }, async () => {
+// q8_0 rounds every weight to 8 bits per block of 32 (ffn_down, whose rows of 172 are not a multiple of 32, stays f16),
+// and llama.cpp also quantizes the activations entering each q8_0 matmul to 8 bits. Reference for the size of the effect:
+// transformers with the weights passed through gguf-py's q8_0 quantizer moves these logits (relative to the top token,
+// tokens with p > 1e-3) by up to 0.126; llama.cpp's q8_0 measured 0.18. Tolerance 0.3; the f32 export meets 1e-4
+// (measured 7e-6), which shows the comparison itself is tight.
+test('stories260K q8_0: next-token logits (relative to the top token) within 0.3 of medlora\'s; f32 export within 1e-4', { skip }, async () => {
   const exp = (JSON.parse(readFileSync(join(stories(), 'expected_generation.json'), 'utf8')) as Expected).greedy;
   const prompt = [...exp[0]!.prompt_ids, ...exp[0]!.greedy_new_ids.slice(0, 20)];
   const want = medloraLogProbs(stories(), prompt);
-  for (const [type, tol] of [['f32', 1e-4], ['q8_0', 0.1]] as const) {
+  for (const [type, tol] of [['f32', 1e-4], ['q8_0', 0.3]] as const) {
     const file = exportTo(`stories-${type}-probs.gguf`, { model: stories(), tokenizer: storiesTokenizer(), type });
     const { maxDiff, checked } = maxRelLogProbDiff(await llamaProbs(file, prompt, want.length), want);
     console.log(`  ${type}: max |logit diff to top (llama.cpp) - (medlora)| = ${maxDiff.toExponential(2)} over ${checked} tokens (tolerance ${tol})`);
