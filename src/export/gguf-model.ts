@@ -67,8 +67,14 @@ export interface ExportGgufReport {
 }
 
 const LAYER_PART: Record<string, string> = {
-  input_layernorm: 'attn_norm', 'self_attn.q_proj': 'attn_q', 'self_attn.k_proj': 'attn_k', 'self_attn.v_proj': 'attn_v',
-  'self_attn.o_proj': 'attn_output', post_attention_layernorm: 'ffn_norm', 'mlp.gate_proj': 'ffn_gate', 'mlp.up_proj': 'ffn_up',
+  input_layernorm: 'attn_norm',
+  'self_attn.q_proj': 'attn_q',
+  'self_attn.k_proj': 'attn_k',
+  'self_attn.v_proj': 'attn_v',
+  'self_attn.o_proj': 'attn_output',
+  post_attention_layernorm: 'ffn_norm',
+  'mlp.gate_proj': 'ffn_gate',
+  'mlp.up_proj': 'ffn_up',
   'mlp.down_proj': 'ffn_down',
 };
 
@@ -90,13 +96,16 @@ export function ggufTensorName(hf: string): string | null | undefined {
  */
 export function permuteQK(x: Float32Array, heads: number, cols: number): Float32Array {
   const rows = x.length / cols;
-  if (!Number.isInteger(rows) || rows % (heads * 2) !== 0) throw new MedloraError(`q/k permute: ${rows} rows do not split into ${heads} heads of pairs`);
-  const hd = rows / heads, half = hd / 2;
+  if (!Number.isInteger(rows) || rows % (heads * 2) !== 0)
+    throw new MedloraError(`q/k permute: ${rows} rows do not split into ${heads} heads of pairs`);
+  const hd = rows / heads,
+    half = hd / 2;
   const out = new Float32Array(x.length);
   for (let h = 0; h < heads; h++) {
     for (let i = 0; i < half; i++) {
       for (let j = 0; j < 2; j++) {
-        const src = h * hd + j * half + i, dst = h * hd + i * 2 + j;
+        const src = h * hd + j * half + i,
+          dst = h * hd + i * 2 + j;
         out.set(x.subarray(src * cols, (src + 1) * cols), dst * cols);
       }
     }
@@ -109,10 +118,16 @@ function readF32(src: TensorSource, name: string): Float32Array {
   const info = src.info(name);
   const bytes = src.read(name);
   switch (info.dtype) {
-    case 'F32': return new Float32Array(bytesAsF32(bytes));
-    case 'BF16': return bf16ToF32(bytesAsU16(bytes));
-    case 'F16': return f16ToF32(bytesAsU16(bytes));
-    default: throw new MedloraError(`${info.file}: tensor '${name}' has dtype ${info.dtype}; GGUF export reads F32, BF16 or F16 weights`);
+    case 'F32':
+      return new Float32Array(bytesAsF32(bytes));
+    case 'BF16':
+      return bf16ToF32(bytesAsU16(bytes));
+    case 'F16':
+      return f16ToF32(bytesAsU16(bytes));
+    default:
+      throw new MedloraError(
+        `${info.file}: tensor '${name}' has dtype ${info.dtype}; GGUF export reads F32, BF16 or F16 weights`,
+      );
   }
 }
 
@@ -129,8 +144,10 @@ function loraDelta(ad: Adapter, module: string, scaling: number): Float32Array {
 
 function llamaConfig(c: ModelConfig, file: string): LlamaLikeConfig {
   if (!(c.model_type in ARCH)) {
-    throw new MedloraError(`${file}: model_type "${c.model_type}" cannot be exported to GGUF yet (supported: llama, mistral, qwen2). ` +
-      'llama.cpp itself supports gpt2 and stablelm, but medlora does not write their tensor layout');
+    throw new MedloraError(
+      `${file}: model_type "${c.model_type}" cannot be exported to GGUF yet (supported: llama, mistral, qwen2). ` +
+        'llama.cpp itself supports gpt2 and stablelm, but medlora does not write their tensor layout',
+    );
   }
   return c as LlamaLikeConfig;
 }
@@ -149,7 +166,8 @@ export function llama3RopeFactors(c: LlamaLikeConfig): Float32Array | undefined 
     if (wavelen < highWavelen) out[i] = 1;
     else if (wavelen > lowWavelen) out[i] = s.factor;
     else {
-      const smooth = (s.original_max_position_embeddings / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+      const smooth =
+        (s.original_max_position_embeddings / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
       out[i] = 1 / ((1 - smooth) / s.factor + smooth);
     }
   }
@@ -157,11 +175,17 @@ export function llama3RopeFactors(c: LlamaLikeConfig): Float32Array | undefined 
 }
 
 /** Architecture metadata (conversion/base.py TextModel.set_gguf_parameters + LlamaModel.set_gguf_parameters). */
-function archMetadata(c: LlamaLikeConfig, arch: string, notes: string[]): { md: Array<[string, GgufValue]>; ctx: number } {
+function archMetadata(
+  c: LlamaLikeConfig,
+  arch: string,
+  notes: string[],
+): { md: Array<[string, GgufValue]>; ctx: number } {
   let ctx = c.max_position_embeddings;
   if (c.sliding_window !== null && c.sliding_window < ctx) {
     // llama.cpp's llama/qwen2 graphs attend to the whole context; medlora (like HF) uses the window beyond it
-    notes.push(`context_length set to sliding_window ${c.sliding_window} (max_position_embeddings ${ctx}): llama.cpp runs full attention, which equals the windowed model only up to the window`);
+    notes.push(
+      `context_length set to sliding_window ${c.sliding_window} (max_position_embeddings ${ctx}): llama.cpp runs full attention, which equals the windowed model only up to the window`,
+    );
     ctx = c.sliding_window;
   }
   const md: Array<[string, GgufValue]> = [
@@ -177,12 +201,21 @@ function archMetadata(c: LlamaLikeConfig, arch: string, notes: string[]): { md: 
     [`${arch}.rope.dimension_count`, gguf.u32(c.head_dim)],
   ];
   if (c.head_dim * c.num_attention_heads !== c.hidden_size) {
-    md.push([`${arch}.attention.key_length`, gguf.u32(c.head_dim)], [`${arch}.attention.value_length`, gguf.u32(c.head_dim)]);
+    md.push(
+      [`${arch}.attention.key_length`, gguf.u32(c.head_dim)],
+      [`${arch}.attention.value_length`, gguf.u32(c.head_dim)],
+    );
   }
   if (c.rope_scaling?.rope_type === 'linear') {
-    md.push([`${arch}.rope.scaling.type`, gguf.str('linear')], [`${arch}.rope.scaling.factor`, gguf.f32(c.rope_scaling.factor)]);
+    md.push(
+      [`${arch}.rope.scaling.type`, gguf.str('linear')],
+      [`${arch}.rope.scaling.factor`, gguf.f32(c.rope_scaling.factor)],
+    );
   }
-  if (c.hidden_act !== 'silu') throw new MedloraError(`config.json: hidden_act "${c.hidden_act}" is not SiLU; llama.cpp's ${arch} graph uses SiLU`);
+  if (c.hidden_act !== 'silu')
+    throw new MedloraError(
+      `config.json: hidden_act "${c.hidden_act}" is not SiLU; llama.cpp's ${arch} graph uses SiLU`,
+    );
   return { md, ctx };
 }
 
@@ -201,43 +234,67 @@ function summary(tensors: GgufTensor[]): Record<string, number> {
 
 /** Export a model (merged with `adapter` when given) or, with loraOnly, the adapter alone. */
 export function exportGguf(o: ExportGgufOptions): ExportGgufReport {
-  if (!EXPORT_TYPES.includes(o.type)) throw new MedloraError(`export gguf: type must be one of ${EXPORT_TYPES.join(', ')}, got "${o.type}"`);
-  if (existsSync(o.out) && resolve(o.out) === resolve(o.model)) throw new MedloraError(`export gguf: out ${o.out} is the model folder`);
+  if (!EXPORT_TYPES.includes(o.type))
+    throw new MedloraError(`export gguf: type must be one of ${EXPORT_TYPES.join(', ')}, got "${o.type}"`);
+  if (existsSync(o.out) && resolve(o.out) === resolve(o.model))
+    throw new MedloraError(`export gguf: out ${o.out} is the model folder`);
   const cfgFile = `${o.model}/config.json`;
   const config = llamaConfig(loadModelConfig(o.model).config, cfgFile);
   const { arch, permute } = ARCH[config.model_type]!;
   const src = openCheckpoint(o.model);
   const ad = o.adapter !== undefined ? readAdapter(o.adapter) : undefined;
   if (ad) {
-    if (ad.otherTensors.length) throw new MedloraError(`${o.adapter}: holds non-LoRA tensors (${ad.otherTensors[0]}, ...); modules_to_save adapters cannot be exported`);
-    if (ad.config.bias !== 'none') throw new MedloraError(`${o.adapter}: bias=${JSON.stringify(ad.config.bias)} is not supported (only "none")`);
+    if (ad.otherTensors.length)
+      throw new MedloraError(
+        `${o.adapter}: holds non-LoRA tensors (${ad.otherTensors[0]}, ...); modules_to_save adapters cannot be exported`,
+      );
+    if (ad.config.bias !== 'none')
+      throw new MedloraError(`${o.adapter}: bias=${JSON.stringify(ad.config.bias)} is not supported (only "none")`);
   }
   return o.loraOnly ? exportAdapter(o, config, arch, permute, src, ad) : exportModel(o, config, arch, permute, src, ad);
 }
 
-function exportModel(o: ExportGgufOptions, c: LlamaLikeConfig, arch: string, permute: boolean, src: TensorSource, ad: Adapter | undefined): ExportGgufReport {
+function exportModel(
+  o: ExportGgufOptions,
+  c: LlamaLikeConfig,
+  arch: string,
+  permute: boolean,
+  src: TensorSource,
+  ad: Adapter | undefined,
+): ExportGgufReport {
   const notes: string[] = [];
   const vocab = ggufVocab(o.tokenizer ?? o.model, c.vocab_size);
-  if (vocab.padded) notes.push(`${vocab.padded} token ids past the tokenizer's vocabulary padded as [PAD<id>] (vocab_size ${c.vocab_size})`);
+  if (vocab.padded)
+    notes.push(
+      `${vocab.padded} token ids past the tokenizer's vocabulary padded as [PAD<id>] (vocab_size ${c.vocab_size})`,
+    );
   const scaling = ad ? loraScale(ad.config) : 0;
 
   // HF name -> where its values come from, and which LoRA (if any) is merged in
   const plan = new Map<string, { from: string; lora?: string }>();
   for (const hf of src.names()) {
     const g = ggufTensorName(hf);
-    if (g === undefined) throw new MedloraError(`${src.label}: tensor '${hf}' has no GGUF name for arch ${arch} (not a ${c.model_type} checkpoint?)`);
+    if (g === undefined)
+      throw new MedloraError(
+        `${src.label}: tensor '${hf}' has no GGUF name for arch ${arch} (not a ${c.model_type} checkpoint?)`,
+      );
     if (g !== null) plan.set(hf, { from: hf });
   }
   for (const m of ad?.modules.keys() ?? []) {
     const key = `${m}.weight`;
     const p = plan.get(key);
-    if (p) { p.lora = m; continue; }
+    if (p) {
+      p.lora = m;
+      continue;
+    }
     if (m === 'lm_head' && c.tie_word_embeddings && plan.has('model.embed_tokens.weight')) {
       plan.set(key, { from: 'model.embed_tokens.weight', lora: m }); // a LoRA on the tied head: write a separate output.weight
       notes.push('the adapter targets the tied lm_head: wrote a separate output.weight (embedding + LoRA update)');
       continue;
     }
-    throw new MedloraError(`export gguf: the adapter has LoRA weights for '${m}' but ${src.label} has no tensor '${key}' (adapter for another model?)`);
+    throw new MedloraError(
+      `export gguf: the adapter has LoRA weights for '${m}' but ${src.label} has no tensor '${key}' (adapter for another model?)`,
+    );
   }
 
   const fallbacks: string[] = [];
@@ -253,14 +310,23 @@ function exportModel(o: ExportGgufOptions, c: LlamaLikeConfig, arch: string, per
       type = 'F16';
       fallbacks.push(`${name}: rows of ${rowLen} are not a multiple of ${Q8_0_BLOCK}, stored F16`);
     }
-    const heads = name.includes('.attn_q.') ? c.num_attention_heads : name.includes('.attn_k.') ? c.num_key_value_heads : 0;
+    const heads = name.includes('.attn_q.')
+      ? c.num_attention_heads
+      : name.includes('.attn_k.')
+        ? c.num_key_value_heads
+        : 0;
     tensors.push({
-      name, shape, type,
+      name,
+      shape,
+      type,
       data: () => {
         let x = readF32(src, p.from);
         if (p.lora) {
           const d = loraDelta(ad!, p.lora, scaling);
-          if (d.length !== x.length) throw new MedloraError(`export gguf: LoRA '${p.lora}' update has ${d.length} values but '${p.from}' has ${x.length}`);
+          if (d.length !== x.length)
+            throw new MedloraError(
+              `export gguf: LoRA '${p.lora}' update has ${d.length} values but '${p.from}' has ${x.length}`,
+            );
           for (let i = 0; i < x.length; i++) x[i] = x[i]! + d[i]!;
         }
         if (permute && heads) x = permuteQK(x, heads, shape.length === 1 ? 1 : rowLen);
@@ -269,7 +335,13 @@ function exportModel(o: ExportGgufOptions, c: LlamaLikeConfig, arch: string, per
     });
   }
   const factors = llama3RopeFactors(c);
-  if (factors) tensors.push({ name: 'rope_freqs.weight', shape: [factors.length], type: 'F32', data: () => encodeTensor(factors, 'F32', factors.length, 'rope_freqs') });
+  if (factors)
+    tensors.push({
+      name: 'rope_freqs.weight',
+      shape: [factors.length],
+      type: 'F32',
+      data: () => encodeTensor(factors, 'F32', factors.length, 'rope_freqs'),
+    });
   tensors.sort((a, b) => (orderKey(a.name) < orderKey(b.name) ? -1 : 1));
 
   const { md: archMd, ctx } = archMetadata(c, arch, notes);
@@ -284,15 +356,33 @@ function exportModel(o: ExportGgufOptions, c: LlamaLikeConfig, arch: string, per
   ];
   const r = writeGguf(o.out, md, tensors, (done, total, t) => o.onTensor?.(done, total, t.name));
   return {
-    out: o.out, kind: 'model', arch, type: o.type, tensors: r.tensors, bytes: r.bytes, byType: summary(tensors), fallbacks,
-    loraModules: [...(ad?.modules.keys() ?? [])], contextLength: ctx,
-    vocab: { model: vocab.model, pre: vocab.pre, tokens: vocab.tokens.length, padded: vocab.padded }, notes, gguf: vocab,
+    out: o.out,
+    kind: 'model',
+    arch,
+    type: o.type,
+    tensors: r.tensors,
+    bytes: r.bytes,
+    byType: summary(tensors),
+    fallbacks,
+    loraModules: [...(ad?.modules.keys() ?? [])],
+    contextLength: ctx,
+    vocab: { model: vocab.model, pre: vocab.pre, tokens: vocab.tokens.length, padded: vocab.padded },
+    notes,
+    gguf: vocab,
   };
 }
 
-function exportAdapter(o: ExportGgufOptions, c: LlamaLikeConfig, arch: string, permute: boolean, src: TensorSource, ad: Adapter | undefined): ExportGgufReport {
+function exportAdapter(
+  o: ExportGgufOptions,
+  c: LlamaLikeConfig,
+  arch: string,
+  permute: boolean,
+  src: TensorSource,
+  ad: Adapter | undefined,
+): ExportGgufReport {
   if (!ad) throw new MedloraError('export gguf: lora-only needs an adapter folder');
-  if (o.type === 'q8_0') throw new MedloraError('export gguf: a LoRA-only GGUF is written as f32, f16 or bf16 (not q8_0)');
+  if (o.type === 'q8_0')
+    throw new MedloraError('export gguf: a LoRA-only GGUF is written as f32, f16 or bf16 (not q8_0)');
   const type = GGML_OF[o.type];
   const r = ad.config.r;
   const scaling = loraScale(ad.config);
@@ -302,23 +392,41 @@ function exportAdapter(o: ExportGgufOptions, c: LlamaLikeConfig, arch: string, p
     const name = ggufTensorName(hf);
     if (!name) throw new MedloraError(`${o.adapter}: LoRA module '${m}' has no GGUF tensor name for arch ${arch}`);
     if (!src.has(hf)) {
-      throw new MedloraError(m === 'lm_head'
-        ? `${o.adapter}: a LoRA on lm_head, but ${o.model} ties lm_head to the embedding (no output.weight in the base GGUF for llama.cpp to apply it to); export the merged model instead`
-        : `${o.adapter}: LoRA module '${m}' but ${src.label} has no tensor '${hf}' (adapter for another model?)`);
+      throw new MedloraError(
+        m === 'lm_head'
+          ? `${o.adapter}: a LoRA on lm_head, but ${o.model} ties lm_head to the embedding (no output.weight in the base GGUF for llama.cpp to apply it to); export the merged model instead`
+          : `${o.adapter}: LoRA module '${m}' but ${src.label} has no tensor '${hf}' (adapter for another model?)`,
+      );
     }
     const base = src.info(hf).shape;
     if (base[0] !== lm.outFeatures || base[1] !== lm.inFeatures) {
-      throw new MedloraError(`${o.adapter}: LoRA '${m}' is [${lm.outFeatures}, ${lm.inFeatures}] but '${hf}' is [${base.join(', ')}]`);
+      throw new MedloraError(
+        `${o.adapter}: LoRA '${m}' is [${lm.outFeatures}, ${lm.inFeatures}] but '${hf}' is [${base.join(', ')}]`,
+      );
     }
-    const heads = name.includes('.attn_q.') ? c.num_attention_heads : name.includes('.attn_k.') ? c.num_key_value_heads : 0;
+    const heads = name.includes('.attn_q.')
+      ? c.num_attention_heads
+      : name.includes('.attn_k.')
+        ? c.num_key_value_heads
+        : 0;
     const stem = name.replace(/\.weight$/, '');
     // lora_a [r, in]: unchanged; lora_b [out, r]: its rows are output rows, so q/k get the same permutation as the weight
-    tensors.push({ name: `${stem}.weight.lora_a`, shape: [r, lm.inFeatures], type, data: () => encodeTensor(readF32(ad.tensors, lm.A.name), type, lm.inFeatures, lm.A.name) });
-    tensors.push({ name: `${stem}.weight.lora_b`, shape: [lm.outFeatures, r], type, data: () => {
-      let b = readF32(ad.tensors, lm.B.name);
-      if (permute && heads) b = permuteQK(b, heads, r);
-      return encodeTensor(b, type, r, lm.B.name);
-    } });
+    tensors.push({
+      name: `${stem}.weight.lora_a`,
+      shape: [r, lm.inFeatures],
+      type,
+      data: () => encodeTensor(readF32(ad.tensors, lm.A.name), type, lm.inFeatures, lm.A.name),
+    });
+    tensors.push({
+      name: `${stem}.weight.lora_b`,
+      shape: [lm.outFeatures, r],
+      type,
+      data: () => {
+        let b = readF32(ad.tensors, lm.B.name);
+        if (permute && heads) b = permuteQK(b, heads, r);
+        return encodeTensor(b, type, r, lm.B.name);
+      },
+    });
   }
   tensors.sort((a, b) => (orderKey(a.name) < orderKey(b.name) ? -1 : 1));
   // llama.cpp scales by alpha / rank (rank = lora_b's inner size r): alpha = scaling * r folds rsLoRA's alpha / sqrt(r)
@@ -332,8 +440,20 @@ function exportAdapter(o: ExportGgufOptions, c: LlamaLikeConfig, arch: string, p
     ['general.file_type', gguf.u32(FILE_TYPE[o.type])],
     ['general.quantization_version', gguf.u32(2)],
   ];
-  const notes = ad.config.use_rslora ? [`rsLoRA: adapter.lora.alpha = ${alpha} so that llama.cpp's alpha / r equals lora_alpha / sqrt(r) = ${scaling}`] : [];
+  const notes = ad.config.use_rslora
+    ? [`rsLoRA: adapter.lora.alpha = ${alpha} so that llama.cpp's alpha / r equals lora_alpha / sqrt(r) = ${scaling}`]
+    : [];
   const res = writeGguf(o.out, md, tensors, (done, total, t) => o.onTensor?.(done, total, t.name));
-  return { out: o.out, kind: 'adapter', arch, type: o.type, tensors: res.tensors, bytes: res.bytes, byType: summary(tensors), fallbacks: [],
-    loraModules: [...ad.modules.keys()], notes };
+  return {
+    out: o.out,
+    kind: 'adapter',
+    arch,
+    type: o.type,
+    tensors: res.tensors,
+    bytes: res.bytes,
+    byType: summary(tensors),
+    fallbacks: [],
+    loraModules: [...ad.modules.keys()],
+    notes,
+  };
 }

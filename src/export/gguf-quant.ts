@@ -10,13 +10,16 @@ export const Q8_0_BLOCK = 32;
 /** Encode `x` (row-major, rows of `rowLength` values) as `type`. `what` names the tensor in errors. */
 export function encodeTensor(x: Float32Array, type: GgmlType, rowLength: number, what: string): Uint8Array {
   switch (type) {
-    case 'F32': return new Uint8Array(x.buffer.slice(x.byteOffset, x.byteOffset + x.byteLength));
+    case 'F32':
+      return new Uint8Array(x.buffer.slice(x.byteOffset, x.byteOffset + x.byteLength));
     case 'F16': {
       const out = new Uint16Array(x.length);
       for (let i = 0; i < x.length; i++) {
         const h = f32ToF16Bits(x[i]!);
         if ((h & 0x7c00) === 0x7c00 && Number.isFinite(x[i]!)) {
-          throw new MedloraError(`${what}: value ${x[i]} at index ${i} overflows float16 (max 65504); export with --type bf16 or f32`);
+          throw new MedloraError(
+            `${what}: value ${x[i]} at index ${i} overflows float16 (max 65504); export with --type bf16 or f32`,
+          );
         }
         out[i] = h;
       }
@@ -27,7 +30,8 @@ export function encodeTensor(x: Float32Array, type: GgmlType, rowLength: number,
       for (let i = 0; i < x.length; i++) out[i] = f32ToBf16Bits(x[i]!);
       return new Uint8Array(out.buffer);
     }
-    case 'Q8_0': return quantizeQ8_0(x, rowLength, what);
+    case 'Q8_0':
+      return quantizeQ8_0(x, rowLength, what);
   }
 }
 
@@ -48,7 +52,8 @@ export function quantizeQ8_0(x: Float32Array, rowLength: number, what: string): 
     let amax = 0;
     for (let j = 0; j < Q8_0_BLOCK; j++) {
       const v = Math.abs(x[o + j]!);
-      if (!Number.isFinite(v)) throw new MedloraError(`${what}: non-finite value at index ${o + j}; cannot quantize to q8_0`);
+      if (!Number.isFinite(v))
+        throw new MedloraError(`${what}: non-finite value at index ${o + j}; cannot quantize to q8_0`);
       if (v > amax) amax = v;
     }
     const d = Math.fround(amax / 127);

@@ -7,8 +7,19 @@
 // an error naming the tokenizer file and field, never a guess.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildTokenizerJsonFromTiktoken, buildTokenizerJsonFromVocab, LLAMA3_SPLIT_REGEX, QWEN2_SPLIT_REGEX } from '../tokenize/from-vocab.js';
-import { loadTokenizer, readJsonFile, tokenContent, type JsonObject, type LoadedTokenizer } from '../tokenize/tokenizer.js';
+import {
+  buildTokenizerJsonFromTiktoken,
+  buildTokenizerJsonFromVocab,
+  LLAMA3_SPLIT_REGEX,
+  QWEN2_SPLIT_REGEX,
+} from '../tokenize/from-vocab.js';
+import {
+  loadTokenizer,
+  readJsonFile,
+  tokenContent,
+  type JsonObject,
+  type LoadedTokenizer,
+} from '../tokenize/tokenizer.js';
 import { MedloraError } from '../util/errors.js';
 import { gguf, type GgufValue } from './gguf-writer.js';
 
@@ -35,14 +46,20 @@ type PreTok = JsonObject & { type?: unknown };
 function tokenizerJson(dir: string): { tj: JsonObject; file: string } {
   const cfgPath = join(dir, 'tokenizer_config.json');
   const cfg = existsSync(cfgPath) ? readJsonFile(cfgPath) : {};
-  if (existsSync(join(dir, 'tokenizer.json'))) return { tj: readJsonFile(join(dir, 'tokenizer.json')), file: join(dir, 'tokenizer.json') };
+  if (existsSync(join(dir, 'tokenizer.json')))
+    return { tj: readJsonFile(join(dir, 'tokenizer.json')), file: join(dir, 'tokenizer.json') };
   if (existsSync(join(dir, 'vocab.json')) && existsSync(join(dir, 'merges.txt'))) {
     return { tj: buildTokenizerJsonFromVocab(dir, cfg), file: join(dir, 'vocab.json') };
   }
   if (existsSync(join(dir, 'tokenizer.model')) && tokenContent(cfg.bos_token) === '<|begin_of_text|>') {
-    return { tj: buildTokenizerJsonFromTiktoken(dir, cfg, tokenContent(cfg.bos_token)), file: join(dir, 'tokenizer.model') };
+    return {
+      tj: buildTokenizerJsonFromTiktoken(dir, cfg, tokenContent(cfg.bos_token)),
+      file: join(dir, 'tokenizer.model'),
+    };
   }
-  throw new MedloraError(`${dir}: no tokenizer.json (nor vocab.json + merges.txt, nor a Llama-3 tokenizer.model): a GGUF needs the tokenizer; pass --tokenizer DIR`);
+  throw new MedloraError(
+    `${dir}: no tokenizer.json (nor vocab.json + merges.txt, nor a Llama-3 tokenizer.model): a GGUF needs the tokenizer; pass --tokenizer DIR`,
+  );
 }
 
 function isByteLevel(p: unknown, useRegex: boolean): boolean {
@@ -69,33 +86,48 @@ export function preTokenizerName(tj: JsonObject, file: string): string {
   const norm = tj.normalizer as PreTok | null | undefined;
   const pre = tj.pre_tokenizer as PreTok | null | undefined;
   const normType = norm ? String(norm.type) : 'none';
-  const seq = pre?.type === 'Sequence' && Array.isArray(pre.pretokenizers) ? (pre.pretokenizers as unknown[]) : undefined;
+  const seq =
+    pre?.type === 'Sequence' && Array.isArray(pre.pretokenizers) ? (pre.pretokenizers as unknown[]) : undefined;
   if (normType === 'none' && isByteLevel(pre, true)) return 'gpt-2';
   if (seq?.length === 2 && isByteLevel(seq[1], false)) {
     const re = splitRegex(seq[0]);
     if (normType === 'none' && re === LLAMA3_SPLIT_REGEX) return 'llama-bpe';
     if ((normType === 'none' || normType === 'NFC') && re === QWEN2_SPLIT_REGEX) return 'qwen2';
   }
-  if (normType === 'none' && seq?.length === 2 && (seq[0] as PreTok).type === 'Digits' && (seq[0] as PreTok).individual_digits === true && isByteLevel(seq[1], true)) {
+  if (
+    normType === 'none' &&
+    seq?.length === 2 &&
+    (seq[0] as PreTok).type === 'Digits' &&
+    (seq[0] as PreTok).individual_digits === true &&
+    isByteLevel(seq[1], true)
+  ) {
     return 'smollm';
   }
-  throw new MedloraError(`${file}: normalizer ${normType} + pre_tokenizer ${JSON.stringify(pre ?? null).slice(0, 200)} is not a pre-tokenizer ` +
-    'medlora can name for llama.cpp (known: GPT-2 ByteLevel, Llama-3 split, Qwen2 split, SmolLM digits + ByteLevel)');
+  throw new MedloraError(
+    `${file}: normalizer ${normType} + pre_tokenizer ${JSON.stringify(pre ?? null).slice(0, 200)} is not a pre-tokenizer ` +
+      'medlora can name for llama.cpp (known: GPT-2 ByteLevel, Llama-3 split, Qwen2 split, SmolLM digits + ByteLevel)',
+  );
 }
 
 /** add_space_prefix of a SentencePiece-style tokenizer.json: Prepend("▁") normalizer or Metaspace pre-tokenizer. */
 function spmSpacePrefix(tj: JsonObject, file: string): boolean {
   const norm = tj.normalizer as PreTok | null | undefined;
-  const parts = norm?.type === 'Sequence' && Array.isArray(norm.normalizers) ? (norm.normalizers as PreTok[]) : norm ? [norm] : [];
-  const replacesSpace = parts.some((p) => p.type === 'Replace' && (p.pattern as { String?: unknown } | undefined)?.String === ' ' && p.content === '\u2581');
+  const parts =
+    norm?.type === 'Sequence' && Array.isArray(norm.normalizers) ? (norm.normalizers as PreTok[]) : norm ? [norm] : [];
+  const replacesSpace = parts.some(
+    (p) =>
+      p.type === 'Replace' && (p.pattern as { String?: unknown } | undefined)?.String === ' ' && p.content === '\u2581',
+  );
   if (replacesSpace) return parts.some((p) => p.type === 'Prepend' && p.prepend === '\u2581');
   const pre = tj.pre_tokenizer as PreTok | null | undefined;
   if (pre?.type === 'Metaspace' && pre.replacement === '\u2581') {
     if (pre.prepend_scheme !== undefined) return pre.prepend_scheme !== 'never';
     return pre.add_prefix_space !== false;
   }
-  throw new MedloraError(`${file}: a byte-fallback BPE whose spaces are not turned into "\u2581" (no Replace normalizer or Metaspace ` +
-    'pre-tokenizer): llama.cpp\'s SentencePiece tokenizer would split it differently');
+  throw new MedloraError(
+    `${file}: a byte-fallback BPE whose spaces are not turned into "\u2581" (no Replace normalizer or Metaspace ` +
+      "pre-tokenizer): llama.cpp's SentencePiece tokenizer would split it differently",
+  );
 }
 
 function mergeList(model: JsonObject, file: string): Array<[string, string]> {
@@ -120,18 +152,26 @@ export function ggufVocab(dir: string, vocabSize: number, o: { chatTemplate?: st
   const tokenizer = loadTokenizer(dir, o.chatTemplate !== undefined ? { chatTemplate: o.chatTemplate } : {});
   const model = tj.model as JsonObject | undefined;
   if (!model || model.type !== 'BPE') {
-    throw new MedloraError(`${file}: model.type ${JSON.stringify(model?.type)} is not supported for GGUF export (only BPE: byte-level or SentencePiece-style with byte_fallback)`);
+    throw new MedloraError(
+      `${file}: model.type ${JSON.stringify(model?.type)} is not supported for GGUF export (only BPE: byte-level or SentencePiece-style with byte_fallback)`,
+    );
   }
   const vocab = model.vocab as Record<string, number> | undefined;
   if (!vocab || typeof vocab !== 'object') throw new MedloraError(`${file}: model.vocab is missing`);
-  const added = (Array.isArray(tj.added_tokens) ? tj.added_tokens : []) as Array<{ id: number; content: string; special?: boolean }>;
+  const added = (Array.isArray(tj.added_tokens) ? tj.added_tokens : []) as Array<{
+    id: number;
+    content: string;
+    special?: boolean;
+  }>;
 
   const tokens: Array<string | undefined> = [];
   const types: number[] = [];
   const put = (id: number, text: string, type: number, where: string): void => {
     if (!Number.isInteger(id) || id < 0) throw new MedloraError(`${file}: ${where} has id ${id}`);
     if (id >= vocabSize) {
-      throw new MedloraError(`${file}: token ${JSON.stringify(text)} has id ${id} but the model's vocab_size is ${vocabSize} (tokenizer for another model?)`);
+      throw new MedloraError(
+        `${file}: token ${JSON.stringify(text)} has id ${id} but the model's vocab_size is ${vocabSize} (tokenizer for another model?)`,
+      );
     }
     tokens[id] = text;
     types[id] = type;
@@ -140,18 +180,28 @@ export function ggufVocab(dir: string, vocabSize: number, o: { chatTemplate?: st
   const kind: 'gpt2' | 'llama' = byteFallback ? 'llama' : 'gpt2';
   const unk = typeof model.unk_token === 'string' ? model.unk_token : undefined;
   for (const [text, id] of Object.entries(vocab)) {
-    const t = kind === 'llama' && /^<0x[0-9A-Fa-f]{2}>$/.test(text) ? TOKEN_TYPE.BYTE : text === unk ? TOKEN_TYPE.UNKNOWN : TOKEN_TYPE.NORMAL;
+    const t =
+      kind === 'llama' && /^<0x[0-9A-Fa-f]{2}>$/.test(text)
+        ? TOKEN_TYPE.BYTE
+        : text === unk
+          ? TOKEN_TYPE.UNKNOWN
+          : TOKEN_TYPE.NORMAL;
     put(id, text, t, `model.vocab ${JSON.stringify(text)}`);
   }
   for (const a of added) {
-    if (typeof a.content !== 'string') throw new MedloraError(`${file}: added_tokens entry with id ${a.id} has no content`);
+    if (typeof a.content !== 'string')
+      throw new MedloraError(`${file}: added_tokens entry with id ${a.id} has no content`);
     const t = a.content === unk ? TOKEN_TYPE.UNKNOWN : a.special ? TOKEN_TYPE.CONTROL : TOKEN_TYPE.USER_DEFINED;
     put(a.id, a.content, t, `added_tokens ${JSON.stringify(a.content)}`);
   }
   let padded = 0;
   const out: string[] = [];
   for (let i = 0; i < vocabSize; i++) {
-    if (tokens[i] === undefined) { out.push(`[PAD${i}]`); types[i] = TOKEN_TYPE.UNUSED; padded++; } else out.push(tokens[i]!);
+    if (tokens[i] === undefined) {
+      out.push(`[PAD${i}]`);
+      types[i] = TOKEN_TYPE.UNUSED;
+      padded++;
+    } else out.push(tokens[i]!);
   }
 
   const md: Array<[string, GgufValue]> = [];
@@ -159,12 +209,21 @@ export function ggufVocab(dir: string, vocabSize: number, o: { chatTemplate?: st
   let pre: string | undefined;
   const merges = mergeList(model, file);
   if (kind === 'gpt2') {
-    if ((tj.decoder as PreTok | null)?.type !== 'ByteLevel') throw new MedloraError(`${file}: a BPE without byte_fallback must have a ByteLevel decoder (byte-level BPE) for GGUF export`);
+    if ((tj.decoder as PreTok | null)?.type !== 'ByteLevel')
+      throw new MedloraError(
+        `${file}: a BPE without byte_fallback must have a ByteLevel decoder (byte-level BPE) for GGUF export`,
+      );
     pre = preTokenizerName(tj, file);
     md.push(['tokenizer.ggml.pre', gguf.str(pre)]);
     md.push(['tokenizer.ggml.tokens', gguf.arr('string', out)]);
     md.push(['tokenizer.ggml.token_type', gguf.arr('i32', types)]);
-    md.push(['tokenizer.ggml.merges', gguf.arr('string', merges.map(([l, r]) => `${l} ${r}`))]);
+    md.push([
+      'tokenizer.ggml.merges',
+      gguf.arr(
+        'string',
+        merges.map(([l, r]) => `${l} ${r}`),
+      ),
+    ]);
   } else {
     // llama.cpp's SentencePiece tokenizer merges the adjacent pair whose joined text has the highest score (leftmost on
     // ties); Hugging Face's BPE merges the pair with the lowest merge rank. score = -(rank of the first merge producing
@@ -173,7 +232,10 @@ export function ggufVocab(dir: string, vocabSize: number, o: { chatTemplate?: st
     const seen = new Set<number>();
     merges.forEach(([l, r], rank) => {
       const id = vocab[l + r];
-      if (id !== undefined && !seen.has(id)) { seen.add(id); scores[id] = -rank - 1; }
+      if (id !== undefined && !seen.has(id)) {
+        seen.add(id);
+        scores[id] = -rank - 1;
+      }
     });
     md.push(['tokenizer.ggml.pre', gguf.str('default')]);
     md.push(['tokenizer.ggml.tokens', gguf.arr('string', out)]);
@@ -182,8 +244,10 @@ export function ggufVocab(dir: string, vocabSize: number, o: { chatTemplate?: st
     md.push(['tokenizer.ggml.add_space_prefix', gguf.bool(spmSpacePrefix(tj, file))]);
   }
   const ids: Array<[string, number | undefined]> = [
-    ['tokenizer.ggml.bos_token_id', tokenizer.bosId], ['tokenizer.ggml.eos_token_id', tokenizer.eosId],
-    ['tokenizer.ggml.unknown_token_id', tokenizer.unkId], ['tokenizer.ggml.padding_token_id', tokenizer.padId],
+    ['tokenizer.ggml.bos_token_id', tokenizer.bosId],
+    ['tokenizer.ggml.eos_token_id', tokenizer.eosId],
+    ['tokenizer.ggml.unknown_token_id', tokenizer.unkId],
+    ['tokenizer.ggml.padding_token_id', tokenizer.padId],
   ];
   // a generation_config eos id besides the tokenizer's eos (e.g. <|eot_id|>, <|im_end|>) ends a turn
   const eot = tokenizer.eosIds.find((i) => i !== tokenizer.eosId);

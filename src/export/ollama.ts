@@ -49,7 +49,8 @@ function stripSuffix(s: string, p: string, what: string): string {
 export function renderWithWrappers(w: RoleWrappers, messages: ChatMessage[], addGenerationPrompt: boolean): string {
   let s = messages.some((m) => m.role === 'system') ? '' : w.defaultPrefix;
   for (const m of messages) {
-    const r = m.role === 'system' ? w.system : m.role === 'user' ? w.user : m.role === 'assistant' ? w.assistant : undefined;
+    const r =
+      m.role === 'system' ? w.system : m.role === 'user' ? w.user : m.role === 'assistant' ? w.assistant : undefined;
     if (!r) throw new MedloraError(`chat template: role ${m.role} has no wrapper`);
     s += r.pre + m.content + r.post;
   }
@@ -61,7 +62,8 @@ export function renderWithWrappers(w: RoleWrappers, messages: ChatMessage[], add
  * conversations. Throws a MedloraError saying why when the template does not fit.
  */
 export function probeChatTemplate(template: string, vars: { bos_token: string; eos_token: string }): RoleWrappers {
-  const render = (msgs: ChatMessage[], gen: boolean): string => renderChatTemplate(template, msgs, { ...vars, add_generation_prompt: gen });
+  const render = (msgs: ChatMessage[], gen: boolean): string =>
+    renderChatTemplate(template, msgs, { ...vars, add_generation_prompt: gen });
   const u = (i: number): ChatMessage => ({ role: 'user', content: C(i) });
   const a = (i: number): ChatMessage => ({ role: 'assistant', content: C(i) });
   const r0 = render([u(1)], false);
@@ -69,32 +71,62 @@ export function probeChatTemplate(template: string, vars: { bos_token: string; e
   const r1 = render([u(1), a(2)], false);
   const assistantPost = between(r1, C(2), undefined, 'the assistant content does not appear in the output');
   const r2 = render([u(1), a(2), u(3)], false);
-  const assistantPre = stripPrefix(between(r2, C(1), C(2), 'user then assistant'), userPost, 'user turn end differs between conversations');
-  const userPre = stripPrefix(between(r2, C(2), C(3), 'assistant then user'), assistantPost, 'assistant turn end differs between conversations');
-  const defaultPrefix = stripSuffix(r0.slice(0, r0.indexOf(C(1))), userPre, 'the first user turn starts differently from later ones');
-  const generation = stripPrefix(between(render([u(1)], true), C(1), undefined, 'generation prompt'), userPost, 'generation prompt');
+  const assistantPre = stripPrefix(
+    between(r2, C(1), C(2), 'user then assistant'),
+    userPost,
+    'user turn end differs between conversations',
+  );
+  const userPre = stripPrefix(
+    between(r2, C(2), C(3), 'assistant then user'),
+    assistantPost,
+    'assistant turn end differs between conversations',
+  );
+  const defaultPrefix = stripSuffix(
+    r0.slice(0, r0.indexOf(C(1))),
+    userPre,
+    'the first user turn starts differently from later ones',
+  );
+  const generation = stripPrefix(
+    between(render([u(1)], true), C(1), undefined, 'generation prompt'),
+    userPost,
+    'generation prompt',
+  );
   let system: RoleWrappers['system'];
   try {
     const r3 = render([{ role: 'system', content: C(0) }, u(1)], false);
-    system = { pre: r3.slice(0, r3.indexOf(C(0))), post: stripSuffix(between(r3, C(0), C(1), 'system then user'), userPre, 'system turn') };
+    system = {
+      pre: r3.slice(0, r3.indexOf(C(0))),
+      post: stripSuffix(between(r3, C(0), C(1), 'system then user'), userPre, 'system turn'),
+    };
   } catch (e) {
     if (!(e instanceof MedloraError) || !/chat template failed/.test(e.message)) throw e; // a template that refuses system messages
     system = undefined;
   }
-  const w: RoleWrappers = { defaultPrefix, system, user: { pre: userPre, post: userPost }, assistant: { pre: assistantPre, post: assistantPost }, generation };
+  const w: RoleWrappers = {
+    defaultPrefix,
+    system,
+    user: { pre: userPre, post: userPost },
+    assistant: { pre: assistantPre, post: assistantPost },
+    generation,
+  };
   const convs: ChatMessage[][] = [[u(1), a(2), u(3), a(4), u(5)]];
   if (system) convs.push([{ role: 'system', content: C(0) }, u(1), a(2), u(3)]);
   for (const conv of convs) {
     for (const gen of [true, false]) {
-      const want = render(conv, gen), got = renderWithWrappers(w, conv, gen);
-      if (want !== got) throw new MedloraError(`chat template probe: the per-role model gives ${JSON.stringify(got.slice(0, 120))} but the template gives ${JSON.stringify(want.slice(0, 120))}`);
+      const want = render(conv, gen),
+        got = renderWithWrappers(w, conv, gen);
+      if (want !== got)
+        throw new MedloraError(
+          `chat template probe: the per-role model gives ${JSON.stringify(got.slice(0, 120))} but the template gives ${JSON.stringify(want.slice(0, 120))}`,
+        );
     }
   }
   return w;
 }
 
 function goLiteral(s: string): string {
-  if (s.includes('{{') || s.includes('}}') || s.includes('"""')) throw new MedloraError(`chat template: text ${JSON.stringify(s)} cannot be written literally in a Go template`);
+  if (s.includes('{{') || s.includes('}}') || s.includes('"""'))
+    throw new MedloraError(`chat template: text ${JSON.stringify(s)} cannot be written literally in a Go template`);
   return s;
 }
 
@@ -130,7 +162,12 @@ function quote(s: string): string {
  * The Modelfile text. `gguf` is the path written after FROM (relative to the Modelfile, e.g. "./model.gguf");
  * `modelDir` supplies generation_config.json defaults.
  */
-export function buildModelfile(o: { gguf: string; tokenizer: LoadedTokenizer; modelDir: string; contextLength?: number }): ModelfileResult {
+export function buildModelfile(o: {
+  gguf: string;
+  tokenizer: LoadedTokenizer;
+  modelDir: string;
+  contextLength?: number;
+}): ModelfileResult {
   const tok = o.tokenizer;
   const lines = [`# Ollama Modelfile written by medlora export gguf --ollama`, `FROM ${o.gguf}`];
   let template: ModelfileResult['template'] = 'none';
@@ -140,7 +177,10 @@ export function buildModelfile(o: { gguf: string; tokenizer: LoadedTokenizer; mo
     warning = 'the tokenizer has no chat template: no TEMPLATE written (Ollama sends the prompt as is)';
   } else {
     try {
-      const w = probeChatTemplate(tok.chatTemplate, { bos_token: tok.addsBos ? '' : (tok.bosToken ?? ''), eos_token: tok.eosToken ?? '' });
+      const w = probeChatTemplate(tok.chatTemplate, {
+        bos_token: tok.addsBos ? '' : (tok.bosToken ?? ''),
+        eos_token: tok.eosToken ?? '',
+      });
       lines.push(`TEMPLATE """${goTemplate(w)}"""`);
       template = 'converted';
       assistantPost = w.assistant.post;
@@ -151,13 +191,21 @@ export function buildModelfile(o: { gguf: string; tokenizer: LoadedTokenizer; mo
   }
   // stop on every end-of-generation id, and on a special token that ends an assistant turn (e.g. <|im_end|>)
   const stops = new Set<string>();
-  for (const id of tok.eosIds) { const t = tok.idToToken(id); if (t && tok.isSpecial(id)) stops.add(t); }
+  for (const id of tok.eosIds) {
+    const t = tok.idToToken(id);
+    if (t && tok.isSpecial(id)) stops.add(t);
+  }
   const endTok = assistantPost.trim();
-  if (endTok) { const id = tok.tokenToId(endTok); if (id !== undefined && tok.isSpecial(id)) stops.add(endTok); }
+  if (endTok) {
+    const id = tok.tokenToId(endTok);
+    if (id !== undefined && tok.isSpecial(id)) stops.add(endTok);
+  }
   for (const s of stops) lines.push(`PARAMETER stop ${quote(s)}`);
   // sampling defaults: generation_config.json's when present, else greedy (medlora's extraction default)
-  const gc = existsSync(join(o.modelDir, 'generation_config.json')) ? JSON.parse(readFileSync(join(o.modelDir, 'generation_config.json'), 'utf8')) as Record<string, unknown> : {};
-  const num = (k: string): number | undefined => (typeof gc[k] === 'number' ? gc[k] as number : undefined);
+  const gc = existsSync(join(o.modelDir, 'generation_config.json'))
+    ? (JSON.parse(readFileSync(join(o.modelDir, 'generation_config.json'), 'utf8')) as Record<string, unknown>)
+    : {};
+  const num = (k: string): number | undefined => (typeof gc[k] === 'number' ? (gc[k] as number) : undefined);
   const sample = gc.do_sample === true;
   lines.push(`PARAMETER temperature ${sample ? (num('temperature') ?? 1) : 0}`);
   if (sample && num('top_p') !== undefined) lines.push(`PARAMETER top_p ${num('top_p')}`);

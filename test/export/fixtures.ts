@@ -18,7 +18,8 @@ function readLlama2cTokenizer(path: string): Array<[string, number]> {
   let o = 4;
   const out: Array<[string, number]> = [];
   while (o < b.length) {
-    const score = b.readFloatLE(o), n = b.readInt32LE(o + 4);
+    const score = b.readFloatLE(o),
+      n = b.readInt32LE(o + 4);
     out.push([b.subarray(o + 8, o + 8 + n).toString('utf8'), score]);
     o += 8 + n;
   }
@@ -41,27 +42,76 @@ export function makeStoriesTokenizer(dir: string): void {
     if (id < 3 || /^<0x[0-9A-F]{2}>$/.test(piece)) continue;
     const chars = [...piece];
     for (let k = 1; k < chars.length; k++) {
-      const l = chars.slice(0, k).join(''), r = chars.slice(k).join('');
+      const l = chars.slice(0, k).join(''),
+        r = chars.slice(k).join('');
       if (vocab[l] !== undefined && vocab[r] !== undefined) merges.push([l, r, id, vocab[l]!, vocab[r]!]);
     }
   }
   merges.sort((a, b) => score[b[2]]! - score[a[2]]! || a[2] - b[2] || a[3] - b[3] || a[4] - b[4]);
-  const special = (id: number, content: string): object => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
-  writeJson(join(dir, 'tokenizer.json'), {
-    version: '1.0', truncation: null, padding: null,
-    added_tokens: [special(0, '<unk>'), special(1, '<s>'), special(2, '</s>')],
-    normalizer: { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '\u2581' }, { type: 'Replace', pattern: { String: ' ' }, content: '\u2581' }] },
-    pre_tokenizer: null,
-    post_processor: { type: 'TemplateProcessing', single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-      pair: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '<s>', type_id: 1 } }, { Sequence: { id: 'B', type_id: 1 } }],
-      special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } } },
-    decoder: { type: 'Sequence', decoders: [{ type: 'Replace', pattern: { String: '\u2581' }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' },
-      { type: 'Strip', content: ' ', start: 1, stop: 0 }] },
-    model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true,
-      byte_fallback: true, ignore_merges: false, vocab, merges: merges.map((m) => [m[0], m[1]]) },
+  const special = (id: number, content: string): object => ({
+    id,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
   });
-  writeJson(join(dir, 'tokenizer_config.json'), { bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>', add_bos_token: true, add_eos_token: false,
-    tokenizer_class: 'LlamaTokenizerFast', chat_template: CHATML_TEMPLATE });
+  writeJson(join(dir, 'tokenizer.json'), {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: [special(0, '<unk>'), special(1, '<s>'), special(2, '</s>')],
+    normalizer: {
+      type: 'Sequence',
+      normalizers: [
+        { type: 'Prepend', prepend: '\u2581' },
+        { type: 'Replace', pattern: { String: ' ' }, content: '\u2581' },
+      ],
+    },
+    pre_tokenizer: null,
+    post_processor: {
+      type: 'TemplateProcessing',
+      single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+      pair: [
+        { SpecialToken: { id: '<s>', type_id: 0 } },
+        { Sequence: { id: 'A', type_id: 0 } },
+        { SpecialToken: { id: '<s>', type_id: 1 } },
+        { Sequence: { id: 'B', type_id: 1 } },
+      ],
+      special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
+    },
+    decoder: {
+      type: 'Sequence',
+      decoders: [
+        { type: 'Replace', pattern: { String: '\u2581' }, content: ' ' },
+        { type: 'ByteFallback' },
+        { type: 'Fuse' },
+        { type: 'Strip', content: ' ', start: 1, stop: 0 },
+      ],
+    },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: '<unk>',
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: true,
+      byte_fallback: true,
+      ignore_merges: false,
+      vocab,
+      merges: merges.map((m) => [m[0], m[1]]),
+    },
+  });
+  writeJson(join(dir, 'tokenizer_config.json'), {
+    bos_token: '<s>',
+    eos_token: '</s>',
+    unk_token: '<unk>',
+    add_bos_token: true,
+    add_eos_token: false,
+    tokenizer_class: 'LlamaTokenizerFast',
+    chat_template: CHATML_TEMPLATE,
+  });
 }
 
 /** A chat template in the ChatML family (<|im_start|>role ... <|im_end|>), for Modelfile conversion tests. */
@@ -81,23 +131,62 @@ export function makeByteTokenizer(dir: string, vocabSize: number): void {
   let id = 3;
   for (let b = 0; b < 256 && id < vocabSize; b++) vocab[chars[b]!] = id++;
   const merges: Array<[string, string]> = [];
-  for (const [l, r] of [['t', 'h'], ['th', 'e'], ['\u0120', 't'], ['\u0120', 'a'], ['i', 'n']] as Array<[string, string]>) {
+  for (const [l, r] of [
+    ['t', 'h'],
+    ['th', 'e'],
+    ['\u0120', 't'],
+    ['\u0120', 'a'],
+    ['i', 'n'],
+  ] as Array<[string, string]>) {
     if (id >= vocabSize || vocab[l] === undefined || vocab[r] === undefined) break;
     vocab[l + r] = id++;
     merges.push([l, r]);
   }
-  const special = (i: number, content: string): object => ({ id: i, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  const special = (i: number, content: string): object => ({
+    id: i,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
+  });
   writeJson(join(dir, 'tokenizer.json'), {
-    version: '1.0', truncation: null, padding: null,
+    version: '1.0',
+    truncation: null,
+    padding: null,
     added_tokens: [special(0, '<unk>'), special(1, '<s>'), special(2, '</s>')],
     normalizer: null,
     pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
-    post_processor: { type: 'TemplateProcessing', single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-      pair: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '<s>', type_id: 1 } }, { Sequence: { id: 'B', type_id: 1 } }],
-      special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } } },
+    post_processor: {
+      type: 'TemplateProcessing',
+      single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+      pair: [
+        { SpecialToken: { id: '<s>', type_id: 0 } },
+        { Sequence: { id: 'A', type_id: 0 } },
+        { SpecialToken: { id: '<s>', type_id: 1 } },
+        { Sequence: { id: 'B', type_id: 1 } },
+      ],
+      special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
+    },
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false,
-      byte_fallback: false, ignore_merges: false, vocab, merges },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab,
+      merges,
+    },
   });
-  writeJson(join(dir, 'tokenizer_config.json'), { bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>', tokenizer_class: 'PreTrainedTokenizerFast' });
+  writeJson(join(dir, 'tokenizer_config.json'), {
+    bos_token: '<s>',
+    eos_token: '</s>',
+    unk_token: '<unk>',
+    tokenizer_class: 'PreTrainedTokenizerFast',
+  });
 }
