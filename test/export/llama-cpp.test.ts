@@ -4,7 +4,8 @@
 // tolerance; a LoRA-only GGUF applied by llama.cpp to the base GGUF gives the merged export's ids.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { gguf as readGguf } from '@huggingface/gguf';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportGguf, type ExportType } from '../../src/export/gguf-model.js';
@@ -300,6 +301,42 @@ test(
       want,
       wantBase,
       'the adapter must change the greedy ids, or this test could not tell merged from base',
+    );
+  },
+);
+
+test(
+  'rsLoRA adapter as LoRA-only GGUF: adapter.lora.alpha folds alpha / sqrt(r); llama.cpp base + --lora equals medlora base + adapter',
+  { skip },
+  async () => {
+    // the llama-tiny adapter with use_rslora: scaling alpha / sqrt(r) = 8 / 2 = 4 instead of alpha / r = 2
+    const ad = join(tmp, 'rslora-adapter');
+    mkdirSync(ad, { recursive: true });
+    const cfg = JSON.parse(readFileSync(join(ref('llama-tiny'), 'adapter', 'adapter_config.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
+    writeFileSync(join(ad, 'adapter_config.json'), JSON.stringify({ ...cfg, use_rslora: true }));
+    copyFileSync(
+      join(ref('llama-tiny'), 'adapter', 'adapter_model.safetensors'),
+      join(ad, 'adapter_model.safetensors'),
+    );
+    const tokDir = join(tmp, 'byte-tok-rs');
+    makeByteTokenizer(tokDir, 256);
+    const base = exportTo('rs-base.gguf', { model: ref('llama-tiny'), tokenizer: tokDir, type: 'f32' });
+    const lora = exportTo('rs-lora.gguf', { model: ref('llama-tiny'), adapter: ad, type: 'f32', loraOnly: true });
+    const md = (await readGguf(lora, { allowLocalFile: true })).metadata as Record<string, unknown>;
+    assert.deepEqual([md['general.type'], md['adapter.type'], md['adapter.lora.alpha']], ['adapter', 'lora', 16]);
+    const n = 24;
+    const want = medloraGreedy(ref('llama-tiny'), tinyPrompts, n, ad);
+    const plain = medloraGreedy(ref('llama-tiny'), tinyPrompts, n, join(ref('llama-tiny'), 'adapter'));
+    const got = await llamaGreedy(base, tinyPrompts, n, lora);
+    tinyPrompts.forEach((_, i) => console.log(`  prompt ${i}: ${firstDiff(got[i]!, want[i]!)}`));
+    assert.deepEqual(got, want);
+    assert.notDeepEqual(
+      want,
+      plain,
+      'rsLoRA scaling must change the ids, or this test could not tell the two scalings apart',
     );
   },
 );
