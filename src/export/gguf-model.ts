@@ -8,7 +8,7 @@
 import { basename, resolve } from 'node:path';
 import { existsSync } from 'node:fs';
 import { bf16ToF32, bytesAsF32, bytesAsU16, f16ToF32 } from '../io/dtype.js';
-import { loadModelConfig, type LlamaLikeConfig, type ModelConfig } from '../io/config.js';
+import { loadModelConfig, type Gpt2Config, type LlamaLikeConfig, type ModelConfig } from '../io/config.js';
 import { loraScale, readAdapter, type Adapter } from '../io/peft.js';
 import { openCheckpoint, type TensorSource } from '../io/safetensors.js';
 import { fromBytes, scope } from '../tensor/index.js';
@@ -28,6 +28,7 @@ const ARCH: Record<string, { arch: string; permute: boolean }> = {
   llama: { arch: 'llama', permute: true },
   mistral: { arch: 'llama', permute: true },
   qwen2: { arch: 'qwen2', permute: false },
+  gpt2: { arch: 'gpt2', permute: false },
 };
 
 export interface ExportGgufOptions {
@@ -89,6 +90,130 @@ export function ggufTensorName(hf: string): string | null | undefined {
   return m && part ? `blk.${m[1]}.${part}.${m[3]}` : undefined;
 }
 
+const GPT2_PART: Record<string, string> = {
+  ln_1: 'attn_norm',
+  'attn.c_attn': 'attn_qkv',
+  'attn.c_proj': 'attn_output',
+  ln_2: 'ffn_norm',
+  'mlp.c_fc': 'ffn_up',
+  'mlp.c_proj': 'ffn_down',
+};
+
+/**
+ * GPT-2 HF tensor name (with or without the "transformer." prefix) -> GGUF name (gguf-py tensor_mapping.py, arch gpt2);
+ * null = not stored (the causal-mask buffers attn.bias / attn.masked_bias).
+ */
+export function gpt2TensorName(hf: string): string | null | undefined {
+  const n = hf.startsWith('transformer.') ? hf.slice('transformer.'.length) : hf;
+  if (/^h\.\d+\.attn\.(masked_)?bias$/.test(n)) return null;
+  if (n === 'wte.weight') return 'token_embd.weight';
+  if (n === 'wpe.weight') return 'position_embd.weight';
+  if (n === 'ln_f.weight' || n === 'ln_f.bias') return `output_norm.${n.slice(5)}`;
+  if (n === 'lm_head.weight') return 'output.weight';
+  const m = /^h\.(\d+)\.(.+)\.(weight|bias)$/.exec(n);
+  const part = m ? GPT2_PART[m[2]!] : undefined;
+  return m && part ? `blk.${m[1]}.${part}.${m[3]}` : undefined;
+}
+
+/** GPT-2's Conv1D weights are stored [in, out]; llama.cpp (like every Linear) wants [out, in] (conversion/gpt2.py). */
+function gpt2Transposed(hf: string): boolean {
+  return /(^|\.)h\.\d+\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/.test(hf);
+}
+
+/** [rows, cols] row-major -> [cols, rows]. */
+function transpose2d(x: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = x[r * cols + c]!;
+  return out;
+}
+
+/** What differs per architecture: names, layout, metadata, extra tensors. */
+interface ArchSpec {
+  arch: string;
+  name(hf: string): string | null | undefined;
+  /** q/k row permutation heads for a GGUF tensor name (0 = none) */
+  permuteHeads(name: string): number;
+  /** stored [in, out] in the checkpoint */
+  transposed(hf: string): boolean;
+  /** the input embedding a LoRA on a tied lm_head is added to */
+  embedKey: string;
+  vocabSize: number;
+  tied: boolean;
+  metadata(notes: string[]): { md: Array<[string, GgufValue]>; ctx: number };
+  extra(): GgufTensor[];
+}
+
+function archSpec(c: ModelConfig, file: string, keys: string[]): ArchSpec {
+  if (c.model_type === 'gpt2') return gpt2Spec(c, file, keys);
+  const lc = llamaConfig(c, file);
+  const { arch, permute } = ARCH[lc.model_type]!;
+  return {
+    arch,
+    vocabSize: lc.vocab_size,
+    tied: lc.tie_word_embeddings,
+    embedKey: 'model.embed_tokens.weight',
+    name: ggufTensorName,
+    permuteHeads: (n) =>
+      !permute
+        ? 0
+        : n.includes('.attn_q.')
+          ? lc.num_attention_heads
+          : n.includes('.attn_k.')
+            ? lc.num_key_value_heads
+            : 0,
+    transposed: () => false,
+    metadata: (notes) => archMetadata(lc, arch, notes),
+    extra: () => {
+      const factors = llama3RopeFactors(lc);
+      return factors
+        ? [
+            {
+              name: 'rope_freqs.weight',
+              shape: [factors.length],
+              type: 'F32',
+              data: () => encodeTensor(factors, 'F32', factors.length, 'rope_freqs'),
+            },
+          ]
+        : [];
+    },
+  };
+}
+
+function gpt2Spec(c: Gpt2Config, file: string, keys: string[]): ArchSpec {
+  // llama.cpp's gpt2 graph: tanh-approximated GELU, attention scaled by 1/sqrt(head_dim), no per-layer scaling
+  if (!['gelu_new', 'gelu_pytorch_tanh', 'gelu_fast'].includes(c.activation_function)) {
+    throw new MedloraError(
+      `${file}: activation_function "${c.activation_function}" is not the tanh GELU llama.cpp's gpt2 graph computes`,
+    );
+  }
+  if (!c.scale_attn_weights || c.scale_attn_by_inverse_layer_idx) {
+    throw new MedloraError(
+      `${file}: scale_attn_weights=false or scale_attn_by_inverse_layer_idx=true is not what llama.cpp's gpt2 graph computes`,
+    );
+  }
+  return {
+    arch: 'gpt2',
+    vocabSize: c.vocab_size,
+    tied: c.tie_word_embeddings,
+    embedKey: keys.includes('transformer.wte.weight') ? 'transformer.wte.weight' : 'wte.weight',
+    name: gpt2TensorName,
+    permuteHeads: () => 0,
+    transposed: gpt2Transposed,
+    metadata: () => ({
+      md: [
+        ['gpt2.context_length', gguf.u32(c.n_positions)],
+        ['gpt2.embedding_length', gguf.u32(c.n_embd)],
+        ['gpt2.feed_forward_length', gguf.u32(c.n_inner)],
+        ['gpt2.block_count', gguf.u32(c.n_layer)],
+        ['gpt2.attention.head_count', gguf.u32(c.n_head)],
+        ['gpt2.attention.layer_norm_epsilon', gguf.f32(c.layer_norm_epsilon)],
+      ],
+      ctx: c.n_positions,
+    }),
+    extra: () => [],
+  };
+}
+
 /**
  * llama.cpp's row order for q/k projections (conversion/llama.py `permute`): HF stores each head's rotary pairs as
  * (first half, second half); llama.cpp's RoPE rotates adjacent rows. Per head, rows (j, i) -> (i, j) for j in {0, 1},
@@ -145,8 +270,8 @@ function loraDelta(ad: Adapter, module: string, scaling: number): Float32Array {
 function llamaConfig(c: ModelConfig, file: string): LlamaLikeConfig {
   if (!(c.model_type in ARCH)) {
     throw new MedloraError(
-      `${file}: model_type "${c.model_type}" cannot be exported to GGUF yet (supported: llama, mistral, qwen2). ` +
-        'llama.cpp itself supports gpt2 and stablelm, but medlora does not write their tensor layout',
+      `${file}: model_type "${c.model_type}" cannot be exported to GGUF yet (supported: llama, mistral, qwen2, gpt2). ` +
+        'llama.cpp supports stablelm too, but medlora does not write its tensor layout yet',
     );
   }
   return c as LlamaLikeConfig;
@@ -239,9 +364,8 @@ export function exportGguf(o: ExportGgufOptions): ExportGgufReport {
   if (existsSync(o.out) && resolve(o.out) === resolve(o.model))
     throw new MedloraError(`export gguf: out ${o.out} is the model folder`);
   const cfgFile = `${o.model}/config.json`;
-  const config = llamaConfig(loadModelConfig(o.model).config, cfgFile);
-  const { arch, permute } = ARCH[config.model_type]!;
   const src = openCheckpoint(o.model);
+  const spec = archSpec(loadModelConfig(o.model).config, cfgFile, src.names());
   const ad = o.adapter !== undefined ? readAdapter(o.adapter) : undefined;
   if (ad) {
     if (ad.otherTensors.length)
@@ -251,32 +375,31 @@ export function exportGguf(o: ExportGgufOptions): ExportGgufReport {
     if (ad.config.bias !== 'none')
       throw new MedloraError(`${o.adapter}: bias=${JSON.stringify(ad.config.bias)} is not supported (only "none")`);
   }
-  return o.loraOnly ? exportAdapter(o, config, arch, permute, src, ad) : exportModel(o, config, arch, permute, src, ad);
+  return o.loraOnly ? exportAdapter(o, spec, src, ad) : exportModel(o, spec, src, ad);
 }
 
 function exportModel(
   o: ExportGgufOptions,
-  c: LlamaLikeConfig,
-  arch: string,
-  permute: boolean,
+  spec: ArchSpec,
   src: TensorSource,
   ad: Adapter | undefined,
 ): ExportGgufReport {
+  const arch = spec.arch;
   const notes: string[] = [];
-  const vocab = ggufVocab(o.tokenizer ?? o.model, c.vocab_size);
+  const vocab = ggufVocab(o.tokenizer ?? o.model, spec.vocabSize);
   if (vocab.padded)
     notes.push(
-      `${vocab.padded} token ids past the tokenizer's vocabulary padded as [PAD<id>] (vocab_size ${c.vocab_size})`,
+      `${vocab.padded} token ids past the tokenizer's vocabulary padded as [PAD<id>] (vocab_size ${spec.vocabSize})`,
     );
   const scaling = ad ? loraScale(ad.config) : 0;
 
   // HF name -> where its values come from, and which LoRA (if any) is merged in
   const plan = new Map<string, { from: string; lora?: string }>();
   for (const hf of src.names()) {
-    const g = ggufTensorName(hf);
+    const g = spec.name(hf);
     if (g === undefined)
       throw new MedloraError(
-        `${src.label}: tensor '${hf}' has no GGUF name for arch ${arch} (not a ${c.model_type} checkpoint?)`,
+        `${src.label}: tensor '${hf}' has no GGUF name for arch ${arch} (not a ${arch} checkpoint?)`,
       );
     if (g !== null) plan.set(hf, { from: hf });
   }
@@ -287,8 +410,8 @@ function exportModel(
       p.lora = m;
       continue;
     }
-    if (m === 'lm_head' && c.tie_word_embeddings && plan.has('model.embed_tokens.weight')) {
-      plan.set(key, { from: 'model.embed_tokens.weight', lora: m }); // a LoRA on the tied head: write a separate output.weight
+    if (m === 'lm_head' && spec.tied && plan.has(spec.embedKey)) {
+      plan.set(key, { from: spec.embedKey, lora: m }); // a LoRA on the tied head: write a separate output.weight
       notes.push('the adapter targets the tied lm_head: wrote a separate output.weight (embedding + LoRA update)');
       continue;
     }
@@ -300,9 +423,10 @@ function exportModel(
   const fallbacks: string[] = [];
   const tensors: GgufTensor[] = [];
   for (const [hf, p] of plan) {
-    const name = ggufTensorName(hf)!;
+    const name = spec.name(hf)!;
     const info = src.info(p.from);
-    const shape = [...info.shape];
+    const transposed = spec.transposed(hf);
+    const shape = transposed ? [...info.shape].reverse() : [...info.shape];
     const rowLen = shape[shape.length - 1]!;
     let type: GgmlType = GGML_OF[o.type];
     if (shape.length <= 1 || name.endsWith('_norm.weight')) type = 'F32';
@@ -310,17 +434,14 @@ function exportModel(
       type = 'F16';
       fallbacks.push(`${name}: rows of ${rowLen} are not a multiple of ${Q8_0_BLOCK}, stored F16`);
     }
-    const heads = name.includes('.attn_q.')
-      ? c.num_attention_heads
-      : name.includes('.attn_k.')
-        ? c.num_key_value_heads
-        : 0;
+    const heads = spec.permuteHeads(name);
     tensors.push({
       name,
       shape,
       type,
       data: () => {
         let x = readF32(src, p.from);
+        if (transposed) x = transpose2d(x, info.shape[0]!, info.shape[1]!);
         if (p.lora) {
           const d = loraDelta(ad!, p.lora, scaling);
           if (d.length !== x.length)
@@ -329,22 +450,15 @@ function exportModel(
             );
           for (let i = 0; i < x.length; i++) x[i] = x[i]! + d[i]!;
         }
-        if (permute && heads) x = permuteQK(x, heads, shape.length === 1 ? 1 : rowLen);
+        if (heads) x = permuteQK(x, heads, shape.length === 1 ? 1 : rowLen);
         return encodeTensor(x, type, rowLen, `${src.label}: '${hf}'`);
       },
     });
   }
-  const factors = llama3RopeFactors(c);
-  if (factors)
-    tensors.push({
-      name: 'rope_freqs.weight',
-      shape: [factors.length],
-      type: 'F32',
-      data: () => encodeTensor(factors, 'F32', factors.length, 'rope_freqs'),
-    });
+  tensors.push(...spec.extra());
   tensors.sort((a, b) => (orderKey(a.name) < orderKey(b.name) ? -1 : 1));
 
-  const { md: archMd, ctx } = archMetadata(c, arch, notes);
+  const { md: archMd, ctx } = spec.metadata(notes);
   const md: Array<[string, GgufValue]> = [
     ['general.architecture', gguf.str(arch)],
     ['general.type', gguf.str('model')],
@@ -374,12 +488,11 @@ function exportModel(
 
 function exportAdapter(
   o: ExportGgufOptions,
-  c: LlamaLikeConfig,
-  arch: string,
-  permute: boolean,
+  spec: ArchSpec,
   src: TensorSource,
   ad: Adapter | undefined,
 ): ExportGgufReport {
+  const arch = spec.arch;
   if (!ad) throw new MedloraError('export gguf: lora-only needs an adapter folder');
   if (o.type === 'q8_0')
     throw new MedloraError('export gguf: a LoRA-only GGUF is written as f32, f16 or bf16 (not q8_0)');
@@ -389,7 +502,7 @@ function exportAdapter(
   const tensors: GgufTensor[] = [];
   for (const [m, lm] of ad.modules) {
     const hf = `${m}.weight`;
-    const name = ggufTensorName(hf);
+    const name = spec.name(hf);
     if (!name) throw new MedloraError(`${o.adapter}: LoRA module '${m}' has no GGUF tensor name for arch ${arch}`);
     if (!src.has(hf)) {
       throw new MedloraError(
@@ -398,17 +511,13 @@ function exportAdapter(
           : `${o.adapter}: LoRA module '${m}' but ${src.label} has no tensor '${hf}' (adapter for another model?)`,
       );
     }
-    const base = src.info(hf).shape;
+    const base = spec.transposed(hf) ? [...src.info(hf).shape].reverse() : src.info(hf).shape;
     if (base[0] !== lm.outFeatures || base[1] !== lm.inFeatures) {
       throw new MedloraError(
         `${o.adapter}: LoRA '${m}' is [${lm.outFeatures}, ${lm.inFeatures}] but '${hf}' is [${base.join(', ')}]`,
       );
     }
-    const heads = name.includes('.attn_q.')
-      ? c.num_attention_heads
-      : name.includes('.attn_k.')
-        ? c.num_key_value_heads
-        : 0;
+    const heads = spec.permuteHeads(name);
     const stem = name.replace(/\.weight$/, '');
     // lora_a [r, in]: unchanged; lora_b [out, r]: its rows are output rows, so q/k get the same permutation as the weight
     tensors.push({
@@ -423,7 +532,7 @@ function exportAdapter(
       type,
       data: () => {
         let b = readF32(ad.tensors, lm.B.name);
-        if (permute && heads) b = permuteQK(b, heads, r);
+        if (heads) b = permuteQK(b, heads, r);
         return encodeTensor(b, type, r, lm.B.name);
       },
     });

@@ -341,6 +341,37 @@ test(
   },
 );
 
+test(
+  "gpt2-tiny (Conv1D weights transposed, learned positions, tied output) + c_attn LoRA (fan_in_fan_out): llama.cpp ids equal medlora's, merged and LoRA-only",
+  { skip },
+  async () => {
+    const dir = ref('gpt2-tiny');
+    const adapter = join(dir, 'adapter');
+    const tokDir = join(tmp, 'byte-tok-gpt2');
+    makeByteTokenizer(tokDir, 320);
+    const base = exportTo('gpt2-base.gguf', { model: dir, tokenizer: tokDir, type: 'f32' });
+    const merged = exportTo('gpt2-merged.gguf', { model: dir, adapter, tokenizer: tokDir, type: 'f32' });
+    const lora = exportTo('gpt2-lora.gguf', { model: dir, adapter, type: 'f32', loraOnly: true });
+    const n = 24;
+    const wantBase = medloraGreedy(dir, tinyPrompts, n);
+    const want = medloraGreedy(dir, tinyPrompts, n, adapter);
+    const got = {
+      base: await llamaGreedy(base, tinyPrompts, n),
+      merged: await llamaGreedy(merged, tinyPrompts, n),
+      lora: await llamaGreedy(base, tinyPrompts, n, lora),
+    };
+    tinyPrompts.forEach((_, i) =>
+      console.log(
+        `  prompt ${i}: base ${firstDiff(got.base[i]!, wantBase[i]!)}, merged ${firstDiff(got.merged[i]!, want[i]!)}, base + --lora ${firstDiff(got.lora[i]!, want[i]!)}`,
+      ),
+    );
+    assert.deepEqual(got.base, wantBase);
+    assert.deepEqual(got.merged, want);
+    assert.deepEqual(got.lora, want);
+    assert.notDeepEqual(want, wantBase);
+  },
+);
+
 for (const name of ['llama3-tiny-tied', 'qwen2-tiny'] as const) {
   test(
     `${name} (f32${name === 'llama3-tiny-tied' ? ', llama3 rope_freqs, tied output, padded vocab' : ', arch qwen2 with q/k/v bias'}): llama.cpp greedy ids equal medlora's`,
