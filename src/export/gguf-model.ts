@@ -1,5 +1,6 @@
 // A Hugging Face checkpoint (+ an optional PEFT LoRA adapter merged in) -> one GGUF file llama.cpp loads; or the adapter
-// alone as a llama.cpp LoRA GGUF. Llama family only (llama, mistral -> arch "llama"; qwen2 -> arch "qwen2").
+// alone as a llama.cpp LoRA GGUF. Llama family (llama, mistral -> arch "llama"; qwen2 -> arch "qwen2") and GPT-2 (arch
+// "gpt2": Conv1D weights transposed as conversion/gpt2.py does); stablelm is refused.
 // Sources for every name and rule here (read, not copied): llama.cpp convert_hf_to_gguf.py / conversion/llama.py
 // (q/k row permutation `permute`, llama3 `rope_freqs` factors, hparams keys), conversion/base.py (1-D and *_norm tensors
 // stay F32, q8_0 falls back to F16 when a row is not a multiple of 32), convert_lora_to_gguf.py (general.type=adapter,

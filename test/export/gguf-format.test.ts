@@ -381,17 +381,20 @@ test(
       text.out,
       /^wrote .*t2\.gguf: model \(arch llama, type bf16\), 21 tensors \((5 F32, 16 BF16|16 BF16, 5 F32)\), /,
     );
-    const gpt2 = medlora(
+    const stablelm = medlora(
       'export',
       'gguf',
       '--model',
-      sharedPath('fixtures', 'reference', 'gpt2-tiny'),
+      join(packageRoot(), 'test', 'fixtures', 'stablelm-tiny'),
       '--out',
       join(tmp, 'g.gguf'),
     );
-    assert.equal(gpt2.code, 1);
-    assert.match(gpt2.err, /model_type "gpt2" cannot be exported to GGUF yet \(supported: llama, mistral, qwen2\)/);
-    assert.equal(gpt2.err.trim().split('\n').length, 1, gpt2.err);
+    assert.equal(stablelm.code, 1);
+    assert.match(
+      stablelm.err,
+      /model_type "stablelm" cannot be exported to GGUF yet \(supported: llama, mistral, qwen2, gpt2\)/,
+    );
+    assert.equal(stablelm.err.trim().split('\n').length, 1, stablelm.err);
     const badType = medlora(
       'export',
       'gguf',
