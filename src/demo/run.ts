@@ -4,7 +4,7 @@
 // this file only sequences them and tells the user what happens and where files go.
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { loadAdapter } from '../adapt/peft-io.js';
+import { loadAnyAdapter } from '../adapt/methods/index.js';
 import { loadModel } from '../model/load.js';
 import type { LoadedModel } from '../model/registry.js';
 import { loadTokenizer, type LoadedTokenizer } from '../tokenize/tokenizer.js';
@@ -166,7 +166,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
     return run;
   };
   const evBase = evaluate('eval base');
-  loadAdapter(base, f.adapter);
+  loadAnyAdapter(base, f.adapter);
   const evFt = evaluate('eval fine-tuned');
   lap('eval');
   const named: NamedEvalRun[] = [{ name: 'base', model: baseDir, adapter: null, run: evBase }, { name: 'fine-tuned', model: baseDir, adapter: f.adapter, run: evFt }];
