@@ -1,0 +1,52 @@
+// The method seam around the numerics: config keys (finetuning, lora.use_dora, adapter_v2 section), QLoRA (NF4 base)
+// under every method, and the refusals (4-bit merge, method / init_adapter mismatch).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadModel } from '../../src/model/load.js';
+import { causalLmLoss } from '../../src/model/loss.js';
+import { noGrad, scope } from '../../src/tensor/index.js';
+import { resolveConfig } from '../../src/train/config.js';
+import { quantizeModel } from '../../src/adapt/nf4-linear.js';
+import { methodNamed, mergeAnyAdapter } from '../../src/adapt/methods/index.js';
+import { refBatch, refDir, skipNoShared } from '../model/fixtures.js';
+
+test('config: finetuning defaults to lora; lora.use_dora is PEFT\'s spelling of dora; adapter_v2 has litgpt defaults', () => {
+  const base = { model: 'm', output_dir: 'o', data: { train: 't' } };
+  assert.equal(resolveConfig(base, []).finetuning, 'lora');
+  const d = resolveConfig({ ...base, lora: { use_dora: true } }, []);
+  assert.deepEqual([d.finetuning, d.lora.use_dora], ['dora', true]);
+  const d2 = resolveConfig(base, [['finetuning', 'dora']]);
+  assert.deepEqual([d2.finetuning, d2.lora.use_dora], ['dora', true], 'both keys say dora in the saved config');
+  const a = resolveConfig({ ...base, finetuning: 'adapter_v2' }, []);
+  assert.deepEqual([a.adapter_v2.adapter_prompt_length, a.adapter_v2.adapter_start_layer, a.adapter_v2.target_modules], [10, 2, 'all']);
+  assert.throws(() => resolveConfig({ ...base, finetuning: 'adapter_v2', lora: { use_dora: true } }, []), /lora\.use_dora: true conflicts with finetuning: adapter_v2/);
+  assert.throws(() => resolveConfig({ ...base, finetuning: 'ia3' }, []), /finetuning must be one of lora, dora, adapter_v2/);
+  // the short flags LoRA had keep meaning LoRA's keys
+  assert.deepEqual(resolveConfig(base, [['target_modules', 'q_proj,k_proj']]).lora.target_modules, ['q_proj', 'k_proj']);
+  assert.equal(resolveConfig(base, [['adapter_v2.adapter_start_layer', '0']]).adapter_v2.adapter_start_layer, 0);
+});
+
+test('QLoRA composes with every method: NF4 base, fresh adapter == quantized base exactly, gradients reach every trainable tensor; merge refuses 4-bit', { skip: skipNoShared }, () => {
+  const { ids, labels } = refBatch('llama-tiny');
+  for (const [method, settings] of [
+    ['lora', { r: 4, lora_alpha: 8, lora_dropout: 0, target_modules: ['q_proj', 'v_proj', 'down_proj'] }],
+    ['dora', { r: 4, lora_alpha: 8, lora_dropout: 0, target_modules: ['q_proj', 'v_proj', 'down_proj'] }],
+    ['adapter_v2', { adapter_prompt_length: 4, adapter_start_layer: 1, target_modules: 'all' }],
+  ] as const) {
+    const model = loadModel(refDir('llama-tiny'));
+    try {
+      const q = quantizeModel(model, { skip: ['lm_head'] });
+      assert.ok(q.layers.length >= 14);
+      const base = noGrad(() => model.forward(ids).toFloat32Array());
+      methodNamed(method).apply(model, settings as never);
+      assert.deepEqual(Array.from(noGrad(() => model.forward(ids).toFloat32Array())), Array.from(base), `${method} over NF4: fresh == base`);
+      // make the adapters non-trivial so that every tensor gets a gradient
+      noGrad(() => { for (const [k, p] of model.trainableParameters()) if (/lora_B|gating_factor/.test(k)) p.add_(0.05); });
+      scope(() => causalLmLoss(model.forward(ids), labels).loss.backward());
+      const tr = model.trainableParameters();
+      assert.ok(tr.length > 0);
+      for (const [k, p] of tr) assert.ok(p.grad && Array.from(p.grad.toFloat32Array()).some((v) => v !== 0), `${method}: ${k} has a non-zero gradient`);
+      if (method !== 'adapter_v2') assert.throws(() => mergeAnyAdapter(model), /4-bit/);
+    } finally { model.dispose(); }
+  }
+});
