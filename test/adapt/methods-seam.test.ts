@@ -50,3 +50,18 @@ test('QLoRA composes with every method: NF4 base, fresh adapter == quantized bas
     } finally { model.dispose(); }
   }
 });
+
+test('ade-email presets: LoRA (batch 16, lr 3e-4, wd 0.01, 5 epochs, warmup 100) and Adapter-V2 (batch 8, lr 3e-3, wd 0.02, 5 epochs, warmup 2 of 5 epochs)', async () => {
+  const { readConfigFile } = await import('../../src/train/config.js');
+  const { join } = await import('node:path');
+  const { packageRoot } = await import('../../src/util/paths.js');
+  for (const m of ['llama2-7b', 'stablelm-3b']) {
+    const flags: Array<[string, string]> = [['model', 'M'], ['data.train', 'T']];
+    const l = resolveConfig(readConfigFile(join(packageRoot(), 'configs', `ade-email-${m}-lora.yaml`)), flags);
+    assert.deepEqual([l.finetuning, l.training.per_device_train_batch_size, l.training.learning_rate, l.training.weight_decay, l.training.num_train_epochs, l.training.warmup_steps],
+      ['lora', 16, 3e-4, 0.01, 5, 100]);
+    const a = resolveConfig(readConfigFile(join(packageRoot(), 'configs', `ade-email-${m}-adapter-v2.yaml`)), flags);
+    assert.deepEqual([a.finetuning, a.training.per_device_train_batch_size, a.training.learning_rate, a.training.weight_decay, a.training.num_train_epochs, a.training.warmup_ratio,
+      a.adapter_v2.adapter_prompt_length, a.adapter_v2.adapter_start_layer, a.adapter_v2.target_modules], ['adapter_v2', 8, 3e-3, 0.02, 5, 0.4, 10, 2, 'all']);
+  }
+});
