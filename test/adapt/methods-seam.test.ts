@@ -65,3 +65,44 @@ test('ade-email presets: LoRA (batch 16, lr 3e-4, wd 0.01, 5 epochs, warmup 100)
       a.adapter_v2.adapter_prompt_length, a.adapter_v2.adapter_start_layer, a.adapter_v2.target_modules], ['adapter_v2', 8, 3e-3, 0.02, 5, 0.4, 10, 2, 'all']);
   }
 });
+
+test('medlora merge through the seam: a PEFT DoRA adapter merges to PEFT merge_and_unload logits; Adapter-V2 with a prefix is refused (exit 1, one line)', { skip: skipNoShared }, async () => {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { spawnSync } = await import('node:child_process');
+  const { packageRoot } = await import('../../src/util/paths.js');
+  const { openCheckpoint } = await import('../../src/io/safetensors.js');
+  const { bytesToNumbers } = await import('../../src/io/dtype.js');
+  const { assertClose } = await import('../../src/util/close.js');
+  const fix = join(packageRoot(), 'test', 'fixtures', 'methods', 'llama-tiny');
+  const out = mkdtempSync(join(tmpdir(), 'medlora-merge-dora-'));
+  try {
+    const bin = join(packageRoot(), 'bin', 'medlora.js');
+    const r = spawnSync(process.execPath, [bin, 'merge', '--model', refDir('llama-tiny'), '--adapter', join(fix, 'dora'), '--out', join(out, 'm'), '--json'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const done = JSON.parse(r.stdout.trim().split('\n').pop()!) as { method: string; merged_modules: string[] };
+    assert.equal(done.method, 'dora');
+    assert.equal(done.merged_modules.length, 15);
+    const merged = loadModel(join(out, 'm'));
+    const src = openCheckpoint(join(fix, 'expected.safetensors'));
+    assertClose(noGrad(() => merged.forward(refBatch('llama-tiny').ids).toFloat32Array()), bytesToNumbers('F32', src.read('logits_dora_merged')),
+      { atol: 1e-4, label: 'medlora merge (DoRA) vs PEFT merge_and_unload logits' });
+    merged.dispose();
+    const a = spawnSync(process.execPath, [bin, 'merge', '--model', refDir('llama-tiny'), '--adapter', join(fix, 'adapter_v2'), '--out', join(out, 'a')], { encoding: 'utf8' });
+    assert.equal(a.status, 1);
+    assert.match(a.stderr, /cannot merge an Adapter-V2 adapter with a prefix/);
+  } finally { rmSync(out, { recursive: true, force: true }); }
+});
+
+test('demo --methods: the list is checked against the methods; each fine-tune gets finetuning (and a prefix layer that exists)', async () => {
+  const { parseMethods } = await import('../../src/demo/compare.js');
+  const { finetuneOverrides } = await import('../../src/demo/finetune.js');
+  const { demoSettings } = await import('../../src/demo/settings.js');
+  assert.deepEqual(parseMethods('lora, dora,adapter_v2,lora'), ['lora', 'dora', 'adapter_v2']);
+  assert.throws(() => parseMethods('lora,ia3'), /--methods: unknown ia3 \(known: lora, dora, adapter_v2\)/);
+  const o = { model: 'M', train: 't', validation: 'v', runDir: 'r', settings: demoSettings({}), seed: 1, promptStyle: 'chat' as const, method: 'adapter_v2', adapterStartLayer: 1 };
+  const flags = new Map(finetuneOverrides(o));
+  assert.equal(flags.get('finetuning'), 'adapter_v2');
+  assert.equal(flags.get('adapter_v2.adapter_start_layer'), '1');
+});
