@@ -106,3 +106,32 @@ test('demo --methods: the list is checked against the methods; each fine-tune ge
   assert.equal(flags.get('finetuning'), 'adapter_v2');
   assert.equal(flags.get('adapter_v2.adapter_start_layer'), '1');
 });
+
+test('Adapter-V2 prefix: a no-grad pass first does not rob the prefix of its gradient (litgpt #1287); KV-cache generation equals the full forward', { skip: skipNoShared }, async () => {
+  const { join } = await import('node:path');
+  const { packageRoot } = await import('../../src/util/paths.js');
+  const { tensor } = await import('../../src/tensor/index.js');
+  const { loadAnyAdapter } = await import('../../src/adapt/methods/index.js');
+  for (const name of ['llama-tiny', 'gpt2-tiny']) {
+    const model = loadModel(refDir(name));
+    try {
+      loadAnyAdapter(model, join(packageRoot(), 'test', 'fixtures', 'methods', name, 'adapter_v2'));
+      const { ids, labels } = refBatch(name);
+      // 1. a pass without gradients (evaluation, generation) ... then a training pass
+      const cache = model.newCache(2);
+      noGrad(() => { model.forward(ids, { cache }); });
+      scope(() => causalLmLoss(model.forward(ids), labels).loss.backward());
+      const wte = model.trainableParameters().filter(([k]) => /adapter_wte|gating_factor/.test(k));
+      assert.ok(wte.length >= 2);
+      for (const [k, p] of wte) assert.ok(p.grad && Array.from(p.grad.toFloat32Array()).some((v) => v !== 0), `${name}: ${k} gets a gradient after a no-grad pass`);
+      // 2. token-by-token with a KV cache (prefix k/v cached for this generation) == one full forward
+      const row = ids.toNumbers().slice(0, 10);
+      const full = noGrad(() => model.forward(tensor([row], { dtype: 'i64' })).toFloat32Array());
+      const c2 = model.newCache(1);
+      const steps: number[] = [];
+      noGrad(() => { for (let i = 0; i < row.length; i++) steps.push(...model.forward(tensor([[row[i]!]], { dtype: 'i64' }), { cache: c2 }).toFloat32Array()); });
+      const { assertClose } = await import('../../src/util/close.js');
+      assertClose(steps, full, { atol: 1e-5, label: `${name} Adapter-V2 cached generation vs full forward` });
+    } finally { model.dispose(); }
+  }
+});
