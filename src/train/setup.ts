@@ -54,6 +54,9 @@ export async function prepareRun(cfg: TrainConfig): Promise<PreparedRun> {
   } else {
     wrapped = method.apply(model, section as never);
   }
+  // a method that trains base tensors (Adapter-V2's norms) trains them in the base's dtype: say so when that is not F32
+  const low = method.trainable(model).filter(([, t]) => t.dtype !== 'f32');
+  if (low.length) notes.push(`${low.length} trainable tensor(s) are ${[...new Set(low.map(([, t]) => t.dtype))].join('/')} like the base (e.g. ${low[0]![0]}): AdamW updates them in that dtype`);
   model.gradientCheckpointing = cfg.training.gradient_checkpointing;
   const vocabSize = model.config.vocab_size;
   let tok: TextTokenizer | undefined;
