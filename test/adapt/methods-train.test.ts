@@ -58,6 +58,10 @@ for (const name of FOLDERS) {
         // the run's adapter is the method's file format
         const ac = JSON.parse(readFileSync(join(dir, 'run', 'adapter', 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
         assert.ok(method === 'dora' ? ac.use_dora === true : ac.peft_type === 'ADAPTER_V2', JSON.stringify(ac));
+        // and its model card names the method (PEFT cannot load Adapter-V2: the card must not say it can)
+        const card = readFileSync(join(dir, 'run', 'adapter', 'README.md'), 'utf8');
+        assert.match(card, method === 'dora' ? /A DoRA adapter \(PEFT format\)/ : /A LLaMA-Adapter V2 adapter \(medlora's ADAPTER_V2 format/);
+        if (method === 'adapter_v2') assert.doesNotMatch(card, /PeftModel/);
       } finally { rmSync(dir, { recursive: true, force: true }); }
     });
   }
