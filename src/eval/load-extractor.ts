@@ -1,4 +1,4 @@
-// Loading an extractor for inference: tokenizer + model (+ an optional PEFT LoRA adapter), after the engine-wide
+// Loading an extractor for inference: tokenizer + model (+ an optional adapter of any fine-tuning method), after the engine-wide
 // settings. Shared by `medlora eval`, `medlora extract` and `medlora serve` (and embedding apps) so they load alike.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -6,13 +6,13 @@ import { MedloraError } from '../util/errors.js';
 import { setNumThreads } from '../tensor/index.js';
 import { loadTokenizer, type LoadedTokenizer } from '../tokenize/tokenizer.js';
 import { loadModel } from '../model/load.js';
-import { loadAdapter } from '../adapt/peft-io.js';
+import { loadAnyAdapter } from '../adapt/methods/index.js';
 import type { CausalLM } from '../model/causal-lm.js';
 
 export interface LoadExtractorOptions {
   /** Hugging Face model folder (config.json + safetensors + tokenizer) */
   model: string;
-  /** PEFT LoRA adapter folder applied on top (optional) */
+  /** adapter folder applied on top (any fine-tuning method: LoRA, DoRA, Adapter-V2; optional) */
   adapter?: string;
   /** tokenizer folder (default: the model folder) */
   tokenizer?: string;
@@ -45,7 +45,7 @@ export function loadExtractor(o: LoadExtractorOptions): LoadedExtractor {
   const model = loadModel(o.model, dtype ? { dtype } : {});
   if (o.adapter !== undefined) {
     try {
-      loadAdapter(model, o.adapter);
+      loadAnyAdapter(model, o.adapter);
     } catch (e) {
       model.dispose();
       throw e;

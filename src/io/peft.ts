@@ -38,7 +38,7 @@ export function makeLoraConfig(p: Partial<Omit<LoraConfig, 'peft_type'>> & { tar
 }
 
 /** Validate and type an adapter_config.json object; `file` names it in errors. */
-export function parseLoraConfig(raw: unknown, file = ADAPTER_CONFIG): LoraConfig {
+export function parseLoraConfig(raw: unknown, file = ADAPTER_CONFIG, opts: { dora?: boolean } = {}): LoraConfig {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new MedloraError(`${file}: expected a JSON object`);
   const o = raw as Record<string, unknown>;
   const bad = (k: string, want: string): never => { throw new MedloraError(`${file}: "${k}" must be ${want}, got ${JSON.stringify(o[k])}`); };
@@ -61,8 +61,8 @@ export function parseLoraConfig(raw: unknown, file = ADAPTER_CONFIG): LoraConfig
   const mts = o.modules_to_save ?? null;
   if (mts !== null && (!Array.isArray(mts) || !mts.every((x) => typeof x === 'string'))) bad('modules_to_save', 'a list of module names or null');
   const strOrNull = (k: string): string | null => { const v = o[k] ?? null; if (v !== null && typeof v !== 'string') bad(k, 'a string or null'); return v as string | null; };
-  // features that change the math and that medlora does not implement: refuse rather than load wrongly
-  if (o.use_dora === true) throw new MedloraError(`${file}: use_dora=true (DoRA) is not supported`);
+  // features that change the math: DoRA (use_dora, kept in `extra`) only where the caller handles it (src/adapt/methods/dora.ts)
+  if (o.use_dora === true && !opts.dora) throw new MedloraError(`${file}: use_dora=true (DoRA): load it as a DoRA adapter (finetuning: dora), not as plain LoRA`);
   for (const k of ['rank_pattern', 'alpha_pattern']) {
     const v = o[k];
     if (v && typeof v === 'object' && Object.keys(v).length) throw new MedloraError(`${file}: a non-empty ${k} (per-module rank/alpha) is not supported`);
@@ -127,12 +127,16 @@ export interface LoraModule {
  * (e.g. modules_to_save copies).
  */
 export function validateAdapterTensors(label: string, config: LoraConfig, infos: Array<Pick<TensorInfo, 'name' | 'shape'> & Partial<TensorInfo>>):
-  { modules: Map<string, { A?: typeof infos[number]; B?: typeof infos[number] }>; others: string[] } {
+  { modules: Map<string, { A?: typeof infos[number]; B?: typeof infos[number] }>; others: string[]; magnitudes: Map<string, typeof infos[number]> } {
   const modules = new Map<string, { A?: typeof infos[number]; B?: typeof infos[number] }>();
+  /** DoRA (config use_dora): base_model.model.<module>.lora_magnitude_vector [out] per module */
+  const magnitudes = new Map<string, typeof infos[number]>();
   const others: string[] = [];
   for (const info of infos) {
     const k = parseLoraKey(info.name);
     if (!k) {
+      const mag = /^base_model\.model\.(.+)\.lora_magnitude_vector$/.exec(info.name);
+      if (mag && config.extra.use_dora === true) { magnitudes.set(mag[1]!, info); continue; }
       if (/lora_magnitude_vector/.test(info.name)) throw new MedloraError(`${label}: '${info.name}' is a DoRA tensor; DoRA adapters are not supported`);
       if (/lora_embedding_[AB]/.test(info.name)) throw new MedloraError(`${label}: '${info.name}' is an embedding LoRA; only Linear-layer LoRA is supported`);
       if (/\.lora_[AB]\./.test(info.name)) throw new MedloraError(`${label}: '${info.name}' does not follow base_model.model.<module>.lora_A|B.weight`);
@@ -155,7 +159,15 @@ export function validateAdapterTensors(label: string, config: LoraConfig, infos:
       throw new MedloraError(`${label}: '${loraKey(m, 'B')}' has shape ${JSON.stringify(b)}; expected [out_features, r=${config.r}]`);
     }
   }
-  return { modules: new Map([...modules].sort(([x], [y]) => (x < y ? -1 : 1))), others: others.sort() };
+  if (config.extra.use_dora === true) {
+    for (const [m, e] of modules) {
+      const mv = magnitudes.get(m);
+      if (!mv) throw new MedloraError(`${label}: DoRA adapter (use_dora) without '${PREFIX}${m}.lora_magnitude_vector'`);
+      if (mv.shape.length !== 1 || mv.shape[0] !== e.B!.shape[0]) throw new MedloraError(`${label}: '${PREFIX}${m}.lora_magnitude_vector' has shape ${JSON.stringify(mv.shape)}; expected [out_features=${e.B!.shape[0]}]`);
+    }
+    for (const m of magnitudes.keys()) if (!modules.has(m)) throw new MedloraError(`${label}: '${PREFIX}${m}.lora_magnitude_vector' has no lora_A / lora_B`);
+  }
+  return { modules: new Map([...modules].sort(([x], [y]) => (x < y ? -1 : 1))), others: others.sort(), magnitudes };
 }
 
 export interface Adapter {
@@ -165,30 +177,32 @@ export interface Adapter {
   modules: Map<string, LoraModule>;
   /** non-LoRA tensors in the file (e.g. modules_to_save weights) */
   otherTensors: string[];
+  /** DoRA magnitude vectors by module path (empty unless config use_dora) */
+  magnitudes: Map<string, TensorInfo>;
 }
 
 /** Read and validate a PEFT LoRA adapter folder. */
-export function readAdapter(dir: string): Adapter {
+export function readAdapter(dir: string, opts: { dora?: boolean } = {}): Adapter {
   const cfgPath = join(dir, ADAPTER_CONFIG);
   if (!existsSync(cfgPath)) throw new MedloraError(`${dir}: no ${ADAPTER_CONFIG} (is this a PEFT adapter folder?)`);
   let raw: unknown;
   try { raw = JSON.parse(readFileSync(cfgPath, 'utf8')); } catch (e) {
     throw new MedloraError(`${cfgPath}: not valid JSON (${(e as Error).message})`);
   }
-  const config = parseLoraConfig(raw, cfgPath);
+  const config = parseLoraConfig(raw, cfgPath, opts);
   const wPath = join(dir, ADAPTER_WEIGHTS);
   if (!existsSync(wPath)) {
     const bin = existsSync(join(dir, 'adapter_model.bin'));
     throw new MedloraError(`${dir}: no ${ADAPTER_WEIGHTS}${bin ? ' (found adapter_model.bin: pickled PyTorch weights are not read; re-save with safe_serialization=True)' : ''}`);
   }
   const st = SafetensorsFile.open(wPath);
-  const { modules, others } = validateAdapterTensors(wPath, config, st.names().map((n) => st.info(n)));
+  const { modules, others, magnitudes } = validateAdapterTensors(wPath, config, st.names().map((n) => st.info(n)));
   const out = new Map<string, LoraModule>();
   for (const [m, e] of modules) {
     const A = e.A as TensorInfo, B = e.B as TensorInfo;
     out.set(m, { module: m, A, B, inFeatures: A.shape[1]!, outFeatures: B.shape[0]! });
   }
-  return { dir, config, tensors: st, modules: out, otherTensors: others };
+  return { dir, config, tensors: st, modules: out, otherTensors: others, magnitudes: magnitudes as Map<string, TensorInfo> };
 }
 
 /** Write adapter_model.safetensors then adapter_config.json, each atomically, after validating the tensors. */

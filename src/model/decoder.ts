@@ -17,6 +17,26 @@ export interface LayerContext {
   cache?: KVCache;
 }
 
+/**
+ * The attention modules' extension point for fine-tuning methods that add to attention (Adapter-V2's gated prefix,
+ * src/adapt/adapter-v2.ts) without a branch in any model file: a wrapper installs `extraAttention`, whose result is
+ * added to the attention output before the output projection.
+ */
+export interface ExtensibleAttention {
+  readonly numHeads: number;
+  readonly numKvHeads: number;
+  readonly headDim: number;
+  /** q: [B, heads, T, head_dim] (rotary-embedded) -> a term added to the attention output [B, heads, T, head_dim] */
+  extraAttention: ((q: Tensor, ctx: LayerContext) => Tensor) | undefined;
+  /** this layer's key / value projections of any rows x [B, L, hidden] -> k, v [B, kv_heads, L, head_dim] (no rotary) */
+  projectKeyValue(x: Tensor): { k: Tensor; v: Tensor };
+}
+
+export function isExtensibleAttention(m: unknown): m is ExtensibleAttention {
+  const a = m as Partial<ExtensibleAttention> | null;
+  return !!a && typeof a.projectKeyValue === 'function' && 'extraAttention' in a && typeof a.numHeads === 'number';
+}
+
 export interface DecoderLayer {
   forward(x: Tensor, ctx: LayerContext): Tensor;
 }

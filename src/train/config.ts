@@ -25,6 +25,20 @@ export interface LoraSection {
   target_modules: string[] | string;
   use_rslora: boolean;
   init_adapter: string | null;
+  /** PEFT's spelling of finetuning: dora */
+  use_dora: boolean;
+}
+
+/** The fine-tuning method (src/adapt/methods): lora and dora read the lora section, adapter_v2 its own. */
+export type FinetuningName = 'lora' | 'dora' | 'adapter_v2';
+
+/** LLaMA-Adapter V2 (litgpt names and defaults, litgpt/adapter_v2.py) */
+export interface AdapterV2Section {
+  adapter_prompt_length: number;
+  adapter_start_layer: number;
+  /** "all" = every linear layer including lm_head (litgpt), or names / one regex */
+  target_modules: string[] | string;
+  init_adapter: string | null;
 }
 
 export interface QuantizationSection {
@@ -80,8 +94,10 @@ export interface TrainConfig {
   model: string;
   tokenizer: string | null;
   output_dir: string;
+  finetuning: FinetuningName;
   data: DataConfig;
   lora: LoraSection;
+  adapter_v2: AdapterV2Section;
   quantization: QuantizationSection;
   training: TrainingSection;
 }
@@ -118,6 +134,7 @@ const TOP: Section = {
   model: { kind: { t: 'string' }, doc: 'Hugging Face model folder (config.json + safetensors)', flag: '--model DIR' },
   tokenizer: { kind: { t: 'string' }, default: null, nullable: true, doc: 'tokenizer folder (default: the model folder)' },
   output_dir: { kind: { t: 'string' }, doc: 'run directory', flag: '--output DIR' },
+  finetuning: { kind: { t: 'enum', values: ['lora', 'dora', 'adapter_v2'] }, default: 'lora', doc: 'fine-tuning method: lora, dora (PEFT use_dora) or adapter_v2 (LLaMA-Adapter V2)' },
 };
 const DATA: Section = {
   train: { kind: { t: 'string' }, doc: 'training JSONL file', flag: '--data.train FILE' },
@@ -136,6 +153,14 @@ const LORA: Section = {
   target_modules: { kind: { t: 'modules' }, default: ['q_proj', 'v_proj'], doc: 'module names, one regex string, or all-linear (PEFT: every linear layer but the output head)' },
   use_rslora: { kind: { t: 'bool' }, default: false, doc: 'scale alpha/sqrt(r)' },
   init_adapter: { kind: { t: 'string' }, default: null, nullable: true, doc: 'start from this PEFT adapter folder' },
+  use_dora: { kind: { t: 'bool' }, default: false, doc: 'DoRA (PEFT spelling of finetuning: dora)' },
+};
+// litgpt Config defaults (adapter_prompt_length 10, adapter_start_layer 2); targets: every linear layer and lm_head
+const ADAPTER_V2: Section = {
+  adapter_prompt_length: { kind: { t: 'int', min: 1 }, default: 10, doc: 'prefix rows per adapted layer (litgpt default 10)' },
+  adapter_start_layer: { kind: { t: 'int', min: 0 }, default: 2, doc: 'first layer with a prefix (litgpt default 2)' },
+  target_modules: { kind: { t: 'modules' }, default: 'all', doc: 'linear layers with adapter bias/scale: "all" (incl. lm_head), names or a regex' },
+  init_adapter: { kind: { t: 'string' }, default: null, nullable: true, doc: 'start from this Adapter-V2 adapter folder' },
 };
 const QUANT: Section = {
   load_in_4bit: { kind: { t: 'bool' }, default: false, doc: 'NF4-quantize the frozen base (QLoRA)' },
@@ -289,7 +314,7 @@ const TRAINING: Section = {
   ...RUN_KEYS,
 };
 
-const SECTIONS: Record<string, Section> = { data: DATA, lora: LORA, quantization: QUANT, training: TRAINING };
+const SECTIONS: Record<string, Section> = { data: DATA, lora: LORA, adapter_v2: ADAPTER_V2, quantization: QUANT, training: TRAINING };
 
 /** Every leaf path ("training.max_steps", "model"), for overrides and hints. */
 export function allKeyPaths(): string[] {
@@ -304,6 +329,9 @@ export function shortForms(): Map<string, string> {
   const count = new Map<string, number>();
   for (const p of allKeyPaths()) { const leaf = p.split('.').pop()!; count.set(leaf, (count.get(leaf) ?? 0) + 1); }
   for (const p of allKeyPaths()) { const leaf = p.split('.').pop()!; if (count.get(leaf) === 1) m.set(leaf, p); }
+  // LoRA's keys kept their short flags when adapter_v2 (with the same leaf names) came
+  m.set('target_modules', 'lora.target_modules');
+  m.set('init_adapter', 'lora.init_adapter');
   return m;
 }
 
@@ -415,6 +443,11 @@ export function validateConfig(raw: unknown, where: string): TrainConfig {
   for (const [name, sec] of Object.entries(SECTIONS)) out[name] = checkSection(where, `${name}.`, sec, raw[name]);
   const c = out as unknown as TrainConfig;
   // cross-field rules
+  // lora.use_dora is PEFT's spelling of finetuning: dora; resolved here so the saved config says both
+  if (c.lora.use_dora) {
+    if (c.finetuning === 'adapter_v2') throw new MedloraError(`${where}: lora.use_dora: true conflicts with finetuning: adapter_v2 (choose one method)`);
+    c.finetuning = 'dora';
+  } else if (c.finetuning === 'dora') c.lora.use_dora = true;
   const t = c.training;
   if (t.max_steps === 0) throw new MedloraError(`${where}: training.max_steps must be > 0, or -1 to use num_train_epochs`);
   if (t.warmup_steps > 0 && t.warmup_ratio > 0) {

@@ -129,12 +129,12 @@ export const evalCommand: CommandSpec = {
     const json = bool(args, 'json');
     const quiet = bool(args, 'quiet') || json;
     const { model, tok, modelDir } = await loadModelAndTokenizer(args, 'eval');
-    const { loadAdapter } = await import('../../adapt/peft-io.js');
+    const { loadAnyAdapter } = await import('../../adapt/methods/index.js');
     const { unloadLora } = await import('../../adapt/merge.js');
     const done: Array<{ name: string; model: string; adapter: string | null; run: ReturnType<typeof evaluateModel> }> = [];
     try {
       for (const spec of runs) {
-        if (spec.adapter) loadAdapter(model, spec.adapter);
+        if (spec.adapter) loadAnyAdapter(model, spec.adapter);
         try {
           const label = runs.length > 1 ? `eval ${spec.name}` : 'eval';
           let bar: InstanceType<typeof Progress> | undefined;

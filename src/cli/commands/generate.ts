@@ -37,8 +37,8 @@ export const generateCommand: CommandSpec = {
     const model = loadModel(modelDir, dtype ? { dtype } : {});
     try {
       if (str(args, 'adapter')) {
-        const { loadAdapter } = await import('../../adapt/peft-io.js');
-        loadAdapter(model, str(args, 'adapter')!);
+        const { loadAnyAdapter } = await import('../../adapt/methods/index.js');
+        loadAnyAdapter(model, str(args, 'adapter')!);
       }
       const opts = {
         maxNewTokens: num(args, 'max-new-tokens')!,

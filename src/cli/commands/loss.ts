@@ -34,8 +34,8 @@ export const lossCommand: CommandSpec = {
     const model = loadModel(modelDir, dtype ? { dtype } : {});
     try {
       if (str(args, 'adapter')) {
-        const { loadAdapter } = await import('../../adapt/peft-io.js');
-        loadAdapter(model, str(args, 'adapter')!);
+        const { loadAnyAdapter } = await import('../../adapt/methods/index.js');
+        loadAnyAdapter(model, str(args, 'adapter')!);
       }
       const vocab = model.config.vocab_size;
       const rows: Array<{ input_ids: number[]; labels: number[] }> = [];
