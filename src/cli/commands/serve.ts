@@ -98,7 +98,7 @@ export const serveCommand: CommandSpec = {
     const chatTemplate = templateFile !== undefined ? (await import('node:fs')).readFileSync(templateFile, 'utf8') : undefined;
     const { loadTokenizer } = await import('../../tokenize/tokenizer.js');
     const { loadModel } = await import('../../model/load.js');
-    const { loadAdapter } = await import('../../adapt/peft-io.js');
+    const { loadAnyAdapter } = await import('../../adapt/methods/index.js');
     const loaded = loadExtractor({
       model: str(args, 'model')!, where: 'medlora serve',
       ...(tokDir !== undefined ? { tokenizer: tokDir } : {}), ...(dtype !== undefined ? { dtype } : {}),
@@ -113,7 +113,7 @@ export const serveCommand: CommandSpec = {
       for (const a of named) {
         const m = loadModel(modelDir, dtype ? { dtype: dtype as 'f32' | 'bf16' } : {});
         extra.push({ name: a.name, model: m, tok, adapterDir: a.dir, ...(tasks.length ? { tasks } : {}) });
-        loadAdapter(m, a.dir);
+        loadAnyAdapter(m, a.dir);
       }
     } catch (e) {
       disposeAll();
