@@ -97,6 +97,7 @@ export const evalCommand: CommandSpec = {
     compare: { type: 'string', value: 'base|DIR|NAME=DIR', multiple: true, description: 'a run to compare (repeatable); replaces --adapter' },
     out: { type: 'string', value: 'DIR', description: 'output folder' },
     relaxed: { type: 'boolean', description: 'match after normalisation (as medlora score --relaxed)' },
+    metric: { type: 'string', value: 'typed|pooled-set', default: 'typed', description: 'scoring metric (as medlora score --metric)' },
     loss: { type: 'boolean', default: true, description: 'also compute the test loss and perplexity (--no-loss to skip)' },
     json: { type: 'boolean', description: 'print scores.json to stdout (progress as JSON lines is not mixed in)' },
     quiet: { type: 'boolean', description: 'no progress bar' },
@@ -104,7 +105,8 @@ export const evalCommand: CommandSpec = {
   async run(args) {
     const { loadRecords } = await import('../../data/jsonl.js');
     const { structuredTask, evaluateModel, evalText, writeEvalOutputs } = await import('../../eval/run-eval.js');
-    const { DEFAULT_MATCH } = await import('../../eval/match.js');
+    const { DEFAULT_MATCH, parseMetric } = await import('../../eval/match.js');
+    const metric = parseMetric(str(args, 'metric'), '--metric');
     const { Progress } = await import('../../util/progress.js');
     const dataFile = str(args, 'data')!;
     const compare = list(args, 'compare');
@@ -141,7 +143,7 @@ export const evalCommand: CommandSpec = {
           let phase = '';
           const run = evaluateModel(model, tok, records, {
             ...settings,
-            match: { ...DEFAULT_MATCH, mode: bool(args, 'relaxed') ? 'relaxed' : 'strict' },
+            match: { ...DEFAULT_MATCH, mode: bool(args, 'relaxed') ? 'relaxed' : 'strict', metric },
             loss: args.options.loss !== false,
             dataLabel: dataFile,
             predLabel: join(out, runs.length > 1 ? spec.name : '', 'predictions.jsonl'),
