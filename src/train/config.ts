@@ -297,7 +297,7 @@ export function parseOverrideValue(path: string, raw: string): unknown {
   if (!f) {
     // every key path is a flag (--training.max_steps), and so is every unique leaf (--max_steps): suggest among all
     const names = [...new Set([...allKeyPaths(), ...shortForms().keys()])];
-    throw new MedloraError(`--${path}: unknown config key${suggestion(path, names, (k) => `--${k}`)}`);
+    throw new MedloraError(`--${path}: unknown config key${suggestion(path, allKeyPaths(), (k) => `--${k}`, names)}; a key whose name is unique also works alone (--max_steps)`);
   }
   if (raw === 'null' && f.nullable) return null;
   switch (f.kind.t) {

@@ -21,7 +21,7 @@ export function closest(name: string, known: readonly string[], max = 3): string
       const kl = k.toLowerCase();
       const leaf = kl.split('.').pop()!;
       const d = Math.min(editDistance(n, kl), editDistance(n, leaf));
-      const sub = n.length >= 3 && (kl.includes(n) || n.includes(leaf));
+      const sub = n.length >= 3 && (kl.includes(n) || (leaf.length >= 3 && n.includes(leaf)));
       return { k, d: sub ? Math.min(d, limit) : d };
     })
     .filter((x) => x.d <= limit)
@@ -30,9 +30,12 @@ export function closest(name: string, known: readonly string[], max = 3): string
     .map((x) => x.k);
 }
 
-/** " (did you mean a or b? known: x, y, z)" with every known name; `fmt` renders a name (e.g. as a flag). */
-export function suggestion(name: string, known: readonly string[], fmt: (k: string) => string = (k) => k): string {
-  const near = closest(name, known);
+/**
+ * " (did you mean a or b? known: x, y, z)" with every known name; `fmt` renders a name (e.g. as a flag); matches are
+ * looked for among `candidates` (default: the known names).
+ */
+export function suggestion(name: string, known: readonly string[], fmt: (k: string) => string = (k) => k, candidates: readonly string[] = known): string {
+  const near = closest(name, candidates);
   const all = `known: ${known.map(fmt).join(', ')}`;
   return near.length ? ` (did you mean ${near.map(fmt).join(' or ')}? ${all})` : ` (${all})`;
 }
