@@ -138,7 +138,7 @@ function generateBatch(model: CausalLM, prompts: number[][], offset: number, o: 
   const seqs = prompts.map((p) => [...p]);
   const maskRows = prompts.map((p) => [...new Array<number>(L - p.length).fill(0), ...new Array<number>(p.length).fill(1)]);
   const padded = prompts.map((p) => [...new Array<number>(L - p.length).fill(pad), ...p]);
-  const anyPad = prompts.some((p) => p.length < L);
+  let anyPad = prompts.some((p) => p.length < L);
   const gen: number[][] = prompts.map(() => []);
   const reason: (FinishReason | undefined)[] = prompts.map(() => undefined);
   const useCache = o.useCache ?? true;
@@ -170,7 +170,14 @@ function generateBatch(model: CausalLM, prompts: number[][], offset: number, o: 
         }
       }
       if (reason.every((r) => r !== undefined) || step === o.maxNewTokens - 1) break;
-      for (let b = 0; b < B; b++) { padded[b]!.push(next[b]!); maskRows[b]!.push(1); }
+      for (let b = 0; b < B; b++) {
+        padded[b]!.push(next[b]!);
+        // a row stopped at its position limit is fed masked padding from now on, so its position ids stay in range
+        // (the other rows are unaffected: their own positions and keys do not change)
+        const stopped = reason[b] === 'max_positions';
+        maskRows[b]!.push(stopped ? 0 : 1);
+        if (stopped) anyPad = true;
+      }
       rows = scope(() => {
         const mask = anyPad ? tensor(maskRows, { dtype: 'i64' }) : undefined;
         if (cache) return lastLogits(model, tensor(next.map((x) => [x]), { dtype: 'i64' }), mask, cache);

@@ -33,6 +33,7 @@ export const trainCommand: CommandSpec = {
     overrides.push(...args.extra);
     const cfg = resolveConfig(readConfigFile(file), overrides, file);
     const json = bool(args, 'json');
+    (await import('../../data/contract.js')).checkMaxLength(cfg.data.max_length, cfg.model, 'data.max_length');
     if (bool(args, 'dry-run')) {
       console.log(JSON.stringify(cfg, null, 2));
       return 0;
