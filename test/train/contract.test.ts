@@ -129,6 +129,19 @@ test('eval and extract use the chat prompt with no flag; --prompt alpaca wins wi
   assert.match(r2.err, /^warning: --prompt alpaca contradicts the adapter's training contract \(prompt_style chat in .*\); using alpaca$/);
   assert.equal((JSON.parse(r2.out) as { settings: { promptStyle: string } }).settings.promptStyle, 'alpaca');
 
+  // loss over task records: prompted as the contract says (equal to the explicit chat flags, unlike alpaca)
+  const lossOf = async (extra: string[]): Promise<{ loss: number; err: string }> => {
+    const l = await runCli(['loss', '--model', chatModel(), '--adapter', adapter, '--data', data, '--json', ...extra]);
+    assert.equal(l.code, 0, l.err);
+    return { loss: (JSON.parse(l.out) as { loss: number }).loss, err: l.err };
+  };
+  const lc = await lossOf([]);
+  assert.equal(lc.err, '');
+  assert.equal(lc.loss, (await lossOf(['--prompt', 'chat', '--max-length', '400'])).loss);
+  const la = await lossOf(['--prompt', 'alpaca']);
+  assert.notEqual(la.loss, lc.loss);
+  assert.match(la.err, /^warning: --prompt alpaca contradicts/);
+
   // extract: no --task, no --prompt: the contract's task and chat prompt; the same answers as the library with chat
   const text = 'Cisplatin and lithium caused renal damage.';
   const e = await runCli(['extract', text, '--model', chatModel(), '--adapter', adapter, ...GEN]);

@@ -13,8 +13,8 @@ export const lossCommand: CommandSpec = {
     adapter: { type: 'string', value: 'DIR', description: 'PEFT LoRA adapter folder to apply' },
     data: { type: 'string', value: 'FILE', required: true, description: 'JSONL: {"input_ids","labels"} rows or canonical task records' },
     tokenizer: { type: 'string', value: 'DIR', description: 'tokenizer folder for task records (default: --model)' },
-    prompt: { type: 'string', value: 'STYLE', description: 'prompt style for task records: alpaca or chat', default: 'alpaca' },
-    'max-length': { type: 'number', value: 'N', description: 'encode task records to at most N tokens (input shortened)' },
+    prompt: { type: 'string', value: 'STYLE', description: 'prompt style for task records: alpaca or chat (default: the --adapter\'s training contract, else alpaca)' },
+    'max-length': { type: 'number', value: 'N', description: 'encode task records to at most N tokens (input shortened; default: the --adapter\'s training contract)' },
     overflow: { type: 'string', value: 'POLICY', default: 'error', description: 'a record whose target does not fit --max-length: error, or drop it (counted on stderr)' },
     'batch-size': { type: 'number', value: 'N', description: 'rows per forward pass', default: 8 },
     dtype: { type: 'string', value: 'f32|bf16', description: 'compute dtype (default: the checkpoint\'s)' },
@@ -35,7 +35,14 @@ export const lossCommand: CommandSpec = {
     const overflow = str(args, 'overflow') ?? 'error';
     if (overflow !== 'error' && overflow !== 'drop') throw new MedloraError(`--overflow must be error or drop, got "${overflow}"`);
     let dropped = 0;
-    const model = loadModel(modelDir, dtype ? { dtype } : {});
+    // task records are prompted as the adapter was trained (its medlora_contract.json), flags winning with a warning
+    const { explicitPrompt, CONTRACT_FLAGS } = await import('./eval.js');
+    const { inferenceSettings } = await import('../../eval/load-extractor.js');
+    const { settings } = inferenceSettings(str(args, 'adapter'), { ...explicitPrompt(args), ...(dtype !== undefined ? { dtype } : {}), fieldNames: CONTRACT_FLAGS });
+    for (const w of settings.warnings) console.error(`warning: ${w}`);
+    const prompt = { style: settings.prompt_style, maxLength: settings.max_length };
+    const computeDtype = settings.compute_dtype as 'f32' | 'bf16' | 'f16' | undefined;
+    const model = loadModel(modelDir, computeDtype ? { dtype: computeDtype } : {});
     try {
       if (str(args, 'adapter')) {
         const { loadAdapter } = await import('../../adapt/peft-io.js');
@@ -56,7 +63,7 @@ export const lossCommand: CommandSpec = {
         }
         const problem = recordProblem(v);
         if (problem) throw new MedloraError(`${where}: neither a pre-tokenized row (no "input_ids") nor a task record: ${problem}`);
-        encodeRecord ??= await recordEncoder(str(args, 'tokenizer') ?? modelDir, str(args, 'prompt'), num(args, 'max-length'), overflow);
+        encodeRecord ??= await recordEncoder(str(args, 'tokenizer') ?? modelDir, prompt.style, prompt.maxLength, overflow);
         const r = encodeRecord(v, where);
         if (r === undefined) { dropped++; continue; }
         rows.push(...checkLossRow(r as unknown as Record<string, unknown>, vocab, where));
