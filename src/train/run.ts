@@ -32,7 +32,7 @@ function emit(json: boolean | undefined, event: string, fields: Record<string, u
 export async function runTraining(cfg: TrainConfig, o: RunOptions = {}): Promise<TrainResult> {
   const dir = cfg.output_dir;
   if (!o.resume && existsSync(dir) && (listCheckpoints(dir).length > 0 || existsSync(join(dir, 'metrics.jsonl')))) {
-    throw new MedloraError(`output_dir ${dir} already holds a run (metrics.jsonl / checkpoints); pass --resume latest to continue it, or choose another --output`);
+    throw new MedloraError(`output_dir ${dir} already holds a run (metrics.jsonl / checkpoints); continue it with --resume ${dir} (or --resume latest with this config), or choose another --output`);
   }
   if (cfg.training.eval_generate_steps !== null) {
     if (!cfg.data.validation) throw new MedloraError('training.eval_generate_steps needs data.validation (canonical records to generate answers for)');
