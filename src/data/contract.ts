@@ -82,26 +82,47 @@ export function readContract(adapterDir: string): TrainingContract | null {
   const f = join(adapterDir, CONTRACT_FILE);
   if (!existsSync(f)) return null;
   let v: unknown;
-  try { v = JSON.parse(readFileSync(f, 'utf8')); } catch (e) { throw new MedloraError(`${f}: not valid JSON (${(e as Error).message})`); }
+  try {
+    v = JSON.parse(readFileSync(f, 'utf8'));
+  } catch (e) {
+    throw new MedloraError(`${f}: not valid JSON (${(e as Error).message})`);
+  }
   const o = v as Record<string, unknown>;
   const bad = (field: string, want: string): never => {
-    throw new MedloraError(`${f}: field ${field} must be ${want}, got ${JSON.stringify(field.split('.').reduce<unknown>((a, k) => (a as Record<string, unknown> | undefined)?.[k], o))}`);
+    throw new MedloraError(
+      `${f}: field ${field} must be ${want}, got ${JSON.stringify(field.split('.').reduce<unknown>((a, k) => (a as Record<string, unknown> | undefined)?.[k], o))}`,
+    );
   };
   if (!o || typeof o !== 'object' || Array.isArray(o)) throw new MedloraError(`${f}: expected a JSON object`);
   if (o.schema !== CONTRACT_SCHEMA) bad('schema', `"${CONTRACT_SCHEMA}"`);
-  if (!Number.isInteger(o.schema_version) || (o.schema_version as number) < 1) bad('schema_version', 'a positive integer');
+  if (!Number.isInteger(o.schema_version) || (o.schema_version as number) < 1)
+    bad('schema_version', 'a positive integer');
   if ((o.schema_version as number) > CONTRACT_SCHEMA_VERSION) {
-    throw new MedloraError(`${f}: field schema_version is ${String(o.schema_version)}, newer than this medlora reads (${CONTRACT_SCHEMA_VERSION}); written by medlora ${String(o.medlora_version)}: upgrade medlora`);
+    throw new MedloraError(
+      `${f}: field schema_version is ${String(o.schema_version)}, newer than this medlora reads (${CONTRACT_SCHEMA_VERSION}); written by medlora ${String(o.medlora_version)}: upgrade medlora`,
+    );
   }
   const p = o.prompt as Record<string, unknown> | null | undefined;
   if (p !== null) {
     if (!p || typeof p !== 'object') bad('prompt', 'an object or null');
-    if (!(PROMPT_STYLES as readonly string[]).includes(p!.style as string)) bad('prompt.style', PROMPT_STYLES.join(' or '));
+    if (!(PROMPT_STYLES as readonly string[]).includes(p!.style as string))
+      bad('prompt.style', PROMPT_STYLES.join(' or '));
     const ct = p!.chat_template as Record<string, unknown> | null;
-    if (ct !== null && (typeof ct !== 'object' || typeof ct.text !== 'string' || typeof ct.sha256 !== 'string')) bad('prompt.chat_template', 'null or {sha256, source, text}');
+    if (ct !== null && (typeof ct !== 'object' || typeof ct.text !== 'string' || typeof ct.sha256 !== 'string'))
+      bad('prompt.chat_template', 'null or {sha256, source, text}');
   }
-  if (o.max_length !== null && (!Number.isInteger(o.max_length) || (o.max_length as number) < 2)) bad('max_length', 'an integer >= 2 or null');
-  if (!Array.isArray(o.tasks) || !o.tasks.every((t) => t && typeof t === 'object' && typeof (t as ContractTask).name === 'string' && typeof (t as ContractTask).instruction === 'string')) {
+  if (o.max_length !== null && (!Number.isInteger(o.max_length) || (o.max_length as number) < 2))
+    bad('max_length', 'an integer >= 2 or null');
+  if (
+    !Array.isArray(o.tasks) ||
+    !o.tasks.every(
+      (t) =>
+        t &&
+        typeof t === 'object' &&
+        typeof (t as ContractTask).name === 'string' &&
+        typeof (t as ContractTask).instruction === 'string',
+    )
+  ) {
     bad('tasks', 'a list of {name, instruction, ...}');
   }
   if (typeof o.compute_dtype !== 'string') bad('compute_dtype', 'a dtype name');
@@ -140,14 +161,22 @@ export type FieldNames = Partial<Record<'prompt_style' | 'max_length' | 'compute
  * Settings for inference from a contract (or null) and explicit choices. `where` names the contract (its file) in
  * warnings; `builtinInstruction` gives the built-in instruction of a known task (undefined for unknown ones).
  */
-export function resolveInference(c: TrainingContract | null, explicit: InferenceChoices, o: {
-  where?: string; names?: FieldNames; builtinInstruction?: (task: string) => string | undefined;
-} = {}): ResolvedInference {
+export function resolveInference(
+  c: TrainingContract | null,
+  explicit: InferenceChoices,
+  o: {
+    where?: string;
+    names?: FieldNames;
+    builtinInstruction?: (task: string) => string | undefined;
+  } = {},
+): ResolvedInference {
   const n = (k: keyof FieldNames): string => o.names?.[k] ?? k;
   const where = o.where ?? CONTRACT_FILE;
   const warnings: string[] = [];
   const contradicts = (k: keyof FieldNames, mine: unknown, theirs: unknown): void => {
-    warnings.push(`${n(k)} ${String(mine)} contradicts the adapter's training contract (${k} ${String(theirs)} in ${where}); using ${String(mine)}`);
+    warnings.push(
+      `${n(k)} ${String(mine)} contradicts the adapter's training contract (${k} ${String(theirs)} in ${where}); using ${String(mine)}`,
+    );
   };
   let prompt_style: PromptStyle = explicit.prompt_style ?? 'alpaca';
   let max_length: number | undefined = explicit.max_length ?? undefined;
@@ -156,16 +185,20 @@ export function resolveInference(c: TrainingContract | null, explicit: Inference
   if (!c) return { prompt_style, max_length, compute_dtype, contract_tasks: [], instructions, warnings };
   if (c.prompt) {
     if (explicit.prompt_style === undefined) prompt_style = c.prompt.style;
-    else if (explicit.prompt_style !== c.prompt.style) contradicts('prompt_style', explicit.prompt_style, c.prompt.style);
+    else if (explicit.prompt_style !== c.prompt.style)
+      contradicts('prompt_style', explicit.prompt_style, c.prompt.style);
   }
   if (explicit.max_length === undefined) max_length = c.max_length ?? undefined;
-  else if (explicit.max_length !== c.max_length) contradicts('max_length', explicit.max_length ?? 'none', c.max_length ?? 'none');
+  else if (explicit.max_length !== c.max_length)
+    contradicts('max_length', explicit.max_length ?? 'none', c.max_length ?? 'none');
   if (compute_dtype === undefined) compute_dtype = c.compute_dtype;
   else if (compute_dtype !== c.compute_dtype) contradicts('compute_dtype', compute_dtype, c.compute_dtype);
   const names = c.tasks.map((t) => t.name);
   const off = (explicit.tasks ?? []).filter((t) => !names.includes(t));
   if (off.length && names.length) {
-    warnings.push(`${n('tasks')} ${off.join(', ')}: the adapter was trained on ${names.join(', ')} only (tasks in ${where}); answers for other tasks are untrained`);
+    warnings.push(
+      `${n('tasks')} ${off.join(', ')}: the adapter was trained on ${names.join(', ')} only (tasks in ${where}); answers for other tasks are untrained`,
+    );
   }
   for (const t of c.tasks) if (o.builtinInstruction?.(t.name) !== t.instruction) instructions[t.name] = t.instruction;
   return { prompt_style, max_length, compute_dtype, contract_tasks: names, instructions, warnings };
@@ -179,7 +212,11 @@ export function maxPositionsOf(modelDir: string): number | undefined {
   const f = join(modelDir, 'config.json');
   if (!existsSync(f)) return undefined;
   let c: Record<string, unknown>;
-  try { c = JSON.parse(readFileSync(f, 'utf8')) as Record<string, unknown>; } catch { return undefined; }
+  try {
+    c = JSON.parse(readFileSync(f, 'utf8')) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
   for (const k of ['max_position_embeddings', 'n_positions', 'n_ctx']) {
     const v = c[k];
     if (typeof v === 'number' && Number.isInteger(v) && v > 0) return v;
@@ -195,6 +232,8 @@ export function checkMaxLength(maxLength: number | null | undefined, modelDir: s
   if (maxLength === null || maxLength === undefined) return;
   const max = maxPositionsOf(modelDir);
   if (max !== undefined && maxLength > max) {
-    throw new MedloraError(`${field} ${maxLength} is above the model's max_position_embeddings ${max} (${join(modelDir, 'config.json')}); use at most ${max}`);
+    throw new MedloraError(
+      `${field} ${maxLength} is above the model's max_position_embeddings ${max} (${join(modelDir, 'config.json')}); use at most ${max}`,
+    );
   }
 }

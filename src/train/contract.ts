@@ -2,7 +2,13 @@
 // training records; setup.ts writes it beside every adapter it saves (checkpoints and the final one).
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CONTRACT_SCHEMA, CONTRACT_SCHEMA_VERSION, sha256, type ContractTask, type TrainingContract } from '../data/contract.js';
+import {
+  CONTRACT_SCHEMA,
+  CONTRACT_SCHEMA_VERSION,
+  sha256,
+  type ContractTask,
+  type TrainingContract,
+} from '../data/contract.js';
 import { newReport, readJsonl, recordProblem } from '../data/jsonl.js';
 import type { MedRecord } from '../data/schema.js';
 import { TASKS } from '../data/tasks.js';
@@ -22,7 +28,8 @@ export function medloraVersion(): string {
 async function recordTasks(file: string): Promise<ContractTask[]> {
   const by = new Map<string, Map<string, number>>();
   for await (const r of readJsonl<MedRecord>(file, recordProblem, newReport(file), { skipInvalid: true })) {
-    const ins = r.instruction ?? (TASKS as Record<string, { instruction: string } | undefined>)[r.task]?.instruction ?? '';
+    const ins =
+      r.instruction ?? (TASKS as Record<string, { instruction: string } | undefined>)[r.task]?.instruction ?? '';
     const m = by.get(r.task) ?? new Map<string, number>();
     m.set(ins, (m.get(ins) ?? 0) + 1);
     by.set(r.task, m);
@@ -38,16 +45,28 @@ async function recordTasks(file: string): Promise<ContractTask[]> {
  * The contract of a run. `format` is how the training file was read; `computeDtype` the dtype the base was loaded in;
  * `tok` the tokenizer (absent for pre-tokenized data).
  */
-export async function trainingContract(cfg: TrainConfig, o: { format: 'records' | 'tokenized'; computeDtype: string; tok?: TextTokenizer | undefined }): Promise<TrainingContract> {
+export async function trainingContract(
+  cfg: TrainConfig,
+  o: { format: 'records' | 'tokenized'; computeDtype: string; tok?: TextTokenizer | undefined },
+): Promise<TrainingContract> {
   const cfgFile = join(cfg.model, 'config.json');
   const cfgBytes = existsSync(cfgFile) ? readFileSync(cfgFile) : undefined;
   let nameOrPath: string | null = null;
-  try { const v = cfgBytes ? (JSON.parse(cfgBytes.toString('utf8')) as { _name_or_path?: unknown })._name_or_path : undefined; if (typeof v === 'string' && v) nameOrPath = v; } catch { /* unreadable: hash only */ }
+  try {
+    const v = cfgBytes
+      ? (JSON.parse(cfgBytes.toString('utf8')) as { _name_or_path?: unknown })._name_or_path
+      : undefined;
+    if (typeof v === 'string' && v) nameOrPath = v;
+  } catch {
+    /* unreadable: hash only */
+  }
   const tokDir = cfg.tokenizer ?? cfg.model;
   const records = o.format === 'records';
   const style = cfg.data.prompt_style;
-  const template = records && style === 'chat' && o.tok?.chatTemplate !== undefined
-    ? { sha256: sha256(o.tok.chatTemplate), source: tokDir, text: o.tok.chatTemplate } : null;
+  const template =
+    records && style === 'chat' && o.tok?.chatTemplate !== undefined
+      ? { sha256: sha256(o.tok.chatTemplate), source: tokDir, text: o.tok.chatTemplate }
+      : null;
   return {
     schema: CONTRACT_SCHEMA,
     schema_version: CONTRACT_SCHEMA_VERSION,

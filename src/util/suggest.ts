@@ -34,7 +34,12 @@ export function closest(name: string, known: readonly string[], max = 3): string
  * " (did you mean a or b? known: x, y, z)" with every known name; `fmt` renders a name (e.g. as a flag); matches are
  * looked for among `candidates` (default: the known names).
  */
-export function suggestion(name: string, known: readonly string[], fmt: (k: string) => string = (k) => k, candidates: readonly string[] = known): string {
+export function suggestion(
+  name: string,
+  known: readonly string[],
+  fmt: (k: string) => string = (k) => k,
+  candidates: readonly string[] = known,
+): string {
   const near = closest(name, candidates);
   const all = `known: ${known.map(fmt).join(', ')}`;
   return near.length ? ` (did you mean ${near.map(fmt).join(' or ')}? ${all})` : ` (${all})`;

@@ -16,7 +16,10 @@ import { taskRecords, tinyFixture, writeRecords } from '../evalcli/tiny.js';
 import type { MedRecord } from '../../src/data/schema.js';
 
 function cli(args: string[]): { code: number | null; out: string; err: string } {
-  const r = spawnSync(process.execPath, [join(packageRoot(), 'bin', 'medlora.js'), ...args], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1' } });
+  const r = spawnSync(process.execPath, [join(packageRoot(), 'bin', 'medlora.js'), ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, OMP_NUM_THREADS: '1' },
+  });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -52,11 +55,25 @@ test('data stats --json: stdout is exactly one JSON document (progress is not on
 test('loss: --overflow drop is accepted (the records that do not fit are counted); error is the default', async () => {
   const fx = tinyFixture();
   const recs = taskRecords().chemicals as MedRecord[];
-  const data = writeRecords('nits-loss.jsonl', [...recs, { id: 'long', task: 'chemicals', input: 'x', gold: Array.from({ length: 80 }, (_, i) => `chemical number ${i}`) }]);
+  const data = writeRecords('nits-loss.jsonl', [
+    ...recs,
+    { id: 'long', task: 'chemicals', input: 'x', gold: Array.from({ length: 80 }, (_, i) => `chemical number ${i}`) },
+  ]);
   const dflt = await runCli(['loss', '--model', fx.model, '--data', data, '--max-length', '300', '--json']);
   assert.equal(dflt.code, 1);
   assert.match(dflt.err, /record long: .* use --overflow drop/);
-  const r = await runCli(['loss', '--model', fx.model, '--data', data, '--max-length', '300', '--overflow', 'drop', '--json']);
+  const r = await runCli([
+    'loss',
+    '--model',
+    fx.model,
+    '--data',
+    data,
+    '--max-length',
+    '300',
+    '--overflow',
+    'drop',
+    '--json',
+  ]);
   assert.equal(r.code, 0, r.err);
   assert.equal((JSON.parse(r.out) as { rows: number }).rows, 3);
   assert.match(r.err, /1 record\(s\) dropped/);
@@ -67,7 +84,12 @@ test('loss: --overflow drop is accepted (the records that do not fit are counted
 test('data import ade-email FOLDER: prompt-template.txt is skipped and counted; a bad record still fails', async () => {
   const d = mkdtempSync(join(tmpdir(), 'medlora-ade-'));
   mkdirSync(join(d, 'reports'));
-  writeFileSync(join(d, 'reports', 'Abilify.txt'), JSON.stringify([{ input: 'Abilify gave me nausea.', output: { drug_name: 'Abilify', adverse_events: ['nausea'] } }]));
+  writeFileSync(
+    join(d, 'reports', 'Abilify.txt'),
+    JSON.stringify([
+      { input: 'Abilify gave me nausea.', output: { drug_name: 'Abilify', adverse_events: ['nausea'] } },
+    ]),
+  );
   writeFileSync(join(d, 'prompt-template.txt'), 'Write an email about {drug} ...\n');
   const out = join(d, 'out.jsonl');
   const r = await runCli(['data', 'import', 'ade-email', d, '--out', out, '--json']);
@@ -87,11 +109,25 @@ test('data import ade-email FOLDER: prompt-template.txt is skipped and counted; 
 });
 
 test('unknown config keys and options: closest matches first, then every known name', async () => {
-  const r = await runCli(['train', '--config', join(packageRoot(), 'configs', 'ddi-llama31-8b.yaml'), '--learning_rat', '1e-4', '--dry-run']);
+  const r = await runCli([
+    'train',
+    '--config',
+    join(packageRoot(), 'configs', 'ddi-llama31-8b.yaml'),
+    '--learning_rat',
+    '1e-4',
+    '--dry-run',
+  ]);
   assert.equal(r.code, 1);
   assert.match(r.err, /unknown config key \(did you mean --learning_rate or --training\.learning_rate\?/);
   for (const k of allKeyPaths()) assert.ok(r.err.includes(`--${k}`), `missing ${k}`);
-  const r2 = await runCli(['train', '--config', join(packageRoot(), 'configs', 'ddi-llama31-8b.yaml'), '--zzzz', '1', '--dry-run']);
+  const r2 = await runCli([
+    'train',
+    '--config',
+    join(packageRoot(), 'configs', 'ddi-llama31-8b.yaml'),
+    '--zzzz',
+    '1',
+    '--dry-run',
+  ]);
   assert.match(r2.err, /--zzzz: unknown config key \(known: /);
   assert.ok(r2.err.includes('--training.max_steps') && r2.err.includes('--data.prompt_style'), r2.err);
   const r3 = await runCli(['score', '--task', 'chemicals', '--gold', 'g', '--pred', 'p', '--relax']);

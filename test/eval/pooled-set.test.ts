@@ -16,7 +16,12 @@ import { runCli } from './capture.js';
 const gold = [
   // r1: the drug name also appears as an event: the set is {Abilify, nausea} (2 elements, not 3)
   { id: 'r1', task: 'ade-email', input: 'x', gold: { drug_name: 'Abilify', adverse_events: ['nausea', 'Abilify'] } },
-  { id: 'r2', task: 'ade-email', input: 'y', gold: { drug_name: 'Lipitor', adverse_events: ['muscle pain', 'headache'] } },
+  {
+    id: 'r2',
+    task: 'ade-email',
+    input: 'y',
+    gold: { drug_name: 'Lipitor', adverse_events: ['muscle pain', 'headache'] },
+  },
   { id: 'r3', task: 'ade-email', input: 'z', gold: { drug_name: 'Zoloft', adverse_events: ['insomnia'] } },
 ];
 const preds = [
@@ -33,7 +38,8 @@ const HAND = { tp: 5, fp: 3, fn: 2 };
 
 function files(): { g: string; p: string } {
   const d = mkdtempSync(join(tmpdir(), 'medlora-pooled-'));
-  const g = join(d, 'gold.jsonl'), p = join(d, 'pred.jsonl');
+  const g = join(d, 'gold.jsonl'),
+    p = join(d, 'pred.jsonl');
   writeFileSync(g, gold.map((r) => `${JSON.stringify(r)}\n`).join(''));
   writeFileSync(p, preds.map((r) => `${JSON.stringify(r)}\n`).join(''));
   return { g, p };
@@ -47,8 +53,18 @@ test('pooled-set: TP/FP/FN per record summed, equal to the hand-computed counts;
   assert.deepEqual({ tp: m.tp, fp: m.fp, fn: m.fn }, HAND);
   assert.equal(m.precision, 5 / 8);
   assert.equal(m.recall, 5 / 7);
-  assert.deepEqual(r.records.map((x) => [x.tp.length, x.fp.length, x.fn.length]), [[2, 1, 0], [2, 1, 1], [1, 1, 1]]);
-  assert.deepEqual(r.metrics.perType.map((t) => t.type), ['entity']);
+  assert.deepEqual(
+    r.records.map((x) => [x.tp.length, x.fp.length, x.fn.length]),
+    [
+      [2, 1, 0],
+      [2, 1, 1],
+      [1, 1, 1],
+    ],
+  );
+  assert.deepEqual(
+    r.metrics.perType.map((t) => t.type),
+    ['entity'],
+  );
   // the checker can fail: the typed metric on the same files gives other counts (r1's duplicate event and the gold
   // event "Abilify" are multiset items; r2's "Lipitor" event is not the drug name)
   const t = scoreFiles('ade-email', g, p, DEFAULT_MATCH).metrics.micro;
@@ -57,9 +73,23 @@ test('pooled-set: TP/FP/FN per record summed, equal to the hand-computed counts;
 
 test('medlora score --metric pooled-set prints the pooled counts; an unknown metric is one clear error', async () => {
   const { g, p } = files();
-  const r = await runCli(['score', '--task', 'ade-email', '--gold', g, '--pred', p, '--metric', 'pooled-set', '--json']);
+  const r = await runCli([
+    'score',
+    '--task',
+    'ade-email',
+    '--gold',
+    g,
+    '--pred',
+    p,
+    '--metric',
+    'pooled-set',
+    '--json',
+  ]);
   assert.equal(r.code, 0, r.err);
-  const j = JSON.parse(r.out) as { metrics: { micro: { tp: number; fp: number; fn: number } }; options: { metric: string } };
+  const j = JSON.parse(r.out) as {
+    metrics: { micro: { tp: number; fp: number; fn: number } };
+    options: { metric: string };
+  };
   assert.deepEqual({ tp: j.metrics.micro.tp, fp: j.metrics.micro.fp, fn: j.metrics.micro.fn }, HAND);
   assert.equal(j.options.metric, 'pooled-set');
   const bad = await runCli(['score', '--task', 'ade-email', '--gold', g, '--pred', p, '--metric', 'pooled']);

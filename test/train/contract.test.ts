@@ -21,7 +21,8 @@ import { taskRecords, tinyFixture, writeRecords } from '../evalcli/tiny.js';
 
 setNumThreads(1);
 
-const TEMPLATE = "{% for m in messages %}<s>{{ m['role'] }}\n{{ m['content'] }}</s>\n{% endfor %}{% if add_generation_prompt %}<s>assistant\n{% endif %}";
+const TEMPLATE =
+  "{% for m in messages %}<s>{{ m['role'] }}\n{{ m['content'] }}</s>\n{% endfor %}{% if add_generation_prompt %}<s>assistant\n{% endif %}";
 const GEN = ['--max-new-tokens', '24', '--batch-size', '4', '--quiet'];
 
 /** The tiny model folder with a chat template added to its tokenizer_config.json. */
@@ -43,10 +44,16 @@ async function trainChat(): Promise<{ run: string; adapter: string; data: string
   const data = writeRecords('contract-chem.jsonl', taskRecords().chemicals as MedRecord[]);
   const run = join(fx.root, 'run-contract');
   const cfg = join(fx.root, 'contract.json');
-  writeFileSync(cfg, JSON.stringify({
-    model: chatModel(), output_dir: run, data: { train: data, prompt_style: 'chat', max_length: 400 },
-    lora: { r: 4, lora_alpha: 8 }, training: { max_steps: 2, learning_rate: 0.01, per_device_train_batch_size: 2, save_steps: 1, logging_steps: 1 },
-  }));
+  writeFileSync(
+    cfg,
+    JSON.stringify({
+      model: chatModel(),
+      output_dir: run,
+      data: { train: data, prompt_style: 'chat', max_length: 400 },
+      lora: { r: 4, lora_alpha: 8 },
+      training: { max_steps: 2, learning_rate: 0.01, per_device_train_batch_size: 2, save_steps: 1, logging_steps: 1 },
+    }),
+  );
   const r = await runCli(['train', '--config', cfg, '--quiet']);
   assert.equal(r.code, 0, r.err);
   trained = { run, adapter: join(run, 'adapter'), data };
@@ -62,7 +69,10 @@ test('train writes medlora_contract.json beside every adapter: prompt style, cha
   const c = readContract(adapter)!;
   assert.equal(c.schema, 'medlora.training-contract');
   assert.equal(c.schema_version, 1);
-  assert.equal(c.medlora_version, (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version);
+  assert.equal(
+    c.medlora_version,
+    (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version,
+  );
   assert.equal(c.prompt?.style, 'chat');
   assert.equal(c.prompt?.chat_template?.text, TEMPLATE);
   assert.equal(c.prompt?.chat_template?.sha256, sha256(TEMPLATE));
@@ -70,7 +80,9 @@ test('train writes medlora_contract.json beside every adapter: prompt style, cha
   assert.equal(c.overflow, 'drop');
   assert.equal(c.compute_dtype, 'f32');
   assert.equal(c.data_format, 'records');
-  assert.deepEqual(c.tasks, [{ name: 'chemicals', instruction: NER_INSTRUCTIONS.chemicals, records: 3, other_instructions: 0 }]);
+  assert.deepEqual(c.tasks, [
+    { name: 'chemicals', instruction: NER_INSTRUCTIONS.chemicals, records: 3, other_instructions: 0 },
+  ]);
   assert.equal(c.base_model.path, chatModel());
   assert.equal(c.base_model.config_sha256, sha256(readFileSync(join(chatModel(), 'config.json'))));
   // PEFT's own file is untouched by the contract (PEFT ignores other files in the folder)
@@ -95,7 +107,10 @@ test('library: loadExtractor takes prompt style, max_length and chat template fr
     assert.equal(b.settings.prompt_style, 'alpaca');
     assert.equal(b.settings.max_length, 600);
     assert.equal(b.warnings.length, 3, b.warnings.join('\n'));
-    assert.match(b.warnings[0]!, /^prompt_style alpaca contradicts the adapter's training contract \(prompt_style chat in .*medlora_contract\.json\); using alpaca$/);
+    assert.match(
+      b.warnings[0]!,
+      /^prompt_style alpaca contradicts the adapter's training contract \(prompt_style chat in .*medlora_contract\.json\); using alpaca$/,
+    );
     assert.match(b.warnings[1]!, /^max_length 600 contradicts .*\(max_length 400 /);
     assert.match(b.warnings[2]!, /^tasks diseases: the adapter was trained on chemicals only/);
   } finally {
@@ -118,15 +133,44 @@ test('eval and extract use the chat prompt with no flag; --prompt alpaca wins wi
   const { adapter, data } = await trainChat();
   const fx = tinyFixture();
   const out = join(fx.root, 'contract-eval');
-  const r = await runCli(['eval', '--model', chatModel(), '--adapter', adapter, '--data', data, '--out', out, '--json', ...GEN]);
+  const r = await runCli([
+    'eval',
+    '--model',
+    chatModel(),
+    '--adapter',
+    adapter,
+    '--data',
+    data,
+    '--out',
+    out,
+    '--json',
+    ...GEN,
+  ]);
   assert.equal(r.code, 0, r.err);
   assert.equal(r.err, '');
   const s = JSON.parse(r.out) as { settings: { promptStyle: string; maxLength: number } };
   assert.equal(s.settings.promptStyle, 'chat');
   assert.equal(s.settings.maxLength, 400);
-  const r2 = await runCli(['eval', '--model', chatModel(), '--adapter', adapter, '--data', data, '--out', `${out}-2`, '--json', '--prompt', 'alpaca', ...GEN]);
+  const r2 = await runCli([
+    'eval',
+    '--model',
+    chatModel(),
+    '--adapter',
+    adapter,
+    '--data',
+    data,
+    '--out',
+    `${out}-2`,
+    '--json',
+    '--prompt',
+    'alpaca',
+    ...GEN,
+  ]);
   assert.equal(r2.code, 0, r2.err);
-  assert.match(r2.err, /^warning: --prompt alpaca contradicts the adapter's training contract \(prompt_style chat in .*\); using alpaca$/);
+  assert.match(
+    r2.err,
+    /^warning: --prompt alpaca contradicts the adapter's training contract \(prompt_style chat in .*\); using alpaca$/,
+  );
   assert.equal((JSON.parse(r2.out) as { settings: { promptStyle: string } }).settings.promptStyle, 'alpaca');
 
   // loss over task records: prompted as the contract says (equal to the explicit chat flags, unlike alpaca)
@@ -152,12 +196,22 @@ test('eval and extract use the chat prompt with no flag; --prompt alpaca wins wi
   assert.equal(typeof got.truncated, 'boolean');
   const lib = loadExtractor({ model: chatModel(), adapter });
   try {
-    const chat = extract(lib.model, lib.tok, 'chemicals', [{ id: '1', text }], { promptStyle: 'chat', maxLength: 400, maxNewTokens: 24 }).results[0]!;
-    const alpaca = extract(lib.model, lib.tok, 'chemicals', [{ id: '1', text }], { promptStyle: 'alpaca', maxLength: 400, maxNewTokens: 24 }).results[0]!;
+    const chat = extract(lib.model, lib.tok, 'chemicals', [{ id: '1', text }], {
+      promptStyle: 'chat',
+      maxLength: 400,
+      maxNewTokens: 24,
+    }).results[0]!;
+    const alpaca = extract(lib.model, lib.tok, 'chemicals', [{ id: '1', text }], {
+      promptStyle: 'alpaca',
+      maxLength: 400,
+      maxNewTokens: 24,
+    }).results[0]!;
     assert.equal(got.output, chat.output);
     // the check can fail: the alpaca prompt gives this model another answer
     assert.notEqual(alpaca.output, chat.output);
-    console.log(`extract with the contract: ${JSON.stringify(got.output)}; chat ${JSON.stringify(chat.output)}; alpaca ${JSON.stringify(alpaca.output)}`);
+    console.log(
+      `extract with the contract: ${JSON.stringify(got.output)}; chat ${JSON.stringify(chat.output)}; alpaca ${JSON.stringify(alpaca.output)}`,
+    );
   } finally {
     lib.model.dispose();
   }
@@ -165,23 +219,52 @@ test('eval and extract use the chat prompt with no flag; --prompt alpaca wins wi
 
 test('serve with the contract: chat prompt, the trained task, truncated in the HTTP JSON (the README NER serve line)', async () => {
   const { adapter } = await trainChat();
-  const child = spawn(process.execPath, [join(packageRoot(), 'bin', 'medlora.js'), 'serve', '--model', chatModel(), '--adapter', adapter,
-    '--task', 'chemicals', '--port', '0', '--json', '--max-new-tokens', '24'], { env: { ...process.env, OMP_NUM_THREADS: '1' } });
+  const child = spawn(
+    process.execPath,
+    [
+      join(packageRoot(), 'bin', 'medlora.js'),
+      'serve',
+      '--model',
+      chatModel(),
+      '--adapter',
+      adapter,
+      '--task',
+      'chemicals',
+      '--port',
+      '0',
+      '--json',
+      '--max-new-tokens',
+      '24',
+    ],
+    { env: { ...process.env, OMP_NUM_THREADS: '1' } },
+  );
   let err = '';
-  child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
   try {
     const lines = createInterface({ input: child.stdout });
     const listening = await new Promise<{ url: string }>((resolve, reject) => {
-      lines.on('line', (l) => { const j = JSON.parse(l) as { event: string; url: string }; if (j.event === 'listening') resolve(j); });
+      lines.on('line', (l) => {
+        const j = JSON.parse(l) as { event: string; url: string };
+        if (j.event === 'listening') resolve(j);
+      });
       child.on('exit', (code) => reject(new Error(`serve exited ${code}: ${err}`)));
     });
-    const health = await (await fetch(`${listening.url}/health`)).json() as { prompt_style: string; max_length: number; tasks: string[] };
+    const health = (await (await fetch(`${listening.url}/health`)).json()) as {
+      prompt_style: string;
+      max_length: number;
+      tasks: string[];
+    };
     assert.equal(health.prompt_style, 'chat');
     assert.equal(health.max_length, 400);
     assert.deepEqual(health.tasks, ['chemicals']);
-    const res = await fetch(`${listening.url}/v1/extract`, { method: 'POST', body: JSON.stringify({ task: 'chemicals', text: 'Aspirin reduced fever.' }) });
+    const res = await fetch(`${listening.url}/v1/extract`, {
+      method: 'POST',
+      body: JSON.stringify({ task: 'chemicals', text: 'Aspirin reduced fever.' }),
+    });
     assert.equal(res.status, 200);
-    const body = await res.json() as { results: Array<{ finish_reason: string; truncated: boolean }> };
+    const body = (await res.json()) as { results: Array<{ finish_reason: string; truncated: boolean }> };
     assert.equal(typeof body.results[0]!.truncated, 'boolean');
     assert.equal(body.results[0]!.truncated, body.results[0]!.finish_reason !== 'eos');
     assert.equal(err.includes('warning'), false, err);

@@ -1,7 +1,6 @@
 // `medlora serve`: load a model (+ adapter) once and serve extraction over HTTP (glue over src/serve/server.ts).
 import type { CommandSpec } from '../command.js';
 import { bool, list, num, str } from '../command.js';
-import { MedloraError } from '../../util/errors.js';
 import { GENERATION_OPTIONS } from './eval.js';
 
 /** A display name for a folder: its base name, or its parent's when it is the conventional "adapter" folder. */
