@@ -146,7 +146,7 @@ export const RESOLVED_CONFIG = 'config.resolved.json';
  * What `--resume X` continues: X is a run folder (its config.resolved.json and newest checkpoint) or a checkpoint
  * folder (its run folder's config). Errors name the folder and what is missing.
  */
-export function resumeTarget(x: string): { runDir: string; config: string; checkpoint: string } {
+export function resumeRun(x: string): { runDir: string; config: string; checkpoint: string } {
   if (!existsSync(x)) throw new MedloraError(`--resume ${x}: no such folder`);
   if (existsSync(join(x, TRAINER_STATE))) {
     const runDir = join(x, '..');

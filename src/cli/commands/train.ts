@@ -32,13 +32,13 @@ export const trainCommand: CommandSpec = {
   ].join('\n'),
   async run(args) {
     const { readConfigFile, resolveConfig } = await import('../../train/config.js');
-    const { resumeTarget } = await import('../../train/checkpoint.js');
+    const { resumeRun } = await import('../../train/checkpoint.js');
     let file = str(args, 'config');
     let resume = str(args, 'resume');
     const overrides: Array<[string, string]> = [];
     if (resume !== undefined && resume !== 'latest') {
       // --resume RUN_DIR or CHECKPOINT: the run's own resolved config (unless --config is given) and its checkpoint
-      const t = resumeTarget(resume);
+      const t = resumeRun(resume);
       if (file === undefined) file = t.config;
       if (str(args, 'output') === undefined) overrides.push(['output_dir', t.runDir]);
       resume = t.checkpoint;
