@@ -60,7 +60,7 @@ test('keys that change the math and are not implemented are errors naming key an
     [{ model_type: 'llama', ...base, partial_rotary_factor: 0.5 }, /m\/config\.json: "partial_rotary_factor" = 0\.5 \(partial rotary embeddings\) is not supported for model_type llama/],
     [{ model_type: 'qwen2', ...base, rope_parameters: { rope_type: 'default', partial_rotary_factor: 0.5 } }, /partial_rotary_factor 0\.5 is not supported for model_type qwen2/],
     [{ model_type: 'llama', ...base, attn_logit_softcapping: 50 }, /m\/config\.json: "attn_logit_softcapping" = 50 \(attention logit soft-capping \(Gemma-2\)\) is not supported for model_type llama/],
-    [{ model_type: 'mistral', ...base, final_logit_softcapping: 30 }, /"final_logit_softcapping" = 30/],
+    [{ model_type: 'mistral', ...base, num_key_value_heads: 2, final_logit_softcapping: 30 }, /"final_logit_softcapping" = 30/],
     [{ model_type: 'llama', ...base, qk_layernorm: true }, /"qk_layernorm" = true/],
     [{ model_type: 'stablelm', ...base, qk_layernorm: true }, /m\/config\.json: qk_layernorm=true/],
     [{ model_type: 'llama', ...base, sliding_window: 128 }, /"sliding_window" = 128 \(sliding-window attention\) is not supported for model_type llama/],
