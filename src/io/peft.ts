@@ -121,7 +121,11 @@ export function parseLoraConfig(raw: unknown, file = ADAPTER_CONFIG): LoraConfig
     target_modules: tm as string[] | string, bias: bias as LoraConfig['bias'], fan_in_fan_out: bool('fan_in_fan_out'),
     use_rslora: bool('use_rslora'), modules_to_save: mts as string[] | null,
     base_model_name_or_path: strOrNull('base_model_name_or_path'), task_type: strOrNull('task_type'),
-    layers_to_transform: ltt as number[] | number | null, layers_pattern, exclude_modules, extra,
+    // absent keys stay absent, so a config round-trips unchanged
+    ...('layers_to_transform' in o ? { layers_to_transform: ltt as number[] | number | null } : {}),
+    ...('layers_pattern' in o ? { layers_pattern } : {}),
+    ...('exclude_modules' in o ? { exclude_modules } : {}),
+    extra,
   };
 }
 
