@@ -116,7 +116,11 @@ export function mergeCheckpoint(o: MergeCheckpointOptions): MergeCheckpointRepor
   if (total > max) files.push(INDEX_FILE);
 
   const newConfig: Record<string, unknown> = { ...config };
-  if (o.dtype) newConfig.torch_dtype = CONFIG_DTYPE[o.dtype];
+  if (o.dtype) {
+    // transformers 5 writes `dtype` (torch_dtype is its older alias): update whichever spellings the config has
+    if ('dtype' in newConfig) newConfig.dtype = CONFIG_DTYPE[o.dtype];
+    if ('torch_dtype' in newConfig || !('dtype' in newConfig)) newConfig.torch_dtype = CONFIG_DTYPE[o.dtype];
+  }
   if (untied) newConfig.tie_word_embeddings = false;
   writeFileAtomic(join(o.out, 'config.json'), [new TextEncoder().encode(`${JSON.stringify(newConfig, null, 2)}\n`)]);
   const copied: string[] = [];

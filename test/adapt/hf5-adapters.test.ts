@@ -196,3 +196,16 @@ test('adapter config keys that change the math and are not implemented: one-line
     rmSync(d, { recursive: true, force: true });
   }
 });
+
+test('medlora merge --dtype updates the transformers-5 "dtype" key (no stale torch_dtype added)', () => {
+  const out = mkdtempSync(join(tmpdir(), 'medlora-hf5-dtype-'));
+  try {
+    mergeCheckpoint({ model: hf5Model('llama-tiny'), adapter: hf5Path('llama-tiny', 'adapter-lm-head'), out, dtype: 'bf16' });
+    const c = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as Record<string, unknown>;
+    assert.equal(c.dtype, 'bfloat16');
+    assert.equal('torch_dtype' in c, false);
+    assert.equal(openCheckpoint(out).info('lm_head.weight').dtype, 'BF16');
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
