@@ -138,7 +138,9 @@ function copyFactors(model: Module, ad: Adapter, wrapped: string[], file: string
     throw new MedloraError(`${file}: does not fit this model:` +
       (missing.length ? ` no weights for targeted module(s) ${missing.slice(0, 4).join(', ')}${missing.length > 4 ? ', ...' : ''};` : '') +
       (extra.length ? ` weights for module(s) ${extra.slice(0, 4).join(', ')}${extra.length > 4 ? ', ...' : ''} that are not targeted linear layers of this model;` : '') +
-      ' (was it trained for a different architecture?)');
+      (['layers_to_transform', 'layers_pattern', 'exclude_modules'].some((k) => (ad.config as unknown as Record<string, unknown>)[k] != null)
+        ? ` (the selection follows target_modules, layers_to_transform, layers_pattern and exclude_modules of ${join(ad.dir, 'adapter_config.json')}: do they match the file?)`
+        : ' (was it trained for a different architecture?)'));
   }
   const byPath = new Map(loraModules(model));
   for (const [path, info] of ad.modules) {

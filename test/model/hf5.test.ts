@@ -99,12 +99,37 @@ test('medlora loss (spawned) on the transformers-5 Llama-3 checkpoint; a bad con
   const d = mkdtempSync(join(tmpdir(), 'medlora-hf5-bad-'));
   try {
     const cfg = JSON.parse(readFileSync(hf5Path('llama-tiny', 'config.json'), 'utf8')) as Record<string, unknown>;
-    writeFileSync(join(d, 'config.json'), JSON.stringify({ ...cfg, rope_parameters: { rope_type: 'yarn', factor: 4, rope_theta: 10000 } }));
     copyFileSync(hf5Path('llama-tiny', 'model.safetensors'), join(d, 'model.safetensors'));
-    const bad = spawnSync(process.execPath, [bin, 'loss', '--model', d, '--data', hf5Path('llama-tiny', 'batch.json')], { encoding: 'utf8' });
-    assert.equal(bad.status, 1);
-    assert.match(bad.stderr, /config\.json: rope_parameters\.rope_type "yarn" is not supported/);
-    assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr);
+    const cases: Array<[Record<string, unknown>, RegExp]> = [
+      [{ rope_parameters: { rope_type: 'yarn', factor: 4, rope_theta: 10000 } }, /config\.json: rope_parameters\.rope_type "yarn" is not supported/],
+      [{ attn_logit_softcapping: 50.0 }, /config\.json: "attn_logit_softcapping" = 50 .* is not supported for model_type llama/],
+      [{ rope_parameters: { rope_type: 'default', rope_theta: 10000, partial_rotary_factor: 0.5 } }, /config\.json: partial_rotary_factor 0\.5 is not supported for model_type llama/],
+    ];
+    for (const [patch, re] of cases) {
+      writeFileSync(join(d, 'config.json'), JSON.stringify({ ...cfg, ...patch }));
+      const bad = spawnSync(process.execPath, [bin, 'loss', '--model', d, '--data', hf5Path('llama-tiny', 'batch.json')], { encoding: 'utf8' });
+      assert.equal(bad.status, 1);
+      assert.match(bad.stderr, re);
+      assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr);
+      console.log(`  ${bad.stderr.trim()}`);
+    }
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+});
+
+test('Qwen2 with use_sliding_window in use: inputs within the window equal full attention, longer ones are refused', () => {
+  const d = mkdtempSync(join(tmpdir(), 'medlora-hf5-qwen2-swa-'));
+  try {
+    const cfg = JSON.parse(readFileSync(hf5Path('qwen2-tiny', 'config.json'), 'utf8')) as Record<string, unknown>;
+    writeFileSync(join(d, 'config.json'), JSON.stringify({ ...cfg, use_sliding_window: true, sliding_window: 24, layer_types: ['full_attention', 'sliding_attention'] }));
+    symlinkSync(hf5Path('qwen2-tiny', 'model.safetensors'), join(d, 'model.safetensors'));
+    const { logits } = logitsAndLoss(d, 'qwen2-tiny'); // T = 24: inside the window
+    assertClose(logits, hf5Tensor('logits', 'qwen2-tiny'), { atol: TOL, label: 'qwen2 within the sliding window' });
+    const m = loadModel(d);
+    try {
+      assert.throws(() => noGrad(() => m.forward(tensor([new Array<number>(25).fill(3)], { dtype: 'i64' }))), /25 positions exceed sliding_window 24/);
+    } finally { m.dispose(); }
   } finally {
     rmSync(d, { recursive: true, force: true });
   }
