@@ -134,3 +134,31 @@ test('Qwen2 with use_sliding_window in use: inputs within the window equal full 
     rmSync(d, { recursive: true, force: true });
   }
 });
+
+test('tie_word_embeddings=true with a different lm_head.weight in the file: the embedding is used (as transformers) and a warning says so', async () => {
+  const { setWarningHandler } = await import('../../src/util/warn.js');
+  const { openCheckpoint, readAll, writeSafetensors } = await import('../../src/io/safetensors.js');
+  const d = mkdtempSync(join(tmpdir(), 'medlora-hf5-tied-'));
+  const got: string[] = [];
+  const prev = setWarningHandler((m) => got.push(m));
+  try {
+    copyFileSync(hf5Path('llama3-tiny-tied', 'config.json'), join(d, 'config.json'));
+    const w = readAll(openCheckpoint(hf5Model('llama3-tiny-tied')));
+    const emb = w['model.embed_tokens.weight']!;
+    w['lm_head.weight'] = { ...emb, data: emb.data.slice() };
+    writeSafetensors(join(d, 'model.safetensors'), w);
+    logitsAndLoss(d, 'llama3-tiny-tied');
+    assert.deepEqual(got, [], 'an identical copy is silent');
+    const other = new Float32Array(emb.data.slice().buffer);
+    other[0] = other[0]! + 1;
+    w['lm_head.weight'] = { ...emb, data: new Uint8Array(other.buffer) };
+    writeSafetensors(join(d, 'model.safetensors'), w);
+    const { logits } = logitsAndLoss(d, 'llama3-tiny-tied');
+    assertClose(logits, hf5Tensor('logits', 'llama3-tiny-tied'), { atol: TOL, label: 'tied head uses the embedding' });
+    assert.equal(got.length, 1);
+    assert.match(got[0]!, /model\.safetensors: config\.json has tie_word_embeddings=true, so 'lm_head\.weight' \(which differs from 'model\.embed_tokens\.weight'\) is ignored/);
+  } finally {
+    setWarningHandler(prev);
+    rmSync(d, { recursive: true, force: true });
+  }
+});
