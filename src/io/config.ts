@@ -140,6 +140,8 @@ const NUMERIC_KEYS: Record<string, { neutral: (v: unknown) => boolean; what: str
   query_pre_attn_scalar: { neutral: (v) => v === null, what: 'attention scaling (Gemma)' },
   use_parallel_residual: { neutral: (v) => v === false || v === null, what: 'parallel residual' },
   use_qkv_bias: { neutral: (v) => v === false || v === null, what: 'q/k/v bias' },
+  attention_bias: { neutral: (v) => v === false || v === null, what: 'attention projection biases' },
+  mlp_bias: { neutral: (v) => v === false || v === null, what: 'MLP biases' },
   add_cross_attention: { neutral: (v) => v === false || v === null, what: 'cross-attention layers' },
   is_encoder_decoder: { neutral: (v) => v === false || v === null, what: 'an encoder-decoder model' },
   tie_encoder_decoder: { neutral: (v) => v === false || v === null, what: 'tied encoder/decoder weights' },
@@ -349,7 +351,9 @@ function readRope(f: Fields, file: string, warnings: string[], maxPositions: num
 function parseLlamaLike(f: Fields, file: string, type: 'llama' | 'mistral' | 'qwen2', warnings: string[]): LlamaLikeConfig {
   // HF defaults: Mistral kv 8 heads; Llama/Qwen2 kv = heads
   const shape = rotaryDecoderShape(f, file, type === 'mistral' ? 8 : undefined);
-  const attention_bias = type === 'qwen2' ? false : f.bool('attention_bias', false);
+  // only LlamaConfig has attention_bias / mlp_bias: Mistral has no biases and Qwen2 fixed ones whatever they say
+  // (qwen2 lists attention_bias as harmless; elsewhere a true value is a NUMERIC_KEYS error)
+  const attention_bias = type === 'llama' ? f.bool('attention_bias', false) : false;
   const max_position_embeddings = f.posInt('max_position_embeddings', type === 'llama' ? 2048 : type === 'mistral' ? 131072 : 32768);
   const num_hidden_layers = shape.num_hidden_layers;
   // MistralConfig defaults sliding_window to 4096 (an explicit null means full attention); every layer slides
@@ -371,7 +375,7 @@ function parseLlamaLike(f: Fields, file: string, type: 'llama' | 'mistral' | 'qw
     attention_bias,
     qkv_bias: type === 'qwen2' ? true : attention_bias,
     o_bias: attention_bias,
-    mlp_bias: f.bool('mlp_bias', false),
+    mlp_bias: type === 'llama' ? f.bool('mlp_bias', false) : false,
     sliding_window,
   };
 }

@@ -209,3 +209,20 @@ test('medlora merge --dtype updates the transformers-5 "dtype" key (no stale tor
     rmSync(out, { recursive: true, force: true });
   }
 });
+
+test('an unknown adapter_config.json key is a visible warning naming it and the file', async () => {
+  const { setWarningHandler } = await import('../../src/util/warn.js');
+  const { parseLoraConfig } = await import('../../src/io/peft.js');
+  const got: string[] = [];
+  const prev = setWarningHandler((m) => got.push(m));
+  try {
+    const cfg = JSON.parse(readFileSync(hf5Path('gpt2-tiny', 'adapter-lm-head', 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
+    parseLoraConfig(cfg, 'a/adapter_config.json');
+    assert.deepEqual(got, [], 'every key PEFT 0.21 writes is known');
+    parseLoraConfig({ ...cfg, lora_mystery_scale: 2 }, 'a/adapter_config.json');
+    assert.equal(got.length, 1);
+    assert.match(got[0]!, /a\/adapter_config\.json: unknown key "lora_mystery_scale" ignored/);
+  } finally {
+    setWarningHandler(prev);
+  }
+});

@@ -71,6 +71,10 @@ test('keys that change the math and are not implemented are errors naming key an
     [{ model_type: 'gpt2', vocab_size: 10, n_embd: 8, n_layer: 1, n_head: 2, scale_attn_by_inverse_layer_idx: true }, /m\/config\.json: scale_attn_by_inverse_layer_idx=true is not supported/],
     [{ model_type: 'gpt2', vocab_size: 10, n_embd: 8, n_layer: 1, n_head: 2, rope_parameters: { rope_type: 'default' } }, /"rope_parameters" .* not supported for model_type gpt2/],
     [{ model_type: 'qwen2', ...base, layer_types: ['full_attention'] }, /"layer_types" must be a list of 2/],
+    // MistralForCausalLM has no biases and Qwen2's MLP none (transformers ignores these keys there): not silently built
+    [{ model_type: 'mistral', ...base, num_key_value_heads: 2, attention_bias: true }, /"attention_bias" = true \(attention projection biases\) is not supported for model_type mistral/],
+    [{ model_type: 'qwen2', ...base, mlp_bias: true }, /"mlp_bias" = true \(MLP biases\) is not supported for model_type qwen2/],
+    [{ model_type: 'stablelm', ...base, mlp_bias: true }, /"mlp_bias" = true/],
   ];
   for (const [raw, re] of cases) assert.throws(() => parseModelConfig(raw, f), re, JSON.stringify(raw));
   // neutral values of the same keys are fine
