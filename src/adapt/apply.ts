@@ -7,7 +7,7 @@ import { isFloatDType, type Tensor } from '../tensor/index.js';
 import { LoraLinear, type LoraInit, type LoraLinearOptions } from './lora.js';
 
 export type LoraSettings = Pick<LoraConfig, 'r' | 'lora_alpha' | 'lora_dropout' | 'target_modules'> &
-  Partial<Pick<LoraConfig, 'use_rslora'>> & { init?: LoraInit };
+  Partial<Pick<LoraConfig, 'use_rslora' | 'layers_to_transform' | 'layers_pattern' | 'exclude_modules'>> & { init?: LoraInit };
 
 /** Linear-like modules a LoRA could wrap: not LoRA wrappers themselves, nor anything inside one. */
 export function linearModulePaths(model: Module): string[] {

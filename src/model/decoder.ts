@@ -90,8 +90,11 @@ export abstract class DecoderLM extends ParamModule implements CausalLM {
     const past = cache?.length ?? 0;
     const total = past + T;
     const maxPos = this.maxPositions();
-    if (maxPos !== undefined && total > maxPos && !this.rotary) {
-      throw new MedloraError(`forward: ${total} positions exceed the model's ${maxPos} learned position embeddings`);
+    // learned positions end at maxPos; with a padding mask a row's positions count only its real tokens (left-padded
+    // generation), so the limit applies to the largest position id, not to the padded width
+    const learnedLimit = maxPos !== undefined && !this.rotary ? maxPos : undefined;
+    if (learnedLimit !== undefined && total > learnedLimit && !opts.attentionMask && !opts.positionIds) {
+      throw new MedloraError(`forward: ${total} positions exceed the model's ${learnedLimit} learned position embeddings`);
     }
     const win = this.slidingWindow();
     if (win !== null && total > win) {
@@ -104,6 +107,10 @@ export abstract class DecoderLM extends ParamModule implements CausalLM {
       const ids = onDev(inputIds)!;
       const attentionMask = onDev(opts.attentionMask);
       const positionIds = onDev(opts.positionIds) ?? positionIdsFor(attentionMask, past, T, device);
+      if (learnedLimit !== undefined && total > learnedLimit) {
+        const top = (positionIds.max().item() as number) + 1;
+        if (top > learnedLimit) throw new MedloraError(`forward: ${top} positions exceed the model's ${learnedLimit} learned position embeddings`);
+      }
       const mask = buildAttnMask(attentionMask, past, T, device);
       let x = this.embed(ids, positionIds);
       let cos: Tensor | undefined;

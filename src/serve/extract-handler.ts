@@ -19,7 +19,10 @@ export interface ServedResult {
   raw: string;
   parsed: boolean;
   unparsed: string[];
+  /** eos, length (max_new_tokens reached) or max_positions (the model's position limit reached) */
   finish_reason: string;
+  /** the answer was cut (finish_reason length or max_positions) rather than ended by the model */
+  truncated: boolean;
 }
 
 export interface ExtractJob {
@@ -31,7 +34,7 @@ function served(r: ExtractResult, input: string): ServedResult {
   return {
     task: r.task, input, result: r.result,
     entities: r.entities.map((e) => ({ text: e.text, role: e.role, spans: e.occurrences })),
-    raw: r.output, parsed: r.unparsed.length === 0, unparsed: r.unparsed, finish_reason: r.finish_reason,
+    raw: r.output, parsed: r.unparsed.length === 0, unparsed: r.unparsed, finish_reason: r.finish_reason, truncated: r.truncated,
   };
 }
 
@@ -42,6 +45,7 @@ export function runExtract(jobs: ExtractJob[], maxBatch: number): ServedResult[]
   const { results } = extract(entry.model, entry.tok, first.task, inputs, {
     ...first.settings, batchSize: maxBatch, promptStyle: entry.promptStyle ?? 'alpaca',
     ...(entry.maxLength !== undefined ? { maxLength: entry.maxLength } : {}),
+    ...(entry.instructions ? { instructions: entry.instructions } : {}),
   });
   let k = 0;
   return jobs.map((j) => j.req.texts.map((text) => served(results[k++]!, text)));

@@ -20,6 +20,8 @@ export interface ServedModel {
   /** prompt style and input shortening used in training (default alpaca, none) */
   promptStyle?: PromptStyle;
   maxLength?: number;
+  /** per-task instructions from the training contract (default: the built-in ones) */
+  instructions?: Record<string, string>;
   /** tasks this model answers on /v1/extract (default: the server's tasks) */
   tasks?: StructuredTask[];
 }

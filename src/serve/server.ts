@@ -47,6 +47,8 @@ export interface ServeOptions {
   extraModels?: ServedModel[];
   /** tasks served (default: every structured task) */
   tasks?: StructuredTask[];
+  /** the default model's own tasks (its training contract's; default: the served tasks) */
+  modelTasks?: StructuredTask[];
   host?: string;
   /** 0 = an ephemeral port (see the handle's `port`) */
   port?: number;
@@ -71,6 +73,8 @@ export interface ServeOptions {
   /** prompt style and input shortening used in training (the default model's) */
   promptStyle?: PromptStyle;
   maxLength?: number;
+  /** per task, the instruction training used when it is not the built-in one (an adapter's training contract) */
+  instructions?: Record<string, string>;
   /** called once per answered request */
   onRequest?: (e: RequestLog) => void;
 }
@@ -143,12 +147,13 @@ export async function createServer(o: ServeOptions): Promise<ServeHandle> {
   const tasks = opts.tasks ?? [...STRUCTURED_TASKS];
   if (tasks.length === 0) throw new MedloraError('serve: no tasks to serve');
   const limits: RequestLimits = { tasks, maxTexts: opts.maxTexts, maxInputChars: opts.maxInputChars, maxNewTokens: opts.maxNewTokens };
-  const infos = taskInfos(tasks);
+  const infos = taskInfos(tasks).map((t) => (opts.instructions?.[t.name] !== undefined ? { ...t, instruction: opts.instructions[t.name]! } : t));
   let models: ModelRegistry;
   try {
     models = new ModelRegistry([{
       name: opts.modelName, model: opts.model, tok: opts.tok, adapterDir: opts.adapterName ?? null,
       ...(opts.promptStyle ? { promptStyle: opts.promptStyle } : {}), ...(opts.maxLength !== undefined ? { maxLength: opts.maxLength } : {}),
+      ...(opts.instructions ? { instructions: opts.instructions } : {}), ...(opts.modelTasks?.length ? { tasks: opts.modelTasks } : {}),
     }, ...(opts.extraModels ?? [])], opts.modelName);
   } catch (e) {
     throw new MedloraError(`serve: ${(e as Error).message}`);
@@ -190,6 +195,7 @@ export async function createServer(o: ServeOptions): Promise<ServeHandle> {
     return {
       status: closing ? 'stopping' : 'ok', model: opts.modelName, adapter: opts.adapterName ?? null, tasks,
       models: models.all.map((m) => ({ name: m.name, adapter: m.adapterDir })),
+      prompt_style: opts.promptStyle ?? 'alpaca', max_length: opts.maxLength ?? null,
       engine: { ...engine, threads: getNumThreads() }, uptime_s: Math.round((Date.now() - started) / 100) / 10,
       requests_served: counters.requests, ...stats(),
       limits: {

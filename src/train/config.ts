@@ -3,6 +3,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { MedloraError } from '../util/errors.js';
+import { suggestion } from '../util/suggest.js';
 
 export type SchedulerType = 'linear' | 'cosine' | 'constant' | 'constant_with_warmup' | RunSchedulerType;
 export type OptimName = 'adamw_torch' | 'adamw_8bit' | 'paged_adamw_8bit';
@@ -338,26 +339,12 @@ export function shortForms(): Map<string, string> {
 // ---------------------------------------------------------------------------------------------------------------
 // validation
 
-function editDistance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-  }
-  return d[a.length]![b.length]!;
-}
-
-/** " (did you mean x?)" when a known key is close, or the key lives in another section. */
+/** " (did you mean x?)" when the key lives in another section; otherwise the closest keys of this section and all of them. */
 export function didYouMean(key: string, here: readonly string[], prefix: string): string {
   const leaf = key.split('.').pop()!;
   const elsewhere = allKeyPaths().find((p) => p.endsWith(`.${leaf}`) && p !== `${prefix}${leaf}`);
   if (elsewhere && !here.includes(leaf)) return ` (did you mean ${elsewhere}?)`;
-  let best: string | undefined, bestD = Infinity;
-  for (const k of here) { const dd = editDistance(leaf.toLowerCase(), k.toLowerCase()); if (dd < bestD) { bestD = dd; best = k; } }
-  if (best !== undefined && bestD <= Math.max(2, Math.floor(leaf.length / 3))) return ` (did you mean ${prefix}${best}?)`;
-  return ` (known keys: ${here.join(', ')})`;
+  return suggestion(leaf, here.map((k) => `${prefix}${k}`));
 }
 
 function describe(k: Kind): string {
@@ -486,7 +473,11 @@ function fieldAt(path: string): Field | undefined {
 /** A flag's text value typed by the schema: numbers, true/false, null, lists as "a,b" or JSON. */
 export function parseOverrideValue(path: string, raw: string): unknown {
   const f = fieldAt(path);
-  if (!f) throw new MedloraError(`--${path}: unknown config key${didYouMean(path, path.includes('.') ? Object.keys(SECTIONS[path.split('.')[0]!] ?? TOP) : Object.keys(TOP), path.includes('.') ? `${path.split('.')[0]}.` : '')}`);
+  if (!f) {
+    // every key path is a flag (--training.max_steps), and so is every unique leaf (--max_steps): suggest among all
+    const names = [...new Set([...allKeyPaths(), ...shortForms().keys()])];
+    throw new MedloraError(`--${path}: unknown config key${suggestion(path, allKeyPaths(), (k) => `--${k}`, names)}; a key whose name is unique also works alone (--max_steps)`);
+  }
   if (raw === 'null' && f.nullable) return null;
   switch (f.kind.t) {
     case 'number':

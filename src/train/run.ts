@@ -34,7 +34,7 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions = {}): Promise
   // --resume, else training.resume_from_checkpoint (true = the newest checkpoint)
   const resume = resumeTarget(cfg.training, o.resume);
   if (!resume && existsSync(dir) && (listCheckpoints(dir).length > 0 || existsSync(join(dir, 'metrics.jsonl')))) {
-    throw new MedloraError(`output_dir ${dir} already holds a run (metrics.jsonl / checkpoints); pass --resume latest to continue it, or choose another --output`);
+    throw new MedloraError(`output_dir ${dir} already holds a run (metrics.jsonl / checkpoints); continue it with --resume ${dir} (or --resume latest with this config), or choose another --output`);
   }
   if (cfg.training.eval_generate_steps !== null) {
     if (!cfg.data.validation) throw new MedloraError('training.eval_generate_steps needs data.validation (canonical records to generate answers for)');

@@ -28,6 +28,7 @@ export interface PreparedRun {
 export async function prepareRun(cfg: TrainConfig): Promise<PreparedRun> {
   const notes: string[] = [];
   if (!existsSync(join(cfg.model, 'config.json'))) throw new MedloraError(`model ${cfg.model}: no config.json (pass --model DIR, a Hugging Face model folder)`);
+  (await import('../data/contract.js')).checkMaxLength(cfg.data.max_length, cfg.model, 'data.max_length');
   const { loadModel } = await import('../model/load.js');
   const { methodNamed, methodOfAdapter } = await import('../adapt/methods/index.js');
   const method = methodNamed(cfg.finetuning);
@@ -80,8 +81,14 @@ export async function prepareRun(cfg: TrainConfig): Promise<PreparedRun> {
     const { padIdOf } = await import('../data/encode.js');
     padId = padIdOf(tok);
   }
+  // the training contract travels with every adapter saved (src/data/contract.ts: medlora_contract.json)
+  const { trainingContract } = await import('./contract.js');
+  const { writeContract } = await import('../data/contract.js');
+  const computeDtype = model.parameters().find((p) => p.dtype === 'f32' || p.dtype === 'bf16' || p.dtype === 'f16')?.dtype ?? 'f32';
+  const contract = await trainingContract(cfg, { format: tr.report.format, computeDtype, tok });
   const save = (dir: string): void => {
     method.save(model, dir, { base_model_name_or_path: cfg.model, target_modules: targets });
+    writeContract(dir, contract);
   };
   return { model, saveAdapter: save, train: tr.examples, validation, reports, padId, method: method.name, loraModules: wrapped, notes };
 }

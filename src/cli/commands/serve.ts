@@ -1,8 +1,9 @@
 // `medlora serve`: load a model (+ adapter) once and serve extraction over HTTP (glue over src/serve/server.ts).
 import type { CommandSpec } from '../command.js';
 import { bool, list, num, str } from '../command.js';
-import { MedloraError } from '../../util/errors.js';
 import { GENERATION_OPTIONS } from './eval.js';
+import { MedloraError } from '../../util/errors.js';
+import type { StructuredTask } from '../../eval/parse.js';
 
 /** A display name for a folder: its base name, or its parent's when it is the conventional "adapter" folder. */
 async function folderName(dir: string): Promise<string> {
@@ -20,7 +21,9 @@ export const serveCommand: CommandSpec = {
     '                    "max_new_tokens" (<= --max-new-tokens), "temperature", "top_k", "top_p", "repetition_penalty",',
     '                    "seed", "constrain" (default true: answers always parse). Answer: {"results": [{"task", "input",',
     '                    "result" (the task\'s structured answer), "entities": [{"text", "role", "spans": [[start, end], ...]}],',
-    '                    "raw" (model text), "parsed", "unparsed", "finish_reason"}], "model", "adapter", "elapsed_ms", "batch"}',
+    '                    "raw" (model text), "parsed", "unparsed", "finish_reason", "truncated"}], "model", "adapter", "elapsed_ms",',
+    '                    "batch"}; finish_reason eos | length | max_positions (the model\'s position limit), truncated',
+    '                    true for the last two',
     '                    Spans are Unicode code-point offsets of the input, end exclusive (as medlora extract).',
     '  GET /v1/tasks     the served tasks with their instruction, output JSON Schema and entity roles',
     '  GET /health       model, adapter, engine, uptime, request counters, limits',
@@ -36,6 +39,8 @@ export const serveCommand: CommandSpec = {
     '<key>" (compared in constant time); limits below answer 413 (body, prompt) or 429 (--max-concurrent).',
     '  GET /             a web page: pick a task, paste text, see the table, highlighted spans and raw JSON',
     '                    (/?task=T&text=...&run=1 pre-fills the form and submits it)',
+    'The prompt style, max length, instructions, dtype and default tasks come from the adapter\'s training contract',
+    '(medlora_contract.json, written by medlora train); a flag that contradicts it wins with a warning.',
     'Queueing: generation runs one batch at a time. Greedy requests of the same task and settings that wait together',
     'share a batch of at most --max-batch texts (the oldest request always goes first); sampled requests (temperature > 0)',
     'run alone so their seed gives the same answer whatever else is queued. While a batch runs, other requests wait.',
@@ -53,7 +58,7 @@ export const serveCommand: CommandSpec = {
     'max-concurrent': { type: 'number', value: 'N', default: 64, description: 'most generating requests accepted at once (more: 429)' },
     'max-prompt-tokens': { type: 'number', value: 'N', default: 4096, description: 'most prompt tokens of a completion request' },
     tokenizer: GENERATION_OPTIONS.tokenizer!,
-    task: { type: 'string', value: 'TASK', multiple: true, description: 'serve only this task (repeatable; default: every structured task)' },
+    task: { type: 'string', value: 'TASK', multiple: true, description: 'serve only this task (repeatable; default: the adapter\'s training contract\'s tasks, else every structured task)' },
     host: { type: 'string', value: 'HOST', default: '127.0.0.1', description: 'address to listen on (0.0.0.0 exposes the server to the network)' },
     port: { type: 'number', value: 'N', default: 8080, description: 'port (0 = any free port; the chosen one is printed)' },
     'max-batch': { type: 'number', value: 'N', default: 8, description: 'most texts generated together in one batch' },
@@ -72,11 +77,9 @@ export const serveCommand: CommandSpec = {
     const { structuredTask } = await import('../../eval/run-eval.js');
     const { loadExtractor } = await import('../../eval/load-extractor.js');
     const { createServer } = await import('../../serve/server.js');
-    const prompt = str(args, 'prompt') ?? 'alpaca';
-    if (prompt !== 'alpaca' && prompt !== 'chat') throw new MedloraError(`medlora serve: --prompt must be alpaca or chat, got "${prompt}"`);
-    const tasks = [...new Set(list(args, 'task').map((t) => structuredTask(t)))];
-    const maxLength = num(args, 'max-length');
-    if (maxLength !== undefined && (!Number.isInteger(maxLength) || maxLength < 1)) throw new MedloraError(`medlora serve: --max-length must be a positive integer, got ${maxLength}`);
+    const { explicitPrompt, CONTRACT_FLAGS } = await import('./eval.js');
+    const explicit = explicitPrompt(args);
+    let tasks = [...new Set(list(args, 'task').map((t) => structuredTask(t)))];
     const json = bool(args, 'json');
     const quiet = bool(args, 'quiet');
     const t0 = Date.now();
@@ -99,20 +102,34 @@ export const serveCommand: CommandSpec = {
     const { loadTokenizer } = await import('../../tokenize/tokenizer.js');
     const { loadModel } = await import('../../model/load.js');
     const { loadAnyAdapter } = await import('../../adapt/methods/index.js');
+    const { inferenceSettings } = await import('../../eval/load-extractor.js');
     const loaded = loadExtractor({
-      model: str(args, 'model')!, where: 'medlora serve',
+      model: str(args, 'model')!, where: 'medlora serve', ...explicit, fieldNames: CONTRACT_FLAGS, ...(tasks.length ? { tasks } : {}),
       ...(tokDir !== undefined ? { tokenizer: tokDir } : {}), ...(dtype !== undefined ? { dtype } : {}),
       ...(threads !== undefined ? { threads } : {}), ...(adapter !== undefined ? { adapter } : {}),
     });
-    const { model, modelDir, adapterDir } = loaded;
+    const { model, modelDir, adapterDir, settings, warnings } = loaded;
+    for (const w of warnings) console.error(`warning: ${w}`);
+    const contractTasks = (t: string[]): StructuredTask[] => t.filter((x) => { try { structuredTask(x); return true; } catch { return false; } }) as StructuredTask[];
+    // without --task: the tasks the adapter was trained on (its contract), else every structured task
+    const explicitTasks = tasks.length > 0;
+    if (!tasks.length) tasks = contractTasks(settings.contract_tasks);
+    const maxLength = settings.max_length;
     const tok = chatTemplate !== undefined ? loadTokenizer(tokDir ?? modelDir, { chatTemplate }) : loaded.tok;
-    // named adapters: each its own copy of the base with the adapter applied (src/serve/models.ts)
+    // named adapters: each its own copy of the base with the adapter applied (src/serve/models.ts), prompted as its
+    // own training contract says
     const extra: import('../../serve/models.js').ServedModel[] = [];
     const disposeAll = (): void => { model.dispose(); for (const e of extra) e.model.dispose(); };
     try {
       for (const a of named) {
+        const { settings: s } = inferenceSettings(a.dir, { ...explicit, fieldNames: CONTRACT_FLAGS, ...(explicitTasks ? { tasks } : {}) });
+        for (const w of s.warnings) console.error(`warning: --adapter ${a.name}: ${w}`);
+        const own = explicitTasks ? tasks : contractTasks(s.contract_tasks);
         const m = loadModel(modelDir, dtype ? { dtype: dtype as 'f32' | 'bf16' } : {});
-        extra.push({ name: a.name, model: m, tok, adapterDir: a.dir, ...(tasks.length ? { tasks } : {}) });
+        extra.push({
+          name: a.name, model: m, tok, adapterDir: a.dir, promptStyle: s.prompt_style, ...(s.max_length !== undefined ? { maxLength: s.max_length } : {}),
+          instructions: s.instructions, ...(own.length ? { tasks: own } : {}),
+        });
         loadAnyAdapter(m, a.dir);
       }
     } catch (e) {
@@ -126,12 +143,18 @@ export const serveCommand: CommandSpec = {
         model: named.length ? extra[0]!.model : model, tok, modelName: named.length ? named[0]!.name : baseName, adapterName: named.length ? named[0]!.dir : adapterDir ? await folderName(adapterDir) : null,
         // the first named adapter is the default model; the base is served under its own name beside the others
         extraModels: named.length ? [{ name: baseName, model, tok, adapterDir: null }, ...extra.slice(1)] : [],
-        ...(tasks.length ? { tasks } : {}),
+        // served tasks: --task, else every named adapter's contract tasks together, else the adapter's, else all
+        ...(named.length
+          ? (explicitTasks || extra.some((e) => !e.tasks) ? (tasks.length ? { tasks } : {}) : { tasks: [...new Set(extra.flatMap((e) => e.tasks!))] })
+          : tasks.length ? { tasks } : {}),
+        ...(named.length && extra[0]!.tasks ? { modelTasks: extra[0]!.tasks } : {}),
         host: str(args, 'host')!, port: num(args, 'port')!, maxBatch: num(args, 'max-batch')!, maxNewTokens: num(args, 'max-new-tokens')!,
         maxTexts: num(args, 'max-texts')!, maxInputChars: num(args, 'max-input-chars')!, maxBodyBytes: num(args, 'max-body-bytes')!,
         maxConcurrent: num(args, 'max-concurrent')!, maxPromptTokens: num(args, 'max-prompt-tokens')!,
         ...(apiKey !== undefined ? { apiKey } : {}),
-        promptStyle: prompt, ...(maxLength !== undefined ? { maxLength } : {}),
+        ...(named.length
+          ? { promptStyle: extra[0]!.promptStyle!, ...(extra[0]!.maxLength !== undefined ? { maxLength: extra[0]!.maxLength } : {}), instructions: extra[0]!.instructions! }
+          : { promptStyle: settings.prompt_style, ...(maxLength !== undefined ? { maxLength } : {}), instructions: settings.instructions }),
         onRequest: (e) => {
           if (json) console.log(JSON.stringify({ event: 'request', ...e }));
           else if (!quiet) console.error(`${e.method} ${e.path} ${e.status} ${e.ms} ms${e.model ? ` [${e.model}]` : ''}${e.texts ? ` (${e.texts} texts, batch of ${e.batch?.texts})` : ''}${e.completion_tokens !== undefined ? ` (${e.prompt_tokens}+${e.completion_tokens} tokens)` : ''}${e.error ? `: ${e.error}` : ''}`);

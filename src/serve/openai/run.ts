@@ -32,7 +32,9 @@ export function cutAtStop(text: string, stop: readonly string[]): { text: string
   return Number.isFinite(cut) ? { text: text.slice(0, cut), stopped: true } : { text, stopped: false };
 }
 
-const finish = (r: FinishReason): 'stop' | 'length' => (r === 'length' ? 'length' : 'stop');
+// OpenAI's finish reasons: the model ended (eos) or a stop string matched = stop; cut by max_tokens or the model's
+// position limit = length
+const finish = (r: FinishReason): 'stop' | 'length' => (r === 'eos' || r === 'stop' ? 'stop' : 'length');
 
 /** Run jobs that share a batching key (same entry and settings; see completionKey). */
 export function runCompletions(jobs: CompletionJob[]): CompletionResult[] {
