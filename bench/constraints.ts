@@ -2,6 +2,7 @@
 // random-model decodes (the states a real decode visits), with the pure-token shortcut and with the full trie walk.
 // Usage: node dist/bench/constraints.js [--json] [--prompts N] [tokenizer fixture names...]
 // (uses the test tokenizer adapter until src/tokenize's loadTokenizer lands on main)
+import { automatonConstraint } from '../src/generate/constraints/index.js';
 import { ConstraintVocab, TokenConstraint } from '../src/generate/constraints/mask.js';
 import { taskAutomaton } from '../src/generate/constraints/tasks.js';
 import { STRUCTURED_TASKS } from '../src/eval/parse.js';
@@ -33,7 +34,7 @@ function main(): void {
     const buildMs = performance.now() - t0;
     if (!json) console.log(`${name}: vocab ${tok.vocabSize}, token bytes + trie ${buildMs.toFixed(0)} ms, ${vocab.trie.nodes} trie nodes`);
     for (const task of STRUCTURED_TASKS) {
-      const c = new TokenConstraint(vocab, taskAutomaton(task));
+      const c = automatonConstraint(vocab, taskAutomaton(task));
       const buf = new Uint8Array(tok.vocabSize);
       const times: number[] = [];
       let cpuUs = 0; // CPU time as well as wall time: the shared CI machine is often overloaded

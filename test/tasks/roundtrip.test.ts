@@ -8,10 +8,11 @@ import { existsSync } from 'node:fs';
 import { hasShared, sharedPath } from '../../src/util/paths.js';
 import { loadTokenizer } from '../../src/tokenize/tokenizer.js';
 import type { TextTokenizer } from '../../src/tokenize/types.js';
+import { automatonConstraint } from '../../src/generate/constraints/index.js';
 import { ConstraintVocab, TokenConstraint } from '../../src/generate/constraints/mask.js';
 import { taskAutomaton } from '../../src/generate/constraints/tasks.js';
-import { TASKS } from '../../src/data/tasks.js';
-import { STRUCTURED_TASKS, parseOutput, type StructuredTask } from '../../src/eval/parse.js';
+import { getTask } from '../../src/data/tasks/index.js';
+import { STRUCTURED_TASKS, type StructuredTask } from '../../src/eval/parse.js';
 import { randomDecode, rng, seedOf } from '../eval/random-model.js';
 
 const TOKENIZERS = ['gpt2', 'SmolLM2-135M-Instruct', 'Mistral-7B-v0.1'];
@@ -19,10 +20,10 @@ const dir = (n: string) => sharedPath('fixtures', 'hf', n);
 const skip = !hasShared() || !TOKENIZERS.every((t) => existsSync(dir(t))) ? 'needs ../shared/fixtures/hf tokenizers' : false;
 
 // ---- the task views under test (one adapter, so the test reads the same before and after the registry refactor)
-const renderOf = (task: StructuredTask, g: unknown): string => (TASKS[task].render as (x: unknown) => string)(g);
-const parseOf = (task: StructuredTask, text: string) => parseOutput(task, text);
-const validOf = (task: StructuredTask, g: unknown): string | undefined => TASKS[task].validate(g);
-const constraintOf = (task: StructuredTask, vocab: ConstraintVocab) => new TokenConstraint(vocab, taskAutomaton(task));
+const renderOf = (task: StructuredTask, g: unknown): string => getTask(task).render(g);
+const parseOf = (task: StructuredTask, text: string) => getTask(task).parse(text);
+const validOf = (task: StructuredTask, g: unknown): string | undefined => getTask(task).validate(g);
+const constraintOf = (task: StructuredTask, vocab: ConstraintVocab) => automatonConstraint(vocab, taskAutomaton(task));
 
 // ---- random gold answers: realistic names (letters, digits, inner spaces/hyphens/commas/parentheses, non-ASCII
 // letters), trimmed, unique within an answer, and free of each format's delimiters
