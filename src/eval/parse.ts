@@ -1,7 +1,7 @@
 // Model text back to a task's structured answer: each task module owns its tolerant parser (src/data/tasks/); this
 // file is the evaluation-side entry point over the task registry.
 import type { GoldByTask, TaskName } from '../data/schema.js';
-import { getStructuredTask, getTask, structuredTaskNames, type ParseResult } from '../data/tasks/index.js';
+import { getStructuredTask, getTask, structuredTaskNames, validate, type ParseResult } from '../data/tasks/index.js';
 import { MedloraError } from '../util/errors.js';
 
 export type { ParseResult } from '../data/tasks/index.js';
@@ -27,7 +27,10 @@ export function parseOutput<T extends string>(task: T, text: string): ParseResul
  */
 export function validateStructured<T extends string>(task: T, value: unknown, where: string): ParseResult<GoldOf<T>> {
   const t = getStructuredTask(task);
-  const err = t.validate(value);
-  if (err) throw new MedloraError(`${where}: "pred" for task ${task} must match its answer shape (${JSON.stringify(t.resultSchema)}): ${err}; got ${JSON.stringify(value)?.slice(0, 120)}`);
+  // predictions are checked against the task's result schema (empty strings are a prediction's right; gold is stricter)
+  const errs = validate(t.resultSchema, value);
+  if (errs.length) {
+    throw new MedloraError(`${where}: "pred" for task ${task} does not match its answer schema: ${errs.slice(0, 3).map((e) => `${e.path}: ${e.message}`).join('; ')}`);
+  }
   return { items: structuredClone(value) as GoldOf<T>, unparsed: [] };
 }
