@@ -30,6 +30,8 @@ export interface DecodeResult {
  */
 export function randomDecode(opts: {
   vocabSize: number; eosId: number; maxNewTokens: number; seed: number; sample: boolean; constraint?: Constraint;
+  /** mask time of every step is appended here (ms) */
+  stepTimes?: number[];
 }): DecodeResult {
   const r = rng(opts.seed);
   const logits = new Float32Array(opts.vocabSize);
@@ -41,7 +43,9 @@ export function randomDecode(opts: {
     if (session) {
       const t0 = performance.now();
       const m = session.mask();
-      maskMs += performance.now() - t0;
+      const dt = performance.now() - t0;
+      maskMs += dt;
+      opts.stepTimes?.push(dt);
       applyMask(logits, m, opts.eosId);
     }
     const id = opts.sample ? sampleFrom(logits, r) : argmax(logits);

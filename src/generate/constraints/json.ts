@@ -257,6 +257,13 @@ export class JsonAutomaton {
     const startChar = (): boolean => { if (n.maxLength !== undefined && len >= n.maxLength) return false; len++; return true; };
     if (u > 0) {
       if (b < 0x80 || b > 0xbf) return;
+      if (!track) {
+        // only the lead byte's class is kept (1: E0, 2: ED, 3: F0, 4: F4), for the first continuation byte's range
+        if (u === k && ((cp === 1 && b < 0xa0) || (cp === 2 && b > 0x9f) || (cp === 3 && b < 0x90) || (cp === 4 && b > 0x8f))) return;
+        cp = 0; u--;
+        if (u === 0) k = 0;
+        return push();
+      }
       if (u === k) { // first continuation byte: no overlongs, surrogates or code points past U+10FFFF
         if ((cp === 0 && k === 2 && b < 0xa0) || (cp === 0xd && k === 2 && b > 0x9f) || (cp === 0 && k === 3 && b < 0x90) || (cp === 4 && k === 3 && b > 0x8f)) return;
       }
@@ -293,7 +300,7 @@ export class JsonAutomaton {
     const c = b >= 0xc2 && b <= 0xdf ? 1 : b >= 0xe0 && b <= 0xef ? 2 : b >= 0xf0 && b <= 0xf4 ? 3 : -1;
     if (c < 0 || !startChar()) return;
     u = c; k = c;
-    cp = b & (c === 1 ? 0x1f : c === 2 ? 0x0f : 0x07);
+    cp = track ? b & (c === 1 ? 0x1f : c === 2 ? 0x0f : 0x07) : b === 0xe0 ? 1 : b === 0xed ? 2 : b === 0xf0 ? 3 : b === 0xf4 ? 4 : 0;
     return push();
   }
 
@@ -354,6 +361,25 @@ export class JsonAutomaton {
   }
 
   initial(): number { return 0; }
+
+  /**
+   * A key under which states have equal token masks: inside a string with maxLength (no escape or UTF-8 pending,
+   * minLength reached), the characters left are replaced by `canon(room)`: the largest number of string characters
+   * some token can write at or below `room` (rooms with no token count between them allow the same tokens), which
+   * lets the positions of a long string share a few cached masks. Other states are their own key.
+   */
+  maskKey(state: number, canon: (room: number) => number): string {
+    const sts = this.stacks[state];
+    if (!sts || sts.length !== 1) return `#${state}`;
+    const st = sts[0]!;
+    const top = st[st.length - 1];
+    if (!top || top[0] !== 'S') return `#${state}`;
+    const f = top.split(',');
+    const n = this.nodes[Number(f[1])] as Extract<SchemaNode, { t: 'string' }>;
+    const len = Number(f[2]);
+    if (n.maxLength === undefined || len < n.minLength || f[3] !== '0' || f[4] !== '0') return `#${state}`;
+    return `${st.slice(0, -1).join('|')}|S,${f[1]},r${canon(n.maxLength - len)},${f.slice(3).join(',')}`;
+  }
 
   /** One byte; the next state or -1 (dead). */
   step(state: number, b: number): number {

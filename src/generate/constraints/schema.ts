@@ -8,11 +8,37 @@ import { MedloraError } from '../../util/errors.js';
 import type { ConstraintVocab, MaskResult, Constraint } from './mask.js';
 import { JsonAutomaton } from './json.js';
 
+/** Per token: how many string characters it writes when read from inside a JSON string (an escape is one character,
+ * a UTF-8 sequence one, continuation bytes none), up to its first unescaped quote; the sorted distinct counts. */
+function stringCharCounts(bytes: Array<Uint8Array | null>): Int32Array {
+  const seen = new Set<number>([0]);
+  for (const bs of bytes) {
+    if (!bs) continue;
+    let n = 0, esc = 0;
+    for (const b of bs) {
+      if (esc > 0) { if (esc === 1 && b === 0x75) esc = 4; else esc--; continue; }
+      if (b === 0x22) break;
+      if (b === 0x5c) { n++; esc = 1; continue; }
+      if (b < 0x80 || b >= 0xc0) n++;
+    }
+    seen.add(n);
+  }
+  return Int32Array.from([...seen].sort((a, b) => a - b));
+}
+
 interface CachedMask { allowed: Uint8Array; count: number; maxAfter: number }
 
 export class SchemaConstraint implements Constraint {
   private readonly stack: Int32Array;
-  private readonly cache = new Map<number, CachedMask>();
+  private readonly cache = new Map<string, CachedMask>();
+  /** sorted distinct counts of the string characters a token writes from inside a string (before any closing quote) */
+  private readonly charCounts: Int32Array;
+  private readonly canon = (room: number): number => {
+    const c = this.charCounts;
+    let lo = 0, hi = c.length - 1, best = 0;
+    while (lo <= hi) { const m = (lo + hi) >> 1; if (c[m]! <= room) { best = c[m]!; lo = m + 1; } else hi = m - 1; }
+    return best;
+  };
   private cacheBytes = 0;
   /** cache statistics (benchmarks) */
   readonly cacheStats = { hits: 0, misses: 0 };
@@ -25,6 +51,7 @@ export class SchemaConstraint implements Constraint {
       }
     }
     this.stack = new Int32Array(vocab.trie.maxDepth + 1);
+    this.charCounts = stringCharCounts(vocab.bytes);
   }
 
   initial(): number { return this.automaton.initial(); }
@@ -72,13 +99,14 @@ export class SchemaConstraint implements Constraint {
     const slack = remaining - 2;
     if (remaining < 2 || state < 0) { allowed.fill(0); return { allowed, count: 0, eos }; }
     if (opts.fullWalk) { allowed.fill(0); return { allowed, count: this.walk(state, slack, allowed).count, eos }; }
-    let c = this.cache.get(state);
+    const key = this.automaton.maskKey(state, this.canon);
+    let c = this.cache.get(key);
     if (c) this.cacheStats.hits++;
     else {
       this.cacheStats.misses++;
       c = this.walk(state, Infinity, new Uint8Array(this.vocab.vocabSize));
       if (this.cacheBytes + c.allowed.length > this.maxCacheBytes) { this.cache.clear(); this.cacheBytes = 0; }
-      this.cache.set(state, c);
+      this.cache.set(key, c);
       this.cacheBytes += c.allowed.length;
     }
     if (c.maxAfter <= slack) {
