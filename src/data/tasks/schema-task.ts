@@ -49,6 +49,9 @@ export function schemaTask(def: unknown, where = 'task'): Task<unknown> {
     instruction,
     structured: true,
     render: (g) => {
+      // the empty placeholder (prompting on raw text: the prompt never depends on the gold) renders as plain JSON even
+      // when the schema requires more
+      if (JSON.stringify(g) === JSON.stringify(emptyOf(node))) return JSON.stringify(g);
       const errs = errorsOf(g);
       if (errs.length) throw new MedloraError(`task ${name}: gold does not match the schema: ${errs.join('; ')}`);
       return canonicalJson(node, g);
