@@ -3,7 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { taskAutomaton } from './tasks.js';
-import { parseOutput } from '../../eval/parse.js';
+import { getTask } from '../../data/tasks/index.js';
+
+const parseOutput = (task: string, text: string) => getTask(task).parse(text);
 
 const complete = (task: Parameters<typeof taskAutomaton>[0], text: string) => {
   const a = taskAutomaton(task);
