@@ -128,6 +128,47 @@ test('model selection: each adapter answers as its own model, and /v1/extract us
   assert.equal(eb.results[0]!.task, 'chemicals');
 });
 
+test('response_format json_schema: the reply parses and validates (checked here by hand); unsupported schemas are a 400', async () => {
+  const c = await client();
+  const schema = {
+    type: 'object', additionalProperties: false, required: ['drug_name', 'adverse_events'],
+    properties: { drug_name: { type: 'string', enum: ['Abilify', 'Lipitor'] }, adverse_events: { type: 'array', minItems: 1, maxItems: 3, items: { type: 'string' } }, serious: { type: 'boolean' } },
+  };
+  for (const [model, seed] of [['ade', 1], ['chem', 2], ['tiny-base', 3]] as const) {
+    const r = await c.chat.completions.create({
+      model, messages: MESSAGES, max_tokens: 48, temperature: 0.9, seed,
+      response_format: { type: 'json_schema', json_schema: { name: 'ae', strict: true, schema } },
+    });
+    const text = r.choices[0]!.message.content!;
+    const v = JSON.parse(text) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(v).filter((k) => !['drug_name', 'adverse_events', 'serious'].includes(k)), [], 'no other keys');
+    assert.ok(['Abilify', 'Lipitor'].includes(v.drug_name as string), `drug_name in the enum: ${text}`);
+    const ae = v.adverse_events as unknown[];
+    assert.ok(Array.isArray(ae) && ae.length >= 1 && ae.length <= 3 && ae.every((x) => typeof x === 'string'), `adverse_events: ${text}`);
+    assert.ok(v.serious === undefined || typeof v.serious === 'boolean');
+    assert.equal(r.choices[0]!.finish_reason, 'stop');
+    console.log(`json_schema (${model}): ${text}`);
+  }
+  // the checker can fail: a plain (unconstrained) reply of the random model is not such JSON
+  const plain = await c.chat.completions.create({ model: 'ade', messages: MESSAGES, max_tokens: 48, temperature: 0 });
+  assert.throws(() => JSON.parse(plain.choices[0]!.message.content!));
+  const refuse: Array<[Record<string, unknown>, RegExp, string]> = [
+    [{ type: 'json_schema', json_schema: { name: 'x', schema: { type: 'string', pattern: '^a' } } }, /"pattern" is not supported/, 'response_format.json_schema.schema'],
+    [{ type: 'json_object' }, /json_object.*not supported/, 'response_format.type'],
+  ];
+  for (const [rf, re, param] of refuse) {
+    await assert.rejects(c.chat.completions.create({ model: 'ade', messages: MESSAGES, response_format: rf as never }), (e: unknown) => {
+      assert.ok(e instanceof OpenAI.BadRequestError);
+      assert.match(e.message, re);
+      assert.equal((e.error as { param: string }).param, param);
+      return true;
+    });
+  }
+  // too few tokens for any valid answer: a 400, not a truncated reply
+  await assert.rejects(c.chat.completions.create({ model: 'ade', messages: MESSAGES, max_tokens: 3, response_format: { type: 'json_schema', json_schema: { name: 'ae', schema } } }),
+    (e: unknown) => e instanceof OpenAI.BadRequestError && /too small/.test(e.message));
+});
+
 test('errors: OpenAI-shaped, typed by the client, naming the field', async () => {
   const c = await client();
   const cases: Array<[string, () => Promise<unknown>, number, RegExp, string | null]> = [

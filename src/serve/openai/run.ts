@@ -55,6 +55,9 @@ export function runCompletions(jobs: CompletionJob[]): CompletionResult[] {
   res.forEach((r, k) => {
     const { j, i } = live[k]!;
     const cut = cutAtStop(decodeFor(j.req, r.ids), j.req.stop);
+    // a constrained reply that ended by itself must validate; anything else is a decoder bug, never a silent answer
+    const problems = fc && r.finishReason === 'eos' ? fc.check(cut.text) : [];
+    if (problems.length) throw new Error(`response_format: the constrained reply does not validate (${problems.slice(0, 3).join('; ')})`);
     out[i] = { text: cut.text, ids: r.ids, finishReason: finish(r.finishReason), promptTokens: j.req.promptIds.length, skipped: false };
   });
   return out;
