@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -25,12 +25,17 @@ const template = join(work, 'template.txt');
 writeFileSync(template, 'Write adverse event reports for [DRUG NAME].\nSide effects:\n[DRUG SIDE EFFECTS]\nAnswer as JSON.\n');
 const drugs = join(work, 'drugs.jsonl');
 writeFileSync(drugs, `${JSON.stringify({ drug: 'Abilify', info: 'nausea, vomiting, dizziness' })}\n${JSON.stringify({ drug: 'Lipitor', info: 'muscle pain' })}\n`);
+// the tiny fixture model says max_position_embeddings 128, shorter than an ade-email training prompt (about 314
+// tokens with its 300-token vocabulary); a copy that declares 2048 (RoPE has no learned positions) serves and trains
+const longModel = join(work, 'model-2048');
+cpSync(fx.model, longModel, { recursive: true });
+writeFileSync(join(longModel, 'config.json'), JSON.stringify({ ...(JSON.parse(readFileSync(join(fx.model, 'config.json'), 'utf8')) as object), max_position_embeddings: 2048 }));
 const chatTpl = join(work, 'chat.jinja');
 writeFileSync(chatTpl, TINY_CHAT_TEMPLATE);
 
 /** `medlora serve` in a child process; resolves with its URL once listening. */
 function serve(args: string[]): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--model', fx.model, '--port', '0', '--json', '--threads', '1', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'serve', '--model', longModel, '--port', '0', '--json', '--threads', '1', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (c: Buffer) => { err += c.toString(); });
   return new Promise((resolve, reject) => {
@@ -62,7 +67,21 @@ test('data synth against medlora serve: schema-valid records that data import an
     console.log(`synth summary: ${JSON.stringify(s)}`);
     assert.equal(s.requests, 4);
     assert.equal(s.sent, 4);
-    assert.equal(s.invalid, 0, 'the schema constraint makes every answer valid');
+    // under a random model only the json_schema constraint makes answers valid: every journaled reply is checked here
+    // by hand (the synth's own checks are not the reference); a blank-but-valid input may still be dropped as invalid
+    const journal = readFileSync(`${out}.journal.jsonl`, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { drug: string; content: string });
+    assert.equal(journal.length, 4);
+    for (const e of journal) {
+      const v = JSON.parse(e.content) as { reports: Array<{ input: unknown; output: { drug_name: unknown; adverse_events: unknown } }> };
+      assert.deepEqual(Object.keys(v), ['reports']);
+      assert.ok(v.reports.length >= 1 && v.reports.length <= 2, e.content);
+      for (const r of v.reports) {
+        assert.deepEqual(Object.keys(r), ['input', 'output']);
+        assert.ok(typeof r.input === 'string' && r.input.length >= 1);
+        assert.equal(r.output.drug_name, e.drug, 'drug_name pinned to the requested drug');
+        assert.ok(Array.isArray(r.output.adverse_events) && r.output.adverse_events.length >= 1 && r.output.adverse_events.every((x) => typeof x === 'string' && x.length >= 1));
+      }
+    }
     assert.ok(s.records >= 4, 'at least one report per request');
   } finally {
     child.kill('SIGTERM');
@@ -84,7 +103,7 @@ test('data synth against medlora serve: schema-valid records that data import an
   assert.equal(r.status, 0, r.stderr);
   assert.equal((JSON.parse(r.stdout) as { records: number }).records, recs.length);
   writeFileSync(join(work, 'cfg.yaml'), [
-    `model: ${fx.model}`, `output_dir: ${join(work, 'run')}`, `data: { train: ${jsonl}, max_length: 256 }`,
+    `model: ${longModel}`, `output_dir: ${join(work, 'run')}`, `data: { train: ${jsonl}, max_length: 1024 }`,
     'lora: { r: 2, lora_alpha: 4, target_modules: [q_proj, v_proj] }',
     'training: { learning_rate: 1.0e-3, max_steps: 2, per_device_train_batch_size: 2, logging_steps: 1, save_steps: null }', '',
   ].join('\n'));
@@ -96,14 +115,14 @@ test('data synth against medlora serve: schema-valid records that data import an
 
 test('a killed synth run resumes from its journal without re-sending answered requests', async () => {
   const tok = loadTokenizer(fx.model, { chatTemplate: TINY_CHAT_TEMPLATE });
-  const m = loadModel(fx.model);
+  const m = loadModel(longModel);
   loadAdapter(m, fx.adapter);
   // a long batch window keeps each request around 150 ms, so the run is still going when it is killed
   const h = await createServer({ model: m, tok, modelName: 'ade', port: 0, maxNewTokens: 160, batchWindowMs: 150 });
   const out = join(work, 'resume.json');
   const journal = `${out}.journal.jsonl`;
   const args = ['data', 'synth', '--template', template, '--drugs', drugs, '--endpoint', `${h.url}/v1`, '--model', 'ade', '--out', out,
-    '--per-drug', '4', '--reports', '1', '--max-tokens', '80', '--temperature', '0.7', '--concurrency', '1', '--json'];
+    '--per-drug', '4', '--reports', '1', '--max-tokens', '120', '--temperature', '0.7', '--concurrency', '1', '--json'];
   const lines = (): number => (existsSync(journal) ? readFileSync(journal, 'utf8').split('\n').filter((l) => l.trim()).length : 0);
   try {
     const child = spawn(process.execPath, [BIN, ...args], { stdio: 'ignore' });

@@ -11,8 +11,8 @@ import { HttpError } from '../http-error.js';
 import type { ResponseFormat } from './request.js';
 
 export interface FormatConstraint {
-  /** the per-sequence constraint for `count` sequences with `maxTokens` each (sequence index = job index) */
-  constraint(count: number, maxTokens: number): ConstraintFn;
+  /** the per-sequence constraint, one token budget per sequence (sequence index = job index) */
+  constraint(budgets: number[]): ConstraintFn;
   /** problems of a finished reply against the format (empty = valid) */
   check(text: string): string[];
 }
@@ -35,7 +35,7 @@ export function formatConstraint(rf: ResponseFormat, tok: TextTokenizer): Format
     throw e;
   }
   return {
-    constraint: (count, maxTokens) => sessionsConstraint(Array.from({ length: count }, () => new ConstrainedSession(c, maxTokens))),
+    constraint: (budgets) => sessionsConstraint(budgets.map((b) => new ConstrainedSession(c, b))),
     check: (text) => {
       let v: unknown;
       try { v = JSON.parse(text); } catch (e) { return [`not JSON: ${(e as Error).message}`]; }

@@ -1,7 +1,7 @@
 // Running a batch of completion requests of one model entry (the queue's runner for the OpenAI routes): one
 // generateIds() call over their prompt ids, per-token callbacks for streaming, the response-format constraint, and
 // the text cut at a stop string as generate() does.
-import { generateIds, type FinishReason } from '../../generate/generate.js';
+import { generateIds, modelMaxPositions, type FinishReason } from '../../generate/generate.js';
 import type { CompletionRequest } from './request.js';
 import { formatConstraint } from './response-format.js';
 
@@ -45,11 +45,14 @@ export function runCompletions(jobs: CompletionJob[]): CompletionResult[] {
   const tok = first.entry.tok as typeof first.entry.tok & { eosIds?: number[] };
   const eosIds = tok.eosIds ?? (tok.eosId !== undefined ? [tok.eosId] : []);
   const fc = formatConstraint(first.responseFormat, tok);
+  // a constrained answer must be finishable within max_tokens AND the model's position limit (prompt + answer)
+  const maxPos = modelMaxPositions(first.entry.model) ?? Infinity;
+  const budgets = live.map(({ j }) => Math.max(0, Math.min(first.maxTokens, maxPos - j.req.promptIds.length)));
   const res = generateIds(first.entry.model, live.map(({ j }) => j.req.promptIds), {
     maxNewTokens: first.maxTokens, temperature: first.temperature, ...(first.topP !== undefined ? { topP: first.topP } : {}),
     seed: first.seed, eosIds, padId: tok.padId ?? eosIds[0] ?? 0, vocabLimit: tok.vocabSize,
     decode: (ids) => decodeFor(first, ids), ...(first.stop.length ? { stopStrings: first.stop } : {}),
-    ...(fc ? { constraint: fc.constraint(live.length, first.maxTokens) } : {}),
+    ...(fc ? { constraint: fc.constraint(budgets) } : {}),
     onToken: (seq, ids) => live[seq]!.j.onToken?.(ids),
   });
   res.forEach((r, k) => {
