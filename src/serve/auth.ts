@@ -16,8 +16,13 @@ export function bearerAuth(apiKey: string): (req: IncomingMessage) => void {
     const m = typeof h === 'string' ? /^Bearer\s+(.+)$/i.exec(h.trim()) : null;
     const ok = m !== null && timingSafeEqual(sha(m[1]!), want);
     if (!ok) {
-      throw new HttpError(401, m ? 'invalid API key' : 'missing API key: send "Authorization: Bearer <key>"', undefined,
-        { 'WWW-Authenticate': 'Bearer' }, 'invalid_api_key');
+      throw new HttpError(
+        401,
+        m ? 'invalid API key' : 'missing API key: send "Authorization: Bearer <key>"',
+        undefined,
+        { 'WWW-Authenticate': 'Bearer' },
+        'invalid_api_key',
+      );
     }
   };
 }

@@ -32,9 +32,15 @@ export interface ExtractJob {
 
 function served(r: ExtractResult, input: string): ServedResult {
   return {
-    task: r.task, input, result: r.result,
+    task: r.task,
+    input,
+    result: r.result,
     entities: r.entities.map((e) => ({ text: e.text, role: e.role, spans: e.occurrences })),
-    raw: r.output, parsed: r.unparsed.length === 0, unparsed: r.unparsed, finish_reason: r.finish_reason, truncated: r.truncated,
+    raw: r.output,
+    parsed: r.unparsed.length === 0,
+    unparsed: r.unparsed,
+    finish_reason: r.finish_reason,
+    truncated: r.truncated,
   };
 }
 
@@ -43,7 +49,9 @@ export function runExtract(jobs: ExtractJob[], maxBatch: number): ServedResult[]
   const { entry, req: first } = jobs[0]!;
   const inputs = jobs.flatMap((j, ji) => j.req.texts.map((text, ti) => ({ id: `${ji}:${ti}`, text })));
   const { results } = extract(entry.model, entry.tok, first.task, inputs, {
-    ...first.settings, batchSize: maxBatch, promptStyle: entry.promptStyle ?? 'alpaca',
+    ...first.settings,
+    batchSize: maxBatch,
+    promptStyle: entry.promptStyle ?? 'alpaca',
     ...(entry.maxLength !== undefined ? { maxLength: entry.maxLength } : {}),
     ...(entry.instructions ? { instructions: entry.instructions } : {}),
   });
@@ -59,7 +67,10 @@ export interface ExtractContext {
   submit(key: string | null, size: number, job: ExtractJob): Promise<{ result: ServedResult[]; batch: BatchInfo }>;
 }
 
-export async function handleExtract(ctx: ExtractContext, req: IncomingMessage): Promise<{ body: unknown; texts: number; batch: BatchInfo }> {
+export async function handleExtract(
+  ctx: ExtractContext,
+  req: IncomingMessage,
+): Promise<{ body: unknown; texts: number; batch: BatchInfo }> {
   const body = await readJson(req, ctx.maxBodyBytes);
   const t0 = performance.now();
   const entry = ctx.models.get((body as Record<string, unknown> | null)?.model);
@@ -71,11 +82,25 @@ export async function handleExtract(ctx: ExtractContext, req: IncomingMessage): 
   } catch (e) {
     // errors from the request's own settings (e.g. max_new_tokens below a constrained answer's minimum) are the
     // client's; the generation layer names CLI flags, so they are renamed to the request's fields
-    if (e instanceof MedloraError) throw new HttpError(400, e.message.replace(/--max-new-tokens/g, 'max_new_tokens').replace(/--temperature/g, 'temperature').replace(/--repetition-penalty/g, 'repetition_penalty'));
+    if (e instanceof MedloraError)
+      throw new HttpError(
+        400,
+        e.message
+          .replace(/--max-new-tokens/g, 'max_new_tokens')
+          .replace(/--temperature/g, 'temperature')
+          .replace(/--repetition-penalty/g, 'repetition_penalty'),
+      );
     throw e;
   }
   return {
-    body: { results: out.result, model: entry.name, adapter: entry.adapterDir, elapsed_ms: Math.round((performance.now() - t0) * 10) / 10, batch: out.batch },
-    texts: r.texts.length, batch: out.batch,
+    body: {
+      results: out.result,
+      model: entry.name,
+      adapter: entry.adapterDir,
+      elapsed_ms: Math.round((performance.now() - t0) * 10) / 10,
+      batch: out.batch,
+    },
+    texts: r.texts.length,
+    batch: out.batch,
   };
 }

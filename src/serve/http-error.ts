@@ -1,7 +1,13 @@
 // An error answered as JSON with an HTTP status. The body is OpenAI-shaped ({"error": {"message", "type", "param",
 // "code"}}, what the `openai` clients parse) plus medlora's own "status" and "field" (what /v1/extract always sent).
 export class HttpError extends Error {
-  constructor(readonly status: number, message: string, readonly field?: string, readonly headers: Record<string, string> = {}, readonly code?: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly field?: string,
+    readonly headers: Record<string, string> = {},
+    readonly code?: string,
+  ) {
     super(message);
     this.name = 'HttpError';
   }
@@ -21,8 +27,12 @@ export function errorType(status: number): string {
 export function errorBody(e: HttpError): { error: Record<string, unknown> } {
   return {
     error: {
-      message: e.message, type: errorType(e.status), param: e.field ?? null, code: e.code ?? null,
-      status: e.status, ...(e.field ? { field: e.field } : {}),
+      message: e.message,
+      type: errorType(e.status),
+      param: e.field ?? null,
+      code: e.code ?? null,
+      status: e.status,
+      ...(e.field ? { field: e.field } : {}),
     },
   };
 }

@@ -30,7 +30,10 @@ export class ModelRegistry {
   private readonly byName = new Map<string, ServedModel>();
   readonly created = Math.floor(Date.now() / 1000);
 
-  constructor(models: ServedModel[], readonly defaultName: string) {
+  constructor(
+    models: ServedModel[],
+    readonly defaultName: string,
+  ) {
     for (const m of models) {
       if (!m.name) throw new HttpError(500, 'a model name must not be empty');
       if (this.byName.has(m.name)) throw new HttpError(500, `model name "${m.name}" is given twice`);
@@ -48,7 +51,14 @@ export class ModelRegistry {
     if (name === undefined || name === null) return this.byName.get(this.defaultName)!;
     if (typeof name !== 'string') throw new HttpError(400, `${field}: expected a string`, field);
     const m = this.byName.get(name);
-    if (!m) throw new HttpError(404, `${field}: the model "${name}" does not exist (served: ${[...this.byName.keys()].join(', ')})`, field, {}, 'model_not_found');
+    if (!m)
+      throw new HttpError(
+        404,
+        `${field}: the model "${name}" does not exist (served: ${[...this.byName.keys()].join(', ')})`,
+        field,
+        {},
+        'model_not_found',
+      );
     return m;
   }
 }

@@ -15,7 +15,13 @@ export class Slots {
   /** Take a slot for this response (429 when none is free); released when `res` closes. */
   take(res: ServerResponse): void {
     if (this.used >= this.max) {
-      throw new HttpError(429, `too many requests in flight (${this.max}, the server's max_concurrent); retry later`, undefined, { 'Retry-After': '1' }, 'rate_limit_exceeded');
+      throw new HttpError(
+        429,
+        `too many requests in flight (${this.max}, the server's max_concurrent); retry later`,
+        undefined,
+        { 'Retry-After': '1' },
+        'rate_limit_exceeded',
+      );
     }
     this.used++;
     let released = false;

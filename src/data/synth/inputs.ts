@@ -30,7 +30,10 @@ export function readTemplate(file: string): SynthTemplate {
   const buf = readFileSync(file);
   const text = buf.toString('utf8');
   for (const slot of [DRUG_NAME_SLOT, DRUG_INFO_SLOT]) {
-    if (!text.includes(slot)) throw new MedloraError(`${file}: the template has no ${slot} slot (it needs ${DRUG_NAME_SLOT} and ${DRUG_INFO_SLOT})`);
+    if (!text.includes(slot))
+      throw new MedloraError(
+        `${file}: the template has no ${slot} slot (it needs ${DRUG_NAME_SLOT} and ${DRUG_INFO_SLOT})`,
+      );
   }
   return { text, sha256: sha256(buf), file };
 }
@@ -45,7 +48,9 @@ export function readDrugs(path: string): DrugInfo[] {
   if (!existsSync(path)) throw new MedloraError(`${path}: no such drug-information file or folder`);
   const out: DrugInfo[] = [];
   if (statSync(path).isDirectory()) {
-    for (const f of readdirSync(path).filter((x) => ['.txt', '.md'].includes(extname(x))).sort()) {
+    for (const f of readdirSync(path)
+      .filter((x) => ['.txt', '.md'].includes(extname(x)))
+      .sort()) {
       const info = readFileSync(join(path, f), 'utf8');
       if (info.trim() === '') throw new MedloraError(`${join(path, f)}: is empty (expected the drug's information)`);
       out.push({ drug: basename(f, extname(f)).replace(/[_-]+/g, ' ').trim(), info, source: join(path, f) });
@@ -53,17 +58,25 @@ export function readDrugs(path: string): DrugInfo[] {
     if (out.length === 0) throw new MedloraError(`${path}: no .txt or .md files (one per drug, named after it)`);
     return out;
   }
-  readFileSync(path, 'utf8').split('\n').forEach((line, i) => {
-    if (line.trim() === '') return;
-    const where = `${path}:${i + 1}`;
-    let o: Record<string, unknown>;
-    try { o = JSON.parse(line) as Record<string, unknown>; } catch (e) { throw new MedloraError(`${where}: invalid JSON (${(e as Error).message})`); }
-    const drug = o.drug ?? o.name;
-    const info = o.info ?? o.side_effects ?? o.text;
-    if (typeof drug !== 'string' || drug.trim() === '') throw new MedloraError(`${where}: "drug" (or "name") is missing or not a non-empty string`);
-    if (typeof info !== 'string' || info.trim() === '') throw new MedloraError(`${where}: "info" (or "side_effects", "text") is missing or not a non-empty string`);
-    out.push({ drug: drug.trim(), info, source: where });
-  });
+  readFileSync(path, 'utf8')
+    .split('\n')
+    .forEach((line, i) => {
+      if (line.trim() === '') return;
+      const where = `${path}:${i + 1}`;
+      let o: Record<string, unknown>;
+      try {
+        o = JSON.parse(line) as Record<string, unknown>;
+      } catch (e) {
+        throw new MedloraError(`${where}: invalid JSON (${(e as Error).message})`);
+      }
+      const drug = o.drug ?? o.name;
+      const info = o.info ?? o.side_effects ?? o.text;
+      if (typeof drug !== 'string' || drug.trim() === '')
+        throw new MedloraError(`${where}: "drug" (or "name") is missing or not a non-empty string`);
+      if (typeof info !== 'string' || info.trim() === '')
+        throw new MedloraError(`${where}: "info" (or "side_effects", "text") is missing or not a non-empty string`);
+      out.push({ drug: drug.trim(), info, source: where });
+    });
   if (out.length === 0) throw new MedloraError(`${path}: no drugs (expected JSONL lines {"drug", "info"})`);
   return out;
 }

@@ -21,7 +21,10 @@ export class Journal {
   readonly torn: number = 0;
 
   constructor(readonly file: string) {
-    if (!existsSync(file)) { mkdirSync(dirname(file), { recursive: true }); return; }
+    if (!existsSync(file)) {
+      mkdirSync(dirname(file), { recursive: true });
+      return;
+    }
     let torn = 0;
     const text = readFileSync(file, 'utf8');
     // a torn last line must not swallow the next entry
@@ -32,7 +35,9 @@ export class Journal {
         const e = JSON.parse(line) as JournalEntry;
         if (typeof e.key === 'string' && typeof e.content === 'string') this.entries.set(e.key, e);
         else torn++;
-      } catch { torn++; }
+      } catch {
+        torn++;
+      }
     }
     this.torn = torn;
   }

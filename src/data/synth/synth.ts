@@ -44,7 +44,15 @@ export interface SynthOptions {
 export interface SynthRecord {
   input: string;
   output: { drug_name: string; adverse_events: string[] };
-  provenance: { template_sha256: string; endpoint: string; model: string; seed: number; request: string; drug: string; drug_source: string };
+  provenance: {
+    template_sha256: string;
+    endpoint: string;
+    model: string;
+    seed: number;
+    request: string;
+    drug: string;
+    drug_source: string;
+  };
 }
 
 export interface SynthSummary {
@@ -63,16 +71,24 @@ export interface SynthSummary {
 /** The JSON Schema a request asks for (drug_name pinned to the drug). */
 export function reportSchema(drug: string, maxReports: number): Record<string, unknown> {
   return {
-    type: 'object', additionalProperties: false, required: ['reports'],
+    type: 'object',
+    additionalProperties: false,
+    required: ['reports'],
     properties: {
       reports: {
-        type: 'array', minItems: 1, maxItems: maxReports,
+        type: 'array',
+        minItems: 1,
+        maxItems: maxReports,
         items: {
-          type: 'object', additionalProperties: false, required: ['input', 'output'],
+          type: 'object',
+          additionalProperties: false,
+          required: ['input', 'output'],
           properties: {
             input: { type: 'string', minLength: 1, description: 'the adverse-event report email' },
             output: {
-              type: 'object', additionalProperties: false, required: ['drug_name', 'adverse_events'],
+              type: 'object',
+              additionalProperties: false,
+              required: ['drug_name', 'adverse_events'],
               properties: {
                 drug_name: { type: 'string', enum: [drug] },
                 adverse_events: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
@@ -85,7 +101,13 @@ export function reportSchema(drug: string, maxReports: number): Record<string, u
   };
 }
 
-interface Planned { key: string; drug: DrugInfo; index: number; seed: number; body: Record<string, unknown> }
+interface Planned {
+  key: string;
+  drug: DrugInfo;
+  index: number;
+  seed: number;
+  body: Record<string, unknown>;
+}
 
 /** Problems of one report (empty = valid). */
 export function checkReport(r: unknown, drug: string): string[] {
@@ -95,8 +117,13 @@ export function checkReport(r: unknown, drug: string): string[] {
   if (typeof o.input !== 'string' || o.input.trim() === '') errs.push('input: not a non-blank string');
   const out = o.output as Record<string, unknown> | null;
   if (!out || typeof out !== 'object' || Array.isArray(out)) return [...errs, 'output: not an object'];
-  if (out.drug_name !== drug) errs.push(`output.drug_name: ${JSON.stringify(out.drug_name)} is not the requested drug ${JSON.stringify(drug)}`);
-  if (!Array.isArray(out.adverse_events) || out.adverse_events.length === 0 || !out.adverse_events.every((x) => typeof x === 'string' && x.trim() !== '')) {
+  if (out.drug_name !== drug)
+    errs.push(`output.drug_name: ${JSON.stringify(out.drug_name)} is not the requested drug ${JSON.stringify(drug)}`);
+  if (
+    !Array.isArray(out.adverse_events) ||
+    out.adverse_events.length === 0 ||
+    !out.adverse_events.every((x) => typeof x === 'string' && x.trim() !== '')
+  ) {
     errs.push('output.adverse_events: not a non-empty array of non-blank strings');
   }
   return errs;
@@ -121,7 +148,11 @@ async function callOnce(o: SynthOptions, p: Planned): Promise<string> {
     throw err;
   }
   let j: { choices?: Array<{ message?: { content?: unknown } }> };
-  try { j = JSON.parse(text) as typeof j; } catch { throw new MedloraError(`${url}: the answer is not JSON: ${text.slice(0, 200)}`); }
+  try {
+    j = JSON.parse(text) as typeof j;
+  } catch {
+    throw new MedloraError(`${url}: the answer is not JSON: ${text.slice(0, 200)}`);
+  }
   const content = j.choices?.[0]?.message?.content;
   if (typeof content !== 'string') throw new MedloraError(`${url}: the answer has no choices[0].message.content`);
   return content;
@@ -135,19 +166,30 @@ export async function synthesize(o: SynthOptions): Promise<SynthSummary> {
   const conc = o.concurrency ?? 4;
   const retries = o.retries ?? 5;
   const backoff = o.backoffMs ?? 500;
-  for (const [k, v] of [['perDrug', perDrug], ['reportsPerRequest', maxReports], ['concurrency', conc]] as const) {
+  for (const [k, v] of [
+    ['perDrug', perDrug],
+    ['reportsPerRequest', maxReports],
+    ['concurrency', conc],
+  ] as const) {
     if (!Number.isInteger(v) || v < 1) throw new MedloraError(`synth: ${k} must be a positive integer, got ${v}`);
   }
-  if (!Number.isInteger(retries) || retries < 0) throw new MedloraError(`synth: retries must be a non-negative integer, got ${retries}`);
+  if (!Number.isInteger(retries) || retries < 0)
+    throw new MedloraError(`synth: retries must be a non-negative integer, got ${retries}`);
   // the plan: every request and its key, independent of what already ran
   const plan: Planned[] = [];
   o.drugs.forEach((drug, di) => {
     for (let index = 0; index < perDrug; index++) {
       const seed = seed0 + di * perDrug + index;
       const body: Record<string, unknown> = {
-        model: o.model, seed, messages: [{ role: 'user', content: fillTemplate(o.template, drug) }],
-        response_format: { type: 'json_schema', json_schema: { name: 'adverse_event_reports', strict: true, schema: reportSchema(drug.drug, maxReports) } },
-        ...(o.temperature !== undefined ? { temperature: o.temperature } : {}), ...(o.maxTokens !== undefined ? { max_tokens: o.maxTokens } : {}),
+        model: o.model,
+        seed,
+        messages: [{ role: 'user', content: fillTemplate(o.template, drug) }],
+        response_format: {
+          type: 'json_schema',
+          json_schema: { name: 'adverse_event_reports', strict: true, schema: reportSchema(drug.drug, maxReports) },
+        },
+        ...(o.temperature !== undefined ? { temperature: o.temperature } : {}),
+        ...(o.maxTokens !== undefined ? { max_tokens: o.maxTokens } : {}),
       };
       const key = sha256(JSON.stringify([o.endpoint, body]));
       plan.push({ key, drug, index, seed, body });
@@ -167,14 +209,25 @@ export async function synthesize(o: SynthOptions): Promise<SynthSummary> {
       for (let attempt = 0; ; attempt++) {
         try {
           const content = await callOnce(o, p);
-          const e: JournalEntry = { key: p.key, drug: p.drug.drug, index: p.index, seed: p.seed, content, attempts: attempt + 1, at: new Date().toISOString() };
+          const e: JournalEntry = {
+            key: p.key,
+            drug: p.drug.drug,
+            index: p.index,
+            seed: p.seed,
+            content,
+            attempts: attempt + 1,
+            at: new Date().toISOString(),
+          };
           journal.append(e);
           sent++;
           o.onProgress?.(resumed + sent, plan.length);
           break;
         } catch (e) {
           const retryable = (e as { retryable?: boolean }).retryable !== false;
-          if (!retryable || attempt >= retries) { failure ??= e; return; }
+          if (!retryable || attempt >= retries) {
+            failure ??= e;
+            return;
+          }
           retried++;
           await sleep(Math.min(30_000, backoff * 2 ** attempt));
         }
@@ -196,21 +249,49 @@ export async function synthesize(o: SynthOptions): Promise<SynthSummary> {
       const v = JSON.parse(e.content) as { reports?: unknown };
       reports = Array.isArray(v?.reports) ? v.reports : Array.isArray(v) ? v : [];
       if (reports.length === 0) invalid++;
-    } catch { invalid++; continue; }
+    } catch {
+      invalid++;
+      continue;
+    }
     for (const r of reports) {
-      if (checkReport(r, p.drug.drug).length) { invalid++; continue; }
+      if (checkReport(r, p.drug.drug).length) {
+        invalid++;
+        continue;
+      }
       const rep = r as SynthRecord;
       const k = normal(rep.input);
-      if (seen.has(k)) { duplicates++; continue; }
+      if (seen.has(k)) {
+        duplicates++;
+        continue;
+      }
       seen.add(k);
       records.push({
-        input: rep.input, output: { drug_name: rep.output.drug_name, adverse_events: rep.output.adverse_events },
-        provenance: { template_sha256: o.template.sha256, endpoint: o.endpoint, model: o.model, seed: p.seed, request: p.key, drug: p.drug.drug, drug_source: p.drug.source },
+        input: rep.input,
+        output: { drug_name: rep.output.drug_name, adverse_events: rep.output.adverse_events },
+        provenance: {
+          template_sha256: o.template.sha256,
+          endpoint: o.endpoint,
+          model: o.model,
+          seed: p.seed,
+          request: p.key,
+          drug: p.drug.drug,
+          drug_source: p.drug.source,
+        },
       });
     }
   }
   const tmp = `${o.out}.partial`;
   writeFileSync(tmp, `${JSON.stringify(records, null, 1)}\n`);
   renameSync(tmp, o.out);
-  return { requests: plan.length, sent, resumed, retries: retried, records: records.length, invalid, duplicates, out: o.out, journal: o.journal };
+  return {
+    requests: plan.length,
+    sent,
+    resumed,
+    retries: retried,
+    records: records.length,
+    invalid,
+    duplicates,
+    out: o.out,
+    journal: o.journal,
+  };
 }

@@ -27,34 +27,66 @@ export interface HandledCompletion {
 
 /** GET /v1/models */
 export function handleModels(ctx: OpenAiContext, res: ServerResponse, head: boolean): void {
-  sendJson(res, 200, {
-    object: 'list',
-    data: ctx.models.all.map((m) => ({
-      id: m.name, object: 'model', created: ctx.models.created, owned_by: 'medlora',
-      // medlora's own additions: what the entry is (vLLM lists LoRA modules with their parent the same way)
-      parent: m.adapterDir ? ctx.models.all.find((x) => x.adapterDir === null)?.name ?? null : null,
-      adapter: m.adapterDir, tasks: m.tasks ?? null, prompt_style: m.promptStyle ?? 'alpaca',
-    })),
-  }, {}, head);
+  sendJson(
+    res,
+    200,
+    {
+      object: 'list',
+      data: ctx.models.all.map((m) => ({
+        id: m.name,
+        object: 'model',
+        created: ctx.models.created,
+        owned_by: 'medlora',
+        // medlora's own additions: what the entry is (vLLM lists LoRA modules with their parent the same way)
+        parent: m.adapterDir ? (ctx.models.all.find((x) => x.adapterDir === null)?.name ?? null) : null,
+        adapter: m.adapterDir,
+        tasks: m.tasks ?? null,
+        prompt_style: m.promptStyle ?? 'alpaca',
+      })),
+    },
+    {},
+    head,
+  );
 }
 
-const usage = (r: CompletionResult): Record<string, number> => ({ prompt_tokens: r.promptTokens, completion_tokens: r.ids.length, total_tokens: r.promptTokens + r.ids.length });
+const usage = (r: CompletionResult): Record<string, number> => ({
+  prompt_tokens: r.promptTokens,
+  completion_tokens: r.ids.length,
+  total_tokens: r.promptTokens + r.ids.length,
+});
 
 /** POST /v1/chat/completions and /v1/completions. */
-export async function handleCompletion(kind: 'chat' | 'text', ctx: OpenAiContext, req: IncomingMessage, res: ServerResponse): Promise<HandledCompletion> {
+export async function handleCompletion(
+  kind: 'chat' | 'text',
+  ctx: OpenAiContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<HandledCompletion> {
   const body = await readJson(req, ctx.maxBodyBytes);
   const r = parseCompletionRequest(kind, body, ctx.models, ctx.limits);
   // build (and so check) the format's constraint before queueing: an unsupported schema keyword is a 400 now
   formatConstraint(r.responseFormat, r.entry.tok);
   const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomBytes(12).toString('hex')}`;
   const created = Math.floor(Date.now() / 1000);
-  const base = { id, object: kind === 'chat' ? 'chat.completion' : 'text_completion', created, model: r.entry.name, system_fingerprint: null };
-  const gone = (): boolean => res.destroyed || req.destroyed && !req.complete;
+  const base = {
+    id,
+    object: kind === 'chat' ? 'chat.completion' : 'text_completion',
+    created,
+    model: r.entry.name,
+    system_fingerprint: null,
+  };
+  const gone = (): boolean => res.destroyed || (req.destroyed && !req.complete);
   if (!r.stream) {
     const out = await submit(ctx, r, { req: r, cancelled: () => res.destroyed });
-    const choice = kind === 'chat'
-      ? { index: 0, message: { role: 'assistant', content: out.text, refusal: null }, logprobs: null, finish_reason: out.finishReason }
-      : { index: 0, text: out.text, logprobs: null, finish_reason: out.finishReason };
+    const choice =
+      kind === 'chat'
+        ? {
+            index: 0,
+            message: { role: 'assistant', content: out.text, refusal: null },
+            logprobs: null,
+            finish_reason: out.finishReason,
+          }
+        : { index: 0, text: out.text, logprobs: null, finish_reason: out.finishReason };
     sendJson(res, 200, { ...base, choices: [choice], usage: usage(out) });
     return { model: r.entry.name, promptTokens: out.promptTokens, completionTokens: out.ids.length };
   }
@@ -62,11 +94,24 @@ export async function handleCompletion(kind: 'chat' | 'text', ctx: OpenAiContext
   // ends inside a multi-byte character, so the concatenated deltas always equal the final text
   const sse = new SseWriter(res);
   const chunkObject = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
-  const chunk = (delta: string | null, finishReason: string | null, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
-    ...base, object: chunkObject,
-    choices: kind === 'chat'
-      ? [{ index: 0, delta: delta === null ? {} : { ...(extra.role ? { role: 'assistant' } : {}), content: delta }, logprobs: null, finish_reason: finishReason }]
-      : [{ index: 0, text: delta ?? '', logprobs: null, finish_reason: finishReason }],
+  const chunk = (
+    delta: string | null,
+    finishReason: string | null,
+    extra: Record<string, unknown> = {},
+  ): Record<string, unknown> => ({
+    ...base,
+    object: chunkObject,
+    choices:
+      kind === 'chat'
+        ? [
+            {
+              index: 0,
+              delta: delta === null ? {} : { ...(extra.role ? { role: 'assistant' } : {}), content: delta },
+              logprobs: null,
+              finish_reason: finishReason,
+            },
+          ]
+        : [{ index: 0, text: delta ?? '', logprobs: null, finish_reason: finishReason }],
   });
   if (kind === 'chat') sse.data(chunk('', null, { role: true }));
   let sent = '';
@@ -78,7 +123,8 @@ export async function handleCompletion(kind: 'chat' | 'text', ctx: OpenAiContext
     }
   };
   const out = await submit(ctx, r, {
-    req: r, cancelled: gone,
+    req: r,
+    cancelled: gone,
     onToken: (ids) => {
       if (sse.closed) return;
       let t = decodeFor(r, ids);

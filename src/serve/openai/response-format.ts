@@ -23,8 +23,13 @@ const FIELD = 'response_format.json_schema.schema';
 export function formatConstraint(rf: ResponseFormat, tok: TextTokenizer): FormatConstraint | null {
   if (rf.type === 'text') return null;
   if (rf.type === 'json_object') {
-    throw new HttpError(400, 'response_format: {"type": "json_object"} is not supported (the schema engine needs the object\'s properties); send {"type": "json_schema"} with a schema',
-      'response_format.type', {}, 'unsupported_parameter');
+    throw new HttpError(
+      400,
+      'response_format: {"type": "json_object"} is not supported (the schema engine needs the object\'s properties); send {"type": "json_schema"} with a schema',
+      'response_format.type',
+      {},
+      'unsupported_parameter',
+    );
   }
   const schema = rf.schema;
   let c: ReturnType<typeof schemaConstraint>;
@@ -38,7 +43,11 @@ export function formatConstraint(rf: ResponseFormat, tok: TextTokenizer): Format
     constraint: (budgets) => sessionsConstraint(budgets.map((b) => new ConstrainedSession(c, b))),
     check: (text) => {
       let v: unknown;
-      try { v = JSON.parse(text); } catch (e) { return [`not JSON: ${(e as Error).message}`]; }
+      try {
+        v = JSON.parse(text);
+      } catch (e) {
+        return [`not JSON: ${(e as Error).message}`];
+      }
       return validate(schema, v).map((x) => `${x.path}: ${x.message}`);
     },
   };
