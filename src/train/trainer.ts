@@ -23,6 +23,25 @@ export interface TrainableModel {
   gradientCheckpointing?: boolean;
 }
 
+/**
+ * Data parallelism (src/train/distributed.ts implements it over c10d); absent = one process. The BatchSource then
+ * draws global micro-batches of per_device_train_batch_size * worldSize rows and each rank trains on its shard; the
+ * loss is divided by the tokens of the whole update over all ranks, so the summed gradients are the global mean's.
+ * Rank 0 alone logs, evaluates and writes checkpoints and the adapter; every rank resumes from them.
+ */
+export interface TrainerParallel {
+  readonly rank: number;
+  readonly worldSize: number;
+  /** this rank's rows of a global micro-batch (deterministic: depends only on the rows and the rank) */
+  shard<T>(rows: readonly T[]): T[];
+  /** element-wise sum over ranks */
+  allSum(values: readonly number[]): number[];
+  /** after backward: gradients summed over ranks (absent on a rank = zero; absent everywhere stays absent) */
+  syncGrads(params: readonly Tensor[]): void;
+  /** every rank's parameters become rank 0's (at the start, as DDP does) */
+  syncParams(params: readonly Tensor[]): void;
+}
+
 export interface TrainerOptions {
   model: TrainableModel;
   training: TrainingSection;
@@ -44,6 +63,7 @@ export interface TrainerOptions {
   generateEval?: () => GenerateEvalScores;
   onStep?: (done: number, total: number, r: TrainRecord) => void;
   onMessage?: (line: string) => void;
+  parallel?: TrainerParallel;
 }
 
 export interface TrainResult {
@@ -79,13 +99,15 @@ export class Trainer {
   step = 0;
   totalTokens = 0;
   private stopRequested = false;
+  /** data parallel: whether any rank had been asked to stop at the last update (all ranks agree on it) */
+  private stopAgreed = false;
 
   constructor(private readonly o: TrainerOptions) {
     const t = o.training;
     this.params = o.model.trainableParameters();
     if (this.params.length === 0) throw new MedloraError('the model has no trainable parameters (apply LoRA first)');
     this.optimizer = createOptimizer(this.params, { name: t.optim, betas: [t.adam_beta1, t.adam_beta2], eps: t.adam_epsilon, weightDecay: t.weight_decay });
-    this.source = new BatchSource(o.train, t.per_device_train_batch_size, t.shuffle, t.seed, o.padId);
+    this.source = new BatchSource(o.train, t.per_device_train_batch_size * (o.parallel?.worldSize ?? 1), t.shuffle, t.seed, o.padId);
     const total = totalUpdates(t, this.source.batchesPerEpoch);
     this.schedule = { type: t.lr_scheduler_type, learningRate: t.learning_rate, warmupSteps: warmupSteps(t.warmup_steps, t.warmup_ratio, total), totalSteps: total };
     mkdirSync(o.runDir, { recursive: true });
@@ -100,13 +122,19 @@ export class Trainer {
   }
 
   private say(line: string): void {
-    this.o.onMessage?.(line);
+    if (this.isMain) this.o.onMessage?.(line);
+  }
+
+  /** rank 0 of a data-parallel job, or the only process: the one that logs and writes */
+  get isMain(): boolean {
+    return (this.o.parallel?.rank ?? 0) === 0;
   }
 
   private invariants(): Record<string, unknown> {
     const t = this.o.training;
     return { per_device_train_batch_size: t.per_device_train_batch_size, gradient_accumulation_steps: t.gradient_accumulation_steps,
-      shuffle: t.shuffle, seed: t.seed, optim: t.optim, train_examples: this.o.train.length };
+      shuffle: t.shuffle, seed: t.seed, optim: t.optim, train_examples: this.o.train.length,
+      ...(this.o.parallel ? { world_size: this.o.parallel.worldSize } : {}) };
   }
 
   private state(): TrainerState {
@@ -145,12 +173,13 @@ export class Trainer {
     this.step = ck.state.global_step;
     this.totalTokens = ck.state.total_tokens ?? 0;
     this.source.pos = { ...ck.state.data_position };
-    this.metrics.truncateAfter(this.step);
+    if (this.isMain) this.metrics.truncateAfter(this.step);
     this.say(`resumed from ${dir} at step ${this.step}`);
     return dir;
   }
 
   private checkpoint(): string {
+    if (!this.isMain) return join(this.o.runDir, `checkpoint-${this.step}`);
     const opt = this.optimizer.saveState();
     try {
       const dir = saveCheckpoint(this.o.runDir, { step: this.step, trainable: this.params, optimizer: opt, state: this.state(), saveAdapter: this.o.saveAdapter });
@@ -179,8 +208,10 @@ export class Trainer {
     const left = this.source.remainingInEpoch();
     const k = left === 0 ? t.gradient_accumulation_steps : Math.min(t.gradient_accumulation_steps, left);
     const batches: MicroBatch[] = [];
-    for (let i = 0; i < k; i++) batches.push(this.source.next());
-    const tokens = batches.reduce((a, b) => a + b.targets, 0);
+    const par = this.o.parallel;
+    for (let i = 0; i < k; i++) batches.push(par ? padBatch(par.shard(this.source.nextRows()), this.o.padId) : this.source.next());
+    const localTokens = batches.reduce((a, b) => a + b.targets, 0);
+    const tokens = par ? par.allSum([localTokens])[0]! : localTokens;
     let sum = 0;
     this.o.model.train(true);
     for (const b of batches) {
@@ -193,6 +224,13 @@ export class Trainer {
       });
     }
     const ps = this.params.map(([, p]) => p);
+    if (par) {
+      // every rank learns whether any rank was asked to stop, so they all stop after the same update
+      const [s, stop] = par.allSum([sum, this.stopRequested ? 1 : 0]);
+      sum = s!;
+      this.stopAgreed = stop! > 0;
+      par.syncGrads(ps);
+    }
     const gradNorm = clipGradNorm(ps, t.max_grad_norm > 0 ? t.max_grad_norm : Infinity);
     this.optimizer.step(lr);
     this.optimizer.zeroGrad();
@@ -219,7 +257,7 @@ export class Trainer {
   }
 
   private runEval(): EvalRecord | undefined {
-    if (!this.o.validation?.length) return undefined;
+    if (!this.o.validation?.length || !this.isMain) return undefined;
     const e = this.evaluate(this.o.validation);
     const r: EvalRecord = { step: this.step, epoch: this.source.epochFloat(), eval_loss: e.loss, eval_perplexity: Math.exp(e.loss), eval_tokens: e.tokens };
     this.metrics.append(r);
@@ -228,7 +266,7 @@ export class Trainer {
   }
 
   private runGenerateEval(): GenerateEvalRecord | undefined {
-    if (!this.o.generateEval) return undefined;
+    if (!this.o.generateEval || !this.isMain) return undefined;
     const r: GenerateEvalRecord = { step: this.step, epoch: this.source.epochFloat(), ...this.o.generateEval() };
     this.o.model.train(true);
     this.metrics.append(r);
@@ -239,6 +277,7 @@ export class Trainer {
   async train(): Promise<TrainResult> {
     const t = this.o.training;
     if (this.o.resume) this.resumeFrom(this.o.resume);
+    this.o.parallel?.syncParams(this.params.map(([, p]) => p));
     const total = this.schedule.totalSteps;
     const start = Date.now();
     const startTokens = this.totalTokens;
@@ -253,7 +292,7 @@ export class Trainer {
       const rec: TrainRecord = { step: this.step, epoch: this.source.epochFloat(), loss: s.loss, learning_rate: s.lr, grad_norm: s.gradNorm,
         tokens_per_second: windowTokens / Math.max(1e-3, (now - windowStart) / 1000), tokens: s.tokens };
       // HF logs every logging_steps; medlora also logs the first and the last update so every curve has both ends
-      if (this.step % t.logging_steps === 0 || this.step === total || this.step === 1) {
+      if (this.isMain && (this.step % t.logging_steps === 0 || this.step === total || this.step === 1)) {
         this.metrics.append(rec);
         this.o.onLog?.(rec);
         windowStart = now; windowTokens = 0;
@@ -265,7 +304,7 @@ export class Trainer {
       if (this.o.haltAfterStep !== undefined && this.step >= this.o.haltAfterStep && this.step < total) { halted = true; break; }
       // let a pending SIGINT handler run between updates
       await new Promise<void>((r) => setImmediate(r));
-      if (this.stopRequested && this.step < total) {
+      if ((this.o.parallel ? this.stopAgreed : this.stopRequested) && this.step < total) {
         if (t.save_steps === null || this.step % t.save_steps !== 0) lastCheckpoint = this.checkpoint();
         interrupted = true;
         break;
@@ -274,7 +313,7 @@ export class Trainer {
     if (!interrupted && !halted) {
       if (t.eval_steps === null || this.step % t.eval_steps !== 0) this.runEval();
       if (t.eval_generate_steps !== null && this.step % t.eval_generate_steps !== 0) this.runGenerateEval();
-      if (this.o.saveAdapter) this.o.saveAdapter(join(this.o.runDir, 'adapter'));
+      if (this.o.saveAdapter && this.isMain) this.o.saveAdapter(join(this.o.runDir, 'adapter'));
     }
     const wall = (Date.now() - start) / 1000;
     return { steps: this.step, totalSteps: total, interrupted, halted, lastCheckpoint, optimizerBytes: this.optimizer.stateBytes(),
