@@ -4,6 +4,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { CommandSpec, ParsedArgs } from '../command.js';
 import { bool, list, num, str } from '../command.js';
 import { MedloraError } from '../../util/errors.js';
+import { DIST_OPTIONS, startRanks } from '../distributed.js';
 
 /** Options shared with `medlora extract`: model, tokenizer, prompt and generation settings. */
 export const GENERATION_OPTIONS: CommandSpec['options'] = {
@@ -100,8 +101,14 @@ export const evalCommand: CommandSpec = {
     loss: { type: 'boolean', default: true, description: 'also compute the test loss and perplexity (--no-loss to skip)' },
     json: { type: 'boolean', description: 'print scores.json to stdout (progress as JSON lines is not mixed in)' },
     quiet: { type: 'boolean', description: 'no progress bar' },
+    ...DIST_OPTIONS,
   },
   async run(args) {
+    // several ranks (--nproc-per-node or torchrun): each generates its share of the records, rank 0 writes the outputs
+    const ranks = await startRanks('eval', args);
+    if ('exitCode' in ranks) return ranks.exitCode;
+    const parallel = ranks.parallel;
+    const main = (parallel?.rank ?? 0) === 0;
     const { loadRecords } = await import('../../data/jsonl.js');
     const { structuredTask, evaluateModel, evalText, writeEvalOutputs } = await import('../../eval/run-eval.js');
     const { DEFAULT_MATCH } = await import('../../eval/match.js');
@@ -127,7 +134,7 @@ export const evalCommand: CommandSpec = {
     const onlyAdapter = runs.length === 1 ? runs[0]!.adapter : null;
     const out = str(args, 'out') ?? (onlyAdapter ? join(dirname(resolve(onlyAdapter)), `${basename(resolve(onlyAdapter))}-eval`) : `eval-${timestamp()}`);
     const json = bool(args, 'json');
-    const quiet = bool(args, 'quiet') || json;
+    const quiet = bool(args, 'quiet') || json || !main;
     const { model, tok, modelDir } = await loadModelAndTokenizer(args, 'eval');
     const { loadAdapter } = await import('../../adapt/peft-io.js');
     const { unloadLora } = await import('../../adapt/merge.js');
@@ -145,6 +152,7 @@ export const evalCommand: CommandSpec = {
             loss: args.options.loss !== false,
             dataLabel: dataFile,
             predLabel: join(out, runs.length > 1 ? spec.name : '', 'predictions.jsonl'),
+            parallel,
             onProgress: (p, n, total) => {
               if (p !== phase) { bar?.end(); bar = new Progress({ total, label: `${label} ${p === 'generate' ? 'generate' : 'loss'}`, unit: 'records', quiet }); phase = p; }
               bar!.update(n);
@@ -159,6 +167,8 @@ export const evalCommand: CommandSpec = {
     } finally {
       model.dispose();
     }
+    parallel?.destroy();
+    if (!main) return 0;
     const written = writeEvalOutputs(out, done, `medlora eval: ${task} (${basename(dataFile)})`);
     if (json) console.log(JSON.stringify(written.scores));
     else {

@@ -3,6 +3,7 @@
 import type { CommandSpec } from '../command.js';
 import { bool, str } from '../command.js';
 import { MedloraError } from '../../util/errors.js';
+import { DIST_OPTIONS, startRanks } from '../distributed.js';
 
 export const trainCommand: CommandSpec = {
   name: 'train',
@@ -16,9 +17,7 @@ export const trainCommand: CommandSpec = {
     json: { type: 'boolean', description: 'machine-readable progress and result as JSON lines on stdout' },
     quiet: { type: 'boolean', description: 'no progress bar' },
     threads: { type: 'number', value: 'N', description: 'CPU threads for the engine (default: libtorch\'s choice; 1 is often fastest for tiny models on a busy machine)' },
-    'nproc-per-node': { type: 'number', value: 'N', description: 'data-parallel training with N local ranks (spawned with torchrun\'s environment; see docs/DISTRIBUTED.md)' },
-    'dist-timeout': { type: 'number', value: 'S', description: 'data parallel: seconds a rank waits for the others at a collective before failing (default 1800)' },
-    'dist-backend': { type: 'string', value: 'gloo|nccl', description: 'data parallel: c10d backend (default gloo; nccl for CUDA ranks when the addon has it)' },
+    ...DIST_OPTIONS,
   },
   allowExtra: true,
   details: [
@@ -48,29 +47,9 @@ export const trainCommand: CommandSpec = {
       const { setNumThreads } = await import('../../tensor/index.js');
       setNumThreads(threads as number);
     }
-    const nproc = args.options['nproc-per-node'];
-    const dist = await import('../../train/distributed.js');
-    if (nproc !== undefined) {
-      if (!Number.isInteger(nproc) || (nproc as number) < 1) throw new MedloraError(`--nproc-per-node must be a positive integer, got ${String(nproc)}`);
-      if (dist.distEnvFromProcess()) throw new MedloraError('--nproc-per-node: this process is already a rank (WORLD_SIZE is set); launch with either torchrun or --nproc-per-node');
-      if ((nproc as number) > 1) {
-        // the same command for every rank, without the launcher's flag
-        const argv = process.argv.slice(2);
-        const rest: string[] = [];
-        for (let i = 0; i < argv.length; i++) {
-          if (argv[i] === '--nproc-per-node') i++;
-          else if (!argv[i]!.startsWith('--nproc-per-node=')) rest.push(argv[i]!);
-        }
-        return dist.launchLocal({ nproc: nproc as number, script: process.argv[1]!, args: rest,
-          masterAddr: process.env.MASTER_ADDR || undefined, masterPort: Number(process.env.MASTER_PORT ?? 0) || undefined });
-      }
-    }
-    const denv = dist.distEnvFromProcess();
-    const timeout = args.options['dist-timeout'];
-    if (timeout !== undefined && !(typeof timeout === 'number' && timeout > 0)) throw new MedloraError(`--dist-timeout must be a positive number of seconds, got ${String(timeout)}`);
-    const backend = str(args, 'dist-backend');
-    if (backend !== undefined && backend !== 'gloo' && backend !== 'nccl') throw new MedloraError(`--dist-backend must be gloo or nccl, got ${backend}`);
-    const parallel = denv ? dist.initDataParallel(denv, { timeoutS: timeout as number | undefined, backend }) : undefined;
+    const ranks = await startRanks('train', args);
+    if ('exitCode' in ranks) return ranks.exitCode;
+    const parallel = ranks.parallel;
     const { runTraining } = await import('../../train/run.js');
     let res;
     try {
