@@ -48,6 +48,7 @@ export class ProcessGroup {
 
   /** Join (rank 0 serves the store unless agentStore); blocks until all ranks joined or the timeout passed. */
   static init(o: ProcessGroupOptions): ProcessGroup {
+    if (o.backend !== undefined && o.backend !== 'gloo' && o.backend !== 'nccl') throw new MedloraError(`process group backend must be 'gloo' or 'nccl' (got '${String(o.backend)}')`);
     if (!distAvailable().gloo) N.distInit(o); // throws the addon's own explanation
     const h = N.distInit({ ...o, backend: o.backend ?? 'gloo', prefix: o.prefix ?? 'medlora/' }) as GroupHandle;
     return new ProcessGroup(h, o);
