@@ -153,7 +153,10 @@ async function main() {
   const libs = ['torch', 'torch_cpu', 'c10'];
   const cudaLibs = ['torch_cuda', 'c10_cuda'].filter((l) => existsSync(join(lt.libDir, `lib${l}.so`)));
   const dist = c10dFlags(lt, cudaLibs);
-  const cflags = ['-std=c++17', '-O2', '-fPIC', '-fvisibility=hidden', `-D_GLIBCXX_USE_CXX11_ABI=${lt.abi}`,
+  // libtorch 2.14+ refuses C++17 (ATen.h: "C++20 or later compatible compiler is required"); older ones build as C++17
+  const aten = lt.includeDirs.map((d) => join(d, 'ATen', 'ATen.h')).find((p) => existsSync(p));
+  const std = aten && /C\+\+20 or later/.test(readFileSync(aten, 'utf8')) ? 'c++20' : 'c++17';
+  const cflags = [`-std=${std}`, '-O2', '-fPIC', '-fvisibility=hidden', `-D_GLIBCXX_USE_CXX11_ABI=${lt.abi}`,
     // NAPI_EXPERIMENTAL enables "basic" finalizers, which run during GC itself; ordinary finalizers are deferred to
     // the event loop, so a synchronous training loop would never free the tensors it dropped without dispose()
     '-DNAPI_EXPERIMENTAL', '-DNAPI_CPP_EXCEPTIONS', '-DNODE_ADDON_API_DISABLE_DEPRECATED',

@@ -13,7 +13,7 @@ import { MedloraError } from '../util/errors.js';
 import { RELAXED_NORMALIZE, normalizeText } from './normalize.js';
 import { parseOutput, type StructuredTask } from './parse.js';
 import {
-  DEFAULT_GENERATION, encodeForEval, generateAnswers, textRecord, type GenerationSettings, type GenerationTiming, type ProgressFn,
+  DEFAULT_GENERATION, encodeForEval, generateAnswers, rankSlice, textRecord, type EvalParallel, type GenerationSettings, type GenerationTiming, type ProgressFn,
 } from './run-eval.js';
 import type { FinishReason } from '../generate/generate.js';
 
@@ -113,6 +113,8 @@ export function entitiesOf(task: StructuredTask, result: GoldByTask[StructuredTa
 
 export interface ExtractOptions extends Partial<GenerationSettings> {
   onProgress?: ProgressFn;
+  /** several ranks: each generates its share (whole batches), every rank gets all results in input order */
+  parallel?: EvalParallel;
 }
 
 /** Extract structured results from texts with a model (+ adapter already applied) and its tokenizer. */
@@ -120,13 +122,15 @@ export function extract(model: CausalLM, tok: TextTokenizer, task: StructuredTas
   { results: ExtractResult[]; timing: GenerationTiming } {
   if (inputs.length === 0) throw new MedloraError('extract: no input texts');
   const s: GenerationSettings = { ...DEFAULT_GENERATION };
-  for (const [k, v] of Object.entries(o)) if (v !== undefined && k !== 'onProgress') (s as unknown as Record<string, unknown>)[k] = v;
+  for (const [k, v] of Object.entries(o)) if (v !== undefined && k !== 'onProgress' && k !== 'parallel') (s as unknown as Record<string, unknown>)[k] = v;
   (model as { train?: (on: boolean) => unknown }).train?.(false);
   const prompts = inputs.map((x) => {
     const e = encodeForEval(textRecord(task, x.id, x.text), tok, s);
     return { id: x.id, ids: e.input_ids.slice(0, e.promptLength) };
   });
-  const { answers, timing } = generateAnswers(model, tok, task, prompts, s, o.onProgress);
+  const { lo, hi } = rankSlice(prompts.length, s.batchSize, o.parallel);
+  let { answers, timing } = generateAnswers(model, tok, task, prompts.slice(lo, hi), { ...s, seed: s.seed + lo / s.batchSize }, o.onProgress);
+  if (o.parallel) answers = o.parallel.gatherLists(answers).flat();
   const results = answers.map((a, i): ExtractResult => {
     const p = parseOutput(task, a.output);
     const text = inputs[i]!.text;

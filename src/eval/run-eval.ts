@@ -220,7 +220,7 @@ export interface EvalParallel {
  * This rank's records [lo, hi): whole generation batches, so batches, padding and per-batch seeds are those of one
  * process and the gathered answers are identical to a 1-process run's.
  */
-function rankSlice(n: number, batchSize: number, par?: EvalParallel): { lo: number; hi: number } {
+export function rankSlice(n: number, batchSize: number, par?: EvalParallel): { lo: number; hi: number } {
   if (!par) return { lo: 0, hi: n };
   const per = Math.ceil(Math.ceil(n / batchSize) / par.worldSize) * batchSize;
   return { lo: Math.min(n, par.rank * per), hi: Math.min(n, (par.rank + 1) * per) };

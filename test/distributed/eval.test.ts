@@ -40,3 +40,19 @@ test('medlora eval with 2 ranks writes the scores and predictions of a 1-process
     timing: { generated_tokens: (s.timing as { generated_tokens: number }).generated_tokens } });
   assert.deepEqual(strip(a), strip(b));
 });
+
+test('medlora extract --input with 2 ranks writes the JSON lines of a 1-process run, in input order', { skip: distAvailable().gloo ? false : 'the addon was built without c10d' }, () => {
+  const fx = tinyFixture();
+  const texts = ['Cisplatin and lithium caused renal damage.', 'Aspirin reduced fever.', 'Nothing here.', 'Warfarin and aspirin.', 'Lithium induced tremor.'];
+  const input = writeRecords('dist-extract.jsonl', texts.map((t, i) => ({ id: `x${i}`, text: t }) as unknown as MedRecord));
+  const run = (out: string, extra: string[]): string => {
+    const r = spawnSync(process.execPath, [BIN, 'extract', '--model', fx.model, '--adapter', fx.adapter, '--task', 'chemicals', '--input', input,
+      '--output', out, '--max-new-tokens', '24', '--batch-size', '2', '--quiet', ...extra], { encoding: 'utf8', env: { ...process.env, MEDLORA_NUM_THREADS: '1' } });
+    assert.equal(r.status, 0, r.stderr);
+    return readFileSync(out, 'utf8');
+  };
+  const one = run(join(fx.root, 'x1.jsonl'), []);
+  const two = run(join(fx.root, 'x2.jsonl'), ['--nproc-per-node', '2']);
+  assert.deepEqual(two.trim().split('\n').map((l) => (JSON.parse(l) as { id: string }).id), ['x0', 'x1', 'x2', 'x3', 'x4']);
+  assert.equal(two, one);
+});
