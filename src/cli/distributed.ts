@@ -39,5 +39,15 @@ export async function startRanks(cmd: string, args: ParsedArgs): Promise<{ exitC
   if (timeout !== undefined && !(typeof timeout === 'number' && timeout > 0)) throw new MedloraError(`medlora ${cmd}: --dist-timeout must be a positive number of seconds, got ${String(timeout)}`);
   const backend = str(args, 'dist-backend');
   if (backend !== undefined && backend !== 'gloo' && backend !== 'nccl') throw new MedloraError(`medlora ${cmd}: --dist-backend must be gloo or nccl, got ${backend}`);
-  return { parallel: denv ? dist.initDataParallel(denv, { timeoutS: timeout as number | undefined, backend }) : undefined };
+  if (backend === 'nccl') {
+    throw new MedloraError(`medlora ${cmd}: --dist-backend nccl: medlora's trainer and eval place their tensors on the CPU today, and NCCL reduces ` +
+      'CUDA tensors only; use gloo (the default). The addon\'s NCCL process group is there for CUDA ranks (docs/DISTRIBUTED.md).');
+  }
+  if (!denv) return {};
+  // several ranks on one node share its cores (torchrun sets OMP_NUM_THREADS=1 for the same reason)
+  if (args.options.threads === undefined && !process.env.MEDLORA_NUM_THREADS) {
+    const { physicalCores, setNumThreads } = await import('../tensor/index.js');
+    setNumThreads(Math.max(1, Math.floor(physicalCores() / denv.localWorldSize)));
+  }
+  return { parallel: dist.initDataParallel(denv, { timeoutS: timeout as number | undefined, backend }) };
 }
