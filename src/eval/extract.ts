@@ -129,8 +129,9 @@ export function extract(model: CausalLM, tok: TextTokenizer, task: StructuredTas
     return { id: x.id, ids: e.input_ids.slice(0, e.promptLength) };
   });
   const { lo, hi } = rankSlice(prompts.length, s.batchSize, o.parallel);
-  let { answers, timing } = generateAnswers(model, tok, task, prompts.slice(lo, hi), { ...s, seed: s.seed + lo / s.batchSize }, o.onProgress);
-  if (o.parallel) answers = o.parallel.gatherLists(answers).flat();
+  const gen = generateAnswers(model, tok, task, prompts.slice(lo, hi), { ...s, seed: s.seed + lo / s.batchSize }, o.onProgress);
+  const { timing } = gen;
+  const answers = o.parallel ? o.parallel.gatherLists(gen.answers).flat() : gen.answers;
   const results = answers.map((a, i): ExtractResult => {
     const p = parseOutput(task, a.output);
     const text = inputs[i]!.text;

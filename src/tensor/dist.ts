@@ -26,8 +26,10 @@ export interface ProcessGroupOptions {
 
 /** Whether this addon was built with c10d (pip PyTorch 2.x) and with NCCL (a CUDA PyTorch). */
 export function distAvailable(): { gloo: boolean; nccl: boolean } {
-  return { gloo: (N as unknown as { distAvailable: boolean }).distAvailable === true,
-    nccl: (N as unknown as { distNccl: boolean }).distNccl === true };
+  return {
+    gloo: (N as unknown as { distAvailable: boolean }).distAvailable === true,
+    nccl: (N as unknown as { distNccl: boolean }).distNccl === true,
+  };
 }
 
 /** One process group; collectives block until every rank took part, the timeout passed, or a peer failed. */
@@ -48,7 +50,8 @@ export class ProcessGroup {
 
   /** Join (rank 0 serves the store unless agentStore); blocks until all ranks joined or the timeout passed. */
   static init(o: ProcessGroupOptions): ProcessGroup {
-    if (o.backend !== undefined && o.backend !== 'gloo' && o.backend !== 'nccl') throw new MedloraError(`process group backend must be 'gloo' or 'nccl' (got '${String(o.backend)}')`);
+    if (o.backend !== undefined && o.backend !== 'gloo' && o.backend !== 'nccl')
+      throw new MedloraError(`process group backend must be 'gloo' or 'nccl' (got '${String(o.backend)}')`);
     if (!distAvailable().gloo) N.distInit(o); // throws the addon's own explanation
     const h = N.distInit({ ...o, backend: o.backend ?? 'gloo', prefix: o.prefix ?? 'medlora/' }) as GroupHandle;
     return new ProcessGroup(h, o);
@@ -61,12 +64,20 @@ export class ProcessGroup {
 
   /** In place: every tensor becomes the reduction over ranks (contiguous tensors). */
   allReduce(tensors: readonly Tensor[], op: ReduceOp = 'sum'): void {
-    N.distAllReduce(this.h(), tensors.map((t) => t.h), op);
+    N.distAllReduce(
+      this.h(),
+      tensors.map((t) => t.h),
+      op,
+    );
   }
 
   /** In place: every tensor becomes root's. */
   broadcast(tensors: readonly Tensor[], root = 0): void {
-    N.distBroadcast(this.h(), tensors.map((t) => t.h), root);
+    N.distBroadcast(
+      this.h(),
+      tensors.map((t) => t.h),
+      root,
+    );
   }
 
   /** [worldSize, ...t.shape]: every rank's tensor in rank order (same shape on every rank). */

@@ -33,10 +33,13 @@ function intVar(env: NodeJS.ProcessEnv, name: string, dflt?: number): number {
   const v = env[name];
   if (v === undefined || v === '') {
     if (dflt !== undefined) return dflt;
-    throw new MedloraError(`environment variable ${name} is not set (torchrun sets RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT)`);
+    throw new MedloraError(
+      `environment variable ${name} is not set (torchrun sets RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT)`,
+    );
   }
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new MedloraError(`environment variable ${name}=${v} is not a non-negative integer`);
+  if (!Number.isInteger(n) || n < 0)
+    throw new MedloraError(`environment variable ${name}=${v} is not a non-negative integer`);
   return n;
 }
 
@@ -48,19 +51,30 @@ export function distEnvFromProcess(env: NodeJS.ProcessEnv = process.env): DistEn
   const rank = intVar(env, 'RANK');
   if (rank >= worldSize) throw new MedloraError(`RANK=${rank} is not below WORLD_SIZE=${worldSize}`);
   const masterAddr = env.MASTER_ADDR;
-  if (!masterAddr) throw new MedloraError('environment variable MASTER_ADDR is not set (the host of rank 0, as torchrun sets it)');
+  if (!masterAddr)
+    throw new MedloraError('environment variable MASTER_ADDR is not set (the host of rank 0, as torchrun sets it)');
   const masterPort = intVar(env, 'MASTER_PORT');
   if (masterPort < 1 || masterPort > 65535) throw new MedloraError(`MASTER_PORT=${masterPort} is not a TCP port`);
-  return { rank, worldSize, masterAddr, masterPort, localRank: intVar(env, 'LOCAL_RANK', rank),
-    localWorldSize: intVar(env, 'LOCAL_WORLD_SIZE', worldSize), agentStore: env.TORCHELASTIC_USE_AGENT_STORE === 'True',
-    restart: intVar(env, 'TORCHELASTIC_RESTART_COUNT', 0) };
+  return {
+    rank,
+    worldSize,
+    masterAddr,
+    masterPort,
+    localRank: intVar(env, 'LOCAL_RANK', rank),
+    localWorldSize: intVar(env, 'LOCAL_WORLD_SIZE', worldSize),
+    agentStore: env.TORCHELASTIC_USE_AGENT_STORE === 'True',
+    restart: intVar(env, 'TORCHELASTIC_RESTART_COUNT', 0),
+  };
 }
 
 /** What a failed collective means for the user: which rank saw it, and the likely cause. */
 function collectiveError(pg: ProcessGroup, what: string, e: unknown): MedloraError {
   const msg = (e as Error).message ?? String(e);
-  return new MedloraError(`data-parallel job failed at ${what} on rank ${pg.rank} of ${pg.worldSize}: another rank stopped ` +
-    `(it crashed or was killed), or did not answer within the ${pg.timeoutMs / 1000} s timeout. ${msg}`, { cause: e });
+  return new MedloraError(
+    `data-parallel job failed at ${what} on rank ${pg.rank} of ${pg.worldSize}: another rank stopped ` +
+      `(it crashed or was killed), or did not answer within the ${pg.timeoutMs / 1000} s timeout. ${msg}`,
+    { cause: e },
+  );
 }
 
 /** Gradient all-reduce and data sharding for the Trainer, over one process group. */
@@ -70,7 +84,11 @@ export class DataParallel implements TrainerParallel {
   /** where the small bookkeeping tensors live: NCCL reduces CUDA tensors only */
   readonly device: Device;
 
-  constructor(readonly pg: ProcessGroup, readonly bucketBytes = DEFAULT_BUCKET_BYTES, localRank = 0) {
+  constructor(
+    readonly pg: ProcessGroup,
+    readonly bucketBytes = DEFAULT_BUCKET_BYTES,
+    localRank = 0,
+  ) {
     this.rank = pg.rank;
     this.worldSize = pg.worldSize;
     this.device = pg.backend === 'nccl' ? `cuda:${localRank}` : 'cpu';
@@ -95,53 +113,71 @@ export class DataParallel implements TrainerParallel {
   }
 
   allSum(values: readonly number[]): number[] {
-    return this.guard('a sum over ranks', () => scope(() => {
-      const t = tensor([...values], { dtype: 'f64', device: this.device });
-      this.pg.allReduce([t], 'sum');
-      return Array.from(t.to('cpu').toArray() as Float64Array);
-    }));
+    return this.guard('a sum over ranks', () =>
+      scope(() => {
+        const t = tensor([...values], { dtype: 'f64', device: this.device });
+        this.pg.allReduce([t], 'sum');
+        return Array.from(t.to('cpu').toArray() as Float64Array);
+      }),
+    );
   }
 
   syncGrads(params: readonly Tensor[]): void {
-    this.guard('the gradient all-reduce', () => noGrad(() => scope(() => {
-      const grads = params.map((p) => p.grad);
-      // a parameter no rank computed a gradient for stays without one (the optimizer then skips it, as in one process)
-      const present = this.allSum(grads.map((g) => (g ? 1 : 0)));
-      for (const bucket of buckets(params, this.bucketBytes)) {
+    this.guard('the gradient all-reduce', () =>
+      noGrad(() =>
         scope(() => {
-          const flat = cat(bucket.map((i) => (grads[i] ?? zeros(params[i]!.shape, { dtype: params[i]!.dtype, device: params[i]!.device })).reshape([-1])), 0);
-          this.pg.allReduce([flat], 'sum');
-          let off = 0;
-          for (const i of bucket) {
-            const p = params[i]!;
-            const n = p.numel;
-            if (present[i]! > 0) {
-              const summed = flat.narrow(0, off, n).reshape(p.shape);
-              if (grads[i]) grads[i]!.copy_(summed);
-              else p.grad = summed.clone();
-            }
-            off += n;
+          const grads = params.map((p) => p.grad);
+          // a parameter no rank computed a gradient for stays without one (the optimizer then skips it, as in one process)
+          const present = this.allSum(grads.map((g) => (g ? 1 : 0)));
+          for (const bucket of buckets(params, this.bucketBytes)) {
+            scope(() => {
+              const flat = cat(
+                bucket.map((i) =>
+                  (grads[i] ?? zeros(params[i]!.shape, { dtype: params[i]!.dtype, device: params[i]!.device })).reshape(
+                    [-1],
+                  ),
+                ),
+                0,
+              );
+              this.pg.allReduce([flat], 'sum');
+              let off = 0;
+              for (const i of bucket) {
+                const p = params[i]!;
+                const n = p.numel;
+                if (present[i]! > 0) {
+                  const summed = flat.narrow(0, off, n).reshape(p.shape);
+                  if (grads[i]) grads[i]!.copy_(summed);
+                  else p.grad = summed.clone();
+                }
+                off += n;
+              }
+            });
           }
-        });
-      }
-    })));
+        }),
+      ),
+    );
   }
 
   syncParams(params: readonly Tensor[]): void {
-    this.guard('the initial parameter broadcast', () => noGrad(() => {
-      for (const b of buckets(params, this.bucketBytes)) {
-        scope(() => {
-          const flat = cat(b.map((i) => params[i]!.reshape([-1])), 0);
-          this.pg.broadcast([flat], 0);
-          let off = 0;
-          for (const i of b) {
-            const p = params[i]!;
-            p.copy_(flat.narrow(0, off, p.numel).reshape(p.shape));
-            off += p.numel;
-          }
-        });
-      }
-    }));
+    this.guard('the initial parameter broadcast', () =>
+      noGrad(() => {
+        for (const b of buckets(params, this.bucketBytes)) {
+          scope(() => {
+            const flat = cat(
+              b.map((i) => params[i]!.reshape([-1])),
+              0,
+            );
+            this.pg.broadcast([flat], 0);
+            let off = 0;
+            for (const i of b) {
+              const p = params[i]!;
+              p.copy_(flat.narrow(0, off, p.numel).reshape(p.shape));
+              off += p.numel;
+            }
+          });
+        }
+      }),
+    );
   }
 
   /**
@@ -149,17 +185,19 @@ export class DataParallel implements TrainerParallel {
    * results come back together. The payload travels as UTF-8 bytes (an all-gather of lengths, then of padded bytes).
    */
   gatherLists<T>(items: readonly T[]): T[][] {
-    return this.guard('gathering results', () => scope(() => {
-      const bytes = new TextEncoder().encode(JSON.stringify(items));
-      const lens = this.pg.allGather(tensor([bytes.length], { dtype: 'i64', device: this.device }));
-      const sizes = Array.from(lens.to('cpu').toArray() as BigInt64Array, Number);
-      const max = Math.max(1, ...sizes);
-      const buf = new Uint8Array(max);
-      buf.set(bytes);
-      const all = this.pg.allGather(tensor(buf, { dtype: 'u8', device: this.device }));
-      const data = all.to('cpu').toArray() as Uint8Array;
-      return sizes.map((n, r) => JSON.parse(new TextDecoder().decode(data.subarray(r * max, r * max + n))) as T[]);
-    }));
+    return this.guard('gathering results', () =>
+      scope(() => {
+        const bytes = new TextEncoder().encode(JSON.stringify(items));
+        const lens = this.pg.allGather(tensor([bytes.length], { dtype: 'i64', device: this.device }));
+        const sizes = Array.from(lens.to('cpu').toArray() as BigInt64Array, Number);
+        const max = Math.max(1, ...sizes);
+        const buf = new Uint8Array(max);
+        buf.set(bytes);
+        const all = this.pg.allGather(tensor(buf, { dtype: 'u8', device: this.device }));
+        const data = all.to('cpu').toArray() as Uint8Array;
+        return sizes.map((n, r) => JSON.parse(new TextDecoder().decode(data.subarray(r * max, r * max + n))) as T[]);
+      }),
+    );
   }
 
   barrier(): void {
@@ -178,10 +216,16 @@ function buckets(params: readonly Tensor[], maxBytes: number): number[][] {
   params.forEach((p, i) => {
     const key = `${p.dtype}@${p.device}`;
     let b = open.get(key);
-    if (!b) { b = { idx: [], bytes: 0 }; open.set(key, b); }
+    if (!b) {
+      b = { idx: [], bytes: 0 };
+      open.set(key, b);
+    }
     b.idx.push(i);
     b.bytes += p.numel * bytesOf(p.dtype);
-    if (b.bytes >= maxBytes) { out.push(b.idx); open.delete(key); }
+    if (b.bytes >= maxBytes) {
+      out.push(b.idx);
+      open.delete(key);
+    }
   });
   for (const b of open.values()) out.push(b.idx);
   return out;
@@ -200,17 +244,30 @@ export interface InitOptions {
 /** Join the job described by the launcher's variables (CUDA ranks use NCCL when the addon has it, else Gloo). */
 export function initDataParallel(env: DistEnv, o: InitOptions = {}): DataParallel {
   if (!distAvailable().gloo) {
-    throw new MedloraError(`WORLD_SIZE=${env.worldSize}: this medlora build has no torch.distributed (the native addon was built ` +
-      'against a libtorch without c10d headers, e.g. Debian\'s 1.13); rebuild it against a pip PyTorch 2.x (node native/build.mjs)');
+    throw new MedloraError(
+      `WORLD_SIZE=${env.worldSize}: this medlora build has no torch.distributed (the native addon was built ` +
+        "against a libtorch without c10d headers, e.g. Debian's 1.13); rebuild it against a pip PyTorch 2.x (node native/build.mjs)",
+    );
   }
   const timeoutS = o.timeoutS ?? DEFAULT_DIST_TIMEOUT_S;
   let pg: ProcessGroup;
   try {
-    pg = ProcessGroup.init({ rank: env.rank, worldSize: env.worldSize, masterAddr: env.masterAddr, masterPort: env.masterPort,
-      timeoutMs: timeoutS * 1000, backend: o.backend ?? 'gloo', agentStore: env.agentStore, prefix: `medlora/attempt_${env.restart}/` });
+    pg = ProcessGroup.init({
+      rank: env.rank,
+      worldSize: env.worldSize,
+      masterAddr: env.masterAddr,
+      masterPort: env.masterPort,
+      timeoutMs: timeoutS * 1000,
+      backend: o.backend ?? 'gloo',
+      agentStore: env.agentStore,
+      prefix: `medlora/attempt_${env.restart}/`,
+    });
   } catch (e) {
-    throw new MedloraError(`rank ${env.rank} of ${env.worldSize} could not join the job at ${env.masterAddr}:${env.masterPort} ` +
-      `within ${timeoutS} s (are all ranks started, and is MASTER_ADDR reachable?): ${(e as Error).message}`, { cause: e });
+    throw new MedloraError(
+      `rank ${env.rank} of ${env.worldSize} could not join the job at ${env.masterAddr}:${env.masterPort} ` +
+        `within ${timeoutS} s (are all ranks started, and is MASTER_ADDR reachable?): ${(e as Error).message}`,
+      { cause: e },
+    );
   }
   return new DataParallel(pg, o.bucketBytes, env.localRank);
 }
@@ -245,14 +302,17 @@ export interface LaunchOptions {
  * and its exit code is returned; Ctrl-C reaches every rank (they agree to checkpoint and stop).
  */
 export async function launchLocal(o: LaunchOptions): Promise<number> {
-  if (!Number.isInteger(o.nproc) || o.nproc < 1) throw new MedloraError(`nproc must be a positive integer, got ${o.nproc}`);
+  if (!Number.isInteger(o.nproc) || o.nproc < 1)
+    throw new MedloraError(`nproc must be a positive integer, got ${o.nproc}`);
   const port = o.masterPort ? o.masterPort : await freePort();
   const addr = o.masterAddr ?? '127.0.0.1';
   // torchrun sets OMP_NUM_THREADS=1 for several ranks per node; medlora's equivalent is an even share of the cores
   const threads = String(Math.max(1, Math.floor(cpus().length / o.nproc)));
   const children: ChildProcess[] = [];
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
-  const onSigint = (): void => { /* the ranks got it too (same process group); they stop together */ };
+  const onSigint = (): void => {
+    /* the ranks got it too (same process group); they stop together */
+  };
   process.on('SIGINT', onSigint);
   try {
     return await new Promise<number>((resolve) => {
@@ -261,21 +321,38 @@ export async function launchLocal(o: LaunchOptions): Promise<number> {
       let killTimer: NodeJS.Timeout | undefined;
       const stopOthers = (): void => {
         for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
-        killTimer = setTimeout(() => { for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL'); }, 5000);
+        killTimer = setTimeout(() => {
+          for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+        }, 5000);
         killTimer.unref();
       };
       for (let r = 0; r < o.nproc; r++) {
-        const env: NodeJS.ProcessEnv = { ...process.env, MASTER_ADDR: addr, MASTER_PORT: String(port), RANK: String(r), WORLD_SIZE: String(o.nproc),
-          LOCAL_RANK: String(r), LOCAL_WORLD_SIZE: String(o.nproc), GROUP_RANK: '0', ROLE_RANK: String(r), ROLE_WORLD_SIZE: String(o.nproc) };
+        const env: NodeJS.ProcessEnv = {
+          ...process.env,
+          MASTER_ADDR: addr,
+          MASTER_PORT: String(port),
+          RANK: String(r),
+          WORLD_SIZE: String(o.nproc),
+          LOCAL_RANK: String(r),
+          LOCAL_WORLD_SIZE: String(o.nproc),
+          GROUP_RANK: '0',
+          ROLE_RANK: String(r),
+          ROLE_WORLD_SIZE: String(o.nproc),
+        };
         if (!env.MEDLORA_NUM_THREADS) env.MEDLORA_NUM_THREADS = threads;
-        const c = spawn(process.execPath, [o.script, ...o.args], { env, stdio: ['ignore', r === 0 ? 'inherit' : 'ignore', 'inherit'] });
+        const c = spawn(process.execPath, [o.script, ...o.args], {
+          env,
+          stdio: ['ignore', r === 0 ? 'inherit' : 'ignore', 'inherit'],
+        });
         children.push(c);
         c.on('exit', (code, signal) => {
           running--;
           const status = code ?? (signal ? 128 + (signal === 'SIGKILL' ? 9 : signal === 'SIGTERM' ? 15 : 1) : 1);
           if (status !== 0 && firstFailure === null) {
             firstFailure = status;
-            log(`medlora launcher: rank ${r} exited with ${signal ? `signal ${signal}` : `code ${code}`}; stopping the other ranks`);
+            log(
+              `medlora launcher: rank ${r} exited with ${signal ? `signal ${signal}` : `code ${code}`}; stopping the other ranks`,
+            );
             stopOthers();
           }
           if (running === 0) {

@@ -3,10 +3,17 @@
 import { tensor } from '../../src/tensor/index.js';
 import { ProcessGroup } from '../../src/tensor/dist.js';
 
-const rank = Number(process.env.RANK), worldSize = Number(process.env.WORLD_SIZE);
+const rank = Number(process.env.RANK),
+  worldSize = Number(process.env.WORLD_SIZE);
 const what = process.argv[2];
 try {
-  const pg = ProcessGroup.init({ rank, worldSize, masterAddr: '127.0.0.1', masterPort: Number(process.env.MASTER_PORT), timeoutMs: Number(process.env.TIMEOUT_MS ?? 20000) });
+  const pg = ProcessGroup.init({
+    rank,
+    worldSize,
+    masterAddr: '127.0.0.1',
+    masterPort: Number(process.env.MASTER_PORT),
+    timeoutMs: Number(process.env.TIMEOUT_MS ?? 20000),
+  });
   const out: Record<string, unknown> = { rank };
   if (what === 'all') {
     const a = tensor([rank + 1, 10 * (rank + 1), 0.5]);
@@ -21,9 +28,17 @@ try {
     out.gather = Array.from(pg.allGather(tensor([rank, rank * 2], { dtype: 'i32' })).toArray() as Int32Array);
     pg.barrier();
     pg.destroy();
-    try { pg.barrier(); } catch (e) { out.afterDestroy = (e as Error).message; }
+    try {
+      pg.barrier();
+    } catch (e) {
+      out.afterDestroy = (e as Error).message;
+    }
   } else if (what === 'bad-op') {
-    try { pg.allReduce([tensor([1])], 'prod' as 'sum'); } catch (e) { out.error = (e as Error).message; }
+    try {
+      pg.allReduce([tensor([1])], 'prod' as 'sum');
+    } catch (e) {
+      out.error = (e as Error).message;
+    }
   }
   console.log(JSON.stringify(out));
 } catch (e) {
