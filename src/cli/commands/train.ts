@@ -59,7 +59,9 @@ export const trainCommand: CommandSpec = {
       parallel?.destroy();
     }
     if (res.interrupted) {
-      const msg = `interrupted at step ${res.steps}; checkpoint saved in ${res.lastCheckpoint}. Resume with: medlora train --config ${file} --output ${cfg.output_dir} --resume latest`;
+      if (parallel && parallel.rank !== 0) return 130; // rank 0 says it
+      const ranksNote = parallel ? ` (the same ${parallel.worldSize} ranks)` : '';
+      const msg = `interrupted at step ${res.steps}; checkpoint saved in ${res.lastCheckpoint}. Resume with: medlora train --config ${file} --output ${cfg.output_dir} --resume latest${ranksNote}`;
       if (json) console.log(JSON.stringify({ event: 'interrupted', step: res.steps, checkpoint: res.lastCheckpoint }));
       console.error(msg);
       return 130;
