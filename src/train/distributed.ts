@@ -351,7 +351,9 @@ export async function launchLocal(o: LaunchOptions): Promise<number> {
           if (status !== 0 && firstFailure === null) {
             firstFailure = status;
             log(
-              `medlora launcher: rank ${r} exited with ${signal ? `signal ${signal}` : `code ${code}`}; stopping the other ranks`,
+              status === 130
+                ? `medlora launcher: rank ${r} was interrupted (exit code 130)`
+                : `medlora launcher: rank ${r} exited with ${signal ? `signal ${signal}` : `code ${code}`}; stopping the other ranks`,
             );
             stopOthers();
           }
