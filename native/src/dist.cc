@@ -245,8 +245,9 @@ void registerAll(Napi::Env env, Napi::Object ex) {
 void registerAll(Napi::Env env, Napi::Object ex) {
   for (const char* name : {"distInit", "distAllReduce", "distBroadcast", "distAllGather", "distBarrier", "distInfo"}) {
     def(env, ex, name, [](Call& c) -> V {
-      throw std::runtime_error("this addon was built without torch.distributed (c10d): libtorch " TORCH_VERSION
-                               " has no torch/csrc/distributed/c10d headers; rebuild against a pip PyTorch 2.x");
+      throw std::runtime_error("this addon was built without torch.distributed (c10d): libtorch " +
+                               std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) +
+                               " has no c10d headers of the 2.x Backend API; rebuild against a pip PyTorch 2.x");
     });
   }
   def(env, ex, "distDestroy", [](Call& c) -> V { return c.env.Undefined(); });
