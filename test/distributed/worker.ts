@@ -39,6 +39,8 @@ try {
     } catch (e) {
       out.error = (e as Error).message;
     }
+    // the argument error is raised before any traffic: leave together, so no rank exits while the other still joins
+    pg.barrier();
   }
   console.log(JSON.stringify(out));
 } catch (e) {
