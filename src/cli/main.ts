@@ -3,6 +3,7 @@
 import { commands } from './commands/index.js';
 import { helpText, parseArgs, type CommandSpec } from './command.js';
 import { MedloraError } from '../util/errors.js';
+import { applyThreads } from './threads.js';
 
 function findCommand(argv: string[]): { spec: CommandSpec; rest: string[] } | undefined {
   let best: { spec: CommandSpec; rest: string[] } | undefined;
@@ -58,6 +59,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   try {
     const args = parseArgs(spec, rest);
+    if (spec.options.threads) await applyThreads(args);
     const code = await spec.run(args);
     return typeof code === 'number' ? code : 0;
   } catch (e) {

@@ -4,6 +4,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { CommandSpec, ParsedArgs } from '../command.js';
 import { bool, list, num, str } from '../command.js';
 import { MedloraError } from '../../util/errors.js';
+import { THREADS_OPTION } from '../threads.js';
 
 /** Options shared with `medlora extract`: model, tokenizer, prompt and generation settings. */
 export const GENERATION_OPTIONS: CommandSpec['options'] = {
@@ -21,7 +22,7 @@ export const GENERATION_OPTIONS: CommandSpec['options'] = {
   seed: { type: 'number', value: 'N', default: 0, description: 'sampling seed (batch b uses seed + b)' },
   constrain: { type: 'boolean', default: true, description: 'constrain tokens to the task\'s answer format (--no-constrain to compare)' },
   dtype: { type: 'string', value: 'f32|bf16', description: 'compute dtype (default: the checkpoint\'s)' },
-  threads: { type: 'number', value: 'N', description: 'CPU threads for the engine' },
+  threads: THREADS_OPTION,
 };
 
 /** Generation settings from the shared flags. */

@@ -2,6 +2,7 @@
 // (glue over src/adapt/merge-checkpoint.ts).
 import { type CommandSpec, bool, str } from '../command.js';
 import { MedloraError } from '../../util/errors.js';
+import { THREADS_OPTION } from '../threads.js';
 
 export const mergeCommand: CommandSpec = {
   name: 'merge',
@@ -16,6 +17,7 @@ export const mergeCommand: CommandSpec = {
     adapter: { type: 'string', value: 'DIR', required: true, description: 'PEFT adapter folder (adapter_config.json + adapter_model.safetensors)' },
     out: { type: 'string', value: 'DIR', required: true, description: 'output folder for the merged checkpoint' },
     dtype: { type: 'string', value: 'f32|bf16|f16', description: 'cast floating-point weights to this dtype (default: keep)' },
+    threads: THREADS_OPTION,
     json: { type: 'boolean', description: 'print progress and the result as JSON lines' },
   },
   async run(args) {

@@ -3,6 +3,7 @@
 import type { CommandSpec } from '../command.js';
 import { bool, str } from '../command.js';
 import { MedloraError } from '../../util/errors.js';
+import { THREADS_OPTION } from '../threads.js';
 
 export const trainCommand: CommandSpec = {
   name: 'train',
@@ -15,7 +16,7 @@ export const trainCommand: CommandSpec = {
     'dry-run': { type: 'boolean', description: 'print the resolved config and exit' },
     json: { type: 'boolean', description: 'machine-readable progress and result as JSON lines on stdout' },
     quiet: { type: 'boolean', description: 'no progress bar' },
-    threads: { type: 'number', value: 'N', description: 'CPU threads for the engine (default: libtorch\'s choice; 1 is often fastest for tiny models on a busy machine)' },
+    threads: THREADS_OPTION,
   },
   allowExtra: true,
   details: [
@@ -36,12 +37,6 @@ export const trainCommand: CommandSpec = {
     if (bool(args, 'dry-run')) {
       console.log(JSON.stringify(cfg, null, 2));
       return 0;
-    }
-    const threads = args.options.threads;
-    if (threads !== undefined) {
-      if (!Number.isInteger(threads) || (threads as number) < 1) throw new MedloraError(`--threads must be a positive integer, got ${String(threads)}`);
-      const { setNumThreads } = await import('../../tensor/index.js');
-      setNumThreads(threads as number);
     }
     const { runTraining } = await import('../../train/run.js');
     const res = await runTraining(cfg, { resume: str(args, 'resume'), json, quiet: bool(args, 'quiet'),
