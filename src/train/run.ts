@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MedloraError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
-import type { TrainConfig } from './config.js';
+import { computeDtype, type TrainConfig } from './config.js';
 import { listCheckpoints } from './checkpoint.js';
 import { isEval, isGenerateEval, MetricsLog } from './metrics.js';
 import { writeReport } from './report.js';
@@ -12,6 +12,8 @@ import { prepareRun, type PreparedRun } from './setup.js';
 import { Trainer, type TrainerOptions, type TrainResult } from './trainer.js';
 
 export interface RunOptions {
+  /** the CPU's bf16 matrix units (default: from /proc/cpuinfo); tests inject them */
+  bf16Units?: readonly string[];
   resume?: string;
   json?: boolean;
   quiet?: boolean;
@@ -39,8 +41,10 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions = {}): Promise
     if (!o.generateEval) throw new MedloraError('training.eval_generate_steps: this caller supplies no generation evaluator');
   }
   mkdirSync(dir, { recursive: true });
+  // the compute dtype is decided once (config.ts computeDtype) and recorded in the resolved config, so a resume keeps it
+  cfg = { ...cfg, training: { ...cfg.training, compute_dtype: computeDtype(cfg.training, o.bf16Units).recorded } };
   writeFileSync(join(dir, 'config.resolved.json'), `${JSON.stringify(cfg, null, 2)}\n`);
-  const prep = await prepareRun(cfg);
+  const prep = await prepareRun(cfg, o.bf16Units);
   for (const n of prep.notes) emit(o.json, 'note', { message: n }, `note: ${n}`);
   for (const r of prep.reports) {
     emit(o.json, 'data', { file: r.file, format: r.format, examples: r.examples, dropped: r.dropped, truncated: r.truncated, loss_tokens: r.trainTokens },
@@ -67,7 +71,8 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions = {}): Promise
   const total = prep.model.parameters().reduce((a, p) => a + p.numel, 0);
   const ob = trainer.optimizer.stateBytes();
   emit(o.json, 'start', { trainable_params: trainable, total_params: total, lora_modules: prep.loraModules.length, total_steps: trainer.schedule.totalSteps,
-    warmup_steps: trainer.schedule.warmupSteps, optimizer: cfg.training.optim, optimizer_state_bytes: ob.actual, optimizer_state_bytes_fp32: ob.fp32 },
+    warmup_steps: trainer.schedule.warmupSteps, optimizer: cfg.training.optim, optimizer_state_bytes: ob.actual, optimizer_state_bytes_fp32: ob.fp32,
+    compute_dtype: cfg.training.compute_dtype, model_dtype: prep.model.parameters()[0]?.dtype ?? null },
     `trainable params: ${trainable.toLocaleString('en-US')} || all params: ${total.toLocaleString('en-US')} || trainable%: ${(100 * trainable / total).toFixed(4)}\n` +
     `${trainer.schedule.totalSteps} updates (warmup ${trainer.schedule.warmupSteps}), ${cfg.training.optim}`);
   const onSigint = (): void => {
@@ -89,7 +94,7 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions = {}): Promise
     title: `medlora train: ${dir}`,
     facts: [['model', cfg.model], ['steps', `${res.steps} / ${res.totalSteps}${res.interrupted ? ' (interrupted)' : ''}`],
       ['trainable parameters', `${trainable.toLocaleString('en-US')} of ${total.toLocaleString('en-US')} (${(100 * trainable / total).toFixed(3)}%)`],
-      ['LoRA modules', String(prep.loraModules.length)], ['optimizer', `${cfg.training.optim}, state ${optimizerNote}`],
+      ['LoRA modules', String(prep.loraModules.length)], ['compute dtype', `${cfg.training.compute_dtype}${cfg.training.bf16 ? ' (bf16 asked)' : ''}`], ['optimizer', `${cfg.training.optim}, state ${optimizerNote}`],
       ['tokens/s (this session)', res.tokensPerSecond.toFixed(1)], ['wall time (this session)', `${res.wallSeconds.toFixed(1)} s`],
       ['checkpoints', readdirSync(dir).filter((n) => n.startsWith('checkpoint-')).join(', ') || 'none']],
     config: cfg,
