@@ -95,7 +95,7 @@ export const evalCommand: CommandSpec = {
     data: { type: 'string', value: 'FILE', required: true, description: 'test records (JSONL)' },
     task: { type: 'string', value: 'TASK', description: 'evaluate only records of this task (required when --data mixes tasks)' },
     limit: { type: 'number', value: 'N', description: 'evaluate only the first N records' },
-    compare: { type: 'string', value: 'base|DIR|NAME=DIR', multiple: true, description: 'a run to compare (repeatable); replaces --adapter' },
+    compare: { type: 'string', value: 'base|DIR|NAME=DIR', multiple: true, description: 'a run to compare with --adapter (repeatable); base = the model without adapter' },
     out: { type: 'string', value: 'DIR', description: 'output folder' },
     relaxed: { type: 'boolean', description: 'match after normalisation (as medlora score --relaxed)' },
     loss: { type: 'boolean', default: true, description: 'also compute the test loss and perplexity (--no-loss to skip)' },
@@ -109,8 +109,8 @@ export const evalCommand: CommandSpec = {
     const { Progress } = await import('../../util/progress.js');
     const dataFile = str(args, 'data')!;
     const compare = list(args, 'compare');
-    if (compare.length && str(args, 'adapter')) throw new MedloraError('medlora eval: give the adapter as one of the --compare runs, not with --adapter');
-    const runs: RunSpec[] = compare.length ? compareRuns(compare) : [{ name: str(args, 'adapter') ? compareRuns([str(args, 'adapter')!])[0]!.name : 'base', adapter: str(args, 'adapter') ?? null }];
+    // --adapter A --compare base: A is evaluated beside the compared runs (after them, so the base comes first)
+    const runs: RunSpec[] = compare.length ? compareRuns([...compare, ...(str(args, 'adapter') ? [str(args, 'adapter')!] : [])]) : [{ name: str(args, 'adapter') ? compareRuns([str(args, 'adapter')!])[0]!.name : 'base', adapter: str(args, 'adapter') ?? null }];
     const settings = generationSettings(args, 'eval');
     const limit = num(args, 'limit');
     if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) throw new MedloraError(`medlora eval: --limit must be a positive integer, got ${limit}`);
