@@ -14,7 +14,7 @@ export const ARCHITECTURES: Readonly<Record<string, ArchitecturePreset>> = {
   'llama-tiny': {
     about: 'Llama, 2 layers, hidden 64 (the shape of the reference fixture llama-tiny; seconds to train)',
     config: { architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: 64, intermediate_size: 176, num_hidden_layers: 2,
-      num_attention_heads: 4, num_key_value_heads: 2, rms_norm_eps: 1e-5, rope_theta: 10000.0, max_position_embeddings: 512,
+      num_attention_heads: 4, num_key_value_heads: 2, rms_norm_eps: 1e-5, rope_theta: 10000.0, max_position_embeddings: 2048,
       tie_word_embeddings: false, hidden_act: 'silu' },
   },
   'smollm2-135m': {

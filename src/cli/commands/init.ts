@@ -15,6 +15,9 @@ export const initCommand: CommandSpec = {
     'A tokenizer folder: any Hugging Face model folder with tokenizer.json (or vocab.json + merges.txt), e.g.',
     '../shared/fixtures/hf/SmolLM2-135M-Instruct; the reference checkpoints in ../shared/fixtures/reference have none.',
   ].join('\n'),
+  examples: [
+    'medlora init --like llama-tiny --tokenizer ../shared/fixtures/hf/SmolLM2-135M-Instruct --out tiny-llama-2 --seed 7',
+  ],
   options: {
     like: { type: 'string', value: 'NAME', required: true, description: `architecture and size: ${Object.keys(ARCHITECTURES).join(', ')}` },
     tokenizer: { type: 'string', value: 'DIR', required: true, description: 'folder with the tokenizer files (copied; sets vocab_size)' },
