@@ -46,8 +46,9 @@ export function loraModules(model: Module): Array<[string, LoraLinear]> {
 export function applyLora(model: Module, s: LoraSettings): string[] {
   if (loraModules(model).length) throw new MedloraError('applyLora: the model already has LoRA adapters (merge or reload it first)');
   const candidates = linearModulePaths(model);
-  const targets = candidates.filter((p) => isTargetModule(s, p));
-  const tm = s.target_modules;
+  // PEFT compares the "all-linear" shorthand lowercased (tuners_utils._maybe_include_all_linear_layers)
+  const tm = typeof s.target_modules === 'string' && s.target_modules.toLowerCase() === 'all-linear' ? 'all-linear' : s.target_modules;
+  const targets = tm === 'all-linear' ? allLinearTargets(model, candidates) : candidates.filter((p) => isTargetModule(s, p));
   const available = (): string => {
     const names = [...new Set(candidates.map((p) => p.split('.').pop()!))];
     return `linear layers in this model: ${names.join(', ') || '(none)'}`;
@@ -69,6 +70,16 @@ export function applyLora(model: Module, s: LoraSettings): string[] {
     }));
   }
   return targets;
+}
+
+/**
+ * PEFT's target_modules "all-linear" (peft 0.21 tuners_utils._maybe_include_all_linear_layers): every Linear / Conv1D
+ * (NF4 linears included, as bitsandbytes' Linear4bit is an nn.Linear) except the output embedding
+ * (get_output_embeddings(): lm_head in every architecture medlora loads) and anything inside a LoRA wrapper.
+ */
+export function allLinearTargets(model: Module, candidates = linearModulePaths(model)): string[] {
+  const head = resolve(model, 'lm_head');
+  return candidates.filter((p) => !(head !== undefined && resolve(model, p) === head) && p !== 'lm_head');
 }
 
 /** finetuning: full — every floating-point parameter trains (no adapter). Returns how many tensors were unfrozen. */

@@ -9,7 +9,7 @@ import { listCheckpoints } from './checkpoint.js';
 import { isEval, isGenerateEval, MetricsLog } from './metrics.js';
 import { writeReport } from './report.js';
 import { prepareRun, type PreparedRun } from './setup.js';
-import { Trainer, type TrainerOptions, type TrainResult } from './trainer.js';
+import { resumeTarget, Trainer, type TrainerOptions, type TrainResult } from './trainer.js';
 
 export interface RunOptions {
   /** the CPU's bf16 matrix units (default: from /proc/cpuinfo); tests inject them */
@@ -33,7 +33,9 @@ function emit(json: boolean | undefined, event: string, fields: Record<string, u
 
 export async function runTraining(cfg: TrainConfig, o: RunOptions = {}): Promise<TrainResult> {
   const dir = cfg.output_dir;
-  if (!o.resume && existsSync(dir) && (listCheckpoints(dir).length > 0 || existsSync(join(dir, 'metrics.jsonl')))) {
+  // --resume, else training.resume_from_checkpoint (true = the newest checkpoint)
+  const resume = resumeTarget(cfg.training, o.resume);
+  if (!resume && existsSync(dir) && (listCheckpoints(dir).length > 0 || existsSync(join(dir, 'metrics.jsonl')))) {
     throw new MedloraError(`output_dir ${dir} already holds a run (metrics.jsonl / checkpoints); pass --resume latest to continue it, or choose another --output`);
   }
   if (cfg.training.eval_generate_steps !== null) {
@@ -55,7 +57,7 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions = {}): Promise
   const trainer = new Trainer({
     generateEval,
     model: prep.model, training: cfg.training, runDir: dir, train: prep.train, validation: prep.validation, padId: prep.padId,
-    saveAdapter: prep.saveAdapter, resume: o.resume, haltAfterStep: o.haltAfterStep,
+    saveAdapter: prep.saveAdapter, resume, haltAfterStep: o.haltAfterStep, reportConfig: cfg,
     onMessage: (m) => emit(o.json, 'note', { message: m }, `note: ${m}`),
     onLog: (r) => {
       if (o.json) emit(true, 'metrics', { ...r });
@@ -96,11 +98,22 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions = {}): Promise
       ['trainable parameters', `${trainable.toLocaleString('en-US')} of ${total.toLocaleString('en-US')} (${(100 * trainable / total).toFixed(3)}%)`],
       ['LoRA modules', String(prep.loraModules.length)], ['compute dtype', `${cfg.training.compute_dtype}${cfg.training.bf16 ? ' (bf16 asked)' : ''}`], ['optimizer', `${cfg.training.optim}, state ${optimizerNote}`],
       ['tokens/s (this session)', res.tokensPerSecond.toFixed(1)], ['wall time (this session)', `${res.wallSeconds.toFixed(1)} s`],
-      ['checkpoints', readdirSync(dir).filter((n) => n.startsWith('checkpoint-')).join(', ') || 'none']],
+      ['checkpoints', readdirSync(dir).filter((n) => n.startsWith('checkpoint-')).join(', ') || 'none'],
+      ...(res.best.best_global_step !== null ? [['best evaluation', `${cfg.training.metric_for_best_model} ${res.best.best_metric} at step ${res.best.best_global_step}${res.finalFrom ? ` (the final adapter: ${res.finalFrom})` : ''}`] as [string, string]] : []),
+      ...(res.earlyStopped ? [['early stopping', `stopped after ${res.steps} of ${res.totalSteps} updates`] as [string, string]] : []),
+      ...(cfg.training.report_to.includes('tensorboard') ? [['TensorBoard', `tensorboard --logdir ${join(dir, 'runs')}`] as [string, string]] : [])],
     config: cfg,
   });
+  // the adapter's model card (README.md, Hugging Face format) with the run's numbers
+  if (!res.interrupted && !res.halted && existsSync(join(dir, 'adapter'))) {
+    const { modelCardInfo, writeModelCard } = await import('./model-card.js');
+    writeModelCard(join(dir, 'adapter'), modelCardInfo({ cfg, reports: prep.reports, records: new MetricsLog(join(dir, 'metrics.jsonl')).read(), steps: res.steps,
+      totalSteps: res.totalSteps, wallSeconds: res.wallSeconds, tokensPerSecond: res.tokensPerSecond, device: trainer.params[0]![1].device,
+      trainableParams: trainable, totalParams: total, stoppedEarly: res.earlyStopped, finalFrom: res.finalFrom, bestStep: res.best.best_global_step }));
+  }
   emit(o.json, 'done', { steps: res.steps, total_steps: res.totalSteps, interrupted: res.interrupted, wall_s: res.wallSeconds, tokens_per_second: res.tokensPerSecond,
-    optimizer_state_bytes: res.optimizerBytes.actual, optimizer_state_bytes_fp32: res.optimizerBytes.fp32, report: join(dir, 'report.html') },
+    optimizer_state_bytes: res.optimizerBytes.actual, optimizer_state_bytes_fp32: res.optimizerBytes.fp32, report: join(dir, 'report.html'),
+    early_stopped: res.earlyStopped, best_metric: res.best.best_metric, best_global_step: res.best.best_global_step, best_model_checkpoint: res.best.best_model_checkpoint, final_adapter_from: res.finalFrom },
     `done: ${res.steps}/${res.totalSteps} updates in ${res.wallSeconds.toFixed(1)} s (${res.tokensPerSecond.toFixed(0)} tok/s); optimizer state ${optimizerNote}; report ${join(dir, 'report.html')}`);
   return res;
 }

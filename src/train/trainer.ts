@@ -2,7 +2,10 @@
 // up to gradient_accumulation_steps micro-batches (never crossing an epoch end), each backpropagating its summed
 // token loss / the tokens of the whole update; then global-norm clipping, an optimizer step at the schedule's rate,
 // logging, evaluation, checkpointing. Resume restores parameters, optimizer, data position and step exactly.
-import { mkdirSync } from 'node:fs';
+// When to log / evaluate / save follows training.*_strategy (HF semantics; null keeps medlora's step rules), the best
+// evaluation by metric_for_best_model is tracked (and can end the run: early stopping; and be the final adapter:
+// load_best_model_at_end), and every logged record also goes to TensorBoard when report_to has tensorboard.
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { clipGradNorm, manualSeed, noGrad, scope, tensor, type Tensor } from '../tensor/index.js';
 import { MedloraError } from '../util/errors.js';
@@ -11,8 +14,11 @@ import { BatchSource, padBatch, type Example, type MicroBatch } from './data.js'
 import { summedTokenLoss } from './loss.js';
 import { createOptimizer, type TrainOptimizer } from './optim.js';
 import { learningRateAt, warmupSteps, type ScheduleSpec } from './schedule.js';
-import { findCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint, type TrainerState } from './checkpoint.js';
+import { findCheckpoint, listCheckpoints, loadCheckpoint, pruneCheckpoints, saveCheckpoint, TRAINER_STATE, type TrainerState } from './checkpoint.js';
 import { MetricsLog, type EvalRecord, type GenerateEvalRecord, type GenerateEvalScores, type MetricRecord, type TrainRecord } from './metrics.js';
+import { bestMetricName } from './config.js';
+import { activateNeftune } from './neftune.js';
+import { defaultLogDir, TfEventsWriter, tensorboardScalars } from './tfevents.js';
 
 /** What the trainer needs from a model. */
 export interface TrainableModel {
@@ -44,6 +50,26 @@ export interface TrainerOptions {
   generateEval?: () => GenerateEvalScores;
   onStep?: (done: number, total: number, r: TrainRecord) => void;
   onMessage?: (line: string) => void;
+  /** the resolved config, written as TensorBoard text (report_to: tensorboard); default: the training section */
+  reportConfig?: unknown;
+  /** where the device of the trainable parameters is decided (fp16 is refused on the CPU) */
+  device?: string;
+}
+
+/** The best evaluation so far (HF TrainerState best_metric / best_global_step / best_model_checkpoint). */
+export interface BestState {
+  best_metric: number | null;
+  best_global_step: number | null;
+  best_model_checkpoint: string | null;
+  /** HF EarlyStoppingCallback's counter: evaluations since the metric last improved by more than the threshold */
+  early_stopping_patience_counter: number;
+}
+
+/** The checkpoint to resume from: the --resume flag, else training.resume_from_checkpoint (true = "latest"). */
+export function resumeTarget(t: TrainingSection, flag?: string): string | undefined {
+  if (flag !== undefined) return flag;
+  const r = t.resume_from_checkpoint;
+  return r === true ? 'latest' : typeof r === 'string' ? r : undefined;
 }
 
 export interface TrainResult {
@@ -52,6 +78,11 @@ export interface TrainResult {
   interrupted: boolean;
   halted: boolean;
   lastCheckpoint: string | null;
+  /** early stopping ended the run before its last update */
+  earlyStopped: boolean;
+  best: BestState;
+  /** the checkpoint whose weights the final adapter holds (load_best_model_at_end), else null */
+  finalFrom: string | null;
   optimizerBytes: { actual: number; fp32: number };
   trainableParams: number;
   wallSeconds: number;
@@ -78,7 +109,10 @@ export class Trainer {
   readonly metrics: MetricsLog;
   step = 0;
   totalTokens = 0;
+  best: BestState = { best_metric: null, best_global_step: null, best_model_checkpoint: null, early_stopping_patience_counter: 0 };
   private stopRequested = false;
+  private tb: TfEventsWriter | undefined;
+  private removeNeftune: (() => void) | undefined;
 
   constructor(private readonly o: TrainerOptions) {
     const t = o.training;
@@ -87,11 +121,31 @@ export class Trainer {
     this.optimizer = createOptimizer(this.params, { name: t.optim, betas: [t.adam_beta1, t.adam_beta2], eps: t.adam_epsilon, weightDecay: t.weight_decay });
     this.source = new BatchSource(o.train, t.per_device_train_batch_size, t.shuffle, t.seed, o.padId);
     const total = totalUpdates(t, this.source.batchesPerEpoch);
-    this.schedule = { type: t.lr_scheduler_type, learningRate: t.learning_rate, warmupSteps: warmupSteps(t.warmup_steps, t.warmup_ratio, total), totalSteps: total };
+    this.schedule = { type: t.lr_scheduler_type, learningRate: t.learning_rate, warmupSteps: warmupSteps(t.warmup_steps, t.warmup_ratio, total), totalSteps: total,
+      ...(Object.keys(t.lr_scheduler_kwargs ?? {}).length ? { kwargs: t.lr_scheduler_kwargs } : {}) };
     mkdirSync(o.runDir, { recursive: true });
     this.metrics = new MetricsLog(join(o.runDir, 'metrics.jsonl'));
     o.model.gradientCheckpointing = t.gradient_checkpointing;
     if (t.optim === 'paged_adamw_8bit') this.say('optim paged_adamw_8bit: paging (CUDA unified memory) has no meaning here; using block-wise 8-bit AdamW state');
+    this.checkRunKeys();
+  }
+
+  /** Refusals that need the model or the caller (the config checked the rest). */
+  private checkRunKeys(): void {
+    const t = this.o.training;
+    if (t.fp16) {
+      const device = this.o.device ?? this.params[0]![1].device;
+      // float16 without loss scaling underflows gradients silently; medlora's loss scaler is not written yet
+      if (device === 'cpu') throw new MedloraError('training.fp16: float16 mixed precision (with loss scaling) is for CUDA; this run is on the CPU — use training.bf16 or leave fp16 false');
+      throw new MedloraError(`training.fp16: float16 training with dynamic loss scaling is not implemented in medlora yet (device ${device}); use training.bf16`);
+    }
+    const metric = t.metric_for_best_model === null ? null : bestMetricName(t.metric_for_best_model);
+    if (metric?.startsWith('gen_') && !this.o.generateEval) {
+      throw new MedloraError(`training.metric_for_best_model ${t.metric_for_best_model} needs generation-based evaluation (training.eval_generate_steps and data.validation records)`);
+    }
+    if (metric?.startsWith('eval_') && !this.o.validation?.length && (t.load_best_model_at_end || t.early_stopping_patience !== null)) {
+      throw new MedloraError(`training.metric_for_best_model ${t.metric_for_best_model} needs data.validation`);
+    }
   }
 
   /** Ask the loop to stop after the current update (it saves a checkpoint first). Safe from a signal handler. */
@@ -111,9 +165,10 @@ export class Trainer {
 
   private state(): TrainerState {
     const t = this.o.training;
-    return { global_step: this.step, epoch: this.source.epochFloat(), data_position: { ...this.source.pos },
+    const s: TrainerState & BestState = { global_step: this.step, epoch: this.source.epochFloat(), data_position: { ...this.source.pos },
       shuffle: { enabled: t.shuffle, seed: t.seed }, rng: { scheme: 'reseed-per-step', seed: t.seed }, schedule: this.schedule,
-      optimizer: t.optim, invariants: this.invariants(), total_tokens: this.totalTokens };
+      optimizer: t.optim, invariants: this.invariants(), total_tokens: this.totalTokens, ...this.best };
+    return s;
   }
 
   /** Restore everything from a checkpoint; metrics after its step are dropped (they will be logged again). */
@@ -144,6 +199,9 @@ export class Trainer {
     }
     this.step = ck.state.global_step;
     this.totalTokens = ck.state.total_tokens ?? 0;
+    const b = ck.state as TrainerState & Partial<BestState>;
+    this.best = { best_metric: b.best_metric ?? null, best_global_step: b.best_global_step ?? null,
+      best_model_checkpoint: b.best_model_checkpoint ?? null, early_stopping_patience_counter: b.early_stopping_patience_counter ?? 0 };
     this.source.pos = { ...ck.state.data_position };
     this.metrics.truncateAfter(this.step);
     this.say(`resumed from ${dir} at step ${this.step}`);
@@ -153,12 +211,26 @@ export class Trainer {
   private checkpoint(): string {
     const opt = this.optimizer.saveState();
     try {
+      if (this.best.best_global_step === this.step) this.best.best_model_checkpoint = join(this.o.runDir, `checkpoint-${this.step}`);
       const dir = saveCheckpoint(this.o.runDir, { step: this.step, trainable: this.params, optimizer: opt, state: this.state(), saveAdapter: this.o.saveAdapter });
-      for (const d of pruneCheckpoints(this.o.runDir, this.o.training.save_total_limit)) this.say(`removed old checkpoint ${d}`);
+      for (const d of this.prune()) this.say(`removed old checkpoint ${d}`);
       return dir;
     } finally {
       for (const t of Object.values(opt.tensors)) t.dispose();
     }
+  }
+
+  /** save_total_limit; the best checkpoint is always kept (HF: with load_best_model_at_end, plus the newest). */
+  private prune(): string[] {
+    const limit = this.o.training.save_total_limit;
+    const best = this.best.best_model_checkpoint;
+    if (limit === null || best === null || !this.o.training.load_best_model_at_end) return pruneCheckpoints(this.o.runDir, limit);
+    const all = listCheckpoints(this.o.runDir).map((c) => c.dir);
+    const others = all.filter((d) => d !== best);
+    const keepOthers = Math.max(all.includes(best) ? limit - 1 : limit, 1);
+    const gone = others.slice(0, Math.max(0, others.length - keepOthers));
+    for (const d of gone) rmSync(d, { recursive: true, force: true });
+    return gone;
   }
 
   /** Summed token loss of a micro-batch; logits are computed only at its scored positions. undefined when none is scored. */
@@ -218,12 +290,19 @@ export class Trainer {
     return { loss: sum / Math.max(1, tokens), tokens };
   }
 
+  /** metrics.jsonl, TensorBoard (report_to), the caller. */
+  private log(r: MetricRecord): void {
+    this.metrics.append(r);
+    this.tb?.addScalars(tensorboardScalars(r), r.step);
+    this.o.onLog?.(r);
+  }
+
   private runEval(): EvalRecord | undefined {
     if (!this.o.validation?.length) return undefined;
     const e = this.evaluate(this.o.validation);
     const r: EvalRecord = { step: this.step, epoch: this.source.epochFloat(), eval_loss: e.loss, eval_perplexity: Math.exp(e.loss), eval_tokens: e.tokens };
-    this.metrics.append(r);
-    this.o.onLog?.(r);
+    this.log(r);
+    this.trackBest(r);
     return r;
   }
 
@@ -231,20 +310,92 @@ export class Trainer {
     if (!this.o.generateEval) return undefined;
     const r: GenerateEvalRecord = { step: this.step, epoch: this.source.epochFloat(), ...this.o.generateEval() };
     this.o.model.train(true);
-    this.metrics.append(r);
-    this.o.onLog?.(r);
+    this.log(r);
+    this.trackBest(r);
     return r;
+  }
+
+  /**
+   * One evaluation under an eval_strategy: the loss on data.validation and (when the caller supplies it) the
+   * generation scores, like HF's evaluate() + compute_metrics. Returns true when early stopping says stop.
+   */
+  private evaluation(): { stop: boolean; newBest: boolean } {
+    const before = this.best.best_global_step;
+    this.pendingStop = false;
+    this.runEval();
+    this.runGenerateEval();
+    return { stop: this.pendingStop, newBest: this.best.best_global_step === this.step && before !== this.step };
+  }
+
+  private pendingStop = false;
+
+  /**
+   * HF's order for a record holding metric_for_best_model: EarlyStoppingCallback.on_evaluate (compares with the best
+   * so far: improvement = better and |value - best| > threshold, else the counter grows; stop when it reaches the
+   * patience), then Trainer._determine_best_metric (strictly better = the new best).
+   */
+  private trackBest(r: MetricRecord): void {
+    const t = this.o.training;
+    if (t.metric_for_best_model === null) return;
+    const v = (r as unknown as Record<string, number>)[bestMetricName(t.metric_for_best_model)];
+    if (typeof v !== 'number' || Number.isNaN(v)) return;
+    const better = (a: number, b: number): boolean => (t.greater_is_better ? a > b : a < b);
+    const b = this.best;
+    if (t.early_stopping_patience !== null) {
+      if (b.best_metric === null || (better(v, b.best_metric) && Math.abs(v - b.best_metric) > t.early_stopping_threshold)) b.early_stopping_patience_counter = 0;
+      else b.early_stopping_patience_counter++;
+      if (b.early_stopping_patience_counter >= t.early_stopping_patience) this.pendingStop = true;
+    }
+    if (b.best_metric === null || better(v, b.best_metric)) {
+      b.best_metric = v;
+      b.best_global_step = this.step;
+    }
+  }
+
+  /** Copy a checkpoint's trainable tensors into the model (load_best_model_at_end). */
+  private loadWeights(dir: string): void {
+    const ck = loadCheckpoint(dir);
+    try {
+      noGrad(() => {
+        for (const [n, p] of this.params) {
+          const src = ck.trainable[n];
+          if (!src) throw new MedloraError(`${dir}: no saved tensor for trainable parameter ${n}`);
+          p.copy_(src);
+        }
+      });
+    } finally {
+      for (const x of Object.values(ck.trainable)) x.dispose();
+      for (const x of Object.values(ck.optimizer.tensors)) x.dispose();
+    }
   }
 
   async train(): Promise<TrainResult> {
     const t = this.o.training;
-    if (this.o.resume) this.resumeFrom(this.o.resume);
+    const resume = resumeTarget(t, this.o.resume);
+    if (resume) this.resumeFrom(resume);
+    if (t.report_to.includes('tensorboard')) {
+      this.tb = new TfEventsWriter(defaultLogDir(this.o.runDir));
+      this.tb.addText('config', JSON.stringify(this.o.reportConfig ?? { training: t }, null, 2), this.step);
+    }
+    if (t.neftune_noise_alpha !== null) this.removeNeftune = activateNeftune(this.o.model as unknown as Parameters<typeof activateNeftune>[0], t.neftune_noise_alpha);
+    try {
+      return await this.loop();
+    } finally {
+      this.removeNeftune?.();
+      this.removeNeftune = undefined;
+    }
+  }
+
+  private async loop(): Promise<TrainResult> {
+    const t = this.o.training;
     const total = this.schedule.totalSteps;
     const start = Date.now();
     const startTokens = this.totalTokens;
     let lastCheckpoint: string | null = null;
-    let interrupted = false, halted = false;
+    let interrupted = false, halted = false, earlyStopped = false;
     let windowStart = Date.now(), windowTokens = 0;
+    let savedAt = -1;
+    const save = (): void => { lastCheckpoint = this.checkpoint(); savedAt = this.step; };
     while (this.step < total) {
       const s = this.trainStep();
       this.totalTokens += s.tokens;
@@ -252,32 +403,68 @@ export class Trainer {
       const now = Date.now();
       const rec: TrainRecord = { step: this.step, epoch: this.source.epochFloat(), loss: s.loss, learning_rate: s.lr, grad_norm: s.gradNorm,
         tokens_per_second: windowTokens / Math.max(1e-3, (now - windowStart) / 1000), tokens: s.tokens };
-      // HF logs every logging_steps; medlora also logs the first and the last update so every curve has both ends
-      if (this.step % t.logging_steps === 0 || this.step === total || this.step === 1) {
-        this.metrics.append(rec);
-        this.o.onLog?.(rec);
+      const last = this.step === total;
+      // an epoch ends when its micro-batches are used up; HF also runs its epoch-end hooks when max_steps ends one early
+      const epochEnd = this.source.remainingInEpoch() === 0 || last;
+      // logging_strategy (null: medlora logs every logging_steps and also the first and the last update)
+      const logNow = t.logging_strategy === null ? this.step % t.logging_steps === 0 || last || this.step === 1
+        : t.logging_strategy === 'steps' ? this.step % t.logging_steps === 0 : t.logging_strategy === 'epoch' ? epochEnd : false;
+      if (logNow) {
+        this.log(rec);
         windowStart = now; windowTokens = 0;
       }
       this.o.onStep?.(this.step, total, rec);
-      if (t.eval_steps !== null && this.step % t.eval_steps === 0) this.runEval();
-      if (t.eval_generate_steps !== null && this.step % t.eval_generate_steps === 0) this.runGenerateEval();
-      if (t.save_steps !== null && this.step % t.save_steps === 0) lastCheckpoint = this.checkpoint();
+      let newBest = false;
+      if (t.eval_strategy === null) {
+        if (t.eval_steps !== null && this.step % t.eval_steps === 0) this.runEval();
+        if (t.eval_generate_steps !== null && this.step % t.eval_generate_steps === 0) this.runGenerateEval();
+      } else if (t.eval_strategy === 'steps' ? this.step % t.eval_steps! === 0 || last : t.eval_strategy === 'epoch' ? epochEnd : false) {
+        // HF DefaultFlowCallback: steps-evaluation also runs at the last update
+        const e = this.evaluation();
+        newBest = e.newBest;
+        if (e.stop) earlyStopped = true;
+      }
+      // save_strategy (null: every save_steps); HF's steps strategy also saves at the last update, best saves on a new best
+      const saveNow = t.save_strategy === null ? t.save_steps !== null && this.step % t.save_steps === 0
+        : t.save_strategy === 'steps' ? this.step % t.save_steps! === 0 || last : t.save_strategy === 'epoch' ? epochEnd : t.save_strategy === 'best' ? newBest : false;
+      if (saveNow) save();
+      if (earlyStopped && !last) {
+        this.say(`early stopping at step ${this.step}: ${t.metric_for_best_model} did not improve by more than ${t.early_stopping_threshold} for ${t.early_stopping_patience} evaluations (best ${this.best.best_metric} at step ${this.best.best_global_step})`);
+        break;
+      }
+      earlyStopped = false;
       if (this.o.haltAfterStep !== undefined && this.step >= this.o.haltAfterStep && this.step < total) { halted = true; break; }
       // let a pending SIGINT handler run between updates
       await new Promise<void>((r) => setImmediate(r));
       if (this.stopRequested && this.step < total) {
-        if (t.save_steps === null || this.step % t.save_steps !== 0) lastCheckpoint = this.checkpoint();
+        if (savedAt !== this.step) save();
         interrupted = true;
         break;
       }
     }
+    let finalFrom: string | null = null;
     if (!interrupted && !halted) {
-      if (t.eval_steps === null || this.step % t.eval_steps !== 0) this.runEval();
-      if (t.eval_generate_steps !== null && this.step % t.eval_generate_steps !== 0) this.runGenerateEval();
+      if (t.eval_strategy === null) {
+        // medlora's rule without an eval_strategy: the final weights are always evaluated
+        if (t.eval_steps === null || this.step % t.eval_steps !== 0) this.runEval();
+        if (t.eval_generate_steps !== null && this.step % t.eval_generate_steps !== 0) this.runGenerateEval();
+      }
+      if (t.load_best_model_at_end && this.best.best_model_checkpoint !== null && this.best.best_global_step !== this.step) {
+        this.loadWeights(this.best.best_model_checkpoint);
+        finalFrom = this.best.best_model_checkpoint;
+        this.say(`load_best_model_at_end: the final adapter is ${finalFrom} (${t.metric_for_best_model} ${this.best.best_metric})`);
+      } else if (t.load_best_model_at_end && this.best.best_model_checkpoint !== null) {
+        finalFrom = this.best.best_model_checkpoint;
+      }
       if (this.o.saveAdapter) this.o.saveAdapter(join(this.o.runDir, 'adapter'));
+      // the run's own trainer_state.json (HF writes one in output_dir at the end): the best checkpoint and metric
+      writeFileSync(join(this.o.runDir, TRAINER_STATE), `${JSON.stringify({ global_step: this.step, max_steps: total, epoch: this.source.epochFloat(),
+        metric_for_best_model: t.metric_for_best_model, greater_is_better: t.greater_is_better, ...this.best,
+        early_stopped: this.step < total, final_adapter_from: finalFrom }, null, 2)}\n`);
     }
     const wall = (Date.now() - start) / 1000;
-    return { steps: this.step, totalSteps: total, interrupted, halted, lastCheckpoint, optimizerBytes: this.optimizer.stateBytes(),
+    return { steps: this.step, totalSteps: total, interrupted, halted, lastCheckpoint, earlyStopped: !interrupted && !halted && this.step < total,
+      best: { ...this.best }, finalFrom, optimizerBytes: this.optimizer.stateBytes(),
       trainableParams: this.params.reduce((a, [, p]) => a + p.numel, 0), wallSeconds: wall,
       tokensPerSecond: (this.totalTokens - startTokens) / Math.max(1e-3, wall) };
   }

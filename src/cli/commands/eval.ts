@@ -161,6 +161,15 @@ export const evalCommand: CommandSpec = {
       model.dispose();
     }
     const written = writeEvalOutputs(out, done, `medlora eval: ${task} (${basename(dataFile)})`);
+    // an adapter folder with a medlora model card gets this comparison as its evaluation table
+    const { updateCardEvaluation } = await import('../../train/model-card.js');
+    const cardRuns = done.map((d) => ({ name: d.name, precision: d.run.score.metrics.micro.precision, recall: d.run.score.metrics.micro.recall,
+      f1: d.run.score.metrics.micro.f1, test_loss: d.run.loss ? d.run.loss.loss : null, records: d.run.parse.records }));
+    for (const d of done) {
+      if (d.adapter && updateCardEvaluation(d.adapter, { data: `\`medlora eval\` on \`${basename(dataFile)}\` (${records.length} records, task ${task}, ${bool(args, 'relaxed') ? 'relaxed' : 'strict'} matching)`, runs: cardRuns, source: `${join(out, 'scores.json')}` })) {
+        written.files.push(join(d.adapter, 'README.md'));
+      }
+    }
     if (json) console.log(JSON.stringify(written.scores));
     else {
       console.log(evalText(done));
