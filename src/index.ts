@@ -2,7 +2,15 @@
 // train from a config object, evaluate, extract, and make a random checkpoint. Small functions over the modules the
 // CLI uses, so the library and the CLI behave alike; lower-level pieces are re-exported for embedding apps.
 import { loadExtractor, type LoadExtractorOptions } from './eval/load-extractor.js';
-import { evaluateModel, runScores, structuredTask, trainingGenerateEval, type EvaluateOptions, type EvalRun, type RunScores } from './eval/run-eval.js';
+import {
+  evaluateModel,
+  runScores,
+  structuredTask,
+  trainingGenerateEval,
+  type EvaluateOptions,
+  type EvalRun,
+  type RunScores,
+} from './eval/run-eval.js';
 import { extract as extractTexts, type ExtractOptions, type ExtractResult } from './eval/extract.js';
 import { loadRecords } from './data/jsonl.js';
 import { resolveConfig, type TrainConfig } from './train/config.js';
@@ -47,15 +55,25 @@ export function load(o: Omit<LoadExtractorOptions, 'where'>): Loaded {
  * training, ...); validated, defaults filled and saved as the CLI does. The adapter is written to
  * `<output_dir>/adapter`. Quiet by default (no progress bar).
  */
-export async function train(config: Record<string, unknown>, o: { quiet?: boolean; resume?: string } = {}):
-  Promise<TrainResult & { config: TrainConfig; adapter: string }> {
+export async function train(
+  config: Record<string, unknown>,
+  o: { quiet?: boolean; resume?: string } = {},
+): Promise<TrainResult & { config: TrainConfig; adapter: string }> {
   const cfg = resolveConfig(config, [], 'config object');
-  const res = await runTraining(cfg, { quiet: o.quiet ?? true, ...(o.resume ? { resume: o.resume } : {}), generateEval: async (m, c) => trainingGenerateEval(m, c) });
+  const res = await runTraining(cfg, {
+    quiet: o.quiet ?? true,
+    ...(o.resume ? { resume: o.resume } : {}),
+    generateEval: async (m, c) => trainingGenerateEval(m, c),
+  });
   return { ...res, config: cfg, adapter: join(cfg.output_dir, 'adapter') };
 }
 
 /** Evaluate on canonical records (an array, or a JSONL file) of one structured task: P/R/F1, test loss, predictions. */
-export async function evaluate(loaded: Loaded, records: MedRecord[] | string, o: EvaluateOptions = {}): Promise<EvalRun & { scores: RunScores }> {
+export async function evaluate(
+  loaded: Loaded,
+  records: MedRecord[] | string,
+  o: EvaluateOptions = {},
+): Promise<EvalRun & { scores: RunScores }> {
   const recs = typeof records === 'string' ? (await loadRecords(records)).records : records;
   const run = evaluateModel(loaded.model, loaded.tokenizer, recs, o);
   return { ...run, scores: runScores('model', run) };
@@ -64,5 +82,11 @@ export async function evaluate(loaded: Loaded, records: MedRecord[] | string, o:
 /** Extract a task's structured answer (with source spans) from each text. */
 export function extract(loaded: Loaded, task: string, texts: string[], o: ExtractOptions = {}): ExtractResult[] {
   const t = structuredTask(task, 'task');
-  return extractTexts(loaded.model, loaded.tokenizer, t, texts.map((text, i) => ({ id: String(i + 1), text })), o).results;
+  return extractTexts(
+    loaded.model,
+    loaded.tokenizer,
+    t,
+    texts.map((text, i) => ({ id: String(i + 1), text })),
+    o,
+  ).results;
 }

@@ -11,8 +11,15 @@ import { initModel, saveModel } from './init.js';
 import { ARCHITECTURES } from './presets.js';
 
 /** Tokenizer files copied when present (those loadTokenizer reads; generation_config.json is the model's, not copied). */
-export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model', 'vocab.json',
-  'merges.txt', 'added_tokens.json'];
+export const TOKENIZER_FILES = [
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'tokenizer.model',
+  'vocab.json',
+  'merges.txt',
+  'added_tokens.json',
+];
 
 export interface RandomCheckpointOptions {
   /** a name of ARCHITECTURES */
@@ -26,17 +33,27 @@ export interface RandomCheckpointOptions {
   layers?: number;
 }
 
-export function writeRandomCheckpoint(o: RandomCheckpointOptions): { out: string; config: Record<string, unknown>; parameters: number; copied: string[] } {
+export function writeRandomCheckpoint(o: RandomCheckpointOptions): {
+  out: string;
+  config: Record<string, unknown>;
+  parameters: number;
+  copied: string[];
+} {
   const preset = ARCHITECTURES[o.like];
-  if (!preset) throw new MedloraError(`architecture "${o.like}" is not known; choose one of ${Object.keys(ARCHITECTURES).join(', ')}`);
-  if (existsSync(o.out) && readdirSync(o.out).length > 0) throw new MedloraError(`${o.out} is not empty (choose a new folder)`);
+  if (!preset)
+    throw new MedloraError(
+      `architecture "${o.like}" is not known; choose one of ${Object.keys(ARCHITECTURES).join(', ')}`,
+    );
+  if (existsSync(o.out) && readdirSync(o.out).length > 0)
+    throw new MedloraError(`${o.out} is not empty (choose a new folder)`);
   const tok = loadTokenizer(o.tokenizer);
   const config: Record<string, unknown> = { ...structuredClone(preset.config), vocab_size: tok.vocabSize };
   if (tok.bosId !== undefined) config.bos_token_id = tok.bosId;
   if (tok.eosId !== undefined) config.eos_token_id = tok.eosId;
   if (tok.padId !== undefined) config.pad_token_id = tok.padId;
   if (o.layers !== undefined) {
-    if (!Number.isInteger(o.layers) || o.layers < 1) throw new MedloraError(`layers must be a positive integer, got ${o.layers}`);
+    if (!Number.isInteger(o.layers) || o.layers < 1)
+      throw new MedloraError(`layers must be a positive integer, got ${o.layers}`);
     config[config.model_type === 'gpt2' ? 'n_layer' : 'num_hidden_layers'] = o.layers;
   }
   const model = initModel(config, { seed: o.seed ?? 0 });
@@ -47,7 +64,10 @@ export function writeRandomCheckpoint(o: RandomCheckpointOptions): { out: string
         parameters += shape.reduce((a, b) => a * b, 1);
         if (o.dtype === 'bf16') {
           const t = module.ownParameters().find(([n]) => n === name)![1];
-          module.setParam(name, scope(() => keep(t.to('bf16'))));
+          module.setParam(
+            name,
+            scope(() => keep(t.to('bf16'))),
+          );
         }
       }
     });

@@ -13,7 +13,10 @@ export interface CpuFacts {
   bf16Units: string[];
 }
 
-export function cpuFacts(path = '/proc/cpuinfo', maxFreqPath = '/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq'): CpuFacts {
+export function cpuFacts(
+  path = '/proc/cpuinfo',
+  maxFreqPath = '/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq',
+): CpuFacts {
   if (!existsSync(path)) return { model: null, vendor: null, ghz: null, flags: [], bf16Units: [] };
   const text = readFileSync(path, 'utf8');
   const field = (k: string): string | undefined => new RegExp(`^${k}\\s*:\\s*(.+)$`, 'm').exec(text)?.[1]?.trim();
@@ -21,11 +24,19 @@ export function cpuFacts(path = '/proc/cpuinfo', maxFreqPath = '/sys/devices/sys
   const vendor = field('vendor_id') ?? field('CPU implementer') ?? null;
   const flags = (field('flags') ?? field('Features') ?? '').split(/\s+/).filter(Boolean);
   const has = new Set(flags);
-  const bf16Units = [['amx_bf16', 'AMX-BF16'], ['avx512_bf16', 'AVX512-BF16'], ['bf16', 'BF16']].filter(([f]) => has.has(f!)).map(([, n]) => n!);
+  const bf16Units = [
+    ['amx_bf16', 'AMX-BF16'],
+    ['avx512_bf16', 'AVX512-BF16'],
+    ['bf16', 'BF16'],
+  ]
+    .filter(([f]) => has.has(f!))
+    .map(([, n]) => n!);
   let ghz: number | null = null;
   try {
     if (existsSync(maxFreqPath)) ghz = Number(readFileSync(maxFreqPath, 'utf8').trim()) / 1e6;
-  } catch { /* not readable */ }
+  } catch {
+    /* not readable */
+  }
   if (!(ghz! > 0)) {
     const mhz = Number(field('cpu MHz'));
     ghz = mhz > 0 ? mhz / 1000 : null;
@@ -50,14 +61,34 @@ export function peakGflops(cpu: CpuFacts, cores: number): PeakEstimate {
   const has = new Set(cpu.flags);
   const amd = /AMD/i.test(cpu.vendor ?? '');
   let f32PerCycle: number, unit: string;
-  if (has.has('avx512f')) { f32PerCycle = amd ? 32 : 64; unit = amd ? 'AVX-512 on AMD: 2 x 256-bit FMA pipes' : 'AVX-512: 2 FMA pipes x 16 lanes x 2'; }
-  else if (has.has('avx2') && has.has('fma')) { f32PerCycle = 32; unit = 'AVX2: 2 FMA pipes x 8 lanes x 2'; }
-  else if (has.has('avx')) { f32PerCycle = 16; unit = 'AVX: 8-lane add + mul'; }
-  else if (has.has('asimd')) { f32PerCycle = 16; unit = 'NEON: 2 x 4-lane FMA x 2 (estimate)'; }
-  else { f32PerCycle = 8; unit = 'SSE: 4-lane add + mul'; }
+  if (has.has('avx512f')) {
+    f32PerCycle = amd ? 32 : 64;
+    unit = amd ? 'AVX-512 on AMD: 2 x 256-bit FMA pipes' : 'AVX-512: 2 FMA pipes x 16 lanes x 2';
+  } else if (has.has('avx2') && has.has('fma')) {
+    f32PerCycle = 32;
+    unit = 'AVX2: 2 FMA pipes x 8 lanes x 2';
+  } else if (has.has('avx')) {
+    f32PerCycle = 16;
+    unit = 'AVX: 8-lane add + mul';
+  } else if (has.has('asimd')) {
+    f32PerCycle = 16;
+    unit = 'NEON: 2 x 4-lane FMA x 2 (estimate)';
+  } else {
+    f32PerCycle = 8;
+    unit = 'SSE: 4-lane add + mul';
+  }
   if (cpu.ghz === null) return { f32: null, bf16: null, basis: 'the CPU clock is unknown' };
   const f32 = cores * cpu.ghz * f32PerCycle;
-  const bf16 = has.has('amx_bf16') ? cores * cpu.ghz * 1024 : has.has('avx512_bf16') || has.has('bf16') ? 2 * f32 : null;
-  return { f32, bf16, basis: `${cores} core(s) x ${cpu.ghz.toFixed(2)} GHz x ${f32PerCycle} f32 FLOP/cycle (${unit})` +
-    `${bf16 === null ? '; bf16 emulated (no bf16 units)' : has.has('amx_bf16') ? '; bf16: AMX 1024 FLOP/cycle' : '; bf16: 2x f32 (dot-product units)'}` };
+  const bf16 = has.has('amx_bf16')
+    ? cores * cpu.ghz * 1024
+    : has.has('avx512_bf16') || has.has('bf16')
+      ? 2 * f32
+      : null;
+  return {
+    f32,
+    bf16,
+    basis:
+      `${cores} core(s) x ${cpu.ghz.toFixed(2)} GHz x ${f32PerCycle} f32 FLOP/cycle (${unit})` +
+      `${bf16 === null ? '; bf16 emulated (no bf16 units)' : has.has('amx_bf16') ? '; bf16: AMX 1024 FLOP/cycle' : '; bf16: 2x f32 (dot-product units)'}`,
+  };
 }
