@@ -203,6 +203,12 @@ test(
         });
 
     const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  // a command block without a runnable language label would escape this test: refuse it
+  for (const b of codeBlocks(readme)) {
+    if (!['bash', 'sh', 'shell', 'js', 'javascript', 'mjs'].includes(b.lang) && /^\s*(\$ )?(medlora|node bin\/medlora\.js) /m.test(b.text)) {
+      assert.fail(`README.md block at line ${b.line} (\`\`\`${b.lang}) holds medlora commands: label it \`\`\`bash so this test runs it`);
+    }
+  }
     const blocks: Array<Block & { source: string }> = codeBlocks(readme)
       .filter((b) => ['bash', 'sh', 'shell', 'js', 'javascript', 'mjs'].includes(b.lang))
       .map((b) => ({ ...b, source: `README.md block at line ${b.line}` }));
