@@ -9,12 +9,15 @@
 //   ../shared/                            -> the shared fixtures folder ($MEDLORA_SHARED or ../shared)
 //   drugbank-ddi-sentences/...            -> a cut of ../shared/corpora/drugbank-ddi-sentences (first 300 lines per file)
 //   CDR_Data/CDR.Corpus.v010516/...       -> a cut of ../shared/corpora/bc5cdr (first 8 PubTator documents per file)
+//   medlora-demo/...                      -> a demo run folder made on first use by `medlora demo --steps 2 --records 200`
 //   medlora | node bin/medlora.js         -> node <checkout>/bin/medlora.js
 //   configs/                              -> a link to this checkout's configs/ in the scratch folder
 //   localhost:8080 / 127.0.0.1:8080       -> the port of the `medlora serve` started earlier in the same block
 //   `import ... from 'medlora'` (js)      -> node_modules/medlora in the scratch folder links this checkout
 // Per-command flags appended to keep it fast on 2 cores (appended flags win over the documented ones): see FAST.
-// Exempt: commands running scripts/setup.sh or `npm test` (the fresh-machine commands; .ci/run runs them).
+// Exempt: commands running scripts/setup.sh or `npm test` (the fresh-machine commands; .ci/run runs them), and other
+// projects' tools the README shows for deployment (llama-cli, ollama: not installed here; test/export checks the files
+// with llama.cpp itself).
 // `medlora serve` runs in the background (--port 0) until its block ends; its /health must answer.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -62,7 +65,7 @@ const FAST: Record<string, string[]> = {
   serve: ['--port', '0', '--max-new-tokens', '16'],
   demo: ['--steps', '2', '--records', '200', '--quiet'],
 };
-const EXEMPT = [/scripts\/setup\.sh/, /^npm test\b/];
+const EXEMPT = [/scripts\/setup\.sh/, /^npm test\b/, /^llama-cli\b/, /^ollama\b/];
 
 export interface Block {
   line: number;
@@ -190,6 +193,15 @@ test(
           }
           return dir;
         })
+        .replace(/(^|[\s'"=])medlora-demo\//g, (_, pre: string) => {
+          const dir = join(work, 'medlora-demo');
+          if (!made.has(dir)) {
+            made.add(dir);
+            const r = spawnSync(process.execPath, [BIN, 'demo', '--out', dir, ...FAST.demo!], { encoding: 'utf8' });
+            assert.equal(r.status, 0, `making the demo run folder for medlora-demo/: ${r.stderr}`);
+          }
+          return `${pre}${dir}/`;
+        })
         .replace(/(^|[\s'"=])\.\.\/shared\//g, (_, pre: string) => `${pre}${shared}/`)
         .replace(/(^|[\s'"=])drugbank-ddi-sentences\//g, (_, pre: string) => {
           if (!existsSync(join(work, 'corpora', 'drugbank')))
@@ -203,12 +215,17 @@ test(
         });
 
     const readme = readFileSync(join(root, 'README.md'), 'utf8');
-  // a command block without a runnable language label would escape this test: refuse it
-  for (const b of codeBlocks(readme)) {
-    if (!['bash', 'sh', 'shell', 'js', 'javascript', 'mjs'].includes(b.lang) && /^\s*(\$ )?(medlora|node bin\/medlora\.js) /m.test(b.text)) {
-      assert.fail(`README.md block at line ${b.line} (\`\`\`${b.lang}) holds medlora commands: label it \`\`\`bash so this test runs it`);
+    // a command block without a runnable language label would escape this test: refuse it
+    for (const b of codeBlocks(readme)) {
+      if (
+        !['bash', 'sh', 'shell', 'js', 'javascript', 'mjs'].includes(b.lang) &&
+        /^\s*(\$ )?(medlora|node bin\/medlora\.js) /m.test(b.text)
+      ) {
+        assert.fail(
+          `README.md block at line ${b.line} (\`\`\`${b.lang}) holds medlora commands: label it \`\`\`bash so this test runs it`,
+        );
+      }
     }
-  }
     const blocks: Array<Block & { source: string }> = codeBlocks(readme)
       .filter((b) => ['bash', 'sh', 'shell', 'js', 'javascript', 'mjs'].includes(b.lang))
       .map((b) => ({ ...b, source: `README.md block at line ${b.line}` }));
