@@ -256,7 +256,7 @@ test(
       try {
         for (const line of commandLines(b.text)) {
           if (EXEMPT.some((re) => re.test(line))) {
-            console.log(`  ${b.source}: exempt (CI runs it): ${line}`);
+            console.log(`  ${b.source}: exempt (fresh-machine command run by CI, or another project's tool): ${line}`);
             continue;
           }
           let w = words(subst(line));
