@@ -4,10 +4,10 @@ import { isTargetModule, type LoraConfig } from '../io/peft.js';
 import { isLinearLike, type LinearLike, type Module } from '../model/module.js';
 import { MedloraError } from '../util/errors.js';
 import { isFloatDType, type Tensor } from '../tensor/index.js';
-import { LoraLinear, type LoraInit } from './lora.js';
+import { LoraLinear, type LoraInit, type LoraLinearOptions } from './lora.js';
 
 export type LoraSettings = Pick<LoraConfig, 'r' | 'lora_alpha' | 'lora_dropout' | 'target_modules'> &
-  Partial<Pick<LoraConfig, 'use_rslora'>> & { init?: LoraInit };
+  Partial<Pick<LoraConfig, 'use_rslora' | 'layers_to_transform' | 'layers_pattern' | 'exclude_modules'>> & { init?: LoraInit };
 
 /** Linear-like modules a LoRA could wrap: not LoRA wrappers themselves, nor anything inside one. */
 export function linearModulePaths(model: Module): string[] {
@@ -41,9 +41,9 @@ export function loraModules(model: Module): Array<[string, LoraLinear]> {
 /**
  * Wrap every targeted linear layer (PEFT's matching: a list entry equals the path or its last dotted component(s); a
  * string is a regex that must match the whole path) in a LoraLinear; freeze every other parameter. Returns the wrapped
- * paths in model order. A list entry that matches no linear layer is an error naming the available names.
+ * paths in model order (`Wrapper`: a LoraLinear subclass, e.g. DoRA's). A list entry that matches no linear layer is an error naming the available names.
  */
-export function applyLora(model: Module, s: LoraSettings): string[] {
+export function applyLora(model: Module, s: LoraSettings, Wrapper: new (base: LinearLike, o: LoraLinearOptions) => LoraLinear = LoraLinear): string[] {
   if (loraModules(model).length) throw new MedloraError('applyLora: the model already has LoRA adapters (merge or reload it first)');
   const candidates = linearModulePaths(model);
   // PEFT compares the "all-linear" shorthand lowercased (tuners_utils._maybe_include_all_linear_layers)
@@ -65,7 +65,7 @@ export function applyLora(model: Module, s: LoraSettings): string[] {
     const parent = resolve(model, dot < 0 ? '' : path.slice(0, dot))!;
     const name = path.slice(dot + 1);
     const base = parent.child(name) as LinearLike;
-    parent.setChild(name, new LoraLinear(base, {
+    parent.setChild(name, new Wrapper(base, {
       r: s.r, loraAlpha: s.lora_alpha, loraDropout: s.lora_dropout, useRslora: s.use_rslora ?? false, init: s.init ?? true,
     }));
   }

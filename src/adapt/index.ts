@@ -6,4 +6,6 @@ export * from './peft-io.js';
 export * from './nf4.js';
 export * from './nf4-linear.js';
 export * from './merge-checkpoint.js';
-export * from './prepare.js';
+export * from './dora.js';
+export * from './adapter-v2.js';
+export * from './methods/index.js';

@@ -1,14 +1,20 @@
 // `medlora merge` at the file level: a Hugging Face checkpoint + a PEFT LoRA adapter -> a standard HF checkpoint whose
-// targeted weights are W + B A * scaling (transposed for fan_in_fan_out), every other tensor copied unchanged under its
-// original key. Works for any architecture (only tensor names matter), single-file or sharded checkpoints.
+// targeted weights are W + B A * scaling (transposed for [in, out] Conv1D weights; the layout comes from the module,
+// see moduleLayouts), every other tensor copied unchanged under its original key. Single-file or sharded checkpoints.
+// A LoRA on a tied lm_head gets its own merged lm_head.weight (tie_word_embeddings false) and the input embedding is
+// left as it was; PEFT's merge_and_unload instead adds the update to the shared tensor, changing the input embedding
+// too (PEFT warns about it: peft issue #2777), so there the merged model no longer computes what the adapter did.
 import { copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { fromBytes, scope, type DType, type Tensor } from '../tensor/index.js';
-import { loraScale, readAdapter } from '../io/peft.js';
+import { ADAPTER_WEIGHTS, loraScale, readAdapter } from '../io/peft.js';
+import { parseModelConfig } from '../io/config.js';
+import { buildModel } from '../model/registry.js';
+import { isLinearLike, type Module } from '../model/module.js';
 import { INDEX_FILE, openCheckpoint, SINGLE_FILE, writeFileAtomic, writeSafetensors, writeSharded, type TensorData } from '../io/safetensors.js';
 import { MedloraError } from '../util/errors.js';
 import { mergedWeight } from './merge.js';
-import { engineDType, tensorData } from './peft-io.js';
+import { checkBaseCopies, engineDType, tensorData } from './peft-io.js';
 
 /** Files copied from the model folder when present (tokenizer and generation settings). */
 export const COPIED_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model', 'vocab.json',
@@ -51,10 +57,17 @@ export function mergeCheckpoint(o: MergeCheckpointOptions): MergeCheckpointRepor
   }
   const src = openCheckpoint(o.model);
   const ad = readAdapter(o.adapter);
-  if (ad.otherTensors.length) throw new MedloraError(`${o.adapter}: holds non-LoRA tensors (${ad.otherTensors[0]}, ...); modules_to_save adapters are not supported`);
   if (ad.config.bias !== 'none') throw new MedloraError(`${o.adapter}: bias=${JSON.stringify(ad.config.bias)} is not supported (only "none")`);
   const scaling = loraScale(ad.config);
-  const fanInFanOut = layoutOf(config, ad.config.fan_in_fan_out);
+  const layout = moduleLayouts(config, cfgPath);
+  // PEFT's copy of a targeted embedding/head base weight (lm_head.base_layer.weight) must equal the checkpoint's
+  checkBaseCopies(ad, join(o.adapter, ADAPTER_WEIGHTS), (path) => {
+    const key = path.replace(/\.base_layer\.weight$/, '.weight');
+    const from = src.has(key) ? key : config.tie_word_embeddings !== false ? tiedEmbeddingKey(key.replace(/\.weight$/, ''), src.names()) : undefined;
+    if (!from) return undefined;
+    const info = src.info(from);
+    return fromBytes(src.read(from), engineDType(info.dtype, `${info.file}: '${from}'`), info.shape);
+  });
 
   // resolve every adapted module to its checkpoint weight before doing any work
   const plan = new Map<string, { module: string; fromKey: string }>();
@@ -82,7 +95,8 @@ export function mergeCheckpoint(o: MergeCheckpointOptions): MergeCheckpointRepor
         const A = fromBytes(ad.tensors.read(lm.A.name), engineDType(lm.A.dtype, lm.A.name), lm.A.shape).to('f32');
         const B = fromBytes(ad.tensors.read(lm.B.name), engineDType(lm.B.dtype, lm.B.name), lm.B.shape).to('f32');
         const delta = B.matmul(A).mul(scaling);
-        const w = mergedWeight(W, delta, fanInFanOut, `merge '${p.module}' (${info.file}: '${info.name}')`);
+        const label = `merge '${p.module}' (${info.file}: '${info.name}')`;
+        const w = mergedWeight(W, delta, fanInFanOutOf(layout, p.module, W.shape, delta.shape, label), label);
         return tensorData(w);
       });
       merged.push(p.module);
@@ -102,7 +116,11 @@ export function mergeCheckpoint(o: MergeCheckpointOptions): MergeCheckpointRepor
   if (total > max) files.push(INDEX_FILE);
 
   const newConfig: Record<string, unknown> = { ...config };
-  if (o.dtype) newConfig.torch_dtype = CONFIG_DTYPE[o.dtype];
+  if (o.dtype) {
+    // transformers 5 writes `dtype` (torch_dtype is its older alias): update whichever spellings the config has
+    if ('dtype' in newConfig) newConfig.dtype = CONFIG_DTYPE[o.dtype];
+    if ('torch_dtype' in newConfig || !('dtype' in newConfig)) newConfig.torch_dtype = CONFIG_DTYPE[o.dtype];
+  }
   if (untied) newConfig.tie_word_embeddings = false;
   writeFileAtomic(join(o.out, 'config.json'), [new TextEncoder().encode(`${JSON.stringify(newConfig, null, 2)}\n`)]);
   const copied: string[] = [];
@@ -113,16 +131,44 @@ export function mergeCheckpoint(o: MergeCheckpointOptions): MergeCheckpointRepor
 }
 
 /**
- * Whether the checkpoint stores adapted weights as [in, out]. Like PEFT (which warns and overrides fan_in_fan_out to
- * match the layer class), the architecture decides where it is known: GPT-2's Conv1D is [in, out], the Linear layers
- * of the Llama family are [out, in]; only an unknown model_type falls back to the adapter config's flag. This matters
- * for square weights, where a wrong flag would merge the transpose without any shape error.
+ * Whether each adapted weight is stored [in, out] (GPT-2's Conv1D, PEFT fan_in_fan_out) or [out, in] (nn.Linear): taken
+ * from the module at that path in medlora's model of the architecture (built empty from config.json: no weights), the
+ * way PEFT decides per layer class (it warns and overrides fan_in_fan_out to match Conv1D / nn.Linear, so the adapter
+ * config's flag is not trusted: a GPT-2 adapter targeting c_attn and lm_head mixes both layouts). Returns undefined
+ * when medlora does not know the architecture (or cannot read its config): see fanInFanOutOf.
  */
-function layoutOf(config: Record<string, unknown>, fromAdapter: boolean): boolean {
-  const t = config.model_type;
-  if (t === 'gpt2') return true;
-  if (typeof t === 'string' && ['llama', 'mistral', 'qwen2', 'stablelm', 'stablelm_epoch', 'phi', 'gemma'].includes(t)) return false;
-  return fromAdapter;
+function moduleLayouts(config: Record<string, unknown>, file: string): Map<string, boolean> | undefined {
+  let model: Module | undefined;
+  try {
+    model = buildModel(parseModelConfig(config, file).config);
+  } catch (e) {
+    if (e instanceof MedloraError) return undefined;
+    throw e;
+  }
+  try {
+    const out = new Map<string, boolean>();
+    for (const [path, m] of model.namedModules()) if (isLinearLike(m)) out.set(path, m.fanInFanOut);
+    return out;
+  } finally {
+    model.dispose();
+  }
+}
+
+/**
+ * The layout of one adapted weight: the module's where known (a module the adapter names but the architecture lacks is
+ * an error); otherwise the shapes decide, and a square weight of an unknown architecture is an error, since a
+ * transposed merge would pass every shape check.
+ */
+function fanInFanOutOf(layout: Map<string, boolean> | undefined, module: string, w: readonly number[], delta: readonly number[], label: string): boolean {
+  if (layout) {
+    const f = layout.get(module);
+    if (f === undefined) throw new MedloraError(`${label}: this architecture has no linear layer '${module}' (adapter for another model?)`);
+    return f;
+  }
+  if (w[0] === w[1]) {
+    throw new MedloraError(`${label}: unknown architecture and a square weight [${w.join(', ')}]: cannot tell whether it is stored [out, in] (nn.Linear) or [in, out] (Conv1D)`);
+  }
+  return w[0] === delta[1] && w[1] === delta[0];
 }
 
 function cast(t: Tensor, dtype: DType | undefined): Tensor {

@@ -1,6 +1,7 @@
 // Declarative command definitions: every `medlora <command>` is one CommandSpec. The parser, `--help` text and the
 // README's CLI reference are all generated from these, so they cannot drift apart.
 import { MedloraError } from '../util/errors.js';
+import { suggestion } from '../util/suggest.js';
 
 export type OptionType = 'string' | 'boolean' | 'number';
 
@@ -85,7 +86,7 @@ export function parseArgs(spec: CommandSpec, argv: string[]): ParsedArgs {
         extra.push([name, v]);
         continue;
       }
-      throw new MedloraError(`medlora ${spec.name}: unknown option --${name} (see medlora ${spec.name} --help)`);
+      throw new MedloraError(`medlora ${spec.name}: unknown option --${name}${suggestion(name, Object.keys(spec.options), (k) => `--${k}`)}`);
     }
     if (o.type === 'boolean') {
       if (inline !== undefined && !/^(true|false|1|0)$/.test(inline)) {

@@ -28,6 +28,16 @@ export function overview(): string {
   ].join('\n');
 }
 
+/**
+ * The one place a user-facing error gets its "medlora <command>: error: " prefix. Messages that already start with a
+ * "medlora <words>:" prefix (library code and commands name themselves in places) have it removed first, so no
+ * command can print the prefix twice.
+ */
+export function errorLine(command: string, message: string): string {
+  const bare = message.replace(/^(?:medlora(?: [a-z0-9-]+)*: (?:error: )?)+/, '');
+  return `medlora ${command}: error: ${bare}`;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug') || process.env.MEDLORA_DEBUG === '1';
   argv = argv.filter((a) => a !== '--debug');
@@ -64,12 +74,12 @@ export async function main(argv: string[]): Promise<number> {
     return typeof code === 'number' ? code : 0;
   } catch (e) {
     if (e instanceof MedloraError && !debug) {
-      console.error(`medlora ${spec.name}: error: ${e.message}`);
+      console.error(errorLine(spec.name, e.message));
       return e.exitCode;
     }
     // errors thrown by the native engine are already descriptive; show them without a stack unless --debug
     if (e instanceof Error && !debug && (e as { engine?: boolean }).engine) {
-      console.error(`medlora ${spec.name}: error: ${e.message}`);
+      console.error(errorLine(spec.name, e.message));
       return 1;
     }
     console.error(e instanceof Error ? (debug ? e.stack : `${e.message}\n(run with --debug for the stack)`) : String(e));

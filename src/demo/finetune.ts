@@ -29,6 +29,10 @@ export interface FinetuneOptions {
   promptStyle: 'alpaca' | 'chat';
   /** bf16 for the frozen base (real checkpoints stored in bf16) */
   bf16?: boolean;
+  /** the fine-tuning method (config finetuning; default: the preset's, LoRA) */
+  method?: string;
+  /** Adapter-V2's first layer with a prefix (the litgpt default 2 leaves none in a 2-layer model) */
+  adapterStartLayer?: number;
 }
 
 /** The overrides the demo puts on top of the preset, as `medlora train` flags (shown to the user). */
@@ -52,6 +56,8 @@ export function finetuneOverrides(o: FinetuneOptions): Array<[string, string]> {
     ['training.seed', String(o.seed)],
   ];
   if (o.tokenizer) out.push(['tokenizer', o.tokenizer]);
+  if (o.method) out.push(['finetuning', o.method]);
+  if (o.method === 'adapter_v2' && o.adapterStartLayer !== undefined) out.push(['adapter_v2.adapter_start_layer', String(o.adapterStartLayer)]);
   return out;
 }
 

@@ -4,7 +4,7 @@
 // this file only sequences them and tells the user what happens and where files go.
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { loadAdapter } from '../adapt/peft-io.js';
+import { loadAnyAdapter } from '../adapt/methods/index.js';
 import { loadModel } from '../model/load.js';
 import type { LoadedModel } from '../model/registry.js';
 import { loadTokenizer, type LoadedTokenizer } from '../tokenize/tokenizer.js';
@@ -18,6 +18,7 @@ import { pretrainBase } from './base.js';
 import { buildDemoData } from './data.js';
 import { extractExamples, pickExamples, renderExamples } from './extract.js';
 import { DEMO_PRESET, finetune, finetuneOverrides, type FinetuneOptions } from './finetune.js';
+import { compareMethods } from './compare.js';
 import { scoreRows, textTable, writeDemoReport, type ScoredRun } from './report.js';
 import { demoSettings, type DemoSettings } from './settings.js';
 import { buildDemoTokenizer } from './tokenizer.js';
@@ -38,6 +39,8 @@ export interface DemoOptions {
   quiet?: boolean;
   /** engine threads (default 1 unless MEDLORA_NUM_THREADS is set) */
   threads?: number;
+  /** fine-tune once per method (lora, dora, adapter_v2) and print the comparison table instead of steps 3-5 */
+  methods?: string[];
   /** replace parts of the built-in settings (programmatic only: for tuning experiments and tests) */
   tune?: (s: DemoSettings) => void;
 }
@@ -142,6 +145,24 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
   // 3. LoRA fine-tune on the split files as they are (the task's own instruction, as `medlora extract` uses it)
   const ft: FinetuneOptions = { model: baseDir, tokenizer: tokDir, train: data.files.train, validation: data.files.validation, runDir: out, settings, seed: o.seed,
     promptStyle: style, bf16: userModel ? isBf16(userModel) : false };
+  if (o.methods) {
+    // --methods: one fine-tune per method, scored on the held-out split, then the table (src/demo/compare.ts)
+    const layers = (base.config as Record<string, unknown>).num_hidden_layers ?? (base.config as Record<string, unknown>).n_layer;
+    ft.adapterStartLayer = typeof layers === 'number' ? Math.min(2, layers - 1) : 2;
+    base.dispose();
+    const gen: Partial<GenerationSettings> = { promptStyle: style, batchSize: settings.generation.batchSize, maxNewTokens: settings.generation.maxNewTokens, maxLength: settings.finetune.maxLength };
+    const rows = await compareMethods(o.methods, ft, { tok, test: data.test, gen, json, quiet: o.quiet ?? false, say });
+    lap('methods');
+    const wall = (Date.now() - start) / 1000;
+    const summary: DemoSummary = { out, wall_seconds: wall, step_seconds: times, model: modelLine,
+      data: { train: data.train.length, validation: data.validation.length, test: data.test.length },
+      scores: Object.fromEntries(rows.map((r) => [r.method, { precision: r.precision, recall: r.recall, f1: r.f1, exact: NaN }])), examples: [],
+      files: { methods: join(out, 'methods.json'), ...Object.fromEntries(rows.map((r) => [r.method, r.adapter])) } };
+    writeFileSync(join(out, DEMO_MARKER), `${JSON.stringify(summary, null, 2)}\n`);
+    rmSync(join(out, '.demo-running'), { force: true });
+    say(`\ndone in ${fmtTime(wall)} (${Object.entries(times).map(([k, v]) => `${k} ${fmtTime(v)}`).join(', ')}) -> ${join(out, 'methods.json')}`, { event: 'demo', ...summary });
+    return summary;
+  }
   say(`[3/5] LoRA fine-tune on ddi-triplets: preset ${DEMO_PRESET} with demo flags\n      ${finetuneOverrides(ft).filter(([k]) => !['model', 'output_dir', 'tokenizer', 'data.train', 'data.validation'].includes(k)).map(([k, v]) => `--${k} ${v}`).join(' ')}`,
     { event: 'step', step: 'finetune-start', preset: DEMO_PRESET });
   const f = await finetune(ft, { json, quiet: o.quiet ?? false });
@@ -169,7 +190,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
     return run;
   };
   const evBase = evaluate('eval base');
-  loadAdapter(base, f.adapter);
+  loadAnyAdapter(base, f.adapter);
   const evFt = evaluate('eval fine-tuned');
   lap('eval');
   const named: NamedEvalRun[] = [{ name: 'base', model: baseDir, adapter: null, run: evBase }, { name: 'fine-tuned', model: baseDir, adapter: f.adapter, run: evFt }];

@@ -40,7 +40,10 @@ export interface ExtractResult {
   result: unknown;
   entities: EntitySpan[];
   unparsed: string[];
+  /** eos, length (maxNewTokens reached) or max_positions (the model's position limit reached) */
   finish_reason: FinishReason;
+  /** the answer was cut (finish_reason length or max_positions) rather than ended by the model */
+  truncated: boolean;
 }
 
 /** Lower-cased, whitespace-collapsed, dash-mapped text with, per output character, its code-point index in the source. */
@@ -113,6 +116,8 @@ export function entitiesOf(task: StructuredTask, result: GoldByTask[StructuredTa
 
 export interface ExtractOptions extends Partial<GenerationSettings> {
   onProgress?: ProgressFn;
+  /** per task, the instruction training used when it is not the task's built-in one (an adapter's contract) */
+  instructions?: Record<string, string>;
 }
 
 /** Extract structured results from texts with a model (+ adapter already applied) and its tokenizer. */
@@ -120,10 +125,11 @@ export function extract(model: CausalLM, tok: TextTokenizer, task: StructuredTas
   { results: ExtractResult[]; timing: GenerationTiming } {
   if (inputs.length === 0) throw new MedloraError('extract: no input texts');
   const s: GenerationSettings = { ...DEFAULT_GENERATION };
-  for (const [k, v] of Object.entries(o)) if (v !== undefined && k !== 'onProgress') (s as unknown as Record<string, unknown>)[k] = v;
+  for (const [k, v] of Object.entries(o)) if (v !== undefined && k !== 'onProgress' && k !== 'instructions') (s as unknown as Record<string, unknown>)[k] = v;
+  const instruction = o.instructions?.[task];
   (model as { train?: (on: boolean) => unknown }).train?.(false);
   const prompts = inputs.map((x) => {
-    const e = encodeForEval(textRecord(task, x.id, x.text), tok, s);
+    const e = encodeForEval({ ...textRecord(task, x.id, x.text), ...(instruction !== undefined ? { instruction } : {}) }, tok, s);
     return { id: x.id, ids: e.input_ids.slice(0, e.promptLength) };
   });
   const { answers, timing } = generateAnswers(model, tok, task, prompts, s, o.onProgress);
@@ -134,7 +140,7 @@ export function extract(model: CausalLM, tok: TextTokenizer, task: StructuredTas
       const occurrences = findSpans(text, e.text);
       return { ...e, span: occurrences[0] ?? null, occurrences };
     });
-    return { id: a.id, task, output: a.output, result: p.items, entities, unparsed: p.unparsed, finish_reason: a.finishReason };
+    return { id: a.id, task, output: a.output, result: p.items, entities, unparsed: p.unparsed, finish_reason: a.finishReason, truncated: a.truncated };
   });
   return { results, timing };
 }

@@ -1,27 +1,45 @@
-// Loading an extractor for inference: tokenizer + model (+ an optional PEFT LoRA adapter), after the engine-wide
+// Loading an extractor for inference: tokenizer + model (+ an optional adapter of any fine-tuning method), after the engine-wide
 // settings. Shared by `medlora eval`, `medlora extract` and `medlora serve` (and embedding apps) so they load alike.
-import { existsSync } from 'node:fs';
+// An adapter's training contract (medlora_contract.json, src/data/contract.ts) decides the prompt style, max_length,
+// compute dtype, chat template and per-task instructions unless the caller chooses them explicitly; an explicit
+// choice that contradicts the contract wins and is reported in `warnings` (one line each).
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MedloraError } from '../util/errors.js';
 import { setNumThreads } from '../tensor/index.js';
 import { loadTokenizer, type LoadedTokenizer } from '../tokenize/tokenizer.js';
 import { loadModel } from '../model/load.js';
-import { loadAdapter } from '../adapt/peft-io.js';
+import { loadAnyAdapter } from '../adapt/methods/index.js';
 import type { CausalLM } from '../model/causal-lm.js';
+import type { PromptStyle } from '../data/prompt.js';
+import { TASKS } from '../data/tasks.js';
+import {
+  CONTRACT_FILE, checkMaxLength, readContract, resolveInference, sha256, type FieldNames, type ResolvedInference, type TrainingContract,
+} from '../data/contract.js';
 
 export interface LoadExtractorOptions {
   /** Hugging Face model folder (config.json + safetensors + tokenizer) */
   model: string;
-  /** PEFT LoRA adapter folder applied on top (optional) */
+  /** adapter folder applied on top (any fine-tuning method: LoRA, DoRA, Adapter-V2; optional) */
   adapter?: string;
   /** tokenizer folder (default: the model folder) */
   tokenizer?: string;
-  /** compute dtype (default: the checkpoint's) */
+  /** compute dtype (default: the adapter contract's, else the checkpoint's) */
   dtype?: string;
   /** CPU threads for the engine (engine-wide) */
   threads?: number;
   /** prefix of error messages, e.g. "medlora eval" */
   where?: string;
+  /** explicit prompt style (default: the adapter contract's, else alpaca) */
+  promptStyle?: PromptStyle;
+  /** explicit max_length (default: the adapter contract's, else none); null = explicitly none */
+  maxLength?: number | null;
+  /** the tasks the caller will run (checked against the contract's) */
+  tasks?: string[];
+  /** how warnings name the settings (the CLI passes its flags); default: the contract's field names */
+  fieldNames?: FieldNames;
+  /** read the contract from this adapter folder even when `adapter` is not applied here (eval applies its own) */
+  contractFrom?: string;
 }
 
 export interface LoadedExtractor {
@@ -29,27 +47,73 @@ export interface LoadedExtractor {
   tok: LoadedTokenizer;
   modelDir: string;
   adapterDir: string | null;
+  /** the adapter's training contract, or null (no adapter, or a plain PEFT adapter) */
+  contract: TrainingContract | null;
+  /** the settings to prompt and generate with (explicit > contract > defaults) */
+  settings: ResolvedInference;
+  /** one line each: explicit choices that contradict the contract, a different base model or chat template */
+  warnings: string[];
+}
+
+const builtinInstruction = (t: string): string | undefined => (TASKS as Record<string, { instruction: string } | undefined>)[t]?.instruction;
+
+/** The settings an adapter's contract gives (no model loaded): what loadExtractor resolves, for callers that load themselves. */
+export function inferenceSettings(adapterDir: string | null | undefined, explicit: Pick<LoadExtractorOptions, 'promptStyle' | 'maxLength' | 'tasks' | 'dtype' | 'fieldNames'>):
+  { contract: TrainingContract | null; settings: ResolvedInference } {
+  const contract = adapterDir ? readContract(adapterDir) : null;
+  const settings = resolveInference(contract, {
+    ...(explicit.promptStyle !== undefined ? { prompt_style: explicit.promptStyle } : {}),
+    ...(explicit.maxLength !== undefined ? { max_length: explicit.maxLength } : {}),
+    ...(explicit.dtype !== undefined ? { compute_dtype: explicit.dtype } : {}),
+    ...(explicit.tasks !== undefined ? { tasks: explicit.tasks } : {}),
+  }, { where: adapterDir ? join(adapterDir, CONTRACT_FILE) : CONTRACT_FILE, ...(explicit.fieldNames ? { names: explicit.fieldNames } : {}), builtinInstruction });
+  return { contract, settings };
+}
+
+/** A warning when `modelDir`'s config.json is not the one the contract's adapter was trained on. */
+export function baseModelWarning(c: TrainingContract | null, modelDir: string, where: string): string | undefined {
+  const f = join(modelDir, 'config.json');
+  if (!c?.base_model.config_sha256 || !existsSync(f)) return undefined;
+  if (sha256(readFileSync(f)) === c.base_model.config_sha256) return undefined;
+  return `${f} differs from the config.json of the base the adapter was trained on (${c.base_model.path}, base_model in ${where}); the adapter may not fit this model`;
 }
 
 /** Load tokenizer, model and (optionally) adapter; errors name the option and what was expected. */
 export function loadExtractor(o: LoadExtractorOptions): LoadedExtractor {
   const where = o.where ?? 'load';
-  const dtype = o.dtype;
-  if (dtype !== undefined && dtype !== 'f32' && dtype !== 'bf16') throw new MedloraError(`${where}: --dtype must be f32 or bf16, got "${dtype}"`);
+  if (o.dtype !== undefined && o.dtype !== 'f32' && o.dtype !== 'bf16') throw new MedloraError(`${where}: --dtype must be f32 or bf16, got "${o.dtype}"`);
   if (o.threads !== undefined) {
     if (!Number.isInteger(o.threads) || o.threads < 1) throw new MedloraError(`${where}: --threads must be a positive integer, got ${o.threads}`);
     setNumThreads(o.threads);
   }
   if (!existsSync(join(o.model, 'config.json'))) throw new MedloraError(`--model ${o.model}: no config.json (expected a Hugging Face model folder)`);
-  const tok = loadTokenizer(o.tokenizer ?? o.model);
-  const model = loadModel(o.model, dtype ? { dtype } : {});
+  const contractDir = o.adapter ?? o.contractFrom;
+  const { contract, settings } = inferenceSettings(contractDir, o);
+  const cfile = contractDir ? join(contractDir, CONTRACT_FILE) : CONTRACT_FILE;
+  const warnings = [...settings.warnings];
+  checkMaxLength(settings.max_length, o.model, o.fieldNames?.max_length ?? 'max_length');
+  const bw = baseModelWarning(contract, o.model, cfile);
+  if (bw) warnings.push(bw);
+  let tok = loadTokenizer(o.tokenizer ?? o.model);
+  // the chat template training rendered its prompts with: used unless the caller chose the tokenizer folder
+  const ct = contract?.prompt?.chat_template;
+  if (ct && settings.prompt_style === 'chat' && (tok.chatTemplate === undefined || sha256(tok.chatTemplate) !== ct.sha256)) {
+    if (o.tokenizer !== undefined) {
+      warnings.push(`the chat template of ${o.tokenizer} differs from the one training used (prompt.chat_template in ${cfile}); using ${o.tokenizer}'s`);
+    } else {
+      tok = loadTokenizer(o.model, { chatTemplate: ct.text });
+      warnings.push(`the chat template of ${o.model} differs from the one training used; using training's (prompt.chat_template in ${cfile}, from ${ct.source})`);
+    }
+  }
+  const dtype = settings.compute_dtype;
+  const model = loadModel(o.model, dtype ? { dtype: dtype as 'f32' | 'bf16' | 'f16' } : {});
   if (o.adapter !== undefined) {
     try {
-      loadAdapter(model, o.adapter);
+      loadAnyAdapter(model, o.adapter);
     } catch (e) {
       model.dispose();
       throw e;
     }
   }
-  return { model, tok, modelDir: o.model, adapterDir: o.adapter ?? null };
+  return { model, tok, modelDir: o.model, adapterDir: o.adapter ?? null, contract, settings, warnings };
 }

@@ -2,6 +2,7 @@
 // comparable keys (strict or normalised, ordered or unordered pairs) and pairs them up with multiset semantics.
 import type { AdeEmail, GoldByTask, Pair, Triplet } from '../data/schema.js';
 import type { StructuredTask } from './parse.js';
+import { MedloraError } from '../util/errors.js';
 import {
   type FilterOptions, type NormalizeOptions, NO_FILTERS, RELAXED_NORMALIZE, STRICT_NORMALIZE, filterReason, normalizeText,
 } from './normalize.js';
@@ -26,6 +27,40 @@ export interface MatchOptions {
    * so for them only 'all' makes pairs unordered.
    */
   symmetric: 'default' | 'all' | 'none' | string[];
+  /**
+   * 'typed' (default): items keep their type (entity type, relation, ade-email field) and are matched as multisets.
+   * 'pooled-set': each record's items are pooled into ONE set of strings, types ignored and duplicates counted once,
+   * then TP = |gold & pred|, FP = |pred - gold|, FN = |gold - pred| per record, summed over records. For ade-email this
+   * is the adverse-event recipe's own metric (architkaila/Fine-Tuning-LLMs-for-Medical-Entity-Extraction,
+   * scripts/evaluate.py: parse_entities() puts drug_name and every adverse event into one set; a drug name that is
+   * also an event counts once). An empty drug name is "no answer" and is not an item (as in typed scoring).
+   */
+  metric?: MetricName;
+}
+
+export type MetricName = 'typed' | 'pooled-set';
+export const METRIC_NAMES: readonly MetricName[] = ['typed', 'pooled-set'];
+
+/** A metric name, checked (`where` names the field or flag in the error). */
+export function parseMetric(s: string | undefined, where = 'metric'): MetricName {
+  const v = s ?? 'typed';
+  if (!(METRIC_NAMES as readonly string[]).includes(v)) throw new MedloraError(`${where} must be one of ${METRIC_NAMES.join(', ')}, got "${v}"`);
+  return v as MetricName;
+}
+
+/** The single type every item gets under the pooled-set metric. */
+export const POOLED_TYPE = 'entity';
+
+/** Pool items for the pooled-set metric: one type, each key once (first occurrence kept). */
+export function poolItems(items: Item[]): Item[] {
+  const seen = new Set<string>();
+  const out: Item[] = [];
+  for (const i of items) {
+    if (seen.has(i.key)) continue;
+    seen.add(i.key);
+    out.push({ type: POOLED_TYPE, key: i.key, text: i.text });
+  }
+  return out;
 }
 
 /**

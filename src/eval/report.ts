@@ -19,7 +19,7 @@ function table(head: string[], rows: string[][]): string {
 /** A short description of the options that changed the numbers. */
 export function describeOptions(r: RunSummary): string {
   const o = r.options;
-  const parts = [`matching ${o.mode}`];
+  const parts = [`${o.metric === 'pooled-set' ? 'metric pooled-set (one set of strings per record, types ignored); ' : ''}matching ${o.mode}`];
   if (o.mode === 'relaxed') {
     const on = Object.entries(o.normalize).filter(([, v]) => v).map(([k]) => k);
     parts.push(`normalise: ${on.length ? on.join(', ') : 'nothing'}`);

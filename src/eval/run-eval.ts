@@ -53,6 +53,8 @@ export interface GeneratedAnswer {
   id: string;
   output: string;
   finishReason: FinishReason;
+  /** cut by maxNewTokens or by the model's position limit (finishReason length / max_positions) */
+  truncated: boolean;
   /** generated tokens, EOS included when the answer ended with it */
   newTokens: number;
 }
@@ -161,7 +163,7 @@ export function generateAnswers(
     res.forEach((r, i) => {
       const n = r.ids.length + (r.finishReason === 'eos' ? 1 : 0);
       tokens += n;
-      answers.push({ id: batch[i]!.id, output: tok.decode(r.ids, { skipSpecialTokens: true, cleanUpTokenizationSpaces: false }), finishReason: r.finishReason, newTokens: n });
+      answers.push({ id: batch[i]!.id, output: tok.decode(r.ids, { skipSpecialTokens: true, cleanUpTokenizationSpaces: false }), finishReason: r.finishReason, truncated: r.truncated, newTokens: n });
     });
     onProgress?.('generate', answers.length, prompts.length);
   }
@@ -181,6 +183,8 @@ export interface PredictionRow {
   /** output lines the parser could not read */
   unparsed: string[];
   finish_reason: FinishReason;
+  /** the answer was cut (finish_reason length or max_positions) */
+  truncated: boolean;
   new_tokens: number;
 }
 
@@ -190,7 +194,7 @@ export interface EvalRun {
   predictions: PredictionRow[];
   /** test loss over the same encoded records (answer + EOS tokens), or null when not computed */
   loss: DatasetLoss | null;
-  parse: { records: number; clean: number; rate: number; unparsedLines: number; hitLength: number };
+  parse: { records: number; clean: number; rate: number; unparsedLines: number; hitLength: number; hitPositions: number };
   timing: GenerationTiming;
   settings: GenerationSettings;
 }
@@ -203,6 +207,8 @@ export interface EvaluateOptions extends Partial<GenerationSettings> {
   dataLabel?: string;
   predLabel?: string;
   onProgress?: ProgressFn;
+  /** per task, the instruction training used (an adapter's contract) for records that carry none of their own */
+  instructions?: Record<string, string>;
 }
 
 /**
@@ -216,13 +222,14 @@ export function evaluateModel(model: CausalLM, tok: TextTokenizer, records: MedR
   if (other) throw new MedloraError(`record ${other.id}: task ${other.task}, but the others are ${task}; evaluate one task at a time (--task)`);
   const s: GenerationSettings = { ...DEFAULT_GENERATION, ...definedOnly(o) };
   (model as { train?: (on: boolean) => unknown }).train?.(false);
-  const encoded = records.map((r) => encodeForEval(r, tok, s));
+  const ins = o.instructions ?? {};
+  const encoded = records.map((r) => encodeForEval(r.instruction === undefined && ins[r.task] !== undefined ? { ...r, instruction: ins[r.task]! } : r, tok, s));
   const { answers, timing } = generateAnswers(model, tok, task, encoded.map((e, i) => ({ id: records[i]!.id, ids: e.input_ids.slice(0, e.promptLength) })), s, o.onProgress);
   const preds = new Map<string, { value: PredLine; where: string }>();
   const predictions: PredictionRow[] = answers.map((a) => {
     preds.set(a.id, { value: { id: a.id, output: a.output }, where: `generated answer ${a.id}` });
     const p = parseOutput(task, a.output);
-    return { id: a.id, output: a.output, pred: p.items, unparsed: p.unparsed, finish_reason: a.finishReason, new_tokens: a.newTokens };
+    return { id: a.id, output: a.output, pred: p.items, unparsed: p.unparsed, finish_reason: a.finishReason, truncated: a.truncated, new_tokens: a.newTokens };
   });
   const scored = scoreRecords(task, records, preds, o.match ?? DEFAULT_MATCH);
   const score: ScoreResult = { ...scored, gold: o.dataLabel, pred: o.predLabel };
@@ -237,6 +244,7 @@ export function evaluateModel(model: CausalLM, tok: TextTokenizer, records: MedR
       records: predictions.length, clean, rate: clean / predictions.length,
       unparsedLines: predictions.reduce((a, p) => a + p.unparsed.length, 0),
       hitLength: predictions.filter((p) => p.finish_reason === 'length').length,
+      hitPositions: predictions.filter((p) => p.finish_reason === 'max_positions').length,
     },
   };
 }
@@ -261,6 +269,8 @@ export interface RunScores {
   unparsed_lines: number;
   /** answers cut by --max-new-tokens */
   hit_max_new_tokens: number;
+  /** answers cut at the model's max_position_embeddings */
+  hit_max_positions: number;
   timing: { generated_tokens: number; seconds: number; ms_per_token: number; constraint_ms_per_token: number };
   settings: GenerationSettings;
   [extra: string]: unknown;
@@ -270,7 +280,7 @@ export function runScores(name: string, r: EvalRun, extra: Record<string, unknow
   return {
     name, ...extra, task: r.task, records: r.parse.records, metrics: r.score.metrics,
     test_loss: r.loss ? r.loss.loss : null, perplexity: r.loss ? r.loss.perplexity : null, loss_tokens: r.loss ? r.loss.tokens : null,
-    parse_rate: r.parse.rate, unparsed_lines: r.parse.unparsedLines, hit_max_new_tokens: r.parse.hitLength,
+    parse_rate: r.parse.rate, unparsed_lines: r.parse.unparsedLines, hit_max_new_tokens: r.parse.hitLength, hit_max_positions: r.parse.hitPositions,
     timing: { generated_tokens: r.timing.generatedTokens, seconds: r.timing.seconds, ms_per_token: r.timing.msPerToken, constraint_ms_per_token: r.timing.maskMsPerToken },
     settings: r.settings,
   };
@@ -369,6 +379,7 @@ export function comparisonRows(runs: NamedEvalRun[]): { head: string[]; rows: st
       row('parse rate', (r) => f3(r.parse.rate)),
       row('unparsed lines', (r) => String(r.parse.unparsedLines)),
       row('cut by max-new-tokens', (r) => String(r.parse.hitLength)),
+      row('cut by max positions', (r) => String(r.parse.hitPositions)),
       row('ms / generated token', (r) => r.timing.msPerToken.toFixed(2)),
       row('constraint ms / token', (r) => (r.settings.constrain ? r.timing.maskMsPerToken.toFixed(3) : 'off')),
     ],
@@ -386,7 +397,7 @@ function runFacts(r: EvalRun): string[] {
   const t = r.timing;
   return [
     r.loss ? `test loss ${f4(r.loss.loss)}  perplexity ${f4(r.loss.perplexity)}  (${r.loss.tokens} answer tokens)` : 'test loss: not computed',
-    `parse rate ${f3(r.parse.rate)} (${r.parse.clean}/${r.parse.records} answers parse cleanly; ${r.parse.unparsedLines} unparsed lines; ${r.parse.hitLength} cut by --max-new-tokens)`,
+    `parse rate ${f3(r.parse.rate)} (${r.parse.clean}/${r.parse.records} answers parse cleanly; ${r.parse.unparsedLines} unparsed lines; ${r.parse.hitLength} cut by --max-new-tokens${r.parse.hitPositions ? `, ${r.parse.hitPositions} TRUNCATED at the model's max_position_embeddings` : ''})`,
     `generation: ${t.generatedTokens} tokens in ${t.seconds.toFixed(1)} s (${t.msPerToken.toFixed(2)} ms/token)` +
       (r.settings.constrain ? `, constraint masks ${t.maskMsPerToken.toFixed(3)} ms/token` : ', unconstrained'),
   ];

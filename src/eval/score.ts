@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import type { GoldByTask, MedRecord, TaskName } from '../data/schema.js';
 import { TASK_NAMES } from '../data/schema.js';
 import { MedloraError } from '../util/errors.js';
-import { type Item, type MatchOptions, type FilteredItem, DEFAULT_MATCH, matchItems, toItems } from './match.js';
+import { type Item, type MatchOptions, type FilteredItem, DEFAULT_MATCH, matchItems, poolItems, toItems } from './match.js';
 import { type Aggregate, aggregate } from './metrics.js';
 import { type StructuredTask, STRUCTURED_TASKS, parseOutput, validateStructured } from './parse.js';
 
@@ -150,9 +150,12 @@ export function scoreRecords(
     if (!p) missingIds.push(g.id);
     else if (p.value.output !== undefined) ({ items: value, unparsed } = parseOutput(task, p.value.output));
     else value = validateStructured(task, p.value.pred, p.where).items;
-    const goldItems = toItems(task, g.gold as GoldByTask[StructuredTask], options, g.input, false).items;
+    const pooled = options.metric === 'pooled-set';
+    let goldItems = toItems(task, g.gold as GoldByTask[StructuredTask], options, g.input, false).items;
     const predSet = toItems(task, value, options, g.input, true);
-    const m = matchItems(goldItems, predSet.items);
+    let predItems = predSet.items;
+    if (pooled) { goldItems = poolItems(goldItems); predItems = poolItems(predItems); }
+    const m = matchItems(goldItems, predItems);
     unparsedLines += unparsed.length;
     if (unparsed.length) recordsWithUnparsed++;
     filteredItems += predSet.filtered.length;

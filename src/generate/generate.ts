@@ -42,16 +42,37 @@ export interface GenerateOptions extends SamplingOptions {
    * tokenizer, e.g. Qwen2, and those rows have no text)
    */
   vocabLimit?: number;
+  /**
+   * the most positions a sequence (prompt + generated) may use; default: the model config's max_position_embeddings
+   * (GPT-2: n_positions). A sequence that reaches it stops with finish reason 'max_positions'; a longer prompt is an error.
+   */
+  maxPositions?: number;
   /** internal: decoder for stop strings */
   decode?: (ids: number[]) => string;
 }
 
-export type FinishReason = 'eos' | 'stop' | 'length';
+/**
+ * Why a sequence ended: 'eos' (an EOS id), 'stop' (a stop string), 'length' (maxNewTokens reached) or 'max_positions'
+ * (prompt + generated reached the model's max_position_embeddings: positions past it were never trained).
+ */
+export type FinishReason = 'eos' | 'stop' | 'length' | 'max_positions';
 
 export interface GeneratedIds {
   /** new token ids (without the final EOS) */
   ids: number[];
   finishReason: FinishReason;
+  /** cut rather than ended: finishReason 'length' or 'max_positions' */
+  truncated: boolean;
+}
+
+/** The most positions a model supports, from its config (max_position_embeddings; GPT-2 n_positions), if it says. */
+export function modelMaxPositions(model: CausalLM): number | undefined {
+  const c = model.config as Record<string, unknown>;
+  for (const k of ['max_position_embeddings', 'n_positions']) {
+    const v = c[k];
+    if (typeof v === 'number' && Number.isInteger(v) && v > 0) return v;
+  }
+  return undefined;
 }
 
 export interface Generated extends GeneratedIds {
@@ -64,8 +85,12 @@ export function generateIds(model: CausalLM, prompts: number[][], o: GenerateOpt
   if (!Number.isInteger(o.maxNewTokens) || o.maxNewTokens < 0) throw new MedloraError(`generate: maxNewTokens must be a non-negative integer, got ${o.maxNewTokens}`);
   checkSampling(o);
   const V = model.config.vocab_size;
+  const maxPos = o.maxPositions ?? modelMaxPositions(model);
   prompts.forEach((p, i) => {
     if (p.length === 0) throw new MedloraError(`generate: prompt ${i} is empty (it needs at least one token, e.g. BOS)`);
+    if (maxPos !== undefined && p.length > maxPos) {
+      throw new MedloraError(`generate: prompt ${i} has ${p.length} tokens, more than the model's max_position_embeddings ${maxPos}; shorten the input (max_length)`);
+    }
     const bad = p.find((id) => !Number.isInteger(id) || id < 0 || id >= V);
     if (bad !== undefined) throw new MedloraError(`generate: prompt ${i} has token id ${bad} outside the vocabulary [0, ${V})`);
   });
@@ -74,7 +99,7 @@ export function generateIds(model: CausalLM, prompts: number[][], o: GenerateOpt
   const rng = new Prng(o.seed ?? 0);
   const out: GeneratedIds[] = [];
   for (let s = 0; s < prompts.length; s += bs) {
-    out.push(...noGrad(() => generateBatch(model, prompts.slice(s, s + bs), s, o, eos, rng)));
+    out.push(...noGrad(() => generateBatch(model, prompts.slice(s, s + bs), s, o, eos, rng, maxPos ?? Infinity)));
     o.onProgress?.(out.length, prompts.length);
   }
   return out;
@@ -105,7 +130,7 @@ function checkSampling(o: GenerateOptions): void {
   if (o.stopStrings?.length && !o.decode) throw new MedloraError('generate: stop strings need a tokenizer (use generate(), not generateIds())');
 }
 
-function generateBatch(model: CausalLM, prompts: number[][], offset: number, o: GenerateOptions, eos: number[], rng: Prng): GeneratedIds[] {
+function generateBatch(model: CausalLM, prompts: number[][], offset: number, o: GenerateOptions, eos: number[], rng: Prng, maxPos: number): GeneratedIds[] {
   const B = prompts.length;
   const L = Math.max(...prompts.map((p) => p.length));
   const pad = o.padId ?? eos[0] ?? 0;
@@ -113,7 +138,7 @@ function generateBatch(model: CausalLM, prompts: number[][], offset: number, o: 
   const seqs = prompts.map((p) => [...p]);
   const maskRows = prompts.map((p) => [...new Array<number>(L - p.length).fill(0), ...new Array<number>(p.length).fill(1)]);
   const padded = prompts.map((p) => [...new Array<number>(L - p.length).fill(pad), ...p]);
-  const anyPad = prompts.some((p) => p.length < L);
+  let anyPad = prompts.some((p) => p.length < L);
   const gen: number[][] = prompts.map(() => []);
   const reason: (FinishReason | undefined)[] = prompts.map(() => undefined);
   const useCache = o.useCache ?? true;
@@ -124,6 +149,7 @@ function generateBatch(model: CausalLM, prompts: number[][], offset: number, o: 
     for (let step = 0; step < o.maxNewTokens; step++) {
       const next: number[] = [];
       for (let b = 0; b < B; b++) {
+        if (!reason[b] && prompts[b]!.length + gen[b]!.length >= maxPos) reason[b] = 'max_positions';
         if (reason[b]) { next.push(pad); continue; }
         const row = rows[b]!;
         if (o.vocabLimit !== undefined && o.vocabLimit < row.length) row.fill(-Infinity, o.vocabLimit);
@@ -144,7 +170,14 @@ function generateBatch(model: CausalLM, prompts: number[][], offset: number, o: 
         }
       }
       if (reason.every((r) => r !== undefined) || step === o.maxNewTokens - 1) break;
-      for (let b = 0; b < B; b++) { padded[b]!.push(next[b]!); maskRows[b]!.push(1); }
+      for (let b = 0; b < B; b++) {
+        padded[b]!.push(next[b]!);
+        // a row stopped at its position limit is fed masked padding from now on, so its position ids stay in range
+        // (the other rows are unaffected: their own positions and keys do not change)
+        const stopped = reason[b] === 'max_positions';
+        maskRows[b]!.push(stopped ? 0 : 1);
+        if (stopped) anyPad = true;
+      }
       rows = scope(() => {
         const mask = anyPad ? tensor(maskRows, { dtype: 'i64' }) : undefined;
         if (cache) return lastLogits(model, tensor(next.map((x) => [x]), { dtype: 'i64' }), mask, cache);
@@ -154,7 +187,11 @@ function generateBatch(model: CausalLM, prompts: number[][], offset: number, o: 
   } finally {
     (cache as { dispose?: () => void } | undefined)?.dispose?.();
   }
-  return gen.map((ids, b) => ({ ids, finishReason: reason[b] ?? 'length' }));
+  return gen.map((ids, b) => {
+    // the last step's token may have filled the last position: that is the position limit, not maxNewTokens
+    const r: FinishReason = reason[b] ?? (prompts[b]!.length + ids.length >= maxPos ? 'max_positions' : 'length');
+    return { ids, finishReason: r, truncated: r === 'length' || r === 'max_positions' };
+  });
 }
 
 /** Logits of the last position of every row, as f32 arrays. */

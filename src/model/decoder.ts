@@ -17,6 +17,26 @@ export interface LayerContext {
   cache?: KVCache;
 }
 
+/**
+ * The attention modules' extension point for fine-tuning methods that add to attention (Adapter-V2's gated prefix,
+ * src/adapt/adapter-v2.ts) without a branch in any model file: a wrapper installs `extraAttention`, whose result is
+ * added to the attention output before the output projection.
+ */
+export interface ExtensibleAttention {
+  readonly numHeads: number;
+  readonly numKvHeads: number;
+  readonly headDim: number;
+  /** q: [B, heads, T, head_dim] (rotary-embedded) -> a term added to the attention output [B, heads, T, head_dim] */
+  extraAttention: ((q: Tensor, ctx: LayerContext) => Tensor) | undefined;
+  /** this layer's key / value projections of any rows x [B, L, hidden] -> k, v [B, kv_heads, L, head_dim] (no rotary) */
+  projectKeyValue(x: Tensor): { k: Tensor; v: Tensor };
+}
+
+export function isExtensibleAttention(m: unknown): m is ExtensibleAttention {
+  const a = m as Partial<ExtensibleAttention> | null;
+  return !!a && typeof a.projectKeyValue === 'function' && 'extraAttention' in a && typeof a.numHeads === 'number';
+}
+
 export interface DecoderLayer {
   forward(x: Tensor, ctx: LayerContext): Tensor;
 }
@@ -70,8 +90,11 @@ export abstract class DecoderLM extends ParamModule implements CausalLM {
     const past = cache?.length ?? 0;
     const total = past + T;
     const maxPos = this.maxPositions();
-    if (maxPos !== undefined && total > maxPos && !this.rotary) {
-      throw new MedloraError(`forward: ${total} positions exceed the model's ${maxPos} learned position embeddings`);
+    // learned positions end at maxPos; with a padding mask a row's positions count only its real tokens (left-padded
+    // generation), so the limit applies to the largest position id, not to the padded width
+    const learnedLimit = maxPos !== undefined && !this.rotary ? maxPos : undefined;
+    if (learnedLimit !== undefined && total > learnedLimit && !opts.attentionMask && !opts.positionIds) {
+      throw new MedloraError(`forward: ${total} positions exceed the model's ${learnedLimit} learned position embeddings`);
     }
     const win = this.slidingWindow();
     if (win !== null && total > win) {
@@ -84,6 +107,10 @@ export abstract class DecoderLM extends ParamModule implements CausalLM {
       const ids = onDev(inputIds)!;
       const attentionMask = onDev(opts.attentionMask);
       const positionIds = onDev(opts.positionIds) ?? positionIdsFor(attentionMask, past, T, device);
+      if (learnedLimit !== undefined && total > learnedLimit) {
+        const top = (positionIds.max().item() as number) + 1;
+        if (top > learnedLimit) throw new MedloraError(`forward: ${top} positions exceed the model's ${learnedLimit} learned position embeddings`);
+      }
       const mask = buildAttnMask(attentionMask, past, T, device);
       let x = this.embed(ids, positionIds);
       let cos: Tensor | undefined;

@@ -4,12 +4,16 @@ import type { Tensor } from '../tensor/index.js';
 import type { Gpt2Config } from '../io/config.js';
 import { MedloraError } from '../util/errors.js';
 import { ModuleList } from './module.js';
-import { DecoderLM, type DecoderLayer, type LayerContext } from './decoder.js';
+import { DecoderLM, type DecoderLayer, type ExtensibleAttention, type LayerContext } from './decoder.js';
 import { activation, attend, Conv1D, Embedding, LayerNorm, Linear, ParamModule } from './layers.js';
 
-export class GPT2Attention extends ParamModule {
+export class GPT2Attention extends ParamModule implements ExtensibleAttention {
   c_attn: Conv1D;
   c_proj: Conv1D;
+  extraAttention: ExtensibleAttention['extraAttention'] = undefined;
+  get numHeads(): number { return this.c.n_head; }
+  get numKvHeads(): number { return this.c.n_head; }
+  get headDim(): number { return this.c.head_dim; }
   constructor(private readonly c: Gpt2Config) {
     super();
     this.c_attn = this.module('c_attn', new Conv1D(c.n_embd, 3 * c.n_embd));
@@ -24,8 +28,17 @@ export class GPT2Attention extends ParamModule {
     let v = v0.view([B, T, h, hd]).transpose(1, 2);
     if (ctx.cache) ({ k, v } = ctx.cache.update(ctx.layerIndex, k, v));
     // scale_attn_weights=false means no 1/sqrt(d) scaling
-    const y = attend(q, k, v, ctx.mask, this.c.scale_attn_weights ? undefined : 1);
+    let y = attend(q, k, v, ctx.mask, this.c.scale_attn_weights ? undefined : 1); // [B, heads, T, hd]
+    if (this.extraAttention) y = y.add(this.extraAttention(q, ctx));
     return this.c_proj.forward(y.transpose(1, 2).reshape([B, T, d]));
+  }
+
+  projectKeyValue(x: Tensor): { k: Tensor; v: Tensor } {
+    const [B, L, d] = x.shape as [number, number, number];
+    const h = this.c.n_head, hd = this.c.head_dim;
+    // the fused c_attn output splits into q, k, v; k, v: [B, heads, L, hd]
+    const [, k0, v0] = this.c_attn.forward(x).split(d, -1) as [Tensor, Tensor, Tensor];
+    return { k: k0.view([B, L, h, hd]).transpose(1, 2), v: v0.view([B, L, h, hd]).transpose(1, 2) };
   }
 }
 

@@ -4,7 +4,7 @@ import type { Tensor } from '../tensor/index.js';
 import type { LlamaLikeConfig } from '../io/config.js';
 import { ropeInvFreq } from '../io/rope.js';
 import { ModuleList } from './module.js';
-import { DecoderLM, type DecoderLayer, type LayerContext } from './decoder.js';
+import { DecoderLM, type DecoderLayer, type ExtensibleAttention, type LayerContext } from './decoder.js';
 import { activation, applyRotary, attend, Embedding, Linear, ParamModule, RMSNorm, Rotary } from './layers.js';
 
 /** What the attention block needs from a config (StableLM reuses it with its own bias settings). */
@@ -13,14 +13,17 @@ export type AttentionShape = Pick<LlamaLikeConfig, 'hidden_size' | 'num_attentio
 export type MlpShape = Pick<LlamaLikeConfig, 'hidden_size' | 'intermediate_size' | 'mlp_bias' | 'hidden_act'> & { model_type: string };
 
 /** Self-attention with rotary q/k (all of head_dim, or the first cos.size(-1) features: partial rotary) and GQA. */
-export class LlamaAttention extends ParamModule {
+export class LlamaAttention extends ParamModule implements ExtensibleAttention {
   q_proj: Linear;
   k_proj: Linear;
   v_proj: Linear;
   o_proj: Linear;
   private readonly heads: number;
   private readonly kvHeads: number;
-  private readonly headDim: number;
+  readonly headDim: number;
+  extraAttention: ExtensibleAttention['extraAttention'] = undefined;
+  get numHeads(): number { return this.heads; }
+  get numKvHeads(): number { return this.kvHeads; }
 
   constructor(c: AttentionShape) {
     super();
@@ -43,8 +46,16 @@ export class LlamaAttention extends ParamModule {
     q = applyRotary(q, ctx.cos!, ctx.sin!);
     k = applyRotary(k, ctx.cos!, ctx.sin!);
     if (ctx.cache) ({ k, v } = ctx.cache.update(ctx.layerIndex, k, v));
-    const y = attend(q, k, v, ctx.mask).transpose(1, 2).reshape([B, T, this.heads * hd]);
-    return this.o_proj.forward(y);
+    let y = attend(q, k, v, ctx.mask); // [B, heads, T, hd]
+    if (this.extraAttention) y = y.add(this.extraAttention(q, ctx));
+    return this.o_proj.forward(y.transpose(1, 2).reshape([B, T, this.heads * hd]));
+  }
+
+  projectKeyValue(x: Tensor): { k: Tensor; v: Tensor } {
+    const [B, L] = x.shape as [number, number, number];
+    // k, v: [B, kv_heads, L, hd]
+    return { k: this.k_proj.forward(x).view([B, L, this.kvHeads, this.headDim]).transpose(1, 2),
+      v: this.v_proj.forward(x).view([B, L, this.kvHeads, this.headDim]).transpose(1, 2) };
   }
 }
 

@@ -6,6 +6,7 @@ import { loadModelConfig, type ModelConfig } from '../io/config.js';
 import { openCheckpoint, type TensorSource } from '../io/safetensors.js';
 import type { Dtype } from '../io/dtype.js';
 import { MedloraError } from '../util/errors.js';
+import { warn } from '../util/warn.js';
 import { declaredParameters } from './layers.js';
 import { buildModel, type LoadedModel } from './registry.js';
 
@@ -51,6 +52,7 @@ function fill(model: LoadedModel, source: TensorSource, opts: LoadOptions): void
     throw new MedloraError(`${source.label}: missing weight ${missing.slice(0, 5).map((k) => `'${k}'`).join(', ')}` +
       `${missing.length > 5 ? ` and ${missing.length - 5} more` : ''} (expected by ${config(model)})`);
   }
+  tiedHeadCheck(model, source, resolved);
   const used = new Set(resolved.values());
   const extra = [...available].filter((k) => !used.has(k) && !model.ignoredCheckpointKey(k));
   if (extra.length) {
@@ -85,6 +87,22 @@ function fill(model: LoadedModel, source: TensorSource, opts: LoadOptions): void
       t = c;
     }
     module.setParam(name, t);
+  }
+}
+
+/**
+ * tie_word_embeddings=true with a separate lm_head.weight in the checkpoint: transformers ties the head to the input
+ * embedding and ignores that tensor, and so does medlora; when the two differ the checkpoint's own head is not what
+ * either computes with, so say so (bytes compared, no conversion).
+ */
+function tiedHeadCheck(model: LoadedModel, source: TensorSource, resolved: Map<string, string>): void {
+  if (!model.config.tie_word_embeddings || !source.names().includes('lm_head.weight')) return;
+  const embedKey = [...resolved.entries()].find(([k]) => /(^|\.)(embed_tokens|wte)\.weight$/.test(k))?.[1];
+  if (!embedKey) return;
+  const a = source.info('lm_head.weight'), b = source.info(embedKey);
+  const same = a.dtype === b.dtype && a.shape.join() === b.shape.join() && Buffer.from(source.read('lm_head.weight')).equals(Buffer.from(source.read(embedKey)));
+  if (!same) {
+    warn(`${a.file}: config.json has tie_word_embeddings=true, so 'lm_head.weight' (which differs from '${embedKey}') is ignored and the head uses the input embedding, as in transformers; set tie_word_embeddings=false to use it`);
   }
 }
 

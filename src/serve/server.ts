@@ -44,6 +44,8 @@ export interface ServeOptions {
   /** prompt style and input shortening used in training */
   promptStyle?: PromptStyle;
   maxLength?: number;
+  /** per task, the instruction training used when it is not the built-in one (an adapter's training contract) */
+  instructions?: Record<string, string>;
   /** called once per answered request */
   onRequest?: (e: RequestLog) => void;
 }
@@ -94,7 +96,10 @@ export interface ServedResult {
   raw: string;
   parsed: boolean;
   unparsed: string[];
+  /** eos, length (max_new_tokens reached) or max_positions (the model's position limit reached) */
   finish_reason: string;
+  /** the answer was cut (finish_reason length or max_positions) rather than ended by the model */
+  truncated: boolean;
 }
 
 const DEFAULTS = { host: '127.0.0.1', port: 8080, maxBatch: 8, maxNewTokens: 256, maxTexts: 64, maxInputChars: 20000, maxBodyBytes: 1 << 20, batchWindowMs: 5 };
@@ -106,7 +111,7 @@ function served(r: ExtractResult, input: string): ServedResult {
   return {
     task: r.task, input, result: r.result,
     entities: r.entities.map((e) => ({ text: e.text, role: e.role, spans: e.occurrences })),
-    raw: r.output, parsed: r.unparsed.length === 0, unparsed: r.unparsed, finish_reason: r.finish_reason,
+    raw: r.output, parsed: r.unparsed.length === 0, unparsed: r.unparsed, finish_reason: r.finish_reason, truncated: r.truncated,
   };
 }
 
@@ -155,7 +160,7 @@ export async function createServer(o: ServeOptions): Promise<ServeHandle> {
   const tasks = opts.tasks ?? [...STRUCTURED_TASKS];
   if (tasks.length === 0) throw new MedloraError('serve: no tasks to serve');
   const limits: RequestLimits = { tasks, maxTexts: opts.maxTexts, maxInputChars: opts.maxInputChars, maxNewTokens: opts.maxNewTokens };
-  const infos = taskInfos(tasks);
+  const infos = taskInfos(tasks).map((t) => (opts.instructions?.[t.name] !== undefined ? { ...t, instruction: opts.instructions[t.name]! } : t));
   const started = Date.now();
   const engine = (() => {
     const e = engineInfo();
@@ -170,6 +175,7 @@ export async function createServer(o: ServeOptions): Promise<ServeHandle> {
     const { results } = extract(opts.model, opts.tok, first.task, inputs, {
       ...first.settings, batchSize: opts.maxBatch, promptStyle: opts.promptStyle ?? 'alpaca',
       ...(opts.maxLength !== undefined ? { maxLength: opts.maxLength } : {}),
+      ...(opts.instructions ? { instructions: opts.instructions } : {}),
     });
     let k = 0;
     return jobs.map((j) => j.req.texts.map((text) => served(results[k++]!, text)));
@@ -206,6 +212,7 @@ export async function createServer(o: ServeOptions): Promise<ServeHandle> {
   function health(): unknown {
     return {
       status: closing ? 'stopping' : 'ok', model: opts.modelName, adapter: opts.adapterName ?? null, tasks,
+      prompt_style: opts.promptStyle ?? 'alpaca', max_length: opts.maxLength ?? null,
       engine: { ...engine, threads: getNumThreads() }, uptime_s: Math.round((Date.now() - started) / 100) / 10,
       requests_served: counters.requests, ...stats(),
       limits: { max_batch: opts.maxBatch, max_new_tokens: opts.maxNewTokens, max_texts: opts.maxTexts, max_input_chars: opts.maxInputChars, max_body_bytes: opts.maxBodyBytes },

@@ -108,6 +108,19 @@ export const LLAMA3_SPLIT_REGEX =
  * as transformers' TikTokenConverter does: every split of a token into two shorter vocabulary tokens is a merge, ordered
  * by the merged token's rank (then by the parts' ranks). Only the Llama-3 family is recognised (bos
  * <|begin_of_text|>), since a tiktoken file does not say which split pattern it was trained with.
+ *
+ * BOS: the post_processor is that of the upstream tokenizer.json of meta-llama/Meta-Llama-3-8B(-Instruct) as revised in
+ * May 2024 and of Llama-3.1 / 3.2: Sequence[ByteLevel(add_prefix_space, no trim_offsets), TemplateProcessing
+ * "<|begin_of_text|> $A"], so encoding with special tokens prepends 128000. Sources: the Llama-3.2-1B tokenizer.json
+ * (../shared/fixtures/hf/generated-reference-encodings: with_special ids start with 128000, tested); transformers issue
+ * #30947 (Meta-Llama-3-8B: "hi, how are you today?" -> [128000, 6151, 11, 1268, 527, 499, 3432, 30]) and
+ * datawhalechina/self-llm issue #140 (Meta-Llama-3-8B-Instruct: "You are so cute!" -> [128000, 2675, 527, 779, 19369, 0],
+ * no 128000 with add_special_tokens=False). The April 2024 first release of that tokenizer.json had a ByteLevel
+ * post_processor only (no BOS; keras-hub PR #1584 notes it), and transformers' own TikTokenConverter
+ * (convert_slow_tokenizer.py: post_processor = ByteLevel(trim_offsets=False)) still builds that BOS-less form when a
+ * folder has tokenizer.model alone; medlora follows the current upstream file instead. The pair form is transformers'
+ * update_post_processor template "bos:0 $A:0 bos:1 $B:1". An explicit add_bos_token=false in tokenizer_config.json
+ * removes the BOS, as transformers 5 does (an explicit add_bos_token makes it rebuild the post-processor).
  */
 export function buildTokenizerJsonFromTiktoken(dir: string, cfg: JsonObject, bosToken: string | undefined): JsonObject {
   const path = join(dir, 'tokenizer.model');

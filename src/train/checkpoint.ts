@@ -138,3 +138,25 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
   if (metaText === undefined) throw new MedloraError(`${join(dir, OPTIMIZER_FILE)}: no optimizer_meta in the header`);
   return { dir, state, trainable, optimizer: { tensors: o.tensors, meta: JSON.parse(metaText) as Record<string, unknown> } };
 }
+
+/** The resolved config a run folder saved (run.ts writes it at the start of every run). */
+export const RESOLVED_CONFIG = 'config.resolved.json';
+
+/**
+ * What `--resume X` continues: X is a run folder (its config.resolved.json and newest checkpoint) or a checkpoint
+ * folder (its run folder's config). Errors name the folder and what is missing.
+ */
+export function resumeRun(x: string): { runDir: string; config: string; checkpoint: string } {
+  if (!existsSync(x)) throw new MedloraError(`--resume ${x}: no such folder`);
+  if (existsSync(join(x, TRAINER_STATE))) {
+    const runDir = join(x, '..');
+    const config = join(runDir, RESOLVED_CONFIG);
+    if (!existsSync(config)) throw new MedloraError(`--resume ${x}: a checkpoint, but its run folder ${runDir} has no ${RESOLVED_CONFIG} (pass --config FILE)`);
+    return { runDir, config, checkpoint: x };
+  }
+  const config = join(x, RESOLVED_CONFIG);
+  if (!existsSync(config)) throw new MedloraError(`--resume ${x}: neither a run folder (no ${RESOLVED_CONFIG}) nor a checkpoint folder (no ${TRAINER_STATE})`);
+  const all = listCheckpoints(x);
+  if (all.length === 0) throw new MedloraError(`--resume ${x}: the run folder has no checkpoint-<step>/ to continue from (training.save_steps null saves none until the end)`);
+  return { runDir: x, config, checkpoint: all[all.length - 1]!.dir };
+}

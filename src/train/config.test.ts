@@ -55,7 +55,7 @@ test('unknown keys are rejected with a did-you-mean hint naming the file and key
   assert.throws(() => resolveConfig(readConfigFile(f), [], f), (e: Error) => e.message.includes(f) && /unknown key training\.max_step .*did you mean training\.max_steps/.test(e.message));
   const g = tmpFile('bad2.yaml', `${EXAMPLE}learning_rate: 0.1\n`);
   assert.throws(() => resolveConfig(readConfigFile(g), [], g), /unknown key learning_rate \(did you mean training\.learning_rate\?\)/);
-  assert.throws(() => resolveConfig(readConfigFile(tmpFile('ok.yaml', EXAMPLE)), [['training.lerning_rate', '1']]), /did you mean training\.learning_rate/);
+  assert.throws(() => resolveConfig(readConfigFile(tmpFile('ok.yaml', EXAMPLE)), [['training.lerning_rate', '1']]), /did you mean --training\.learning_rate/);
 });
 
 test('bad values name the key and what was expected; required keys say which flag to pass', () => {

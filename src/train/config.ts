@@ -4,6 +4,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { MedloraError } from '../util/errors.js';
 import { cpuFacts } from '../tensor/cpu.js';
+import { suggestion } from '../util/suggest.js';
 
 export type SchedulerType = 'linear' | 'cosine' | 'constant' | 'constant_with_warmup' | RunSchedulerType;
 export type OptimName = 'adamw_torch' | 'adamw_8bit' | 'paged_adamw_8bit';
@@ -25,6 +26,20 @@ export interface LoraSection {
   lora_dropout: number;
   target_modules: string[] | string;
   use_rslora: boolean;
+  init_adapter: string | null;
+  /** PEFT's spelling of finetuning: dora */
+  use_dora: boolean;
+}
+
+/** The fine-tuning method (src/adapt/methods): lora and dora read the lora section, adapter_v2 its own. */
+export type FinetuningName = 'lora' | 'dora' | 'adapter_v2';
+
+/** LLaMA-Adapter V2 (litgpt names and defaults, litgpt/adapter_v2.py) */
+export interface AdapterV2Section {
+  adapter_prompt_length: number;
+  adapter_start_layer: number;
+  /** "all" = every linear layer including lm_head (litgpt), or names / one regex */
+  target_modules: string[] | string;
   init_adapter: string | null;
 }
 
@@ -83,8 +98,10 @@ export interface TrainConfig {
   model: string;
   tokenizer: string | null;
   output_dir: string;
+  finetuning: FinetuningName;
   data: DataConfig;
   lora: LoraSection;
+  adapter_v2: AdapterV2Section;
   quantization: QuantizationSection;
   training: TrainingSection;
 }
@@ -121,6 +138,7 @@ const TOP: Section = {
   model: { kind: { t: 'string' }, doc: 'Hugging Face model folder (config.json + safetensors)', flag: '--model DIR' },
   tokenizer: { kind: { t: 'string' }, default: null, nullable: true, doc: 'tokenizer folder (default: the model folder)' },
   output_dir: { kind: { t: 'string' }, doc: 'run directory', flag: '--output DIR' },
+  finetuning: { kind: { t: 'enum', values: ['lora', 'dora', 'adapter_v2'] }, default: 'lora', doc: 'fine-tuning method: lora, dora (PEFT use_dora) or adapter_v2 (LLaMA-Adapter V2)' },
 };
 const DATA: Section = {
   train: { kind: { t: 'string' }, doc: 'training JSONL file', flag: '--data.train FILE' },
@@ -139,6 +157,14 @@ const LORA: Section = {
   target_modules: { kind: { t: 'modules' }, default: ['q_proj', 'v_proj'], doc: 'module names, one regex string, or all-linear (PEFT: every linear layer but the output head)' },
   use_rslora: { kind: { t: 'bool' }, default: false, doc: 'scale alpha/sqrt(r)' },
   init_adapter: { kind: { t: 'string' }, default: null, nullable: true, doc: 'start from this PEFT adapter folder' },
+  use_dora: { kind: { t: 'bool' }, default: false, doc: 'DoRA (PEFT spelling of finetuning: dora)' },
+};
+// litgpt Config defaults (adapter_prompt_length 10, adapter_start_layer 2); targets: every linear layer and lm_head
+const ADAPTER_V2: Section = {
+  adapter_prompt_length: { kind: { t: 'int', min: 1 }, default: 10, doc: 'prefix rows per adapted layer (litgpt default 10)' },
+  adapter_start_layer: { kind: { t: 'int', min: 0 }, default: 2, doc: 'first layer with a prefix (litgpt default 2)' },
+  target_modules: { kind: { t: 'modules' }, default: 'all', doc: 'linear layers with adapter bias/scale: "all" (incl. lm_head), names or a regex' },
+  init_adapter: { kind: { t: 'string' }, default: null, nullable: true, doc: 'start from this Adapter-V2 adapter folder' },
 };
 const QUANT: Section = {
   load_in_4bit: { kind: { t: 'bool' }, default: false, doc: 'NF4-quantize the frozen base (QLoRA)' },
@@ -293,7 +319,7 @@ const TRAINING: Section = {
   ...RUN_KEYS,
 };
 
-const SECTIONS: Record<string, Section> = { data: DATA, lora: LORA, quantization: QUANT, training: TRAINING };
+const SECTIONS: Record<string, Section> = { data: DATA, lora: LORA, adapter_v2: ADAPTER_V2, quantization: QUANT, training: TRAINING };
 
 /** Every leaf path ("training.max_steps", "model"), for overrides and hints. */
 export function allKeyPaths(): string[] {
@@ -308,32 +334,21 @@ export function shortForms(): Map<string, string> {
   const count = new Map<string, number>();
   for (const p of allKeyPaths()) { const leaf = p.split('.').pop()!; count.set(leaf, (count.get(leaf) ?? 0) + 1); }
   for (const p of allKeyPaths()) { const leaf = p.split('.').pop()!; if (count.get(leaf) === 1) m.set(leaf, p); }
+  // LoRA's keys kept their short flags when adapter_v2 (with the same leaf names) came
+  m.set('target_modules', 'lora.target_modules');
+  m.set('init_adapter', 'lora.init_adapter');
   return m;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // validation
 
-function editDistance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-  }
-  return d[a.length]![b.length]!;
-}
-
-/** " (did you mean x?)" when a known key is close, or the key lives in another section. */
+/** " (did you mean x?)" when the key lives in another section; otherwise the closest keys of this section and all of them. */
 export function didYouMean(key: string, here: readonly string[], prefix: string): string {
   const leaf = key.split('.').pop()!;
   const elsewhere = allKeyPaths().find((p) => p.endsWith(`.${leaf}`) && p !== `${prefix}${leaf}`);
   if (elsewhere && !here.includes(leaf)) return ` (did you mean ${elsewhere}?)`;
-  let best: string | undefined, bestD = Infinity;
-  for (const k of here) { const dd = editDistance(leaf.toLowerCase(), k.toLowerCase()); if (dd < bestD) { bestD = dd; best = k; } }
-  if (best !== undefined && bestD <= Math.max(2, Math.floor(leaf.length / 3))) return ` (did you mean ${prefix}${best}?)`;
-  return ` (known keys: ${here.join(', ')})`;
+  return suggestion(leaf, here.map((k) => `${prefix}${k}`));
 }
 
 function describe(k: Kind): string {
@@ -419,6 +434,11 @@ export function validateConfig(raw: unknown, where: string): TrainConfig {
   for (const [name, sec] of Object.entries(SECTIONS)) out[name] = checkSection(where, `${name}.`, sec, raw[name]);
   const c = out as unknown as TrainConfig;
   // cross-field rules
+  // lora.use_dora is PEFT's spelling of finetuning: dora; resolved here so the saved config says both
+  if (c.lora.use_dora) {
+    if (c.finetuning === 'adapter_v2') throw new MedloraError(`${where}: lora.use_dora: true conflicts with finetuning: adapter_v2 (choose one method)`);
+    c.finetuning = 'dora';
+  } else if (c.finetuning === 'dora') c.lora.use_dora = true;
   const t = c.training;
   if (t.max_steps === 0) throw new MedloraError(`${where}: training.max_steps must be > 0, or -1 to use num_train_epochs`);
   if (t.warmup_steps > 0 && t.warmup_ratio > 0) {
@@ -457,7 +477,11 @@ function fieldAt(path: string): Field | undefined {
 /** A flag's text value typed by the schema: numbers, true/false, null, lists as "a,b" or JSON. */
 export function parseOverrideValue(path: string, raw: string): unknown {
   const f = fieldAt(path);
-  if (!f) throw new MedloraError(`--${path}: unknown config key${didYouMean(path, path.includes('.') ? Object.keys(SECTIONS[path.split('.')[0]!] ?? TOP) : Object.keys(TOP), path.includes('.') ? `${path.split('.')[0]}.` : '')}`);
+  if (!f) {
+    // every key path is a flag (--training.max_steps), and so is every unique leaf (--max_steps): suggest among all
+    const names = [...new Set([...allKeyPaths(), ...shortForms().keys()])];
+    throw new MedloraError(`--${path}: unknown config key${suggestion(path, allKeyPaths(), (k) => `--${k}`, names)}; a key whose name is unique also works alone (--max_steps)`);
+  }
   if (raw === 'null' && f.nullable) return null;
   switch (f.kind.t) {
     case 'number':

@@ -45,6 +45,8 @@ export interface SplitInfo {
 
 export interface ModelCardInfo {
   baseModel: string;
+  /** config finetuning (lora, dora, adapter_v2); absent = lora */
+  method?: string;
   license: string | null;
   tasks: string[];
   datasets: string[];
@@ -104,7 +106,7 @@ export function frontMatter(info: ModelCardInfo): Record<string, unknown> {
     ...(info.license ? { license: info.license } : {}),
     tags: [
       'medlora',
-      'lora',
+      info.method ?? 'lora',
       `base_model:adapter:${info.baseModel}`,
       'medical',
       'biomedical',
@@ -118,11 +120,16 @@ export function frontMatter(info: ModelCardInfo): Record<string, unknown> {
   return fm;
 }
 
+/** How the card names each fine-tuning method (config finetuning). */
+const METHOD_LABEL: Record<string, string> = { lora: 'LoRA', dora: 'DoRA', adapter_v2: 'LLaMA-Adapter V2' };
+
 export function renderModelCard(info: ModelCardInfo): string {
-  const title = `${basename(info.baseModel)} LoRA adapter for ${info.tasks.length ? info.tasks.join(', ') : 'medical information extraction'}`;
+  const label = METHOD_LABEL[info.method ?? 'lora'] ?? info.method!;
+  const peft = info.method !== 'adapter_v2'; // PEFT has no Adapter-V2: that adapter loads in medlora only
+  const title = `${basename(info.baseModel)} ${label} adapter for ${info.tasks.length ? info.tasks.join(', ') : 'medical information extraction'}`;
   const out: string[] = ['---', stringifyYaml(frontMatter(info)).trimEnd(), '---', '', `# ${title}`, ''];
   out.push(
-    `A LoRA adapter (PEFT format) for \`${info.baseModel}\`, fine-tuned with medlora to extract drug and medical information from text.`,
+    `A ${label} adapter (${peft ? 'PEFT format' : 'medlora\'s ADAPTER_V2 format, PEFT-style keys; PEFT cannot load it'}) for \`${info.baseModel}\`, fine-tuned with medlora to extract drug and medical information from text.`,
     '',
   );
   out.push('## Task', '');
@@ -177,13 +184,13 @@ export function renderModelCard(info: ModelCardInfo): string {
   out.push(
     '## How to use',
     '',
-    '```python',
-    'from peft import PeftModel',
-    'from transformers import AutoModelForCausalLM',
-    '',
-    `base = AutoModelForCausalLM.from_pretrained("${info.baseModel}")`,
-    'model = PeftModel.from_pretrained(base, "path/to/this/folder")',
-    '```',
+    ...(peft ? ['```python',
+      'from peft import PeftModel',
+      'from transformers import AutoModelForCausalLM',
+      '',
+      `base = AutoModelForCausalLM.from_pretrained("${info.baseModel}")`,
+      'model = PeftModel.from_pretrained(base, "path/to/this/folder")',
+      '```'] : ['```bash', `medlora extract --model ${info.baseModel} --adapter path/to/this/folder --task TASK "<a sentence>"`, '```']),
     '',
   );
   return `${out.join('\n')}`;
@@ -322,9 +329,12 @@ export function modelCardInfo(f: RunFacts): ModelCardInfo {
       ? `CPU (${cpu[0]?.model.trim() ?? 'unknown'}, ${cpu.length} cores visible), libtorch through medlora's addon`
       : `${f.device}`;
   const hp: Array<[string, string]> = [
-    ['method', `LoRA${cfg.quantization.load_in_4bit ? ' on an NF4 (4-bit) base (QLoRA)' : ''}`],
-    ['r / lora_alpha / lora_dropout', `${l.r} / ${l.lora_alpha} / ${l.lora_dropout}${l.use_rslora ? ' (rsLoRA)' : ''}`],
-    ['target_modules', Array.isArray(l.target_modules) ? l.target_modules.join(', ') : l.target_modules],
+    ['method', `${METHOD_LABEL[cfg.finetuning] ?? cfg.finetuning}${cfg.quantization.load_in_4bit ? ' on an NF4 (4-bit) base (QLoRA)' : ''}`],
+    ...(cfg.finetuning === 'adapter_v2'
+      ? [['adapter_prompt_length / adapter_start_layer', `${cfg.adapter_v2.adapter_prompt_length} / ${cfg.adapter_v2.adapter_start_layer}`] as [string, string],
+        ['target_modules', Array.isArray(cfg.adapter_v2.target_modules) ? cfg.adapter_v2.target_modules.join(', ') : cfg.adapter_v2.target_modules] as [string, string]]
+      : [['r / lora_alpha / lora_dropout', `${l.r} / ${l.lora_alpha} / ${l.lora_dropout}${l.use_rslora ? ' (rsLoRA)' : ''}`] as [string, string],
+        ['target_modules', Array.isArray(l.target_modules) ? l.target_modules.join(', ') : l.target_modules] as [string, string]]),
     [
       'trainable parameters',
       `${f.trainableParams.toLocaleString('en-US')} of ${f.totalParams.toLocaleString('en-US')} (${((100 * f.trainableParams) / Math.max(1, f.totalParams)).toFixed(3)}%)`,
@@ -361,6 +371,7 @@ export function modelCardInfo(f: RunFacts): ModelCardInfo {
   ];
   return {
     baseModel: baseModelName(cfg.model),
+    method: cfg.finetuning,
     license: baseLicense(cfg.model),
     tasks,
     datasets: [source],

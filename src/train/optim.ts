@@ -31,9 +31,13 @@ export interface TrainOptimizer {
   dispose(): void;
 }
 
-/** HF Trainer leaves biases and LayerNorm/RMSNorm weights out of weight decay (trainer.py get_decay_parameter_names). */
+/**
+ * HF Trainer leaves biases and LayerNorm/RMSNorm weights out of weight decay (trainer.py get_decay_parameter_names:
+ * any name containing "bias" -- so also Adapter-V2's adapter_bias --, "norm" names, and nn.LayerNorm modules, which in
+ * GPT-2 are ln_1 / ln_2 / ln_f).
+ */
 export function decays(name: string): boolean {
-  return !(/(^|\.)bias$/.test(name) || /norm/i.test(name));
+  return !(/bias/i.test(name) || /norm/i.test(name) || /(^|\.)ln_[^.]+\.(weight|bias)$/.test(name));
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions = {}): Promise
   // --resume, else training.resume_from_checkpoint (true = the newest checkpoint)
   const resume = resumeTarget(cfg.training, o.resume);
   if (!resume && existsSync(dir) && (listCheckpoints(dir).length > 0 || existsSync(join(dir, 'metrics.jsonl')))) {
-    throw new MedloraError(`output_dir ${dir} already holds a run (metrics.jsonl / checkpoints); pass --resume latest to continue it, or choose another --output`);
+    throw new MedloraError(`output_dir ${dir} already holds a run (metrics.jsonl / checkpoints); continue it with --resume ${dir} (or --resume latest with this config), or choose another --output`);
   }
   if (cfg.training.eval_generate_steps !== null) {
     if (!cfg.data.validation) throw new MedloraError('training.eval_generate_steps needs data.validation (canonical records to generate answers for)');
@@ -72,7 +72,7 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions = {}): Promise
   const trainable = trainer.params.reduce((a, [, p]) => a + p.numel, 0);
   const total = prep.model.parameters().reduce((a, p) => a + p.numel, 0);
   const ob = trainer.optimizer.stateBytes();
-  emit(o.json, 'start', { trainable_params: trainable, total_params: total, lora_modules: prep.loraModules.length, total_steps: trainer.schedule.totalSteps,
+  emit(o.json, 'start', { trainable_params: trainable, total_params: total, finetuning: prep.method, lora_modules: prep.loraModules.length, total_steps: trainer.schedule.totalSteps,
     warmup_steps: trainer.schedule.warmupSteps, optimizer: cfg.training.optim, optimizer_state_bytes: ob.actual, optimizer_state_bytes_fp32: ob.fp32,
     compute_dtype: cfg.training.compute_dtype, model_dtype: prep.model.parameters()[0]?.dtype ?? null },
     `trainable params: ${trainable.toLocaleString('en-US')} || all params: ${total.toLocaleString('en-US')} || trainable%: ${(100 * trainable / total).toFixed(4)}\n` +
@@ -96,7 +96,7 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions = {}): Promise
     title: `medlora train: ${dir}`,
     facts: [['model', cfg.model], ['steps', `${res.steps} / ${res.totalSteps}${res.interrupted ? ' (interrupted)' : ''}`],
       ['trainable parameters', `${trainable.toLocaleString('en-US')} of ${total.toLocaleString('en-US')} (${(100 * trainable / total).toFixed(3)}%)`],
-      ['LoRA modules', String(prep.loraModules.length)], ['compute dtype', `${cfg.training.compute_dtype}${cfg.training.bf16 ? ' (bf16 asked)' : ''}`], ['optimizer', `${cfg.training.optim}, state ${optimizerNote}`],
+      ['fine-tuning', `${prep.method}: ${prep.loraModules.length} adapted modules`], ['compute dtype', `${cfg.training.compute_dtype}${cfg.training.bf16 ? ' (bf16 asked)' : ''}`], ['optimizer', `${cfg.training.optim}, state ${optimizerNote}`],
       ['tokens/s (this session)', res.tokensPerSecond.toFixed(1)], ['wall time (this session)', `${res.wallSeconds.toFixed(1)} s`],
       ['checkpoints', readdirSync(dir).filter((n) => n.startsWith('checkpoint-')).join(', ') || 'none'],
       ...(res.best.best_global_step !== null ? [['best evaluation', `${cfg.training.metric_for_best_model} ${res.best.best_metric} at step ${res.best.best_global_step}${res.finalFrom ? ` (the final adapter: ${res.finalFrom})` : ''}`] as [string, string]] : []),

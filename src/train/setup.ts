@@ -1,12 +1,13 @@
-// From a resolved config to what the Trainer needs: the model (bf16, optional 4-bit base, LoRA fresh or from
-// init_adapter, gradient checkpointing), the train / validation examples, the adapter writer, and notes for the log.
+// From a resolved config to what the Trainer needs: the model (bf16, optional 4-bit base, the fine-tuning method's
+// adapters fresh or from init_adapter, through the method seam src/adapt/methods, gradient checkpointing), the train /
+// validation examples, the adapter writer, and notes for the log.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { manualSeed } from '../tensor/index.js';
 import { MedloraError } from '../util/errors.js';
 import type { Module } from '../model/module.js';
 import type { TextTokenizer } from '../tokenize/types.js';
-import { computeDtype, type TrainConfig } from './config.js';
+import { computeDtype as decideComputeDtype, type TrainConfig } from './config.js';
 import { loadExamples, type Example, type LoadReport } from './data.js';
 import type { TrainableModel } from './trainer.js';
 
@@ -17,19 +18,22 @@ export interface PreparedRun {
   validation: Example[] | undefined;
   reports: LoadReport[];
   padId: number;
-  /** LoRA-wrapped module paths */
+  /** the fine-tuning method (config finetuning) */
+  method: string;
+  /** adapted module paths */
   loraModules: string[];
   notes: string[];
 }
 
 export async function prepareRun(cfg: TrainConfig, bf16Units?: readonly string[]): Promise<PreparedRun> {
   const notes: string[] = [];
-  const compute = computeDtype(cfg.training, bf16Units);
+  const compute = decideComputeDtype(cfg.training, bf16Units);
   if (compute.note) notes.push(compute.note);
   if (!existsSync(join(cfg.model, 'config.json'))) throw new MedloraError(`model ${cfg.model}: no config.json (pass --model DIR, a Hugging Face model folder)`);
+  (await import('../data/contract.js')).checkMaxLength(cfg.data.max_length, cfg.model, 'data.max_length');
   const { loadModel } = await import('../model/load.js');
-  const { applyLora } = await import('../adapt/apply.js');
-  const { loadAdapter, saveAdapter } = await import('../adapt/peft-io.js');
+  const { methodNamed, methodOfAdapter } = await import('../adapt/methods/index.js');
+  const method = methodNamed(cfg.finetuning);
   const model = loadModel(cfg.model, compute.dtype ? { dtype: compute.dtype } : {});
   if (cfg.quantization.load_in_4bit) {
     const { quantizeModel, formatBytes } = await import('../adapt/nf4-linear.js');
@@ -37,21 +41,25 @@ export async function prepareRun(cfg: TrainConfig, bf16Units?: readonly string[]
     const q = quantizeModel(model, { skip: ['lm_head'] });
     notes.push(`base linears quantized to NF4 (QLoRA): ${q.layers.length} layers, ${formatBytes(q.bytesBefore)} -> ${formatBytes(q.bytesAfter)}`);
   }
-  // LoRA init draws from the engine RNG: seeded so a run is reproducible from its config
+  // adapter init draws from the engine RNG: seeded so a run is reproducible from its config
   manualSeed(cfg.training.seed);
+  const section = cfg[method.configSection] as unknown as Record<string, unknown> & { target_modules: string[] | string; init_adapter: string | null };
   let wrapped: string[];
-  let targets: string[] | string = cfg.lora.target_modules;
-  if (cfg.lora.init_adapter) {
-    const ad = loadAdapter(model, cfg.lora.init_adapter);
+  let targets: string[] | string = section.target_modules;
+  if (section.init_adapter) {
+    const from = methodOfAdapter(section.init_adapter);
+    if (from.name !== method.name) throw new MedloraError(`${method.configSection}.init_adapter ${section.init_adapter}: holds a ${from.name} adapter but finetuning is ${method.name}`);
+    const ad = method.load(model, section.init_adapter);
     wrapped = ad.modules;
-    targets = ad.config.target_modules;
-    const c = ad.config;
-    if (c.r !== cfg.lora.r || c.lora_alpha !== cfg.lora.lora_alpha || c.lora_dropout !== cfg.lora.lora_dropout) {
-      notes.push(`lora: r ${c.r}, lora_alpha ${c.lora_alpha}, lora_dropout ${c.lora_dropout} and target_modules come from ${cfg.lora.init_adapter} (init_adapter), not from the config`);
-    }
+    targets = ad.config.target_modules as string[] | string;
+    const differ = Object.keys(section).filter((k) => k in ad.config && k !== 'init_adapter' && JSON.stringify(ad.config[k]) !== JSON.stringify(section[k]));
+    if (differ.length) notes.push(`${method.configSection}: ${differ.map((k) => `${k} ${JSON.stringify(ad.config[k])}`).join(', ')} come from ${section.init_adapter} (init_adapter), not from the config`);
   } else {
-    wrapped = applyLora(model, { r: cfg.lora.r, lora_alpha: cfg.lora.lora_alpha, lora_dropout: cfg.lora.lora_dropout, target_modules: cfg.lora.target_modules, use_rslora: cfg.lora.use_rslora });
+    wrapped = method.apply(model, section as never);
   }
+  // a method that trains base tensors (Adapter-V2's norms) trains them in the base's dtype: say so when that is not F32
+  const low = method.trainable(model).filter(([, t]) => t.dtype !== 'f32');
+  if (low.length) notes.push(`${low.length} trainable tensor(s) are ${[...new Set(low.map(([, t]) => t.dtype))].join('/')} like the base (e.g. ${low[0]![0]}): AdamW updates them in that dtype`);
   model.gradientCheckpointing = cfg.training.gradient_checkpointing;
   const vocabSize = model.config.vocab_size;
   let tok: TextTokenizer | undefined;
@@ -75,8 +83,14 @@ export async function prepareRun(cfg: TrainConfig, bf16Units?: readonly string[]
     const { padIdOf } = await import('../data/encode.js');
     padId = padIdOf(tok);
   }
+  // the training contract travels with every adapter saved (src/data/contract.ts: medlora_contract.json)
+  const { trainingContract } = await import('./contract.js');
+  const { writeContract } = await import('../data/contract.js');
+  const computeDtype = model.parameters().find((p) => p.dtype === 'f32' || p.dtype === 'bf16' || p.dtype === 'f16')?.dtype ?? 'f32';
+  const contract = await trainingContract(cfg, { format: tr.report.format, computeDtype, tok });
   const save = (dir: string): void => {
-    saveAdapter(model, dir, { base_model_name_or_path: cfg.model, target_modules: targets });
+    method.save(model, dir, { base_model_name_or_path: cfg.model, target_modules: targets });
+    writeContract(dir, contract);
   };
-  return { model, saveAdapter: save, train: tr.examples, validation, reports, padId, loraModules: wrapped, notes };
+  return { model, saveAdapter: save, train: tr.examples, validation, reports, padId, method: method.name, loraModules: wrapped, notes };
 }

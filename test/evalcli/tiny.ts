@@ -84,8 +84,10 @@ export function tinyFixture(): TinyFixture {
   const texts = recs.flatMap((x) => [x.input, renderTarget(x)]);
   const bpe = trainBpe(texts, { vocabSize: 300, specialTokens: { bos: '<s>', eos: '</s>', pad: '<pad>' } });
   writeTrainedTokenizer(model, bpe, { addBos: true });
+  // max_position_embeddings 1024: the Alpaca prompt alone is ~220 tokens of this small vocabulary, and generation stops
+  // at the model's position limit (llama-tiny's 128 would cut every answer)
   const raw = {
-    ...baseConfig(), vocab_size: bpe.vocab.size,
+    ...baseConfig(), vocab_size: bpe.vocab.size, max_position_embeddings: 1024,
     bos_token_id: bpe.vocab.get('<s>'), eos_token_id: bpe.vocab.get('</s>'), pad_token_id: bpe.vocab.get('<pad>'),
   };
   // a larger init std than HF's 0.02 gives peaked, varied random logits (a harder test for the constraint)

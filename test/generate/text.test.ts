@@ -75,7 +75,7 @@ test('constraint hook: only allowed ids are generated; EOS when allowed and best
     assert.deepEqual(calls.filter(([s]) => s === 1).map(([, n]) => n), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     // nothing allowed but EOS: the sequence ends at once
     const none = generateIds(model, [[1, 2, 3]], { maxNewTokens: 10, eosIds: [7], constraint: () => ({ allowed: new Uint8Array(tok.vocabSize), eosAllowed: true }) });
-    assert.deepEqual(none[0], { ids: [], finishReason: 'eos' });
+    assert.deepEqual(none[0], { ids: [], finishReason: 'eos', truncated: false });
   } finally {
     model.dispose();
     rmSync(dir, { recursive: true, force: true });

@@ -39,7 +39,8 @@ test('adapter_config round trip keeps unknown fields', () => {
     fan_in_fan_out: false, use_rslora: true, modules_to_save: null, base_model_name_or_path: 'x/y', task_type: 'CAUSAL_LM',
     layers_to_transform: null, init_lora_weights: true, revision: null, megatron_core: 'megatron.core' };
   const c = parseLoraConfig(raw);
-  assert.deepEqual(c.extra, { layers_to_transform: null, init_lora_weights: true, revision: null, megatron_core: 'megatron.core' });
+  assert.deepEqual(c.extra, { init_lora_weights: true, revision: null, megatron_core: 'megatron.core' });
+  assert.equal(c.layers_to_transform, null); // a typed field now (PEFT layer selection)
   assert.deepEqual(loraConfigToJson(c), raw);
   assert.equal(loraScale(c), 32 / 4); // rsLoRA: alpha / sqrt(16)
   // PEFT defaults for absent fields

@@ -13,7 +13,7 @@ const load = (name: string): TrainConfig =>
 
 test('every preset resolves with --model and --data.train, and requires --model', () => {
   const files = readdirSync(DIR).filter((f) => f.endsWith('.yaml'));
-  assert.equal(files.length, 5);
+  assert.equal(files.length, 7);
   for (const f of files) {
     assert.equal(load(f).model, '/m');
     assert.throws(() => resolveConfig(readConfigFile(join(DIR, f)), [['data.train', '/t.jsonl']], f), /model is required .*--model DIR/);
@@ -31,7 +31,7 @@ test('presets carry the recipes\' settings', () => {
   assert.deepEqual([ner.lora.r, ner.lora.lora_alpha, (ner.lora.target_modules as string[]).length, ner.quantization.load_in_4bit, ner.training.per_device_train_batch_size,
     ner.training.gradient_accumulation_steps, ner.training.learning_rate, ner.training.lr_scheduler_type, ner.training.warmup_ratio, ner.training.weight_decay,
     ner.training.num_train_epochs, ner.data.max_length], [16, 32, 7, true, 4, 4, 5e-5, 'cosine', 0.03, 0.01, 5, 2048]);
-  for (const f of ['ade-email-llama2-7b.yaml', 'ade-email-stablelm-3b.yaml']) {
+  for (const f of ['ade-email-llama2-7b-lora.yaml', 'ade-email-stablelm-3b-lora.yaml']) {
     const a = load(f);
     assert.deepEqual([a.lora.r, a.training.learning_rate, a.training.per_device_train_batch_size * a.training.gradient_accumulation_steps, a.training.num_train_epochs,
       a.training.warmup_steps, a.training.weight_decay], [8, 3e-4, 16, 5, 100, 0.01]);

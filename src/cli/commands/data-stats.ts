@@ -49,7 +49,8 @@ export const dataStats: CommandSpec = {
     if (style === 'chat' && !tok) throw new MedloraError('--prompt chat needs --tokenizer DIR');
     const { records, report } = await loadRecords(file, { skipInvalid: bool(args, 'skip-invalid') });
     const json = bool(args, 'json');
-    const progress = tok ? new Progress({ total: records.length, label: 'tokenizing', json }) : undefined;
+    // progress goes to stderr (never stdout: with --json, stdout holds exactly one JSON document)
+    const progress = tok ? new Progress({ total: records.length, label: 'tokenizing', quiet: json }) : undefined;
     const st = computeStats(records, style, tok, progress);
     progress?.end();
     const html = str(args, 'html') ?? file.replace(/\.jsonl?$/, '') + '.stats.html';

@@ -23,6 +23,7 @@ export const demoCommand: CommandSpec = {
     threads: THREADS_OPTION,
     json: { type: 'boolean', description: 'machine-readable progress and results as JSON lines on stdout' },
     quiet: { type: 'boolean', description: 'no progress bars' },
+    methods: { type: 'string', value: 'LIST', description: 'compare fine-tuning methods (e.g. lora,dora,adapter_v2): one fine-tune each on the same base, data and budget; prints method, trainable parameters, P, R, F1, training time' },
   },
   async run(args) {
     const { runDemo } = await import('../../demo/run.js');
@@ -33,8 +34,10 @@ export const demoCommand: CommandSpec = {
     const records = num(args, 'records');
     const model = str(args, 'model');
     const threads = num(args, 'threads');
+    const methodList = str(args, 'methods');
+    const methods = methodList !== undefined ? (await import('../../demo/compare.js')).parseMethods(methodList) : undefined;
     await runDemo({ out: str(args, 'out')!, seed, json: bool(args, 'json'), quiet: bool(args, 'quiet'),
-      ...(steps !== undefined ? { steps } : {}), ...(records !== undefined ? { records } : {}), ...(model !== undefined ? { model } : {}),
+      ...(steps !== undefined ? { steps } : {}), ...(records !== undefined ? { records } : {}), ...(model !== undefined ? { model } : {}), ...(methods ? { methods } : {}),
       ...(threads !== undefined ? { threads } : {}) });
     return 0;
   },

@@ -5,14 +5,16 @@ import type { CommandSpec, ParsedArgs } from '../command.js';
 import { bool, list, num, str } from '../command.js';
 import { MedloraError } from '../../util/errors.js';
 import { THREADS_OPTION } from '../threads.js';
+import type { FieldNames } from '../../data/contract.js';
+import type { PromptStyle } from '../../data/prompt.js';
 
 /** Options shared with `medlora extract`: model, tokenizer, prompt and generation settings. */
 export const GENERATION_OPTIONS: CommandSpec['options'] = {
   model: { type: 'string', value: 'DIR', required: true, description: 'Hugging Face model folder (config.json + safetensors + tokenizer)' },
   adapter: { type: 'string', value: 'DIR', description: 'PEFT LoRA adapter folder to apply' },
   tokenizer: { type: 'string', value: 'DIR', description: 'tokenizer folder (default: --model)' },
-  prompt: { type: 'string', value: 'STYLE', default: 'alpaca', description: 'prompt style used in training: alpaca or chat' },
-  'max-length': { type: 'number', value: 'N', description: 'shorten inputs as training with data.max_length N did' },
+  prompt: { type: 'string', value: 'STYLE', description: 'prompt style used in training: alpaca or chat (default: the adapter\'s training contract, else alpaca)' },
+  'max-length': { type: 'number', value: 'N', description: 'shorten inputs as training with data.max_length N did (default: the adapter\'s training contract, else no limit)' },
   'max-new-tokens': { type: 'number', value: 'N', default: 256, description: 'most tokens generated per answer (EOS included)' },
   'batch-size': { type: 'number', value: 'N', default: 8, description: 'prompts per generation batch' },
   temperature: { type: 'number', value: 'T', default: 0, description: 'sampling temperature; 0 = greedy' },
@@ -21,16 +23,27 @@ export const GENERATION_OPTIONS: CommandSpec['options'] = {
   'repetition-penalty': { type: 'number', value: 'X', default: 1, description: 'HF repetition penalty (> 1 discourages repeats; 1 = off)' },
   seed: { type: 'number', value: 'N', default: 0, description: 'sampling seed (batch b uses seed + b)' },
   constrain: { type: 'boolean', default: true, description: 'constrain tokens to the task\'s answer format (--no-constrain to compare)' },
-  dtype: { type: 'string', value: 'f32|bf16', description: 'compute dtype (default: the checkpoint\'s)' },
+  dtype: { type: 'string', value: 'f32|bf16', description: 'compute dtype (default: the adapter\'s training contract, else the checkpoint\'s)' },
   threads: THREADS_OPTION,
 };
 
-/** Generation settings from the shared flags. */
+/** How the training contract's fields are spelled on the command line (warnings name the flag). */
+export const CONTRACT_FLAGS: FieldNames = { prompt_style: '--prompt', max_length: '--max-length', compute_dtype: '--dtype', tasks: '--task' };
+
+/** The explicit --prompt / --max-length (undefined when not given: the adapter's contract decides). */
+export function explicitPrompt(args: ParsedArgs): { promptStyle?: PromptStyle; maxLength?: number } {
+  const prompt = str(args, 'prompt');
+  if (prompt !== undefined && prompt !== 'alpaca' && prompt !== 'chat') throw new MedloraError(`--prompt must be alpaca or chat, got "${prompt}"`);
+  const maxLength = num(args, 'max-length');
+  if (maxLength !== undefined && (!Number.isInteger(maxLength) || maxLength < 2)) throw new MedloraError(`--max-length must be an integer >= 2, got ${maxLength}`);
+  return { ...(prompt !== undefined ? { promptStyle: prompt } : {}), ...(maxLength !== undefined ? { maxLength } : {}) };
+}
+
+/** Generation settings from the shared flags (prompt style and max length: see explicitPrompt and the contract). */
 export function generationSettings(args: ParsedArgs, cmd: string): Record<string, unknown> {
-  const prompt = str(args, 'prompt') ?? 'alpaca';
-  if (prompt !== 'alpaca' && prompt !== 'chat') throw new MedloraError(`medlora ${cmd}: --prompt must be alpaca or chat, got "${prompt}"`);
+  void cmd;
   return {
-    promptStyle: prompt, maxLength: num(args, 'max-length'), maxNewTokens: num(args, 'max-new-tokens'), batchSize: num(args, 'batch-size'),
+    ...explicitPrompt(args), maxNewTokens: num(args, 'max-new-tokens'), batchSize: num(args, 'batch-size'),
     temperature: num(args, 'temperature'), topK: num(args, 'top-k'), topP: num(args, 'top-p'), repetitionPenalty: num(args, 'repetition-penalty'),
     seed: num(args, 'seed'), constrain: args.options.constrain !== false,
   };
@@ -38,17 +51,20 @@ export function generationSettings(args: ParsedArgs, cmd: string): Record<string
 
 /** Load the model (and tokenizer) once, after the engine-wide settings (src/eval/load-extractor.ts); the adapter
  * too when `withAdapter` (eval applies its adapters one by one itself). */
-export async function loadModelAndTokenizer(args: ParsedArgs, cmd: string, withAdapter = false) {
+export async function loadModelAndTokenizer(args: ParsedArgs, cmd: string, withAdapter = false, extra: { tasks?: string[]; contractFrom?: string } = {}) {
   const { loadExtractor } = await import('../../eval/load-extractor.js');
   const tok = str(args, 'tokenizer');
   const dtype = str(args, 'dtype');
   const threads = num(args, 'threads');
   const adapter = withAdapter ? str(args, 'adapter') : undefined;
-  return loadExtractor({
-    model: str(args, 'model')!, where: `medlora ${cmd}`,
+  const loaded = loadExtractor({
+    model: str(args, 'model')!, where: `medlora ${cmd}`, ...explicitPrompt(args), fieldNames: CONTRACT_FLAGS,
     ...(tok !== undefined ? { tokenizer: tok } : {}), ...(dtype !== undefined ? { dtype } : {}),
     ...(threads !== undefined ? { threads } : {}), ...(adapter !== undefined ? { adapter } : {}),
+    ...(extra.tasks ? { tasks: extra.tasks } : {}), ...(extra.contractFrom !== undefined ? { contractFrom: extra.contractFrom } : {}),
   });
+  for (const w of loaded.warnings) console.error(`warning: ${w}`);
+  return loaded;
 }
 
 interface RunSpec { name: string; adapter: string | null }
@@ -80,9 +96,12 @@ export const evalCommand: CommandSpec = {
   summary: 'Evaluate a model (+ adapters) on a test split by generation: P/R/F1, test loss, perplexity, error report',
   details: [
     '--data holds canonical records (src/data/schema.ts) of one structured task (or pick one with --task).',
-    'Prompts are built exactly as in training (same --prompt style; --max-length N shortens inputs as data.max_length N did).',
+    'Prompts are built exactly as in training: the prompt style, max_length, instructions and dtype come from the adapter\'s',
+    'training contract (medlora_contract.json, written by medlora train); --prompt / --max-length / --dtype that contradict',
+    'it win with a warning. A plain PEFT adapter: --prompt alpaca and no limit unless given. With --compare, each adapter',
+    'run follows its own contract and a run without one (base) follows the first compared adapter\'s, so they compare alike.',
     'Outputs (--out DIR; default: <adapter>-eval beside the adapter folder, else ./eval-<timestamp>):',
-    '  predictions.jsonl  {"id", "output", "pred", "unparsed", "finish_reason", "new_tokens"} per record',
+    '  predictions.jsonl  {"id", "output", "pred", "unparsed", "finish_reason", "truncated", "new_tokens"} per record',
     '  scores.json        P/R/F1 per type, micro, macro; test_loss, perplexity; parse_rate; timing (ms per token, constraint ms per token)',
     '  report.json        the scoring report (errors by type) + the same eval summary',
     '  report.html        tables and false positives / false negatives per type with example texts',
@@ -98,6 +117,7 @@ export const evalCommand: CommandSpec = {
     compare: { type: 'string', value: 'base|DIR|NAME=DIR', multiple: true, description: 'a run to compare with --adapter (repeatable); base = the model without adapter' },
     out: { type: 'string', value: 'DIR', description: 'output folder' },
     relaxed: { type: 'boolean', description: 'match after normalisation (as medlora score --relaxed)' },
+    metric: { type: 'string', value: 'typed|pooled-set', default: 'typed', description: 'scoring metric (as medlora score --metric)' },
     loss: { type: 'boolean', default: true, description: 'also compute the test loss and perplexity (--no-loss to skip)' },
     json: { type: 'boolean', description: 'print scores.json to stdout (progress as JSON lines is not mixed in)' },
     quiet: { type: 'boolean', description: 'no progress bar' },
@@ -105,7 +125,8 @@ export const evalCommand: CommandSpec = {
   async run(args) {
     const { loadRecords } = await import('../../data/jsonl.js');
     const { structuredTask, evaluateModel, evalText, writeEvalOutputs } = await import('../../eval/run-eval.js');
-    const { DEFAULT_MATCH } = await import('../../eval/match.js');
+    const { DEFAULT_MATCH, parseMetric } = await import('../../eval/match.js');
+    const metric = parseMetric(str(args, 'metric'), '--metric');
     const { Progress } = await import('../../util/progress.js');
     const dataFile = str(args, 'data')!;
     const compare = list(args, 'compare');
@@ -129,20 +150,31 @@ export const evalCommand: CommandSpec = {
     const out = str(args, 'out') ?? (onlyAdapter ? join(dirname(resolve(onlyAdapter)), `${basename(resolve(onlyAdapter))}-eval`) : `eval-${timestamp()}`);
     const json = bool(args, 'json');
     const quiet = bool(args, 'quiet') || json;
-    const { model, tok, modelDir } = await loadModelAndTokenizer(args, 'eval');
-    const { loadAdapter } = await import('../../adapt/peft-io.js');
+    // the model is loaded once: its dtype (and the chat template) come from the first compared adapter's contract;
+    // each run then prompts as its own adapter's contract says (a run without one, e.g. base, as the first one's)
+    const firstAdapter = runs.find((r) => r.adapter !== null)?.adapter ?? undefined;
+    const taskFlag = taskArg !== undefined ? { tasks: [task] } : {};
+    const { model, tok, modelDir } = await loadModelAndTokenizer(args, 'eval', false, { ...taskFlag, ...(firstAdapter !== undefined ? { contractFrom: firstAdapter } : {}) });
+    const { inferenceSettings } = await import('../../eval/load-extractor.js');
+    const runSettings = (adapter: string | null): { promptStyle: PromptStyle; maxLength?: number; instructions: Record<string, string> } => {
+      const { settings } = inferenceSettings(adapter ?? firstAdapter, { ...explicitPrompt(args), fieldNames: CONTRACT_FLAGS });
+      if (adapter !== null && adapter !== firstAdapter) for (const w of settings.warnings) console.error(`warning: ${w}`);
+      return { promptStyle: settings.prompt_style, ...(settings.max_length !== undefined ? { maxLength: settings.max_length } : {}), instructions: settings.instructions };
+    };
+    const { loadAnyAdapter } = await import('../../adapt/methods/index.js');
     const { unloadLora } = await import('../../adapt/merge.js');
     const done: Array<{ name: string; model: string; adapter: string | null; run: ReturnType<typeof evaluateModel> }> = [];
     try {
       for (const spec of runs) {
-        if (spec.adapter) loadAdapter(model, spec.adapter);
+        if (spec.adapter) loadAnyAdapter(model, spec.adapter);
         try {
           const label = runs.length > 1 ? `eval ${spec.name}` : 'eval';
           let bar: InstanceType<typeof Progress> | undefined;
           let phase = '';
+          const rs = runSettings(spec.adapter);
           const run = evaluateModel(model, tok, records, {
-            ...settings,
-            match: { ...DEFAULT_MATCH, mode: bool(args, 'relaxed') ? 'relaxed' : 'strict' },
+            ...settings, ...rs,
+            match: { ...DEFAULT_MATCH, mode: bool(args, 'relaxed') ? 'relaxed' : 'strict', metric },
             loss: args.options.loss !== false,
             dataLabel: dataFile,
             predLabel: join(out, runs.length > 1 ? spec.name : '', 'predictions.jsonl'),

@@ -24,7 +24,7 @@ export const generateCommand: CommandSpec = {
     stop: { type: 'string', value: 'TEXT', multiple: true, description: 'stop a sequence when it writes this text (repeatable)' },
     dtype: { type: 'string', value: 'f32|bf16', description: 'compute dtype (default: the checkpoint\'s)' },
     threads: THREADS_OPTION,
-    json: { type: 'boolean', description: 'print one JSON object per prompt: prompt, text, ids, finish_reason' },
+    json: { type: 'boolean', description: 'print one JSON object per prompt: prompt, text, ids, finish_reason, truncated' },
   },
   async run(args) {
     const prompts = list(args, 'prompt');
@@ -39,8 +39,8 @@ export const generateCommand: CommandSpec = {
     const model = loadModel(modelDir, dtype ? { dtype } : {});
     try {
       if (str(args, 'adapter')) {
-        const { loadAdapter } = await import('../../adapt/peft-io.js');
-        loadAdapter(model, str(args, 'adapter')!);
+        const { loadAnyAdapter } = await import('../../adapt/methods/index.js');
+        loadAnyAdapter(model, str(args, 'adapter')!);
       }
       const opts = {
         maxNewTokens: num(args, 'max-new-tokens')!,
@@ -55,8 +55,8 @@ export const generateCommand: CommandSpec = {
         if (opts.stopStrings.length) throw new MedloraError('medlora generate: --stop needs text prompts (a tokenizer)');
         const res = generateIds(model, idPrompts, opts);
         res.forEach((r, i) => {
-          if (bool(args, 'json')) console.log(JSON.stringify({ prompt_ids: idPrompts[i], ids: r.ids, finish_reason: r.finishReason }));
-          else console.log(`${r.ids.join(' ')}\n(${r.ids.length} tokens, ${r.finishReason})`);
+          if (bool(args, 'json')) console.log(JSON.stringify({ prompt_ids: idPrompts[i], ids: r.ids, finish_reason: r.finishReason, truncated: r.truncated }));
+          else console.log(`${r.ids.join(' ')}\n(${r.ids.length} tokens, ${r.finishReason}${r.finishReason === 'max_positions' ? ': TRUNCATED at the model\'s max_position_embeddings' : ''})`);
         });
         return 0;
       }
@@ -71,8 +71,8 @@ export const generateCommand: CommandSpec = {
       // a chat template already writes BOS as text: encode without adding it twice
       const res = generate(model, tok, texts, { ...opts, addSpecialTokens: !bool(args, 'chat') });
       res.forEach((r, i) => {
-        if (bool(args, 'json')) console.log(JSON.stringify({ prompt: prompts[i], text: r.text, ids: r.ids, finish_reason: r.finishReason }));
-        else console.log(`${prompts[i]}${r.text}\n(${r.ids.length} tokens, ${r.finishReason})`);
+        if (bool(args, 'json')) console.log(JSON.stringify({ prompt: prompts[i], text: r.text, ids: r.ids, finish_reason: r.finishReason, truncated: r.truncated }));
+        else console.log(`${prompts[i]}${r.text}\n(${r.ids.length} tokens, ${r.finishReason}${r.finishReason === 'max_positions' ? ': TRUNCATED at the model\'s max_position_embeddings' : ''})`);
       });
       return 0;
     } finally {

@@ -14,8 +14,9 @@ export const lossCommand: CommandSpec = {
     adapter: { type: 'string', value: 'DIR', description: 'PEFT LoRA adapter folder to apply' },
     data: { type: 'string', value: 'FILE', required: true, description: 'JSONL: {"input_ids","labels"} rows or canonical task records' },
     tokenizer: { type: 'string', value: 'DIR', description: 'tokenizer folder for task records (default: --model)' },
-    prompt: { type: 'string', value: 'STYLE', description: 'prompt style for task records: alpaca or chat', default: 'alpaca' },
-    'max-length': { type: 'number', value: 'N', description: 'encode task records to at most N tokens (input shortened)' },
+    prompt: { type: 'string', value: 'STYLE', description: 'prompt style for task records: alpaca or chat (default: the --adapter\'s training contract, else alpaca)' },
+    'max-length': { type: 'number', value: 'N', description: 'encode task records to at most N tokens (input shortened; default: the --adapter\'s training contract)' },
+    overflow: { type: 'string', value: 'POLICY', default: 'error', description: 'a record whose target does not fit --max-length: error, or drop it (counted on stderr)' },
     'batch-size': { type: 'number', value: 'N', description: 'rows per forward pass', default: 8 },
     dtype: { type: 'string', value: 'f32|bf16', description: 'compute dtype (default: the checkpoint\'s)' },
     threads: THREADS_OPTION,
@@ -33,15 +34,25 @@ export const lossCommand: CommandSpec = {
     const modelDir = str(args, 'model')!;
     const file = str(args, 'data')!;
     const json = bool(args, 'json');
-    const model = loadModel(modelDir, dtype ? { dtype } : {});
+    const overflow = str(args, 'overflow') ?? 'error';
+    if (overflow !== 'error' && overflow !== 'drop') throw new MedloraError(`--overflow must be error or drop, got "${overflow}"`);
+    let dropped = 0;
+    // task records are prompted as the adapter was trained (its medlora_contract.json), flags winning with a warning
+    const { explicitPrompt, CONTRACT_FLAGS } = await import('./eval.js');
+    const { inferenceSettings } = await import('../../eval/load-extractor.js');
+    const { settings } = inferenceSettings(str(args, 'adapter'), { ...explicitPrompt(args), ...(dtype !== undefined ? { dtype } : {}), fieldNames: CONTRACT_FLAGS });
+    for (const w of settings.warnings) console.error(`warning: ${w}`);
+    const prompt = { style: settings.prompt_style, maxLength: settings.max_length };
+    const computeDtype = settings.compute_dtype as 'f32' | 'bf16' | 'f16' | undefined;
+    const model = loadModel(modelDir, computeDtype ? { dtype: computeDtype } : {});
     try {
       if (str(args, 'adapter')) {
-        const { loadAdapter } = await import('../../adapt/peft-io.js');
-        loadAdapter(model, str(args, 'adapter')!);
+        const { loadAnyAdapter } = await import('../../adapt/methods/index.js');
+        loadAnyAdapter(model, str(args, 'adapter')!);
       }
       const vocab = model.config.vocab_size;
       const rows: Array<{ input_ids: number[]; labels: number[] }> = [];
-      let encodeRecord: ((v: unknown, where: string) => { input_ids: number[]; labels: number[] }) | undefined;
+      let encodeRecord: ((v: unknown, where: string) => { input_ids: number[]; labels: number[] } | undefined) | undefined;
       for await (const { line, text } of readLines(file)) {
         if (text.trim() === '') continue;
         const where = `${file}:${line}`;
@@ -54,11 +65,13 @@ export const lossCommand: CommandSpec = {
         }
         const problem = recordProblem(v);
         if (problem) throw new MedloraError(`${where}: neither a pre-tokenized row (no "input_ids") nor a task record: ${problem}`);
-        encodeRecord ??= await recordEncoder(str(args, 'tokenizer') ?? modelDir, str(args, 'prompt'), num(args, 'max-length'));
+        encodeRecord ??= await recordEncoder(str(args, 'tokenizer') ?? modelDir, prompt.style, prompt.maxLength, overflow);
         const r = encodeRecord(v, where);
+        if (r === undefined) { dropped++; continue; }
         rows.push(...checkLossRow(r as unknown as Record<string, unknown>, vocab, where));
       }
-      if (rows.length === 0) throw new MedloraError(`${file}: no rows (expected JSONL lines)`);
+      if (dropped) console.error(`note: ${dropped} record(s) dropped: their answer does not fit --max-length (--overflow drop)`);
+      if (rows.length === 0) throw new MedloraError(`${file}: no rows (expected JSONL lines${dropped ? `; ${dropped} dropped by --overflow drop` : ''})`);
       const bar = new Progress({ total: rows.length, label: 'loss', unit: 'rows', quiet: json });
       const res = datasetLoss(model, rows, { batchSize: num(args, 'batch-size'), onBatch: (done, mean) => bar.update(done, Number.isFinite(mean) ? { loss: mean } : {}) });
       bar.end();
@@ -73,16 +86,21 @@ export const lossCommand: CommandSpec = {
 };
 
 /** Encoder for canonical task records with a tokenizer and prompt style (src/data encode: prompt -100, answer + EOS). */
-async function recordEncoder(tokDir: string, style: string | undefined, maxLength: number | undefined):
-  Promise<(v: unknown, where: string) => { input_ids: number[]; labels: number[] }> {
+async function recordEncoder(tokDir: string, style: string | undefined, maxLength: number | undefined, overflow: 'drop' | 'error'):
+  Promise<(v: unknown, where: string) => { input_ids: number[]; labels: number[] } | undefined> {
   const { loadTokenizer } = await import('../../tokenize/tokenizer.js');
   const { encodeRecord } = await import('../../data/encode.js');
   const { parsePromptStyle } = await import('../../data/prompt.js');
   const tok = loadTokenizer(tokDir);
   const s = parsePromptStyle(style);
   return (v, where) => {
-    const r = encodeRecord(v as Parameters<typeof encodeRecord>[0], tok, { style: s, ...(maxLength ? { maxLength } : {}), overflow: 'error' });
-    if (!r.ok) throw new MedloraError(`${where}: record ${r.id}: ${r.reason}`);
+    let r;
+    try {
+      r = encodeRecord(v as Parameters<typeof encodeRecord>[0], tok, { style: s, ...(maxLength ? { maxLength } : {}), overflow });
+    } catch (e) {
+      throw e instanceof MedloraError ? new MedloraError(`${where}: ${e.message}`) : e;
+    }
+    if (!r.ok) return undefined;
     return r.example;
   };
 }

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { type CommandSpec, bool, list, num, str } from '../command.js';
 import { MedloraError } from '../../util/errors.js';
 import { DEFAULT_STOP_LIST, RELAXED_NORMALIZE, type NormalizeOptions } from '../../eval/normalize.js';
-import type { MatchOptions } from '../../eval/match.js';
+import { parseMetric, type MatchOptions } from '../../eval/match.js';
 import { scoreFiles } from '../../eval/score.js';
 import { renderText, reportJson, writeReport } from '../../eval/report.js';
 
@@ -28,6 +28,8 @@ export const scoreCommand: CommandSpec = {
     'Gold: canonical records ({"id", "task", "input", "gold"}); ids missing from the predictions count as empty answers.',
     'Matching is strict (exact strings) unless --relaxed; normalisation switches apply to relaxed matching.',
     'micro = counts pooled over all items; macro = mean of per-type scores; per-record = mean of record scores.',
+    '--metric pooled-set: each record\'s answer strings (ade-email: drug_name and adverse_events) form ONE set, types',
+    'ignored, duplicates once; TP/FP/FN per record are summed (the adverse-event recipe\'s scripts/evaluate.py).',
   ].join('\n'),
   options: {
     task: { type: 'string', value: 'TASK', required: true, description: 'task of the gold records (ddi-triplets, chemicals, ..., ade-email)' },
@@ -47,6 +49,7 @@ export const scoreCommand: CommandSpec = {
     'stop-word': { type: 'string', value: 'WORD', multiple: true, description: 'add one stop-list entry (repeatable)' },
     'min-length': { type: 'number', value: 'N', default: 0, description: 'drop predicted names shorter than N characters' },
     report: { type: 'string', value: 'DIR', description: 'also write report.html and report.json into DIR' },
+    metric: { type: 'string', value: 'typed|pooled-set', default: 'typed', description: 'typed: per entity type / relation; pooled-set: each record\'s strings as one set (the adverse-event recipe\'s evaluate.py)' },
   },
   run(args) {
     const normalize: NormalizeOptions = {
@@ -67,6 +70,7 @@ export const scoreCommand: CommandSpec = {
       normalize,
       filters: { grounding: bool(args, 'ground'), stopList: stopList(str(args, 'stop-list'), list(args, 'stop-word')), minLength },
       symmetric,
+      metric: parseMetric(str(args, 'metric'), '--metric'),
     };
     const result = scoreFiles(str(args, 'task')!, str(args, 'gold')!, str(args, 'pred')!, options);
     const dir = str(args, 'report');

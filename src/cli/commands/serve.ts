@@ -1,7 +1,6 @@
 // `medlora serve`: load a model (+ adapter) once and serve extraction over HTTP (glue over src/serve/server.ts).
 import type { CommandSpec } from '../command.js';
 import { bool, list, num, str } from '../command.js';
-import { MedloraError } from '../../util/errors.js';
 import { GENERATION_OPTIONS } from './eval.js';
 
 /** A display name for a folder: its base name, or its parent's when it is the conventional "adapter" folder. */
@@ -20,12 +19,16 @@ export const serveCommand: CommandSpec = {
     '                    "max_new_tokens" (<= --max-new-tokens), "temperature", "top_k", "top_p", "repetition_penalty",',
     '                    "seed", "constrain" (default true: answers always parse). Answer: {"results": [{"task", "input",',
     '                    "result" (the task\'s structured answer), "entities": [{"text", "role", "spans": [[start, end], ...]}],',
-    '                    "raw" (model text), "parsed", "unparsed", "finish_reason"}], "model", "adapter", "elapsed_ms", "batch"}',
+    '                    "raw" (model text), "parsed", "unparsed", "finish_reason", "truncated"}], "model", "adapter", "elapsed_ms",',
+    '                    "batch"}; finish_reason eos | length | max_positions (the model\'s position limit), truncated',
+    '                    true for the last two',
     '                    Spans are Unicode code-point offsets of the input, end exclusive (as medlora extract).',
     '  GET /v1/tasks     the served tasks with their instruction, output JSON Schema and entity roles',
     '  GET /health       model, adapter, engine, uptime, request counters, limits',
     '  GET /             a web page: pick a task, paste text, see the table, highlighted spans and raw JSON',
     '                    (/?task=T&text=...&run=1 pre-fills the form and submits it)',
+    'The prompt style, max length, instructions, dtype and default tasks come from the adapter\'s training contract',
+    '(medlora_contract.json, written by medlora train); a flag that contradicts it wins with a warning.',
     'Queueing: generation runs one batch at a time. Greedy requests of the same task and settings that wait together',
     'share a batch of at most --max-batch texts (the oldest request always goes first); sampled requests (temperature > 0)',
     'run alone so their seed gives the same answer whatever else is queued. While a batch runs, other requests wait.',
@@ -38,7 +41,7 @@ export const serveCommand: CommandSpec = {
     model: GENERATION_OPTIONS.model!,
     adapter: GENERATION_OPTIONS.adapter!,
     tokenizer: GENERATION_OPTIONS.tokenizer!,
-    task: { type: 'string', value: 'TASK', multiple: true, description: 'serve only this task (repeatable; default: every structured task)' },
+    task: { type: 'string', value: 'TASK', multiple: true, description: 'serve only this task (repeatable; default: the adapter\'s training contract\'s tasks, else every structured task)' },
     host: { type: 'string', value: 'HOST', default: '127.0.0.1', description: 'address to listen on (0.0.0.0 exposes the server to the network)' },
     port: { type: 'number', value: 'N', default: 8080, description: 'port (0 = any free port; the chosen one is printed)' },
     'max-batch': { type: 'number', value: 'N', default: 8, description: 'most texts generated together in one batch' },
@@ -57,11 +60,9 @@ export const serveCommand: CommandSpec = {
     const { structuredTask } = await import('../../eval/run-eval.js');
     const { loadExtractor } = await import('../../eval/load-extractor.js');
     const { createServer } = await import('../../serve/server.js');
-    const prompt = str(args, 'prompt') ?? 'alpaca';
-    if (prompt !== 'alpaca' && prompt !== 'chat') throw new MedloraError(`medlora serve: --prompt must be alpaca or chat, got "${prompt}"`);
-    const tasks = [...new Set(list(args, 'task').map((t) => structuredTask(t)))];
-    const maxLength = num(args, 'max-length');
-    if (maxLength !== undefined && (!Number.isInteger(maxLength) || maxLength < 1)) throw new MedloraError(`medlora serve: --max-length must be a positive integer, got ${maxLength}`);
+    const { explicitPrompt, CONTRACT_FLAGS } = await import('./eval.js');
+    const explicit = explicitPrompt(args);
+    let tasks = [...new Set(list(args, 'task').map((t) => structuredTask(t)))];
     const json = bool(args, 'json');
     const quiet = bool(args, 'quiet');
     const t0 = Date.now();
@@ -69,11 +70,15 @@ export const serveCommand: CommandSpec = {
     const dtype = str(args, 'dtype');
     const threads = num(args, 'threads');
     const adapter = str(args, 'adapter');
-    const { model, tok, modelDir, adapterDir } = loadExtractor({
-      model: str(args, 'model')!, where: 'medlora serve',
+    const { model, tok, modelDir, adapterDir, settings, warnings } = loadExtractor({
+      model: str(args, 'model')!, where: 'medlora serve', ...explicit, fieldNames: CONTRACT_FLAGS, ...(tasks.length ? { tasks } : {}),
       ...(tokDir !== undefined ? { tokenizer: tokDir } : {}), ...(dtype !== undefined ? { dtype } : {}),
       ...(threads !== undefined ? { threads } : {}), ...(adapter !== undefined ? { adapter } : {}),
     });
+    for (const w of warnings) console.error(`warning: ${w}`);
+    // without --task: the tasks the adapter was trained on (its contract), else every structured task
+    if (!tasks.length) tasks = settings.contract_tasks.filter((t) => { try { structuredTask(t); return true; } catch { return false; } }) as typeof tasks;
+    const maxLength = settings.max_length;
     let handle;
     try {
       handle = await createServer({
@@ -81,7 +86,7 @@ export const serveCommand: CommandSpec = {
         ...(tasks.length ? { tasks } : {}),
         host: str(args, 'host')!, port: num(args, 'port')!, maxBatch: num(args, 'max-batch')!, maxNewTokens: num(args, 'max-new-tokens')!,
         maxTexts: num(args, 'max-texts')!, maxInputChars: num(args, 'max-input-chars')!, maxBodyBytes: num(args, 'max-body-bytes')!,
-        promptStyle: prompt, ...(maxLength !== undefined ? { maxLength } : {}),
+        promptStyle: settings.prompt_style, ...(maxLength !== undefined ? { maxLength } : {}), instructions: settings.instructions,
         onRequest: (e) => {
           if (json) console.log(JSON.stringify({ event: 'request', ...e }));
           else if (!quiet) console.error(`${e.method} ${e.path} ${e.status} ${e.ms} ms${e.texts ? ` (${e.texts} texts, batch of ${e.batch?.texts})` : ''}${e.error ? `: ${e.error}` : ''}`);

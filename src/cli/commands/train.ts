@@ -5,14 +5,19 @@ import { bool, str } from '../command.js';
 import { MedloraError } from '../../util/errors.js';
 import { THREADS_OPTION } from '../threads.js';
 
+/** A path as one shell word (quoted only when it needs to be). */
+function shellQuote(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
 export const trainCommand: CommandSpec = {
   name: 'train',
   summary: 'Fine-tune a model with LoRA from a config file (YAML or JSON)',
   options: {
-    config: { type: 'string', value: 'FILE', required: true, description: 'training config (configs/*.yaml presets, or your own)' },
+    config: { type: 'string', value: 'FILE', description: 'training config (configs/*.yaml presets, or your own); required unless --resume RUN_DIR' },
     model: { type: 'string', value: 'DIR', description: 'model folder (overrides the config\'s model)' },
     output: { type: 'string', value: 'DIR', description: 'run directory (overrides output_dir)' },
-    resume: { type: 'string', value: 'DIR|latest', description: 'continue from a checkpoint folder, or the newest one in the run directory' },
+    resume: { type: 'string', value: 'RUN_DIR|CHECKPOINT|latest', description: 'continue a run: its folder alone (its config.resolved.json and newest checkpoint), a checkpoint-<step> folder, or latest (with --config)' },
     'dry-run': { type: 'boolean', description: 'print the resolved config and exit' },
     json: { type: 'boolean', description: 'machine-readable progress and result as JSON lines on stdout' },
     quiet: { type: 'boolean', description: 'no progress bar' },
@@ -23,27 +28,42 @@ export const trainCommand: CommandSpec = {
     'Any config key can be overridden: --training.max_steps 5, or the short form --max_steps 5 (every key whose name',
     'is unique: --learning_rate, --lora_alpha, --seed, ...). Lists: --target_modules q_proj,v_proj. null: --eval_steps null.',
     'The run directory gets config.resolved.json, metrics.jsonl, checkpoint-<step>/, adapter/ and report.html.',
-    'Ctrl-C finishes the current update, saves a checkpoint and exits with code 130.',
+    'Ctrl-C finishes the current update, saves a checkpoint and exits with code 130; `medlora train --resume RUN_DIR`',
+    'then continues from the run folder\'s config.resolved.json and its newest checkpoint (flags still override keys).',
   ].join('\n'),
   async run(args) {
     const { readConfigFile, resolveConfig } = await import('../../train/config.js');
-    const file = str(args, 'config')!;
+    const { resumeRun } = await import('../../train/checkpoint.js');
+    let file = str(args, 'config');
+    let resume = str(args, 'resume');
     const overrides: Array<[string, string]> = [];
+    if (resume !== undefined && resume !== 'latest') {
+      // --resume RUN_DIR or CHECKPOINT: the run's own resolved config (unless --config is given) and its checkpoint
+      const t = resumeRun(resume);
+      if (file === undefined) file = t.config;
+      if (str(args, 'output') === undefined) overrides.push(['output_dir', t.runDir]);
+      resume = t.checkpoint;
+    }
+    if (file === undefined) {
+      throw new MedloraError(resume === 'latest' ? '--resume latest needs --config FILE (or give the run folder: --resume RUN_DIR)' : '--config FILE is required (or --resume RUN_DIR to continue a run)');
+    }
     if (str(args, 'model') !== undefined) overrides.push(['model', str(args, 'model')!]);
     if (str(args, 'output') !== undefined) overrides.push(['output_dir', str(args, 'output')!]);
     overrides.push(...args.extra);
     const cfg = resolveConfig(readConfigFile(file), overrides, file);
     const json = bool(args, 'json');
+    (await import('../../data/contract.js')).checkMaxLength(cfg.data.max_length, cfg.model, 'data.max_length');
     if (bool(args, 'dry-run')) {
       console.log(JSON.stringify(cfg, null, 2));
       return 0;
     }
     const { runTraining } = await import('../../train/run.js');
-    const res = await runTraining(cfg, { resume: str(args, 'resume'), json, quiet: bool(args, 'quiet'),
+    const res = await runTraining(cfg, { ...(resume !== undefined ? { resume } : {}), json, quiet: bool(args, 'quiet'),
       generateEval: async (model, c) => (await import('../../eval/run-eval.js')).trainingGenerateEval(model, c) });
     if (res.interrupted) {
-      const msg = `interrupted at step ${res.steps}; checkpoint saved in ${res.lastCheckpoint}. Resume with: medlora train --config ${file} --output ${cfg.output_dir} --resume latest`;
-      if (json) console.log(JSON.stringify({ event: 'interrupted', step: res.steps, checkpoint: res.lastCheckpoint }));
+      const cmd = `medlora train --resume ${shellQuote(cfg.output_dir)}`;
+      const msg = `interrupted at step ${res.steps}; checkpoint saved in ${res.lastCheckpoint}. Resume with: ${cmd}`;
+      if (json) console.log(JSON.stringify({ event: 'interrupted', step: res.steps, checkpoint: res.lastCheckpoint, resume: cmd }));
       console.error(msg);
       return 130;
     }

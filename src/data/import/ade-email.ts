@@ -1,6 +1,7 @@
 // Adverse-event email importer: a JSON array of {"input": email, "output": {drug_name, adverse_events}} where output
 // is a JSON string (entity_extraction/*.json) or an object (entity_extraction_reports/*.txt); a file or a folder.
 import { readFileSync, statSync, existsSync } from 'node:fs';
+import { relative } from 'node:path';
 import { MedloraError } from '../../util/errors.js';
 import type { AdeEmail, MedRecord } from '../schema.js';
 import { bump, countRecord, decodeUtf8, walkFiles, type Importer } from './common.js';
@@ -24,15 +25,23 @@ export const adeEmail: Importer = {
   description: 'adverse-event emails: JSON array of {input, output} (a file, or a folder of .json/.txt arrays)',
   async *read(path, counts) {
     if (!existsSync(path)) throw new MedloraError(`${path}: no such file or directory`);
-    const files = statSync(path).isDirectory() ? [...walkFiles(path, '.json'), ...walkFiles(path, '.txt')].sort() : [path];
+    const folder = statSync(path).isDirectory();
+    const files = folder ? [...walkFiles(path, '.json'), ...walkFiles(path, '.txt')].sort() : [path];
     if (files.length === 0) throw new MedloraError(`${path}: no .json or .txt files`);
     const drugs = new Set<string>();
+    const skipped: string[] = [];
     for (const file of files) {
       const text = decodeUtf8(readFileSync(file), file);
-      if (text.trim() === '') throw new MedloraError(`${file}: is empty (expected a JSON array)`);
+      // In a folder, a file that is not a JSON array (the recipe's prompt-template.txt, a README) holds no records:
+      // it is skipped and counted. A named file, and any element of a record array, must be right.
+      const notRecords = (why: string): void => {
+        if (!folder) throw new MedloraError(`${file}: ${why}`);
+        skipped.push(file);
+      };
+      if (text.trim() === '') { notRecords('is empty (expected a JSON array)'); continue; }
       let arr: unknown;
-      try { arr = JSON.parse(text); } catch (e) { throw new MedloraError(`${file}: invalid JSON (${(e as Error).message})`); }
-      if (!Array.isArray(arr)) throw new MedloraError(`${file}: expected a JSON array of {input, output}`);
+      try { arr = JSON.parse(text); } catch (e) { notRecords(`invalid JSON (${(e as Error).message})`); continue; }
+      if (!Array.isArray(arr)) { notRecords('expected a JSON array of {input, output}'); continue; }
       for (let i = 0; i < arr.length; i++) {
         const where = `${file}: element ${i}`;
         const o = arr[i] as Record<string, unknown>;
@@ -48,5 +57,10 @@ export const adeEmail: Importer = {
       }
     }
     counts.notes.drugs = drugs.size;
+    if (skipped.length) {
+      counts.notes.skipped_files = skipped.length;
+      counts.warnings.push(`skipped ${skipped.length} file(s) that are not JSON arrays of records: ${skipped.map((f) => relative(path, f)).join(', ')}`);
+    }
+    if (counts.records === 0 && skipped.length) throw new MedloraError(`${path}: none of its ${files.length} .json/.txt files is a JSON array of {input, output} records`);
   },
 };
