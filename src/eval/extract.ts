@@ -13,7 +13,7 @@ import { MedloraError } from '../util/errors.js';
 import { RELAXED_NORMALIZE, normalizeText } from './normalize.js';
 import { parseOutput, type StructuredTask } from './parse.js';
 import {
-  DEFAULT_GENERATION, encodeForEval, generateAnswers, textRecord, type GenerationSettings, type GenerationTiming, type ProgressFn,
+  DEFAULT_GENERATION, encodeForEval, generateAnswers, rankSlice, textRecord, type EvalParallel, type GenerationSettings, type GenerationTiming, type ProgressFn,
 } from './run-eval.js';
 import type { FinishReason } from '../generate/generate.js';
 
@@ -116,6 +116,8 @@ export function entitiesOf(task: StructuredTask, result: GoldByTask[StructuredTa
 
 export interface ExtractOptions extends Partial<GenerationSettings> {
   onProgress?: ProgressFn;
+  /** several ranks: each generates its share (whole batches), every rank gets all results in input order */
+  parallel?: EvalParallel;
   /** per task, the instruction training used when it is not the task's built-in one (an adapter's contract) */
   instructions?: Record<string, string>;
 }
@@ -125,14 +127,17 @@ export function extract(model: CausalLM, tok: TextTokenizer, task: StructuredTas
   { results: ExtractResult[]; timing: GenerationTiming } {
   if (inputs.length === 0) throw new MedloraError('extract: no input texts');
   const s: GenerationSettings = { ...DEFAULT_GENERATION };
-  for (const [k, v] of Object.entries(o)) if (v !== undefined && k !== 'onProgress' && k !== 'instructions') (s as unknown as Record<string, unknown>)[k] = v;
+  for (const [k, v] of Object.entries(o)) if (v !== undefined && k !== 'onProgress' && k !== 'instructions' && k !== 'parallel') (s as unknown as Record<string, unknown>)[k] = v;
   const instruction = o.instructions?.[task];
   (model as { train?: (on: boolean) => unknown }).train?.(false);
   const prompts = inputs.map((x) => {
     const e = encodeForEval({ ...textRecord(task, x.id, x.text), ...(instruction !== undefined ? { instruction } : {}) }, tok, s);
     return { id: x.id, ids: e.input_ids.slice(0, e.promptLength) };
   });
-  const { answers, timing } = generateAnswers(model, tok, task, prompts, s, o.onProgress);
+  const { lo, hi } = rankSlice(prompts.length, s.batchSize, o.parallel);
+  const gen = generateAnswers(model, tok, task, prompts.slice(lo, hi), { ...s, seed: s.seed + lo / s.batchSize }, o.onProgress);
+  const { timing } = gen;
+  const answers = o.parallel ? o.parallel.gatherLists(gen.answers).flat() : gen.answers;
   const results = answers.map((a, i): ExtractResult => {
     const p = parseOutput(task, a.output);
     const text = inputs[i]!.text;

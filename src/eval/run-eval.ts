@@ -209,6 +209,27 @@ export interface EvaluateOptions extends Partial<GenerationSettings> {
   onProgress?: ProgressFn;
   /** per task, the instruction training used (an adapter's contract) for records that carry none of their own */
   instructions?: Record<string, string>;
+  /** several ranks (src/train/distributed.ts DataParallel): each generates its share, every rank gets all results */
+  parallel?: EvalParallel;
+}
+
+/** What evaluateModel needs to split its records over ranks. */
+export interface EvalParallel {
+  readonly rank: number;
+  readonly worldSize: number;
+  /** every rank's list, in rank order */
+  gatherLists<T>(items: readonly T[]): T[][];
+  allSum(values: readonly number[]): number[];
+}
+
+/**
+ * This rank's records [lo, hi): whole generation batches, so batches, padding and per-batch seeds are those of one
+ * process and the gathered answers are identical to a 1-process run's.
+ */
+export function rankSlice(n: number, batchSize: number, par?: EvalParallel): { lo: number; hi: number } {
+  if (!par) return { lo: 0, hi: n };
+  const per = Math.ceil(Math.ceil(n / batchSize) / par.worldSize) * batchSize;
+  return { lo: Math.min(n, par.rank * per), hi: Math.min(n, (par.rank + 1) * per) };
 }
 
 /**
@@ -224,7 +245,16 @@ export function evaluateModel(model: CausalLM, tok: TextTokenizer, records: MedR
   (model as { train?: (on: boolean) => unknown }).train?.(false);
   const ins = o.instructions ?? {};
   const encoded = records.map((r) => encodeForEval(r.instruction === undefined && ins[r.task] !== undefined ? { ...r, instruction: ins[r.task]! } : r, tok, s));
-  const { answers, timing } = generateAnswers(model, tok, task, encoded.map((e, i) => ({ id: records[i]!.id, ids: e.input_ids.slice(0, e.promptLength) })), s, o.onProgress);
+  const par = o.parallel;
+  const { lo, hi } = rankSlice(records.length, s.batchSize, par);
+  const prompts = encoded.map((e, i) => ({ id: records[i]!.id, ids: e.input_ids.slice(0, e.promptLength) })).slice(lo, hi);
+  let { answers, timing } = generateAnswers(model, tok, task, prompts, { ...s, seed: s.seed + lo / s.batchSize }, o.onProgress);
+  if (par) {
+    answers = par.gatherLists(answers).flat();
+    const [tokens, maskMs] = par.allSum([timing.generatedTokens, timing.maskMs]);
+    const seconds = Math.max(...par.gatherLists([timing.seconds]).flat());
+    timing = { generatedTokens: tokens!, seconds, msPerToken: tokens ? (1000 * seconds) / tokens : 0, maskMs: maskMs!, maskMsPerToken: tokens ? maskMs! / tokens : 0 };
+  }
   const preds = new Map<string, { value: PredLine; where: string }>();
   const predictions: PredictionRow[] = answers.map((a) => {
     preds.set(a.id, { value: { id: a.id, output: a.output }, where: `generated answer ${a.id}` });
@@ -235,7 +265,14 @@ export function evaluateModel(model: CausalLM, tok: TextTokenizer, records: MedR
   const score: ScoreResult = { ...scored, gold: o.dataLabel, pred: o.predLabel };
   let loss: DatasetLoss | null = null;
   if (o.loss !== false) {
-    loss = datasetLoss(model, encoded, { batchSize: s.batchSize, onBatch: (done) => o.onProgress?.('loss', done, encoded.length) });
+    const mine = encoded.slice(lo, hi);
+    loss = mine.length ? datasetLoss(model, mine, { batchSize: s.batchSize, onBatch: (done) => o.onProgress?.('loss', done, mine.length) }) :
+      { loss: NaN, perplexity: NaN, tokens: 0, rows: 0 };
+    if (par) {
+      const [sum, tokens, rows] = par.allSum([loss.tokens ? loss.loss * loss.tokens : 0, loss.tokens, loss.rows]);
+      const mean = tokens ? sum! / tokens : NaN;
+      loss = { loss: mean, perplexity: Math.exp(mean), tokens: tokens!, rows: rows! };
+    }
   }
   const clean = predictions.filter((p) => p.unparsed.length === 0).length;
   return {

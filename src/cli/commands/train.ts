@@ -4,6 +4,7 @@ import type { CommandSpec } from '../command.js';
 import { bool, str } from '../command.js';
 import { MedloraError } from '../../util/errors.js';
 import { THREADS_OPTION } from '../threads.js';
+import { DIST_OPTIONS, startRanks } from '../distributed.js';
 
 /** A path as one shell word (quoted only when it needs to be). */
 function shellQuote(s: string): string {
@@ -22,6 +23,7 @@ export const trainCommand: CommandSpec = {
     json: { type: 'boolean', description: 'machine-readable progress and result as JSON lines on stdout' },
     quiet: { type: 'boolean', description: 'no progress bar' },
     threads: THREADS_OPTION,
+    ...DIST_OPTIONS,
   },
   allowExtra: true,
   details: [
@@ -30,6 +32,8 @@ export const trainCommand: CommandSpec = {
     'The run directory gets config.resolved.json, metrics.jsonl, checkpoint-<step>/, adapter/ and report.html.',
     'Ctrl-C finishes the current update, saves a checkpoint and exits with code 130; `medlora train --resume RUN_DIR`',
     'then continues from the run folder\'s config.resolved.json and its newest checkpoint (flags still override keys).',
+    'Several processes (data parallel, c10d Gloo/NCCL): torchrun --nproc-per-node N --no-python node bin/medlora.js train ...',
+    'or --nproc-per-node N; per_device_train_batch_size is per rank (the global batch is N times it).',
   ].join('\n'),
   async run(args) {
     const { readConfigFile, resolveConfig } = await import('../../train/config.js');
@@ -57,12 +61,22 @@ export const trainCommand: CommandSpec = {
       console.log(JSON.stringify(cfg, null, 2));
       return 0;
     }
+    const ranks = await startRanks('train', args);
+    if ('exitCode' in ranks) return ranks.exitCode;
+    const parallel = ranks.parallel;
     const { runTraining } = await import('../../train/run.js');
-    const res = await runTraining(cfg, { ...(resume !== undefined ? { resume } : {}), json, quiet: bool(args, 'quiet'),
-      generateEval: async (model, c) => (await import('../../eval/run-eval.js')).trainingGenerateEval(model, c) });
+    let res;
+    try {
+      res = await runTraining(cfg, { ...(resume !== undefined ? { resume } : {}), json, quiet: bool(args, 'quiet'), parallel,
+        generateEval: async (model, c) => (await import('../../eval/run-eval.js')).trainingGenerateEval(model, c) });
+    } finally {
+      parallel?.destroy();
+    }
     if (res.interrupted) {
+      if (parallel && parallel.rank !== 0) return 130; // rank 0 says it
+      const ranksNote = parallel ? ` (with the same ${parallel.worldSize} ranks)` : '';
       const cmd = `medlora train --resume ${shellQuote(cfg.output_dir)}`;
-      const msg = `interrupted at step ${res.steps}; checkpoint saved in ${res.lastCheckpoint}. Resume with: ${cmd}`;
+      const msg = `interrupted at step ${res.steps}; checkpoint saved in ${res.lastCheckpoint}. Resume with: ${cmd}${ranksNote}`;
       if (json) console.log(JSON.stringify({ event: 'interrupted', step: res.steps, checkpoint: res.lastCheckpoint, resume: cmd }));
       console.error(msg);
       return 130;
