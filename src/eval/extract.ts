@@ -8,7 +8,7 @@
 // `occurrences` lists every non-overlapping occurrence.
 import type { CausalLM } from '../model/causal-lm.js';
 import type { TextTokenizer } from '../tokenize/types.js';
-import type { GoldByTask } from '../data/schema.js';
+import { getStructuredTask } from '../data/tasks/index.js';
 import { MedloraError } from '../util/errors.js';
 import { RELAXED_NORMALIZE, normalizeText } from './normalize.js';
 import { parseOutput, type StructuredTask } from './parse.js';
@@ -87,31 +87,8 @@ export function findSpans(text: string, entity: string): Array<[number, number]>
 }
 
 /** The entities of a parsed answer with their roles (relations are not entities; duplicates are listed once). */
-export function entitiesOf(task: StructuredTask, result: GoldByTask[StructuredTask]): Array<{ role: string; text: string }> {
-  const out: Array<{ role: string; text: string }> = [];
-  const add = (role: string, text: string): void => {
-    if (text && !out.some((e) => e.role === role && e.text === text)) out.push({ role, text });
-  };
-  const pairRoles: Partial<Record<StructuredTask, [string, string]>> = {
-    'ddi-triplets': ['drug', 'drug'], chemprot: ['chemical', 'gene'], influences: ['chemical', 'disease'], 'drug-ae': ['drug', 'adverse_effect'],
-  };
-  switch (task) {
-    case 'chemicals':
-    case 'diseases':
-      for (const s of result as string[]) add(task === 'chemicals' ? 'chemical' : 'disease', s);
-      break;
-    case 'ade-email': {
-      const a = result as GoldByTask['ade-email'];
-      add('drug_name', a.drug_name);
-      for (const e of a.adverse_events) add('adverse_event', e);
-      break;
-    }
-    default: {
-      const [h, t] = pairRoles[task]!;
-      for (const p of result as Array<{ head: string; tail: string }>) { add(h, p.head); add(t, p.tail); }
-    }
-  }
-  return out;
+export function entitiesOf(task: StructuredTask, result: unknown): Array<{ role: string; text: string }> {
+  return getStructuredTask(task).entities(result);
 }
 
 export interface ExtractOptions extends Partial<GenerationSettings> {

@@ -6,19 +6,20 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { CausalLM } from '../model/causal-lm.js';
 import type { TextTokenizer } from '../tokenize/types.js';
-import type { GoldByTask, MedRecord } from '../data/schema.js';
+import type { MedRecord, TaskName } from '../data/schema.js';
+import { getStructuredTask, getTask } from '../data/tasks/index.js';
 import { encodeRecord, type EncodedExample } from '../data/encode.js';
 import type { PromptStyle } from '../data/prompt.js';
 import type { TrainConfig } from '../train/config.js';
 import type { GenerateEvalScores } from '../train/metrics.js';
 import { generateIds, type ConstraintFn, type FinishReason } from '../generate/generate.js';
 import { sessionsConstraint } from '../generate/constrain.js';
-import { ConstrainedSession, taskConstraint, type TokenConstraint } from '../generate/constraints/index.js';
+import { ConstrainedSession, taskConstraint, type Constraint } from '../generate/constraints/index.js';
 import { datasetLoss, type DatasetLoss } from '../model/dataset-loss.js';
 import { MedloraError } from '../util/errors.js';
 import { DEFAULT_MATCH, type MatchOptions } from './match.js';
 import { prf } from './metrics.js';
-import { STRUCTURED_TASKS, parseOutput, type StructuredTask } from './parse.js';
+import { parseOutput, type StructuredTask } from './parse.js';
 import { scoreRecords, type PredLine, type ScoreResult } from './score.js';
 import { describeOptions, escapeHtml, renderHtml, renderText, reportJson } from './report.js';
 
@@ -69,22 +70,14 @@ export interface GenerationTiming {
   maskMsPerToken: number;
 }
 
-const EMPTY_GOLD: { [K in StructuredTask]: () => GoldByTask[K] } = {
-  'ddi-triplets': () => [], chemicals: () => [], diseases: () => [], influences: () => [], chemprot: () => [],
-  'drug-ae': () => [], 'ade-email': () => ({ drug_name: '', adverse_events: [] }),
-};
-
 /** A structured task name, or a clear error (qa is free text: scored by loss, see `medlora loss`). */
 export function structuredTask(task: string, where = '--task'): StructuredTask {
-  if (!(STRUCTURED_TASKS as readonly string[]).includes(task)) {
-    throw new MedloraError(`${where}: "${task}" is not a structured extraction task (expected one of ${STRUCTURED_TASKS.join(', ')}; qa is free text and is scored by medlora loss)`);
-  }
-  return task as StructuredTask;
+  return getStructuredTask(task, where).name;
 }
 
 /** A record with an empty answer, for prompting on raw text (extract): the prompt never depends on the gold. */
 export function textRecord(task: StructuredTask, id: string, input: string): MedRecord {
-  return { id, task, input, gold: EMPTY_GOLD[task]() };
+  return { id, task: task as TaskName, input, gold: getStructuredTask(task).empty() as MedRecord['gold'] };
 }
 
 /**
@@ -101,7 +94,7 @@ export function encodeForEval(r: MedRecord, tok: TextTokenizer, s: Pick<Generati
  * The constraint for one generateIds batch (src/generate/constrain.ts: one ConstrainedSession per sequence), timed:
  * the time of every call (advancing the session and computing the mask) is added to `stats.maskMs`.
  */
-export function timedConstraint(c: TokenConstraint, batch: number, maxNewTokens: number, stats: { maskMs: number }): ConstraintFn {
+export function timedConstraint(c: Constraint, batch: number, maxNewTokens: number, stats: { maskMs: number }): ConstraintFn {
   const inner = sessionsConstraint(Array.from({ length: batch }, () => new ConstrainedSession(c, maxNewTokens)));
   return (seq, generated) => {
     const t0 = performance.now();
@@ -335,7 +328,7 @@ export type GenerateEvalMetrics = GenerateEvalScores;
  * sample's tasks, plus gen_f1/<task> per task when there are several. No loss (the trainer has eval_loss).
  */
 export function generationEvaluator(model: CausalLM, tok: TextTokenizer, records: MedRecord[], o: EvaluateOptions & { samples: number }): () => GenerateEvalMetrics {
-  const sample = records.filter((r) => (STRUCTURED_TASKS as readonly string[]).includes(r.task)).slice(0, o.samples);
+  const sample = records.filter((r) => getTask(r.task).structured).slice(0, o.samples);
   if (sample.length === 0) throw new MedloraError('eval_generate_steps: the validation data has no records of a structured task to generate answers for');
   const byTask = new Map<string, MedRecord[]>();
   for (const r of sample) byTask.set(r.task, [...(byTask.get(r.task) ?? []), r]);
