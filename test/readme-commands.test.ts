@@ -11,7 +11,8 @@
 //   CDR_Data/CDR.Corpus.v010516/...       -> a cut of ../shared/corpora/bc5cdr (first 8 PubTator documents per file)
 //   medlora-demo/...                      -> a demo run folder made on first use by `medlora demo --steps 2 --records 200`
 //   medlora | node bin/medlora.js         -> node <checkout>/bin/medlora.js
-//   configs/                              -> a link to this checkout's configs/ in the scratch folder
+//   configs/, test/fixtures/              -> links to this checkout's folders in the scratch folder (paths relative
+//                                            to the repository root, as `node bin/medlora.js` commands are written)
 //   localhost:8080 / 127.0.0.1:8080       -> the port of the `medlora serve` started earlier in the same block
 //   `import ... from 'medlora'` (js)      -> node_modules/medlora in the scratch folder links this checkout
 // Per-command flags appended to keep it fast on 2 cores (appended flags win over the documented ones): see FAST.
@@ -165,6 +166,8 @@ test(
   async () => {
     const work = mkdtempSync(join(tmpdir(), 'medlora-readme-'));
     symlinkSync(join(root, 'configs'), join(work, 'configs'));
+  mkdirSync(join(work, 'test'));
+  symlinkSync(join(root, 'test', 'fixtures'), join(work, 'test', 'fixtures'));
     mkdirSync(join(work, 'node_modules'));
     symlinkSync(root, join(work, 'node_modules', 'medlora'));
     const shared = sharedPath();
