@@ -133,11 +133,19 @@ export function words(line: string): string[] {
 
 /** Command lines of a shell block: comments and blank lines dropped, backslash continuations joined. */
 export function commandLines(text: string): string[] {
-  return text
-    .replace(/\\\n/g, ' ')
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l !== '' && !l.startsWith('#'));
+  // split at newlines outside quotes (a quoted JSON body may span lines)
+  const lines: string[] = [];
+  let cur = '', quote = '', comment = false;
+  for (const c of text.replace(/\\\n/g, ' ')) {
+    if (comment) { if (c === '\n') comment = false; continue; }
+    if (!quote && c === '#' && cur.trim() === '') { comment = true; cur = ''; continue; }
+    if (quote) { if (c === quote) quote = ''; }
+    else if (c === '"' || c === "'") quote = c;
+    else if (c === '\n') { lines.push(cur); cur = ''; continue; }
+    cur += c;
+  }
+  lines.push(cur);
+  return lines.map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
 }
 
 /** A cut of a corpus folder: small files copied, large ones truncated (PubTator: whole documents). */
