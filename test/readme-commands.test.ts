@@ -178,6 +178,8 @@ test(
   symlinkSync(join(root, 'test', 'fixtures'), join(work, 'test', 'fixtures'));
     mkdirSync(join(work, 'node_modules'));
     symlinkSync(root, join(work, 'node_modules', 'medlora'));
+  // the checkout's packages too (a README example may import a client library, e.g. openai)
+  for (const d of readdirSync(join(root, 'node_modules'))) if (d !== 'medlora' && !d.startsWith('.')) symlinkSync(join(root, 'node_modules', d), join(work, 'node_modules', d));
     const shared = sharedPath();
     const made = new Set<string>();
     const subst = (s: string): string =>
