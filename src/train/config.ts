@@ -4,6 +4,7 @@ import { defineTask, type SchemaTaskDef } from '../data/tasks/index.js';
 import { readFileSync, existsSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { MedloraError } from '../util/errors.js';
+import { cpuFacts } from '../tensor/cpu.js';
 import { suggestion } from '../util/suggest.js';
 
 export type SchedulerType = 'linear' | 'cosine' | 'constant' | 'constant_with_warmup' | RunSchedulerType;
@@ -65,6 +66,8 @@ export interface TrainingSection {
   max_grad_norm: number;
   optim: OptimName;
   bf16: boolean;
+  /** auto: bf16 when `bf16` and the CPU has bf16 units, else f32 (bf16 asked); bf16 / f32: as given (computeDtype) */
+  compute_dtype: 'auto' | 'f32' | 'bf16';
   gradient_checkpointing: boolean;
   logging_steps: number;
   eval_steps: number | null;
@@ -304,7 +307,8 @@ const TRAINING: Section = {
   adam_epsilon: { kind: { t: 'number', min: 0, minExclusive: true }, default: 1e-8, doc: 'HF default 1e-8' },
   max_grad_norm: { kind: { t: 'number', min: 0 }, default: 1.0, doc: 'global-norm clip; 0 = off (HF default 1.0)' },
   optim: { kind: { t: 'enum', values: ['adamw_torch', 'adamw_8bit', 'paged_adamw_8bit'] }, default: 'adamw_torch', doc: 'optimizer' },
-  bf16: { kind: { t: 'bool' }, default: false, doc: 'run the frozen base in bfloat16' },
+  bf16: { kind: { t: 'bool' }, default: false, doc: 'run the frozen base in bfloat16 (on a CPU without bf16 units: f32, see compute_dtype)' },
+  compute_dtype: { kind: { t: 'enum', values: ['auto', 'f32', 'bf16'] }, default: 'auto', doc: 'auto: bf16 if asked and the CPU has bf16 units (AVX512-BF16 / AMX), else f32; bf16 forces it (medlora; the run records the choice)' },
   gradient_checkpointing: { kind: { t: 'bool' }, default: false, doc: 'recompute activations in backward' },
   logging_steps: { kind: { t: 'int', min: 1 }, default: 500, doc: 'log every N updates (HF default 500)' },
   eval_steps: { kind: { t: 'int', min: 1 }, default: null, nullable: true, doc: 'evaluate every N updates (null: only at the end)' },
@@ -539,4 +543,33 @@ export function resolveConfig(fileConfig: Record<string, unknown>, overrides: Re
     }
   }
   return validateConfig(merged, overrides.length ? `${where} (with flags)` : where);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// compute dtype: the one place it is decided
+
+export interface ComputeDtype {
+  /** the dtype to load the model in; null = the checkpoint's own */
+  dtype: 'f32' | 'bf16' | null;
+  /** what the run records as training.compute_dtype (concrete whenever bf16 is in play) */
+  recorded: TrainingSection['compute_dtype'];
+  /** one line for the log when the choice differs from what the config asked, or is known to be slow */
+  note: string | null;
+}
+
+/**
+ * bf16 on a CPU without bf16 matrix units (AVX512-BF16, AMX-BF16, Arm BF16) is emulated by libtorch and far slower
+ * than f32 (issue 11: 1.3 GFLOP/s bf16 against ~133 f32; a preset run 5x slower), so `bf16: true` computes in f32 there
+ * unless `compute_dtype: bf16` forces it. `bf16Units` comes from /proc/cpuinfo (src/tensor/cpu.ts); tests inject it.
+ */
+export function computeDtype(t: Pick<TrainingSection, 'bf16' | 'compute_dtype'>, bf16Units: readonly string[] = cpuFacts().bf16Units): ComputeDtype {
+  if (t.compute_dtype === 'f32') return { dtype: 'f32', recorded: 'f32', note: null };
+  if (t.compute_dtype === 'bf16') {
+    return { dtype: 'bf16', recorded: 'bf16', note: bf16Units.length ? null
+      : 'training.compute_dtype bf16: this CPU has no bf16 matrix units (AVX512-BF16 / AMX); bf16 is emulated and much slower than f32' };
+  }
+  if (!t.bf16) return { dtype: null, recorded: 'auto', note: null };
+  if (bf16Units.length) return { dtype: 'bf16', recorded: 'bf16', note: null };
+  return { dtype: 'f32', recorded: 'f32', note: 'training.bf16: this CPU has no bf16 matrix units (AVX512-BF16 / AMX), where bf16 is emulated and ' +
+    'far slower: computing in f32 (the adapter is saved as usual); --compute_dtype bf16 forces bf16' };
 }
