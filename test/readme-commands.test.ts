@@ -252,10 +252,24 @@ test(
         `${where}: \`${cmd}\` exited ${r.status}\n--- stderr (tail) ---\n${r.stderr.slice(-2000)}\n--- stdout (tail) ---\n${r.stdout.slice(-1000)}`,
       );
 
+    // a `medlora serve` started in one block stays up for the following blocks that talk to it (they name
+    // 127.0.0.1:8080 or localhost:8080, e.g. an openai-client example after the curl block) and stops before any other
+    let server: { child: ChildProcess; port: string } | undefined;
+    const stopServer = async (): Promise<void> => {
+      if (!server) return;
+      const { child } = server;
+      server = undefined;
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    };
+    const withPort = (text: string): string =>
+      text.replace(/(localhost|127\.0\.0\.1):8080/g, `127.0.0.1:${server?.port ?? '8080'}`);
+    try {
     for (const b of blocks) {
+      if (!/(localhost|127\.0\.0\.1):8080/.test(b.text)) await stopServer();
       if (['js', 'javascript', 'mjs'].includes(b.lang)) {
         const file = join(work, `block-${b.line}.mjs`);
-        writeFileSync(file, subst(b.text));
+        writeFileSync(file, withPort(subst(b.text)));
         const t0 = performance.now();
         const r = spawnSync(process.execPath, [file], { cwd: work, encoding: 'utf8' });
         console.log(
@@ -265,8 +279,7 @@ test(
         ran++;
         continue;
       }
-      let server: { child: ChildProcess; port: string } | undefined;
-      try {
+      {
         for (const line of commandLines(b.text)) {
           if (EXEMPT.some((re) => re.test(line))) {
             console.log(`  ${b.source}: exempt (fresh-machine command run by CI, or another project's tool): ${line}`);
@@ -277,7 +290,7 @@ test(
           const t0 = performance.now();
           if (w[0] !== 'medlora') {
             // another tool (curl, ...): through bash, with the block's server port
-            const cmd = subst(line).replace(/(localhost|127\.0\.0\.1):8080/g, `127.0.0.1:${server?.port ?? '8080'}`);
+            const cmd = withPort(subst(line));
             const r = spawnSync('bash', ['-c', cmd], { cwd: work, encoding: 'utf8' });
             console.log(
               `  ${b.source}: ${line.slice(0, 100)} -> ${r.status} in ${((performance.now() - t0) / 1e3).toFixed(1)} s`,
@@ -291,6 +304,7 @@ test(
             .sort((a, c) => c.name.length - a.name.length)[0]?.name;
           const args = [...w.slice(1), ...(name ? (FAST[name] ?? []) : [])];
           if (name === 'serve') {
+            await stopServer();
             const child = spawn(process.execPath, [BIN, ...args], { cwd: work, stdio: ['ignore', 'pipe', 'pipe'] });
             let err = '';
             child.stderr!.setEncoding('utf8').on('data', (d: string) => {
@@ -323,12 +337,10 @@ test(
           if (r.status !== 0) fail(b.source, `medlora ${args.join(' ')}`, r);
           ran++;
         }
-      } finally {
-        if (server) {
-          server.child.kill('SIGTERM');
-          await new Promise((r) => server!.child.once('exit', r));
-        }
       }
+    }
+    } finally {
+      await stopServer();
     }
     console.log(`  ran ${ran} documented commands / code blocks`);
   },
