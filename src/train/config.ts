@@ -109,7 +109,7 @@ export interface TrainConfig {
 // ---------------------------------------------------------------------------------------------------------------
 // schema
 
-type Kind =
+export type Kind =
   | { t: 'number'; min?: number; max?: number; minExclusive?: boolean; maxExclusive?: boolean }
   | { t: 'int'; min?: number }
   | { t: 'string' }
@@ -120,7 +120,7 @@ type Kind =
   | { t: 'bool_or_string' }
   | { t: 'object' };
 
-interface Field {
+export interface Field {
   kind: Kind;
   doc: string;
   /** undefined = required */
@@ -130,11 +130,11 @@ interface Field {
   flag?: string;
 }
 
-type Section = Record<string, Field>;
+export type Section = Record<string, Field>;
 
 // Defaults: HF TrainingArguments (transformers 4.4x, training_args.py) and PEFT LoraConfig (peft/tuners/lora/config.py)
 // where those define the name; medlora's own choices are marked.
-const TOP: Section = {
+export const TOP: Section = {
   model: { kind: { t: 'string' }, doc: 'Hugging Face model folder (config.json + safetensors)', flag: '--model DIR' },
   tokenizer: { kind: { t: 'string' }, default: null, nullable: true, doc: 'tokenizer folder (default: the model folder)' },
   output_dir: { kind: { t: 'string' }, doc: 'run directory', flag: '--output DIR' },
@@ -177,7 +177,7 @@ export type ReportTarget = 'tensorboard';
 export type IntervalStrategy = 'steps' | 'epoch' | 'no';
 export type SaveStrategy = IntervalStrategy | 'best';
 /** report_to values medlora can write; HF's "all" = every available integration, "none" = [] */
-const REPORT_TARGETS: readonly string[] = ['tensorboard'];
+export const REPORT_TARGETS: readonly string[] = ['tensorboard'];
 const RUN_KEYS: Section = {
   report_to: { kind: { t: 'report_to' }, default: [], doc: 'where to log besides metrics.jsonl: [tensorboard] (<output_dir>/runs/), "all" or "none" (HF default "none")' },
   logging_strategy: { kind: { t: 'enum', values: ['steps', 'epoch', 'no'] }, default: null, nullable: true, doc: 'steps | epoch | no (HF); null: every logging_steps plus the first and last update (medlora)' },
@@ -318,7 +318,7 @@ const TRAINING: Section = {
   ...RUN_KEYS,
 };
 
-const SECTIONS: Record<string, Section> = { data: DATA, lora: LORA, adapter_v2: ADAPTER_V2, quantization: QUANT, training: TRAINING };
+export const SECTIONS: Record<string, Section> = { data: DATA, lora: LORA, adapter_v2: ADAPTER_V2, quantization: QUANT, training: TRAINING };
 
 /** Every leaf path ("training.max_steps", "model"), for overrides and hints. */
 export function allKeyPaths(): string[] {
