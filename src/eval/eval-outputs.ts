@@ -127,7 +127,7 @@ export function writeEvalOutputs(dir: string, runs: NamedEvalRun[], title = 'med
     const names = new Set<string>();
     for (const r of runs) { // validate every name before writing anything
       const folder = runFolderName(r.name);
-      if (names.has(folder)) throw new MedloraError(`two compared runs share the name "${r.name}"; name them (--compare NAME=DIR)`);
+      if (names.has(folder)) throw new MedloraError(`two compared runs share the name "${r.name}"; give each run its own name`);
       names.add(folder);
     }
     for (const r of runs) put(join(runFolderName(r.name), 'predictions.jsonl'), predictionsJsonl(r.run));

@@ -80,7 +80,7 @@ export function evaluateModel(model: CausalLM, tok: TextTokenizer, records: MedR
   if (records.length === 0) throw new MedloraError('evaluate: no records');
   const task = structuredTask(records[0]!.task, `record ${records[0]!.id}`);
   const other = records.find((r) => r.task !== task);
-  if (other) throw new MedloraError(`record ${other.id}: task ${other.task}, but the others are ${task}; evaluate one task at a time (--task)`);
+  if (other) throw new MedloraError(`record ${other.id}: task ${other.task}, but the others are ${task}; evaluate one task at a time`);
   const s: GenerationSettings = { ...DEFAULT_GENERATION, ...definedOnly(o) };
   (model as { train?: (on: boolean) => unknown }).train?.(false);
   const ins = o.instructions ?? {};

@@ -75,7 +75,7 @@ export function textRecord(task: StructuredTask, id: string, input: string): Med
  */
 export function encodeForEval(r: MedRecord, tok: TextTokenizer, s: Pick<GenerationSettings, 'promptStyle' | 'maxLength'>): EncodedExample {
   const e = encodeRecord(r, tok, { style: s.promptStyle, ...(s.maxLength !== undefined ? { maxLength: s.maxLength } : {}), overflow: 'drop' });
-  if (!e.ok) throw new MedloraError(`record ${r.id}: ${e.reason}; raise --max-length`);
+  if (!e.ok) throw new MedloraError(`record ${r.id}: ${e.reason}; raise maxLength`);
   return e.example;
 }
 
@@ -99,8 +99,8 @@ function checkSettings(s: GenerationSettings): void {
   };
   posInt(s.maxNewTokens, '--max-new-tokens');
   posInt(s.batchSize, '--batch-size');
-  if (!(s.temperature >= 0)) throw new MedloraError(`--temperature must be >= 0, got ${s.temperature}`);
-  if (!(s.repetitionPenalty > 0)) throw new MedloraError(`--repetition-penalty must be > 0, got ${s.repetitionPenalty}`);
+  if (!(s.temperature >= 0)) throw new MedloraError(`temperature must be >= 0, got ${s.temperature}`);
+  if (!(s.repetitionPenalty > 0)) throw new MedloraError(`repetitionPenalty must be > 0, got ${s.repetitionPenalty}`);
   if (s.maxLength !== undefined) posInt(s.maxLength, '--max-length');
 }
 

@@ -1,6 +1,7 @@
 // The training config: a schema (hand-written, no dependency) whose names follow HF TrainingArguments and PEFT
 // LoraConfig, a validator naming the file and key path, and resolveConfig(): schema defaults < file < flags.
-// Over ~400 lines on purpose: the key table and the validator that walks it belong together (the run keys and their rules are in config-run-keys.ts, the JSON Schema in config-json-schema.ts).
+// Over ~400 lines on purpose: the key table and the validator that walks it belong together (the run keys and their
+// rules are in config-run-keys.ts, the JSON Schema in config-json-schema.ts).
 import { defineTask, type SchemaTaskDef } from '../data/tasks/index.js';
 import { readFileSync, existsSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';

@@ -5,7 +5,8 @@
 // A format is a bounded list: PREFIX, then ITEM (SEPARATOR ITEM)*, then SUFFIX, or the whole-answer alternative
 // (e.g. "none"). Items are sequences of literals, free-text fields and enumerated fields. Bounds (max items, max field
 // bytes) make every answer finite; together with the token budget in mask.ts this guarantees termination.
-// Over ~400 lines on purpose: one automaton: its packed state layout, stepping and budget functions must change together.
+// Over ~400 lines on purpose: one automaton: its packed state layout, stepping and budget functions must change
+// together.
 
 import type { ListFormat, Segment } from '../../data/tasks/index.js';
 
