@@ -52,7 +52,7 @@ export const bc5cdr: Importer = {
     requireFile(path, 'a PubTator file');
     const only = opts.task;
     if (only !== undefined && !['chemicals', 'diseases', 'influences'].includes(only)) {
-      throw new MedloraError(`bc5cdr: task must be chemicals, diseases or influences (default: all three), got "${only}"`);
+      throw new MedloraError(`bc5cdr: --task must be chemicals, diseases or influences (default: all three), got "${only}"`);
     }
     const docs = parsePubtator(decodeUtf8(readFileSync(path), path), path);
     if (docs.length === 0) throw new MedloraError(`${path}: no PubTator documents found`);
