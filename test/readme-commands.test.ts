@@ -63,7 +63,7 @@ const FAST: Record<string, string[]> = {
   eval: ['--limit', '3', '--max-new-tokens', '16', '--batch-size', '4', '--quiet'],
   extract: ['--max-new-tokens', '16', '--quiet'],
   generate: ['--max-new-tokens', '8'],
-  serve: ['--port', '0', '--max-new-tokens', '16'],
+  serve: ['--port', '0', '--max-new-tokens', '64'],
   demo: ['--steps', '2', '--records', '200', '--quiet'],
 };
 const EXEMPT = [/scripts\/setup\.sh/, /^npm test\b/, /^llama-cli\b/, /^ollama\b/];

@@ -3,6 +3,7 @@
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MedloraError } from '../util/errors.js';
+import { trainableParameterSummary } from '../adapt/apply.js';
 import { Progress } from '../util/progress.js';
 import { computeDtype, type TrainConfig } from './config.js';
 import { listCheckpoints } from './checkpoint.js';
@@ -77,13 +78,13 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions = {}): Promise
       progress.update(done, { loss: r.loss, 'tok/s': Math.round(r.tokens_per_second), lr: r.learning_rate });
     },
   });
-  const trainable = trainer.params.reduce((a, [, p]) => a + p.numel, 0);
-  const total = prep.model.parameters().reduce((a, p) => a + p.numel, 0);
+  // one count for the whole project (src/adapt/apply.ts): NF4 weights at their logical size, as PEFT counts them
+  const { trainable, total, line: paramsLine } = trainableParameterSummary(prep.model);
   const ob = trainer.optimizer.stateBytes();
   emit(o.json, 'start', { trainable_params: trainable, total_params: total, finetuning: prep.method, lora_modules: prep.loraModules.length, total_steps: trainer.schedule.totalSteps,
     warmup_steps: trainer.schedule.warmupSteps, optimizer: cfg.training.optim, optimizer_state_bytes: ob.actual, optimizer_state_bytes_fp32: ob.fp32,
     compute_dtype: cfg.training.compute_dtype, model_dtype: prep.model.parameters()[0]?.dtype ?? null },
-    `trainable params: ${trainable.toLocaleString('en-US')} || all params: ${total.toLocaleString('en-US')} || trainable%: ${(100 * trainable / total).toFixed(4)}\n` +
+    `${paramsLine}\n` +
     `${trainer.schedule.totalSteps} updates (warmup ${trainer.schedule.warmupSteps}), ${cfg.training.optim}`);
   const onSigint = (): void => {
     if (!main) { trainer.requestStop(); process.off('SIGINT', onSigint); return; }
