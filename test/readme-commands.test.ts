@@ -285,7 +285,7 @@ test(
             console.log(`  ${b.source}: exempt (fresh-machine command run by CI, or another project's tool): ${line}`);
             continue;
           }
-          let w = words(subst(line));
+          let w = words(withPort(subst(line)));
           if (w[0] === 'node' && w[1] === 'bin/medlora.js') w = ['medlora', ...w.slice(2)];
           const t0 = performance.now();
           if (w[0] !== 'medlora') {
