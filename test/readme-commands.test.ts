@@ -63,7 +63,7 @@ const FAST: Record<string, string[]> = {
   eval: ['--limit', '3', '--max-new-tokens', '16', '--batch-size', '4', '--quiet'],
   extract: ['--max-new-tokens', '16', '--quiet'],
   generate: ['--max-new-tokens', '8'],
-  serve: ['--port', '0', '--max-new-tokens', '64'],
+  serve: ['--port', '0'],
   demo: ['--steps', '2', '--records', '200', '--quiet'],
 };
 const EXEMPT = [/scripts\/setup\.sh/, /^npm test\b/, /^llama-cli\b/, /^ollama\b/];
@@ -283,6 +283,12 @@ test(
         for (const line of commandLines(b.text)) {
           if (EXEMPT.some((re) => re.test(line))) {
             console.log(`  ${b.source}: exempt (fresh-machine command run by CI, or another project's tool): ${line}`);
+            continue;
+          }
+          if (/^kill %\d+\b/.test(line.trim())) {
+            // the README stops the background `medlora serve` of its block with job control
+            await stopServer();
+            console.log(`  ${b.source}: ${line} -> server stopped`);
             continue;
           }
           let w = words(withPort(subst(line)));
