@@ -46,7 +46,8 @@ export function tokensOf(rows: Array<{ input_ids: number[] }>, updates: number, 
 // ---------------------------------------------------------------------------------------------------------------
 // inputs: one random checkpoint per shape, DrugBank rows tokenized once
 
-async function prepare(shapeName: string, dir: string, nRows: number, say: (s: string) => void): Promise<{ model: string; rows: string; prompts: string; n: number }> {
+/** The shape's random checkpoint (with the SmolLM2 tokenizer) and the DrugBank rows + prompts, written once under `dir`. */
+export async function prepare(shapeName: string, dir: string, nRows: number, say: (s: string) => void): Promise<{ model: string; rows: string; prompts: string; n: number }> {
   const shape = SHAPES[shapeName];
   if (!shape) throw new MedloraError(`bench:recipe: unknown shape ${shapeName} (known: ${Object.keys(SHAPES).join(', ')})`);
   const tokDir = sharedPath('fixtures', 'hf', 'SmolLM2-135M-Instruct');
