@@ -12,6 +12,7 @@ import { sharedPath } from '../src/util/paths.js';
 import { Progress } from '../src/util/progress.js';
 import { MedloraError } from '../src/util/errors.js';
 import { runIfMain } from './entry.js';
+import { schemaBench } from './constraints.js';
 import { parseArgs, benchDtype, type TrainBenchResult } from './train.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -238,6 +239,10 @@ function main(): void {
   say('');
   say('tok/s: best run (spread over runs); each run is the best of its timed steps. Load during runs (1-min avg): ' +
     samples.map((s) => s.load1.toFixed(1)).join(', '));
+  say('');
+  // constrained decoding: per-token mask cost of the JSON-schema constraint on 128k and 32k vocabularies
+  if (existsSync(sharedPath('fixtures', 'hf', 'Meta-Llama-3-8B-Instruct'))) schemaBench(10, undefined, say);
+  else say('schema constraint bench skipped: needs ../shared/fixtures/hf/Meta-Llama-3-8B-Instruct');
 }
 
 runIfMain(import.meta.url, main);

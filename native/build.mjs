@@ -118,15 +118,50 @@ function run(cmd, args) {
   });
 }
 
+/**
+ * torch.distributed (c10d, used by dist.cc): on when libtorch ships the c10d headers of the 2.x Backend API. The pip
+ * wheels ship c10d's headers but not gloo's: ProcessGroupGloo.hpp then gets the declarations-only stand-ins in
+ * src/gloo-shim (after the real include dirs, so a libtorch with gloo headers uses its own). NCCL (ProcessGroupNCCL,
+ * guarded by USE_C10D_NCCL as in torch's own build) when linking torch_cuda and nccl.h + the CUDA runtime headers are
+ * found (the CUDA wheels' nvidia-* packages, or $CUDA_HOME).
+ */
+function c10dFlags(lt, cudaLibs) {
+  const c10d = (f) => lt.includeDirs.some((d) => existsSync(join(d, 'torch', 'csrc', 'distributed', 'c10d', f)));
+  if (!c10d('Backend.hpp') || !c10d('ProcessGroupGloo.hpp') || !c10d('TCPStore.hpp')) return { flags: [], gloo: false, nccl: false };
+  const flags = ['-DMEDLORA_WITH_C10D=1', '-DUSE_C10D_GLOO=1'];
+  const realGloo = lt.includeDirs.some((d) => existsSync(join(d, 'gloo', 'context.h')));
+  if (!realGloo) flags.push('-idirafter', join(srcDir, 'gloo-shim'));
+  let nccl = false;
+  if (cudaLibs.length && c10d('ProcessGroupNCCL.hpp')) {
+    // the CUDA wheels put nccl.h and cuda_runtime_api.h in site-packages/nvidia/*/include, next to torch/
+    const site = dirname(lt.root);
+    const nvidia = join(site, 'nvidia');
+    const cands = [process.env.CUDA_HOME && join(process.env.CUDA_HOME, 'include'), '/usr/local/cuda/include',
+      ...(existsSync(nvidia) ? readdirSync(nvidia).map((p) => join(nvidia, p, 'include')) : [])].filter(Boolean);
+    const ncclInc = cands.find((d) => existsSync(join(d, 'nccl.h')));
+    const cudaIncs = cands.filter((d) => existsSync(d));
+    if (ncclInc && cudaIncs.some((d) => existsSync(join(d, 'cuda_runtime_api.h')))) {
+      nccl = true;
+      flags.push('-DUSE_C10D_NCCL=1', '-DUSE_CUDA=1', ...[...new Set([ncclInc, ...cudaIncs])].flatMap((d) => ['-isystem', d]));
+    }
+  }
+  return { flags, gloo: true, nccl, shim: !realGloo };
+}
+
 async function main() {
   const lt = findLibtorch();
   const libs = ['torch', 'torch_cpu', 'c10'];
   const cudaLibs = ['torch_cuda', 'c10_cuda'].filter((l) => existsSync(join(lt.libDir, `lib${l}.so`)));
-  const cflags = ['-std=c++17', '-O2', '-fPIC', '-fvisibility=hidden', `-D_GLIBCXX_USE_CXX11_ABI=${lt.abi}`,
+  const dist = c10dFlags(lt, cudaLibs);
+  // libtorch 2.14+ refuses C++17 (ATen.h: "C++20 or later compatible compiler is required"); older ones build as C++17
+  const aten = lt.includeDirs.map((d) => join(d, 'ATen', 'ATen.h')).find((p) => existsSync(p));
+  const std = aten && /C\+\+20 or later/.test(readFileSync(aten, 'utf8')) ? 'c++20' : 'c++17';
+  const cflags = [`-std=${std}`, '-O2', '-fPIC', '-fvisibility=hidden', `-D_GLIBCXX_USE_CXX11_ABI=${lt.abi}`,
     // NAPI_EXPERIMENTAL enables "basic" finalizers, which run during GC itself; ordinary finalizers are deferred to
     // the event loop, so a synchronous training loop would never free the tensors it dropped without dispose()
     '-DNAPI_EXPERIMENTAL', '-DNAPI_CPP_EXCEPTIONS', '-DNODE_ADDON_API_DISABLE_DEPRECATED',
     ...(cudaLibs.length ? ['-DMEDLORA_WITH_CUDA=1'] : []),
+    ...dist.flags,
     '-I', nodeIncludeDir(), '-I', napiIncludeDir(),     // /usr/include is already a system directory: naming it again breaks libstdc++'s #include_next <stdlib.h>
     ...lt.includeDirs.filter((d) => d !== '/usr/include').flatMap((d) => ['-isystem', d]),
     '-Wno-deprecated-declarations', '-Wno-unused-parameter'];
@@ -172,7 +207,7 @@ async function main() {
   }
   writeFileSync(join(outDir, 'libtorch.json'), JSON.stringify({
     how: lt.how, root: lt.root, includeDirs: lt.includeDirs, libDir: lt.libDir, cxx11Abi: Number(lt.abi),
-    version: lt.version, cudaLibs, builtAt: new Date().toISOString(),
+    version: lt.version, cudaLibs, c10d: { gloo: dist.gloo, nccl: dist.nccl, glooShim: !!dist.shim }, builtAt: new Date().toISOString(),
   }, null, 2) + '\n');
   console.error(`medlora native build: ${out} ready (libtorch ${lt.version}, ${lt.how})`);
 }

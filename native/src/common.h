@@ -76,5 +76,6 @@ Napi::Error engineError(Napi::Env env, const std::string& op, const std::string&
 void registerOps(Napi::Env env, Napi::Object exports);
 void registerAutograd(Napi::Env env, Napi::Object exports);
 void registerOptim(Napi::Env env, Napi::Object exports);
+void registerDist(Napi::Env env, Napi::Object exports);  // dist.cc: c10d process groups
 
 }  // namespace medlora

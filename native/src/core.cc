@@ -579,6 +579,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   medlora::registerOps(env, exports);
   medlora::registerAutograd(env, exports);
   medlora::registerOptim(env, exports);
+  medlora::registerDist(env, exports);
   return exports;
 }
 

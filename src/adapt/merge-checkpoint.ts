@@ -14,7 +14,8 @@ import { isLinearLike, type Module } from '../model/module.js';
 import { INDEX_FILE, openCheckpoint, SINGLE_FILE, writeFileAtomic, writeSafetensors, writeSharded, type TensorData } from '../io/safetensors.js';
 import { MedloraError } from '../util/errors.js';
 import { mergedWeight } from './merge.js';
-import { checkBaseCopies, engineDType, tensorData } from './peft-io.js';
+import { checkBaseCopies } from './peft-io.js';
+import { engineDType, tensorData } from '../io/tensor-bytes.js';
 
 /** Files copied from the model folder when present (tokenizer and generation settings). */
 export const COPIED_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model', 'vocab.json',

@@ -2,29 +2,15 @@
 // keys base_model.model.<module path>.lora_A.weight / lora_B.weight, so a Python PEFT user can load what medlora
 // trains (PeftModel.from_pretrained) and medlora can load what PEFT trained.
 import { join } from 'node:path';
-import { fromBytes, scope, type DType, type Tensor } from '../tensor/index.js';
+import { fromBytes, scope, type Tensor } from '../tensor/index.js';
 import { ADAPTER_WEIGHTS, type Adapter, loraKey, makeLoraConfig, readAdapter, writeAdapter, type LoraConfig } from '../io/peft.js';
-import type { Dtype, TensorData } from '../io/safetensors.js';
+import type { TensorData } from '../io/safetensors.js';
+import { engineDType, tensorData } from '../io/tensor-bytes.js';
 import type { Module } from '../model/module.js';
 import { MedloraError } from '../util/errors.js';
 import { applyLora, loraModules, resolve } from './apply.js';
 import { unloadLora } from './merge.js';
 
-const TO_ENGINE: Partial<Record<Dtype, DType>> = { F32: 'f32', F64: 'f64', BF16: 'bf16', F16: 'f16', I64: 'i64', I32: 'i32', I8: 'i8', U8: 'u8', BOOL: 'bool' };
-const TO_FILE: Record<DType, Dtype> = { f32: 'F32', f64: 'F64', bf16: 'BF16', f16: 'F16', i64: 'I64', i32: 'I32', i8: 'I8', u8: 'U8', bool: 'BOOL' };
-
-/** Safetensors dtype name -> engine dtype (I16 has no engine counterpart). */
-export function engineDType(d: Dtype, what: string): DType {
-  const e = TO_ENGINE[d];
-  if (!e) throw new MedloraError(`${what}: dtype ${d} is not supported by the engine`);
-  return e;
-}
-
-/** A tensor as the safetensors writers take it (bytes copied off the engine, on CPU). */
-export function tensorData(t: Tensor): TensorData {
-  const c = t.device === 'cpu' ? t : t.to('cpu');
-  return { dtype: TO_FILE[c.dtype], shape: [...c.shape], data: c.toBytes() };
-}
 
 /**
  * The LoRA settings a model's adapters were created with, as an adapter config. Every wrapper must share r, alpha,

@@ -3,6 +3,7 @@
 import { commands } from './commands/index.js';
 import { helpText, parseArgs, type CommandSpec } from './command.js';
 import { MedloraError } from '../util/errors.js';
+import { loadTaskFile } from '../data/tasks/index.js';
 
 function findCommand(argv: string[]): { spec: CommandSpec; rest: string[] } | undefined {
   let best: { spec: CommandSpec; rest: string[] } | undefined;
@@ -62,6 +63,13 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const { spec, rest } = found;
+  // --task-file FILE (any command, repeatable): define a task from a JSON Schema before the command runs
+  for (let i = rest.indexOf('--task-file'); i >= 0; i = rest.indexOf('--task-file')) {
+    const file = rest[i + 1];
+    if (file === undefined || file.startsWith('--')) { console.error(`medlora ${spec.name}: error: --task-file needs a FILE`); return 2; }
+    try { loadTaskFile(file); } catch (e) { console.error(`medlora ${spec.name}: error: --task-file: ${(e as Error).message}`); return 2; }
+    rest.splice(i, 2);
+  }
   if (rest.includes('--help') || rest.includes('-h')) {
     console.log(helpText(spec));
     return 0;

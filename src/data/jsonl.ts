@@ -4,8 +4,9 @@ import { createReadStream, createWriteStream, existsSync, mkdirSync, statSync, t
 import { dirname } from 'node:path';
 import { once } from 'node:events';
 import { MedloraError } from '../util/errors.js';
-import { TASK_NAMES, type MedRecord } from './schema.js';
+import type { MedRecord } from './schema.js';
 import { getTask, isTaskName } from './tasks.js';
+import { taskNames } from './tasks/index.js';
 
 export interface RawLine {
   /** 1-based line number */
@@ -59,7 +60,7 @@ export function recordProblem(v: unknown): string | undefined {
   const o = v as Record<string, unknown>;
   if (typeof o.id !== 'string' || o.id === '') return 'field "id" is missing or not a non-empty string';
   if (typeof o.task !== 'string') return 'field "task" is missing or not a string';
-  if (!isTaskName(o.task)) return `field "task": unknown task "${o.task}" (known: ${TASK_NAMES.join(', ')})`;
+  if (!isTaskName(o.task)) return `field "task": unknown task "${o.task}" (known: ${taskNames().join(', ')}; a task of your own is defined with --task-file FILE or a config task: section)`;
   if (typeof o.input !== 'string') return 'field "input" is missing or not a string';
   if (!('gold' in o)) return 'field "gold" is missing';
   const g = getTask(o.task).validate(o.gold);

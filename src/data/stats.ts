@@ -2,7 +2,10 @@
 // (tokens with a tokenizer, else characters) with percentiles, a suggested max_length, a terminal histogram and a
 // self-contained HTML page with an inline SVG histogram (no network, no scripts).
 import type { MedRecord } from './schema.js';
-import { labelsOf } from './tasks.js';
+import { getTask, labelsOf } from './tasks.js';
+
+/** Whether a record's gold is its task's empty answer (rendered "none" by list tasks). */
+const isEmptyAnswer = (r: MedRecord): boolean => { const t = getTask(r.task); return t.structured && t.isEmpty(r.gold); };
 
 export interface LengthStats {
   unit: 'tokens' | 'chars';
@@ -72,7 +75,7 @@ export function countStats(records: MedRecord[]): DataStats {
     const ls = labelsOf(r);
     const m = (st.byLabel[r.task] ??= {});
     for (const l of ls) m[l] = (m[l] ?? 0) + 1;
-    if (r.task !== 'qa' && r.task !== 'ade-email' && ls.length === 0) st.emptyAnswers[r.task] = (st.emptyAnswers[r.task] ?? 0) + 1;
+    if (isEmptyAnswer(r)) st.emptyAnswers[r.task] = (st.emptyAnswers[r.task] ?? 0) + 1;
   }
   return st;
 }

@@ -8,12 +8,12 @@
 // `occurrences` lists every non-overlapping occurrence.
 import type { CausalLM } from '../model/causal-lm.js';
 import type { TextTokenizer } from '../tokenize/types.js';
-import type { GoldByTask } from '../data/schema.js';
+import { getStructuredTask } from '../data/tasks/index.js';
 import { MedloraError } from '../util/errors.js';
 import { RELAXED_NORMALIZE, normalizeText } from './normalize.js';
 import { parseOutput, type StructuredTask } from './parse.js';
 import {
-  DEFAULT_GENERATION, encodeForEval, generateAnswers, textRecord, type GenerationSettings, type GenerationTiming, type ProgressFn,
+  DEFAULT_GENERATION, encodeForEval, generateAnswers, rankSlice, textRecord, type EvalParallel, type GenerationSettings, type GenerationTiming, type ProgressFn,
 } from './run-eval.js';
 import type { FinishReason } from '../generate/generate.js';
 
@@ -87,35 +87,14 @@ export function findSpans(text: string, entity: string): Array<[number, number]>
 }
 
 /** The entities of a parsed answer with their roles (relations are not entities; duplicates are listed once). */
-export function entitiesOf(task: StructuredTask, result: GoldByTask[StructuredTask]): Array<{ role: string; text: string }> {
-  const out: Array<{ role: string; text: string }> = [];
-  const add = (role: string, text: string): void => {
-    if (text && !out.some((e) => e.role === role && e.text === text)) out.push({ role, text });
-  };
-  const pairRoles: Partial<Record<StructuredTask, [string, string]>> = {
-    'ddi-triplets': ['drug', 'drug'], chemprot: ['chemical', 'gene'], influences: ['chemical', 'disease'], 'drug-ae': ['drug', 'adverse_effect'],
-  };
-  switch (task) {
-    case 'chemicals':
-    case 'diseases':
-      for (const s of result as string[]) add(task === 'chemicals' ? 'chemical' : 'disease', s);
-      break;
-    case 'ade-email': {
-      const a = result as GoldByTask['ade-email'];
-      add('drug_name', a.drug_name);
-      for (const e of a.adverse_events) add('adverse_event', e);
-      break;
-    }
-    default: {
-      const [h, t] = pairRoles[task]!;
-      for (const p of result as Array<{ head: string; tail: string }>) { add(h, p.head); add(t, p.tail); }
-    }
-  }
-  return out;
+export function entitiesOf(task: StructuredTask, result: unknown): Array<{ role: string; text: string }> {
+  return getStructuredTask(task).entities(result);
 }
 
 export interface ExtractOptions extends Partial<GenerationSettings> {
   onProgress?: ProgressFn;
+  /** several ranks: each generates its share (whole batches), every rank gets all results in input order */
+  parallel?: EvalParallel;
   /** per task, the instruction training used when it is not the task's built-in one (an adapter's contract) */
   instructions?: Record<string, string>;
 }
@@ -125,14 +104,17 @@ export function extract(model: CausalLM, tok: TextTokenizer, task: StructuredTas
   { results: ExtractResult[]; timing: GenerationTiming } {
   if (inputs.length === 0) throw new MedloraError('extract: no input texts');
   const s: GenerationSettings = { ...DEFAULT_GENERATION };
-  for (const [k, v] of Object.entries(o)) if (v !== undefined && k !== 'onProgress' && k !== 'instructions') (s as unknown as Record<string, unknown>)[k] = v;
+  for (const [k, v] of Object.entries(o)) if (v !== undefined && k !== 'onProgress' && k !== 'instructions' && k !== 'parallel') (s as unknown as Record<string, unknown>)[k] = v;
   const instruction = o.instructions?.[task];
   (model as { train?: (on: boolean) => unknown }).train?.(false);
   const prompts = inputs.map((x) => {
     const e = encodeForEval({ ...textRecord(task, x.id, x.text), ...(instruction !== undefined ? { instruction } : {}) }, tok, s);
     return { id: x.id, ids: e.input_ids.slice(0, e.promptLength) };
   });
-  const { answers, timing } = generateAnswers(model, tok, task, prompts, s, o.onProgress);
+  const { lo, hi } = rankSlice(prompts.length, s.batchSize, o.parallel);
+  const gen = generateAnswers(model, tok, task, prompts.slice(lo, hi), { ...s, seed: s.seed + lo / s.batchSize }, o.onProgress);
+  const { timing } = gen;
+  const answers = o.parallel ? o.parallel.gatherLists(gen.answers).flat() : gen.answers;
   const results = answers.map((a, i): ExtractResult => {
     const p = parseOutput(task, a.output);
     const text = inputs[i]!.text;

@@ -1,7 +1,6 @@
 // Matching a record's predicted items against its gold items: turns each task's structured answer into typed,
 // comparable keys (strict or normalised, ordered or unordered pairs) and pairs them up with multiset semantics.
-import type { AdeEmail, GoldByTask, Pair, Triplet } from '../data/schema.js';
-import type { StructuredTask } from './parse.js';
+import { getStructuredTask, type Task } from '../data/tasks/index.js';
 import { MedloraError } from '../util/errors.js';
 import {
   type FilterOptions, type NormalizeOptions, NO_FILTERS, RELAXED_NORMALIZE, STRICT_NORMALIZE, filterReason, normalizeText,
@@ -63,23 +62,8 @@ export function poolItems(items: Item[]): Item[] {
   return out;
 }
 
-/**
- * Default symmetric relations per task. DDI 2013 scores a DDI as an unordered drug pair with a type (its pairs are
- * annotated e1/e2 in text order, not by direction; Segura-Bedmar et al. 2013, SemEval Task 9), so its four types are
- * unordered. DrugBank template relations ("X may increase the anticoagulant activities of Y") are directional, and so
- * are ChemProt (chemical -> gene), chemical -> disease influences and drug -> adverse effect pairs.
- */
-export const DEFAULT_SYMMETRIC: Partial<Record<StructuredTask, readonly string[]>> = {
-  'ddi-triplets': ['mechanism', 'effect', 'advise', 'int'],
-};
-
 export const DEFAULT_MATCH: MatchOptions = {
   mode: 'strict', normalize: RELAXED_NORMALIZE, filters: NO_FILTERS, symmetric: 'default',
-};
-
-/** The entity-type / relation name used for the per-type breakdown of single-type tasks. */
-const SINGLE_TYPE: Partial<Record<StructuredTask, string>> = {
-  chemicals: 'chemical', diseases: 'disease', influences: 'chemical-disease', 'drug-ae': 'drug-adverse_effect',
 };
 
 const SEP = '\u0001';
@@ -92,23 +76,25 @@ function normOf(o: MatchOptions): NormalizeOptions {
   return o.mode === 'strict' ? STRICT_NORMALIZE : o.normalize;
 }
 
-function isSymmetric(task: StructuredTask, relationKey: string | undefined, o: MatchOptions): boolean {
+function isSymmetric(task: Task, relationKey: string | undefined, o: MatchOptions): boolean {
   if (o.symmetric === 'all') return true;
   if (o.symmetric === 'none') return false;
   const n = normOf(o);
-  const list = o.symmetric === 'default' ? (DEFAULT_SYMMETRIC[task] ?? []) : o.symmetric;
+  // per-task defaults live in each task module (e.g. the four DDI 2013 types are unordered)
+  const list = o.symmetric === 'default' ? task.symmetricRelations : o.symmetric;
   if (relationKey === undefined) return false;
   // relation names are compared case-insensitively even in strict mode: the list is configuration, not output
   return list.some((r) => normalizeText(r, n).toLowerCase() === relationKey.toLowerCase());
 }
 
 /**
- * Typed, keyed items for one record's answer. `source` (the record's input) is used for grounding; with `isPred`
- * false (gold) no filter is applied.
+ * Typed, keyed items for one record's answer, from its task's match units (src/data/tasks). `source` (the record's
+ * input) is used for grounding; with `isPred` false (gold) no filter is applied. A unit with a relation is typed by
+ * the normalised relation, its two names an ordered or unordered pair; other units are typed by their task-given type
+ * (entity type, ade-email field, JSON path of a schema task), two names a pair (unordered only with symmetric "all").
  */
-export function toItems<T extends StructuredTask>(
-  task: T, value: GoldByTask[T], o: MatchOptions, source: string, isPred: boolean,
-): ItemSet {
+export function toItems(task: string, value: unknown, o: MatchOptions, source: string, isPred: boolean): ItemSet {
+  const t = getStructuredTask(task);
   const n = normOf(o);
   const items: Item[] = [];
   const filtered: FilteredItem[] = [];
@@ -120,46 +106,19 @@ export function toItems<T extends StructuredTask>(
     }
     return false;
   };
-  const pairKey = (h: string, t: string, sym: boolean): string => {
-    const a = normalizeText(h, n), b = normalizeText(t, n);
-    return sym && b < a ? `${b}${SEP}${a}` : `${a}${SEP}${b}`;
+  const namesKey = (names: string[], sym: boolean): string => {
+    const ks = names.map((x) => normalizeText(x, n));
+    if (sym && ks.length === 2 && ks[1]! < ks[0]!) ks.reverse();
+    return ks.join(SEP);
   };
-  switch (task) {
-    case 'chemicals':
-    case 'diseases':
-      for (const name of value as string[]) {
-        if (reject([name], name)) continue;
-        items.push({ type: SINGLE_TYPE[task]!, key: normalizeText(name, n), text: name });
-      }
-      break;
-    case 'influences':
-    case 'drug-ae':
-      for (const p of value as Pair[]) {
-        const text = `${p.head} | ${p.tail}`;
-        if (reject([p.head, p.tail], text)) continue;
-        items.push({ type: SINGLE_TYPE[task]!, key: pairKey(p.head, p.tail, o.symmetric === 'all'), text });
-      }
-      break;
-    case 'ddi-triplets':
-    case 'chemprot':
-      for (const t of value as Triplet[]) {
-        const text = `<${t.head}, ${t.relation}, ${t.tail}>`;
-        if (reject([t.head, t.tail], text)) continue;
-        const rel = normalizeText(t.relation, n);
-        items.push({ type: rel, key: `${rel}${SEP}${pairKey(t.head, t.tail, isSymmetric(task, rel, o))}`, text });
-      }
-      break;
-    case 'ade-email': {
-      const a = value as AdeEmail;
-      // an empty drug name means "no answer" and is not an item (so a missing prediction is one FN, not FN + FP)
-      if (a.drug_name.trim() && !reject([a.drug_name], a.drug_name)) {
-        items.push({ type: 'drug_name', key: normalizeText(a.drug_name, n), text: a.drug_name });
-      }
-      for (const e of a.adverse_events) {
-        if (reject([e], e)) continue;
-        items.push({ type: 'adverse_event', key: normalizeText(e, n), text: e });
-      }
-      break;
+  for (const u of t.units(value)) {
+    if (reject(u.names, u.text)) continue;
+    if (u.relation !== undefined) {
+      const rel = normalizeText(u.relation, n);
+      items.push({ type: rel, key: `${rel}${SEP}${namesKey(u.names, isSymmetric(t, rel, o))}`, text: u.text });
+    } else {
+      const key = namesKey(u.names, o.symmetric === 'all');
+      items.push({ type: u.type, key: u.literal === undefined ? key : `${key}${SEP}${u.literal}`, text: u.text });
     }
   }
   return { items, filtered };

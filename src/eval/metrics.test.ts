@@ -6,7 +6,7 @@ import { assertClose } from '../util/close.js';
 import { aggregate, prf } from './metrics.js';
 import { DEFAULT_MATCH, type MatchOptions, matchItems, toItems } from './match.js';
 import { DEFAULT_STOP_LIST, RELAXED_NORMALIZE, normalizeText } from './normalize.js';
-import type { StructuredTask } from './parse.js';
+type StructuredTask = Exclude<keyof GoldByTask, 'qa'>;
 import type { GoldByTask } from '../data/schema.js';
 
 function score<T extends StructuredTask>(task: T, gold: GoldByTask[T], pred: GoldByTask[T], o: MatchOptions = DEFAULT_MATCH, src = '') {

@@ -59,7 +59,7 @@ test('parseOutput dispatches per task', () => {
 });
 
 test('validateStructured names the place and the expected shape', () => {
-  assert.throws(() => validateStructured('chemicals', [1], 'p.jsonl:3'), /p\.jsonl:3: "pred" for task chemicals must be an array of strings/);
-  assert.throws(() => validateStructured('ade-email', { drug_name: 'x' }, 'p.jsonl:1'), /drug_name.*adverse_events/);
-  assert.throws(() => validateStructured('influences', [{ head: 'a' }], 'f:2'), /\{"head": string, "tail": string\}/);
+  assert.throws(() => validateStructured('chemicals', [1], 'p.jsonl:3'), /p\.jsonl:3: "pred" for task chemicals does not match its answer schema: \$\[0\]: expected a string/);
+  assert.throws(() => validateStructured('ade-email', { drug_name: 'x' }, 'p.jsonl:1'), /p\.jsonl:1: .*\$: missing required property "adverse_events"/);
+  assert.throws(() => validateStructured('influences', [{ head: 'a' }], 'f:2'), /\$\[0\]: missing required property "tail"/);
 });

@@ -6,19 +6,20 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { CausalLM } from '../model/causal-lm.js';
 import type { TextTokenizer } from '../tokenize/types.js';
-import type { GoldByTask, MedRecord } from '../data/schema.js';
+import type { MedRecord, TaskName } from '../data/schema.js';
+import { getStructuredTask, getTask } from '../data/tasks/index.js';
 import { encodeRecord, type EncodedExample } from '../data/encode.js';
 import type { PromptStyle } from '../data/prompt.js';
 import type { TrainConfig } from '../train/config.js';
 import type { GenerateEvalScores } from '../train/metrics.js';
 import { generateIds, type ConstraintFn, type FinishReason } from '../generate/generate.js';
 import { sessionsConstraint } from '../generate/constrain.js';
-import { ConstrainedSession, taskConstraint, type TokenConstraint } from '../generate/constraints/index.js';
+import { ConstrainedSession, taskConstraint, type Constraint } from '../generate/constraints/index.js';
 import { datasetLoss, type DatasetLoss } from '../model/dataset-loss.js';
 import { MedloraError } from '../util/errors.js';
 import { DEFAULT_MATCH, type MatchOptions } from './match.js';
 import { prf } from './metrics.js';
-import { STRUCTURED_TASKS, parseOutput, type StructuredTask } from './parse.js';
+import { parseOutput, type StructuredTask } from './parse.js';
 import { scoreRecords, type PredLine, type ScoreResult } from './score.js';
 import { describeOptions, escapeHtml, renderHtml, renderText, reportJson } from './report.js';
 
@@ -69,22 +70,14 @@ export interface GenerationTiming {
   maskMsPerToken: number;
 }
 
-const EMPTY_GOLD: { [K in StructuredTask]: () => GoldByTask[K] } = {
-  'ddi-triplets': () => [], chemicals: () => [], diseases: () => [], influences: () => [], chemprot: () => [],
-  'drug-ae': () => [], 'ade-email': () => ({ drug_name: '', adverse_events: [] }),
-};
-
 /** A structured task name, or a clear error (qa is free text: scored by loss, see `medlora loss`). */
 export function structuredTask(task: string, where = '--task'): StructuredTask {
-  if (!(STRUCTURED_TASKS as readonly string[]).includes(task)) {
-    throw new MedloraError(`${where}: "${task}" is not a structured extraction task (expected one of ${STRUCTURED_TASKS.join(', ')}; qa is free text and is scored by medlora loss)`);
-  }
-  return task as StructuredTask;
+  return getStructuredTask(task, where).name;
 }
 
 /** A record with an empty answer, for prompting on raw text (extract): the prompt never depends on the gold. */
 export function textRecord(task: StructuredTask, id: string, input: string): MedRecord {
-  return { id, task, input, gold: EMPTY_GOLD[task]() };
+  return { id, task: task as TaskName, input, gold: getStructuredTask(task).empty() as MedRecord['gold'] };
 }
 
 /**
@@ -101,7 +94,7 @@ export function encodeForEval(r: MedRecord, tok: TextTokenizer, s: Pick<Generati
  * The constraint for one generateIds batch (src/generate/constrain.ts: one ConstrainedSession per sequence), timed:
  * the time of every call (advancing the session and computing the mask) is added to `stats.maskMs`.
  */
-export function timedConstraint(c: TokenConstraint, batch: number, maxNewTokens: number, stats: { maskMs: number }): ConstraintFn {
+export function timedConstraint(c: Constraint, batch: number, maxNewTokens: number, stats: { maskMs: number }): ConstraintFn {
   const inner = sessionsConstraint(Array.from({ length: batch }, () => new ConstrainedSession(c, maxNewTokens)));
   return (seq, generated) => {
     const t0 = performance.now();
@@ -209,6 +202,27 @@ export interface EvaluateOptions extends Partial<GenerationSettings> {
   onProgress?: ProgressFn;
   /** per task, the instruction training used (an adapter's contract) for records that carry none of their own */
   instructions?: Record<string, string>;
+  /** several ranks (src/train/distributed.ts DataParallel): each generates its share, every rank gets all results */
+  parallel?: EvalParallel;
+}
+
+/** What evaluateModel needs to split its records over ranks. */
+export interface EvalParallel {
+  readonly rank: number;
+  readonly worldSize: number;
+  /** every rank's list, in rank order */
+  gatherLists<T>(items: readonly T[]): T[][];
+  allSum(values: readonly number[]): number[];
+}
+
+/**
+ * This rank's records [lo, hi): whole generation batches, so batches, padding and per-batch seeds are those of one
+ * process and the gathered answers are identical to a 1-process run's.
+ */
+export function rankSlice(n: number, batchSize: number, par?: EvalParallel): { lo: number; hi: number } {
+  if (!par) return { lo: 0, hi: n };
+  const per = Math.ceil(Math.ceil(n / batchSize) / par.worldSize) * batchSize;
+  return { lo: Math.min(n, par.rank * per), hi: Math.min(n, (par.rank + 1) * per) };
 }
 
 /**
@@ -224,7 +238,16 @@ export function evaluateModel(model: CausalLM, tok: TextTokenizer, records: MedR
   (model as { train?: (on: boolean) => unknown }).train?.(false);
   const ins = o.instructions ?? {};
   const encoded = records.map((r) => encodeForEval(r.instruction === undefined && ins[r.task] !== undefined ? { ...r, instruction: ins[r.task]! } : r, tok, s));
-  const { answers, timing } = generateAnswers(model, tok, task, encoded.map((e, i) => ({ id: records[i]!.id, ids: e.input_ids.slice(0, e.promptLength) })), s, o.onProgress);
+  const par = o.parallel;
+  const { lo, hi } = rankSlice(records.length, s.batchSize, par);
+  const prompts = encoded.map((e, i) => ({ id: records[i]!.id, ids: e.input_ids.slice(0, e.promptLength) })).slice(lo, hi);
+  let { answers, timing } = generateAnswers(model, tok, task, prompts, { ...s, seed: s.seed + lo / s.batchSize }, o.onProgress);
+  if (par) {
+    answers = par.gatherLists(answers).flat();
+    const [tokens, maskMs] = par.allSum([timing.generatedTokens, timing.maskMs]);
+    const seconds = Math.max(...par.gatherLists([timing.seconds]).flat());
+    timing = { generatedTokens: tokens!, seconds, msPerToken: tokens ? (1000 * seconds) / tokens : 0, maskMs: maskMs!, maskMsPerToken: tokens ? maskMs! / tokens : 0 };
+  }
   const preds = new Map<string, { value: PredLine; where: string }>();
   const predictions: PredictionRow[] = answers.map((a) => {
     preds.set(a.id, { value: { id: a.id, output: a.output }, where: `generated answer ${a.id}` });
@@ -235,7 +258,14 @@ export function evaluateModel(model: CausalLM, tok: TextTokenizer, records: MedR
   const score: ScoreResult = { ...scored, gold: o.dataLabel, pred: o.predLabel };
   let loss: DatasetLoss | null = null;
   if (o.loss !== false) {
-    loss = datasetLoss(model, encoded, { batchSize: s.batchSize, onBatch: (done) => o.onProgress?.('loss', done, encoded.length) });
+    const mine = encoded.slice(lo, hi);
+    loss = mine.length ? datasetLoss(model, mine, { batchSize: s.batchSize, onBatch: (done) => o.onProgress?.('loss', done, mine.length) }) :
+      { loss: NaN, perplexity: NaN, tokens: 0, rows: 0 };
+    if (par) {
+      const [sum, tokens, rows] = par.allSum([loss.tokens ? loss.loss * loss.tokens : 0, loss.tokens, loss.rows]);
+      const mean = tokens ? sum! / tokens : NaN;
+      loss = { loss: mean, perplexity: Math.exp(mean), tokens: tokens!, rows: rows! };
+    }
   }
   const clean = predictions.filter((p) => p.unparsed.length === 0).length;
   return {
@@ -298,7 +328,7 @@ export type GenerateEvalMetrics = GenerateEvalScores;
  * sample's tasks, plus gen_f1/<task> per task when there are several. No loss (the trainer has eval_loss).
  */
 export function generationEvaluator(model: CausalLM, tok: TextTokenizer, records: MedRecord[], o: EvaluateOptions & { samples: number }): () => GenerateEvalMetrics {
-  const sample = records.filter((r) => (STRUCTURED_TASKS as readonly string[]).includes(r.task)).slice(0, o.samples);
+  const sample = records.filter((r) => getTask(r.task).structured).slice(0, o.samples);
   if (sample.length === 0) throw new MedloraError('eval_generate_steps: the validation data has no records of a structured task to generate answers for');
   const byTask = new Map<string, MedRecord[]>();
   for (const r of sample) byTask.set(r.task, [...(byTask.get(r.task) ?? []), r]);

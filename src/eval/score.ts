@@ -1,12 +1,12 @@
 // The library call behind `medlora score` (and later `medlora eval`): reads gold records and predictions (JSONL),
 // pairs them by id, parses raw outputs, matches and aggregates. Errors name the file and line.
 import { readFileSync } from 'node:fs';
-import type { GoldByTask, MedRecord, TaskName } from '../data/schema.js';
-import { TASK_NAMES } from '../data/schema.js';
+import type { MedRecord, TaskName } from '../data/schema.js';
+import { getStructuredTask, getTask } from '../data/tasks/index.js';
 import { MedloraError } from '../util/errors.js';
 import { type Item, type MatchOptions, type FilteredItem, DEFAULT_MATCH, matchItems, poolItems, toItems } from './match.js';
 import { type Aggregate, aggregate } from './metrics.js';
-import { type StructuredTask, STRUCTURED_TASKS, parseOutput, validateStructured } from './parse.js';
+import { type StructuredTask, parseOutput, validateStructured } from './parse.js';
 
 /** One line of a predictions file: raw model text, or an already structured answer. */
 export interface PredLine { id: string; output?: string; pred?: unknown }
@@ -80,13 +80,10 @@ function idOf(v: unknown, where: string): string {
 }
 
 export function assertStructuredTask(task: string): StructuredTask {
-  if (!(TASK_NAMES as readonly string[]).includes(task)) {
-    throw new MedloraError(`unknown task "${task}" (expected one of ${TASK_NAMES.join(', ')})`);
-  }
-  if (!(STRUCTURED_TASKS as readonly string[]).includes(task)) {
+  if (!getTask(task).structured) {
     throw new MedloraError(`task "${task}" is free text: it is scored by loss / perplexity, not by medlora score`);
   }
-  return task as StructuredTask;
+  return task;
 }
 
 /** Read gold records of `task` from a canonical-record JSONL file. */
@@ -127,11 +124,6 @@ export function readPredictions(task: StructuredTask, path: string): Map<string,
   return out;
 }
 
-const EMPTY: { [K in StructuredTask]: () => GoldByTask[K] } = {
-  'ddi-triplets': () => [], chemicals: () => [], diseases: () => [], influences: () => [], chemprot: () => [],
-  'drug-ae': () => [], 'ade-email': () => ({ drug_name: '', adverse_events: [] }),
-};
-
 /** Score in-memory gold records against predictions keyed by id. */
 export function scoreRecords(
   task: StructuredTask, gold: MedRecord[], preds: Map<string, { value: PredLine; where: string }>,
@@ -145,13 +137,13 @@ export function scoreRecords(
       throw new MedloraError(`gold record "${g.id}" has no "input" text, so its predictions cannot be grounded (drop --ground)`);
     }
     const p = preds.get(g.id);
-    let value: GoldByTask[StructuredTask] = EMPTY[task]();
+    let value: unknown = getStructuredTask(task).empty();
     let unparsed: string[] = [];
     if (!p) missingIds.push(g.id);
     else if (p.value.output !== undefined) ({ items: value, unparsed } = parseOutput(task, p.value.output));
     else value = validateStructured(task, p.value.pred, p.where).items;
     const pooled = options.metric === 'pooled-set';
-    let goldItems = toItems(task, g.gold as GoldByTask[StructuredTask], options, g.input, false).items;
+    let goldItems = toItems(task, g.gold, options, g.input, false).items;
     const predSet = toItems(task, value, options, g.input, true);
     let predItems = predSet.items;
     if (pooled) { goldItems = poolItems(goldItems); predItems = poolItems(predItems); }

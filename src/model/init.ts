@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { keep, manualSeed, noGrad, ones, randn, scope, zeros, type Tensor } from '../tensor/index.js';
 import { parseModelConfig } from '../io/config.js';
 import { writeSafetensors, type TensorData } from '../io/safetensors.js';
-import { tensorData } from '../adapt/peft-io.js';
+import { tensorData } from '../io/tensor-bytes.js';
 import { MedloraError } from '../util/errors.js';
 import { declaredParameters } from './layers.js';
 import { buildModel, type LoadedModel } from './registry.js';

@@ -4,7 +4,7 @@
 import { fromFile, type Device, type DType, type Tensor } from '../tensor/index.js';
 import { loadModelConfig, type ModelConfig } from '../io/config.js';
 import { openCheckpoint, type TensorSource } from '../io/safetensors.js';
-import type { Dtype } from '../io/dtype.js';
+import { floatingEngineDType } from '../io/tensor-bytes.js';
 import { MedloraError } from '../util/errors.js';
 import { warn } from '../util/warn.js';
 import { declaredParameters } from './layers.js';
@@ -16,7 +16,6 @@ export interface LoadOptions {
   device?: Device;
 }
 
-const ENGINE_DTYPE: Partial<Record<Dtype, DType>> = { F32: 'f32', BF16: 'bf16', F16: 'f16', F64: 'f64' };
 
 /** Load a Hugging Face model folder. */
 export function loadModel(dir: string, opts: LoadOptions = {}): LoadedModel {
@@ -64,7 +63,7 @@ function fill(model: LoadedModel, source: TensorSource, opts: LoadOptions): void
   for (const [key, { shape }] of expected) {
     const ck = resolved.get(key)!;
     const info = source.info(ck);
-    const dt = ENGINE_DTYPE[info.dtype];
+    const dt = floatingEngineDType(info.dtype);
     if (dt === undefined) throw new MedloraError(`${info.file}: weight '${ck}' has dtype ${info.dtype}; expected a floating type (F32, BF16, F16)`);
     target ??= dt === 'f64' ? 'f32' : dt;
     if (info.shape.length !== shape.length || info.shape.some((s, i) => s !== shape[i])) {
@@ -77,7 +76,7 @@ function fill(model: LoadedModel, source: TensorSource, opts: LoadOptions): void
     const info = source.info(ck);
     let t: Tensor;
     try {
-      t = fromFile(info.file, info.byteOffset, ENGINE_DTYPE[info.dtype]!, info.shape);
+      t = fromFile(info.file, info.byteOffset, floatingEngineDType(info.dtype)!, info.shape);
     } catch (e) {
       throw new MedloraError(`${info.file}: cannot read weight '${ck}': ${(e as Error).message}`);
     }

@@ -8,7 +8,8 @@ import { randomBytes } from 'node:crypto';
 import type { CausalLM } from '../model/causal-lm.js';
 import type { TextTokenizer } from '../tokenize/types.js';
 import { extract, type ExtractResult } from '../eval/extract.js';
-import { STRUCTURED_TASKS, type StructuredTask } from '../eval/parse.js';
+import type { StructuredTask } from '../eval/parse.js';
+import { structuredTaskNames } from '../data/tasks/index.js';
 import type { PromptStyle } from '../data/prompt.js';
 import { engineInfo, getNumThreads } from '../tensor/index.js';
 import { MedloraError } from '../util/errors.js';
@@ -157,7 +158,7 @@ export async function createServer(o: ServeOptions): Promise<ServeHandle> {
   posInt(opts.maxInputChars, '--max-input-chars');
   posInt(opts.maxBodyBytes, '--max-body-bytes');
   if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) throw new MedloraError(`serve: --port must be 0..65535, got ${opts.port}`);
-  const tasks = opts.tasks ?? [...STRUCTURED_TASKS];
+  const tasks = opts.tasks ?? structuredTaskNames();
   if (tasks.length === 0) throw new MedloraError('serve: no tasks to serve');
   const limits: RequestLimits = { tasks, maxTexts: opts.maxTexts, maxInputChars: opts.maxInputChars, maxNewTokens: opts.maxNewTokens };
   const infos = taskInfos(tasks).map((t) => (opts.instructions?.[t.name] !== undefined ? { ...t, instruction: opts.instructions[t.name]! } : t));

@@ -1,56 +1,31 @@
-// What `GET /v1/tasks` publishes for each structured task: its fixed instruction (src/data/tasks.ts), the JSON Schema
-// (draft 2020-12 subset) of the structured "result" a request gets back, and the roles its entities carry
-// (src/eval/extract.ts entitiesOf). The schemas describe the shapes of src/data/schema.ts GoldByTask.
-import { TASKS } from '../data/tasks.js';
-import { STRUCTURED_TASKS, type StructuredTask } from '../eval/parse.js';
+// What `GET /v1/tasks` publishes for each structured task: its fixed instruction, the JSON Schema (draft 2020-12
+// subset) of the structured "result" a request gets back, and the roles its entities carry. All of it comes from the
+// task's module in the registry (src/data/tasks), built-in or user-defined.
+import { getStructuredTask, structuredTaskNames, type JsonSchema } from '../data/tasks/index.js';
 
-export type JsonSchema = Record<string, unknown>;
+export type { JsonSchema } from '../data/tasks/index.js';
 
-const str: JsonSchema = { type: 'string' };
-const tripletSchema = (head: string, rel: string, tail: string): JsonSchema => ({
-  type: 'array',
-  items: {
-    type: 'object', required: ['head', 'relation', 'tail'], additionalProperties: false,
-    properties: { head: { ...str, description: head }, relation: { ...str, description: rel }, tail: { ...str, description: tail } },
-  },
+/** The structured result's JSON Schema of a task. */
+export const RESULT_SCHEMAS: Readonly<Record<string, JsonSchema>> = new Proxy({}, {
+  get: (_t, name) => (typeof name === 'string' ? getStructuredTask(name).resultSchema : undefined),
 });
-const pairSchema = (head: string, tail: string): JsonSchema => ({
-  type: 'array',
-  items: {
-    type: 'object', required: ['head', 'tail'], additionalProperties: false,
-    properties: { head: { ...str, description: head }, tail: { ...str, description: tail } },
-  },
+
+/** Entity roles of a task, as src/eval/extract.ts entitiesOf names them. */
+export const ENTITY_ROLES: Readonly<Record<string, string[]>> = new Proxy({}, {
+  get: (_t, name) => (typeof name === 'string' ? getStructuredTask(name).entityRoles : undefined),
 });
-const listSchema = (what: string): JsonSchema => ({ type: 'array', items: { ...str, description: what } });
-
-/** The structured result's JSON Schema per task. */
-export const RESULT_SCHEMAS: { [K in StructuredTask]: JsonSchema } = {
-  'ddi-triplets': tripletSchema('drug', 'interaction (free text)', 'drug'),
-  chemprot: tripletSchema('chemical', 'CPR group, e.g. CPR:4', 'gene / protein'),
-  chemicals: listSchema('chemical mention'),
-  diseases: listSchema('disease mention'),
-  influences: pairSchema('chemical', 'disease it induces'),
-  'drug-ae': pairSchema('drug', 'adverse effect'),
-  'ade-email': {
-    type: 'object', required: ['drug_name', 'adverse_events'], additionalProperties: false,
-    properties: { drug_name: str, adverse_events: listSchema('adverse event') },
-  },
-};
-
-/** Entity roles per task, as src/eval/extract.ts entitiesOf names them. */
-export const ENTITY_ROLES: { [K in StructuredTask]: string[] } = {
-  'ddi-triplets': ['drug'], chemprot: ['chemical', 'gene'], chemicals: ['chemical'], diseases: ['disease'],
-  influences: ['chemical', 'disease'], 'drug-ae': ['drug', 'adverse_effect'], 'ade-email': ['drug_name', 'adverse_event'],
-};
 
 export interface TaskInfo {
-  name: StructuredTask;
+  name: string;
   instruction: string;
   output_schema: JsonSchema;
   entity_roles: string[];
 }
 
-/** The published description of the given tasks (default: every structured task). */
-export function taskInfos(tasks: readonly StructuredTask[] = STRUCTURED_TASKS): TaskInfo[] {
-  return tasks.map((name) => ({ name, instruction: TASKS[name].instruction, output_schema: RESULT_SCHEMAS[name], entity_roles: ENTITY_ROLES[name] }));
+/** The published description of the given tasks (default: every structured task, user-defined ones included). */
+export function taskInfos(tasks: readonly string[] = structuredTaskNames()): TaskInfo[] {
+  return tasks.map((name) => {
+    const t = getStructuredTask(name);
+    return { name, instruction: t.instruction, output_schema: t.resultSchema, entity_roles: t.entityRoles };
+  });
 }

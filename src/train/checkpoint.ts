@@ -4,8 +4,9 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MedloraError } from '../util/errors.js';
-import { SafetensorsFile, writeSafetensors, type Dtype, type TensorData } from '../io/safetensors.js';
-import { fromBytes, type DType, type Tensor } from '../tensor/index.js';
+import { SafetensorsFile, writeSafetensors, type TensorData } from '../io/safetensors.js';
+import { engineDType, tensorData } from '../io/tensor-bytes.js';
+import { fromBytes, type Tensor } from '../tensor/index.js';
 import type { DataPosition } from './data.js';
 import type { OptimizerState } from './optim.js';
 import type { ScheduleSpec } from './schedule.js';
@@ -33,14 +34,6 @@ export interface TrainerState {
   total_tokens: number;
 }
 
-const ST_DTYPE: Partial<Record<DType, Dtype>> = { f32: 'F32', u8: 'U8', bf16: 'BF16', f16: 'F16', f64: 'F64', i64: 'I64' };
-const FROM_ST: Partial<Record<Dtype, DType>> = { F32: 'f32', U8: 'u8', BF16: 'bf16', F16: 'f16', F64: 'f64', I64: 'i64' };
-
-export function tensorData(t: Tensor): TensorData {
-  const d = ST_DTYPE[t.dtype];
-  if (!d) throw new MedloraError(`checkpoint: cannot store a ${t.dtype} tensor`);
-  return { dtype: d, shape: [...t.shape], data: t.contiguous().toBytes() };
-}
 
 /** Read every tensor of a safetensors file into engine tensors (the caller disposes them). */
 export function readTensors(file: string): { tensors: Record<string, Tensor>; metadata: Record<string, string> } {
@@ -48,9 +41,7 @@ export function readTensors(file: string): { tensors: Record<string, Tensor>; me
   const tensors: Record<string, Tensor> = {};
   for (const n of st.names()) {
     const i = st.info(n);
-    const dt = FROM_ST[i.dtype];
-    if (!dt) throw new MedloraError(`${file}: tensor ${n} has unsupported dtype ${i.dtype}`);
-    tensors[n] = fromBytes(st.read(n), dt, i.shape);
+    tensors[n] = fromBytes(st.read(n), engineDType(i.dtype, `${file}: tensor ${n}`), i.shape);
   }
   return { tensors, metadata: st.metadata };
 }

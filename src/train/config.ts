@@ -1,5 +1,6 @@
 // The training config: a schema (hand-written, no dependency) whose names follow HF TrainingArguments and PEFT
 // LoraConfig, a validator naming the file and key path, and resolveConfig(): schema defaults < file < flags.
+import { defineTask, type SchemaTaskDef } from '../data/tasks/index.js';
 import { readFileSync, existsSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { MedloraError } from '../util/errors.js';
@@ -101,6 +102,8 @@ export interface TrainConfig {
   adapter_v2: AdapterV2Section;
   quantization: QuantizationSection;
   training: TrainingSection;
+  /** a user-defined task {name, instruction, schema} (src/data/tasks/schema-task.ts); registered when validated */
+  task?: SchemaTaskDef;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -406,7 +409,7 @@ function checkSection(where: string, prefix: string, sec: Section, raw: unknown)
   if (!isObject(raw)) throw new MedloraError(`${where}: ${prefix.slice(0, -1) || 'config'} must be a mapping of keys to values, got ${JSON.stringify(raw)}`);
   const out: Record<string, unknown> = {};
   for (const k of Object.keys(raw)) {
-    if (!(k in sec) && !(prefix === '' && k in SECTIONS)) {
+    if (!(k in sec) && !(prefix === '' && (k in SECTIONS || k === 'task'))) {
       throw new MedloraError(`${where}: unknown key ${prefix}${k}${didYouMean(k, [...Object.keys(sec), ...(prefix === '' ? Object.keys(SECTIONS) : [])], prefix)}`);
     }
   }
@@ -428,6 +431,7 @@ export function validateConfig(raw: unknown, where: string): TrainConfig {
   const top = checkSection(where, '', TOP, raw);
   const out = { ...top } as Record<string, unknown>;
   for (const [name, sec] of Object.entries(SECTIONS)) out[name] = checkSection(where, `${name}.`, sec, raw[name]);
+  if (raw.task !== undefined && raw.task !== null) { defineTask(raw.task, `${where}: task`); out.task = structuredClone(raw.task); }
   const c = out as unknown as TrainConfig;
   // cross-field rules
   // lora.use_dora is PEFT's spelling of finetuning: dora; resolved here so the saved config says both

@@ -177,11 +177,16 @@ export class BatchSource {
 
   /** The next micro-batch (moving to the next epoch first when the current one is used up). */
   next(): MicroBatch {
+    return padBatch(this.nextRows(), this.padId);
+  }
+
+  /** The next micro-batch's rows, unpadded (data parallelism pads each rank's share of them). */
+  nextRows(): Example[] {
     if (this.pos.index >= this.batchesPerEpoch) this.pos = { epoch: this.pos.epoch + 1, index: 0 };
     const order = this.orderOf(this.pos.epoch);
     const rows = order.slice(this.pos.index * this.batchSize, (this.pos.index + 1) * this.batchSize).map((i) => this.examples[i]!);
     this.pos = { epoch: this.pos.epoch, index: this.pos.index + 1 };
-    return padBatch(rows, this.padId);
+    return rows;
   }
 
   /** Fractional epochs consumed (HF's logged "epoch"). */

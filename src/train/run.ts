@@ -9,7 +9,7 @@ import { listCheckpoints } from './checkpoint.js';
 import { isEval, isGenerateEval, MetricsLog } from './metrics.js';
 import { writeReport } from './report.js';
 import { prepareRun, type PreparedRun } from './setup.js';
-import { resumeTarget, Trainer, type TrainerOptions, type TrainResult } from './trainer.js';
+import { resumeTarget, Trainer, type TrainerOptions, type TrainerParallel, type TrainResult } from './trainer.js';
 
 export interface RunOptions {
   resume?: string;
@@ -22,15 +22,22 @@ export interface RunOptions {
    * depend on eval/generate). Required when eval_generate_steps is set.
    */
   generateEval?: (model: PreparedRun['model'], cfg: TrainConfig) => Promise<NonNullable<TrainerOptions['generateEval']>>;
+  /** data parallelism (src/train/distributed.ts): ranks other than 0 print nothing and write nothing */
+  parallel?: TrainerParallel;
 }
 
-function emit(json: boolean | undefined, event: string, fields: Record<string, unknown>, text?: string): void {
+function emitLine(json: boolean | undefined, event: string, fields: Record<string, unknown>, text?: string): void {
   if (json) process.stdout.write(`${JSON.stringify({ event, ...fields })}\n`);
   else if (text !== undefined) process.stderr.write(`${text}\n`);
 }
 
 export async function runTraining(cfg: TrainConfig, o: RunOptions = {}): Promise<TrainResult> {
   const dir = cfg.output_dir;
+  const main = (o.parallel?.rank ?? 0) === 0;
+  if (!main) o = { ...o, quiet: true, json: false };
+  const emit = (json: boolean | undefined, event: string, fields: Record<string, unknown>, text?: string): void => {
+    if (main) emitLine(json, event, fields, text);
+  };
   // --resume, else training.resume_from_checkpoint (true = the newest checkpoint)
   const resume = resumeTarget(cfg.training, o.resume);
   if (!resume && existsSync(dir) && (listCheckpoints(dir).length > 0 || existsSync(join(dir, 'metrics.jsonl')))) {
@@ -41,7 +48,7 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions = {}): Promise
     if (!o.generateEval) throw new MedloraError('training.eval_generate_steps: this caller supplies no generation evaluator');
   }
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'config.resolved.json'), `${JSON.stringify(cfg, null, 2)}\n`);
+  if (main) writeFileSync(join(dir, 'config.resolved.json'), `${JSON.stringify(cfg, null, 2)}\n`);
   const prep = await prepareRun(cfg);
   for (const n of prep.notes) emit(o.json, 'note', { message: n }, `note: ${n}`);
   for (const r of prep.reports) {
@@ -53,9 +60,10 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions = {}): Promise
   const trainer = new Trainer({
     generateEval,
     model: prep.model, training: cfg.training, runDir: dir, train: prep.train, validation: prep.validation, padId: prep.padId,
-    saveAdapter: prep.saveAdapter, resume, haltAfterStep: o.haltAfterStep, reportConfig: cfg,
+    saveAdapter: prep.saveAdapter, resume, haltAfterStep: o.haltAfterStep, reportConfig: cfg, parallel: o.parallel,
     onMessage: (m) => emit(o.json, 'note', { message: m }, `note: ${m}`),
     onLog: (r) => {
+      if (!main) return;
       if (o.json) emit(true, 'metrics', { ...r });
       else if (isEval(r) && !o.quiet) process.stderr.write(`\nstep ${r.step}: eval_loss ${r.eval_loss.toFixed(4)} (perplexity ${r.eval_perplexity.toFixed(2)})\n`);
       else if (isGenerateEval(r) && !o.quiet) process.stderr.write(`\nstep ${r.step}: generation F1 ${r.gen_f1.toFixed(4)} (P ${r.gen_precision.toFixed(3)}, R ${r.gen_recall.toFixed(3)}, parse rate ${r.gen_parse_rate.toFixed(3)}, ${r.gen_samples} validation records)\n`);
@@ -73,6 +81,7 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions = {}): Promise
     `trainable params: ${trainable.toLocaleString('en-US')} || all params: ${total.toLocaleString('en-US')} || trainable%: ${(100 * trainable / total).toFixed(4)}\n` +
     `${trainer.schedule.totalSteps} updates (warmup ${trainer.schedule.warmupSteps}), ${cfg.training.optim}`);
   const onSigint = (): void => {
+    if (!main) { trainer.requestStop(); process.off('SIGINT', onSigint); return; }
     emit(o.json, 'note', { message: 'SIGINT: finishing the current update, then saving a checkpoint' }, '\nCtrl-C: finishing the current update, then saving a checkpoint (Ctrl-C again to abort without saving)');
     trainer.requestStop();
     process.off('SIGINT', onSigint);
@@ -87,7 +96,7 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions = {}): Promise
   }
   const optimizerNote = cfg.training.optim === 'adamw_torch' ? `${res.optimizerBytes.actual} B` :
     `${res.optimizerBytes.actual} B (8-bit; f32 would be ${res.optimizerBytes.fp32} B, saving ${(100 * (1 - res.optimizerBytes.actual / res.optimizerBytes.fp32)).toFixed(1)}%)`;
-  writeReport(join(dir, 'report.html'), new MetricsLog(join(dir, 'metrics.jsonl')).read(), {
+  if (main) writeReport(join(dir, 'report.html'), new MetricsLog(join(dir, 'metrics.jsonl')).read(), {
     title: `medlora train: ${dir}`,
     facts: [['model', cfg.model], ['steps', `${res.steps} / ${res.totalSteps}${res.interrupted ? ' (interrupted)' : ''}`],
       ['trainable parameters', `${trainable.toLocaleString('en-US')} of ${total.toLocaleString('en-US')} (${(100 * trainable / total).toFixed(3)}%)`],

@@ -29,6 +29,25 @@ export interface TrainableModel {
   gradientCheckpointing?: boolean;
 }
 
+/**
+ * Data parallelism (src/train/distributed.ts implements it over c10d); absent = one process. The BatchSource then
+ * draws global micro-batches of per_device_train_batch_size * worldSize rows and each rank trains on its shard; the
+ * loss is divided by the tokens of the whole update over all ranks, so the summed gradients are the global mean's.
+ * Rank 0 alone logs, evaluates and writes checkpoints and the adapter; every rank resumes from them.
+ */
+export interface TrainerParallel {
+  readonly rank: number;
+  readonly worldSize: number;
+  /** this rank's rows of a global micro-batch (deterministic: depends only on the rows and the rank) */
+  shard<T>(rows: readonly T[]): T[];
+  /** element-wise sum over ranks */
+  allSum(values: readonly number[]): number[];
+  /** after backward: gradients summed over ranks (absent on a rank = zero; absent everywhere stays absent) */
+  syncGrads(params: readonly Tensor[]): void;
+  /** every rank's parameters become rank 0's (at the start, as DDP does) */
+  syncParams(params: readonly Tensor[]): void;
+}
+
 export interface TrainerOptions {
   model: TrainableModel;
   training: TrainingSection;
@@ -50,6 +69,7 @@ export interface TrainerOptions {
   generateEval?: () => GenerateEvalScores;
   onStep?: (done: number, total: number, r: TrainRecord) => void;
   onMessage?: (line: string) => void;
+  parallel?: TrainerParallel;
   /** the resolved config, written as TensorBoard text (report_to: tensorboard); default: the training section */
   reportConfig?: unknown;
   /** where the device of the trainable parameters is decided (fp16 is refused on the CPU) */
@@ -111,6 +131,8 @@ export class Trainer {
   totalTokens = 0;
   best: BestState = { best_metric: null, best_global_step: null, best_model_checkpoint: null, early_stopping_patience_counter: 0 };
   private stopRequested = false;
+  /** data parallel: whether any rank had been asked to stop at the last update (all ranks agree on it) */
+  private stopAgreed = false;
   private tb: TfEventsWriter | undefined;
   private removeNeftune: (() => void) | undefined;
 
@@ -119,7 +141,7 @@ export class Trainer {
     this.params = o.model.trainableParameters();
     if (this.params.length === 0) throw new MedloraError('the model has no trainable parameters (apply LoRA first)');
     this.optimizer = createOptimizer(this.params, { name: t.optim, betas: [t.adam_beta1, t.adam_beta2], eps: t.adam_epsilon, weightDecay: t.weight_decay });
-    this.source = new BatchSource(o.train, t.per_device_train_batch_size, t.shuffle, t.seed, o.padId);
+    this.source = new BatchSource(o.train, t.per_device_train_batch_size * (o.parallel?.worldSize ?? 1), t.shuffle, t.seed, o.padId);
     const total = totalUpdates(t, this.source.batchesPerEpoch);
     this.schedule = { type: t.lr_scheduler_type, learningRate: t.learning_rate, warmupSteps: warmupSteps(t.warmup_steps, t.warmup_ratio, total), totalSteps: total,
       ...(Object.keys(t.lr_scheduler_kwargs ?? {}).length ? { kwargs: t.lr_scheduler_kwargs } : {}) };
@@ -154,13 +176,19 @@ export class Trainer {
   }
 
   private say(line: string): void {
-    this.o.onMessage?.(line);
+    if (this.isMain) this.o.onMessage?.(line);
+  }
+
+  /** rank 0 of a data-parallel job, or the only process: the one that logs and writes */
+  get isMain(): boolean {
+    return (this.o.parallel?.rank ?? 0) === 0;
   }
 
   private invariants(): Record<string, unknown> {
     const t = this.o.training;
     return { per_device_train_batch_size: t.per_device_train_batch_size, gradient_accumulation_steps: t.gradient_accumulation_steps,
-      shuffle: t.shuffle, seed: t.seed, optim: t.optim, train_examples: this.o.train.length };
+      shuffle: t.shuffle, seed: t.seed, optim: t.optim, train_examples: this.o.train.length,
+      ...(this.o.parallel ? { world_size: this.o.parallel.worldSize } : {}) };
   }
 
   private state(): TrainerState {
@@ -203,12 +231,13 @@ export class Trainer {
     this.best = { best_metric: b.best_metric ?? null, best_global_step: b.best_global_step ?? null,
       best_model_checkpoint: b.best_model_checkpoint ?? null, early_stopping_patience_counter: b.early_stopping_patience_counter ?? 0 };
     this.source.pos = { ...ck.state.data_position };
-    this.metrics.truncateAfter(this.step);
+    if (this.isMain) this.metrics.truncateAfter(this.step);
     this.say(`resumed from ${dir} at step ${this.step}`);
     return dir;
   }
 
   private checkpoint(): string {
+    if (!this.isMain) return join(this.o.runDir, `checkpoint-${this.step}`);
     const opt = this.optimizer.saveState();
     try {
       if (this.best.best_global_step === this.step) this.best.best_model_checkpoint = join(this.o.runDir, `checkpoint-${this.step}`);
@@ -251,8 +280,10 @@ export class Trainer {
     const left = this.source.remainingInEpoch();
     const k = left === 0 ? t.gradient_accumulation_steps : Math.min(t.gradient_accumulation_steps, left);
     const batches: MicroBatch[] = [];
-    for (let i = 0; i < k; i++) batches.push(this.source.next());
-    const tokens = batches.reduce((a, b) => a + b.targets, 0);
+    const par = this.o.parallel;
+    for (let i = 0; i < k; i++) batches.push(par ? padBatch(par.shard(this.source.nextRows()), this.o.padId) : this.source.next());
+    const localTokens = batches.reduce((a, b) => a + b.targets, 0);
+    const tokens = par ? par.allSum([localTokens])[0]! : localTokens;
     let sum = 0;
     this.o.model.train(true);
     for (const b of batches) {
@@ -265,6 +296,13 @@ export class Trainer {
       });
     }
     const ps = this.params.map(([, p]) => p);
+    if (par) {
+      // every rank learns whether any rank was asked to stop, so they all stop after the same update
+      const [s, stop] = par.allSum([sum, this.stopRequested ? 1 : 0]);
+      sum = s!;
+      this.stopAgreed = stop! > 0;
+      par.syncGrads(ps);
+    }
     const gradNorm = clipGradNorm(ps, t.max_grad_norm > 0 ? t.max_grad_norm : Infinity);
     this.optimizer.step(lr);
     this.optimizer.zeroGrad();
@@ -292,13 +330,14 @@ export class Trainer {
 
   /** metrics.jsonl, TensorBoard (report_to), the caller. */
   private log(r: MetricRecord): void {
+    if (!this.isMain) return;
     this.metrics.append(r);
     this.tb?.addScalars(tensorboardScalars(r), r.step);
     this.o.onLog?.(r);
   }
 
   private runEval(): EvalRecord | undefined {
-    if (!this.o.validation?.length) return undefined;
+    if (!this.o.validation?.length || !this.isMain) return undefined;
     const e = this.evaluate(this.o.validation);
     const r: EvalRecord = { step: this.step, epoch: this.source.epochFloat(), eval_loss: e.loss, eval_perplexity: Math.exp(e.loss), eval_tokens: e.tokens };
     this.log(r);
@@ -307,7 +346,7 @@ export class Trainer {
   }
 
   private runGenerateEval(): GenerateEvalRecord | undefined {
-    if (!this.o.generateEval) return undefined;
+    if (!this.o.generateEval || !this.isMain) return undefined;
     const r: GenerateEvalRecord = { step: this.step, epoch: this.source.epochFloat(), ...this.o.generateEval() };
     this.o.model.train(true);
     this.log(r);
@@ -373,7 +412,8 @@ export class Trainer {
     const t = this.o.training;
     const resume = resumeTarget(t, this.o.resume);
     if (resume) this.resumeFrom(resume);
-    if (t.report_to.includes('tensorboard')) {
+    this.o.parallel?.syncParams(this.params.map(([, p]) => p));
+    if (t.report_to.includes('tensorboard') && this.isMain) {
       this.tb = new TfEventsWriter(defaultLogDir(this.o.runDir));
       this.tb.addText('config', JSON.stringify(this.o.reportConfig ?? { training: t }, null, 2), this.step);
     }
@@ -423,6 +463,8 @@ export class Trainer {
         const e = this.evaluation();
         newBest = e.newBest;
         if (e.stop) earlyStopped = true;
+        // rank 0 evaluates; every rank stops with it
+        if (this.o.parallel) earlyStopped = this.o.parallel.allSum([earlyStopped ? 1 : 0])[0]! > 0;
       }
       // save_strategy (null: every save_steps); HF's steps strategy also saves at the last update, best saves on a new best
       const saveNow = t.save_strategy === null ? t.save_steps !== null && this.step % t.save_steps === 0
@@ -436,7 +478,7 @@ export class Trainer {
       if (this.o.haltAfterStep !== undefined && this.step >= this.o.haltAfterStep && this.step < total) { halted = true; break; }
       // let a pending SIGINT handler run between updates
       await new Promise<void>((r) => setImmediate(r));
-      if (this.stopRequested && this.step < total) {
+      if ((this.o.parallel ? this.stopAgreed : this.stopRequested) && this.step < total) {
         if (savedAt !== this.step) save();
         interrupted = true;
         break;
@@ -456,9 +498,9 @@ export class Trainer {
       } else if (t.load_best_model_at_end && this.best.best_model_checkpoint !== null) {
         finalFrom = this.best.best_model_checkpoint;
       }
-      if (this.o.saveAdapter) this.o.saveAdapter(join(this.o.runDir, 'adapter'));
+      if (this.o.saveAdapter && this.isMain) this.o.saveAdapter(join(this.o.runDir, 'adapter'));
       // the run's own trainer_state.json (HF writes one in output_dir at the end): the best checkpoint and metric
-      writeFileSync(join(this.o.runDir, TRAINER_STATE), `${JSON.stringify({ global_step: this.step, max_steps: total, epoch: this.source.epochFloat(),
+      if (this.isMain) writeFileSync(join(this.o.runDir, TRAINER_STATE), `${JSON.stringify({ global_step: this.step, max_steps: total, epoch: this.source.epochFloat(),
         metric_for_best_model: t.metric_for_best_model, greater_is_better: t.greater_is_better, ...this.best,
         early_stopped: this.step < total, final_adapter_from: finalFrom }, null, 2)}\n`);
     }

@@ -177,7 +177,7 @@ test('generic jsonl: the three shapes, and clear errors for bad lines', async ()
   // --task with an output that is not in the task's format
   const tf = join(d, 't.jsonl');
   writeFileSync(tf, `${JSON.stringify({ prompt: 'text', completion: 'warfarin, aspirin' })}\n`);
-  await assert.rejects(run('jsonl', tf, { task: 'drug-ae' }), /record 1: as task drug-ae: line "warfarin, aspirin" is not "head \| tail"/);
+  await assert.rejects(run('jsonl', tf, { task: 'drug-ae' }), /record 1: as task drug-ae: cannot read "warfarin, aspirin" as task drug-ae's format/);
   await assert.rejects(run('jsonl', tf, { task: 'nonsense' }), /unknown task "nonsense"/);
   const empty = join(d, 'empty.jsonl');
   writeFileSync(empty, '\n\n');

@@ -1,7 +1,7 @@
 // Test/bench helper: a tiny random "model" (seeded random scores over the vocabulary each step, ignoring context) and
 // greedy / sampled decoding with or without a token constraint. A random model is the hardest case for a constraint:
 // it is as likely to pick any allowed token as any other, so every corner of the format gets exercised.
-import { ConstrainedSession, type TokenConstraint } from '../../src/generate/constraints/mask.js';
+import { ConstrainedSession, type Constraint } from '../../src/generate/constraints/mask.js';
 import { applyMask } from '../../src/generate/constraints/index.js';
 import { mulberry32 } from '../../src/data/split.js';
 
@@ -29,7 +29,9 @@ export interface DecodeResult {
  * and EOS is allowed only when the answer is complete. `sample`: draw from softmax(logits * 4) instead of argmax.
  */
 export function randomDecode(opts: {
-  vocabSize: number; eosId: number; maxNewTokens: number; seed: number; sample: boolean; constraint?: TokenConstraint;
+  vocabSize: number; eosId: number; maxNewTokens: number; seed: number; sample: boolean; constraint?: Constraint;
+  /** mask time of every step is appended here (ms) */
+  stepTimes?: number[];
 }): DecodeResult {
   const r = rng(opts.seed);
   const logits = new Float32Array(opts.vocabSize);
@@ -41,7 +43,9 @@ export function randomDecode(opts: {
     if (session) {
       const t0 = performance.now();
       const m = session.mask();
-      maskMs += performance.now() - t0;
+      const dt = performance.now() - t0;
+      maskMs += dt;
+      opts.stepTimes?.push(dt);
       applyMask(logits, m, opts.eosId);
     }
     const id = opts.sample ? sampleFrom(logits, r) : argmax(logits);

@@ -147,7 +147,7 @@ test('score: bad input gives one clear line and a non-zero exit', async () => {
   assert.match(r.err, /pred\.jsonl:1: needs "output"/);
   writeFileSync(pred, jsonl([{ id: 'a', pred: 'x' }]));
   r = await runCli(['score', '--task', 'chemicals', '--gold', gold, '--pred', pred]);
-  assert.match(r.err, /pred\.jsonl:1: "pred" for task chemicals must be an array of strings/);
+  assert.match(r.err, /pred\.jsonl:1: "pred" for task chemicals does not match its answer schema: \$: expected an array/);
   writeFileSync(gold, jsonl([{ id: 'a', task: 'chemicals', gold: ['x'] }]));
   writeFileSync(pred, jsonl([{ id: 'a', output: '- x' }]));
   r = await runCli(['score', '--task', 'chemicals', '--gold', gold, '--pred', pred, '--ground']);

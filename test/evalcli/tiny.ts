@@ -13,7 +13,7 @@ import { saveAdapter } from '../../src/adapt/peft-io.js';
 import { manualSeed, randn, scope } from '../../src/tensor/index.js';
 import { renderTarget } from '../../src/data/tasks.js';
 import type { GoldByTask, MedRecord } from '../../src/data/schema.js';
-import type { StructuredTask } from '../../src/eval/parse.js';
+type StructuredTask = Exclude<keyof GoldByTask, 'qa'>;
 import { sharedPath } from '../../src/util/paths.js';
 
 /** The llama-tiny reference config (copied here for machines without ../shared; read from there when present). */
@@ -29,7 +29,7 @@ function baseConfig(): Record<string, unknown> {
 }
 
 /** Short records per task: enough to exercise every format; inputs are short so prompts stay small. */
-export function taskRecords(): { [K in StructuredTask]: MedRecord<K>[] } {
+export function taskRecords(): { [K in StructuredTask]: MedRecord<K>[] } & Record<string, MedRecord[]> {
   const r = <K extends StructuredTask>(task: K, id: string, input: string, gold: GoldByTask[K]): MedRecord<K> => ({ id, task, input, gold });
   return {
     'ddi-triplets': [

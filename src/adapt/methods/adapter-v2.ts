@@ -14,7 +14,7 @@ import { isExtensibleAttention } from '../../model/decoder.js';
 import { MedloraError } from '../../util/errors.js';
 import { linearModulePaths, resolve } from '../apply.js';
 import { AdapterV2Attention, AdapterV2Linear } from '../adapter-v2.js';
-import { engineDType, tensorData } from '../peft-io.js';
+import { engineDType, tensorData } from '../../io/tensor-bytes.js';
 import { mergeInMemory } from './merged-checkpoint.js';
 import type { FinetuningMethod, SaveInfo } from './types.js';
 

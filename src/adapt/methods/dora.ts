@@ -10,7 +10,8 @@ import { MedloraError } from '../../util/errors.js';
 import { applyLora, loraModules, resolve, type LoraSettings } from '../apply.js';
 import { DoraLinear } from '../dora.js';
 import { unloadLora } from '../merge.js';
-import { engineDType, loraConfigOf, tensorData } from '../peft-io.js';
+import { loraConfigOf } from '../peft-io.js';
+import { engineDType, tensorData } from '../../io/tensor-bytes.js';
 import { mergeInMemory } from './merged-checkpoint.js';
 import type { FinetuningMethod } from './types.js';
 

@@ -9,7 +9,7 @@ import { loadModel } from '../../model/load.js';
 import type { Module } from '../../model/module.js';
 import { MedloraError } from '../../util/errors.js';
 import { COPIED_FILES, MAX_SHARD_BYTES, type MergeCheckpointOptions, type MergeCheckpointReport } from '../merge-checkpoint.js';
-import { tensorData } from '../peft-io.js';
+import { tensorData } from '../../io/tensor-bytes.js';
 
 const CONFIG_DTYPE: Record<string, string> = { f32: 'float32', bf16: 'bfloat16', f16: 'float16' };
 

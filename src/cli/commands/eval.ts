@@ -4,6 +4,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { CommandSpec, ParsedArgs } from '../command.js';
 import { bool, list, num, str } from '../command.js';
 import { MedloraError } from '../../util/errors.js';
+import { DIST_OPTIONS, startRanks } from '../distributed.js';
 import type { FieldNames } from '../../data/contract.js';
 import type { PromptStyle } from '../../data/prompt.js';
 
@@ -120,8 +121,14 @@ export const evalCommand: CommandSpec = {
     loss: { type: 'boolean', default: true, description: 'also compute the test loss and perplexity (--no-loss to skip)' },
     json: { type: 'boolean', description: 'print scores.json to stdout (progress as JSON lines is not mixed in)' },
     quiet: { type: 'boolean', description: 'no progress bar' },
+    ...DIST_OPTIONS,
   },
   async run(args) {
+    // several ranks (--nproc-per-node or torchrun): each generates its share of the records, rank 0 writes the outputs
+    const ranks = await startRanks('eval', args);
+    if ('exitCode' in ranks) return ranks.exitCode;
+    const parallel = ranks.parallel;
+    const main = (parallel?.rank ?? 0) === 0;
     const { loadRecords } = await import('../../data/jsonl.js');
     const { structuredTask, evaluateModel, evalText, writeEvalOutputs } = await import('../../eval/run-eval.js');
     const { DEFAULT_MATCH, parseMetric } = await import('../../eval/match.js');
@@ -148,7 +155,7 @@ export const evalCommand: CommandSpec = {
     const onlyAdapter = runs.length === 1 ? runs[0]!.adapter : null;
     const out = str(args, 'out') ?? (onlyAdapter ? join(dirname(resolve(onlyAdapter)), `${basename(resolve(onlyAdapter))}-eval`) : `eval-${timestamp()}`);
     const json = bool(args, 'json');
-    const quiet = bool(args, 'quiet') || json;
+    const quiet = bool(args, 'quiet') || json || !main;
     // the model is loaded once: its dtype (and the chat template) come from the first compared adapter's contract;
     // each run then prompts as its own adapter's contract says (a run without one, e.g. base, as the first one's)
     const firstAdapter = runs.find((r) => r.adapter !== null)?.adapter ?? undefined;
@@ -177,6 +184,7 @@ export const evalCommand: CommandSpec = {
             loss: args.options.loss !== false,
             dataLabel: dataFile,
             predLabel: join(out, runs.length > 1 ? spec.name : '', 'predictions.jsonl'),
+            parallel,
             onProgress: (p, n, total) => {
               if (p !== phase) { bar?.end(); bar = new Progress({ total, label: `${label} ${p === 'generate' ? 'generate' : 'loss'}`, unit: 'records', quiet }); phase = p; }
               bar!.update(n);
@@ -191,6 +199,8 @@ export const evalCommand: CommandSpec = {
     } finally {
       model.dispose();
     }
+    parallel?.destroy();
+    if (!main) return 0;
     const written = writeEvalOutputs(out, done, `medlora eval: ${task} (${basename(dataFile)})`);
     // an adapter folder with a medlora model card gets this comparison as its evaluation table
     const { updateCardEvaluation } = await import('../../train/model-card.js');

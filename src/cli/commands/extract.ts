@@ -5,6 +5,7 @@ import type { CommandSpec } from '../command.js';
 import { bool, str } from '../command.js';
 import { MedloraError } from '../../util/errors.js';
 import { GENERATION_OPTIONS, generationSettings, loadModelAndTokenizer } from './eval.js';
+import { DIST_OPTIONS, startRanks } from '../distributed.js';
 
 /** Read {"id"?, "text"} (or canonical records' "input") lines; ids default to the line number. */
 async function readInputs(file: string): Promise<Array<{ id: string; text: string }>> {
@@ -52,8 +53,13 @@ export const extractCommand: CommandSpec = {
     input: { type: 'string', value: 'FILE', description: 'JSONL of {"id", "text"} (instead of TEXT)' },
     output: { type: 'string', value: 'FILE', description: 'write the JSON lines here instead of stdout' },
     quiet: { type: 'boolean', description: 'no progress bar' },
+    ...DIST_OPTIONS,
   },
   async run(args) {
+    // several ranks (--nproc-per-node or torchrun): each extracts its share of --input, rank 0 writes them all in order
+    const ranks = await startRanks('extract', args);
+    if ('exitCode' in ranks) return ranks.exitCode;
+    const parallel = ranks.parallel;
     const { structuredTask } = await import('../../eval/run-eval.js');
     const { extract } = await import('../../eval/extract.js');
     const { Progress } = await import('../../util/progress.js');
@@ -77,12 +83,14 @@ export const extractCommand: CommandSpec = {
     const settings = { ...gen, promptStyle: resolved.prompt_style, maxLength: resolved.max_length, instructions: resolved.instructions };
     let results;
     try {
-      const bar = file !== undefined ? new Progress({ total: inputs.length, label: 'extract', unit: 'texts', quiet: bool(args, 'quiet') }) : undefined;
-      results = extract(model, tok, task, inputs, { ...settings, onProgress: (_p, done) => bar?.update(done) }).results;
+      const bar = file !== undefined ? new Progress({ total: inputs.length, label: 'extract', unit: 'texts', quiet: bool(args, 'quiet') || (parallel?.rank ?? 0) !== 0 }) : undefined;
+      results = extract(model, tok, task, inputs, { ...settings, parallel, onProgress: (_p, done) => bar?.update(done) }).results;
       bar?.end();
     } finally {
       model.dispose();
     }
+    parallel?.destroy();
+    if ((parallel?.rank ?? 0) !== 0) return 0;
     const cut = results.filter((r) => r.finish_reason === 'max_positions').length;
     if (cut) console.error(`warning: ${cut} answer(s) TRUNCATED at the model's max_position_embeddings (finish_reason max_positions, truncated true); shorten the inputs (--max-length)`);
     const outFile = str(args, 'output');

@@ -3,6 +3,7 @@
 import type { CommandSpec } from '../command.js';
 import { bool, str } from '../command.js';
 import { MedloraError } from '../../util/errors.js';
+import { DIST_OPTIONS, startRanks } from '../distributed.js';
 
 /** A path as one shell word (quoted only when it needs to be). */
 function shellQuote(s: string): string {
@@ -21,6 +22,7 @@ export const trainCommand: CommandSpec = {
     json: { type: 'boolean', description: 'machine-readable progress and result as JSON lines on stdout' },
     quiet: { type: 'boolean', description: 'no progress bar' },
     threads: { type: 'number', value: 'N', description: 'CPU threads for the engine (default: libtorch\'s choice; 1 is often fastest for tiny models on a busy machine)' },
+    ...DIST_OPTIONS,
   },
   allowExtra: true,
   details: [
@@ -29,6 +31,8 @@ export const trainCommand: CommandSpec = {
     'The run directory gets config.resolved.json, metrics.jsonl, checkpoint-<step>/, adapter/ and report.html.',
     'Ctrl-C finishes the current update, saves a checkpoint and exits with code 130; `medlora train --resume RUN_DIR`',
     'then continues from the run folder\'s config.resolved.json and its newest checkpoint (flags still override keys).',
+    'Several processes (data parallel, c10d Gloo/NCCL): torchrun --nproc-per-node N --no-python node bin/medlora.js train ...',
+    'or --nproc-per-node N; per_device_train_batch_size is per rank (the global batch is N times it).',
   ].join('\n'),
   async run(args) {
     const { readConfigFile, resolveConfig } = await import('../../train/config.js');
@@ -62,12 +66,22 @@ export const trainCommand: CommandSpec = {
       const { setNumThreads } = await import('../../tensor/index.js');
       setNumThreads(threads as number);
     }
+    const ranks = await startRanks('train', args);
+    if ('exitCode' in ranks) return ranks.exitCode;
+    const parallel = ranks.parallel;
     const { runTraining } = await import('../../train/run.js');
-    const res = await runTraining(cfg, { ...(resume !== undefined ? { resume } : {}), json, quiet: bool(args, 'quiet'),
-      generateEval: async (model, c) => (await import('../../eval/run-eval.js')).trainingGenerateEval(model, c) });
+    let res;
+    try {
+      res = await runTraining(cfg, { ...(resume !== undefined ? { resume } : {}), json, quiet: bool(args, 'quiet'), parallel,
+        generateEval: async (model, c) => (await import('../../eval/run-eval.js')).trainingGenerateEval(model, c) });
+    } finally {
+      parallel?.destroy();
+    }
     if (res.interrupted) {
+      if (parallel && parallel.rank !== 0) return 130; // rank 0 says it
+      const ranksNote = parallel ? ` (with the same ${parallel.worldSize} ranks)` : '';
       const cmd = `medlora train --resume ${shellQuote(cfg.output_dir)}`;
-      const msg = `interrupted at step ${res.steps}; checkpoint saved in ${res.lastCheckpoint}. Resume with: ${cmd}`;
+      const msg = `interrupted at step ${res.steps}; checkpoint saved in ${res.lastCheckpoint}. Resume with: ${cmd}${ranksNote}`;
       if (json) console.log(JSON.stringify({ event: 'interrupted', step: res.steps, checkpoint: res.lastCheckpoint, resume: cmd }));
       console.error(msg);
       return 130;

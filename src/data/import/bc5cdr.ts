@@ -1,6 +1,7 @@
 // BioCreative V CDR importer (PubTator): per document, three records - chemicals, diseases (mention surface forms,
 // first occurrence order, case-insensitive de-duplication) and influences (CID MeSH pairs written with the surface
 // name of each concept's first mention). Input is title + " " + abstract (the text PubTator offsets index into).
+import { labelsOf } from '../tasks.js';
 import { readFileSync } from 'node:fs';
 import { MedloraError } from '../../util/errors.js';
 import type { MedRecord, Pair } from '../schema.js';
@@ -83,8 +84,7 @@ export const bc5cdr: Importer = {
       ];
       for (const r of recs) {
         if (only !== undefined && r.task !== only) continue;
-        countRecord(counts, r.task, r.task === 'chemicals' ? (r.gold as string[]).map(() => 'chemical')
-          : r.task === 'diseases' ? (r.gold as string[]).map(() => 'disease') : (r.gold as Pair[]).map(() => 'CID'));
+        countRecord(counts, r.task, labelsOf(r));
         yield r;
       }
     }

@@ -27,6 +27,10 @@ export interface Importer {
 export interface ImportOptions {
   /** generic JSONL: the task to give records (default: detected, else qa) */
   task?: string;
+  /** generic JSONL with a field mapping: the record's input text field (dotted path allowed) */
+  inputField?: string;
+  /** generic JSONL with a field mapping: the field holding the structured gold answer (or its JSON text) */
+  goldField?: string;
   skipInvalid?: boolean;
   /** drugbank-sentences: the interaction templates CSV */
   templates?: string;

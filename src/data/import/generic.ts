@@ -2,9 +2,9 @@
 // --task, else detected (the medical NER recipe's three prompts -> chemicals / diseases / influences), else qa.
 // For list tasks the output text is read back into gold with the line formats of tasks.ts ("- x", "a | b", "<a, r, b>").
 import { MedloraError } from '../../util/errors.js';
-import type { Gold, MedRecord, Pair, TaskName, Triplet } from '../schema.js';
+import type { Gold, MedRecord, TaskName } from '../schema.js';
 import { readJsonl, newReport } from '../jsonl.js';
-import { EMPTY_ANSWER, getTask, NER_INSTRUCTIONS } from '../tasks.js';
+import { getTask, NER_INSTRUCTIONS } from '../tasks.js';
 import { countRecord, type Importer } from './common.js';
 
 interface Generic { instruction?: string; input: string; output: string }
@@ -49,37 +49,21 @@ export function detectNer(prompt: string): { task: 'chemicals' | 'diseases' | 'i
   return undefined;
 }
 
-/** Read a target text back into gold for a task (line formats of tasks.ts). */
-export function goldFromText(task: TaskName, text: string): Gold | string {
-  const ls = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '');
-  const list = ls.length === 1 && ls[0]!.toLowerCase() === EMPTY_ANSWER ? [] : ls;
-  const unbullet = (l: string): string => l.replace(/^[-*•]\s*/, '');
-  switch (task) {
-    case 'qa': return text;
-    case 'chemicals': case 'diseases': return list.map(unbullet);
-    case 'influences': case 'drug-ae': {
-      const out: Pair[] = [];
-      for (const l of list) {
-        const p = unbullet(l).split(' | ');
-        if (p.length !== 2 || !p[0] || !p[1]) return `line "${l}" is not "head | tail"`;
-        out.push({ head: p[0].trim(), tail: p[1].trim() });
-      }
-      return out;
-    }
-    case 'ddi-triplets': case 'chemprot': {
-      const out: Triplet[] = [];
-      for (const l of list) {
-        // head = up to the first ", ", tail = after the last ", " (relations may contain commas, names rarely do)
-        const m = /^<(.+?), (.+), ([^,]+)>$/.exec(l);
-        if (!m) return `line "${l}" is not "<head, relation, tail>"`;
-        out.push({ head: m[1]!.trim(), relation: m[2]!.trim(), tail: m[3]!.trim() });
-      }
-      return out;
-    }
-    case 'ade-email': {
-      try { return JSON.parse(text) as Gold; } catch { return 'output is not JSON {drug_name, adverse_events}'; }
-    }
-  }
+/** Read a target text back into gold with the task's own parser (its rendered format); an error message if any of
+ * it cannot be read. */
+export function goldFromText(task: string, text: string): Gold | string {
+  const t = getTask(task);
+  if (!t.structured) return text;
+  const p = t.parse(text);
+  if (p.unparsed.length) return `cannot read ${JSON.stringify(p.unparsed[0]!.slice(0, 120))} as task ${task}'s format`;
+  return p.items as Gold;
+}
+
+/** A field of a JSON object by name or dotted path ("a.b"). */
+function fieldAt(o: unknown, path: string): unknown {
+  let v = o;
+  for (const k of path.split('.')) v = v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>)[k] : undefined;
+  return v;
 }
 
 export const genericJsonl: Importer = {
@@ -89,17 +73,34 @@ export const genericJsonl: Importer = {
     const forced = opts.task !== undefined ? getTask(opts.task).name : undefined;
     const report = newReport(path);
     let n = 0;
+    const mapped = opts.inputField !== undefined || opts.goldField !== undefined;
+    if (mapped && (opts.inputField === undefined || opts.goldField === undefined || forced === undefined)) {
+      throw new MedloraError('a field mapping needs the input field, the gold field and the task');
+    }
+    // with a field mapping: input = o[inputField] (text), gold = o[goldField] (the structured answer, or its JSON text)
+    const mapRecord = (v: unknown): Generic & { gold?: unknown } | string => {
+      const input = fieldAt(v, opts.inputField!);
+      if (typeof input !== 'string') return `field "${opts.inputField}" is missing or not a string`;
+      let gold = fieldAt(v, opts.goldField!);
+      if (gold === undefined) return `field "${opts.goldField}" is missing`;
+      if (typeof gold === 'string' && getTask(forced!).structured) {
+        const parsed = goldFromText(forced!, gold);
+        if (typeof parsed === 'string') return `field "${opts.goldField}": ${parsed}`;
+        gold = parsed;
+      }
+      return { input, output: '', gold };
+    };
     const check = (v: unknown): string | undefined => {
-      const g = toGeneric(v);
+      const g = mapped ? mapRecord(v) : toGeneric(v);
       return typeof g === 'string' ? g : undefined;
     };
     for await (const v of readJsonl<unknown>(path, check, report, { skipInvalid: opts.skipInvalid })) {
-      const g = toGeneric(v) as Generic;
+      const g = (mapped ? mapRecord(v) : toGeneric(v)) as Generic & { gold?: unknown };
       n++;
-      const ner = forced === undefined || forced === 'chemicals' || forced === 'diseases' || forced === 'influences' ? detectNer(g.input) : undefined;
-      const task: TaskName = forced ?? ner?.task ?? 'qa';
+      const ner = !mapped && (forced === undefined || forced === 'chemicals' || forced === 'diseases' || forced === 'influences') ? detectNer(g.input) : undefined;
+      const task: TaskName = (forced ?? ner?.task ?? 'qa') as TaskName;
       const input = ner && ner.task === task ? ner.input : g.input;
-      const gold = goldFromText(task, g.output);
+      const gold = mapped ? g.gold as Gold : goldFromText(task, g.output);
       const err = typeof gold === 'string' && task !== 'qa' ? gold : getTask(task).validate(gold);
       if (err) {
         const msg = `${path}: record ${n}: as task ${task}: ${err}`;

@@ -3,7 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { taskAutomaton } from './tasks.js';
-import { parseOutput } from '../../eval/parse.js';
+import { getTask } from '../../data/tasks/index.js';
+
+const parseOutput = (task: string, text: string) => getTask(task).parse(text);
 
 const complete = (task: Parameters<typeof taskAutomaton>[0], text: string) => {
   const a = taskAutomaton(task);
@@ -19,8 +21,10 @@ test('accepts the agreed renderings of every structured task', () => {
   assert.ok(complete('diseases', '- β-thalassemia'));
   assert.ok(complete('influences', 'cimetidine | impotence\nranitidine | confusion'));
   assert.ok(complete('drug-ae', 'Abilify | nausea'));
-  assert.ok(complete('ade-email', '{"drug_name": "Abilify", "adverse_events": ["nausea", "vomiting"]}'));
-  assert.ok(complete('ade-email', '{"drug_name": "Abilify", "adverse_events": []}'));
+  // ade-email is compact canonical JSON, exactly as rendered (src/data/tasks/ade-email.ts)
+  assert.ok(complete('ade-email', '{"drug_name":"Abilify","adverse_events":["nausea","vomiting"]}'));
+  assert.ok(complete('ade-email', '{"drug_name":"Abilify","adverse_events":[]}'));
+  assert.ok(!alive('ade-email', '{"drug_name": "Abilify"')); // the spaced form was never the trained format
   for (const t of ['ddi-triplets', 'chemprot', 'chemicals', 'diseases', 'influences', 'drug-ae'] as const) assert.ok(complete(t, 'none'), t);
 });
 
@@ -36,12 +40,13 @@ test('prefixes are alive but not complete; malformed text dies', () => {
   assert.ok(!alive('chemprot', '<a, CPR:11, b>'));
   assert.ok(!alive('chemicals', '- a\n\n- b')); // blank lines are not part of the format
   assert.ok(!alive('chemicals', '- a\tb')); // control characters never are
-  assert.ok(!alive('ade-email', '{"drug_name": "a\\"b"')); // no escapes: quotes and backslashes are excluded
-  assert.ok(!alive('ade-email', '{"drug_name": "a", "adverse_events": ["x",]}'));
+  assert.ok(complete('ade-email', '{"drug_name":"a\\"b","adverse_events":[]}')); // JSON escapes, as JSON.stringify writes them
+  assert.ok(!alive('ade-email', '{"drug_name":"a","adverse_events":["x",]}'));
+  assert.ok(!alive('ade-email', '{"drug_name":" ",') && !complete('ade-email', '{"drug_name":"\\n","adverse_events":[]}')); // blank strings never end
   assert.ok(!alive('chemicals', '- a\xff'.replace('\xff', '\u0000')));
   assert.ok(!alive('diseases', 'none\n- x'));
   // one leading space (a sentencepiece "▁" first token) is allowed, two are not
-  assert.ok(complete('ade-email', ' {"drug_name": "a", "adverse_events": []}') && complete('chemicals', ' none'));
+  assert.ok(complete('ade-email', ' {"drug_name":"a","adverse_events":[]}') && complete('chemicals', ' none'));
   assert.ok(!alive('chemicals', '  - a'));
 });
 
@@ -84,9 +89,6 @@ test('bounds: field length and item count', () => {
   assert.equal(a.run('- abcdef'), -1);
   assert.ok(a.isComplete(a.run('- a\n- b')));
   assert.equal(a.run('- a\n- b\n'), -1);
-  const j = taskAutomaton('ade-email', { maxItems: 1 });
-  assert.ok(j.isComplete(j.run('{"drug_name": "x", "adverse_events": ["y"]}')));
-  assert.equal(j.run('{"drug_name": "x", "adverse_events": ["y", '), -1);
   // a 3-byte character does not fit in the last 2 bytes of a field
   const b = taskAutomaton('chemicals', { maxFieldBytes: 4 });
   assert.equal(b.step(b.run('- ab'), 0xe2), -1);
@@ -104,11 +106,12 @@ test('minimum bytes to finish, counted by hand', () => {
   const c = taskAutomaton('chemprot');
   assert.equal(c.minToFinish(c.run('<x, ')), 9);
   assert.equal(c.minToFinish(c.run('<x, CPR:1')), 4);
-  // ade-email: '{"drug_name": "' (15) + "a" (1) + '", "adverse_events": [' (22) + "]}" (2) = 40
+  // ade-email: '{"drug_name":"' (14) + "a" (1) + '","adverse_events":[' (20) + "]}" (2) = 37
   const j = taskAutomaton('ade-email');
-  assert.equal(j.minToFinish(j.initial()), 40);
-  assert.equal(j.minToFinish(j.run('{"drug_name": "X", "adverse_events": ["')), 1 + 1 + 2); // a"]}
-  assert.equal(j.minToFinish(j.run('{"drug_name": "X", "adverse_events": ["y"')), 2); // ]}
+  assert.equal(j.minToFinish(j.initial()), 37);
+  assert.equal(j.minToFinish(j.run('{"drug_name":"X","adverse_events":["')), 1 + 1 + 2); // a"]}
+  assert.equal(j.minToFinish(j.run('{"drug_name":"X","adverse_events":["y"')), 2); // ]}
+  assert.equal(j.minToFinish(j.run('{"drug_name":"X","adverse_events":["\\u00')), 2 + 1 + 2); // 1f"]}
   // pairs after "x": the field may end: "| a" = 3; after "x|": " a" = 2
   const p = taskAutomaton('influences');
   assert.equal(p.minToFinish(p.run('x')), 3);
@@ -122,7 +125,7 @@ test('whatever the automaton completes, the parser reads without leftovers', () 
     ['chemicals', '- "x"\n- 1. a\n- * b.\n- none'],
     ['influences', '1. | x\n- a | "b"\nnone | y'],
     ['ddi-triplets', '<"a", (b), c.>\n<1, 2, 3>'],
-    ['ade-email', '{"drug_name": "}{x", "adverse_events": ["a}", "{b"]}'],
+    ['ade-email', '{"drug_name":"}{x","adverse_events":["a}","{b"]}'],
   ];
   for (const [task, text] of cases) {
     assert.ok(complete(task, text), `${task}: ${text}`);

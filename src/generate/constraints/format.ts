@@ -6,30 +6,9 @@
 // (e.g. "none"). Items are sequences of literals, free-text fields and enumerated fields. Bounds (max items, max field
 // bytes) make every answer finite; together with the token budget in mask.ts this guarantees termination.
 
-export type Segment =
-  | { kind: 'lit'; text: string }
-  /** free text: printable ASCII (except `exclude`) and UTF-8 multi-byte characters, 1..maxBytes bytes; it may not
-   * start with a space and may only end after an ASCII letter/digit or a 2-byte letter (U+00C0-U+07FF) has been seen,
-   * so the parser's trimming of whitespace, bullets, quotes and trailing punctuation can never empty it. With
-   * `commas`, a comma not followed by a space is part of the text ("2,4-dinitrophenol"); ", " then ends the field
-   * when the format continues with ", " and is not allowed otherwise (triplet parsers split on the first/last ", ") */
-  | { kind: 'field'; exclude: string; maxBytes: number; commas?: boolean }
-  /** one of a fixed set of strings (e.g. ChemProt CPR groups) */
-  | { kind: 'enum'; options: string[] };
+import type { ListFormat, Segment } from '../../data/tasks/index.js';
 
-export interface ListFormat {
-  prefix: Segment[];
-  item: Segment[];
-  /** between items; must be non-empty */
-  separator: string;
-  /** after the last item; may be empty */
-  suffix: string;
-  /** an alternative complete answer (e.g. "none" for an empty list) */
-  emptyAnswer?: string;
-  /** 0: PREFIX SUFFIX alone is an answer (JSON "[]"); 1: an empty answer must use `emptyAnswer` */
-  minItems: 0 | 1;
-  maxItems: number;
-}
+export type { ListFormat, Segment } from '../../data/tasks/index.js';
 
 const enum K { Byte, Field, Enum, BranchA, BranchB, End }
 

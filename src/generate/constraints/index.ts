@@ -1,14 +1,22 @@
-// Entry point for generation code: a task's token constraint for a tokenizer (the vocabulary bytes and trie are built
-// once per tokenizer and cached), and applying a mask to logits. Unconstrained decoding simply skips all of this.
+// Entry point for generation code: a task's (or a JSON Schema's) token constraint for a tokenizer, cached per
+// (grammar, vocabulary) so masks computed once are reused across decodes, and applying a mask to logits. The
+// vocabulary bytes and trie are built once per tokenizer. Unconstrained decoding simply skips all of this.
 import type { TextTokenizer } from '../../tokenize/types.js';
-import type { StructuredTask } from '../../eval/parse.js';
-import { ConstraintVocab, TokenConstraint, type MaskResult } from './mask.js';
-import { type FormatBounds, taskAutomaton } from './tasks.js';
+import { compileSchema, SchemaError, type FormatBounds, type Grammar, type JsonSchema } from '../../data/tasks/index.js';
+import { ConstraintVocab, TokenConstraint, type Constraint, type MaskResult } from './mask.js';
+import { FormatAutomaton } from './format.js';
+import { SchemaConstraint } from './schema.js';
+import { JsonAutomaton } from './json.js';
+import { grammarAutomaton, taskGrammar } from './tasks.js';
 
-export { ConstrainedSession, ConstraintVocab, TokenConstraint, type MaskResult } from './mask.js';
-export { DEFAULT_BOUNDS, type FormatBounds, taskAutomaton, taskFormat } from './tasks.js';
+export { ConstrainedSession, ConstraintVocab, TokenConstraint, type Constraint, type MaskResult } from './mask.js';
+export { SchemaConstraint } from './schema.js';
+export { JsonAutomaton };
+export { DEFAULT_BOUNDS, type FormatBounds, grammarAutomaton, schemaAutomaton, taskAutomaton, taskFormat, taskGrammar } from './tasks.js';
+export { validate, SchemaError, type ValidationError } from '../../data/tasks/index.js';
 
 const vocabs = new WeakMap<TextTokenizer, ConstraintVocab>();
+const constraints = new WeakMap<ConstraintVocab, Map<string, Constraint>>();
 
 /** The vocabulary view of a tokenizer, built once (about a second for a 50k vocabulary). */
 export function constraintVocab(tok: TextTokenizer): ConstraintVocab {
@@ -17,10 +25,40 @@ export function constraintVocab(tok: TextTokenizer): ConstraintVocab {
   return v;
 }
 
-/** The token constraint that makes `task`'s output always parse. */
-export function taskConstraint(task: StructuredTask, tok: TextTokenizer, bounds: Partial<FormatBounds> = {}): TokenConstraint {
-  return new TokenConstraint(constraintVocab(tok), taskAutomaton(task, bounds));
+/** The token constraint of an automaton over a vocabulary (uncached; tests and benchmarks). */
+export function automatonConstraint(vocab: ConstraintVocab, a: FormatAutomaton | JsonAutomaton): Constraint {
+  return a instanceof FormatAutomaton ? new TokenConstraint(vocab, a) : new SchemaConstraint(vocab, a);
 }
+
+/** The constraint of a grammar for a tokenizer, cached per (grammar, vocabulary). */
+export function grammarConstraint(g: Grammar, tok: TextTokenizer): Constraint {
+  const vocab = constraintVocab(tok);
+  let m = constraints.get(vocab);
+  if (!m) { m = new Map(); constraints.set(vocab, m); }
+  const key = JSON.stringify(g);
+  let c = m.get(key);
+  if (!c) {
+    c = automatonConstraint(vocab, grammarAutomaton(g));
+    m.set(key, c);
+  }
+  return c;
+}
+
+/** The token constraint that makes `task`'s output always parse (and, for schema tasks, validate). */
+export function taskConstraint(task: string, tok: TextTokenizer, bounds: Partial<FormatBounds> = {}): Constraint {
+  return grammarConstraint(taskGrammar(task, bounds), tok);
+}
+
+/**
+ * The token constraint for canonical compact JSON valid against `schema` (the subset of src/data/tasks/json-schema.ts;
+ * an unsupported keyword throws SchemaError naming the schema path and the keyword), e.g. for an OpenAI-style
+ * `response_format: {type: "json_schema"}`. Cached per (schema, tokenizer).
+ */
+export function schemaConstraint(schema: JsonSchema, tok: TextTokenizer): Constraint {
+  compileSchema(schema); // throws SchemaError before anything is built
+  return grammarConstraint({ kind: 'json', schema }, tok);
+}
+void SchemaError;
 
 /** Set the logits of disallowed tokens to -Infinity in place (EOS per `m.eos`). Works for any float array. */
 export function applyMask(logits: Float32Array | Float64Array, m: MaskResult, eosId: number): void {

@@ -16,6 +16,22 @@ export interface MaskResult {
   eos: boolean;
 }
 
+/** What generation needs from a token constraint (list formats: TokenConstraint; JSON schemas: SchemaConstraint). */
+export interface Constraint {
+  readonly vocab: ConstraintVocab;
+  initial(): number;
+  /** smallest token budget (EOS included) with which an answer can always be finished */
+  minBudget(state?: number): number;
+  /** state after a token, or -1 if it is not allowed there */
+  advance(state: number, id: number): number;
+  isComplete(state: number): boolean;
+  /** allowed tokens from `state` with `remaining` tokens left (EOS included); `out` is reused when given;
+   * `fullWalk` bypasses every shortcut and cache (for checking them) */
+  mask(state: number, remaining?: number, out?: Uint8Array, opts?: { fullWalk?: boolean }): MaskResult;
+  /** mask cache statistics (benchmarks) */
+  readonly cacheStats: { hits: number; misses: number };
+}
+
 /** Precomputed per tokenizer: token bytes, the trie, and which bytes exist as single-byte tokens. */
 export class ConstraintVocab {
   readonly bytes: Array<Uint8Array | null>;
@@ -79,7 +95,7 @@ function splitForField(bytes: Array<Uint8Array | null>, allow: Uint8Array): Fiel
   };
 }
 
-export class TokenConstraint {
+export class TokenConstraint implements Constraint {
   private readonly stack: Int32Array;
   /** per automaton slot index: the pure/rest split of its field (fields with the same bytes share one) */
   private readonly splits = new Map<number, { split: FieldSplit; maxBytes: number; minAfter: number }>();
@@ -216,7 +232,7 @@ export class ConstrainedSession {
   private left: number;
   private readonly buf: Uint8Array;
 
-  constructor(readonly constraint: TokenConstraint, maxNewTokens: number) {
+  constructor(readonly constraint: Constraint, maxNewTokens: number) {
     const need = constraint.minBudget();
     if (maxNewTokens < need) {
       throw new MedloraError(`max_new_tokens ${maxNewTokens} is too small for a constrained answer of this task (needs at least ${need})`);

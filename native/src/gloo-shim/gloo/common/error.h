@@ -1,0 +1,2 @@
+// See gloo/context.h in this folder: declarations-only stand-in for the gloo headers pip libtorch does not ship.
+#pragma once
