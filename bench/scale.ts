@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { keep, manualSeed, noGrad, ones, randn, scope, setNumThreads } from '../src/tensor/index.js';
 import { writeSafetensors, shardFileName, INDEX_FILE, type TensorData } from '../src/io/safetensors.js';
-import { tensorData } from '../src/adapt/peft-io.js';
+import { tensorData } from '../src/io/tensor-bytes.js';
 import { sharedPath } from '../src/util/paths.js';
 import { MedloraError } from '../src/util/errors.js';
 import { parseArgs } from './train.js';
