@@ -2,7 +2,8 @@
 // and by Hugging Face Trainer + PEFT (bench/hf_recipe.py), alternating in one run, on the same pre-tokenized DrugBank
 // rows and the same random checkpoint (written once). Prints updates/s, tokens/s, model FLOP/s (4 x matmul parameters
 // per real token), % of the f32 matmul ceiling measured in the same run, and the ratio. `--extract` adds greedy
-// generation records/s (medlora generateIds vs HF generate) on the same prompts.
+// generation records/s (medlora generateIds vs HF generate) on the same prompts; `--packing` adds a medlora run with
+// training.padding_free; `--max-length-pad` adds HF padding every row to 400 (seed 000 as written).
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -114,7 +115,7 @@ function child(cmd: string, args: string[], what: string, env: NodeJS.ProcessEnv
 }
 
 /** One `medlora train` run (the CLI, the real Trainer path) on the rows; wall_s = the trainer's loop (from its done event). */
-function medloraTrain(inp: { model: string; rows: string }, dir: string, o: Opts): { wall_s: number; loss?: number } {
+function medloraTrain(inp: { model: string; rows: string }, dir: string, o: Opts, paddingFree = false): { wall_s: number; loss?: number } {
   const out = join(dir, 'medlora-run');
   rmSync(out, { recursive: true, force: true });
   const cfgFile = join(dir, 'medlora-recipe.yaml');
@@ -124,7 +125,7 @@ function medloraTrain(inp: { model: string; rows: string }, dir: string, o: Opts
     lora: { r: 8, lora_alpha: 16, lora_dropout: 0.05, target_modules: TARGETS },
     training: { per_device_train_batch_size: o.batch, gradient_accumulation_steps: o.accum, max_steps: o.updates, learning_rate: RECIPE.lr,
       lr_scheduler_type: 'linear', warmup_steps: RECIPE.warmup, weight_decay: 0, optim: 'adamw_torch', bf16: false, shuffle: false,
-      gradient_checkpointing: o.ckpt, logging_steps: 1000, save_steps: null, eval_steps: null, seed: 0 },
+      gradient_checkpointing: o.ckpt, padding_free: paddingFree, logging_steps: 1000, save_steps: null, eval_steps: null, seed: 0 },
   };
   writeFileSync(cfgFile, `${JSON.stringify(cfg, null, 2)}\n`); // JSON is YAML
   const stdout = child(process.execPath, [join(repoRoot, 'bin', 'medlora.js'), 'train', '--config', cfgFile, '--threads', String(o.threads), '--json'],
@@ -170,7 +171,7 @@ const fmt = (x: number, d = 2): string => x.toFixed(d);
 async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2), {
     json: 'flag', big: 'flag', shape: 'string', updates: 'number', batch: 'number', accum: 'number', threads: 'number', reps: 'number',
-    rows: 'number', dir: 'string', 'no-ref': 'flag', 'no-install': 'flag', 'max-length-pad': 'flag', ckpt: 'flag',
+    rows: 'number', dir: 'string', 'no-ref': 'flag', 'no-install': 'flag', 'max-length-pad': 'flag', ckpt: 'flag', packing: 'flag',
     extract: 'flag', 'extract-only': 'flag', 'extract-records': 'number', 'max-new-tokens': 'number', 'extract-batch': 'number',
     'child-extract': 'flag', model: 'string', prompts: 'string',
   });
@@ -211,12 +212,13 @@ async function main(): Promise<void> {
   const runs: Array<{ engine: string; wall_s: number; computed?: number; load1: number }> = [];
   const extractOnly = Boolean(a['extract-only']);
   for (let rep = 0; rep < reps && !extractOnly; rep++) {
-    const order = rep % 2 === 0 ? ['medlora', 'hf-longest', 'hf-max_length'] : ['hf-longest', 'hf-max_length', 'medlora'];
+    const order = rep % 2 === 0 ? ['medlora', 'hf-longest', 'medlora-packed', 'hf-max_length'] : ['hf-longest', 'medlora-packed', 'hf-max_length', 'medlora'];
     for (const e of order) {
-      if (e !== 'medlora' && !python) continue;
+      if (e.startsWith('hf') && !python) continue;
+      if (e === 'medlora-packed' && !a.packing) continue;
       if (e === 'hf-max_length' && !a['max-length-pad']) continue;
       const load1 = loadavg()[0]!;
-      if (e === 'medlora') runs.push({ engine: e, ...medloraTrain(inp, dir, o), load1 });
+      if (e.startsWith('medlora')) runs.push({ engine: e, ...medloraTrain(inp, dir, o, e === 'medlora-packed'), load1 });
       else {
         const r = hfTrain(python!, inp, dir, o, e === 'hf-longest' ? 'longest' : 'max_length');
         runs.push({ engine: e, wall_s: r.wall_s, computed: r.computed_tokens, load1 });
@@ -230,12 +232,12 @@ async function main(): Promise<void> {
   const best = (e: string): number | undefined => { const w = runs.filter((r) => r.engine === e).map((r) => r.wall_s); return w.length ? Math.min(...w) : undefined; };
   const table: Array<Record<string, unknown>> = [];
   const mBest = best('medlora');
-  for (const e of ['medlora', 'hf-longest', 'hf-max_length']) {
+  for (const e of ['medlora', 'medlora-packed', 'hf-longest', 'hf-max_length']) {
     const w = best(e);
     if (w === undefined) continue;
     const gflops = (tokens * flopsTok) / w / 1e9;
     table.push({ engine: e, wall_s: w, updates_per_s: o.updates / w, tokens_per_s: tokens / w, model_gflops: gflops, pct_ceiling: (100 * gflops) / ceilG,
-      ratio_medlora: mBest !== undefined && e !== 'medlora' ? w / mBest : undefined, runs: runs.filter((r) => r.engine === e).map((r) => r.wall_s) });
+      ratio_medlora: mBest !== undefined && e.startsWith('hf') ? w / mBest : undefined, runs: runs.filter((r) => r.engine === e).map((r) => r.wall_s) });
   }
 
   let extract: Array<Record<string, unknown>> | undefined;
