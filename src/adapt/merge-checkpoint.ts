@@ -7,11 +7,11 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { fromBytes, scope, type DType, type Tensor } from '../tensor/index.js';
-import { ADAPTER_WEIGHTS, loraScale, readAdapter } from '../io/peft.js';
+import { ADAPTER_WEIGHTS, loraScale, readAdapter, type Adapter } from '../io/peft.js';
 import { parseModelConfig } from '../io/config.js';
 import { buildModel } from '../model/registry.js';
 import { isLinearLike, type Module } from '../model/module.js';
-import { INDEX_FILE, openCheckpoint, SINGLE_FILE, writeFileAtomic, writeSafetensors, writeSharded, type TensorData } from '../io/safetensors.js';
+import { INDEX_FILE, openCheckpoint, SINGLE_FILE, writeFileAtomic, writeSafetensors, writeSharded, type TensorData, type TensorSource } from '../io/safetensors.js';
 import { MedloraError } from '../util/errors.js';
 import { mergedWeight } from './merge.js';
 import { checkBaseCopies } from './peft-io.js';
@@ -61,14 +61,7 @@ export function mergeCheckpoint(o: MergeCheckpointOptions): MergeCheckpointRepor
   if (ad.config.bias !== 'none') throw new MedloraError(`${o.adapter}: bias=${JSON.stringify(ad.config.bias)} is not supported (only "none")`);
   const scaling = loraScale(ad.config);
   const layout = moduleLayouts(config, cfgPath);
-  // PEFT's copy of a targeted embedding/head base weight (lm_head.base_layer.weight) must equal the checkpoint's
-  checkBaseCopies(ad, join(o.adapter, ADAPTER_WEIGHTS), (path) => {
-    const key = path.replace(/\.base_layer\.weight$/, '.weight');
-    const from = src.has(key) ? key : config.tie_word_embeddings !== false ? tiedEmbeddingKey(key.replace(/\.weight$/, ''), src.names()) : undefined;
-    if (!from) return undefined;
-    const info = src.info(from);
-    return fromBytes(src.read(from), engineDType(info.dtype, `${info.file}: '${from}'`), info.shape);
-  });
+  checkBaseCopiesInCheckpoint(ad, o.adapter, src, config.tie_word_embeddings !== false);
 
   // resolve every adapted module to its checkpoint weight before doing any work
   const plan = new Map<string, { module: string; fromKey: string }>();
@@ -177,6 +170,20 @@ function cast(t: Tensor, dtype: DType | undefined): Tensor {
 }
 
 /** For a LoRA on a tied output layer (lm_head): the input embedding it shares its weight with. */
+/**
+ * PEFT's copy of a targeted embedding/head base weight (lm_head.base_layer.weight, written by save_embedding_layers=
+ * "auto") must equal the checkpoint's weight (a tied head's is the input embedding): see checkBaseCopies.
+ */
+export function checkBaseCopiesInCheckpoint(ad: Adapter, adapterDir: string, src: TensorSource, tied: boolean): void {
+  checkBaseCopies(ad, join(adapterDir, ADAPTER_WEIGHTS), (path) => {
+    const key = path.replace(/\.base_layer\.weight$/, '.weight');
+    const from = src.has(key) ? key : tied ? tiedEmbeddingKey(key.replace(/\.weight$/, ''), src.names()) : undefined;
+    if (!from) return undefined;
+    const info = src.info(from);
+    return fromBytes(src.read(from), engineDType(info.dtype, `${info.file}: '${from}'`), info.shape);
+  });
+}
+
 function tiedEmbeddingKey(module: string, names: string[]): string | undefined {
   if (module !== 'lm_head' && !module.endsWith('.lm_head')) return undefined;
   return ['model.embed_tokens.weight', 'transformer.wte.weight', 'embed_tokens.weight', 'wte.weight'].find((k) => names.includes(k));

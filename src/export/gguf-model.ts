@@ -12,6 +12,7 @@ import { bf16ToF32, bytesAsF32, bytesAsU16, f16ToF32 } from '../io/dtype.js';
 import { loadModelConfig, type Gpt2Config, type LlamaLikeConfig, type ModelConfig } from '../io/config.js';
 import { loraScale, readAdapter, type Adapter } from '../io/peft.js';
 import { openCheckpoint, type TensorSource } from '../io/safetensors.js';
+import { checkBaseCopiesInCheckpoint } from '../adapt/merge-checkpoint.js';
 import { fromBytes, scope } from '../tensor/index.js';
 import { MedloraError } from '../util/errors.js';
 import { encodeTensor, Q8_0_BLOCK } from './gguf-quant.js';
@@ -369,10 +370,8 @@ export function exportGguf(o: ExportGgufOptions): ExportGgufReport {
   const spec = archSpec(loadModelConfig(o.model).config, cfgFile, src.names());
   const ad = o.adapter !== undefined ? readAdapter(o.adapter) : undefined;
   if (ad) {
-    if (ad.otherTensors.length)
-      throw new MedloraError(
-        `${o.adapter}: holds non-LoRA tensors (${ad.otherTensors[0]}, ...); modules_to_save adapters cannot be exported`,
-      );
+    // PEFT's base-weight copies (lm_head.base_layer.weight) must equal the model's; anything else is refused there
+    checkBaseCopiesInCheckpoint(ad, o.adapter!, src, spec.tied);
     if (ad.config.bias !== 'none')
       throw new MedloraError(`${o.adapter}: bias=${JSON.stringify(ad.config.bias)} is not supported (only "none")`);
   }

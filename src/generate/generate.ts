@@ -42,6 +42,8 @@ export interface GenerateOptions extends SamplingOptions {
    * tokenizer, e.g. Qwen2, and those rows have no text)
    */
   vocabLimit?: number;
+  /** called after every token chosen for a sequence (prompt index, the sequence's generated ids so far); streaming */
+  onToken?: (sequence: number, generatedIds: readonly number[]) => void;
   /**
    * the most positions a sequence (prompt + generated) may use; default: the model config's max_position_embeddings
    * (GPT-2: n_positions). A sequence that reaches it stops with finish reason 'max_positions'; a longer prompt is an error.
@@ -168,6 +170,7 @@ function generateBatch(model: CausalLM, prompts: number[][], offset: number, o: 
           const text = o.decode(gen[b]!);
           if (o.stopStrings.some((s) => text.includes(s))) reason[b] = 'stop';
         }
+        o.onToken?.(offset + b, gen[b]!);
       }
       if (reason.every((r) => r !== undefined) || step === o.maxNewTokens - 1) break;
       for (let b = 0; b < B; b++) {

@@ -24,9 +24,11 @@ export interface ExtractRequest {
   /** true when the body used "texts" (the answer lists results either way) */
   many: boolean;
   settings: RequestSettings;
+  /** the `model` field (picked by the server: src/serve/models.ts) */
+  model?: string;
 }
 
-const FIELDS = ['task', 'text', 'texts', 'max_new_tokens', 'temperature', 'top_k', 'top_p', 'repetition_penalty', 'seed', 'constrain'];
+const FIELDS = ['model', 'task', 'text', 'texts', 'max_new_tokens', 'temperature', 'top_k', 'top_p', 'repetition_penalty', 'seed', 'constrain'];
 
 const bad = (field: string, message: string): HttpError => new HttpError(400, `${field}: ${message}`, field);
 
@@ -90,7 +92,8 @@ export function parseExtractRequest(body: unknown, limits: RequestLimits): Extra
     maxNewTokens, temperature, repetitionPenalty, seed, constrain,
     ...(topK !== undefined ? { topK } : {}), ...(topP !== undefined ? { topP } : {}),
   };
-  return { task, texts, many, settings };
+  if (o.model !== undefined && typeof o.model !== 'string') throw bad('model', 'expected a string (a served model name, see GET /v1/models)');
+  return { task, texts, many, settings, ...(typeof o.model === 'string' ? { model: o.model } : {}) };
 }
 
 /**
@@ -101,5 +104,5 @@ export function parseExtractRequest(body: unknown, limits: RequestLimits): Extra
 export function batchKey(r: ExtractRequest): string | null {
   if (r.settings.temperature > 0) return null;
   const { seed: _seed, ...rest } = r.settings;
-  return JSON.stringify([r.task, Object.entries(rest).sort(([a], [b]) => a.localeCompare(b))]);
+  return JSON.stringify([r.model ?? null, r.task, Object.entries(rest).sort(([a], [b]) => a.localeCompare(b))]);
 }

@@ -1,32 +1,55 @@
-// The HTTP API over one loaded extractor (node:http only): POST /v1/extract, GET /v1/tasks, GET /health and GET / (the
-// web page). Requests are validated (src/serve/request.ts), queued and run one batch at a time (src/serve/queue.ts);
-// every failure is a JSON error with an HTTP status and the server keeps running. `close()` stops accepting, finishes
-// every accepted request, then resolves.
+// The HTTP server over one base model and any number of adapters (src/serve/models.ts): medlora's own
+// POST /v1/extract, GET /v1/tasks, GET /health and GET / (the web page), and the OpenAI-compatible
+// POST /v1/chat/completions, POST /v1/completions and GET /v1/models (src/serve/openai/). This file only wires:
+// routes, API key (auth.ts), admission limit (slots.ts), the one queue (queue.ts) whose runner dispatches to the
+// extract or completion runner; each endpoint lives in its own handler file. Every failure is a JSON error with an
+// HTTP status (OpenAI-shaped, http-error.ts) and the server keeps running. `close()` stops accepting, finishes every
+// accepted request, then resolves.
+//
+// HTTP LAYER: node:http, kept on purpose. The server has seven fixed routes (a table lookup), validates bodies with
+// hand-written checks that name the field (a schema library would not produce OpenAI's error shape or our messages
+// any better), streams with plain res.write (SSE needs no framework), and its limits (body bytes, texts, tokens,
+// concurrency) are a few lines each. fastify or hono would add a dependency tree to audit for none of that, and
+// generation runs synchronously on the event loop, so a faster router buys nothing measurable.
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { CausalLM } from '../model/causal-lm.js';
 import type { TextTokenizer } from '../tokenize/types.js';
-import { extract, type ExtractResult } from '../eval/extract.js';
 import type { StructuredTask } from '../eval/parse.js';
 import { structuredTaskNames } from '../data/tasks/index.js';
 import type { PromptStyle } from '../data/prompt.js';
 import { engineInfo, getNumThreads } from '../tensor/index.js';
 import { MedloraError } from '../util/errors.js';
-import { HttpError } from './http-error.js';
+import { HttpError, errorBody } from './http-error.js';
+import { send, sendJson } from './http.js';
 import { BatchQueue, type BatchInfo } from './queue.js';
-import { batchKey, parseExtractRequest, type ExtractRequest, type RequestLimits } from './request.js';
+import type { RequestLimits } from './request.js';
 import { taskInfos } from './tasks.js';
 import { pageHtml } from './page.js';
+import { bearerAuth } from './auth.js';
+import { Slots } from './slots.js';
+import { ModelRegistry, type ServedModel } from './models.js';
+import { handleExtract, runExtract, type ExtractJob, type ServedResult } from './extract-handler.js';
+import { handleCompletion, handleModels } from './openai/handlers.js';
+import { runCompletions, type CompletionJob, type CompletionResult } from './openai/run.js';
+
+export type { ServedResult } from './extract-handler.js';
+export type { ServedModel } from './models.js';
 
 export interface ServeOptions {
   model: CausalLM;
   tok: TextTokenizer;
-  /** shown in answers and /health (e.g. the model folder's name) */
+  /** the default model's name in answers, /health and `model` fields (e.g. the model folder's name) */
   modelName: string;
+  /** the default model's adapter as shown in answers (null: none) */
   adapterName?: string | null;
+  /** further models served beside the default one (e.g. the base and each --adapter name=path) */
+  extraModels?: ServedModel[];
   /** tasks served (default: every structured task) */
   tasks?: StructuredTask[];
+  /** the default model's own tasks (its training contract's; default: the served tasks) */
+  modelTasks?: StructuredTask[];
   host?: string;
   /** 0 = an ephemeral port (see the handle's `port`) */
   port?: number;
@@ -36,13 +59,19 @@ export interface ServeOptions {
   maxNewTokens?: number;
   /** most texts in one request (default 64) */
   maxTexts?: number;
-  /** most characters in one text (default 20000) */
+  /** most characters in one text or prompt (default 20000) */
   maxInputChars?: number;
+  /** most prompt tokens of a completion request (default 4096) */
+  maxPromptTokens?: number;
   /** largest request body in bytes (default 1 MiB); larger bodies get 413 */
   maxBodyBytes?: number;
+  /** most generating requests accepted at once, queued or running (default 64); more get 429 */
+  maxConcurrent?: number;
+  /** when set, every /v1 route needs "Authorization: Bearer <apiKey>" */
+  apiKey?: string;
   /** how long the queue waits for companions before starting a batch (default 5 ms) */
   batchWindowMs?: number;
-  /** prompt style and input shortening used in training */
+  /** prompt style and input shortening used in training (the default model's) */
   promptStyle?: PromptStyle;
   maxLength?: number;
   /** per task, the instruction training used when it is not the built-in one (an adapter's training contract) */
@@ -56,8 +85,11 @@ export interface RequestLog {
   path: string;
   status: number;
   ms: number;
+  model?: string;
   texts?: number;
   batch?: BatchInfo;
+  prompt_tokens?: number;
+  completion_tokens?: number;
   error?: string;
 }
 
@@ -76,75 +108,28 @@ export interface ServeHandle {
 export interface ServeStats {
   requests: number;
   extract_requests: number;
+  completion_requests: number;
   texts: number;
   errors: number;
   batches: number;
   queued: number;
+  /** generating requests accepted and not yet closed (queued, running or streaming) */
+  in_flight: number;
 }
 
-interface Job {
-  key: string | null;
-  size: number;
-  req: ExtractRequest;
-}
+type Job = { key: string | null; size: number } & ({ kind: 'extract'; job: ExtractJob } | { kind: 'openai'; job: CompletionJob });
 
-/** One result of POST /v1/extract (documented in the serve command's help). */
-export interface ServedResult {
-  task: StructuredTask;
-  input: string;
-  result: unknown;
-  entities: Array<{ text: string; role: string; spans: Array<[number, number]> }>;
-  raw: string;
-  parsed: boolean;
-  unparsed: string[];
-  /** eos, length (max_new_tokens reached) or max_positions (the model's position limit reached) */
-  finish_reason: string;
-  /** the answer was cut (finish_reason length or max_positions) rather than ended by the model */
-  truncated: boolean;
-}
-
-const DEFAULTS = { host: '127.0.0.1', port: 8080, maxBatch: 8, maxNewTokens: 256, maxTexts: 64, maxInputChars: 20000, maxBodyBytes: 1 << 20, batchWindowMs: 5 };
+const DEFAULTS = {
+  host: '127.0.0.1', port: 8080, maxBatch: 8, maxNewTokens: 256, maxTexts: 64, maxInputChars: 20000, maxPromptTokens: 4096,
+  maxBodyBytes: 1 << 20, maxConcurrent: 64, batchWindowMs: 5,
+};
 
 /** Routes and the methods they allow (anything else on a known path is 405). */
-const ROUTES: Record<string, string[]> = { '/': ['GET', 'HEAD'], '/health': ['GET', 'HEAD'], '/v1/tasks': ['GET', 'HEAD'], '/v1/extract': ['POST'] };
-
-function served(r: ExtractResult, input: string): ServedResult {
-  return {
-    task: r.task, input, result: r.result,
-    entities: r.entities.map((e) => ({ text: e.text, role: e.role, spans: e.occurrences })),
-    raw: r.output, parsed: r.unparsed.length === 0, unparsed: r.unparsed, finish_reason: r.finish_reason, truncated: r.truncated,
-  };
-}
-
-/** Read a body up to `limit` bytes; over it, a 413. */
-function readBody(req: IncomingMessage, limit: number): Promise<string> {
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > limit) {
-    return Promise.reject(new HttpError(413, `body: ${declared} bytes is over the server's limit of ${limit} bytes (--max-body-bytes)`, 'body'));
-  }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let n = 0;
-    let over = false;
-    req.on('data', (c: Buffer) => {
-      if (over) return;
-      n += c.length;
-      if (n > limit) { over = true; reject(new HttpError(413, `body: over the server's limit of ${limit} bytes (--max-body-bytes)`, 'body')); return; }
-      chunks.push(c);
-    });
-    req.on('end', () => { if (!over) resolve(Buffer.concat(chunks).toString('utf8')); });
-    req.on('error', reject);
-  });
-}
-
-function send(res: ServerResponse, status: number, body: string, type: string, headers: Record<string, string> = {}, head = false): void {
-  res.writeHead(status, { 'Content-Type': type, 'Content-Length': String(Buffer.byteLength(body)), 'Cache-Control': 'no-store', ...headers });
-  res.end(head ? undefined : body);
-}
-
-function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}, head = false): void {
-  send(res, status, `${JSON.stringify(value)}\n`, 'application/json; charset=utf-8', headers, head);
-}
+const ROUTES: Record<string, string[]> = {
+  '/': ['GET', 'HEAD'], '/health': ['GET', 'HEAD'], '/v1/tasks': ['GET', 'HEAD'], '/v1/extract': ['POST'],
+  '/v1/models': ['GET', 'HEAD'], '/v1/chat/completions': ['POST'], '/v1/completions': ['POST'],
+};
+const GENERATING = new Set(['/v1/extract', '/v1/chat/completions', '/v1/completions']);
 
 /** Start serving; resolves once listening. */
 export async function createServer(o: ServeOptions): Promise<ServeHandle> {
@@ -157,71 +142,72 @@ export async function createServer(o: ServeOptions): Promise<ServeHandle> {
   posInt(opts.maxTexts, '--max-texts');
   posInt(opts.maxInputChars, '--max-input-chars');
   posInt(opts.maxBodyBytes, '--max-body-bytes');
+  posInt(opts.maxPromptTokens, '--max-prompt-tokens');
+  posInt(opts.maxConcurrent, '--max-concurrent');
   if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) throw new MedloraError(`serve: --port must be 0..65535, got ${opts.port}`);
   const tasks = opts.tasks ?? structuredTaskNames();
   if (tasks.length === 0) throw new MedloraError('serve: no tasks to serve');
   const limits: RequestLimits = { tasks, maxTexts: opts.maxTexts, maxInputChars: opts.maxInputChars, maxNewTokens: opts.maxNewTokens };
   const infos = taskInfos(tasks).map((t) => (opts.instructions?.[t.name] !== undefined ? { ...t, instruction: opts.instructions[t.name]! } : t));
+  let models: ModelRegistry;
+  try {
+    models = new ModelRegistry([{
+      name: opts.modelName, model: opts.model, tok: opts.tok, adapterDir: opts.adapterName ?? null,
+      ...(opts.promptStyle ? { promptStyle: opts.promptStyle } : {}), ...(opts.maxLength !== undefined ? { maxLength: opts.maxLength } : {}),
+      ...(opts.instructions ? { instructions: opts.instructions } : {}), ...(opts.modelTasks?.length ? { tasks: opts.modelTasks } : {}),
+    }, ...(opts.extraModels ?? [])], opts.modelName);
+  } catch (e) {
+    throw new MedloraError(`serve: ${(e as Error).message}`);
+  }
+  const auth = opts.apiKey !== undefined ? bearerAuth(opts.apiKey) : undefined;
+  const slots = new Slots(opts.maxConcurrent);
   const started = Date.now();
   const engine = (() => {
     const e = engineInfo();
     return { torch_version: e.torchVersion, cuda: e.compiledWithCuda, mkl: e.hasMKL, openmp: e.hasOpenMP };
   })();
-  const counters = { requests: 0, extract_requests: 0, texts: 0, errors: 0 };
+  const counters = { requests: 0, extract_requests: 0, completion_requests: 0, texts: 0, errors: 0 };
 
-  // the one place the model runs: all jobs of a batch share task and settings (queue key)
-  const queue = new BatchQueue<Job, ServedResult[]>((jobs) => {
-    const first = jobs[0]!.req;
-    const inputs = jobs.flatMap((j, ji) => j.req.texts.map((text, ti) => ({ id: `${ji}:${ti}`, text })));
-    const { results } = extract(opts.model, opts.tok, first.task, inputs, {
-      ...first.settings, batchSize: opts.maxBatch, promptStyle: opts.promptStyle ?? 'alpaca',
-      ...(opts.maxLength !== undefined ? { maxLength: opts.maxLength } : {}),
-      ...(opts.instructions ? { instructions: opts.instructions } : {}),
-    });
-    let k = 0;
-    return jobs.map((j) => j.req.texts.map((text) => served(results[k++]!, text)));
+  // the one place models run: all jobs of a batch share kind, model entry and settings (the queue key), so a batch
+  // never mixes adapters
+  const queue = new BatchQueue<Job, ServedResult[] | CompletionResult>((jobs) => {
+    if (jobs[0]!.kind === 'extract') return runExtract(jobs.map((j) => (j as Extract<Job, { kind: 'extract' }>).job), opts.maxBatch);
+    return runCompletions(jobs.map((j) => (j as Extract<Job, { kind: 'openai' }>).job));
   }, { maxBatch: opts.maxBatch, windowMs: opts.batchWindowMs });
+  const prefixed = (kind: string, key: string | null): string | null => (key === null ? null : `${kind}:${key}`);
+  const extractCtx = {
+    models, limits, maxBodyBytes: opts.maxBodyBytes,
+    submit: async (key: string | null, size: number, job: ExtractJob) => {
+      const r = await queue.push({ key: prefixed('extract', key), size, kind: 'extract', job });
+      return { result: r.result as ServedResult[], batch: r.batch };
+    },
+  };
+  const openaiCtx = {
+    models, maxBodyBytes: opts.maxBodyBytes,
+    limits: { maxNewTokens: opts.maxNewTokens, maxInputChars: opts.maxInputChars, maxPromptTokens: opts.maxPromptTokens },
+    submit: async (key: string | null, job: CompletionJob) => (await queue.push({ key: prefixed('openai', key), size: 1, kind: 'openai', job })).result as CompletionResult,
+  };
 
   let closing = false;
   let inFlight = 0;
   let drained: (() => void) | undefined;
 
-  async function handleExtract(req: IncomingMessage): Promise<{ body: unknown; texts: number; batch: BatchInfo }> {
-    const raw = await readBody(req, opts.maxBodyBytes);
-    let body: unknown;
-    try { body = JSON.parse(raw); } catch (e) {
-      throw new HttpError(400, `body: invalid JSON (${(e as Error).message})`, 'body');
-    }
-    const t0 = performance.now();
-    const r = parseExtractRequest(body, limits);
-    let out: { result: ServedResult[]; batch: BatchInfo };
-    try {
-      out = await queue.push({ key: batchKey(r), size: r.texts.length, req: r });
-    } catch (e) {
-      // errors from the request's own settings (e.g. max_new_tokens below a constrained answer's minimum) are the
-      // client's; the generation layer names CLI flags, so they are renamed to the request's fields
-      if (e instanceof MedloraError) throw new HttpError(400, e.message.replace(/--max-new-tokens/g, 'max_new_tokens').replace(/--temperature/g, 'temperature').replace(/--repetition-penalty/g, 'repetition_penalty'));
-      throw e;
-    }
-    counters.texts += r.texts.length;
-    return {
-      body: { results: out.result, model: opts.modelName, adapter: opts.adapterName ?? null, elapsed_ms: Math.round((performance.now() - t0) * 10) / 10, batch: out.batch },
-      texts: r.texts.length, batch: out.batch,
-    };
-  }
-
   function health(): unknown {
     return {
       status: closing ? 'stopping' : 'ok', model: opts.modelName, adapter: opts.adapterName ?? null, tasks,
+      models: models.all.map((m) => ({ name: m.name, adapter: m.adapterDir })),
       prompt_style: opts.promptStyle ?? 'alpaca', max_length: opts.maxLength ?? null,
       engine: { ...engine, threads: getNumThreads() }, uptime_s: Math.round((Date.now() - started) / 100) / 10,
       requests_served: counters.requests, ...stats(),
-      limits: { max_batch: opts.maxBatch, max_new_tokens: opts.maxNewTokens, max_texts: opts.maxTexts, max_input_chars: opts.maxInputChars, max_body_bytes: opts.maxBodyBytes },
+      limits: {
+        max_batch: opts.maxBatch, max_new_tokens: opts.maxNewTokens, max_texts: opts.maxTexts, max_input_chars: opts.maxInputChars,
+        max_prompt_tokens: opts.maxPromptTokens, max_body_bytes: opts.maxBodyBytes, max_concurrent: opts.maxConcurrent, api_key: auth !== undefined,
+      },
     };
   }
 
   function stats(): ServeStats {
-    return { ...counters, batches: queue.batches, queued: queue.waiting + (queue.busy ? 1 : 0) };
+    return { ...counters, batches: queue.batches, queued: queue.waiting + (queue.busy ? 1 : 0), in_flight: slots.inUse };
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -234,11 +220,13 @@ export async function createServer(o: ServeOptions): Promise<ServeHandle> {
       const url = new URL(req.url ?? '/', 'http://localhost');
       path = url.pathname;
       const allowed = ROUTES[path];
-      if (!allowed) throw new HttpError(404, `no route ${path} (routes: GET /, GET /health, GET /v1/tasks, POST /v1/extract)`);
+      if (!allowed) throw new HttpError(404, `no route ${path} (routes: ${Object.entries(ROUTES).map(([p, m]) => `${m[0]} ${p}`).join(', ')})`, undefined, {}, 'unknown_url');
       if (!allowed.includes(method)) throw new HttpError(405, `${method} ${path} is not allowed (use ${allowed.filter((m) => m !== 'HEAD').join(', ')})`, undefined, { Allow: allowed.join(', ') });
       const head = method === 'HEAD';
+      if (auth && path.startsWith('/v1/')) auth(req);
       if (path === '/health') { status = 200; sendJson(res, 200, health(), {}, head); }
       else if (path === '/v1/tasks') { status = 200; sendJson(res, 200, { tasks: infos }, {}, head); }
+      else if (path === '/v1/models') { status = 200; handleModels(openaiCtx, res, head); }
       else if (path === '/') {
         const nonce = randomBytes(16).toString('base64');
         status = 200;
@@ -247,13 +235,22 @@ export async function createServer(o: ServeOptions): Promise<ServeHandle> {
           'Content-Security-Policy': `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'`,
           'X-Content-Type-Options': 'nosniff',
         }, head);
-      } else {
+      } else if (GENERATING.has(path)) {
         if (closing) throw new HttpError(503, 'the server is shutting down', undefined, { Connection: 'close' });
-        counters.extract_requests++;
-        const r = await handleExtract(req);
-        status = 200;
-        log = { texts: r.texts, batch: r.batch };
-        sendJson(res, 200, r.body);
+        slots.take(res);
+        if (path === '/v1/extract') {
+          counters.extract_requests++;
+          const r = await handleExtract(extractCtx, req);
+          counters.texts += r.texts;
+          status = 200;
+          log = { texts: r.texts, batch: r.batch, model: (r.body as { model: string }).model };
+          sendJson(res, 200, r.body);
+        } else {
+          counters.completion_requests++;
+          const r = await handleCompletion(path === '/v1/chat/completions' ? 'chat' : 'text', openaiCtx, req, res);
+          status = 200;
+          log = { model: r.model, prompt_tokens: r.promptTokens, completion_tokens: r.completionTokens };
+        }
       }
     } catch (e) {
       const he = e instanceof HttpError ? e : new HttpError(500, `internal error: ${(e as Error)?.message ?? String(e)}`);
@@ -262,7 +259,7 @@ export async function createServer(o: ServeOptions): Promise<ServeHandle> {
       log = { ...log, error: he.message };
       // an unread (too large) body: answer, then close the connection rather than read the rest
       const headers = he.status === 413 ? { ...he.headers, Connection: 'close' } : he.headers;
-      if (!res.headersSent) sendJson(res, he.status, { error: { status: he.status, message: he.message, ...(he.field ? { field: he.field } : {}) } }, headers);
+      if (!res.headersSent) sendJson(res, he.status, errorBody(he), headers);
       else res.destroy();
     } finally {
       counters.requests++;
@@ -278,14 +275,14 @@ export async function createServer(o: ServeOptions): Promise<ServeHandle> {
     });
     handle(req, res).catch((e: unknown) => {
       // handle() answers its own errors; this only guards against a failure while answering
-      if (!res.headersSent) sendJson(res, 500, { error: { status: 500, message: String(e) } });
+      if (!res.headersSent) sendJson(res, 500, errorBody(new HttpError(500, String(e))));
       else res.destroy();
     });
   });
   server.on('clientError', (err, socket) => {
     // malformed HTTP: answer 400 when the socket still can be written
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: application/json\r\n\r\n' +
-      `${JSON.stringify({ error: { status: 400, message: `bad HTTP request: ${err.message}` } })}\n`);
+      `${JSON.stringify(errorBody(new HttpError(400, `bad HTTP request: ${err.message}`)))}\n`);
     else socket.destroy();
   });
   await new Promise<void>((resolve, reject) => {

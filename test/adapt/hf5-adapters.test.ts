@@ -169,7 +169,8 @@ test('adapter config keys that change the math and are not implemented: one-line
     const cases: Array<[Record<string, unknown>, RegExp]> = [
       [{ rank_pattern: { q_proj: 8 } }, /"rank_pattern" = \{"q_proj":8\} \(per-module ranks\) is not supported/],
       [{ alpha_pattern: { q_proj: 32 } }, /"alpha_pattern"/],
-      [{ use_dora: true }, /"use_dora" = true \(DoRA/],
+      // DoRA is a method of its own (src/adapt/methods/dora.ts): the plain LoRA loader points there
+      [{ use_dora: true }, /use_dora=true \(DoRA\): load it as a DoRA adapter/],
       [{ lora_bias: true }, /"lora_bias" = true/],
       [{ modules_to_save: ['score'] }, /"modules_to_save" = \["score"\]/],
       [{ target_parameters: ['mlp.experts.gate_up_proj'] }, /"target_parameters"/],

@@ -118,3 +118,31 @@ export function writeRecords(name: string, records: MedRecord[]): string {
   writeFileSync(f, records.map((r) => `${JSON.stringify(r)}\n`).join(''));
   return f;
 }
+
+/** A plain chat template for the tiny tokenizer (it has none of its own): "role: content" lines, then "assistant:". */
+export const TINY_CHAT_TEMPLATE =
+  "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}";
+
+const extraAdapters = new Map<string, string>();
+
+/** A further random LoRA adapter over the tiny model (another seed, so its answers differ from fx.adapter's). */
+export function tinyAdapter(name: string, seed: number): string {
+  const have = extraAdapters.get(name);
+  if (have) return have;
+  const fx = tinyFixture();
+  const dir = join(fx.root, name, 'adapter');
+  const base = loadModel(fx.model);
+  applyLora(base, { r: 4, lora_alpha: 8, lora_dropout: 0, target_modules: ['q_proj', 'v_proj'] });
+  manualSeed(seed);
+  for (const [path, l] of loraModules(base)) {
+    const A = scope(() => randn([4, l.inFeatures]).mul(0.5));
+    const B = scope(() => randn([l.outFeatures, 4]).mul(0.5));
+    l.setFactors(A, B, path);
+    A.dispose();
+    B.dispose();
+  }
+  saveAdapter(base, dir, { base_model_name_or_path: fx.model });
+  base.dispose();
+  extraAdapters.set(name, dir);
+  return dir;
+}

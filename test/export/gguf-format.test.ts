@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gguf as readGguf } from '@huggingface/gguf';
@@ -15,7 +15,7 @@ import { exportGguf, permuteQK } from '../../src/export/gguf-model.js';
 import { preTokenizerName, readTokenizerJson } from '../../src/export/gguf-tokenizer.js';
 import { buildModelfile, goTemplate, probeChatTemplate, renderWithWrappers } from '../../src/export/ollama.js';
 import { loadTokenizer, renderChatTemplate } from '../../src/tokenize/tokenizer.js';
-import { openCheckpoint } from '../../src/io/safetensors.js';
+import { openCheckpoint, SafetensorsFile, writeSafetensors } from '../../src/io/safetensors.js';
 import { bytesAsF32, bytesAsU16, f16ToF32 } from '../../src/io/dtype.js';
 import { fromBytes, scope } from '../../src/tensor/index.js';
 import { MedloraError } from '../../src/util/errors.js';
@@ -421,3 +421,27 @@ test(
     assert.match(loraNoAdapter.err, /--lora-only needs --adapter DIR/);
   },
 );
+
+test("adapters saved with PEFT's defaults (lm_head.base_layer.weight copy) export; a copy that differs is refused", () => {
+  const fx = join(packageRoot(), 'test', 'fixtures', 'hf5', 'llama-tiny');
+  const out = join(tmp, 'lm-head-lora.gguf');
+  const rep = exportGguf({ model: fx, adapter: join(fx, 'adapter-lm-head'), loraOnly: true, out, type: 'f32' });
+  assert.ok(existsSync(out) && rep.tensors > 0);
+  // the same adapter with its stored base copy changed: PEFT would overwrite the head with it, medlora refuses
+  const bad = join(tmp, 'adapter-lm-head-bad');
+  cpSync(join(fx, 'adapter-lm-head'), bad, { recursive: true });
+  const st = SafetensorsFile.open(join(bad, 'adapter_model.safetensors'));
+  const key = st.names().find((n) => n.endsWith('lm_head.base_layer.weight'))!;
+  assert.ok(key, 'the fixture adapter holds the PEFT base copy');
+  const tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Uint8Array }> = {};
+  for (const n of st.names()) {
+    const data = new Uint8Array(st.read(n));
+    if (n === key) new Float32Array(data.buffer, data.byteOffset, data.byteLength / 4)[0]! += 0.5;
+    tensors[n] = { dtype: 'F32', shape: st.info(n).shape, data };
+  }
+  writeSafetensors(join(bad, 'adapter_model.safetensors'), tensors);
+  assert.throws(
+    () => exportGguf({ model: fx, adapter: bad, loraOnly: true, out: join(tmp, 'bad.gguf'), type: 'f32' }),
+    /lm_head\.base_layer\.weight.*differs from the model's/,
+  );
+});

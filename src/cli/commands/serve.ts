@@ -2,6 +2,8 @@
 import type { CommandSpec } from '../command.js';
 import { bool, list, num, str } from '../command.js';
 import { GENERATION_OPTIONS } from './eval.js';
+import { MedloraError } from '../../util/errors.js';
+import type { StructuredTask } from '../../eval/parse.js';
 
 /** A display name for a folder: its base name, or its parent's when it is the conventional "adapter" folder. */
 async function folderName(dir: string): Promise<string> {
@@ -12,7 +14,7 @@ async function folderName(dir: string): Promise<string> {
 
 export const serveCommand: CommandSpec = {
   name: 'serve',
-  summary: 'Serve extraction over HTTP: POST /v1/extract, GET /v1/tasks, GET /health and a web page at /',
+  summary: 'Serve extraction and an OpenAI-compatible API over HTTP, for a base model and any number of adapters',
   details: [
     'Loads the model (+ adapter) once, then answers:',
     '  POST /v1/extract  {"task": T, "text": "..."} or {"task": T, "texts": ["...", ...]}, optionally with',
@@ -25,6 +27,16 @@ export const serveCommand: CommandSpec = {
     '                    Spans are Unicode code-point offsets of the input, end exclusive (as medlora extract).',
     '  GET /v1/tasks     the served tasks with their instruction, output JSON Schema and entity roles',
     '  GET /health       model, adapter, engine, uptime, request counters, limits',
+    '  POST /v1/chat/completions, POST /v1/completions, GET /v1/models: the OpenAI API shape (the openai clients work',
+    '                    with base URL http://HOST:PORT/v1): messages rendered with the chat template, max_tokens,',
+    '                    temperature (default 1), top_p, seed, stop, n = 1, stream (server-sent events, data: [DONE]),',
+    '                    stream_options.include_usage, response_format (json_object / json_schema, enforced by the',
+    '                    constrained decoder), usage counts. Unsupported parameters are a 400 naming them.',
+    'Models: --adapter NAME=DIR (repeatable) serves each adapter under NAME and the base under its folder name',
+    '(--base-name); a request picks one with "model" (default on /v1/extract: the first adapter). Every model is',
+    'loaded once; batches never mix models. A plain --adapter DIR serves that adapter as the one model (as before).',
+    'Security: 127.0.0.1 unless --host; --api-key-env VAR makes every /v1 route require "Authorization: Bearer',
+    '<key>" (compared in constant time); limits below answer 413 (body, prompt) or 429 (--max-concurrent).',
     '  GET /             a web page: pick a task, paste text, see the table, highlighted spans and raw JSON',
     '                    (/?task=T&text=...&run=1 pre-fills the form and submits it)',
     'The prompt style, max length, instructions, dtype and default tasks come from the adapter\'s training contract',
@@ -39,7 +51,12 @@ export const serveCommand: CommandSpec = {
   ].join('\n'),
   options: {
     model: GENERATION_OPTIONS.model!,
-    adapter: GENERATION_OPTIONS.adapter!,
+    adapter: { type: 'string', value: '[NAME=]DIR', multiple: true, description: 'PEFT LoRA adapter folder; NAME=DIR (repeatable) serves several over one base, picked by "model"' },
+    'base-name': { type: 'string', value: 'NAME', description: 'the base model\'s name in "model" fields (default: its folder name)' },
+    'chat-template': { type: 'string', value: 'FILE', description: 'a Jinja chat template for /v1/chat/completions (default: the tokenizer\'s own)' },
+    'api-key-env': { type: 'string', value: 'VAR', description: 'require "Authorization: Bearer $VAR" on /v1 routes (the key is read from this environment variable)' },
+    'max-concurrent': { type: 'number', value: 'N', default: 64, description: 'most generating requests accepted at once (more: 429)' },
+    'max-prompt-tokens': { type: 'number', value: 'N', default: 4096, description: 'most prompt tokens of a completion request' },
     tokenizer: GENERATION_OPTIONS.tokenizer!,
     task: { type: 'string', value: 'TASK', multiple: true, description: 'serve only this task (repeatable; default: the adapter\'s training contract\'s tasks, else every structured task)' },
     host: { type: 'string', value: 'HOST', default: '127.0.0.1', description: 'address to listen on (0.0.0.0 exposes the server to the network)' },
@@ -69,37 +86,89 @@ export const serveCommand: CommandSpec = {
     const tokDir = str(args, 'tokenizer');
     const dtype = str(args, 'dtype');
     const threads = num(args, 'threads');
-    const adapter = str(args, 'adapter');
-    const { model, tok, modelDir, adapterDir, settings, warnings } = loadExtractor({
+    const adapters = list(args, 'adapter');
+    const named = adapters.filter((a) => /^[^=/\\]+=/.test(a)).map((a) => ({ name: a.slice(0, a.indexOf('=')), dir: a.slice(a.indexOf('=') + 1) }));
+    if (named.length && named.length !== adapters.length) throw new MedloraError('medlora serve: give every --adapter as NAME=DIR, or a single --adapter DIR');
+    if (!named.length && adapters.length > 1) throw new MedloraError('medlora serve: several adapters need names: --adapter NAME=DIR (repeatable)');
+    const adapter = named.length ? undefined : adapters[0];
+    let apiKey: string | undefined;
+    const keyVar = str(args, 'api-key-env');
+    if (keyVar !== undefined) {
+      apiKey = process.env[keyVar];
+      if (!apiKey) throw new MedloraError(`medlora serve: --api-key-env ${keyVar}: the environment variable is not set or empty`);
+    }
+    const templateFile = str(args, 'chat-template');
+    const chatTemplate = templateFile !== undefined ? (await import('node:fs')).readFileSync(templateFile, 'utf8') : undefined;
+    const { loadTokenizer } = await import('../../tokenize/tokenizer.js');
+    const { loadModel } = await import('../../model/load.js');
+    const { loadAnyAdapter } = await import('../../adapt/methods/index.js');
+    const { inferenceSettings } = await import('../../eval/load-extractor.js');
+    const loaded = loadExtractor({
       model: str(args, 'model')!, where: 'medlora serve', ...explicit, fieldNames: CONTRACT_FLAGS, ...(tasks.length ? { tasks } : {}),
       ...(tokDir !== undefined ? { tokenizer: tokDir } : {}), ...(dtype !== undefined ? { dtype } : {}),
       ...(threads !== undefined ? { threads } : {}), ...(adapter !== undefined ? { adapter } : {}),
     });
+    const { model, modelDir, adapterDir, settings, warnings } = loaded;
     for (const w of warnings) console.error(`warning: ${w}`);
+    const contractTasks = (t: string[]): StructuredTask[] => t.filter((x) => { try { structuredTask(x); return true; } catch { return false; } }) as StructuredTask[];
     // without --task: the tasks the adapter was trained on (its contract), else every structured task
-    if (!tasks.length) tasks = settings.contract_tasks.filter((t) => { try { structuredTask(t); return true; } catch { return false; } }) as typeof tasks;
+    const explicitTasks = tasks.length > 0;
+    if (!tasks.length) tasks = contractTasks(settings.contract_tasks);
     const maxLength = settings.max_length;
+    const tok = chatTemplate !== undefined ? loadTokenizer(tokDir ?? modelDir, { chatTemplate }) : loaded.tok;
+    // named adapters: each its own copy of the base with the adapter applied (src/serve/models.ts), prompted as its
+    // own training contract says
+    const extra: import('../../serve/models.js').ServedModel[] = [];
+    const disposeAll = (): void => { model.dispose(); for (const e of extra) e.model.dispose(); };
+    try {
+      for (const a of named) {
+        const { settings: s } = inferenceSettings(a.dir, { ...explicit, fieldNames: CONTRACT_FLAGS, ...(explicitTasks ? { tasks } : {}) });
+        for (const w of s.warnings) console.error(`warning: --adapter ${a.name}: ${w}`);
+        const own = explicitTasks ? tasks : contractTasks(s.contract_tasks);
+        const m = loadModel(modelDir, dtype ? { dtype: dtype as 'f32' | 'bf16' } : {});
+        extra.push({
+          name: a.name, model: m, tok, adapterDir: a.dir, promptStyle: s.prompt_style, ...(s.max_length !== undefined ? { maxLength: s.max_length } : {}),
+          instructions: s.instructions, ...(own.length ? { tasks: own } : {}),
+        });
+        loadAnyAdapter(m, a.dir);
+      }
+    } catch (e) {
+      disposeAll();
+      throw new MedloraError(`medlora serve: --adapter ${named[extra.length - 1]?.name ?? ''}: ${(e as Error).message}`);
+    }
+    const baseName = str(args, 'base-name') ?? (named.length ? (await import('node:path')).basename((await import('node:path')).resolve(modelDir)) : await folderName(modelDir));
     let handle;
     try {
       handle = await createServer({
-        model, tok, modelName: await folderName(modelDir), adapterName: adapterDir ? await folderName(adapterDir) : null,
-        ...(tasks.length ? { tasks } : {}),
+        model: named.length ? extra[0]!.model : model, tok, modelName: named.length ? named[0]!.name : baseName, adapterName: named.length ? named[0]!.dir : adapterDir ? await folderName(adapterDir) : null,
+        // the first named adapter is the default model; the base is served under its own name beside the others
+        extraModels: named.length ? [{ name: baseName, model, tok, adapterDir: null }, ...extra.slice(1)] : [],
+        // served tasks: --task, else every named adapter's contract tasks together, else the adapter's, else all
+        ...(named.length
+          ? (explicitTasks || extra.some((e) => !e.tasks) ? (tasks.length ? { tasks } : {}) : { tasks: [...new Set(extra.flatMap((e) => e.tasks!))] })
+          : tasks.length ? { tasks } : {}),
+        ...(named.length && extra[0]!.tasks ? { modelTasks: extra[0]!.tasks } : {}),
         host: str(args, 'host')!, port: num(args, 'port')!, maxBatch: num(args, 'max-batch')!, maxNewTokens: num(args, 'max-new-tokens')!,
         maxTexts: num(args, 'max-texts')!, maxInputChars: num(args, 'max-input-chars')!, maxBodyBytes: num(args, 'max-body-bytes')!,
-        promptStyle: settings.prompt_style, ...(maxLength !== undefined ? { maxLength } : {}), instructions: settings.instructions,
+        maxConcurrent: num(args, 'max-concurrent')!, maxPromptTokens: num(args, 'max-prompt-tokens')!,
+        ...(apiKey !== undefined ? { apiKey } : {}),
+        ...(named.length
+          ? { promptStyle: extra[0]!.promptStyle!, ...(extra[0]!.maxLength !== undefined ? { maxLength: extra[0]!.maxLength } : {}), instructions: extra[0]!.instructions! }
+          : { promptStyle: settings.prompt_style, ...(maxLength !== undefined ? { maxLength } : {}), instructions: settings.instructions }),
         onRequest: (e) => {
           if (json) console.log(JSON.stringify({ event: 'request', ...e }));
-          else if (!quiet) console.error(`${e.method} ${e.path} ${e.status} ${e.ms} ms${e.texts ? ` (${e.texts} texts, batch of ${e.batch?.texts})` : ''}${e.error ? `: ${e.error}` : ''}`);
+          else if (!quiet) console.error(`${e.method} ${e.path} ${e.status} ${e.ms} ms${e.model ? ` [${e.model}]` : ''}${e.texts ? ` (${e.texts} texts, batch of ${e.batch?.texts})` : ''}${e.completion_tokens !== undefined ? ` (${e.prompt_tokens}+${e.completion_tokens} tokens)` : ''}${e.error ? `: ${e.error}` : ''}`);
         },
       });
     } catch (e) {
-      model.dispose();
+      disposeAll();
       throw e;
     }
     const h = handle;
     const loadS = (Date.now() - t0) / 1000;
-    if (json) console.log(JSON.stringify({ event: 'listening', url: h.url, host: h.host, port: h.port, model: modelDir, adapter: adapterDir, load_s: loadS }));
-    else console.error(`medlora serve: listening on ${h.url} (model ${modelDir}${adapterDir ? `, adapter ${adapterDir}` : ''}; loaded in ${loadS.toFixed(1)} s). Ctrl-C to stop.`);
+    if (json) console.log(JSON.stringify({ event: 'listening', url: h.url, host: h.host, port: h.port, model: modelDir, adapter: adapterDir ?? named[0]?.dir ?? null,
+      models: [...(named.length ? [] : [baseName]), ...named.map((a) => a.name), ...(named.length ? [baseName] : [])], load_s: loadS }));
+    else console.error(`medlora serve: listening on ${h.url} (model ${modelDir}${adapterDir ? `, adapter ${adapterDir}` : ''}${named.length ? `; models ${[...named.map((a) => a.name), baseName].join(', ')}` : ''}; loaded in ${loadS.toFixed(1)} s). Ctrl-C to stop.`);
     // run until a signal; then finish accepted requests and exit 0
     const signal = await new Promise<string>((resolve) => {
       process.once('SIGINT', () => resolve('SIGINT'));
@@ -107,7 +176,7 @@ export const serveCommand: CommandSpec = {
     });
     if (!json) console.error(`medlora serve: ${signal}: finishing ${h.stats().queued} queued request(s), then stopping`);
     await h.close();
-    model.dispose();
+    disposeAll();
     if (json) console.log(JSON.stringify({ event: 'stopped', signal, ...h.stats() }));
     else console.error(`medlora serve: stopped after ${h.stats().requests} requests`);
     return 0;
