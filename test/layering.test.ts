@@ -36,11 +36,7 @@ export const LAYERS: Record<string, number> = {
  * Known edges against the order, each to be removed by the work named beside it. The list may only shrink: the test
  * fails on a new edge and on an entry that no longer exists (delete it then).
  */
-const KNOWN: Record<string, string> = {
-  'src/adapt/lora.test.ts -> ../../test/adapt/tiny.js': 'tests live in test/ (issue 14)',
-  'src/adapt/nf4.test.ts -> ../../test/adapt/tiny.js': 'tests live in test/ (issue 14)',
-  'src/adapt/peft-io.test.ts -> ../../test/adapt/tiny.js': 'tests live in test/ (issue 14)',
-};
+const KNOWN: Record<string, string> = {};
 const KNOWN_CYCLES = new Set<string>([]);
 const keyOf = (e: Edge): string => `${e.file} -> ${e.target}`;
 

@@ -19,3 +19,9 @@ test('README keeps the two fresh-machine commands and .ci/run runs the test one'
   assert.match(ci, /bash scripts\/setup\.sh/);
   assert.match(ci, /npm test/);
 });
+
+test('.ci/run installs Debian chromium so the serve page browser tests run in CI', () => {
+  const ci = readFileSync(join(packageRoot(), '.ci', 'run'), 'utf8');
+  assert.match(ci, /apt-get install -y[^\n]*\bchromium\b/);
+  assert.ok(ci.indexOf('chromium') < ci.indexOf('npm test'), 'installed before the tests run');
+});

@@ -38,9 +38,10 @@ export class AdapterV2Linear extends Module implements LinearLike {
 
   forward(x: Tensor): Tensor {
     return scope(() => {
-      const y = this.base_layer.forward(x); // [.., out], includes the layer's own bias
+      // x: [B, T, in]; y: [B, T, out], includes the layer's own bias; adapter_bias, adapter_scale: [out]
+      const y = this.base_layer.forward(x);
       // computed in F32 (the adapter's dtype) and cast back once: at init (bias 0, scale 1) exactly y
-      const z = (y.dtype === 'f32' ? y : y.to('f32')).add(this.adapter_bias).mul(this.adapter_scale);
+      const z = (y.dtype === 'f32' ? y : y.to('f32')).add(this.adapter_bias).mul(this.adapter_scale); // [B, T, out] f32
       return z.dtype === y.dtype ? z : z.to(y.dtype);
     });
   }
@@ -112,16 +113,17 @@ export class AdapterV2Attention extends Module {
   /** q: [B, heads, T, hd] -> gating_factor[h] * softmax(q K_p^T / sqrt(hd)) V_p: [B, heads, T, hd] in q's dtype. */
   private prefixAttention(q: Tensor, ctx: LayerContext): Tensor {
     const [B, , , hd] = q.shape as [number, number, number, number];
-    const { k, v } = this.prefixKeyValue(q.dtype, ctx);
+    const { k, v } = this.prefixKeyValue(q.dtype, ctx); // k, v: [1, kv_heads, L_p, hd]
     const L = k.shape[2]!;
     const kb = k.expand([B, this.inner.numKvHeads, L, hd]); // [B, kv_heads, L_p, hd], repeated for GQA in attend
     const vb = v.expand([B, this.inner.numKvHeads, L, hd]);
     const ay = attend(q, kb, vb, { kind: 'none' }, 1 / Math.sqrt(hd)); // [B, heads, T, hd], no mask
-    const g = this.gating_factor.view([1, this.inner.numHeads, 1, 1]);
-    const out = ay.mul(g);
+    const g = this.gating_factor.view([1, this.inner.numHeads, 1, 1]); // [1, heads, 1, 1]
+    const out = ay.mul(g); // [B, heads, T, hd]
     return out.dtype === q.dtype ? out : out.to(q.dtype);
   }
 
+  // x: [B, T, hidden] -> [B, T, hidden]: the inner attention, which calls prefixAttention through its hook
   forward(x: Tensor, ctx: LayerContext): Tensor {
     return (this.inner as unknown as { forward(x: Tensor, ctx: LayerContext): Tensor }).forward(x, ctx);
   }

@@ -71,22 +71,22 @@ export class DoraLinear extends LoraLinear {
 
   override forward(x: Tensor): Tensor {
     return scope(() => {
-      // x: [.., in]; y: [.., out] in the base's dtype (bias included)
+      // x: [B, T, in]; y: [B, T, out] in the base's dtype (bias included)
       const y = this.base_layer.forward(x);
-      let h = x.dtype === 'f32' ? x : x.to('f32');
+      let h = x.dtype === 'f32' ? x : x.to('f32'); // h: [B, T, in] f32
       const s = this.magNormScale(); // [out]
       let baseResult: Tensor;
       if (this.training && this.dropoutP > 0) {
         // PEFT: with active dropout the DoRA term uses F.linear(dropout(x), W) (no bias) instead of the base output
         h = h.dropout(this.dropoutP, true);
-        baseResult = linear(h, baseWeightOutIn(this.base_layer, 'DoRA'));
+        baseResult = linear(h, baseWeightOutIn(this.base_layer, 'DoRA')); // [B, T, out]
       } else {
         const b = baseBias(this.base_layer);
-        baseResult = b ? y.sub(b) : y;
+        baseResult = b ? y.sub(b) : y; // [B, T, out], the base output without its bias
       }
-      const lora = linear(linear(h, this.lora_A.weight), this.lora_B.weight); // [.., out] F32
+      const lora = linear(linear(h, this.lora_A.weight), this.lora_B.weight); // [B, T, r] -> [B, T, out] F32
       // result_dora = (m/n - 1) * base_result + m/n * lora_result * scaling, added to y in the promoted dtype
-      const d = s.sub(1).mul(baseResult).add(s.mul(lora).mul(this.scaling));
+      const d = s.sub(1).mul(baseResult).add(s.mul(lora).mul(this.scaling)); // [out] broadcast over [B, T, out]
       return y.dtype === d.dtype ? y.add(d) : y.add(d).to(y.dtype);
     });
   }

@@ -112,13 +112,15 @@ export class LoraLinear extends Module implements LinearLike {
 
   forward(x: Tensor): Tensor {
     return scope(() => {
+      // x: [B, T, in] (or [N, in]); y: [B, T, out] in the base's dtype (bias included)
       const y = this.base_layer.forward(x);
-      let h = x.dtype === 'f32' ? x : x.to('f32');
+      let h = x.dtype === 'f32' ? x : x.to('f32'); // h: [B, T, in] f32
       if (this.training && this.dropoutP > 0) h = h.dropout(this.dropoutP, true);
       // scaling is applied to the rank-r activations [.., r] rather than to the [.., out] delta (PEFT scales the delta):
       // the same product up to f32 rounding (exact when scaling is a power of two, e.g. alpha 16 / r 8), and it saves a
       // full pass over the output in forward and in backward, which for lm_head is [tokens, vocab] in f32
       // (docs/PERFORMANCE.md).
+      // A: [r, in], B: [out, r]; h A^T: [B, T, r]; d: [B, T, out] f32
       const d = linear(linear(h, this.lora_A.weight).mul(this.scaling), this.lora_B.weight);
       // PEFT adds in the promoted dtype (a bf16 result + an f32 delta is f32) and casts the sum back once; the engine's
       // add promotes by itself, so no f32 copy of the base output is made first

@@ -48,7 +48,7 @@ const CONFIG_DTYPE: Record<string, string> = { f32: 'float32', bf16: 'bfloat16',
 
 export function mergeCheckpoint(o: MergeCheckpointOptions): MergeCheckpointReport {
   if (existsSync(o.out) && realpathSync(o.out) === realpathSync(o.model)) {
-    throw new MedloraError(`merge: --out ${o.out} is the model folder; write the merged checkpoint somewhere else`);
+    throw new MedloraError(`merge: out ${o.out} is the model folder; write the merged checkpoint somewhere else`);
   }
   const cfgPath = join(o.model, 'config.json');
   if (!existsSync(cfgPath)) throw new MedloraError(`${o.model}: no config.json (is this a Hugging Face model folder?)`);

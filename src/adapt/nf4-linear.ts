@@ -60,6 +60,7 @@ export class Nf4Linear extends Module implements LinearLike {
 
   private base(x: Tensor): Tensor {
     return scope(() => {
+      // x: [B, T, in] -> xc in the compute dtype; weight dequantized to [out, in]; y: [B, T, out] back in x's dtype
       const xc = x.dtype === this.computeDType ? x : x.to(this.computeDType);
       const b = this.bias ? (this.bias.dtype === this.computeDType ? this.bias : this.bias.to(this.computeDType)) : null;
       const y = linear(xc, this.dequantize(), b);
@@ -68,7 +69,7 @@ export class Nf4Linear extends Module implements LinearLike {
   }
 
   forward(x: Tensor): Tensor {
-    // only when a gradient must flow back through this layer is recomputation worth it
+    // x: [B, T, in] -> [B, T, out]; only when a gradient must flow back through this layer is recomputation worth it
     if (isGradEnabled() && x.requiresGrad) return checkpoint((xi) => this.base(xi), [x])[0]!;
     return this.base(x);
   }

@@ -28,6 +28,8 @@ export interface CommandSpec {
   allowExtra?: boolean;
   /** longer help shown under the usage line */
   details?: string;
+  /** command lines shown under Examples: in --help (run by test/readme-commands.test.ts like the README's blocks) */
+  examples?: string[];
   run(args: ParsedArgs): Promise<number | void> | number | void;
 }
 
@@ -133,6 +135,7 @@ export function helpText(spec: CommandSpec): string {
     const w = Math.min(34, Math.max(...rows.map((r) => r[0].length)) + 2);
     for (const [f, d] of rows) lines.push(`  ${f.padEnd(w)}${d}`);
   }
+  if (spec.examples?.length) lines.push('', 'Examples:', ...spec.examples.map((e) => `  ${e}`));
   return lines.join('\n');
 }
 

@@ -3,6 +3,7 @@
 import { commands } from './commands/index.js';
 import { helpText, parseArgs, type CommandSpec } from './command.js';
 import { MedloraError } from '../util/errors.js';
+import { applyThreads } from './threads.js';
 import { loadTaskFile } from '../data/tasks/index.js';
 
 function findCommand(argv: string[]): { spec: CommandSpec; rest: string[] } | undefined {
@@ -76,6 +77,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   try {
     const args = parseArgs(spec, rest);
+    if (spec.options.threads) await applyThreads(args);
     const code = await spec.run(args);
     return typeof code === 'number' ? code : 0;
   } catch (e) {

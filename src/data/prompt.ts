@@ -26,7 +26,7 @@ export function chatUserContent(instruction: string, input: string): string {
 }
 
 export function chatPrompt(tok: TextTokenizer, instruction: string, input: string): string {
-  if (!tok.chatTemplate) throw new MedloraError('--prompt chat: this tokenizer has no chat_template in tokenizer_config.json (use --prompt alpaca)');
+  if (!tok.chatTemplate) throw new MedloraError('prompt style chat: this tokenizer has no chat_template in tokenizer_config.json (use the alpaca prompt style)');
   return tok.applyChatTemplate([{ role: 'user', content: chatUserContent(instruction, input) }], { addGenerationPrompt: true });
 }
 

@@ -129,7 +129,7 @@ export function splitRecords(all: MedRecord[], opts: SplitOptions): { splits: Me
     if (j === undefined) byInput.set(h, i); else { union(i, j); shared++; }
     if (opts.group) {
       const g = getPath(r, opts.group);
-      if (g === undefined || g === null || g === '') throw new MedloraError(`record ${r.id} has no ${opts.group} (needed by --group ${opts.group})`);
+      if (g === undefined || g === null || g === '') throw new MedloraError(`record ${r.id} has no ${opts.group} (needed to group by ${opts.group})`);
       const gk = typeof g === 'string' ? g : JSON.stringify(g);
       const k = byGroup.get(gk);
       if (k === undefined) byGroup.set(gk, i); else union(i, k);

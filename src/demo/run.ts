@@ -37,6 +37,8 @@ export interface DemoOptions {
   json?: boolean;
   /** no progress bars */
   quiet?: boolean;
+  /** engine threads (default 1 unless MEDLORA_NUM_THREADS is set) */
+  threads?: number;
   /** fine-tune once per method (lora, dora, adapter_v2) and print the comparison table instead of steps 3-5 */
   methods?: string[];
   /** replace parts of the built-in settings (programmatic only: for tuning experiments and tests) */
@@ -79,7 +81,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
   // one compute thread unless MEDLORA_NUM_THREADS says otherwise: for this model's small matrices a second thread
   // gains little, and when another process holds a core, two threads wait on each other (measured on the 2-core CI
   // machine under load: 1 thread 2.7x faster than 2 for the same short demo run)
-  if (!process.env.MEDLORA_NUM_THREADS) setNumThreads(1);
+  if (o.threads !== undefined) setNumThreads(o.threads);
+  else if (!process.env.MEDLORA_NUM_THREADS) setNumThreads(1);
   const say = (text: string, event?: Record<string, unknown>): void => {
     if (json) { if (event) process.stdout.write(`${JSON.stringify(event)}\n`); } else process.stdout.write(`${text}\n`);
   };

@@ -86,7 +86,7 @@ export function loadExtractor(o: LoadExtractorOptions): LoadedExtractor {
     if (!Number.isInteger(o.threads) || o.threads < 1) throw new MedloraError(`${where}: --threads must be a positive integer, got ${o.threads}`);
     setNumThreads(o.threads);
   }
-  if (!existsSync(join(o.model, 'config.json'))) throw new MedloraError(`--model ${o.model}: no config.json (expected a Hugging Face model folder)`);
+  if (!existsSync(join(o.model, 'config.json'))) throw new MedloraError(`model ${o.model}: no config.json (expected a Hugging Face model folder)`);
   const contractDir = o.adapter ?? o.contractFrom;
   const { contract, settings } = inferenceSettings(contractDir, o);
   const cfile = contractDir ? join(contractDir, CONTRACT_FILE) : CONTRACT_FILE;

@@ -134,7 +134,7 @@ export function scoreRecords(
   let unparsedLines = 0, recordsWithUnparsed = 0, filteredItems = 0;
   for (const g of gold) {
     if (options.filters.grounding && !g.input) {
-      throw new MedloraError(`gold record "${g.id}" has no "input" text, so its predictions cannot be grounded (drop --ground)`);
+      throw new MedloraError(`gold record "${g.id}" has no "input" text, so its predictions cannot be grounded (turn the grounding filter off)`);
     }
     const p = preds.get(g.id);
     let value: unknown = getStructuredTask(task).empty();

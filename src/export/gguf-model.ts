@@ -6,6 +6,8 @@
 // stay F32, q8_0 falls back to F16 when a row is not a multiple of 32), convert_lora_to_gguf.py (general.type=adapter,
 // adapter.type=lora, adapter.lora.alpha, "<base>.lora_a"/"lora_b"), gguf-py constants.py (keys, LlamaFileType) and
 // tensor_mapping.py (HF -> GGUF tensor names), src/llama-adapter.cpp (scale = alpha / rank).
+// Over ~400 lines on purpose: one table of tensor names and metadata keys per architecture beside the writer that uses
+// them; splitting would scatter the key lists.
 import { basename, resolve } from 'node:path';
 import { existsSync } from 'node:fs';
 import { bf16ToF32, bytesAsF32, bytesAsU16, f16ToF32 } from '../io/dtype.js';

@@ -4,6 +4,8 @@
 // (`rope_theta`, `rope_scaling`, `torch_dtype`) and 5.x (`rope_parameters` holding rope_type / rope_theta / scaling keys,
 // `dtype`). Every key is accounted for: read, known harmless, known to change the math (then an error unless it has
 // its neutral value), or unknown (then a visible warning naming it).
+// Over ~400 lines on purpose: one parser per architecture's config.json keys, kept together so every key that changes
+// the numbers is understood or refused in one place (CONTRIBUTING.md).
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MedloraError } from '../util/errors.js';

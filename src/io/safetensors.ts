@@ -1,6 +1,8 @@
 // Safetensors reader (lazy, validated) and writer (atomic), plus sharded checkpoints (model.safetensors.index.json).
 // Format: 8-byte little-endian header length N, N bytes of UTF-8 JSON {name: {dtype, shape, data_offsets}, __metadata__},
 // then the data area; offsets are relative to the data area (https://github.com/huggingface/safetensors, README).
+// Over ~400 lines on purpose: the reader, the atomic writer and the sharded index share the header format and its
+// validation.
 import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';

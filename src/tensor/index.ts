@@ -14,3 +14,4 @@ export type { Handle } from './native.js';
 export * from './gradcheck.js';
 export * from './perf.js';
 export { physicalCores } from './native.js';
+export * from './cpu.js';

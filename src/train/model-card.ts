@@ -3,6 +3,7 @@
 // huggingface_hub's ModelCardData and the PEFT card template), then the task, data, hyperparameters, training time
 // and hardware, an evaluation table, intended use and limitations. Every number comes from the run (or from
 // `medlora eval --compare`, which rewrites the evaluation section between its markers).
+// Over ~400 lines on purpose: one document, its sections in reading order; each section is a short function here.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';

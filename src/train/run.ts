@@ -3,8 +3,9 @@
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MedloraError } from '../util/errors.js';
+import { trainableParameterSummary } from '../adapt/apply.js';
 import { Progress } from '../util/progress.js';
-import type { TrainConfig } from './config.js';
+import { computeDtype, type TrainConfig } from './config.js';
 import { listCheckpoints } from './checkpoint.js';
 import { isEval, isGenerateEval, MetricsLog } from './metrics.js';
 import { writeReport } from './report.js';
@@ -12,6 +13,8 @@ import { prepareRun, type PreparedRun } from './setup.js';
 import { resumeTarget, Trainer, type TrainerOptions, type TrainerParallel, type TrainResult } from './trainer.js';
 
 export interface RunOptions {
+  /** the CPU's bf16 matrix units (default: from /proc/cpuinfo); tests inject them */
+  bf16Units?: readonly string[];
   resume?: string;
   json?: boolean;
   quiet?: boolean;
@@ -48,8 +51,10 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions = {}): Promise
     if (!o.generateEval) throw new MedloraError('training.eval_generate_steps: this caller supplies no generation evaluator');
   }
   mkdirSync(dir, { recursive: true });
+  // the compute dtype is decided once (config.ts computeDtype) and recorded in the resolved config, so a resume keeps it
+  cfg = { ...cfg, training: { ...cfg.training, compute_dtype: computeDtype(cfg.training, o.bf16Units).recorded } };
   if (main) writeFileSync(join(dir, 'config.resolved.json'), `${JSON.stringify(cfg, null, 2)}\n`);
-  const prep = await prepareRun(cfg);
+  const prep = await prepareRun(cfg, o.bf16Units);
   for (const n of prep.notes) emit(o.json, 'note', { message: n }, `note: ${n}`);
   for (const r of prep.reports) {
     emit(o.json, 'data', { file: r.file, format: r.format, examples: r.examples, dropped: r.dropped, truncated: r.truncated, loss_tokens: r.trainTokens },
@@ -73,12 +78,13 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions = {}): Promise
       progress.update(done, { loss: r.loss, 'tok/s': Math.round(r.tokens_per_second), lr: r.learning_rate });
     },
   });
-  const trainable = trainer.params.reduce((a, [, p]) => a + p.numel, 0);
-  const total = prep.model.parameters().reduce((a, p) => a + p.numel, 0);
+  // one count for the whole project (src/adapt/apply.ts): NF4 weights at their logical size, as PEFT counts them
+  const { trainable, total, line: paramsLine } = trainableParameterSummary(prep.model);
   const ob = trainer.optimizer.stateBytes();
   emit(o.json, 'start', { trainable_params: trainable, total_params: total, finetuning: prep.method, lora_modules: prep.loraModules.length, total_steps: trainer.schedule.totalSteps,
-    warmup_steps: trainer.schedule.warmupSteps, optimizer: cfg.training.optim, optimizer_state_bytes: ob.actual, optimizer_state_bytes_fp32: ob.fp32 },
-    `trainable params: ${trainable.toLocaleString('en-US')} || all params: ${total.toLocaleString('en-US')} || trainable%: ${(100 * trainable / total).toFixed(4)}\n` +
+    warmup_steps: trainer.schedule.warmupSteps, optimizer: cfg.training.optim, optimizer_state_bytes: ob.actual, optimizer_state_bytes_fp32: ob.fp32,
+    compute_dtype: cfg.training.compute_dtype, model_dtype: prep.model.parameters()[0]?.dtype ?? null },
+    `${paramsLine}\n` +
     `${trainer.schedule.totalSteps} updates (warmup ${trainer.schedule.warmupSteps}), ${cfg.training.optim}`);
   const onSigint = (): void => {
     if (!main) { trainer.requestStop(); process.off('SIGINT', onSigint); return; }
@@ -100,7 +106,7 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions = {}): Promise
     title: `medlora train: ${dir}`,
     facts: [['model', cfg.model], ['steps', `${res.steps} / ${res.totalSteps}${res.interrupted ? ' (interrupted)' : ''}`],
       ['trainable parameters', `${trainable.toLocaleString('en-US')} of ${total.toLocaleString('en-US')} (${(100 * trainable / total).toFixed(3)}%)`],
-      ['fine-tuning', `${prep.method}: ${prep.loraModules.length} adapted modules`], ['optimizer', `${cfg.training.optim}, state ${optimizerNote}`],
+      ['fine-tuning', `${prep.method}: ${prep.loraModules.length} adapted modules`], ['compute dtype', `${cfg.training.compute_dtype}${cfg.training.bf16 ? ' (bf16 asked)' : ''}`], ['optimizer', `${cfg.training.optim}, state ${optimizerNote}`],
       ['tokens/s (this session)', res.tokensPerSecond.toFixed(1)], ['wall time (this session)', `${res.wallSeconds.toFixed(1)} s`],
       ['checkpoints', readdirSync(dir).filter((n) => n.startsWith('checkpoint-')).join(', ') || 'none'],
       ...(res.best.best_global_step !== null ? [['best evaluation', `${cfg.training.metric_for_best_model} ${res.best.best_metric} at step ${res.best.best_global_step}${res.finalFrom ? ` (the final adapter: ${res.finalFrom})` : ''}`] as [string, string]] : []),

@@ -7,7 +7,7 @@ import { manualSeed } from '../tensor/index.js';
 import { MedloraError } from '../util/errors.js';
 import type { Module } from '../model/module.js';
 import type { TextTokenizer } from '../tokenize/types.js';
-import type { TrainConfig } from './config.js';
+import { computeDtype as decideComputeDtype, type TrainConfig } from './config.js';
 import { loadExamples, type Example, type LoadReport } from './data.js';
 import type { TrainableModel } from './trainer.js';
 
@@ -25,14 +25,16 @@ export interface PreparedRun {
   notes: string[];
 }
 
-export async function prepareRun(cfg: TrainConfig): Promise<PreparedRun> {
+export async function prepareRun(cfg: TrainConfig, bf16Units?: readonly string[]): Promise<PreparedRun> {
   const notes: string[] = [];
+  const compute = decideComputeDtype(cfg.training, bf16Units);
+  if (compute.note) notes.push(compute.note);
   if (!existsSync(join(cfg.model, 'config.json'))) throw new MedloraError(`model ${cfg.model}: no config.json (pass --model DIR, a Hugging Face model folder)`);
   (await import('../data/contract.js')).checkMaxLength(cfg.data.max_length, cfg.model, 'data.max_length');
   const { loadModel } = await import('../model/load.js');
   const { methodNamed, methodOfAdapter } = await import('../adapt/methods/index.js');
   const method = methodNamed(cfg.finetuning);
-  const model = loadModel(cfg.model, cfg.training.bf16 ? { dtype: 'bf16' } : {});
+  const model = loadModel(cfg.model, compute.dtype ? { dtype: compute.dtype } : {});
   if (cfg.quantization.load_in_4bit) {
     const { quantizeModel, formatBytes } = await import('../adapt/nf4-linear.js');
     // QLoRA keeps the output layer in full precision (bitsandbytes / PEFT recipes skip lm_head)

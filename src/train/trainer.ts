@@ -5,6 +5,8 @@
 // When to log / evaluate / save follows training.*_strategy (HF semantics; null keeps medlora's step rules), the best
 // evaluation by metric_for_best_model is tracked (and can end the run: early stopping; and be the final adapter:
 // load_best_model_at_end), and every logged record also goes to TensorBoard when report_to has tensorboard.
+// Over ~400 lines on purpose: one training loop; accumulation, clipping, logging, evaluation, checkpointing and exact
+// resume share the loop's state, and splitting them would pass that state around.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { clipGradNorm, manualSeed, noGrad, scope, tensor, type Tensor } from '../tensor/index.js';

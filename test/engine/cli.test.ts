@@ -10,7 +10,7 @@ import { packageRoot } from '../../src/util/paths.js';
 const root = packageRoot();
 
 test('medlora doctor --json reports libtorch, threads and a correct, positive matmul self-test', () => {
-  const r = spawnSync(process.execPath, [join(root, 'bin', 'medlora.js'), 'doctor', '--json', '--seconds', '0.05', '--size', '128'],
+  const r = spawnSync(process.execPath, [join(root, 'bin', 'medlora.js'), 'doctor', '--json', '--seconds', '0.05', '--size', '128', '--no-python'],
     { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   const report = JSON.parse(r.stdout) as {
@@ -38,4 +38,16 @@ test('the native build names what to do when LIBTORCH does not point at libtorch
   console.log(`  ${r.stderr.trim()}`);
   assert.match(r.stderr, /^medlora native build: LIBTORCH=\/nonexistent\/libtorch does not look like libtorch/);
   assert.ok(r.stderr.split('\n').length <= 3, 'one clear message, not a compiler dump');
+});
+
+test('medlora doctor with its defaults answers in under 30 s and compares with this machine only', { timeout: 60_000 }, () => {
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, [join(root, 'bin', 'medlora.js'), 'doctor', '--json'], { encoding: 'utf8' });
+  const s = (performance.now() - t0) / 1e3;
+  assert.equal(r.status, 0, r.stderr);
+  const report = JSON.parse(r.stdout) as { reference: { kind: string; f32Gflops: number | null; why?: string }; selfTest: { size: number; bf16Size: number } };
+  console.log(`  doctor took ${s.toFixed(1)} s (process), sizes ${report.selfTest.size}/${report.selfTest.bf16Size}, reference ${JSON.stringify(report.reference)}`);
+  assert.ok(s < 30, `doctor took ${s.toFixed(1)} s`);
+  assert.ok(['python-torch', 'cpu-peak-estimate'].includes(report.reference.kind));
+  assert.ok(!('REFERENCE' in report));
 });

@@ -75,6 +75,14 @@ test('medlora eval --compare: base and adapter side by side in one report; base 
   assert.notEqual(s.runs[1]!.test_loss, base.test_loss);
   assert.deepEqual(readJsonl(join(out, 'base', 'predictions.jsonl')).map((p) => p.output), readJsonl(join(plain, 'predictions.jsonl')).map((p) => p.output));
   assert.ok(existsSync(join(out, 'tuned', 'predictions.jsonl')));
+  // the README's form: --adapter A --compare base (A is evaluated after base, named after its run folder)
+  const out2 = join(fx.root, 'eval-cmp-adapter');
+  const r2 = await runCli(['eval', '--model', fx.model, '--data', data, '--out', out2, '--adapter', fx.adapter, '--compare', 'base', ...GEN]);
+  assert.equal(r2.code, 0, r2.err);
+  const s2 = JSON.parse(readFileSync(join(out2, 'scores.json'), 'utf8')) as { runs: Array<Record<string, unknown>> };
+  assert.equal(s2.runs.length, 2);
+  assert.equal(s2.runs[0]!.name, 'base');
+  assert.deepEqual(s2.runs.map((x) => x.test_loss), s.runs.map((x) => x.test_loss));
   const html = readFileSync(join(out, 'report.html'), 'utf8');
   assert.match(html, /<h2>base<\/h2>/);
   assert.match(html, /<h2>tuned<\/h2>/);
@@ -128,7 +136,7 @@ test('eval / extract error paths: one clear line, non-zero exit', async () => {
     [['eval', '--model', fx.model, '--data', mixed, '--task', 'influences'], /no records of task influences/],
     [['eval', '--model', fx.model, '--data', qa], /"qa" is not a structured extraction task/],
     [['eval', '--model', fx.model, '--data', chem, '--limit', '0'], /--limit must be a positive integer/],
-    [['eval', '--model', fx.model, '--data', chem, '--adapter', fx.adapter, '--compare', 'base'], /give the adapter as one of the --compare runs/],
+    [['eval', '--model', fx.model, '--data', chem, '--adapter', fx.adapter, '--compare', fx.adapter], /two compared runs share the name/],
     [['eval', '--model', fx.root, '--data', chem], /no config\.json/],
     [['eval', '--model', fx.model, '--data', chem, '--prompt', 'vicuna'], /--prompt must be alpaca or chat/],
     [['eval', '--model', fx.model, '--data', chem, '--compare', 'base', '--compare', 'base'], /share the name "base"/],

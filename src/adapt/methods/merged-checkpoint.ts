@@ -19,7 +19,7 @@ const CONFIG_DTYPE: Record<string, string> = { f32: 'float32', bf16: 'bfloat16',
  */
 export function mergeInMemory(o: MergeCheckpointOptions, loadAndMerge: (model: Module) => { merged: string[]; configChanges: Record<string, unknown> }): MergeCheckpointReport {
   if (existsSync(o.out) && realpathSync(o.out) === realpathSync(o.model)) {
-    throw new MedloraError(`merge: --out ${o.out} is the model folder; write the merged checkpoint somewhere else`);
+    throw new MedloraError(`merge: out ${o.out} is the model folder; write the merged checkpoint somewhere else`);
   }
   const cfgPath = join(o.model, 'config.json');
   if (!existsSync(cfgPath)) throw new MedloraError(`${o.model}: no config.json (is this a Hugging Face model folder?)`);

@@ -1,5 +1,6 @@
 // `medlora demo`: the whole product end to end on built-in data (glue over src/demo/run.ts).
 import { bool, num, str, type CommandSpec } from '../command.js';
+import { THREADS_OPTION } from '../threads.js';
 
 export const demoCommand: CommandSpec = {
   name: 'demo',
@@ -11,7 +12,7 @@ export const demoCommand: CommandSpec = {
     '  3. fine-tunes it with LoRA on ddi-triplets (the configs/ddi-llama31-8b.yaml preset with demo-sized flags);',
     '  4. scores base and fine-tuned models on the held-out split (precision / recall / F1 side by side);',
     '  5. extracts triplets from a few sentences and writes report.html.',
-    'About 5-6 minutes on a 2-core CPU (one compute thread unless MEDLORA_NUM_THREADS is set). --model DIR runs steps 3-5 on your own Hugging Face checkpoint instead.',
+    'About 5-6 minutes on a 2-core CPU (one compute thread unless --threads or MEDLORA_NUM_THREADS is set). --model DIR runs steps 3-5 on your own Hugging Face checkpoint instead.',
   ].join('\n'),
   options: {
     out: { type: 'string', value: 'DIR', default: 'medlora-demo', description: 'run folder (replaced if it holds an earlier demo run)' },
@@ -19,6 +20,7 @@ export const demoCommand: CommandSpec = {
     records: { type: 'number', value: 'N', description: 'demo sentences to generate before the split (default 6000; above ~8000 the drug-pair grouping leaves a small held-out split)' },
     model: { type: 'string', value: 'DIR', description: 'fine-tune and evaluate this Hugging Face checkpoint instead of the built-in demo model' },
     seed: { type: 'number', value: 'N', default: 42, description: 'seed for data, initialisation and training' },
+    threads: THREADS_OPTION,
     json: { type: 'boolean', description: 'machine-readable progress and results as JSON lines on stdout' },
     quiet: { type: 'boolean', description: 'no progress bars' },
     methods: { type: 'string', value: 'LIST', description: 'compare fine-tuning methods (e.g. lora,dora,adapter_v2): one fine-tune each on the same base, data and budget; prints method, trainable parameters, P, R, F1, training time' },
@@ -31,10 +33,12 @@ export const demoCommand: CommandSpec = {
     const steps = num(args, 'steps');
     const records = num(args, 'records');
     const model = str(args, 'model');
+    const threads = num(args, 'threads');
     const methodList = str(args, 'methods');
     const methods = methodList !== undefined ? (await import('../../demo/compare.js')).parseMethods(methodList) : undefined;
     await runDemo({ out: str(args, 'out')!, seed, json: bool(args, 'json'), quiet: bool(args, 'quiet'),
-      ...(steps !== undefined ? { steps } : {}), ...(records !== undefined ? { records } : {}), ...(model !== undefined ? { model } : {}), ...(methods ? { methods } : {}) });
+      ...(steps !== undefined ? { steps } : {}), ...(records !== undefined ? { records } : {}), ...(model !== undefined ? { model } : {}), ...(methods ? { methods } : {}),
+      ...(threads !== undefined ? { threads } : {}) });
     return 0;
   },
 };

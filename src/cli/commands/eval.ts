@@ -4,6 +4,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { CommandSpec, ParsedArgs } from '../command.js';
 import { bool, list, num, str } from '../command.js';
 import { MedloraError } from '../../util/errors.js';
+import { THREADS_OPTION } from '../threads.js';
 import { DIST_OPTIONS, startRanks } from '../distributed.js';
 import type { FieldNames } from '../../data/contract.js';
 import type { PromptStyle } from '../../data/prompt.js';
@@ -24,7 +25,7 @@ export const GENERATION_OPTIONS: CommandSpec['options'] = {
   seed: { type: 'number', value: 'N', default: 0, description: 'sampling seed (batch b uses seed + b)' },
   constrain: { type: 'boolean', default: true, description: 'constrain tokens to the task\'s answer format (--no-constrain to compare)' },
   dtype: { type: 'string', value: 'f32|bf16', description: 'compute dtype (default: the adapter\'s training contract, else the checkpoint\'s)' },
-  threads: { type: 'number', value: 'N', description: 'CPU threads for the engine' },
+  threads: THREADS_OPTION,
 };
 
 /** How the training contract's fields are spelled on the command line (warnings name the flag). */
@@ -114,7 +115,7 @@ export const evalCommand: CommandSpec = {
     data: { type: 'string', value: 'FILE', required: true, description: 'test records (JSONL)' },
     task: { type: 'string', value: 'TASK', description: 'evaluate only records of this task (required when --data mixes tasks)' },
     limit: { type: 'number', value: 'N', description: 'evaluate only the first N records' },
-    compare: { type: 'string', value: 'base|DIR|NAME=DIR', multiple: true, description: 'a run to compare (repeatable); replaces --adapter' },
+    compare: { type: 'string', value: 'base|DIR|NAME=DIR', multiple: true, description: 'a run to compare with --adapter (repeatable); base = the model without adapter' },
     out: { type: 'string', value: 'DIR', description: 'output folder' },
     relaxed: { type: 'boolean', description: 'match after normalisation (as medlora score --relaxed)' },
     metric: { type: 'string', value: 'typed|pooled-set', default: 'typed', description: 'scoring metric (as medlora score --metric)' },
@@ -136,8 +137,8 @@ export const evalCommand: CommandSpec = {
     const { Progress } = await import('../../util/progress.js');
     const dataFile = str(args, 'data')!;
     const compare = list(args, 'compare');
-    if (compare.length && str(args, 'adapter')) throw new MedloraError('medlora eval: give the adapter as one of the --compare runs, not with --adapter');
-    const runs: RunSpec[] = compare.length ? compareRuns(compare) : [{ name: str(args, 'adapter') ? compareRuns([str(args, 'adapter')!])[0]!.name : 'base', adapter: str(args, 'adapter') ?? null }];
+    // --adapter A --compare base: A is evaluated beside the compared runs (after them, so the base comes first)
+    const runs: RunSpec[] = compare.length ? compareRuns([...compare, ...(str(args, 'adapter') ? [str(args, 'adapter')!] : [])]) : [{ name: str(args, 'adapter') ? compareRuns([str(args, 'adapter')!])[0]!.name : 'base', adapter: str(args, 'adapter') ?? null }];
     const settings = generationSettings(args, 'eval');
     const limit = num(args, 'limit');
     if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) throw new MedloraError(`medlora eval: --limit must be a positive integer, got ${limit}`);

@@ -3,6 +3,7 @@
 import type { CommandSpec } from '../command.js';
 import { bool, list, num, str } from '../command.js';
 import { MedloraError } from '../../util/errors.js';
+import { THREADS_OPTION } from '../threads.js';
 
 export const generateCommand: CommandSpec = {
   name: 'generate',
@@ -22,6 +23,7 @@ export const generateCommand: CommandSpec = {
     'repetition-penalty': { type: 'number', value: 'R', description: 'HF repetition penalty (> 1 discourages repeats; the NER recipe uses 1.15)' },
     stop: { type: 'string', value: 'TEXT', multiple: true, description: 'stop a sequence when it writes this text (repeatable)' },
     dtype: { type: 'string', value: 'f32|bf16', description: 'compute dtype (default: the checkpoint\'s)' },
+    threads: THREADS_OPTION,
     json: { type: 'boolean', description: 'print one JSON object per prompt: prompt, text, ids, finish_reason, truncated' },
   },
   async run(args) {

@@ -4,6 +4,7 @@
 import type { CommandSpec } from '../command.js';
 import { bool, num, str } from '../command.js';
 import { MedloraError } from '../../util/errors.js';
+import { THREADS_OPTION } from '../threads.js';
 
 export const lossCommand: CommandSpec = {
   name: 'loss',
@@ -18,6 +19,7 @@ export const lossCommand: CommandSpec = {
     overflow: { type: 'string', value: 'POLICY', default: 'error', description: 'a record whose target does not fit --max-length: error, or drop it (counted on stderr)' },
     'batch-size': { type: 'number', value: 'N', description: 'rows per forward pass', default: 8 },
     dtype: { type: 'string', value: 'f32|bf16', description: 'compute dtype (default: the checkpoint\'s)' },
+    threads: THREADS_OPTION,
     json: { type: 'boolean', description: 'print {"loss", "perplexity", "tokens", "rows"} as JSON' },
   },
   details: 'Loss = sum of token cross-entropies over labels != -100 (after the causal shift) / number of such tokens, ' +

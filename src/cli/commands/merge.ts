@@ -2,6 +2,7 @@
 // standard Hugging Face checkpoint.
 import { type CommandSpec, bool, str } from '../command.js';
 import { MedloraError } from '../../util/errors.js';
+import { THREADS_OPTION } from '../threads.js';
 
 export const mergeCommand: CommandSpec = {
   name: 'merge',
@@ -18,6 +19,7 @@ export const mergeCommand: CommandSpec = {
     adapter: { type: 'string', value: 'DIR', required: true, description: 'adapter folder (adapter_config.json + adapter_model.safetensors)' },
     out: { type: 'string', value: 'DIR', required: true, description: 'output folder for the merged checkpoint' },
     dtype: { type: 'string', value: 'f32|bf16|f16', description: 'cast floating-point weights to this dtype (default: keep)' },
+    threads: THREADS_OPTION,
     json: { type: 'boolean', description: 'print progress and the result as JSON lines' },
   },
   async run(args) {

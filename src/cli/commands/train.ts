@@ -3,6 +3,7 @@
 import type { CommandSpec } from '../command.js';
 import { bool, str } from '../command.js';
 import { MedloraError } from '../../util/errors.js';
+import { THREADS_OPTION } from '../threads.js';
 import { DIST_OPTIONS, startRanks } from '../distributed.js';
 
 /** A path as one shell word (quoted only when it needs to be). */
@@ -21,7 +22,7 @@ export const trainCommand: CommandSpec = {
     'dry-run': { type: 'boolean', description: 'print the resolved config and exit' },
     json: { type: 'boolean', description: 'machine-readable progress and result as JSON lines on stdout' },
     quiet: { type: 'boolean', description: 'no progress bar' },
-    threads: { type: 'number', value: 'N', description: 'CPU threads for the engine (default: libtorch\'s choice; 1 is often fastest for tiny models on a busy machine)' },
+    threads: THREADS_OPTION,
     ...DIST_OPTIONS,
   },
   allowExtra: true,
@@ -59,12 +60,6 @@ export const trainCommand: CommandSpec = {
     if (bool(args, 'dry-run')) {
       console.log(JSON.stringify(cfg, null, 2));
       return 0;
-    }
-    const threads = args.options.threads;
-    if (threads !== undefined) {
-      if (!Number.isInteger(threads) || (threads as number) < 1) throw new MedloraError(`--threads must be a positive integer, got ${String(threads)}`);
-      const { setNumThreads } = await import('../../tensor/index.js');
-      setNumThreads(threads as number);
     }
     const ranks = await startRanks('train', args);
     if ('exitCode' in ranks) return ranks.exitCode;

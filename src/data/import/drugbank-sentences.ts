@@ -80,7 +80,7 @@ export const drugbankSentences: Importer = {
     requireFile(path, 'the DrugBank sentences CSV');
     const tplFile = opts.templates ?? join(dirname(path), 'Interaction_information.csv');
     if (!opts.templates && !existsSync(tplFile)) {
-      throw new MedloraError(`${path}: the interaction templates file ${tplFile} is missing (give it with --templates FILE)`);
+      throw new MedloraError(`${path}: the interaction templates file ${tplFile} is missing (give it as the templates option)`);
     }
     const templates = loadTemplates(tplFile);
     counts.notes.templates = templates.length;

@@ -135,12 +135,19 @@ const normal = (s: string): string => s.normalize('NFC').replace(/\s+/g, ' ').tr
 async function callOnce(o: SynthOptions, p: Planned): Promise<string> {
   const f = o.fetch ?? fetch;
   const url = `${o.endpoint.replace(/\/+$/, '')}/chat/completions`;
-  const res = await f(url, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', ...(o.apiKey ? { Authorization: `Bearer ${o.apiKey}` } : {}) },
-    body: JSON.stringify(p.body),
-    signal: AbortSignal.timeout(o.timeoutMs ?? 600_000),
-  });
+  let res: Response;
+  try {
+    res = await f(url, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', ...(o.apiKey ? { Authorization: `Bearer ${o.apiKey}` } : {}) },
+      body: JSON.stringify(p.body),
+      signal: AbortSignal.timeout(o.timeoutMs ?? 600_000),
+    });
+  } catch (e) {
+    // fetch says only "fetch failed": name the endpoint and the network cause (retried like a 5xx)
+    const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+    throw new MedloraError(`${url}: no answer (${cause?.code ?? cause?.message ?? (e as Error).message}); is the endpoint running?`);
+  }
   const text = await res.text();
   if (!res.ok) {
     const err = new MedloraError(`${url}: HTTP ${res.status}: ${text.slice(0, 300)}`);

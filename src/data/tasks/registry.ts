@@ -45,7 +45,7 @@ export function structuredTaskNames(): string[] {
 
 export function getTask(name: string): Task {
   const t = registry.get(name);
-  if (!t) throw new MedloraError(`unknown task "${name}" (known: ${taskNames().join(', ')}; a task of your own is defined with a JSON Schema: --task-file FILE or a config "task:" section)`);
+  if (!t) throw new MedloraError(`unknown task "${name}" (known: ${taskNames().join(', ')}; a task of your own is defined with a JSON Schema: a task file or a config "task:" section)`);
   return t;
 }
 

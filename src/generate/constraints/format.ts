@@ -5,6 +5,8 @@
 // A format is a bounded list: PREFIX, then ITEM (SEPARATOR ITEM)*, then SUFFIX, or the whole-answer alternative
 // (e.g. "none"). Items are sequences of literals, free-text fields and enumerated fields. Bounds (max items, max field
 // bytes) make every answer finite; together with the token budget in mask.ts this guarantees termination.
+// Over ~400 lines on purpose: one automaton: its packed state layout, stepping and budget functions must change
+// together.
 
 import type { ListFormat, Segment } from '../../data/tasks/index.js';
 
@@ -33,6 +35,9 @@ interface Slot {
 // letter/digit 1 | at the very start 1 | field just read a comma 1
 const PC_BITS = 7, SUB_SHIFT = 7, U_SHIFT = 15, C_SHIFT = 17, N_SHIFT = 23, D_SHIFT = 26, G_SHIFT = 27, S_SHIFT = 28;
 const P_SHIFT = 29;
+// widths of the multi-bit fields (value = (state >>> X_SHIFT) & X_MASK) and the one-bit flags, in place
+const PC_MASK = 0x7f, SUB_MASK = 0xff, U_MASK = 0b11, C_MASK = 0x3f, N_MASK = 0b111;
+const MAIN_DEAD = 1 << D_SHIFT, HAS_ALNUM = 1 << G_SHIFT, AT_START = 1 << S_SHIFT, AFTER_COMMA = 1 << P_SHIFT;
 const NONE_DEAD = 7;
 
 function pack(pc: number, sub: number, u: number, c: number, none: number, mainDead: number, sig = 0): number {
@@ -192,7 +197,7 @@ export class FormatAutomaton {
   /** The start state. One leading space is allowed: sentencepiece models (Llama/Mistral) naturally begin an answer
    * with a "▁"-prefixed token, and every parser trims it. */
   initial(): number {
-    return pack(0, 0, 0, 0, this.none.length > 0 ? 0 : NONE_DEAD, 0) | (1 << S_SHIFT);
+    return pack(0, 0, 0, 0, this.none.length > 0 ? 0 : NONE_DEAD, 0) | AT_START;
   }
 
   /** Advance the main path from (pc, sub, u, c) by byte b; returns a packed main state (none bits 0) or -1. */
@@ -213,7 +218,7 @@ export class FormatAutomaton {
             if (b === 0x20) return s.commaEnds && sig ? pack(this.next(this.next(pc) + 1), 0, 0, c, 0, 0) : -1;
             pend = 0; // otherwise the comma was part of the text; read b as a field byte
           }
-          if (b === 0x2c && s.commas && sub + 1 <= s.maxBytes!) return pack(pc, sub + 1, 0, c, 0, 0, sig) | (1 << P_SHIFT);
+          if (b === 0x2c && s.commas && sub + 1 <= s.maxBytes!) return pack(pc, sub + 1, 0, c, 0, 0, sig) | AFTER_COMMA;
           if (u > 0) {
             if (b < 0x80 || b > 0xbf) return -1;
             return pack(pc, sub + 1, u - 1, c, 0, 0, sig);
@@ -260,26 +265,26 @@ export class FormatAutomaton {
   /** One byte. Returns the new packed state or -1 (dead). */
   step(state: number, b: number): number {
     if (state < 0) return -1;
-    if ((state >>> S_SHIFT) & 1) {
-      state &= ~(1 << S_SHIFT);
+    if (state & AT_START) {
+      state &= ~AT_START;
       if (b === 0x20) return state;
     }
     // fast path (most of a mask walk): inside a non-empty field, no pending UTF-8, "none" already ruled out, and an
     // allowed ASCII byte that fits
-    if (((state >>> N_SHIFT) & 7) === NONE_DEAD && !((state >>> D_SHIFT) & 1) && !((state >>> P_SHIFT) & 1) && b < 0x80) {
-      const s = this.slots[state & 127]!;
+    if (((state >>> N_SHIFT) & N_MASK) === NONE_DEAD && !(state & MAIN_DEAD) && !(state & AFTER_COMMA) && b < 0x80) {
+      const s = this.slots[state & PC_MASK]!;
       if (s.kind === K.Field) {
-        const sub = (state >>> SUB_SHIFT) & 255;
-        if (sub > 0 && sub < s.maxBytes! && s.allow![b] && ((state >>> U_SHIFT) & 3) === 0 && ((state >>> G_SHIFT) & 1)) {
+        const sub = (state >>> SUB_SHIFT) & SUB_MASK;
+        if (sub > 0 && sub < s.maxBytes! && s.allow![b] && ((state >>> U_SHIFT) & U_MASK) === 0 && (state & HAS_ALNUM)) {
           return state + (1 << SUB_SHIFT);
         }
       }
     }
-    let none = (state >>> N_SHIFT) & 7;
+    let none = (state >>> N_SHIFT) & N_MASK;
     if (none !== NONE_DEAD) none = none < this.none.length && this.none[none] === b ? none + 1 : NONE_DEAD;
     let main = -1;
-    if (!((state >>> D_SHIFT) & 1)) {
-      main = this.stepMain(state & 127, (state >>> SUB_SHIFT) & 255, (state >>> U_SHIFT) & 3, (state >>> C_SHIFT) & 63,
+    if (!(state & MAIN_DEAD)) {
+      main = this.stepMain(state & PC_MASK, (state >>> SUB_SHIFT) & SUB_MASK, (state >>> U_SHIFT) & U_MASK, (state >>> C_SHIFT) & C_MASK,
         (state >>> G_SHIFT) & 1, (state >>> P_SHIFT) & 1, b);
     }
     if (main < 0 && none === NONE_DEAD) return -1;
@@ -290,25 +295,25 @@ export class FormatAutomaton {
   minToFinish(state: number): number {
     if (state < 0) return Infinity;
     let best = Infinity;
-    const none = (state >>> N_SHIFT) & 7;
+    const none = (state >>> N_SHIFT) & N_MASK;
     if (none !== NONE_DEAD) best = this.none.length - none;
-    if (!((state >>> D_SHIFT) & 1)) best = Math.min(best, this.mainMin(state));
+    if (!(state & MAIN_DEAD)) best = Math.min(best, this.mainMin(state));
     return best;
   }
 
   private mainMin(state: number): number {
-    const pc = state & 127, sub = (state >>> SUB_SHIFT) & 255, u = (state >>> U_SHIFT) & 3;
+    const pc = state & PC_MASK, sub = (state >>> SUB_SHIFT) & SUB_MASK, u = (state >>> U_SHIFT) & U_MASK;
     const s = this.slots[pc]!;
     switch (s.kind) {
       case K.Field:
-        if ((state >>> P_SHIFT) & 1) {
+        if (state & AFTER_COMMA) {
           // after a comma: with a letter, a space completes the ", " that follows (or the field may just end);
           // without one, a letter is still needed
-          if (!((state >>> G_SHIFT) & 1)) return 1 + this.minFrom[this.next(pc)]!;
+          if (!(state & HAS_ALNUM)) return 1 + this.minFrom[this.next(pc)]!;
           return s.commaEnds ? this.minFrom[this.next(pc)]! - 1 : this.minFrom[this.next(pc)]!;
         }
         // finish a pending UTF-8 character, then add a letter if the field has none yet
-        return u + (((state >>> G_SHIFT) & 1) ? 0 : 1) + this.minFrom[this.next(pc)]!;
+        return u + ((state & HAS_ALNUM) ? 0 : 1) + this.minFrom[this.next(pc)]!;
       case K.Enum:
         return s.nodeMin![sub]! + this.minFrom[this.next(pc)]!;
       case K.BranchB:
@@ -325,20 +330,20 @@ export class FormatAutomaton {
    * decide those tokens without walking the trie.
    */
   steadyField(state: number): number {
-    if (state < 0 || ((state >>> D_SHIFT) & 0b1101) !== 0) return -1; // D, S and P clear
-    if (((state >>> N_SHIFT) & 7) !== NONE_DEAD || ((state >>> U_SHIFT) & 3) !== 0) return -1;
-    const pc = state & 127;
+    if (state < 0 || (state & (MAIN_DEAD | AT_START | AFTER_COMMA)) !== 0) return -1;
+    if (((state >>> N_SHIFT) & N_MASK) !== NONE_DEAD || ((state >>> U_SHIFT) & U_MASK) !== 0) return -1;
+    const pc = state & PC_MASK;
     return this.slots[pc]!.kind === K.Field ? pc : -1;
   }
 
   /** Whether the field so far holds a letter (it may end). */
   fieldHasLetter(state: number): boolean {
-    return ((state >>> G_SHIFT) & 1) === 1;
+    return (state & HAS_ALNUM) !== 0;
   }
 
   /** Field bytes used so far in a field state. */
   fieldUsed(state: number): number {
-    return (state >>> SUB_SHIFT) & 255;
+    return (state >>> SUB_SHIFT) & SUB_MASK;
   }
 
   /** For each field slot: its allowed-ASCII bitmap, byte limit, and the min bytes to finish once it is left. */
@@ -367,7 +372,7 @@ export class FormatAutomaton {
    */
   withoutItemCount(state: number, maxSeparatorsPerToken: number): number {
     if (state < 0) return state;
-    const c = (state >>> C_SHIFT) & 63;
+    const c = (state >>> C_SHIFT) & C_MASK;
     return this.format.maxItems - c > maxSeparatorsPerToken ? state & ~(63 << C_SHIFT) : state;
   }
 

@@ -3,6 +3,8 @@
 // allowed for sentencepiece first tokens), numbers without exponent, string escapes as JSON.stringify writes them.
 // A state is a set of stacks of frames (anyOf and key prefixes make it nondeterministic); states are interned lazily
 // into ints and every transition is memoised, so after warm-up a step is one array lookup (a lazy DFA).
+// Over ~400 lines on purpose: one automaton: its frame kinds, stepping and minimum-budget functions are one state
+// machine over one state encoding.
 import type { SchemaNode } from '../../data/tasks/index.js';
 
 const enc = new TextEncoder();

@@ -2,12 +2,12 @@
 // normalisation and filters. Every expected number is worked out in the comments next to it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assertClose } from '../util/close.js';
-import { aggregate, prf } from './metrics.js';
-import { DEFAULT_MATCH, type MatchOptions, matchItems, toItems } from './match.js';
-import { DEFAULT_STOP_LIST, RELAXED_NORMALIZE, normalizeText } from './normalize.js';
+import { assertClose } from '../../src/util/close.js';
+import { aggregate, prf } from '../../src/eval/metrics.js';
+import { DEFAULT_MATCH, type MatchOptions, matchItems, toItems } from '../../src/eval/match.js';
+import { DEFAULT_STOP_LIST, RELAXED_NORMALIZE, normalizeText } from '../../src/eval/normalize.js';
 type StructuredTask = Exclude<keyof GoldByTask, 'qa'>;
-import type { GoldByTask } from '../data/schema.js';
+import type { GoldByTask } from '../../src/data/schema.js';
 
 function score<T extends StructuredTask>(task: T, gold: GoldByTask[T], pred: GoldByTask[T], o: MatchOptions = DEFAULT_MATCH, src = '') {
   return matchItems(toItems(task, gold, o, src, false).items, toItems(task, pred, o, src, true).items);

@@ -1,7 +1,7 @@
 // Proves the tolerance helper can fail: wrong values, NaN, and length mismatches are rejected.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assertClose, compareClose } from './close.js';
+import { assertClose, compareClose } from '../../src/util/close.js';
 
 test('compareClose accepts values within atol and reports the max difference', () => {
   const r = compareClose([1, 2, 3.00005], [1, 2, 3], { atol: 1e-4, label: 'x' });

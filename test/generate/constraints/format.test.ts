@@ -2,8 +2,8 @@
 // minimum bytes to finish match hand counts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { taskAutomaton } from './tasks.js';
-import { getTask } from '../../data/tasks/index.js';
+import { taskAutomaton } from '../../../src/generate/constraints/tasks.js';
+import { getTask } from '../../../src/data/tasks/index.js';
 
 const parseOutput = (task: string, text: string) => getTask(task).parse(text);
 
@@ -134,7 +134,7 @@ test('whatever the automaton completes, the parser reads without leftovers', () 
 });
 
 test('applyMask: disallowed and padded ids get -Infinity, EOS only when the answer is complete', async () => {
-  const { applyMask } = await import('./index.js');
+  const { applyMask } = await import('../../../src/generate/constraints/index.js');
   const allowed = Uint8Array.from([1, 0, 1, 0]);
   const l = Float32Array.from([0.5, 0.6, 0.7, 0.8, 0.9]); // id 4: a padded embedding row beyond the vocabulary
   applyMask(l, { allowed, count: 2, eos: true }, 3);

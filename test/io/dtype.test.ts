@@ -1,7 +1,7 @@
 // f32 <-> bf16 / f16 conversions against bit patterns worked out by hand from the IEEE-754 layouts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { bf16BitsToF32, bytesToNumbers, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits, f32ToBf16, bf16ToF32, typedBytes } from './dtype.js';
+import { bf16BitsToF32, bytesToNumbers, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits, f32ToBf16, bf16ToF32, typedBytes } from '../../src/io/dtype.js';
 
 test('f32 -> bf16 rounds to nearest, ties to even', () => {
   assert.equal(f32ToBf16Bits(1), 0x3f80); // 1.0 = 0x3F800000: upper half

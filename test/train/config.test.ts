@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readConfigFile, resolveConfig } from './config.js';
+import { readConfigFile, resolveConfig } from '../../src/train/config.js';
 
 const EXAMPLE = `model: path/to/model
 data: { train: train.jsonl, validation: val.jsonl }

@@ -1,8 +1,8 @@
 // Schedules against values computed by hand from the HF formulas (transformers/optimization.py).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assertClose } from '../util/close.js';
-import { learningRateAt, warmupSteps } from './schedule.js';
+import { assertClose } from '../../src/util/close.js';
+import { learningRateAt, warmupSteps } from '../../src/train/schedule.js';
 
 test('linear with warmup 2 over 12 steps: 0, lr/2, lr, then lr*(12-s)/10', () => {
   const spec = { type: 'linear' as const, learningRate: 5e-3, warmupSteps: 2, totalSteps: 12 };

@@ -1,7 +1,7 @@
 // Parser tests: the agreed rendered formats, their harmless variations, and what must be reported as unparsed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseAdeEmail, parseBullets, parseOutput, parsePairs, parseTriplets, validateStructured } from './parse.js';
+import { parseAdeEmail, parseBullets, parseOutput, parsePairs, parseTriplets, validateStructured } from '../../src/eval/parse.js';
 
 test('triplets: canonical lines, first/last comma split, variations', () => {
   const r = parseTriplets('<aspirin, may increase the effect of, warfarin>\n<5-fluorouracil, leucovorin, CPR:3, EGFR>');

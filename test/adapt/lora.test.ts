@@ -2,13 +2,13 @@
 // checked against numbers written out by hand, perturbation, gradients, dropout, rsLoRA, bf16 base, counts, errors.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as T from '../tensor/index.js';
-import { assertClose } from '../util/close.js';
-import { MedloraError } from '../util/errors.js';
-import { TinyConv1D, TinyLinear, TinyModel } from '../../test/adapt/tiny.js';
-import { applyLora, enableFullFinetuning, loraModules, trainableParameterSummary } from './apply.js';
-import { kaimingUniformA5, LoraLinear } from './lora.js';
-import { mergeLora, unloadLora } from './merge.js';
+import * as T from '../../src/tensor/index.js';
+import { assertClose } from '../../src/util/close.js';
+import { MedloraError } from '../../src/util/errors.js';
+import { TinyConv1D, TinyLinear, TinyModel } from './tiny.js';
+import { applyLora, enableFullFinetuning, loraModules, trainableParameterSummary } from '../../src/adapt/apply.js';
+import { kaimingUniformA5, LoraLinear } from '../../src/adapt/lora.js';
+import { mergeLora, unloadLora } from '../../src/adapt/merge.js';
 
 const f = (t: T.Tensor): number[] => Array.from(t.toFloat32Array());
 

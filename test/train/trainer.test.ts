@@ -5,14 +5,14 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { manualSeed } from '../tensor/index.js';
-import { assertClose } from '../util/close.js';
-import { validateConfig, type TrainingSection } from './config.js';
-import type { Example } from './data.js';
-import { listCheckpoints } from './checkpoint.js';
-import { Trainer } from './trainer.js';
-import { ToyLM } from './toy-model.test-util.js';
-import type { TrainRecord, EvalRecord } from './metrics.js';
+import { manualSeed } from '../../src/tensor/index.js';
+import { assertClose } from '../../src/util/close.js';
+import { validateConfig, type TrainingSection } from '../../src/train/config.js';
+import type { Example } from '../../src/train/data.js';
+import { listCheckpoints } from '../../src/train/checkpoint.js';
+import { Trainer } from '../../src/train/trainer.js';
+import { ToyLM } from '../../src/train/toy-model.test-util.js';
+import type { TrainRecord, EvalRecord } from '../../src/train/metrics.js';
 
 function training(o: Partial<TrainingSection>): TrainingSection {
   return validateConfig({ model: 'm', output_dir: 'o', data: { train: 't' }, training: o }, 'test').training;

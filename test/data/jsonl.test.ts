@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { readLines, writeJsonl, loadRecords } from './jsonl.js';
+import { readLines, writeJsonl, loadRecords } from '../../src/data/jsonl.js';
 
 async function lines(content: string | Buffer): Promise<Array<[number, string]>> {
   const f = join(mkdtempSync(join(tmpdir(), 'medlora-jsonl-')), 'x.txt');

@@ -3,15 +3,15 @@
 // bytes), Nf4Linear forward/backward (incl. inside gradient checkpointing), quantizeModel, LoRA training over NF4.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as T from '../tensor/index.js';
-import { assertClose } from '../util/close.js';
-import { MedloraError } from '../util/errors.js';
-import { TinyConv1D, TinyLinear, TinyModel } from '../../test/adapt/tiny.js';
-import { applyLora, loraModules, trainableParameterSummary } from './apply.js';
-import { LoraLinear } from './lora.js';
-import { mergeLora } from './merge.js';
-import { dequantizeNf4, NF4_LEVELS, nf4Bytes, nf4Scales, quantizeNf4 } from './nf4.js';
-import { Nf4Linear, quantizeModel } from './nf4-linear.js';
+import * as T from '../../src/tensor/index.js';
+import { assertClose } from '../../src/util/close.js';
+import { MedloraError } from '../../src/util/errors.js';
+import { TinyConv1D, TinyLinear, TinyModel } from './tiny.js';
+import { applyLora, loraModules, trainableParameterSummary } from '../../src/adapt/apply.js';
+import { LoraLinear } from '../../src/adapt/lora.js';
+import { mergeLora } from '../../src/adapt/merge.js';
+import { dequantizeNf4, NF4_LEVELS, nf4Bytes, nf4Scales, quantizeNf4 } from '../../src/adapt/nf4.js';
+import { Nf4Linear, quantizeModel } from '../../src/adapt/nf4-linear.js';
 
 const f = (t: T.Tensor): number[] => Array.from(t.toFloat32Array());
 

@@ -2,9 +2,9 @@
 // problem, the memory it saves, and exact state round trips.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { manualSeed, noGrad, randn, scope, tensor, zeros, type Tensor } from '../tensor/index.js';
-import { assertClose } from '../util/close.js';
-import { BLOCK, createOptimizer, dequantizeBlockwise, dynamicCodebook, quantizeBlockwise } from './optim.js';
+import { manualSeed, noGrad, randn, scope, tensor, zeros, type Tensor } from '../../src/tensor/index.js';
+import { assertClose } from '../../src/util/close.js';
+import { BLOCK, createOptimizer, dequantizeBlockwise, dynamicCodebook, quantizeBlockwise } from '../../src/train/optim.js';
 
 test('dynamic code books: sorted, within [-1,1] / [0,1], contain 0 and 1, at most 256 codes', () => {
   for (const signed of [true, false]) {
