@@ -22,6 +22,12 @@ export interface ForwardOptions {
    * generalised to any set of positions)
    */
   outputPositions?: Tensor;
+  /**
+   * i64 [B, T] segment ids for padding-free packing (HF DataCollatorWithFlattening / TRL padding_free): several
+   * examples concatenated in one row attend only to earlier tokens of their own segment (a block-diagonal causal
+   * mask). Give positionIds restarting at 0 per segment with it. Not with a cache or an attentionMask.
+   */
+  segmentIds?: Tensor;
 }
 
 export interface CausalLM extends Module {

@@ -5,7 +5,7 @@ import { arange, checkpoint, isGradEnabled, scope, type Device, type Tensor } fr
 import { MedloraError } from '../util/errors.js';
 import type { CausalLM, ForwardOptions, KVCacheLike } from './causal-lm.js';
 import { KVCache } from './kv-cache.js';
-import { buildAttnMask, ParamModule, type AttnMask, type Rotary } from './layers.js';
+import { buildAttnMask, packedAttnMask, ParamModule, type AttnMask, type Rotary } from './layers.js';
 
 /** What one decoder layer gets besides the hidden states. */
 export interface LayerContext {
@@ -111,7 +111,8 @@ export abstract class DecoderLM extends ParamModule implements CausalLM {
         const top = (positionIds.max().item() as number) + 1;
         if (top > learnedLimit) throw new MedloraError(`forward: ${top} positions exceed the model's ${learnedLimit} learned position embeddings`);
       }
-      const mask = buildAttnMask(attentionMask, past, T, device);
+      if (opts.segmentIds && (cache || opts.attentionMask)) throw new MedloraError('forward: segmentIds (packed rows) cannot be combined with a cache or an attentionMask');
+      const mask = opts.segmentIds ? packedAttnMask(onDev(opts.segmentIds)!, device) : buildAttnMask(attentionMask, past, T, device);
       let x = this.embed(ids, positionIds);
       let cos: Tensor | undefined;
       let sin: Tensor | undefined;

@@ -272,6 +272,20 @@ export function repeatKv(x: Tensor, nRep: number): Tensor {
   return x.unsqueeze(2).expand([B, kv, nRep, S, d]).reshape([B, kv * nRep, S, d]);
 }
 
+/**
+ * Padding-free packing: segmentIds [B, T] -> a block-diagonal causal mask [B, 1, T, T] (query i sees key j iff j <= i
+ * and both belong to the same segment), so packed examples never see each other.
+ */
+export function packedAttnMask(segmentIds: Tensor, device: Device): AttnMask {
+  if (segmentIds.ndim !== 2) throw new MedloraError(`segment ids must be [batch, seq], got [${segmentIds.shape.join(', ')}]`);
+  const [B, T] = segmentIds.shape as [number, number];
+  const q = arange(0, T, 1, { device }).view([T, 1]);
+  const k = arange(0, T, 1, { device }).view([1, T]);
+  // same: [B, 1, T, T]
+  const same = segmentIds.view([B, 1, T, 1]).eq(segmentIds.view([B, 1, 1, T]));
+  return { kind: 'mask', mask: k.le(q).view([1, 1, T, T]).logicalAnd(same) };
+}
+
 /** softmax(q k^T / sqrt(d) + mask) v with q [B, h, T, d] and k, v [B, kv, S, d] (GQA). */
 export function attend(q: Tensor, k: Tensor, v: Tensor, mask: AttnMask, scale?: number): Tensor {
   const nRep = q.size(1) / k.size(1);

@@ -22,6 +22,7 @@ export const RUN_KEYS: Section = {
   early_stopping_patience: { kind: { t: 'int', min: 1 }, default: null, nullable: true, doc: 'stop after this many evaluations without improvement (HF EarlyStoppingCallback; null: off)' },
   early_stopping_threshold: { kind: { t: 'number', min: 0 }, default: 0, doc: 'an improvement must exceed this to reset the patience (HF EarlyStoppingCallback default 0)' },
   neftune_noise_alpha: { kind: { t: 'number', min: 0, minExclusive: true }, default: null, nullable: true, doc: 'NEFTune: uniform noise * alpha/sqrt(T*d) on the input embeddings while training (HF/TRL; null: off)' },
+  padding_free: { kind: { t: 'bool' }, default: false, doc: 'pack each micro-batch into one row with per-example positions and a block-diagonal causal mask: no pad token is computed, same loss and gradients (TRL SFTConfig padding_free; medlora default off)' },
   fp16: { kind: { t: 'bool' }, default: false, doc: 'float16 mixed precision with dynamic loss scaling (CUDA only; refused on the CPU)' },
   resume_from_checkpoint: { kind: { t: 'bool_or_string' }, default: null, nullable: true, doc: 'a checkpoint folder, or true for the newest checkpoint in output_dir (the --resume flag wins)' },
   lr_scheduler_kwargs: { kind: { t: 'object' }, default: {}, doc: 'scheduler options as HF: num_cycles (cosine_with_restarts), lr_end / power (polynomial), num_decay_steps, num_stable_steps, warmup_type, decay_type, min_lr_ratio, num_cycles (warmup_stable_decay)' },

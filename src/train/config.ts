@@ -93,6 +93,8 @@ export interface TrainingSection {
   early_stopping_patience: number | null;
   early_stopping_threshold: number;
   neftune_noise_alpha: number | null;
+  /** padding-free packing of each micro-batch (TRL SFTConfig padding_free) */
+  padding_free: boolean;
   fp16: boolean;
   resume_from_checkpoint: string | boolean | null;
   lr_scheduler_kwargs: Record<string, unknown>;

@@ -117,6 +117,9 @@ export interface MicroBatch {
   scored: { positions: number[]; targets: number[] };
   /** loss tokens after the causal shift (scored.targets.length) */
   targets: number;
+  /** padding-free packing (packBatch): positions restarting at 0 per example, and each token's example index */
+  position_ids?: number[][];
+  segment_ids?: number[][];
 }
 
 export function padBatch(rows: readonly Example[], padId: number): MicroBatch {
@@ -132,6 +135,33 @@ export function padBatch(rows: readonly Example[], padId: number): MicroBatch {
   out.scored = labelledPositions(out.labels);
   out.targets = out.scored.targets.length;
   return out;
+}
+
+/**
+ * Padding-free packing of a micro-batch (training.padding_free; HF DataCollatorWithFlattening, TRL padding_free): the
+ * rows concatenated into ONE row with per-example positions and segment ids (the model then attends block-diagonally,
+ * src/model/layers.ts packedAttnMask), so no pad token is computed. Each example's first label is set to -100: under
+ * the causal shift it would be predicted by the previous example's last token, a target the unpacked batch never has
+ * (an unpacked row's first label is never a target either), so the scored targets are exactly the unpacked ones.
+ */
+export function packBatch(rows: readonly Example[]): MicroBatch {
+  const ids: number[] = [], labels: number[] = [], pos: number[] = [], seg: number[] = [];
+  rows.forEach((r, s) => {
+    r.input_ids.forEach((t, i) => {
+      ids.push(t);
+      labels.push(i === 0 ? IGNORE_INDEX : r.labels[i]!);
+      pos.push(i);
+      seg.push(s);
+    });
+  });
+  const scored = labelledPositions([labels]);
+  return { input_ids: [ids], labels: [labels], attention_mask: [ids.map(() => 1)], padded: false, scored, targets: scored.targets.length,
+    position_ids: [pos], segment_ids: [seg] };
+}
+
+/** A micro-batch of rows: packed (training.padding_free) or right-padded to the longest row. */
+export function makeBatch(rows: readonly Example[], padId: number, packed: boolean): MicroBatch {
+  return packed ? packBatch(rows) : padBatch(rows, padId);
 }
 
 /** Where the batch source stands: the epoch and the next micro-batch within it. */
@@ -151,7 +181,7 @@ export class BatchSource {
   pos: DataPosition = { epoch: 0, index: 0 };
 
   constructor(readonly examples: readonly Example[], readonly batchSize: number, readonly shuffle: boolean, readonly seed: number,
-    readonly padId: number) {
+    readonly padId: number, readonly packed = false) {
     if (examples.length === 0) throw new MedloraError('training data is empty');
   }
 
@@ -177,7 +207,7 @@ export class BatchSource {
 
   /** The next micro-batch (moving to the next epoch first when the current one is used up). */
   next(): MicroBatch {
-    return padBatch(this.nextRows(), this.padId);
+    return makeBatch(this.nextRows(), this.padId, this.packed);
   }
 
   /** The next micro-batch's rows, unpadded (data parallelism pads each rank's share of them). */

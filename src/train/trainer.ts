@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { clipGradNorm, manualSeed, noGrad, scope, tensor, type Tensor } from '../tensor/index.js';
 import { MedloraError } from '../util/errors.js';
 import type { TrainingSection } from './config.js';
-import { BatchSource, padBatch, type Example, type MicroBatch } from './data.js';
+import { BatchSource, makeBatch, padBatch, type Example, type MicroBatch } from './data.js';
 import { summedTokenLoss } from './loss.js';
 import { createOptimizer, type TrainOptimizer } from './optim.js';
 import { learningRateAt, warmupSteps, type ScheduleSpec } from './schedule.js';
@@ -143,7 +143,7 @@ export class Trainer {
     this.params = o.model.trainableParameters();
     if (this.params.length === 0) throw new MedloraError('the model has no trainable parameters (apply LoRA first)');
     this.optimizer = createOptimizer(this.params, { name: t.optim, betas: [t.adam_beta1, t.adam_beta2], eps: t.adam_epsilon, weightDecay: t.weight_decay });
-    this.source = new BatchSource(o.train, t.per_device_train_batch_size * (o.parallel?.worldSize ?? 1), t.shuffle, t.seed, o.padId);
+    this.source = new BatchSource(o.train, t.per_device_train_batch_size * (o.parallel?.worldSize ?? 1), t.shuffle, t.seed, o.padId, t.padding_free);
     const total = totalUpdates(t, this.source.batchesPerEpoch);
     this.schedule = { type: t.lr_scheduler_type, learningRate: t.learning_rate, warmupSteps: warmupSteps(t.warmup_steps, t.warmup_ratio, total), totalSteps: total,
       ...(Object.keys(t.lr_scheduler_kwargs ?? {}).length ? { kwargs: t.lr_scheduler_kwargs } : {}) };
@@ -270,7 +270,8 @@ export class Trainer {
     if (!positions.length) return undefined;
     const ids = tensor(b.input_ids, { dtype: 'i64' });
     const outputPositions = tensor(positions, { dtype: 'i64' });
-    const logits = this.o.model.forward(ids, { outputPositions, ...(b.padded ? { attentionMask: tensor(b.attention_mask, { dtype: 'i64' }) } : {}) });
+    const packed = b.segment_ids && b.position_ids ? { segmentIds: tensor(b.segment_ids, { dtype: 'i64' }), positionIds: tensor(b.position_ids, { dtype: 'i64' }) } : {};
+    const logits = this.o.model.forward(ids, { outputPositions, ...packed, ...(b.padded ? { attentionMask: tensor(b.attention_mask, { dtype: 'i64' }) } : {}) });
     return summedTokenLoss(logits, tensor(targets, { dtype: 'i64' }));
   }
 
@@ -283,7 +284,7 @@ export class Trainer {
     const k = left === 0 ? t.gradient_accumulation_steps : Math.min(t.gradient_accumulation_steps, left);
     const batches: MicroBatch[] = [];
     const par = this.o.parallel;
-    for (let i = 0; i < k; i++) batches.push(par ? padBatch(par.shard(this.source.nextRows()), this.o.padId) : this.source.next());
+    for (let i = 0; i < k; i++) batches.push(par ? makeBatch(par.shard(this.source.nextRows()), this.o.padId, t.padding_free) : this.source.next());
     const localTokens = batches.reduce((a, b) => a + b.targets, 0);
     const tokens = par ? par.allSum([localTokens])[0]! : localTokens;
     let sum = 0;

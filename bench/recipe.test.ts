@@ -1,0 +1,43 @@
+// bench:recipe / bench:scale pure parts against published figures: the FLOP count's parameter total (SmolLM2-135M's
+// model card count), the 8B checkpoint's tensor list (Llama-3.1-8B's 8,030,261,248 parameters), shard planning, and
+// the token count of the updates.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { sharedPath } from '../src/util/paths.js';
+import { SHAPES } from './train.js';
+import { loraFlopsPerToken, matmulParams, tokensOf } from './recipe.js';
+import { llamaTensors, planShards } from './scale.js';
+
+test('matmulParams: SmolLM2-135M = 134,515,008 parameters minus the tied embedding and the 61 norms, plus an untied head', () => {
+  // HF: SmolLM2-135M has 134,515,008 parameters (tied embedding 49152 x 576; 30 x 2 + 1 RMSNorm weights of 576)
+  const expected = 134_515_008 - 49152 * 576 - 61 * 576 + 49152 * 576;
+  const got = matmulParams(SHAPES['smollm2-135m']!);
+  console.log(`matmul params ${got}, expected ${expected}, difference ${got - expected}`);
+  assert.equal(got, expected);
+  assert.equal(loraFlopsPerToken(SHAPES['smollm2-135m']!), 4 * expected);
+});
+
+test('llamaTensors: the Llama-3.1-8B config gives 8,030,261,248 parameters (Meta model card), HF names', () => {
+  const cfg = JSON.parse(readFileSync(sharedPath('fixtures', 'hf', 'Llama-3.1-8B', 'config.json'), 'utf8')) as Record<string, number | boolean>;
+  const ts = llamaTensors(cfg);
+  const n = ts.reduce((a, [, s]) => a + s.reduce((x, y) => x * y, 1), 0);
+  console.log(`8B tensors ${ts.length}, parameters ${n}, difference ${n - 8_030_261_248}`);
+  assert.equal(n, 8_030_261_248);
+  assert.equal(ts.length, 1 + 32 * 9 + 1 + 1);
+  assert.deepEqual(ts.find(([k]) => k === 'model.layers.0.self_attn.k_proj.weight')![1], [1024, 4096]);
+  // shards: every tensor exactly once, each shard under the limit unless a lone tensor is bigger
+  const shards = planShards(ts, 5e9);
+  assert.equal(shards.flat().length, ts.length);
+  for (const s of shards) {
+    const b = s.reduce((a, [, sh]) => a + 2 * sh.reduce((x, y) => x * y, 1), 0);
+    assert.ok(b <= 5e9 || s.length === 1, `shard of ${b} bytes`);
+  }
+});
+
+test('tokensOf: rows read in order and wrapped, batch x accum per update', () => {
+  const rows = [{ input_ids: [1, 2, 3] }, { input_ids: [1, 2] }, { input_ids: [5] }];
+  // 2 updates x 1 x 2 = 4 rows: 3 + 2 + 1 + 3
+  assert.equal(tokensOf(rows, 2, 1, 2), 9);
+  assert.notEqual(tokensOf(rows, 2, 1, 2), tokensOf(rows, 2, 2, 2));
+});
