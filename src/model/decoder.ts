@@ -113,7 +113,7 @@ export abstract class DecoderLM extends ParamModule implements CausalLM {
       }
       if (opts.segmentIds && (cache || opts.attentionMask)) throw new MedloraError('forward: segmentIds (packed rows) cannot be combined with a cache or an attentionMask');
       const mask = opts.segmentIds ? packedAttnMask(onDev(opts.segmentIds)!, device) : buildAttnMask(attentionMask, past, T, device);
-      let x = this.embed(ids, positionIds);
+      let x = this.embed(ids, positionIds); // x: [B, T, hidden]
       let cos: Tensor | undefined;
       let sin: Tensor | undefined;
       if (this.rotary) {
@@ -141,9 +141,9 @@ export abstract class DecoderLM extends ParamModule implements CausalLM {
       if (opts.outputPositions) {
         const pos = onDev(opts.outputPositions)!;
         if (pos.ndim !== 1) throw new MedloraError(`forward: outputPositions must be [N] flat indices into the ${B}x${T} positions, got [${pos.shape.join(', ')}]`);
-        x = x.reshape([B * T, x.size(-1)]).indexSelect(0, pos);
+        x = x.reshape([B * T, x.size(-1)]).indexSelect(0, pos); // x: [N, hidden], the scored positions only
       }
-      return this.head(x);
+      return this.head(x); // logits: [B, T, vocab] (or [N, vocab] with outputPositions)
     });
     cache?.advance(T);
     return out;

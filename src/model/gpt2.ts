@@ -20,10 +20,11 @@ export class GPT2Attention extends ParamModule implements ExtensibleAttention {
     this.c_proj = this.module('c_proj', new Conv1D(c.n_embd, c.n_embd));
   }
   forward(x: Tensor, ctx: LayerContext): Tensor {
+    // x: [B, T, d]; c_attn (Conv1D) -> [B, T, 3d], split into q, k, v: [B, T, d] each
     const [B, T, d] = x.shape as [number, number, number];
     const h = this.c.n_head, hd = this.c.head_dim;
     const [q0, k0, v0] = this.c_attn.forward(x).split(d, -1) as [Tensor, Tensor, Tensor];
-    const q = q0.view([B, T, h, hd]).transpose(1, 2);
+    const q = q0.view([B, T, h, hd]).transpose(1, 2); // q, k, v: [B, heads, T, hd]
     let k = k0.view([B, T, h, hd]).transpose(1, 2);
     let v = v0.view([B, T, h, hd]).transpose(1, 2);
     if (ctx.cache) ({ k, v } = ctx.cache.update(ctx.layerIndex, k, v));
@@ -53,6 +54,7 @@ export class GPT2MLP extends ParamModule {
     this.act = activation(c.activation_function, 'gpt2 config activation_function');
   }
   forward(x: Tensor): Tensor {
+    // x: [B, T, d] -> c_fc: [B, T, n_inner] -> [B, T, d]
     return this.c_proj.forward(this.act(this.c_fc.forward(x)));
   }
 }

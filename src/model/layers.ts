@@ -18,7 +18,7 @@ const declared = new WeakMap<Module, Map<string, number[]>>();
  * then each parameter is a 0-element placeholder, so building a 7B model allocates nothing.
  */
 export class ParamModule extends Module {
-  protected declare_(name: string, shape: readonly number[]): Tensor {
+  protected declareParam(name: string, shape: readonly number[]): Tensor {
     let m = declared.get(this);
     if (!m) declared.set(this, (m = new Map()));
     m.set(name, [...shape]);
@@ -58,8 +58,8 @@ export class Linear extends ParamModule implements LinearLike {
   bias: Tensor | undefined;
   constructor(readonly inFeatures: number, readonly outFeatures: number, bias: boolean) {
     super();
-    this.declare_('weight', [outFeatures, inFeatures]);
-    if (bias) this.declare_('bias', [outFeatures]);
+    this.declareParam('weight', [outFeatures, inFeatures]);
+    if (bias) this.declareParam('bias', [outFeatures]);
   }
   forward(x: Tensor): Tensor {
     return linear(x, this.weight, this.bias);
@@ -84,8 +84,8 @@ export class Conv1D extends ParamModule implements LinearLike {
   bias!: Tensor;
   constructor(readonly inFeatures: number, readonly outFeatures: number) {
     super();
-    this.declare_('weight', [inFeatures, outFeatures]);
-    this.declare_('bias', [outFeatures]);
+    this.declareParam('weight', [inFeatures, outFeatures]);
+    this.declareParam('bias', [outFeatures]);
   }
   forward(x: Tensor): Tensor {
     // linear() with the transposed view: one addmm, no copy of the weight
@@ -98,7 +98,7 @@ export class Embedding extends ParamModule {
   weight!: Tensor;
   constructor(readonly num: number, readonly dim: number) {
     super();
-    this.declare_('weight', [num, dim]);
+    this.declareParam('weight', [num, dim]);
   }
   forward(ids: Tensor): Tensor {
     return embedding(this.weight, ids);
@@ -110,7 +110,7 @@ export class RMSNorm extends ParamModule {
   weight!: Tensor;
   constructor(readonly dim: number, readonly eps: number) {
     super();
-    this.declare_('weight', [dim]);
+    this.declareParam('weight', [dim]);
   }
   forward(x: Tensor): Tensor {
     return rmsNorm(x, this.weight, this.eps);
@@ -123,8 +123,8 @@ export class LayerNorm extends ParamModule {
   bias!: Tensor;
   constructor(readonly dim: number, readonly eps: number) {
     super();
-    this.declare_('weight', [dim]);
-    this.declare_('bias', [dim]);
+    this.declareParam('weight', [dim]);
+    this.declareParam('bias', [dim]);
   }
   forward(x: Tensor): Tensor {
     return layerNorm(x, [this.dim], this.weight, this.bias, this.eps);

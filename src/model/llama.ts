@@ -38,17 +38,19 @@ export class LlamaAttention extends ParamModule implements ExtensibleAttention {
   }
 
   forward(x: Tensor, ctx: LayerContext): Tensor {
+    // x: [B, T, hidden]
     const [B, T] = x.shape as [number, number, number];
     const hd = this.headDim;
-    let q = this.q_proj.forward(x).view([B, T, this.heads, hd]).transpose(1, 2);
-    let k = this.k_proj.forward(x).view([B, T, this.kvHeads, hd]).transpose(1, 2);
-    let v = this.v_proj.forward(x).view([B, T, this.kvHeads, hd]).transpose(1, 2);
+    let q = this.q_proj.forward(x).view([B, T, this.heads, hd]).transpose(1, 2); // q: [B, heads, T, hd]
+    let k = this.k_proj.forward(x).view([B, T, this.kvHeads, hd]).transpose(1, 2); // k: [B, kv_heads, T, hd]
+    let v = this.v_proj.forward(x).view([B, T, this.kvHeads, hd]).transpose(1, 2); // v: [B, kv_heads, T, hd]
     q = applyRotary(q, ctx.cos!, ctx.sin!);
     k = applyRotary(k, ctx.cos!, ctx.sin!);
+    // with a cache, k and v grow to the L = past + T positions: [B, kv_heads, L, hd]
     if (ctx.cache) ({ k, v } = ctx.cache.update(ctx.layerIndex, k, v));
-    let y = attend(q, k, v, ctx.mask); // [B, heads, T, hd]
-    if (this.extraAttention) y = y.add(this.extraAttention(q, ctx));
-    return this.o_proj.forward(y.transpose(1, 2).reshape([B, T, this.heads * hd]));
+    let y = attend(q, k, v, ctx.mask); // y: [B, heads, T, hd] (kv heads repeated for GQA inside attend)
+    if (this.extraAttention) y = y.add(this.extraAttention(q, ctx)); // e.g. Adapter-V2's gated prefix, same shape
+    return this.o_proj.forward(y.transpose(1, 2).reshape([B, T, this.heads * hd])); // [B, T, hidden]
   }
 
   projectKeyValue(x: Tensor): { k: Tensor; v: Tensor } {
@@ -72,6 +74,7 @@ export class LlamaMLP extends ParamModule {
     this.act = activation(c.hidden_act, `${c.model_type} config hidden_act`);
   }
   forward(x: Tensor): Tensor {
+    // x: [B, T, hidden] -> gate, up: [B, T, intermediate] -> [B, T, hidden]
     return this.down_proj.forward(this.act(this.gate_proj.forward(x)).mul(this.up_proj.forward(x)));
   }
 }
@@ -89,6 +92,7 @@ export class LlamaDecoderLayer extends ParamModule implements DecoderLayer {
     this.post_attention_layernorm = this.module('post_attention_layernorm', new RMSNorm(c.hidden_size, c.rms_norm_eps));
   }
   forward(x: Tensor, ctx: LayerContext): Tensor {
+    // pre-norm residual blocks; x, h: [B, T, hidden]
     const h = x.add(this.self_attn.forward(this.input_layernorm.forward(x), ctx));
     return h.add(this.mlp.forward(this.post_attention_layernorm.forward(h)));
   }
