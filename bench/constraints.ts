@@ -20,7 +20,18 @@ import { sharedPath } from '../src/util/paths.js';
 const fixtureTokenizerDir = (name: string): string => sharedPath('fixtures', 'hf', name);
 import { rng, seedOf } from '../test/eval/random-model.js';
 
-interface Row { tokenizer: string; vocab: number; task: string; steps: number; meanMs: number; cpuMeanMs: number; p50Ms: number; p95Ms: number; fullWalkMeanMs: number; usPerVocabEntry: number }
+interface Row {
+  tokenizer: string;
+  vocab: number;
+  task: string;
+  steps: number;
+  meanMs: number;
+  cpuMeanMs: number;
+  p50Ms: number;
+  p95Ms: number;
+  fullWalkMeanMs: number;
+  usPerVocabEntry: number;
+}
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -33,10 +44,16 @@ function pct(xs: number[], p: number): number {
  * the lazy automaton and the per-state mask cache fill as states are first met) and warm (the same constraint on
  * further decodes, as in eval / serve where it is cached per (schema, tokenizer)).
  */
-export function schemaBench(prompts = 20, names = ['Meta-Llama-3-8B-Instruct', 'Mistral-7B-v0.1'], say: (s: string) => void = console.log): Array<Record<string, unknown>> {
+export function schemaBench(
+  prompts = 20,
+  names = ['Meta-Llama-3-8B-Instruct', 'Mistral-7B-v0.1'],
+  say: (s: string) => void = console.log,
+): Array<Record<string, unknown>> {
   const task = loadTaskFile(join(here, '..', '..', 'configs', 'tasks', 'icsr.json'));
   const rows: Array<Record<string, unknown>> = [];
-  say('JSON-schema constraint (ICSR schema, configs/tasks/icsr.json), random-logit decodes, mask time per generated token:');
+  say(
+    'JSON-schema constraint (ICSR schema, configs/tasks/icsr.json), random-logit decodes, mask time per generated token:',
+  );
   for (const name of names) {
     const tok = loadTokenizer(fixtureTokenizerDir(name));
     let t0 = performance.now();
@@ -49,22 +66,52 @@ export function schemaBench(prompts = 20, names = ['Meta-Llama-3-8B-Instruct', '
       const times: number[] = [];
       let valid = 0;
       for (let p = 0; p < prompts; p++) {
-        const d = randomDecode({ vocabSize: tok.vocabSize, eosId: tok.eosId!, maxNewTokens: 160, seed: seedOf(`${seed} ${p}`), sample: p % 2 === 0, constraint: c, stepTimes: times });
+        const d = randomDecode({
+          vocabSize: tok.vocabSize,
+          eosId: tok.eosId!,
+          maxNewTokens: 160,
+          seed: seedOf(`${seed} ${p}`),
+          sample: p % 2 === 0,
+          constraint: c,
+          stepTimes: times,
+        });
         const text = tok.decode(d.eos ? d.ids.slice(0, -1) : d.ids, { skipSpecialTokens: true });
         if (task.parse(text).unparsed.length === 0) valid++;
       }
       const mean = times.reduce((a, b) => a + b, 0) / times.length;
-      const r = { tokenizer: name, vocab: tok.vocabSize, phase: label, tokens: times.length, meanMs: mean, p50Ms: pct(times, 0.5), p95Ms: pct(times, 0.95), valid: `${valid}/${prompts}`, states: c.automaton.states };
-      say(`  ${name.padEnd(26)} vocab ${String(tok.vocabSize).padStart(6)}  ${label.padEnd(5)} ${String(times.length).padStart(5)} tokens  mean ${mean.toFixed(3)} ms/token  p50 ${r.p50Ms.toFixed(3)}  p95 ${r.p95Ms.toFixed(3)}  valid ${r.valid}  automaton states ${r.states}`);
+      const r = {
+        tokenizer: name,
+        vocab: tok.vocabSize,
+        phase: label,
+        tokens: times.length,
+        meanMs: mean,
+        p50Ms: pct(times, 0.5),
+        p95Ms: pct(times, 0.95),
+        valid: `${valid}/${prompts}`,
+        states: c.automaton.states,
+      };
+      say(
+        `  ${name.padEnd(26)} vocab ${String(tok.vocabSize).padStart(6)}  ${label.padEnd(5)} ${String(times.length).padStart(5)} tokens  mean ${mean.toFixed(3)} ms/token  p50 ${r.p50Ms.toFixed(3)}  p95 ${r.p95Ms.toFixed(3)}  valid ${r.valid}  automaton states ${r.states}`,
+      );
       return r;
     };
-    say(`  ${name}: vocabulary bytes + trie ${vocabMs.toFixed(0)} ms (once per tokenizer), schema automaton ${buildMs.toFixed(1)} ms`);
+    say(
+      `  ${name}: vocabulary bytes + trie ${vocabMs.toFixed(0)} ms (once per tokenizer), schema automaton ${buildMs.toFixed(1)} ms`,
+    );
     rows.push(phase('cold', 'schema cold'));
     const h0 = { ...c.cacheStats };
-    rows.push({ ...phase('warm', 'schema warm'), cacheHitRate: (c.cacheStats.hits - h0.hits) / Math.max(1, c.cacheStats.hits - h0.hits + c.cacheStats.misses - h0.misses) });
+    rows.push({
+      ...phase('warm', 'schema warm'),
+      cacheHitRate:
+        (c.cacheStats.hits - h0.hits) / Math.max(1, c.cacheStats.hits - h0.hits + c.cacheStats.misses - h0.misses),
+    });
   }
-  say('  anchors (published, other hardware, other grammars): llguidance ~0.05 ms/token (50 us) on a 128k vocabulary; XGrammar precomputes');
-  say('  context-independent token masks per grammar and reports under 0.04 ms/token on JSON Schema (MaskBench / XGrammar paper figures).');
+  say(
+    '  anchors (published, other hardware, other grammars): llguidance ~0.05 ms/token (50 us) on a 128k vocabulary; XGrammar precomputes',
+  );
+  say(
+    '  context-independent token masks per grammar and reports under 0.04 ms/token on JSON Schema (MaskBench / XGrammar paper figures).',
+  );
   return rows;
 }
 
@@ -72,7 +119,11 @@ function main(): void {
   const args = process.argv.slice(2);
   if (args.includes('--schema')) {
     const pi = args.indexOf('--prompts');
-    const rows = schemaBench(pi >= 0 ? Number(args[pi + 1]) : 20, undefined, args.includes('--json') ? () => undefined : console.log);
+    const rows = schemaBench(
+      pi >= 0 ? Number(args[pi + 1]) : 20,
+      undefined,
+      args.includes('--json') ? () => undefined : console.log,
+    );
     if (args.includes('--json')) console.log(JSON.stringify({ bench: 'schema-constraint', rows }));
     return;
   }
@@ -87,7 +138,10 @@ function main(): void {
     const t0 = performance.now();
     const vocab = new ConstraintVocab(tok);
     const buildMs = performance.now() - t0;
-    if (!json) console.log(`${name}: vocab ${tok.vocabSize}, token bytes + trie ${buildMs.toFixed(0)} ms, ${vocab.trie.nodes} trie nodes`);
+    if (!json)
+      console.log(
+        `${name}: vocab ${tok.vocabSize}, token bytes + trie ${buildMs.toFixed(0)} ms, ${vocab.trie.nodes} trie nodes`,
+      );
     for (const task of STRUCTURED_TASKS) {
       const c = automatonConstraint(vocab, taskAutomaton(task));
       const buf = new Uint8Array(tok.vocabSize);
@@ -105,7 +159,8 @@ function main(): void {
           const cpu = process.cpuUsage(cpu0);
           times.push(performance.now() - t);
           cpuUs += cpu.user + cpu.system;
-          if (p < 3) { // the full walk is slow: sample it on a few decodes only
+          if (p < 3) {
+            // the full walk is slow: sample it on a few decodes only
             t = performance.now();
             c.mask(s, left, undefined, { fullWalk: true });
             full.push(performance.now() - t);
@@ -121,14 +176,24 @@ function main(): void {
       }
       const mean = times.reduce((a, b) => a + b, 0) / times.length;
       const row: Row = {
-        tokenizer: name, vocab: tok.vocabSize, task, steps: times.length, meanMs: mean, cpuMeanMs: cpuUs / 1000 / times.length, p50Ms: pct(times, 0.5), p95Ms: pct(times, 0.95),
-        fullWalkMeanMs: full.reduce((a, b) => a + b, 0) / full.length, usPerVocabEntry: (1000 * mean) / tok.vocabSize,
+        tokenizer: name,
+        vocab: tok.vocabSize,
+        task,
+        steps: times.length,
+        meanMs: mean,
+        cpuMeanMs: cpuUs / 1000 / times.length,
+        p50Ms: pct(times, 0.5),
+        p95Ms: pct(times, 0.95),
+        fullWalkMeanMs: full.reduce((a, b) => a + b, 0) / full.length,
+        usPerVocabEntry: (1000 * mean) / tok.vocabSize,
       };
       rows.push(row);
       const hitRate = c.cacheStats.hits / Math.max(1, c.cacheStats.hits + c.cacheStats.misses);
       if (!json) {
-        console.log(`  ${task.padEnd(13)} ${String(row.steps).padStart(5)} steps  mean ${row.meanMs.toFixed(3)} ms (cpu ${row.cpuMeanMs.toFixed(3)})  p50 ${row.p50Ms.toFixed(3)}  ` +
-          `p95 ${row.p95Ms.toFixed(3)}  (full walk ${row.fullWalkMeanMs.toFixed(3)} ms)  ${row.usPerVocabEntry.toFixed(4)} µs/vocab entry, cache hits ${(100 * hitRate).toFixed(0)}%`);
+        console.log(
+          `  ${task.padEnd(13)} ${String(row.steps).padStart(5)} steps  mean ${row.meanMs.toFixed(3)} ms (cpu ${row.cpuMeanMs.toFixed(3)})  p50 ${row.p50Ms.toFixed(3)}  ` +
+            `p95 ${row.p95Ms.toFixed(3)}  (full walk ${row.fullWalkMeanMs.toFixed(3)} ms)  ${row.usPerVocabEntry.toFixed(4)} µs/vocab entry, cache hits ${(100 * hitRate).toFixed(0)}%`,
+        );
       }
     }
   }

@@ -8,7 +8,10 @@ export function runIfMain(moduleUrl: string, main: () => void): void {
   try {
     main();
   } catch (e) {
-    if (e instanceof MedloraError) { console.error(`medlora bench: ${e.message}`); process.exit(1); }
+    if (e instanceof MedloraError) {
+      console.error(`medlora bench: ${e.message}`);
+      process.exit(1);
+    }
     throw e;
   }
 }

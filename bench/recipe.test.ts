@@ -19,7 +19,10 @@ test('matmulParams: SmolLM2-135M = 134,515,008 parameters minus the tied embeddi
 });
 
 test('llamaTensors: the Llama-3.1-8B config gives 8,030,261,248 parameters (Meta model card), HF names', () => {
-  const cfg = JSON.parse(readFileSync(sharedPath('fixtures', 'hf', 'Llama-3.1-8B', 'config.json'), 'utf8')) as Record<string, number | boolean>;
+  const cfg = JSON.parse(readFileSync(sharedPath('fixtures', 'hf', 'Llama-3.1-8B', 'config.json'), 'utf8')) as Record<
+    string,
+    number | boolean
+  >;
   const ts = llamaTensors(cfg);
   const n = ts.reduce((a, [, s]) => a + s.reduce((x, y) => x * y, 1), 0);
   console.log(`8B tensors ${ts.length}, parameters ${n}, difference ${n - 8_030_261_248}`);

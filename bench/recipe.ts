@@ -21,12 +21,22 @@ const repoRoot = join(here, '..', '..');
 /** The recipe (seed 000's DDI settings, issue 19): LoRA r 8 / alpha 16 / dropout 0.05 on every projection + lm_head. */
 export const RECIPE = { batch: 2, accum: 4, updates: 12, lr: 2.5e-5, warmup: 5, maxLength: 400, rows: 200 } as const;
 const TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj', 'lm_head'];
-const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt'];
+const TOKENIZER_FILES = [
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'vocab.json',
+  'merges.txt',
+];
 
 /** Weights of the matmuls a token passes through (every linear + lm_head; not the embedding lookup). */
 export function matmulParams(shape: Record<string, unknown>): number {
-  const h = shape.hidden_size as number, L = shape.num_hidden_layers as number, nh = shape.num_attention_heads as number;
-  const kv = shape.num_key_value_heads as number, I = shape.intermediate_size as number, V = shape.vocab_size as number;
+  const h = shape.hidden_size as number,
+    L = shape.num_hidden_layers as number,
+    nh = shape.num_attention_heads as number;
+  const kv = shape.num_key_value_heads as number,
+    I = shape.intermediate_size as number,
+    V = shape.vocab_size as number;
   const hd = h / nh;
   const attn = h * nh * hd + 2 * h * kv * hd + nh * hd * h;
   return L * (attn + 3 * h * I) + h * V;
@@ -48,16 +58,32 @@ export function tokensOf(rows: Array<{ input_ids: number[] }>, updates: number, 
 // inputs: one random checkpoint per shape, DrugBank rows tokenized once
 
 /** The shape's random checkpoint (with the SmolLM2 tokenizer) and the DrugBank rows + prompts, written once under `dir`. */
-export async function prepare(shapeName: string, dir: string, nRows: number, say: (s: string) => void): Promise<{ model: string; rows: string; prompts: string; n: number }> {
+export async function prepare(
+  shapeName: string,
+  dir: string,
+  nRows: number,
+  say: (s: string) => void,
+): Promise<{ model: string; rows: string; prompts: string; n: number }> {
   const shape = SHAPES[shapeName];
-  if (!shape) throw new MedloraError(`bench:recipe: unknown shape ${shapeName} (known: ${Object.keys(SHAPES).join(', ')})`);
+  if (!shape)
+    throw new MedloraError(`bench:recipe: unknown shape ${shapeName} (known: ${Object.keys(SHAPES).join(', ')})`);
   const tokDir = sharedPath('fixtures', 'hf', 'SmolLM2-135M-Instruct');
   const model = join(dir, shapeName);
   mkdirSync(model, { recursive: true });
   // the SmolLM2 tokenizer (49152 ids) for both shapes: ids stay < vocab_size at the 1B shape too
   for (const f of TOKENIZER_FILES) if (existsSync(join(tokDir, f))) copyFileSync(join(tokDir, f), join(model, f));
-  const raw = { architectures: ['LlamaForCausalLM'], model_type: 'llama', ...shape, max_position_embeddings: 8192, rms_norm_eps: 1e-5,
-    hidden_act: 'silu', bos_token_id: 1, eos_token_id: 2, pad_token_id: 2, initializer_range: 0.02 };
+  const raw = {
+    architectures: ['LlamaForCausalLM'],
+    model_type: 'llama',
+    ...shape,
+    max_position_embeddings: 8192,
+    rms_norm_eps: 1e-5,
+    hidden_act: 'silu',
+    bos_token_id: 1,
+    eos_token_id: 2,
+    pad_token_id: 2,
+    initializer_range: 0.02,
+  };
   if (!existsSync(join(model, 'model.safetensors'))) {
     say(`writing random weights for ${shapeName} (f32, seed 0) to ${model} (once) ...`);
     const { initModel, saveModel } = await import('../src/model/init.js');
@@ -75,7 +101,8 @@ export async function prepare(shapeName: string, dir: string, nRows: number, say
     const { encodeRecord } = await import('../src/data/encode.js');
     const { loadTokenizer } = await import('../src/tokenize/tokenizer.js');
     const tok = loadTokenizer(model);
-    const out: string[] = [], pr: string[] = [];
+    const out: string[] = [],
+      pr: string[] = [];
     for await (const r of drugbankSentences.read(csv, newCounts(), { skipInvalid: true })) {
       const e = encodeRecord(r, tok, { style: 'alpaca', maxLength: RECIPE.maxLength, overflow: 'drop' });
       if (!e.ok) continue;
@@ -90,75 +117,174 @@ export async function prepare(shapeName: string, dir: string, nRows: number, say
 }
 
 function readRows(file: string): Array<{ input_ids: number[]; labels: number[] }> {
-  return readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { input_ids: number[]; labels: number[] });
+  return readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { input_ids: number[]; labels: number[] });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // runs
 
-interface Opts { updates: number; batch: number; accum: number; threads: number; ckpt: boolean }
+interface Opts {
+  updates: number;
+  batch: number;
+  accum: number;
+  threads: number;
+  ckpt: boolean;
+}
 
 function lastJson(out: string, want: (j: Record<string, unknown>) => boolean): Record<string, unknown> | undefined {
   for (const l of out.trim().split('\n').reverse()) {
     if (!l.startsWith('{')) continue;
-    try { const j = JSON.parse(l) as Record<string, unknown>; if (want(j)) return j; } catch { /* not ours */ }
+    try {
+      const j = JSON.parse(l) as Record<string, unknown>;
+      if (want(j)) return j;
+    } catch {
+      /* not ours */
+    }
   }
   return undefined;
 }
 
 function child(cmd: string, args: string[], what: string, env: NodeJS.ProcessEnv = {}): string {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 256 << 20,
-    env: { ...process.env, ...env } });
+  const r = spawnSync(cmd, args, {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    maxBuffer: 256 << 20,
+    env: { ...process.env, ...env },
+  });
   if (r.error) throw new MedloraError(`${what}: ${r.error.message}`);
-  if (r.status !== 0) throw new MedloraError(`${what} exited with ${r.status ?? r.signal}: ${`${r.stderr ?? ''}`.trim().split('\n').slice(-4).join(' | ')}`);
+  if (r.status !== 0)
+    throw new MedloraError(
+      `${what} exited with ${r.status ?? r.signal}: ${`${r.stderr ?? ''}`.trim().split('\n').slice(-4).join(' | ')}`,
+    );
   return r.stdout;
 }
 
 /** One `medlora train` run (the CLI, the real Trainer path) on the rows; wall_s = the trainer's loop (from its done event). */
-function medloraTrain(inp: { model: string; rows: string }, dir: string, o: Opts, paddingFree = false): { wall_s: number; loss?: number } {
+function medloraTrain(
+  inp: { model: string; rows: string },
+  dir: string,
+  o: Opts,
+  paddingFree = false,
+): { wall_s: number; loss?: number } {
   const out = join(dir, 'medlora-run');
   rmSync(out, { recursive: true, force: true });
   const cfgFile = join(dir, 'medlora-recipe.yaml');
   const cfg = {
-    model: inp.model, output_dir: out,
+    model: inp.model,
+    output_dir: out,
     data: { train: inp.rows, format: 'tokenized', max_length: RECIPE.maxLength },
     lora: { r: 8, lora_alpha: 16, lora_dropout: 0.05, target_modules: TARGETS },
-    training: { per_device_train_batch_size: o.batch, gradient_accumulation_steps: o.accum, max_steps: o.updates, learning_rate: RECIPE.lr,
-      lr_scheduler_type: 'linear', warmup_steps: RECIPE.warmup, weight_decay: 0, optim: 'adamw_torch', bf16: false, shuffle: false,
-      gradient_checkpointing: o.ckpt, padding_free: paddingFree, logging_steps: 1000, save_steps: null, eval_steps: null, seed: 0 },
+    training: {
+      per_device_train_batch_size: o.batch,
+      gradient_accumulation_steps: o.accum,
+      max_steps: o.updates,
+      learning_rate: RECIPE.lr,
+      lr_scheduler_type: 'linear',
+      warmup_steps: RECIPE.warmup,
+      weight_decay: 0,
+      optim: 'adamw_torch',
+      bf16: false,
+      shuffle: false,
+      gradient_checkpointing: o.ckpt,
+      padding_free: paddingFree,
+      logging_steps: 1000,
+      save_steps: null,
+      eval_steps: null,
+      seed: 0,
+    },
   };
   writeFileSync(cfgFile, `${JSON.stringify(cfg, null, 2)}\n`); // JSON is YAML
-  const stdout = child(process.execPath, [join(repoRoot, 'bin', 'medlora.js'), 'train', '--config', cfgFile, '--threads', String(o.threads), '--json'],
-    'medlora train', { OMP_NUM_THREADS: String(o.threads) });
+  const stdout = child(
+    process.execPath,
+    [join(repoRoot, 'bin', 'medlora.js'), 'train', '--config', cfgFile, '--threads', String(o.threads), '--json'],
+    'medlora train',
+    { OMP_NUM_THREADS: String(o.threads) },
+  );
   const done = lastJson(stdout, (j) => j.event === 'done');
-  if (!done || typeof done.wall_s !== 'number') throw new MedloraError('medlora train: no "done" event with wall_s in its --json output');
+  if (!done || typeof done.wall_s !== 'number')
+    throw new MedloraError('medlora train: no "done" event with wall_s in its --json output');
   return { wall_s: done.wall_s };
 }
 
-function hfTrain(python: string, inp: { model: string; rows: string }, dir: string, o: Opts, pad: 'longest' | 'max_length'):
-  { wall_s: number; computed_tokens: number; real_tokens: number; peak_rss_gb: number } {
-  const stdout = child(python, [join(repoRoot, 'bench', 'hf_recipe.py'), '--model', inp.model, '--data', inp.rows, '--updates', String(o.updates),
-    '--batch', String(o.batch), '--accum', String(o.accum), '--pad', pad, '--max-length', String(RECIPE.maxLength), '--threads', String(o.threads),
-    '--ckpt', o.ckpt ? '1' : '0', '--lr', String(RECIPE.lr), '--warmup', String(RECIPE.warmup), '--pad-id', '2', '--out', join(dir, 'hf-run')],
-  `hf_recipe.py --pad ${pad}`, { OMP_NUM_THREADS: String(o.threads) });
+function hfTrain(
+  python: string,
+  inp: { model: string; rows: string },
+  dir: string,
+  o: Opts,
+  pad: 'longest' | 'max_length',
+): { wall_s: number; computed_tokens: number; real_tokens: number; peak_rss_gb: number } {
+  const stdout = child(
+    python,
+    [
+      join(repoRoot, 'bench', 'hf_recipe.py'),
+      '--model',
+      inp.model,
+      '--data',
+      inp.rows,
+      '--updates',
+      String(o.updates),
+      '--batch',
+      String(o.batch),
+      '--accum',
+      String(o.accum),
+      '--pad',
+      pad,
+      '--max-length',
+      String(RECIPE.maxLength),
+      '--threads',
+      String(o.threads),
+      '--ckpt',
+      o.ckpt ? '1' : '0',
+      '--lr',
+      String(RECIPE.lr),
+      '--warmup',
+      String(RECIPE.warmup),
+      '--pad-id',
+      '2',
+      '--out',
+      join(dir, 'hf-run'),
+    ],
+    `hf_recipe.py --pad ${pad}`,
+    { OMP_NUM_THREADS: String(o.threads) },
+  );
   const j = lastJson(stdout, (x) => typeof x.wall_s === 'number');
   if (!j) throw new MedloraError('hf_recipe.py: no JSON result line with wall_s');
   return j as unknown as { wall_s: number; computed_tokens: number; real_tokens: number; peak_rss_gb: number };
 }
 
 /** Child mode: greedy generation over the prompts with medlora's engine path (batched, KV cache), one JSON line. */
-async function extractChild(model: string, prompts: string, batch: number, maxNew: number, threads: number): Promise<void> {
+async function extractChild(
+  model: string,
+  prompts: string,
+  batch: number,
+  maxNew: number,
+  threads: number,
+): Promise<void> {
   setNumThreads(threads);
   const { loadModel } = await import('../src/model/load.js');
   const { generateIds } = await import('../src/generate/generate.js');
   const m = loadModel(model);
-  const ps = readFileSync(prompts, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { input_ids: number[] }).input_ids);
+  const ps = readFileSync(prompts, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => (JSON.parse(l) as { input_ids: number[] }).input_ids);
   const t0 = performance.now();
   const res = generateIds(m as never, ps, { maxNewTokens: maxNew, batchSize: batch, eosIds: [2], padId: 2 });
   const wall = (performance.now() - t0) / 1000;
   const gen = res.reduce((a, r) => a + r.ids.length + (r.finishReason === 'eos' ? 1 : 0), 0);
-  console.log(JSON.stringify({ engine: 'medlora generateIds', records: ps.length, wall_s: Math.round(wall * 1000) / 1000,
-    records_per_s: Math.round((1000 * ps.length) / wall) / 1000, generated_tokens: gen, gen_tok_per_s: Math.round((100 * gen) / wall) / 100 }));
+  console.log(
+    JSON.stringify({
+      engine: 'medlora generateIds',
+      records: ps.length,
+      wall_s: Math.round(wall * 1000) / 1000,
+      records_per_s: Math.round((1000 * ps.length) / wall) / 1000,
+      generated_tokens: gen,
+      gen_tok_per_s: Math.round((100 * gen) / wall) / 100,
+    }),
+  );
 }
 
 function ceiling(threads: number): number {
@@ -170,55 +296,99 @@ const fmt = (x: number, d = 2): string => x.toFixed(d);
 
 async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2), {
-    json: 'flag', big: 'flag', shape: 'string', updates: 'number', batch: 'number', accum: 'number', threads: 'number', reps: 'number',
-    rows: 'number', dir: 'string', 'no-ref': 'flag', 'no-install': 'flag', 'max-length-pad': 'flag', ckpt: 'flag', packing: 'flag',
-    extract: 'flag', 'extract-only': 'flag', 'extract-records': 'number', 'max-new-tokens': 'number', 'extract-batch': 'number',
-    'child-extract': 'flag', model: 'string', prompts: 'string',
+    json: 'flag',
+    big: 'flag',
+    shape: 'string',
+    updates: 'number',
+    batch: 'number',
+    accum: 'number',
+    threads: 'number',
+    reps: 'number',
+    rows: 'number',
+    dir: 'string',
+    'no-ref': 'flag',
+    'no-install': 'flag',
+    'max-length-pad': 'flag',
+    ckpt: 'flag',
+    packing: 'flag',
+    extract: 'flag',
+    'extract-only': 'flag',
+    'extract-records': 'number',
+    'max-new-tokens': 'number',
+    'extract-batch': 'number',
+    'child-extract': 'flag',
+    model: 'string',
+    prompts: 'string',
   });
   const threads = (a.threads as number | undefined) ?? 2;
   if (a['child-extract']) {
-    await extractChild(a.model as string, a.prompts as string, (a['extract-batch'] as number | undefined) ?? 8, (a['max-new-tokens'] as number | undefined) ?? 32, threads);
+    await extractChild(
+      a.model as string,
+      a.prompts as string,
+      (a['extract-batch'] as number | undefined) ?? 8,
+      (a['max-new-tokens'] as number | undefined) ?? 32,
+      threads,
+    );
     return;
   }
   const json = Boolean(a.json);
-  const say = (s: string): void => { if (json) console.error(s); else console.log(s); };
+  const say = (s: string): void => {
+    if (json) console.error(s);
+    else console.log(s);
+  };
   const shapeName = (a.shape as string | undefined) ?? (a.big ? 'llama-3.2-1b' : 'smollm2-135m');
-  const o: Opts = { updates: (a.updates as number | undefined) ?? (a.big ? 4 : RECIPE.updates), batch: (a.batch as number | undefined) ?? RECIPE.batch,
-    accum: (a.accum as number | undefined) ?? RECIPE.accum, threads, ckpt: Boolean(a.ckpt) };
+  const o: Opts = {
+    updates: (a.updates as number | undefined) ?? (a.big ? 4 : RECIPE.updates),
+    batch: (a.batch as number | undefined) ?? RECIPE.batch,
+    accum: (a.accum as number | undefined) ?? RECIPE.accum,
+    threads,
+    ckpt: Boolean(a.ckpt),
+  };
   const reps = (a.reps as number | undefined) ?? 1;
   for (const [k, v] of Object.entries({ updates: o.updates, batch: o.batch, accum: o.accum, threads, reps })) {
-    if (!(Number.isInteger(v) && v >= 1)) throw new MedloraError(`bench:recipe: --${k} must be a positive integer, got ${v}`);
+    if (!(Number.isInteger(v) && v >= 1))
+      throw new MedloraError(`bench:recipe: --${k} must be a positive integer, got ${v}`);
   }
   const dir = (a.dir as string | undefined) ?? '/tmp/medlora-recipe';
   const nRows = (a.rows as number | undefined) ?? RECIPE.rows;
   const shape = SHAPES[shapeName]!;
   const info = engineInfo();
-  say(`bench:recipe ${shapeName} fp32: ${o.updates} updates of ${o.batch} x ${o.accum} DrugBank DDI rows, LoRA r8 on ${TARGETS.length} module kinds, ` +
-    `${threads} threads, libtorch ${info.fullVersion ?? info.torchVersion}, 1-min load ${loadavg()[0]!.toFixed(1)}`);
+  say(
+    `bench:recipe ${shapeName} fp32: ${o.updates} updates of ${o.batch} x ${o.accum} DrugBank DDI rows, LoRA r8 on ${TARGETS.length} module kinds, ` +
+      `${threads} threads, libtorch ${info.fullVersion ?? info.torchVersion}, 1-min load ${loadavg()[0]!.toFixed(1)}`,
+  );
   const inp = await prepare(shapeName, dir, nRows, say);
   const rows = readRows(inp.rows);
   const tokens = tokensOf(rows, o.updates, o.batch, o.accum);
   const flopsTok = loraFlopsPerToken(shape);
-  say(`rows: ${rows.length} (mean ${fmt(rows.reduce((s, r) => s + r.input_ids.length, 0) / rows.length, 1)} tokens); ` +
-    `${tokens} real tokens per run; ${fmt(flopsTok / 1e9, 3)} GFLOP per token (4 x ${(matmulParams(shape) / 1e6).toFixed(1)}M matmul params)`);
+  say(
+    `rows: ${rows.length} (mean ${fmt(rows.reduce((s, r) => s + r.input_ids.length, 0) / rows.length, 1)} tokens); ` +
+      `${tokens} real tokens per run; ${fmt(flopsTok / 1e9, 3)} GFLOP per token (4 x ${(matmulParams(shape) / 1e6).toFixed(1)}M matmul params)`,
+  );
 
   let python: string | undefined;
   if (!a['no-ref']) {
     const f = findReferencePython(!a['no-install'], say);
     python = f.python;
-    say(f.python ? `reference: ${f.python} (torch, transformers, peft ${f.versions})` : `reference skipped: ${f.reason}`);
+    say(
+      f.python ? `reference: ${f.python} (torch, transformers, peft ${f.versions})` : `reference skipped: ${f.reason}`,
+    );
   }
   const ceil: number[] = [ceiling(threads)];
   const runs: Array<{ engine: string; wall_s: number; computed?: number; load1: number }> = [];
   const extractOnly = Boolean(a['extract-only']);
   for (let rep = 0; rep < reps && !extractOnly; rep++) {
-    const order = rep % 2 === 0 ? ['medlora', 'hf-longest', 'medlora-packed', 'hf-max_length'] : ['hf-longest', 'medlora-packed', 'hf-max_length', 'medlora'];
+    const order =
+      rep % 2 === 0
+        ? ['medlora', 'hf-longest', 'medlora-packed', 'hf-max_length']
+        : ['hf-longest', 'medlora-packed', 'hf-max_length', 'medlora'];
     for (const e of order) {
       if (e.startsWith('hf') && !python) continue;
       if (e === 'medlora-packed' && !a.packing) continue;
       if (e === 'hf-max_length' && !a['max-length-pad']) continue;
       const load1 = loadavg()[0]!;
-      if (e.startsWith('medlora')) runs.push({ engine: e, ...medloraTrain(inp, dir, o, e === 'medlora-packed'), load1 });
+      if (e.startsWith('medlora'))
+        runs.push({ engine: e, ...medloraTrain(inp, dir, o, e === 'medlora-packed'), load1 });
       else {
         const r = hfTrain(python!, inp, dir, o, e === 'hf-longest' ? 'longest' : 'max_length');
         runs.push({ engine: e, wall_s: r.wall_s, computed: r.computed_tokens, load1 });
@@ -229,15 +399,26 @@ async function main(): Promise<void> {
   }
   ceil.push(ceiling(threads));
   const ceilG = Math.max(...ceil);
-  const best = (e: string): number | undefined => { const w = runs.filter((r) => r.engine === e).map((r) => r.wall_s); return w.length ? Math.min(...w) : undefined; };
+  const best = (e: string): number | undefined => {
+    const w = runs.filter((r) => r.engine === e).map((r) => r.wall_s);
+    return w.length ? Math.min(...w) : undefined;
+  };
   const table: Array<Record<string, unknown>> = [];
   const mBest = best('medlora');
   for (const e of ['medlora', 'medlora-packed', 'hf-longest', 'hf-max_length']) {
     const w = best(e);
     if (w === undefined) continue;
     const gflops = (tokens * flopsTok) / w / 1e9;
-    table.push({ engine: e, wall_s: w, updates_per_s: o.updates / w, tokens_per_s: tokens / w, model_gflops: gflops, pct_ceiling: (100 * gflops) / ceilG,
-      ratio_medlora: mBest !== undefined && e.startsWith('hf') ? w / mBest : undefined, runs: runs.filter((r) => r.engine === e).map((r) => r.wall_s) });
+    table.push({
+      engine: e,
+      wall_s: w,
+      updates_per_s: o.updates / w,
+      tokens_per_s: tokens / w,
+      model_gflops: gflops,
+      pct_ceiling: (100 * gflops) / ceilG,
+      ratio_medlora: mBest !== undefined && e.startsWith('hf') ? w / mBest : undefined,
+      runs: runs.filter((r) => r.engine === e).map((r) => r.wall_s),
+    });
   }
 
   let extract: Array<Record<string, unknown>> | undefined;
@@ -248,34 +429,101 @@ async function main(): Promise<void> {
     const pfile = join(dir, `ddi-prompts-first-${nRec}.jsonl`);
     writeFileSync(pfile, `${readFileSync(inp.prompts, 'utf8').trim().split('\n').slice(0, nRec).join('\n')}\n`);
     extract = [];
-    const m = child(process.execPath, [fileURLToPath(import.meta.url), '--child-extract', '--model', inp.model, '--prompts', pfile,
-      '--extract-batch', String(eb), '--max-new-tokens', String(maxNew), '--threads', String(threads)], 'medlora extract child', { OMP_NUM_THREADS: String(threads) });
+    const m = child(
+      process.execPath,
+      [
+        fileURLToPath(import.meta.url),
+        '--child-extract',
+        '--model',
+        inp.model,
+        '--prompts',
+        pfile,
+        '--extract-batch',
+        String(eb),
+        '--max-new-tokens',
+        String(maxNew),
+        '--threads',
+        String(threads),
+      ],
+      'medlora extract child',
+      { OMP_NUM_THREADS: String(threads) },
+    );
     extract.push(lastJson(m, (j) => typeof j.wall_s === 'number')!);
     if (python) {
-      const h = child(python, [join(repoRoot, 'bench', 'hf_recipe.py'), '--extract', '--model', inp.model, '--prompts', pfile, '--batch', String(eb),
-        '--max-new-tokens', String(maxNew), '--threads', String(threads), '--pad-id', '2', '--eos-id', '2'], 'hf_recipe.py --extract', { OMP_NUM_THREADS: String(threads) });
+      const h = child(
+        python,
+        [
+          join(repoRoot, 'bench', 'hf_recipe.py'),
+          '--extract',
+          '--model',
+          inp.model,
+          '--prompts',
+          pfile,
+          '--batch',
+          String(eb),
+          '--max-new-tokens',
+          String(maxNew),
+          '--threads',
+          String(threads),
+          '--pad-id',
+          '2',
+          '--eos-id',
+          '2',
+        ],
+        'hf_recipe.py --extract',
+        { OMP_NUM_THREADS: String(threads) },
+      );
       extract.push(lastJson(h, (j) => typeof j.wall_s === 'number')!);
     }
   }
 
-  const result = { shape: shapeName, dtype: 'fp32', ...o, rows: rows.length, tokens, flops_per_token: flopsTok, ceiling_gflops: ceilG, ceilings: ceil,
-    load1_end: loadavg()[0], table, extract };
-  if (json) { console.log(JSON.stringify(result)); return; }
+  const result = {
+    shape: shapeName,
+    dtype: 'fp32',
+    ...o,
+    rows: rows.length,
+    tokens,
+    flops_per_token: flopsTok,
+    ceiling_gflops: ceilG,
+    ceilings: ceil,
+    load1_end: loadavg()[0],
+    table,
+    extract,
+  };
+  if (json) {
+    console.log(JSON.stringify(result));
+    return;
+  }
   say('');
-  say('| trainer | time for ' + o.updates + ' updates | updates/s | tokens/s | model GFLOP/s | % of ceiling | medlora speed-up |');
+  say(
+    '| trainer | time for ' +
+      o.updates +
+      ' updates | updates/s | tokens/s | model GFLOP/s | % of ceiling | medlora speed-up |',
+  );
   say('|---|---|---|---|---|---|---|');
   for (const r of table) {
-    say(`| ${r.engine} | ${fmt(r.wall_s as number, 1)} s | ${fmt(r.updates_per_s as number, 3)} | ${fmt(r.tokens_per_s as number, 1)} | ${fmt(r.model_gflops as number, 1)} | ` +
-      `${fmt(r.pct_ceiling as number, 0)}% | ${r.ratio_medlora === undefined ? '-' : `${fmt(r.ratio_medlora as number)}x`} |`);
+    say(
+      `| ${r.engine} | ${fmt(r.wall_s as number, 1)} s | ${fmt(r.updates_per_s as number, 3)} | ${fmt(r.tokens_per_s as number, 1)} | ${fmt(r.model_gflops as number, 1)} | ` +
+        `${fmt(r.pct_ceiling as number, 0)}% | ${r.ratio_medlora === undefined ? '-' : `${fmt(r.ratio_medlora as number)}x`} |`,
+    );
   }
-  say(`matmul ceiling (engine f32 2048, ${threads} threads, best of start/end of this run): ${fmt(ceilG, 1)} GFLOP/s (${ceil.map((c) => fmt(c, 1)).join(' / ')})`);
-  if (extract) for (const x of extract) say(`extract ${x.engine}: ${x.records} records in ${x.wall_s} s = ${x.records_per_s} records/s (${x.generated_tokens} tokens, ${x.gen_tok_per_s} tok/s)`);
+  say(
+    `matmul ceiling (engine f32 2048, ${threads} threads, best of start/end of this run): ${fmt(ceilG, 1)} GFLOP/s (${ceil.map((c) => fmt(c, 1)).join(' / ')})`,
+  );
+  if (extract)
+    for (const x of extract)
+      say(
+        `extract ${x.engine}: ${x.records} records in ${x.wall_s} s = ${x.records_per_s} records/s (${x.generated_tokens} tokens, ${x.gen_tok_per_s} tok/s)`,
+      );
   say(`1-min load at the end: ${loadavg()[0]!.toFixed(1)}`);
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   main().catch((e: unknown) => {
-    if (e instanceof MedloraError) { console.error(`medlora bench: ${e.message}`); process.exit(1); }
+    if (e instanceof MedloraError) {
+      console.error(`medlora bench: ${e.message}`);
+      process.exit(1);
+    }
     throw e;
   });
 }

@@ -21,15 +21,27 @@ const repoRoot = join(here, '..', '..');
 
 /** HF parameter names and shapes of a Llama config, in checkpoint order. */
 export function llamaTensors(c: Record<string, number | boolean>): Array<[string, number[]]> {
-  const h = c.hidden_size as number, L = c.num_hidden_layers as number, nh = c.num_attention_heads as number;
-  const kv = c.num_key_value_heads as number, I = c.intermediate_size as number, V = c.vocab_size as number;
+  const h = c.hidden_size as number,
+    L = c.num_hidden_layers as number,
+    nh = c.num_attention_heads as number;
+  const kv = c.num_key_value_heads as number,
+    I = c.intermediate_size as number,
+    V = c.vocab_size as number;
   const hd = (c.head_dim as number | undefined) ?? h / nh;
   const out: Array<[string, number[]]> = [['model.embed_tokens.weight', [V, h]]];
   for (let i = 0; i < L; i++) {
     const p = `model.layers.${i}`;
-    out.push([`${p}.input_layernorm.weight`, [h]], [`${p}.self_attn.q_proj.weight`, [nh * hd, h]], [`${p}.self_attn.k_proj.weight`, [kv * hd, h]],
-      [`${p}.self_attn.v_proj.weight`, [kv * hd, h]], [`${p}.self_attn.o_proj.weight`, [h, nh * hd]], [`${p}.post_attention_layernorm.weight`, [h]],
-      [`${p}.mlp.gate_proj.weight`, [I, h]], [`${p}.mlp.up_proj.weight`, [I, h]], [`${p}.mlp.down_proj.weight`, [h, I]]);
+    out.push(
+      [`${p}.input_layernorm.weight`, [h]],
+      [`${p}.self_attn.q_proj.weight`, [nh * hd, h]],
+      [`${p}.self_attn.k_proj.weight`, [kv * hd, h]],
+      [`${p}.self_attn.v_proj.weight`, [kv * hd, h]],
+      [`${p}.self_attn.o_proj.weight`, [h, nh * hd]],
+      [`${p}.post_attention_layernorm.weight`, [h]],
+      [`${p}.mlp.gate_proj.weight`, [I, h]],
+      [`${p}.mlp.up_proj.weight`, [I, h]],
+      [`${p}.mlp.down_proj.weight`, [h, I]],
+    );
   }
   out.push(['model.norm.weight', [h]]);
   if (!c.tie_word_embeddings) out.push(['lm_head.weight', [V, h]]);
@@ -41,25 +53,39 @@ const numel = (s: number[]): number => s.reduce((a, b) => a * b, 1);
 /** Group tensors into shards of at most `maxBytes` bf16 bytes (a bigger tensor gets a shard of its own), as HF does. */
 export function planShards(ts: Array<[string, number[]]>, maxBytes: number): Array<Array<[string, number[]]>> {
   const shards: Array<Array<[string, number[]]>> = [];
-  let cur: Array<[string, number[]]> = [], bytes = 0;
+  let cur: Array<[string, number[]]> = [],
+    bytes = 0;
   for (const t of ts) {
     const b = 2 * numel(t[1]);
-    if (cur.length && bytes + b > maxBytes) { shards.push(cur); cur = []; bytes = 0; }
-    cur.push(t); bytes += b;
+    if (cur.length && bytes + b > maxBytes) {
+      shards.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(t);
+    bytes += b;
   }
   if (cur.length) shards.push(cur);
   return shards;
 }
 
 /** Write the random bf16 checkpoint shard by shard: only one shard's tensors exist at a time. */
-function writeCheckpoint(dir: string, raw: Record<string, unknown>, shardBytes: number, say: (s: string) => void): void {
+function writeCheckpoint(
+  dir: string,
+  raw: Record<string, unknown>,
+  shardBytes: number,
+  say: (s: string) => void,
+): void {
   const ts = llamaTensors(raw as Record<string, number | boolean>);
   const shards = planShards(ts, shardBytes);
   const total = ts.reduce((a, t) => a + 2 * numel(t[1]), 0);
   mkdirSync(dirname(dir), { recursive: true });
   const fs = statfsSync(dirname(dir));
   const free = fs.bavail * fs.bsize;
-  if (free < total * 1.05) throw new MedloraError(`bench:scale: ${dirname(dir)} has ${(free / 1e9).toFixed(1)} GB free; the checkpoint needs ${(total / 1e9).toFixed(1)} GB (choose --dir)`);
+  if (free < total * 1.05)
+    throw new MedloraError(
+      `bench:scale: ${dirname(dir)} has ${(free / 1e9).toFixed(1)} GB free; the checkpoint needs ${(total / 1e9).toFixed(1)} GB (choose --dir)`,
+    );
   mkdirSync(dir, { recursive: true });
   manualSeed(0);
   const weightMap: Record<string, string> = {};
@@ -68,48 +94,91 @@ function writeCheckpoint(dir: string, raw: Record<string, unknown>, shardBytes: 
     const data: Record<string, TensorData> = {};
     for (const [name, shape] of shard) {
       // HF init: linear / embedding ~ N(0, 0.02), norms 1; generated in f32 and stored as bf16
-      data[name] = noGrad(() => scope(() => tensorData(keep(/norm/.test(name) ? ones(shape).to('bf16') : randn(shape).mul(0.02).to('bf16')))));
+      data[name] = noGrad(() =>
+        scope(() => tensorData(keep(/norm/.test(name) ? ones(shape).to('bf16') : randn(shape).mul(0.02).to('bf16')))),
+      );
       weightMap[name] = file;
     }
     writeSafetensors(join(dir, file), data, { format: 'pt' });
     say(`  ${file}: ${shard.length} tensors, ${(shard.reduce((a, t) => a + 2 * numel(t[1]), 0) / 1e9).toFixed(2)} GB`);
   });
   writeFileSync(join(dir, 'config.json'), `${JSON.stringify({ ...raw, torch_dtype: 'bfloat16' }, null, 2)}\n`);
-  writeFileSync(join(dir, INDEX_FILE), `${JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2)}\n`);
+  writeFileSync(
+    join(dir, INDEX_FILE),
+    `${JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2)}\n`,
+  );
 }
 
 /** Run a child and poll its peak resident set (VmHWM) from /proc until it exits. */
-function runWithPeak(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string; peakKb: number }> {
+function runWithPeak(
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ code: number | null; stdout: string; stderr: string; peakKb: number }> {
   return new Promise((resolve) => {
     const p = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '', stderr = '', peakKb = 0;
-    p.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    p.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    let stdout = '',
+      stderr = '',
+      peakKb = 0;
+    p.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    p.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
     const poll = setInterval(() => {
       try {
         const m = /VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${p.pid}/status`, 'utf8'));
         if (m) peakKb = Math.max(peakKb, Number(m[1]));
-      } catch { /* exited */ }
+      } catch {
+        /* exited */
+      }
     }, 100);
-    p.on('close', (code) => { clearInterval(poll); resolve({ code, stdout, stderr, peakKb }); });
+    p.on('close', (code) => {
+      clearInterval(poll);
+      resolve({ code, stdout, stderr, peakKb });
+    });
   });
 }
 
 async function main(): Promise<void> {
-  const a = parseArgs(process.argv.slice(2), { dir: 'string', dry: 'flag', json: 'flag', threads: 'number', 'shard-gb': 'number', 'keep-run': 'flag', 'recipe-dir': 'string' });
+  const a = parseArgs(process.argv.slice(2), {
+    dir: 'string',
+    dry: 'flag',
+    json: 'flag',
+    threads: 'number',
+    'shard-gb': 'number',
+    'keep-run': 'flag',
+    'recipe-dir': 'string',
+  });
   const json = Boolean(a.json);
-  const say = (s: string): void => { if (json) console.error(s); else console.log(s); };
+  const say = (s: string): void => {
+    if (json) console.error(s);
+    else console.log(s);
+  };
   const threads = (a.threads as number | undefined) ?? 2;
   setNumThreads(threads);
   const cfgFile = sharedPath('fixtures', 'hf', 'Llama-3.1-8B', 'config.json');
   if (!existsSync(cfgFile)) throw new MedloraError(`bench:scale: ${cfgFile} is missing (the Llama-3.1-8B config)`);
   const full = JSON.parse(readFileSync(cfgFile, 'utf8')) as Record<string, unknown>;
   const dry = Boolean(a.dry);
-  const raw = dry ? { ...full, hidden_size: 256, intermediate_size: 512, num_hidden_layers: 2, num_attention_heads: 8, num_key_value_heads: 2, head_dim: 32 } : full;
+  const raw = dry
+    ? {
+        ...full,
+        hidden_size: 256,
+        intermediate_size: 512,
+        num_hidden_layers: 2,
+        num_attention_heads: 8,
+        num_key_value_heads: 2,
+        head_dim: 32,
+      }
+    : full;
   const realTs = llamaTensors(full as Record<string, number | boolean>);
   const realBytes = realTs.reduce((s, t) => s + 2 * numel(t[1]), 0);
-  say(`bench:scale${dry ? ' --dry (the 8B config at 2 layers x 256 wide)' : ''}: Llama-3.1-8B config, ${(realTs.reduce((s, t) => s + numel(t[1]), 0) / 1e9).toFixed(2)}B parameters, ` +
-    `${(realBytes / 1e9).toFixed(1)} GB bf16 on disk; 1-min load ${loadavg()[0]!.toFixed(1)}`);
+  say(
+    `bench:scale${dry ? ' --dry (the 8B config at 2 layers x 256 wide)' : ''}: Llama-3.1-8B config, ${(realTs.reduce((s, t) => s + numel(t[1]), 0) / 1e9).toFixed(2)}B parameters, ` +
+      `${(realBytes / 1e9).toFixed(1)} GB bf16 on disk; 1-min load ${loadavg()[0]!.toFixed(1)}`,
+  );
   const base = (a.dir as string | undefined) ?? '/tmp/medlora-scale';
   const dir = join(base, dry ? 'llama31-8b-dry' : 'llama31-8b');
   const shardBytes = ((a['shard-gb'] as number | undefined) ?? (dry ? 0.02 : 5)) * 1e9;
@@ -120,39 +189,87 @@ async function main(): Promise<void> {
     say(`written in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }
   // the recipe's rows (bench:recipe writes them; SmolLM2 ids are valid ids of the 128256-token vocabulary)
-  const rows = (await prepare('smollm2-135m', (a['recipe-dir'] as string | undefined) ?? '/tmp/medlora-recipe', RECIPE.rows, say)).rows;
+  const rows = (
+    await prepare('smollm2-135m', (a['recipe-dir'] as string | undefined) ?? '/tmp/medlora-recipe', RECIPE.rows, say)
+  ).rows;
   const out = join(base, 'run');
   rmSync(out, { recursive: true, force: true });
   const cfg = {
-    model: dir, output_dir: out, quantization: { load_in_4bit: true },
+    model: dir,
+    output_dir: out,
+    quantization: { load_in_4bit: true },
     data: { train: rows, format: 'tokenized', max_length: 400 },
-    lora: { r: 8, lora_alpha: 16, lora_dropout: 0.05, target_modules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj', 'lm_head'] },
-    training: { per_device_train_batch_size: 2, gradient_accumulation_steps: 4, max_steps: 1, learning_rate: 2.5e-5, warmup_steps: 0,
-      optim: 'paged_adamw_8bit', bf16: true, gradient_checkpointing: true, logging_steps: 1, save_steps: null, eval_steps: null, shuffle: false, seed: 0 },
+    lora: {
+      r: 8,
+      lora_alpha: 16,
+      lora_dropout: 0.05,
+      target_modules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj', 'lm_head'],
+    },
+    training: {
+      per_device_train_batch_size: 2,
+      gradient_accumulation_steps: 4,
+      max_steps: 1,
+      learning_rate: 2.5e-5,
+      warmup_steps: 0,
+      optim: 'paged_adamw_8bit',
+      bf16: true,
+      gradient_checkpointing: true,
+      logging_steps: 1,
+      save_steps: null,
+      eval_steps: null,
+      shuffle: false,
+      seed: 0,
+    },
   };
   const cfgPath = join(base, 'scale.yaml');
   writeFileSync(cfgPath, `${JSON.stringify(cfg, null, 2)}\n`);
   say(`one optimizer step (2 x 4 rows, QLoRA NF4, bf16, checkpointing, paged 8-bit AdamW) through medlora train ...`);
   const t0 = performance.now();
-  const r = await runWithPeak(process.execPath, [join(repoRoot, 'bin', 'medlora.js'), 'train', '--config', cfgPath, '--threads', String(threads), '--json'],
-    { OMP_NUM_THREADS: String(threads) });
+  const r = await runWithPeak(
+    process.execPath,
+    [join(repoRoot, 'bin', 'medlora.js'), 'train', '--config', cfgPath, '--threads', String(threads), '--json'],
+    { OMP_NUM_THREADS: String(threads) },
+  );
   const total_s = (performance.now() - t0) / 1000;
-  if (r.code !== 0) throw new MedloraError(`bench:scale: medlora train exited with ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
-  const events = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  if (r.code !== 0)
+    throw new MedloraError(
+      `bench:scale: medlora train exited with ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`,
+    );
+  const events = r.stdout
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   const done = events.find((e) => e.event === 'done');
   const notes = events.filter((e) => e.event === 'note').map((e) => e.message);
-  const res = { dry, checkpoint: dir, checkpoint_gb: dry ? undefined : realBytes / 1e9, peak_rss_gb: (r.peakKb * 1024) / 1e9, step_s: done?.wall_s,
-    total_s, load1_end: loadavg()[0], notes };
+  const res = {
+    dry,
+    checkpoint: dir,
+    checkpoint_gb: dry ? undefined : realBytes / 1e9,
+    peak_rss_gb: (r.peakKb * 1024) / 1e9,
+    step_s: done?.wall_s,
+    total_s,
+    load1_end: loadavg()[0],
+    notes,
+  };
   if (!a['keep-run']) rmSync(out, { recursive: true, force: true });
-  if (json) { console.log(JSON.stringify(res)); return; }
+  if (json) {
+    console.log(JSON.stringify(res));
+    return;
+  }
   for (const n of notes) say(`note: ${String(n)}`);
-  say(`peak RSS ${res.peak_rss_gb.toFixed(2)} GB (goal <= 12 GB at the real shape); step ${typeof res.step_s === 'number' ? res.step_s.toFixed(1) : '?'} s; ` +
-    `process ${total_s.toFixed(1)} s (load + quantize + step); 1-min load ${loadavg()[0]!.toFixed(1)}`);
+  say(
+    `peak RSS ${res.peak_rss_gb.toFixed(2)} GB (goal <= 12 GB at the real shape); step ${typeof res.step_s === 'number' ? res.step_s.toFixed(1) : '?'} s; ` +
+      `process ${total_s.toFixed(1)} s (load + quantize + step); 1-min load ${loadavg()[0]!.toFixed(1)}`,
+  );
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   main().catch((e: unknown) => {
-    if (e instanceof MedloraError) { console.error(`medlora bench: ${e.message}`); process.exit(1); }
+    if (e instanceof MedloraError) {
+      console.error(`medlora bench: ${e.message}`);
+      process.exit(1);
+    }
     throw e;
   });
 }

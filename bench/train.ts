@@ -3,7 +3,17 @@
 // bf16 base, torch AdamW lr 2.5e-5, optional gradient checkpointing). Prints step_s (best of the timed steps after one
 // warm-up, as the reference does), tok/s and the time per phase; --profile adds per-op call counts from JS.
 import {
-  AdamW, keep, manualSeed, noGrad, randint, scope, setNumThreads, getNumThreads, engineInfo, tensor, type Tensor,
+  AdamW,
+  keep,
+  manualSeed,
+  noGrad,
+  randint,
+  scope,
+  setNumThreads,
+  getNumThreads,
+  engineInfo,
+  tensor,
+  type Tensor,
 } from '../src/tensor/index.js';
 import { N } from '../src/tensor/native.js';
 import { initModel } from '../src/model/init.js';
@@ -17,15 +27,35 @@ import type { LoadedModel } from '../src/model/registry.js';
 
 /** config.json shapes, as in hf_peft_bench.py's SHAPES (untied heads there too). */
 export const SHAPES: Readonly<Record<string, Record<string, unknown>>> = {
-  'smollm2-135m': { vocab_size: 49152, hidden_size: 576, num_hidden_layers: 30, num_attention_heads: 9, num_key_value_heads: 3,
-    intermediate_size: 1536, rope_theta: 100000.0, tie_word_embeddings: false },
-  'llama-3.2-1b': { vocab_size: 128256, hidden_size: 2048, num_hidden_layers: 16, num_attention_heads: 32, num_key_value_heads: 8,
-    intermediate_size: 8192, rope_theta: 500000.0, tie_word_embeddings: false },
+  'smollm2-135m': {
+    vocab_size: 49152,
+    hidden_size: 576,
+    num_hidden_layers: 30,
+    num_attention_heads: 9,
+    num_key_value_heads: 3,
+    intermediate_size: 1536,
+    rope_theta: 100000.0,
+    tie_word_embeddings: false,
+  },
+  'llama-3.2-1b': {
+    vocab_size: 128256,
+    hidden_size: 2048,
+    num_hidden_layers: 16,
+    num_attention_heads: 32,
+    num_key_value_heads: 8,
+    intermediate_size: 8192,
+    rope_theta: 500000.0,
+    tie_word_embeddings: false,
+  },
 };
 
 /** hf_peft_bench.py's LoraConfig. */
-export const LORA = { r: 8, lora_alpha: 16, lora_dropout: 0.05,
-  target_modules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj', 'lm_head'] };
+export const LORA = {
+  r: 8,
+  lora_alpha: 16,
+  lora_dropout: 0.05,
+  target_modules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj', 'lm_head'],
+};
 
 export interface TrainBenchOptions {
   config: string;
@@ -89,7 +119,11 @@ export function wrapNative(): void {
 
 function counted<T>(into: Map<string, number>, fn: () => T): T {
   counts = into;
-  try { return fn(); } finally { counts = undefined; }
+  try {
+    return fn();
+  } finally {
+    counts = undefined;
+  }
 }
 
 function sortedCounts(m: Map<string, number>): Array<[string, number]> {
@@ -114,8 +148,12 @@ export interface BenchSetup {
 /** Build the model (random weights in `dtype`), wrap it in LoRA, make the optimizer and the batch. */
 export function setupBench(o: TrainBenchOptions): BenchSetup {
   const shape = SHAPES[o.config];
-  if (!shape) throw new MedloraError(`bench:train: unknown --config ${JSON.stringify(o.config)} (known: ${Object.keys(SHAPES).join(', ')})`);
-  if (!(o.batch >= 1 && o.seq >= 2 && o.steps >= 1)) throw new MedloraError('bench:train: --batch >= 1, --seq >= 2 and --steps >= 1 are required');
+  if (!shape)
+    throw new MedloraError(
+      `bench:train: unknown --config ${JSON.stringify(o.config)} (known: ${Object.keys(SHAPES).join(', ')})`,
+    );
+  if (!(o.batch >= 1 && o.seq >= 2 && o.steps >= 1))
+    throw new MedloraError('bench:train: --batch >= 1, --seq >= 2 and --steps >= 1 are required');
   setNumThreads(o.threads);
   const t0 = performance.now();
   const model = initModel({ model_type: 'llama', ...shape }, { seed: 0 });
@@ -138,17 +176,37 @@ export function setupBench(o: TrainBenchOptions): BenchSetup {
   const V = shape.vocab_size as number;
   const ids = keep(randint(0, V, [o.batch, o.seq], { dtype: 'i64' }));
   // labels = ids with the first half masked, as the reference
-  const labels = keep(scope(() => {
-    const l = ids.clone();
-    noGrad(() => l.narrow(1, 0, Math.floor(o.seq / 2)).fill_(IGNORE_INDEX));
-    return l;
-  }));
+  const labels = keep(
+    scope(() => {
+      const l = ids.clone();
+      noGrad(() => l.narrow(1, 0, Math.floor(o.seq / 2)).fill_(IGNORE_INDEX));
+      return l;
+    }),
+  );
   const flat = labels.toNumbers();
-  const { positions, targets } = labelledPositions(Array.from({ length: o.batch }, (_, r) => flat.slice(r * o.seq, (r + 1) * o.seq)));
-  const scored = { positions: keep(tensor(positions, { dtype: 'i64' })), targets: keep(tensor(targets, { dtype: 'i64' })), count: targets.length };
+  const { positions, targets } = labelledPositions(
+    Array.from({ length: o.batch }, (_, r) => flat.slice(r * o.seq, (r + 1) * o.seq)),
+  );
+  const scored = {
+    positions: keep(tensor(positions, { dtype: 'i64' })),
+    targets: keep(tensor(targets, { dtype: 'i64' })),
+    count: targets.length,
+  };
   return {
-    model, opt, ids, labels, scored, trainable, setup_s: (performance.now() - t0) / 1000,
-    dispose: () => { ids.dispose(); labels.dispose(); scored.positions.dispose(); scored.targets.dispose(); model.dispose(); },
+    model,
+    opt,
+    ids,
+    labels,
+    scored,
+    trainable,
+    setup_s: (performance.now() - t0) / 1000,
+    dispose: () => {
+      ids.dispose();
+      labels.dispose();
+      scored.positions.dispose();
+      scored.targets.dispose();
+      model.dispose();
+    },
   };
 }
 
@@ -156,7 +214,9 @@ export function setupBench(o: TrainBenchOptions): BenchSetup {
 export type LossFn = (b: BenchSetup) => Tensor;
 /** What `medlora train` does (src/train/trainer.ts): logits only at scored positions, summed loss / tokens. */
 export const defaultLoss: LossFn = (b) =>
-  summedTokenLoss(b.model.forward(b.ids, { outputPositions: b.scored.positions }), b.scored.targets).div(b.scored.count);
+  summedTokenLoss(b.model.forward(b.ids, { outputPositions: b.scored.positions }), b.scored.targets).div(
+    b.scored.count,
+  );
 /** The reference's way: logits at every position, then the shifted loss (src/model/loss.ts). */
 export const fullLogitsLoss: LossFn = (b) => causalLmLoss(b.model.forward(b.ids), b.labels).loss;
 
@@ -166,7 +226,11 @@ export interface StepTimes extends PhaseTimes {
 }
 
 /** One training step (forward + loss, backward, AdamW step + zero_grad), timed per phase; `ops` counts native calls. */
-export function timedStep(b: BenchSetup, loss: LossFn = defaultLoss, ops?: Record<keyof PhaseTimes, Map<string, number>>): StepTimes {
+export function timedStep(
+  b: BenchSetup,
+  loss: LossFn = defaultLoss,
+  ops?: Record<keyof PhaseTimes, Map<string, number>>,
+): StepTimes {
   const run = <T>(m: Map<string, number> | undefined, f: () => T): T => (m ? counted(m, f) : f());
   const cpu0 = process.cpuUsage();
   const a = performance.now();
@@ -175,11 +239,19 @@ export function timedStep(b: BenchSetup, loss: LossFn = defaultLoss, ops?: Recor
     const t1 = performance.now();
     run(ops?.backward_s, () => l.backward());
     const t2 = performance.now();
-    run(ops?.optim_s, () => { b.opt.step(2.5e-5); b.opt.zeroGrad(); });
+    run(ops?.optim_s, () => {
+      b.opt.step(2.5e-5);
+      b.opt.zeroGrad();
+    });
     const t3 = performance.now();
     const cpu = process.cpuUsage(cpu0);
-    return { step_s: (t3 - a) / 1000, forward_s: (t1 - a) / 1000, backward_s: (t2 - t1) / 1000, optim_s: (t3 - t2) / 1000,
-      cpu_s: (cpu.user + cpu.system) / 1e6 };
+    return {
+      step_s: (t3 - a) / 1000,
+      forward_s: (t1 - a) / 1000,
+      backward_s: (t2 - t1) / 1000,
+      optim_s: (t3 - t2) / 1000,
+      cpu_s: (cpu.user + cpu.system) / 1e6,
+    };
   });
 }
 
@@ -188,10 +260,15 @@ export function runTrainBench(o: TrainBenchOptions): TrainBenchResult {
   if (o.profile) wrapNative();
   const b = setupBench(o);
   const steps: StepTimes[] = [];
-  const ops = { forward_s: new Map<string, number>(), backward_s: new Map<string, number>(), optim_s: new Map<string, number>() };
+  const ops = {
+    forward_s: new Map<string, number>(),
+    backward_s: new Map<string, number>(),
+    optim_s: new Map<string, number>(),
+  };
   try {
     // count ops on the last step only (all steps make the same calls)
-    for (let i = 0; i <= o.steps; i++) steps.push(timedStep(b, defaultLoss, o.profile && i === o.steps ? ops : undefined));
+    for (let i = 0; i <= o.steps; i++)
+      steps.push(timedStep(b, defaultLoss, o.profile && i === o.steps ? ops : undefined));
   } finally {
     b.dispose();
   }
@@ -199,14 +276,27 @@ export function runTrainBench(o: TrainBenchOptions): TrainBenchResult {
   const best = timed.reduce((x, y) => (y.step_s < x.step_s ? y : x));
   const info = engineInfo();
   const r: TrainBenchResult = {
-    engine: `medlora libtorch ${info.fullVersion ?? info.torchVersion}`, config: o.config, batch: o.batch, seq: o.seq,
-    dtype: o.dtype === 'f32' ? 'fp32' : o.dtype, ckpt: o.ckpt ? 1 : 0, threads: getNumThreads(),
-    step_s: round(best.step_s), tok_per_s: Math.round((10 * o.batch * o.seq) / best.step_s) / 10,
-    steps_s: steps.map((s) => round(s.step_s)), cpu_s: round(best.cpu_s),
+    engine: `medlora libtorch ${info.fullVersion ?? info.torchVersion}`,
+    config: o.config,
+    batch: o.batch,
+    seq: o.seq,
+    dtype: o.dtype === 'f32' ? 'fp32' : o.dtype,
+    ckpt: o.ckpt ? 1 : 0,
+    threads: getNumThreads(),
+    step_s: round(best.step_s),
+    tok_per_s: Math.round((10 * o.batch * o.seq) / best.step_s) / 10,
+    steps_s: steps.map((s) => round(s.step_s)),
+    cpu_s: round(best.cpu_s),
     phases: { forward_s: round(best.forward_s), backward_s: round(best.backward_s), optim_s: round(best.optim_s) },
-    setup_s: round(b.setup_s), trainable: b.trainable,
+    setup_s: round(b.setup_s),
+    trainable: b.trainable,
   };
-  if (o.profile) r.ops = { forward_s: sortedCounts(ops.forward_s), backward_s: sortedCounts(ops.backward_s), optim_s: sortedCounts(ops.optim_s) };
+  if (o.profile)
+    r.ops = {
+      forward_s: sortedCounts(ops.forward_s),
+      backward_s: sortedCounts(ops.backward_s),
+      optim_s: sortedCounts(ops.optim_s),
+    };
   return r;
 }
 
@@ -218,7 +308,10 @@ export function round(x: number): number {
 // command line (shared with run.ts)
 
 /** --name value / --name=value / --flag; unknown options are errors naming the option. */
-export function parseArgs(argv: string[], spec: Record<string, 'string' | 'number' | 'flag'>): Record<string, string | number | boolean> {
+export function parseArgs(
+  argv: string[],
+  spec: Record<string, 'string' | 'number' | 'flag'>,
+): Record<string, string | number | boolean> {
   const out: Record<string, string | number | boolean> = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -226,8 +319,16 @@ export function parseArgs(argv: string[], spec: Record<string, 'string' | 'numbe
     const eq = a.indexOf('=');
     const name = a.slice(2, eq < 0 ? undefined : eq);
     const kind = spec[name];
-    if (!kind) throw new MedloraError(`bench: unknown option --${name} (known: ${Object.keys(spec).map((k) => `--${k}`).join(', ')})`);
-    if (kind === 'flag') { out[name] = true; continue; }
+    if (!kind)
+      throw new MedloraError(
+        `bench: unknown option --${name} (known: ${Object.keys(spec)
+          .map((k) => `--${k}`)
+          .join(', ')})`,
+      );
+    if (kind === 'flag') {
+      out[name] = true;
+      continue;
+    }
     const v = eq >= 0 ? a.slice(eq + 1) : argv[++i];
     if (v === undefined) throw new MedloraError(`bench: --${name} needs a value`);
     if (kind === 'number') {
@@ -248,23 +349,48 @@ export function benchDtype(s: string): 'bf16' | 'f32' {
 
 function main(): void {
   const a = parseArgs(process.argv.slice(2), {
-    config: 'string', batch: 'number', seq: 'number', dtype: 'string', ckpt: 'number', steps: 'number', threads: 'number',
-    profile: 'flag', json: 'flag',
+    config: 'string',
+    batch: 'number',
+    seq: 'number',
+    dtype: 'string',
+    ckpt: 'number',
+    steps: 'number',
+    threads: 'number',
+    profile: 'flag',
+    json: 'flag',
   });
   const r = runTrainBench({
-    config: (a.config as string | undefined) ?? 'smollm2-135m', batch: (a.batch as number | undefined) ?? 2,
-    seq: (a.seq as number | undefined) ?? 400, dtype: benchDtype((a.dtype as string | undefined) ?? 'bf16'),
-    ckpt: Boolean(a.ckpt ?? 0), steps: (a.steps as number | undefined) ?? 3, threads: (a.threads as number | undefined) ?? 2,
+    config: (a.config as string | undefined) ?? 'smollm2-135m',
+    batch: (a.batch as number | undefined) ?? 2,
+    seq: (a.seq as number | undefined) ?? 400,
+    dtype: benchDtype((a.dtype as string | undefined) ?? 'bf16'),
+    ckpt: Boolean(a.ckpt ?? 0),
+    steps: (a.steps as number | undefined) ?? 3,
+    threads: (a.threads as number | undefined) ?? 2,
     profile: Boolean(a.profile),
   });
-  if (a.json) { console.log(JSON.stringify(r)); return; }
-  console.log(`medlora train step: ${r.config} ${r.dtype} ckpt=${r.ckpt} ${r.batch}x${r.seq}, ${r.threads} threads, ${r.engine}`);
-  console.log(`  step ${r.step_s.toFixed(3)} s (best of ${r.steps_s.length - 1}; all: ${r.steps_s.join(', ')}) -> ${r.tok_per_s} tok/s; ${r.cpu_s} CPU s in the best step`);
-  console.log(`  phases of the best step: forward+loss ${r.phases.forward_s} s, backward ${r.phases.backward_s} s, optimizer ${r.phases.optim_s} s; setup ${r.setup_s} s; ${r.trainable.toLocaleString('en-US')} trainable`);
+  if (a.json) {
+    console.log(JSON.stringify(r));
+    return;
+  }
+  console.log(
+    `medlora train step: ${r.config} ${r.dtype} ckpt=${r.ckpt} ${r.batch}x${r.seq}, ${r.threads} threads, ${r.engine}`,
+  );
+  console.log(
+    `  step ${r.step_s.toFixed(3)} s (best of ${r.steps_s.length - 1}; all: ${r.steps_s.join(', ')}) -> ${r.tok_per_s} tok/s; ${r.cpu_s} CPU s in the best step`,
+  );
+  console.log(
+    `  phases of the best step: forward+loss ${r.phases.forward_s} s, backward ${r.phases.backward_s} s, optimizer ${r.phases.optim_s} s; setup ${r.setup_s} s; ${r.trainable.toLocaleString('en-US')} trainable`,
+  );
   if (r.ops) {
     for (const [phase, list] of Object.entries(r.ops)) {
       const total = list.reduce((s, [, n]) => s + n, 0);
-      console.log(`  native calls in ${phase.replace('_s', '')}: ${total} — ${list.slice(0, 25).map(([k, n]) => `${k} ${n}`).join(', ')}`);
+      console.log(
+        `  native calls in ${phase.replace('_s', '')}: ${total} — ${list
+          .slice(0, 25)
+          .map(([k, n]) => `${k} ${n}`)
+          .join(', ')}`,
+      );
     }
   }
 }

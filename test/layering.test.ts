@@ -87,12 +87,19 @@ export function layerViolations(srcDir: string): { upward: Edge[]; outside: Edge
       const targetRel = relative(srcDir, target);
       if (targetRel.startsWith('..')) {
         // a source file reaching outside src/ (test helpers, bench): sources must not depend on tests
-        outside.push({ file: relative(packageRoot(), file), line, target: spec, from, to: targetRel.split(sep)[1] ?? '?' });
+        outside.push({
+          file: relative(packageRoot(), file),
+          line,
+          target: spec,
+          from,
+          to: targetRel.split(sep)[1] ?? '?',
+        });
         continue;
       }
       const to = layerOf(targetRel);
       if (!(to in LAYERS)) unknown.add(to);
-      if ((LAYERS[to] ?? -1) > (LAYERS[from] ?? 99)) upward.push({ file: relative(packageRoot(), file), line, target: spec, from, to });
+      if ((LAYERS[to] ?? -1) > (LAYERS[from] ?? 99))
+        upward.push({ file: relative(packageRoot(), file), line, target: spec, from, to });
     }
   }
   return { upward, outside, unknown: [...unknown] };
@@ -172,11 +179,16 @@ test('the checker catches a planted back-edge, an import from test/ and a cycle'
     writeFileSync(p, text);
   }
   const { upward, outside } = layerViolations(dir);
-  assert.deepEqual(upward.map((e) => `${e.from}->${e.to}:${e.line}`), ['model->adapt:1']);
+  assert.deepEqual(
+    upward.map((e) => `${e.from}->${e.to}:${e.line}`),
+    ['model->adapt:1'],
+  );
   assert.equal(outside.length, 1);
-  assert.match(fmt(upward[0]!), /layering-plant\/src\/model\/llama\.ts:1 imports \.\.\/adapt\/lora\.js \(model -> adapt\)/);
+  assert.match(
+    fmt(upward[0]!),
+    /layering-plant\/src\/model\/llama\.ts:1 imports \.\.\/adapt\/lora\.js \(model -> adapt\)/,
+  );
   const cycles = folderCycles(dir).map((c) => c.join(' -> '));
   assert.equal(cycles.length, 1, `cycles found: ${cycles.join('; ')}`);
   assert.match(cycles[0]!, /train -> generate -> train|generate -> train -> generate/);
 });
-

@@ -135,13 +135,27 @@ export function words(line: string): string[] {
 export function commandLines(text: string): string[] {
   // split at newlines outside quotes (a quoted JSON body may span lines)
   const lines: string[] = [];
-  let cur = '', quote = '', comment = false;
+  let cur = '',
+    quote = '',
+    comment = false;
   for (const c of text.replace(/\\\n/g, ' ')) {
-    if (comment) { if (c === '\n') comment = false; continue; }
-    if (!quote && c === '#' && cur.trim() === '') { comment = true; cur = ''; continue; }
-    if (quote) { if (c === quote) quote = ''; }
-    else if (c === '"' || c === "'") quote = c;
-    else if (c === '\n') { lines.push(cur); cur = ''; continue; }
+    if (comment) {
+      if (c === '\n') comment = false;
+      continue;
+    }
+    if (!quote && c === '#' && cur.trim() === '') {
+      comment = true;
+      cur = '';
+      continue;
+    }
+    if (quote) {
+      if (c === quote) quote = '';
+    } else if (c === '"' || c === "'") quote = c;
+    else if (c === '\n') {
+      lines.push(cur);
+      cur = '';
+      continue;
+    }
     cur += c;
   }
   lines.push(cur);
@@ -174,12 +188,14 @@ test(
   async () => {
     const work = mkdtempSync(join(tmpdir(), 'medlora-readme-'));
     symlinkSync(join(root, 'configs'), join(work, 'configs'));
-  mkdirSync(join(work, 'test'));
-  symlinkSync(join(root, 'test', 'fixtures'), join(work, 'test', 'fixtures'));
+    mkdirSync(join(work, 'test'));
+    symlinkSync(join(root, 'test', 'fixtures'), join(work, 'test', 'fixtures'));
     mkdirSync(join(work, 'node_modules'));
     symlinkSync(root, join(work, 'node_modules', 'medlora'));
-  // the checkout's packages too (a README example may import a client library, e.g. openai)
-  for (const d of readdirSync(join(root, 'node_modules'))) if (d !== 'medlora' && !d.startsWith('.')) symlinkSync(join(root, 'node_modules', d), join(work, 'node_modules', d));
+    // the checkout's packages too (a README example may import a client library, e.g. openai)
+    for (const d of readdirSync(join(root, 'node_modules')))
+      if (d !== 'medlora' && !d.startsWith('.'))
+        symlinkSync(join(root, 'node_modules', d), join(work, 'node_modules', d));
     const shared = sharedPath();
     const made = new Set<string>();
     const subst = (s: string): string =>
@@ -265,86 +281,88 @@ test(
     const withPort = (text: string): string =>
       text.replace(/(localhost|127\.0\.0\.1):8080/g, `127.0.0.1:${server?.port ?? '8080'}`);
     try {
-    for (const b of blocks) {
-      if (!/(localhost|127\.0\.0\.1):8080/.test(b.text)) await stopServer();
-      if (['js', 'javascript', 'mjs'].includes(b.lang)) {
-        const file = join(work, `block-${b.line}.mjs`);
-        writeFileSync(file, withPort(subst(b.text)));
-        const t0 = performance.now();
-        const r = spawnSync(process.execPath, [file], { cwd: work, encoding: 'utf8' });
-        console.log(
-          `  ${b.source}: node (js, ${b.text.split('\n').length} lines) ${r.status === 0 ? 'ok' : 'FAILED'} in ${((performance.now() - t0) / 1e3).toFixed(1)} s`,
-        );
-        if (r.status !== 0) fail(b.source, `node ${file}`, r);
-        ran++;
-        continue;
-      }
-      {
-        for (const line of commandLines(b.text)) {
-          if (EXEMPT.some((re) => re.test(line))) {
-            console.log(`  ${b.source}: exempt (fresh-machine command run by CI, or another project's tool): ${line}`);
-            continue;
-          }
-          if (/^kill %\d+\b/.test(line.trim())) {
-            // the README stops the background `medlora serve` of its block with job control
-            await stopServer();
-            console.log(`  ${b.source}: ${line} -> server stopped`);
-            continue;
-          }
-          let w = words(withPort(subst(line)));
-          if (w[0] === 'node' && w[1] === 'bin/medlora.js') w = ['medlora', ...w.slice(2)];
+      for (const b of blocks) {
+        if (!/(localhost|127\.0\.0\.1):8080/.test(b.text)) await stopServer();
+        if (['js', 'javascript', 'mjs'].includes(b.lang)) {
+          const file = join(work, `block-${b.line}.mjs`);
+          writeFileSync(file, withPort(subst(b.text)));
           const t0 = performance.now();
-          if (w[0] !== 'medlora') {
-            // another tool (curl, ...): through bash, with the block's server port
-            const cmd = withPort(subst(line));
-            const r = spawnSync('bash', ['-c', cmd], { cwd: work, encoding: 'utf8' });
-            console.log(
-              `  ${b.source}: ${line.slice(0, 100)} -> ${r.status} in ${((performance.now() - t0) / 1e3).toFixed(1)} s`,
-            );
-            if (r.status !== 0) fail(b.source, line, r);
-            ran++;
-            continue;
-          }
-          const name = commands
-            .filter((c) => c.name.split(' ').every((x, i) => w[1 + i] === x))
-            .sort((a, c) => c.name.length - a.name.length)[0]?.name;
-          const args = [...w.slice(1), ...(name ? (FAST[name] ?? []) : [])];
-          if (name === 'serve') {
-            await stopServer();
-            const child = spawn(process.execPath, [BIN, ...args], { cwd: work, stdio: ['ignore', 'pipe', 'pipe'] });
-            let err = '';
-            child.stderr!.setEncoding('utf8').on('data', (d: string) => {
-              err += d;
-            });
-            const port = await new Promise<string>((res, rej) => {
-              const timer = setInterval(() => {
-                const m = /listening on http:\/\/[^:\s]+:(\d+)/.exec(err);
-                if (m) {
-                  clearInterval(timer);
-                  res(m[1]!);
-                }
-              }, 100);
-              child.on('exit', (code) => {
-                clearInterval(timer);
-                rej(new Error(`${b.source}: \`${line}\` exited ${code} before listening:\n${err.slice(-2000)}`));
-              });
-            });
-            server = { child, port };
-            const health = await fetch(`http://127.0.0.1:${port}/health`);
-            console.log(`  ${b.source}: ${line.slice(0, 100)} -> listening on ${port}, /health ${health.status}`);
-            assert.equal(health.status, 200, `${b.source}: ${line}: GET /health`);
-            ran++;
-            continue;
-          }
-          const r = spawnSync(process.execPath, [BIN, ...args], { cwd: work, encoding: 'utf8', maxBuffer: 64 << 20 });
+          const r = spawnSync(process.execPath, [file], { cwd: work, encoding: 'utf8' });
           console.log(
-            `  ${b.source}: ${line.slice(0, 110)} -> ${r.status} in ${((performance.now() - t0) / 1e3).toFixed(1)} s`,
+            `  ${b.source}: node (js, ${b.text.split('\n').length} lines) ${r.status === 0 ? 'ok' : 'FAILED'} in ${((performance.now() - t0) / 1e3).toFixed(1)} s`,
           );
-          if (r.status !== 0) fail(b.source, `medlora ${args.join(' ')}`, r);
+          if (r.status !== 0) fail(b.source, `node ${file}`, r);
           ran++;
+          continue;
+        }
+        {
+          for (const line of commandLines(b.text)) {
+            if (EXEMPT.some((re) => re.test(line))) {
+              console.log(
+                `  ${b.source}: exempt (fresh-machine command run by CI, or another project's tool): ${line}`,
+              );
+              continue;
+            }
+            if (/^kill %\d+\b/.test(line.trim())) {
+              // the README stops the background `medlora serve` of its block with job control
+              await stopServer();
+              console.log(`  ${b.source}: ${line} -> server stopped`);
+              continue;
+            }
+            let w = words(withPort(subst(line)));
+            if (w[0] === 'node' && w[1] === 'bin/medlora.js') w = ['medlora', ...w.slice(2)];
+            const t0 = performance.now();
+            if (w[0] !== 'medlora') {
+              // another tool (curl, ...): through bash, with the block's server port
+              const cmd = withPort(subst(line));
+              const r = spawnSync('bash', ['-c', cmd], { cwd: work, encoding: 'utf8' });
+              console.log(
+                `  ${b.source}: ${line.slice(0, 100)} -> ${r.status} in ${((performance.now() - t0) / 1e3).toFixed(1)} s`,
+              );
+              if (r.status !== 0) fail(b.source, line, r);
+              ran++;
+              continue;
+            }
+            const name = commands
+              .filter((c) => c.name.split(' ').every((x, i) => w[1 + i] === x))
+              .sort((a, c) => c.name.length - a.name.length)[0]?.name;
+            const args = [...w.slice(1), ...(name ? (FAST[name] ?? []) : [])];
+            if (name === 'serve') {
+              await stopServer();
+              const child = spawn(process.execPath, [BIN, ...args], { cwd: work, stdio: ['ignore', 'pipe', 'pipe'] });
+              let err = '';
+              child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+                err += d;
+              });
+              const port = await new Promise<string>((res, rej) => {
+                const timer = setInterval(() => {
+                  const m = /listening on http:\/\/[^:\s]+:(\d+)/.exec(err);
+                  if (m) {
+                    clearInterval(timer);
+                    res(m[1]!);
+                  }
+                }, 100);
+                child.on('exit', (code) => {
+                  clearInterval(timer);
+                  rej(new Error(`${b.source}: \`${line}\` exited ${code} before listening:\n${err.slice(-2000)}`));
+                });
+              });
+              server = { child, port };
+              const health = await fetch(`http://127.0.0.1:${port}/health`);
+              console.log(`  ${b.source}: ${line.slice(0, 100)} -> listening on ${port}, /health ${health.status}`);
+              assert.equal(health.status, 200, `${b.source}: ${line}: GET /health`);
+              ran++;
+              continue;
+            }
+            const r = spawnSync(process.execPath, [BIN, ...args], { cwd: work, encoding: 'utf8', maxBuffer: 64 << 20 });
+            console.log(
+              `  ${b.source}: ${line.slice(0, 110)} -> ${r.status} in ${((performance.now() - t0) / 1e3).toFixed(1)} s`,
+            );
+            if (r.status !== 0) fail(b.source, `medlora ${args.join(' ')}`, r);
+            ran++;
+          }
         }
       }
-    }
     } finally {
       await stopServer();
     }

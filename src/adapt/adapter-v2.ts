@@ -18,7 +18,8 @@ export class AdapterV2Linear extends Module implements LinearLike {
 
   constructor(base: LinearLike) {
     super();
-    if (base instanceof AdapterV2Linear) throw new MedloraError('AdapterV2Linear: the layer already has an Adapter-V2 bias / scale');
+    if (base instanceof AdapterV2Linear)
+      throw new MedloraError('AdapterV2Linear: the layer already has an Adapter-V2 bias / scale');
     this.module('base_layer', base);
     for (const [, t] of base.namedParameters()) if (t.requiresGrad) t.requiresGrad_(false);
     const device = moduleDevice(base);
@@ -26,14 +27,31 @@ export class AdapterV2Linear extends Module implements LinearLike {
     this.param('adapter_scale', ones([base.outFeatures], { device }).requiresGrad_(true));
   }
 
-  get inFeatures(): number { return this.base_layer.inFeatures; }
-  get outFeatures(): number { return this.base_layer.outFeatures; }
-  get fanInFanOut(): boolean { return this.base_layer.fanInFanOut; }
+  get inFeatures(): number {
+    return this.base_layer.inFeatures;
+  }
+  get outFeatures(): number {
+    return this.base_layer.outFeatures;
+  }
+  get fanInFanOut(): boolean {
+    return this.base_layer.fanInFanOut;
+  }
 
   /** Replace bias or scale (loading); shape [out]; stored as an F32 leaf on the base's device. */
   setVector(which: 'adapter_bias' | 'adapter_scale', t: Tensor, label: string): void {
-    if (t.ndim !== 1 || t.shape[0] !== this.outFeatures) throw new MedloraError(`${label}: ${which} has shape [${t.shape.join(', ')}]; expected [${this.outFeatures}] (out_features)`);
-    this.setParam(which, noGrad(() => t.detach().to({ dtype: 'f32', device: moduleDevice(this.base_layer) }).clone()).requiresGrad_(true));
+    if (t.ndim !== 1 || t.shape[0] !== this.outFeatures)
+      throw new MedloraError(
+        `${label}: ${which} has shape [${t.shape.join(', ')}]; expected [${this.outFeatures}] (out_features)`,
+      );
+    this.setParam(
+      which,
+      noGrad(() =>
+        t
+          .detach()
+          .to({ dtype: 'f32', device: moduleDevice(this.base_layer) })
+          .clone(),
+      ).requiresGrad_(true),
+    );
   }
 
   forward(x: Tensor): Tensor {
@@ -66,9 +84,14 @@ export class AdapterV2Attention extends Module {
   /** the prefix k / v of the generation (KV cache) they were computed for; never used while gradients are on */
   private cached: { cache: object; dtype: string; k: Tensor; v: Tensor } | undefined;
 
-  constructor(readonly inner: Module & ExtensibleAttention, promptLength: number, hidden: number) {
+  constructor(
+    readonly inner: Module & ExtensibleAttention,
+    promptLength: number,
+    hidden: number,
+  ) {
     super();
-    if (inner.extraAttention) throw new MedloraError('AdapterV2Attention: the attention module already has an extra-attention hook');
+    if (inner.extraAttention)
+      throw new MedloraError('AdapterV2Attention: the attention module already has an extra-attention hook');
     for (const [n, c] of inner.namedChildren()) this.module(n, c);
     const device = moduleDevice(inner);
     // litgpt: adapter_wte = nn.Embedding(adapter_prompt_length, n_embd), i.e. N(0, 1); gating_factor zeros
@@ -77,7 +100,9 @@ export class AdapterV2Attention extends Module {
     inner.extraAttention = (q, ctx) => this.prefixAttention(q, ctx);
   }
 
-  get promptLength(): number { return this.adapter_wte.weight.shape[0]!; }
+  get promptLength(): number {
+    return this.adapter_wte.weight.shape[0]!;
+  }
 
   /** Keep the inner module's fields in step when a child is replaced (e.g. unwrapping a linear layer on merge). */
   override setChild(name: string, m: Module): void {
@@ -93,13 +118,18 @@ export class AdapterV2Attention extends Module {
   }
 
   private dropCache(): void {
-    if (this.cached) { this.cached.k.dispose(); this.cached.v.dispose(); this.cached = undefined; }
+    if (this.cached) {
+      this.cached.k.dispose();
+      this.cached.v.dispose();
+      this.cached = undefined;
+    }
   }
 
   /** The prefix through this layer's k / v projections (with their adapter bias / scale): [1, kv_heads, L_p, hd] each. */
   private prefixKeyValue(dtype: Tensor['dtype'], ctx: LayerContext): { k: Tensor; v: Tensor } {
     const gen = ctx.cache !== undefined && !isGradEnabled();
-    if (gen && this.cached && this.cached.cache === ctx.cache && this.cached.dtype === dtype) return { k: this.cached.k, v: this.cached.v };
+    if (gen && this.cached && this.cached.cache === ctx.cache && this.cached.dtype === dtype)
+      return { k: this.cached.k, v: this.cached.v };
     // P: [1, L_p, hidden]; no norm, no rotary embedding
     const P = this.adapter_wte.weight.unsqueeze(0);
     const kv = this.inner.projectKeyValue(P.dtype === dtype ? P : P.to(dtype));

@@ -7,7 +7,9 @@ import { isFloatDType, type Tensor } from '../tensor/index.js';
 import { LoraLinear, type LoraInit, type LoraLinearOptions } from './lora.js';
 
 export type LoraSettings = Pick<LoraConfig, 'r' | 'lora_alpha' | 'lora_dropout' | 'target_modules'> &
-  Partial<Pick<LoraConfig, 'use_rslora' | 'layers_to_transform' | 'layers_pattern' | 'exclude_modules'>> & { init?: LoraInit };
+  Partial<Pick<LoraConfig, 'use_rslora' | 'layers_to_transform' | 'layers_pattern' | 'exclude_modules'>> & {
+    init?: LoraInit;
+  };
 
 /** Linear-like modules a LoRA could wrap: not LoRA wrappers themselves, nor anything inside one. */
 export function linearModulePaths(model: Module): string[] {
@@ -43,19 +45,29 @@ export function loraModules(model: Module): Array<[string, LoraLinear]> {
  * string is a regex that must match the whole path) in a LoraLinear; freeze every other parameter. Returns the wrapped
  * paths in model order (`Wrapper`: a LoraLinear subclass, e.g. DoRA's). A list entry that matches no linear layer is an error naming the available names.
  */
-export function applyLora(model: Module, s: LoraSettings, Wrapper: new (base: LinearLike, o: LoraLinearOptions) => LoraLinear = LoraLinear): string[] {
-  if (loraModules(model).length) throw new MedloraError('applyLora: the model already has LoRA adapters (merge or reload it first)');
+export function applyLora(
+  model: Module,
+  s: LoraSettings,
+  Wrapper: new (base: LinearLike, o: LoraLinearOptions) => LoraLinear = LoraLinear,
+): string[] {
+  if (loraModules(model).length)
+    throw new MedloraError('applyLora: the model already has LoRA adapters (merge or reload it first)');
   const candidates = linearModulePaths(model);
   // PEFT compares the "all-linear" shorthand lowercased (tuners_utils._maybe_include_all_linear_layers)
-  const tm = typeof s.target_modules === 'string' && s.target_modules.toLowerCase() === 'all-linear' ? 'all-linear' : s.target_modules;
-  const targets = tm === 'all-linear' ? allLinearTargets(model, candidates) : candidates.filter((p) => isTargetModule(s, p));
+  const tm =
+    typeof s.target_modules === 'string' && s.target_modules.toLowerCase() === 'all-linear'
+      ? 'all-linear'
+      : s.target_modules;
+  const targets =
+    tm === 'all-linear' ? allLinearTargets(model, candidates) : candidates.filter((p) => isTargetModule(s, p));
   const available = (): string => {
     const names = [...new Set(candidates.map((p) => p.split('.').pop()!))];
     return `linear layers in this model: ${names.join(', ') || '(none)'}`;
   };
   if (Array.isArray(tm)) {
     const unmatched = tm.filter((t) => !candidates.some((p) => p === t || p.endsWith(`.${t}`)));
-    if (unmatched.length) throw new MedloraError(`LoRA target_modules ${JSON.stringify(unmatched)} match no linear layer (${available()})`);
+    if (unmatched.length)
+      throw new MedloraError(`LoRA target_modules ${JSON.stringify(unmatched)} match no linear layer (${available()})`);
   } else if (targets.length === 0) {
     throw new MedloraError(`LoRA target_modules ${JSON.stringify(tm)} matches no linear layer (${available()})`);
   }
@@ -65,9 +77,16 @@ export function applyLora(model: Module, s: LoraSettings, Wrapper: new (base: Li
     const parent = resolve(model, dot < 0 ? '' : path.slice(0, dot))!;
     const name = path.slice(dot + 1);
     const base = parent.child(name) as LinearLike;
-    parent.setChild(name, new Wrapper(base, {
-      r: s.r, loraAlpha: s.lora_alpha, loraDropout: s.lora_dropout, useRslora: s.use_rslora ?? false, init: s.init ?? true,
-    }));
+    parent.setChild(
+      name,
+      new Wrapper(base, {
+        r: s.r,
+        loraAlpha: s.lora_alpha,
+        loraDropout: s.lora_dropout,
+        useRslora: s.use_rslora ?? false,
+        init: s.init ?? true,
+      }),
+    );
   }
   return targets;
 }
@@ -84,7 +103,8 @@ export function allLinearTargets(model: Module, candidates = linearModulePaths(m
 
 /** finetuning: full — every floating-point parameter trains (no adapter). Returns how many tensors were unfrozen. */
 export function enableFullFinetuning(model: Module): number {
-  if (loraModules(model).length) throw new MedloraError('full fine-tuning: the model has LoRA adapters; use finetuning: lora or merge first');
+  if (loraModules(model).length)
+    throw new MedloraError('full fine-tuning: the model has LoRA adapters; use finetuning: lora or merge first');
   let n = 0;
   for (const t of uniqueParams(model)) {
     if (!isFloatDType(t.dtype)) continue; // e.g. NF4 codes: quantized weights cannot be trained directly
@@ -119,7 +139,8 @@ interface HasQuantizedWeight {
  * stands for (not its packed bytes and scales).
  */
 export function trainableParameterSummary(model: Module): TrainableSummary {
-  let trainable = 0, total = 0;
+  let trainable = 0,
+    total = 0;
   const quantized = new Set<Tensor>();
   for (const [, m] of model.namedModules()) {
     const q = (m as Partial<HasQuantizedWeight>).quantizedWeight?.();

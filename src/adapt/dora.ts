@@ -7,7 +7,9 @@ import { MedloraError } from '../util/errors.js';
 import { LoraLinear, moduleDevice, type LoraLinearOptions } from './lora.js';
 
 /** What a 4-bit base exposes (Nf4Linear): its weight dequantized as [out, in]. */
-interface Dequantizable { dequantize(dtype?: Tensor['dtype']): Tensor }
+interface Dequantizable {
+  dequantize(dtype?: Tensor['dtype']): Tensor;
+}
 
 /**
  * The base layer's weight as an F32 [out, in] tensor (PEFT's dequantize_module_weight + transpose(fan_in_fan_out)):
@@ -37,36 +39,52 @@ export class DoraLinear extends LoraLinear {
   constructor(base: LinearLike, o: LoraLinearOptions) {
     super(base, o);
     // PEFT DoraLinearLayer.update_layer: m = ||W + s B A||_row at creation (B = 0 for a fresh adapter: the row norms of W)
-    const m = noGrad(() => scope(() => doraRowNorm(baseWeightOutIn(base, 'DoRA'), this.lora_B.weight.matmul(this.lora_A.weight).mul(this.scaling))));
+    const m = noGrad(() =>
+      scope(() =>
+        doraRowNorm(baseWeightOutIn(base, 'DoRA'), this.lora_B.weight.matmul(this.lora_A.weight).mul(this.scaling)),
+      ),
+    );
     this.param('lora_magnitude_vector', m.requiresGrad_(true));
   }
 
   /** Replace m (loaded from an adapter file): shape [out], stored as an F32 leaf on the base's device. */
   setMagnitude(m: Tensor, label = 'DoRA'): void {
     if (m.ndim !== 1 || m.shape[0] !== this.outFeatures) {
-      throw new MedloraError(`${label}: lora_magnitude_vector has shape [${m.shape.join(', ')}]; expected [${this.outFeatures}] (out_features)`);
+      throw new MedloraError(
+        `${label}: lora_magnitude_vector has shape [${m.shape.join(', ')}]; expected [${this.outFeatures}] (out_features)`,
+      );
     }
     const dev = moduleDevice(this.base_layer);
-    this.setParam('lora_magnitude_vector', noGrad(() => m.detach().to({ dtype: 'f32', device: dev }).clone()).requiresGrad_(true));
+    this.setParam(
+      'lora_magnitude_vector',
+      noGrad(() => m.detach().to({ dtype: 'f32', device: dev }).clone()).requiresGrad_(true),
+    );
   }
 
   /** m / ||W + s B A||_row, detached norm: [out] F32. */
   private magNormScale(): Tensor {
     return scope(() => {
       // PEFT: lora_weight = lora_B(lora_A(eye)).T, i.e. B A, detached for the norm
-      const norm = noGrad(() => doraRowNorm(baseWeightOutIn(this.base_layer, 'DoRA'), this.lora_B.weight.matmul(this.lora_A.weight).mul(this.scaling)));
+      const norm = noGrad(() =>
+        doraRowNorm(
+          baseWeightOutIn(this.base_layer, 'DoRA'),
+          this.lora_B.weight.matmul(this.lora_A.weight).mul(this.scaling),
+        ),
+      );
       return this.lora_magnitude_vector.div(norm.detach());
     });
   }
 
   /** The merged weight m / ||W + s B A|| * (W + s B A) as F32 [out, in] (PEFT DoraLinearVariant.merge_unsafe). */
   mergedWeightOutIn(): Tensor {
-    return noGrad(() => scope(() => {
-      const W = baseWeightOutIn(this.base_layer, 'DoRA merge');
-      const V = W.add(this.deltaWeight());
-      const norm = V.norm(2, 1);
-      return V.mul(this.lora_magnitude_vector.div(norm).view([-1, 1]));
-    }));
+    return noGrad(() =>
+      scope(() => {
+        const W = baseWeightOutIn(this.base_layer, 'DoRA merge');
+        const V = W.add(this.deltaWeight());
+        const norm = V.norm(2, 1);
+        return V.mul(this.lora_magnitude_vector.div(norm).view([-1, 1]));
+      }),
+    );
   }
 
   override forward(x: Tensor): Tensor {

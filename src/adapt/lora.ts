@@ -40,7 +40,11 @@ export interface LoraLinearOptions {
  */
 export function kaimingUniformA5(rows: number, fanIn: number, device: Device = 'cpu'): Tensor {
   const bound = 1 / Math.sqrt(fanIn);
-  return scope(() => rand([rows, fanIn], { device }).mul(2 * bound).sub(bound));
+  return scope(() =>
+    rand([rows, fanIn], { device })
+      .mul(2 * bound)
+      .sub(bound),
+  );
 }
 
 /** The device of a module's first parameter (where its LoRA factors must live). */
@@ -61,7 +65,8 @@ export class LoraLinear extends Module implements LinearLike {
 
   constructor(base: LinearLike, o: LoraLinearOptions) {
     super();
-    if (base instanceof LoraLinear) throw new MedloraError('LoraLinear: the layer already has a LoRA adapter (wrapping twice is not supported)');
+    if (base instanceof LoraLinear)
+      throw new MedloraError('LoraLinear: the layer already has a LoRA adapter (wrapping twice is not supported)');
     if (!Number.isInteger(o.r) || o.r <= 0) throw new MedloraError(`LoRA: r must be a positive integer, got ${o.r}`);
     if (!(o.loraAlpha > 0)) throw new MedloraError(`LoRA: lora_alpha must be positive, got ${o.loraAlpha}`);
     const p = o.loraDropout ?? 0;
@@ -76,31 +81,46 @@ export class LoraLinear extends Module implements LinearLike {
     const dev = moduleDevice(base);
     const init = o.init ?? true;
     const [A, B] = noGrad(() => {
-      const a = init === 'gaussian' ? scope(() => randn([o.r, base.inFeatures], { device: dev }).mul(1 / o.r))
-        : kaimingUniformA5(o.r, base.inFeatures, dev);
-      const b = init === false ? kaimingUniformA5(base.outFeatures, o.r, dev) : zeros([base.outFeatures, o.r], { device: dev });
+      const a =
+        init === 'gaussian'
+          ? scope(() => randn([o.r, base.inFeatures], { device: dev }).mul(1 / o.r))
+          : kaimingUniformA5(o.r, base.inFeatures, dev);
+      const b =
+        init === false ? kaimingUniformA5(base.outFeatures, o.r, dev) : zeros([base.outFeatures, o.r], { device: dev });
       return [a, b];
     });
     this.module('lora_A', new LoraFactor(A!.requiresGrad_(true)));
     this.module('lora_B', new LoraFactor(B!.requiresGrad_(true)));
   }
 
-  get inFeatures(): number { return this.base_layer.inFeatures; }
-  get outFeatures(): number { return this.base_layer.outFeatures; }
+  get inFeatures(): number {
+    return this.base_layer.inFeatures;
+  }
+  get outFeatures(): number {
+    return this.base_layer.outFeatures;
+  }
   /** A / B shapes do not depend on it; only merging transposes the delta for [in, out] (Conv1D) weights */
-  get fanInFanOut(): boolean { return this.base_layer.fanInFanOut; }
+  get fanInFanOut(): boolean {
+    return this.base_layer.fanInFanOut;
+  }
 
   /** Replace A and B (e.g. loaded from an adapter file); shapes must be [r, in] and [out, r]; stored as F32 leaves. */
   setFactors(A: Tensor, B: Tensor, label = 'LoRA'): void {
-    const wantA = [this.r, this.inFeatures], wantB = [this.outFeatures, this.r];
+    const wantA = [this.r, this.inFeatures],
+      wantB = [this.outFeatures, this.r];
     if (A.shape.length !== 2 || A.shape[0] !== wantA[0] || A.shape[1] !== wantA[1]) {
-      throw new MedloraError(`${label}: lora_A has shape [${A.shape.join(', ')}]; expected [${wantA.join(', ')}] (r, in_features)`);
+      throw new MedloraError(
+        `${label}: lora_A has shape [${A.shape.join(', ')}]; expected [${wantA.join(', ')}] (r, in_features)`,
+      );
     }
     if (B.shape.length !== 2 || B.shape[0] !== wantB[0] || B.shape[1] !== wantB[1]) {
-      throw new MedloraError(`${label}: lora_B has shape [${B.shape.join(', ')}]; expected [${wantB.join(', ')}] (out_features, r)`);
+      throw new MedloraError(
+        `${label}: lora_B has shape [${B.shape.join(', ')}]; expected [${wantB.join(', ')}] (out_features, r)`,
+      );
     }
     const dev = moduleDevice(this.base_layer);
-    const prep = (t: Tensor): Tensor => noGrad(() => t.detach().to({ dtype: 'f32', device: dev }).clone()).requiresGrad_(true);
+    const prep = (t: Tensor): Tensor =>
+      noGrad(() => t.detach().to({ dtype: 'f32', device: dev }).clone()).requiresGrad_(true);
     this.lora_A.setParam('weight', prep(A));
     this.lora_B.setParam('weight', prep(B));
   }

@@ -11,15 +11,34 @@ import { ADAPTER_WEIGHTS, loraScale, readAdapter, type Adapter } from '../io/pef
 import { parseModelConfig } from '../io/config.js';
 import { buildModel } from '../model/registry.js';
 import { isLinearLike, type Module } from '../model/module.js';
-import { INDEX_FILE, openCheckpoint, SINGLE_FILE, writeFileAtomic, writeSafetensors, writeSharded, type TensorData, type TensorSource } from '../io/safetensors.js';
+import {
+  INDEX_FILE,
+  openCheckpoint,
+  SINGLE_FILE,
+  writeFileAtomic,
+  writeSafetensors,
+  writeSharded,
+  type TensorData,
+  type TensorSource,
+} from '../io/safetensors.js';
 import { MedloraError } from '../util/errors.js';
 import { mergedWeight } from './merge.js';
 import { checkBaseCopies } from './peft-io.js';
 import { engineDType, tensorData } from '../io/tensor-bytes.js';
 
 /** Files copied from the model folder when present (tokenizer and generation settings). */
-export const COPIED_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model', 'vocab.json',
-  'merges.txt', 'added_tokens.json', 'generation_config.json', 'chat_template.jinja', 'chat_template.json'];
+export const COPIED_FILES = [
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'tokenizer.model',
+  'vocab.json',
+  'merges.txt',
+  'added_tokens.json',
+  'generation_config.json',
+  'chat_template.jinja',
+  'chat_template.json',
+];
 
 /** HF's default max_shard_size for save_pretrained ("5GB"). */
 export const MAX_SHARD_BYTES = 5_000_000_000;
@@ -53,12 +72,15 @@ export function mergeCheckpoint(o: MergeCheckpointOptions): MergeCheckpointRepor
   const cfgPath = join(o.model, 'config.json');
   if (!existsSync(cfgPath)) throw new MedloraError(`${o.model}: no config.json (is this a Hugging Face model folder?)`);
   let config: Record<string, unknown>;
-  try { config = JSON.parse(readFileSync(cfgPath, 'utf8')) as Record<string, unknown>; } catch (e) {
+  try {
+    config = JSON.parse(readFileSync(cfgPath, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
     throw new MedloraError(`${cfgPath}: not valid JSON (${(e as Error).message})`);
   }
   const src = openCheckpoint(o.model);
   const ad = readAdapter(o.adapter);
-  if (ad.config.bias !== 'none') throw new MedloraError(`${o.adapter}: bias=${JSON.stringify(ad.config.bias)} is not supported (only "none")`);
+  if (ad.config.bias !== 'none')
+    throw new MedloraError(`${o.adapter}: bias=${JSON.stringify(ad.config.bias)} is not supported (only "none")`);
   const scaling = loraScale(ad.config);
   const layout = moduleLayouts(config, cfgPath);
   checkBaseCopiesInCheckpoint(ad, o.adapter, src, config.tie_word_embeddings !== false);
@@ -68,9 +90,15 @@ export function mergeCheckpoint(o: MergeCheckpointOptions): MergeCheckpointRepor
   let untied: string | undefined;
   for (const m of ad.modules.keys()) {
     const key = `${m}.weight`;
-    if (src.has(key)) { plan.set(key, { module: m, fromKey: key }); continue; }
+    if (src.has(key)) {
+      plan.set(key, { module: m, fromKey: key });
+      continue;
+    }
     const tiedFrom = config.tie_word_embeddings !== false ? tiedEmbeddingKey(m, src.names()) : undefined;
-    if (!tiedFrom) throw new MedloraError(`merge: the adapter has LoRA weights for '${m}' but ${src.label} has no tensor '${key}' (adapter for another model?)`);
+    if (!tiedFrom)
+      throw new MedloraError(
+        `merge: the adapter has LoRA weights for '${m}' but ${src.label} has no tensor '${key}' (adapter for another model?)`,
+      );
     plan.set(key, { module: m, fromKey: tiedFrom });
     untied = key;
   }
@@ -85,7 +113,10 @@ export function mergeCheckpoint(o: MergeCheckpointOptions): MergeCheckpointRepor
       const lm = ad.modules.get(p.module)!;
       out[name] = scope(() => {
         // cast first: with --dtype f32 a bf16 weight must not be rounded back to bf16 after adding the update
-        const W = cast(fromBytes(src.read(info.name), engineDType(info.dtype, `${info.file}: '${info.name}'`), info.shape), o.dtype);
+        const W = cast(
+          fromBytes(src.read(info.name), engineDType(info.dtype, `${info.file}: '${info.name}'`), info.shape),
+          o.dtype,
+        );
         const A = fromBytes(ad.tensors.read(lm.A.name), engineDType(lm.A.dtype, lm.A.name), lm.A.shape).to('f32');
         const B = fromBytes(ad.tensors.read(lm.B.name), engineDType(lm.B.dtype, lm.B.name), lm.B.shape).to('f32');
         const delta = B.matmul(A).mul(scaling);
@@ -95,7 +126,9 @@ export function mergeCheckpoint(o: MergeCheckpointOptions): MergeCheckpointRepor
       });
       merged.push(p.module);
     } else if (o.dtype && FLOAT.includes(info.dtype) && engineDType(info.dtype, name) !== o.dtype) {
-      out[name] = scope(() => tensorData(fromBytes(src.read(name), engineDType(info.dtype, name), info.shape).to(o.dtype!)));
+      out[name] = scope(() =>
+        tensorData(fromBytes(src.read(name), engineDType(info.dtype, name), info.shape).to(o.dtype!)),
+      );
     } else {
       out[name] = { dtype: info.dtype, shape: info.shape, data: src.read(name) };
     }
@@ -105,8 +138,10 @@ export function mergeCheckpoint(o: MergeCheckpointOptions): MergeCheckpointRepor
   mkdirSync(o.out, { recursive: true });
   const total = Object.values(out).reduce((a, t) => a + t.data.byteLength, 0);
   const max = o.maxShardBytes ?? MAX_SHARD_BYTES;
-  const files = total <= max ? (writeSafetensors(join(o.out, SINGLE_FILE), out, { format: 'pt' }), [SINGLE_FILE])
-    : writeSharded(o.out, out, max, { format: 'pt' });
+  const files =
+    total <= max
+      ? (writeSafetensors(join(o.out, SINGLE_FILE), out, { format: 'pt' }), [SINGLE_FILE])
+      : writeSharded(o.out, out, max, { format: 'pt' });
   if (total > max) files.push(INDEX_FILE);
 
   const newConfig: Record<string, unknown> = { ...config };
@@ -119,7 +154,10 @@ export function mergeCheckpoint(o: MergeCheckpointOptions): MergeCheckpointRepor
   writeFileAtomic(join(o.out, 'config.json'), [new TextEncoder().encode(`${JSON.stringify(newConfig, null, 2)}\n`)]);
   const copied: string[] = [];
   for (const f of COPIED_FILES) {
-    if (existsSync(join(o.model, f))) { copyFileSync(join(o.model, f), join(o.out, f)); copied.push(f); }
+    if (existsSync(join(o.model, f))) {
+      copyFileSync(join(o.model, f), join(o.out, f));
+      copied.push(f);
+    }
   }
   return { merged, tensors: names.length, files, copied, ...(untied ? { untied } : {}) };
 }
@@ -153,14 +191,25 @@ function moduleLayouts(config: Record<string, unknown>, file: string): Map<strin
  * an error); otherwise the shapes decide, and a square weight of an unknown architecture is an error, since a
  * transposed merge would pass every shape check.
  */
-function fanInFanOutOf(layout: Map<string, boolean> | undefined, module: string, w: readonly number[], delta: readonly number[], label: string): boolean {
+function fanInFanOutOf(
+  layout: Map<string, boolean> | undefined,
+  module: string,
+  w: readonly number[],
+  delta: readonly number[],
+  label: string,
+): boolean {
   if (layout) {
     const f = layout.get(module);
-    if (f === undefined) throw new MedloraError(`${label}: this architecture has no linear layer '${module}' (adapter for another model?)`);
+    if (f === undefined)
+      throw new MedloraError(
+        `${label}: this architecture has no linear layer '${module}' (adapter for another model?)`,
+      );
     return f;
   }
   if (w[0] === w[1]) {
-    throw new MedloraError(`${label}: unknown architecture and a square weight [${w.join(', ')}]: cannot tell whether it is stored [out, in] (nn.Linear) or [in, out] (Conv1D)`);
+    throw new MedloraError(
+      `${label}: unknown architecture and a square weight [${w.join(', ')}]: cannot tell whether it is stored [out, in] (nn.Linear) or [in, out] (Conv1D)`,
+    );
   }
   return w[0] === delta[1] && w[1] === delta[0];
 }
@@ -186,5 +235,7 @@ export function checkBaseCopiesInCheckpoint(ad: Adapter, adapterDir: string, src
 
 function tiedEmbeddingKey(module: string, names: string[]): string | undefined {
   if (module !== 'lm_head' && !module.endsWith('.lm_head')) return undefined;
-  return ['model.embed_tokens.weight', 'transformer.wte.weight', 'embed_tokens.weight', 'wte.weight'].find((k) => names.includes(k));
+  return ['model.embed_tokens.weight', 'transformer.wte.weight', 'embed_tokens.weight', 'wte.weight'].find((k) =>
+    names.includes(k),
+  );
 }

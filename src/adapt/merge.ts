@@ -11,13 +11,20 @@ import type { LoraLinear } from './lora.js';
 export function mergedWeight(W: Tensor, deltaOutIn: Tensor, fanInFanOut: boolean, label: string): Tensor {
   const want = fanInFanOut ? [deltaOutIn.shape[1], deltaOutIn.shape[0]] : [...deltaOutIn.shape];
   if (W.shape.length !== 2 || W.shape[0] !== want[0] || W.shape[1] !== want[1]) {
-    throw new MedloraError(`${label}: base weight has shape [${W.shape.join(', ')}] but the LoRA update is [${want.join(', ')}]` +
-      `${fanInFanOut ? ' (fan_in_fan_out: weight stored [in, out])' : ' ([out, in])'}`);
+    throw new MedloraError(
+      `${label}: base weight has shape [${W.shape.join(', ')}] but the LoRA update is [${want.join(', ')}]` +
+        `${fanInFanOut ? ' (fan_in_fan_out: weight stored [in, out])' : ' ([out, in])'}`,
+    );
   }
-  return noGrad(() => scope(() => {
-    const d = fanInFanOut ? deltaOutIn.transpose(0, 1) : deltaOutIn;
-    return W.to('f32').add(d.to({ device: W.device })).to(W.dtype).contiguous();
-  }));
+  return noGrad(() =>
+    scope(() => {
+      const d = fanInFanOut ? deltaOutIn.transpose(0, 1) : deltaOutIn;
+      return W.to('f32')
+        .add(d.to({ device: W.device }))
+        .to(W.dtype)
+        .contiguous();
+    }),
+  );
 }
 
 function replaceAt(model: Module, path: string, m: Module): void {
@@ -31,8 +38,10 @@ function replaceAt(model: Module, path: string, m: Module): void {
 function baseWeight(path: string, lora: LoraLinear): Tensor {
   const w = lora.base_layer.ownParameters().find(([n]) => n === 'weight')?.[1];
   if (!w || w.dtype === 'u8') {
-    throw new MedloraError(`merge: '${path}' has no floating-point weight to merge into` +
-      ` (${w ? 'its base is 4-bit quantized: load the base model unquantized (bf16/f32) to merge' : 'the base layer registers no "weight" (a tied output layer?)'})`);
+    throw new MedloraError(
+      `merge: '${path}' has no floating-point weight to merge into` +
+        ` (${w ? 'its base is 4-bit quantized: load the base model unquantized (bf16/f32) to merge' : 'the base layer registers no "weight" (a tied output layer?)'})`,
+    );
   }
   return w;
 }

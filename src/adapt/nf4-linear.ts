@@ -27,7 +27,8 @@ export class Nf4Linear extends Module implements LinearLike {
   /** weightOutIn: the floating-point weight as [out, in]; it is not kept (the caller disposes it). */
   constructor(weightOutIn: Tensor, bias: Tensor | undefined, o: Nf4LinearOptions = {}) {
     super();
-    if (weightOutIn.ndim !== 2) throw new MedloraError(`Nf4Linear: expected a 2-D [out, in] weight, got ${weightOutIn}`);
+    if (weightOutIn.ndim !== 2)
+      throw new MedloraError(`Nf4Linear: expected a 2-D [out, in] weight, got ${weightOutIn}`);
     this.outFeatures = weightOutIn.shape[0]!;
     this.inFeatures = weightOutIn.shape[1]!;
     this.computeDType = o.computeDType ?? weightOutIn.dtype;
@@ -49,7 +50,9 @@ export class Nf4Linear extends Module implements LinearLike {
 
   /** The stored tensors of the 4-bit weight and the element count of the weight they stand for (parameter counts). */
   quantizedWeight(): { tensors: Tensor[]; logicalNumel: number } {
-    const tensors = [this.q.codes, this.q.absmax, this.q.dq?.qabsmax, this.q.dq?.scale2].filter((t): t is Tensor => t !== undefined);
+    const tensors = [this.q.codes, this.q.absmax, this.q.dq?.qabsmax, this.q.dq?.scale2].filter(
+      (t): t is Tensor => t !== undefined,
+    );
     return { tensors, logicalNumel: this.inFeatures * this.outFeatures };
   }
 
@@ -62,7 +65,11 @@ export class Nf4Linear extends Module implements LinearLike {
     return scope(() => {
       // x: [B, T, in] -> xc in the compute dtype; weight dequantized to [out, in]; y: [B, T, out] back in x's dtype
       const xc = x.dtype === this.computeDType ? x : x.to(this.computeDType);
-      const b = this.bias ? (this.bias.dtype === this.computeDType ? this.bias : this.bias.to(this.computeDType)) : null;
+      const b = this.bias
+        ? this.bias.dtype === this.computeDType
+          ? this.bias
+          : this.bias.to(this.computeDType)
+        : null;
       const y = linear(xc, this.dequantize(), b);
       return y.dtype === x.dtype ? y : y.to(x.dtype);
     });
@@ -104,7 +111,8 @@ function weightOf(m: LinearLike): Tensor | string {
  * applied (LoRA then wraps the Nf4Linear layers). A weight shared with another parameter (tied) is left alone.
  */
 export function quantizeModel(model: Module, o: QuantizeOptions = {}): QuantizeReport {
-  if (loraModules(model).length) throw new MedloraError('quantize: apply 4-bit quantization before adding LoRA adapters');
+  if (loraModules(model).length)
+    throw new MedloraError('quantize: apply 4-bit quantization before adding LoRA adapters');
   const skip = o.skip ?? ['lm_head'];
   const report: QuantizeReport = { layers: [], bytesBefore: 0, bytesAfter: 0, skipped: [] };
   const counts = new Map<Tensor, number>();
@@ -115,10 +123,19 @@ export function quantizeModel(model: Module, o: QuantizeOptions = {}): QuantizeR
     const name = path.slice(dot + 1);
     const m = parent.child(name)!;
     if (!isLinearLike(m) || m instanceof Nf4Linear) continue;
-    if (skip.some((s) => s === name || s === path)) { report.skipped.push({ path, reason: 'skipped by option' }); continue; }
+    if (skip.some((s) => s === name || s === path)) {
+      report.skipped.push({ path, reason: 'skipped by option' });
+      continue;
+    }
     const w = weightOf(m);
-    if (typeof w === 'string') { report.skipped.push({ path, reason: w }); continue; }
-    if ((counts.get(w) ?? 0) > 1) { report.skipped.push({ path, reason: 'weight is tied to another parameter' }); continue; }
+    if (typeof w === 'string') {
+      report.skipped.push({ path, reason: w });
+      continue;
+    }
+    if ((counts.get(w) ?? 0) > 1) {
+      report.skipped.push({ path, reason: 'weight is tied to another parameter' });
+      continue;
+    }
     const bias = m.ownParameters().find(([n]) => n === 'bias')?.[1];
     const wOutIn = m.fanInFanOut ? scope(() => w.transpose(0, 1).contiguous()) : w;
     const q = new Nf4Linear(wOutIn, bias, o);
@@ -137,6 +154,9 @@ export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB'];
   let i = 0;
   let v = n;
-  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
   return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
 }

@@ -12,10 +12,9 @@ import { MedloraError } from '../util/errors.js';
  * exact 0 (7 negative levels, 8 positive).
  */
 export const NF4_LEVELS: readonly number[] = [
-  -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,
-  -0.18477343022823334, -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725,
-  0.24611230194568634, 0.33791524171829224, 0.44070982933044434, 0.5626170039176941,
-  0.7229568362236023, 1.0,
+  -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635, -0.18477343022823334,
+  -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224,
+  0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0,
 ];
 
 /** Decision boundaries between neighbouring levels (a value above midpoint i gets code i + 1 or higher). */
@@ -49,35 +48,41 @@ const CHUNK_BLOCKS = 1 << 14;
 /** Quantize a floating-point tensor to NF4 (codes of nearest levels, per-block absmax). */
 export function quantizeNf4(w: Tensor, o: Nf4Options = {}): Nf4Tensor {
   const bs = o.blockSize ?? NF4_BLOCK;
-  if (!Number.isInteger(bs) || bs <= 0 || bs % 2 !== 0) throw new MedloraError(`NF4: block size must be a positive even integer, got ${bs}`);
-  if (!['f32', 'bf16', 'f16', 'f64'].includes(w.dtype)) throw new MedloraError(`NF4: can only quantize floating-point weights, got ${w}`);
+  if (!Number.isInteger(bs) || bs <= 0 || bs % 2 !== 0)
+    throw new MedloraError(`NF4: block size must be a positive even integer, got ${bs}`);
+  if (!['f32', 'bf16', 'f16', 'f64'].includes(w.dtype))
+    throw new MedloraError(`NF4: can only quantize floating-point weights, got ${w}`);
   const n = w.numel;
   if (n === 0) throw new MedloraError(`NF4: cannot quantize an empty tensor ${w}`);
   const nb = Math.ceil(n / bs);
-  return noGrad(() => scope(() => {
-    let flat = w.detach().to('f32').reshape([-1]);
-    if (nb * bs !== n) flat = cat([flat, zeros([nb * bs - n], { device: w.device })]);
-    const blocks = flat.view([nb, bs]);
-    const absmax = blocks.abs().max(1, true); // [nb, 1]
-    const safe = absmax.maskedFill(absmax.eq(0), 1); // an all-zero block: every w / 1 = 0 -> the exact 0 level
-    const mids = tensor(Float32Array.from(NF4_MIDPOINTS), { device: w.device });
-    const parts: Tensor[] = [];
-    for (let s = 0; s < nb; s += CHUNK_BLOCKS) {
-      const len = Math.min(CHUNK_BLOCKS, nb - s);
-      parts.push(scope(() => {
-        const x = blocks.narrow(0, s, len).div(safe.narrow(0, s, len));
-        // code = number of midpoints strictly below x = index of the nearest level (ties go to the lower level)
-        const code = x.unsqueeze(-1).gt(mids).sum(-1, false, 'i32').reshape([-1, 2]);
-        return code.select(1, 0).bitwiseLeftShift(4).bitwiseOr(code.select(1, 1)).to('u8');
-      }));
-    }
-    const codes = parts.length === 1 ? parts[0]! : cat(parts);
-    const scales = absmax.reshape([-1]);
-    const out: Nf4Tensor = { codes, shape: [...w.shape], dtype: w.dtype, blockSize: bs };
-    if (o.doubleQuant) out.dq = quantizeScales(scales);
-    else out.absmax = scales.contiguous();
-    return out;
-  }));
+  return noGrad(() =>
+    scope(() => {
+      let flat = w.detach().to('f32').reshape([-1]);
+      if (nb * bs !== n) flat = cat([flat, zeros([nb * bs - n], { device: w.device })]);
+      const blocks = flat.view([nb, bs]);
+      const absmax = blocks.abs().max(1, true); // [nb, 1]
+      const safe = absmax.maskedFill(absmax.eq(0), 1); // an all-zero block: every w / 1 = 0 -> the exact 0 level
+      const mids = tensor(Float32Array.from(NF4_MIDPOINTS), { device: w.device });
+      const parts: Tensor[] = [];
+      for (let s = 0; s < nb; s += CHUNK_BLOCKS) {
+        const len = Math.min(CHUNK_BLOCKS, nb - s);
+        parts.push(
+          scope(() => {
+            const x = blocks.narrow(0, s, len).div(safe.narrow(0, s, len));
+            // code = number of midpoints strictly below x = index of the nearest level (ties go to the lower level)
+            const code = x.unsqueeze(-1).gt(mids).sum(-1, false, 'i32').reshape([-1, 2]);
+            return code.select(1, 0).bitwiseLeftShift(4).bitwiseOr(code.select(1, 1)).to('u8');
+          }),
+        );
+      }
+      const codes = parts.length === 1 ? parts[0]! : cat(parts);
+      const scales = absmax.reshape([-1]);
+      const out: Nf4Tensor = { codes, shape: [...w.shape], dtype: w.dtype, blockSize: bs };
+      if (o.doubleQuant) out.dq = quantizeScales(scales);
+      else out.absmax = scales.contiguous();
+      return out;
+    }),
+  );
 }
 
 /**
@@ -104,24 +109,30 @@ function quantizeScales(absmax: Tensor): { qabsmax: Tensor; scale2: Tensor; offs
 export function nf4Scales(q: Nf4Tensor): Tensor {
   if (q.absmax) return q.absmax;
   const dq = q.dq!;
-  return noGrad(() => scope(() => {
-    const n = dq.qabsmax.numel;
-    const per = dq.scale2.repeatInterleave(DOUBLE_QUANT_BLOCK).narrow(0, 0, n);
-    return dq.qabsmax.to('f32').mul(per).div(127).add(dq.offset);
-  }));
+  return noGrad(() =>
+    scope(() => {
+      const n = dq.qabsmax.numel;
+      const per = dq.scale2.repeatInterleave(DOUBLE_QUANT_BLOCK).narrow(0, 0, n);
+      return dq.qabsmax.to('f32').mul(per).div(127).add(dq.offset);
+    }),
+  );
 }
 
 /** Dequantize: level[code] * absmax of its block, reshaped to the original shape, in `dtype` (default: original). */
 export function dequantizeNf4(q: Nf4Tensor, dtype: DType = q.dtype): Tensor {
-  return noGrad(() => scope(() => {
-    const levels = tensor(Float32Array.from(NF4_LEVELS), { device: q.codes.device });
-    const hi = q.codes.bitwiseRightShift(4);
-    const lo = q.codes.bitwiseAnd(15);
-    const idx = cat([hi.unsqueeze(1), lo.unsqueeze(1)], 1).reshape([-1]).to('i64');
-    const vals = levels.indexSelect(0, idx).view([-1, q.blockSize]).mul(nf4Scales(q).unsqueeze(1));
-    const n = q.shape.reduce((a, b) => a * b, 1);
-    return vals.reshape([-1]).narrow(0, 0, n).reshape(q.shape).to(dtype).contiguous();
-  }));
+  return noGrad(() =>
+    scope(() => {
+      const levels = tensor(Float32Array.from(NF4_LEVELS), { device: q.codes.device });
+      const hi = q.codes.bitwiseRightShift(4);
+      const lo = q.codes.bitwiseAnd(15);
+      const idx = cat([hi.unsqueeze(1), lo.unsqueeze(1)], 1)
+        .reshape([-1])
+        .to('i64');
+      const vals = levels.indexSelect(0, idx).view([-1, q.blockSize]).mul(nf4Scales(q).unsqueeze(1));
+      const n = q.shape.reduce((a, b) => a * b, 1);
+      return vals.reshape([-1]).narrow(0, 0, n).reshape(q.shape).to(dtype).contiguous();
+    }),
+  );
 }
 
 /** Bytes the quantized form occupies (codes + scales). */

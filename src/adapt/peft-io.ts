@@ -3,14 +3,21 @@
 // trains (PeftModel.from_pretrained) and medlora can load what PEFT trained.
 import { join } from 'node:path';
 import { fromBytes, scope, type Tensor } from '../tensor/index.js';
-import { ADAPTER_WEIGHTS, type Adapter, loraKey, makeLoraConfig, readAdapter, writeAdapter, type LoraConfig } from '../io/peft.js';
+import {
+  ADAPTER_WEIGHTS,
+  type Adapter,
+  loraKey,
+  makeLoraConfig,
+  readAdapter,
+  writeAdapter,
+  type LoraConfig,
+} from '../io/peft.js';
 import type { TensorData } from '../io/safetensors.js';
 import { engineDType, tensorData } from '../io/tensor-bytes.js';
 import type { Module } from '../model/module.js';
 import { MedloraError } from '../util/errors.js';
 import { applyLora, loraModules, resolve } from './apply.js';
 import { unloadLora } from './merge.js';
-
 
 /**
  * The LoRA settings a model's adapters were created with, as an adapter config. Every wrapper must share r, alpha,
@@ -21,15 +28,24 @@ export function loraConfigOf(model: Module, base: Partial<LoraConfig> = {}): Lor
   if (mods.length === 0) throw new MedloraError('save adapter: the model has no LoRA adapters');
   const [, first] = mods[0]!;
   for (const [p, l] of mods) {
-    if (l.r !== first.r || l.loraAlpha !== first.loraAlpha || l.useRslora !== first.useRslora || l.dropoutP !== first.dropoutP) {
-      throw new MedloraError(`save adapter: '${p}' has r=${l.r}, alpha=${l.loraAlpha} but '${mods[0]![0]}' has r=${first.r}, alpha=${first.loraAlpha}; mixed settings are not supported`);
+    if (
+      l.r !== first.r ||
+      l.loraAlpha !== first.loraAlpha ||
+      l.useRslora !== first.useRslora ||
+      l.dropoutP !== first.dropoutP
+    ) {
+      throw new MedloraError(
+        `save adapter: '${p}' has r=${l.r}, alpha=${l.loraAlpha} but '${mods[0]![0]}' has r=${first.r}, alpha=${first.loraAlpha}; mixed settings are not supported`,
+      );
     }
   }
   const fanInFanOut = mods.some(([, l]) => l.fanInFanOut);
   const names = [...new Set(mods.map(([p]) => p.split('.').pop()!))].sort();
   return makeLoraConfig({
     ...base,
-    r: first.r, lora_alpha: first.loraAlpha, lora_dropout: first.dropoutP,
+    r: first.r,
+    lora_alpha: first.loraAlpha,
+    lora_dropout: first.dropoutP,
     use_rslora: first.useRslora,
     target_modules: base.target_modules ?? names,
     fan_in_fan_out: fanInFanOut,
@@ -65,7 +81,10 @@ export interface LoadedAdapter {
 export function loadAdapter(model: Module, dir: string): LoadedAdapter {
   const ad = readAdapter(dir);
   const file = join(dir, ADAPTER_WEIGHTS);
-  if (ad.config.bias !== 'none') throw new MedloraError(`${join(dir, 'adapter_config.json')}: bias=${JSON.stringify(ad.config.bias)} is not supported (only "none")`);
+  if (ad.config.bias !== 'none')
+    throw new MedloraError(
+      `${join(dir, 'adapter_config.json')}: bias=${JSON.stringify(ad.config.bias)} is not supported (only "none")`,
+    );
   const wrapped = applyLora(model, { ...ad.config, init: true });
   try {
     checkBaseCopies(ad, file, (path) => {
@@ -98,20 +117,28 @@ export function checkBaseCopies(ad: Adapter, file: string, lookup: (path: string
     const path = m?.[1];
     const target = path ? lookup(path) : undefined;
     if (!path || !target) {
-      throw new MedloraError(`${file}: tensor '${name}' is neither a LoRA factor nor a copy of a weight of this model (medlora loads only LoRA factors and base-weight copies)`);
+      throw new MedloraError(
+        `${file}: tensor '${name}' is neither a LoRA factor nor a copy of a weight of this model (medlora loads only LoRA factors and base-weight copies)`,
+      );
     }
     const info = ad.tensors.info(name);
     if (info.shape.length !== target.shape.length || info.shape.some((d, i) => d !== target.shape[i])) {
-      throw new MedloraError(`${file}: '${name}' has shape [${info.shape.join(', ')}] but the model's '${path}' is [${target.shape.join(', ')}] (adapter saved for another base model or a resized vocabulary?)`);
+      throw new MedloraError(
+        `${file}: '${name}' has shape [${info.shape.join(', ')}] but the model's '${path}' is [${target.shape.join(', ')}] (adapter saved for another base model or a resized vocabulary?)`,
+      );
     }
     const { diff, maxAbs } = scope(() => {
-      const stored = fromBytes(ad.tensors.read(name), engineDType(info.dtype, `${file}: '${name}'`), info.shape).to(target.dtype).to('f32');
+      const stored = fromBytes(ad.tensors.read(name), engineDType(info.dtype, `${file}: '${name}'`), info.shape)
+        .to(target.dtype)
+        .to('f32');
       const w = target.to({ dtype: 'f32', device: 'cpu' });
       return { diff: stored.sub(w).abs().max().item() as number, maxAbs: w.abs().max().item() as number };
     });
     const tol = (target.dtype === 'f32' || target.dtype === 'f64' ? 1e-6 : 1e-2) * Math.max(maxAbs, 1e-30);
     if (!(diff <= tol)) {
-      throw new MedloraError(`${file}: '${name}' (the base weight PEFT saved beside the LoRA factors) differs from the model's '${path}' by up to ${diff.toExponential(3)}; PEFT would replace the model's weight with it, medlora refuses: load the base model the adapter was trained on`);
+      throw new MedloraError(
+        `${file}: '${name}' (the base weight PEFT saved beside the LoRA factors) differs from the model's '${path}' by up to ${diff.toExponential(3)}; PEFT would replace the model's weight with it, medlora refuses: load the base model the adapter was trained on`,
+      );
     }
   }
 }
@@ -121,12 +148,20 @@ function copyFactors(model: Module, ad: Adapter, wrapped: string[], file: string
   const missing = wrapped.filter((p) => !inFile.has(p));
   const extra = [...inFile].filter((p) => !wrapped.includes(p));
   if (missing.length || extra.length) {
-    throw new MedloraError(`${file}: does not fit this model:` +
-      (missing.length ? ` no weights for targeted module(s) ${missing.slice(0, 4).join(', ')}${missing.length > 4 ? ', ...' : ''};` : '') +
-      (extra.length ? ` weights for module(s) ${extra.slice(0, 4).join(', ')}${extra.length > 4 ? ', ...' : ''} that are not targeted linear layers of this model;` : '') +
-      (['layers_to_transform', 'layers_pattern', 'exclude_modules'].some((k) => (ad.config as unknown as Record<string, unknown>)[k] != null)
-        ? ` (the selection follows target_modules, layers_to_transform, layers_pattern and exclude_modules of ${join(ad.dir, 'adapter_config.json')}: do they match the file?)`
-        : ' (was it trained for a different architecture?)'));
+    throw new MedloraError(
+      `${file}: does not fit this model:` +
+        (missing.length
+          ? ` no weights for targeted module(s) ${missing.slice(0, 4).join(', ')}${missing.length > 4 ? ', ...' : ''};`
+          : '') +
+        (extra.length
+          ? ` weights for module(s) ${extra.slice(0, 4).join(', ')}${extra.length > 4 ? ', ...' : ''} that are not targeted linear layers of this model;`
+          : '') +
+        (['layers_to_transform', 'layers_pattern', 'exclude_modules'].some(
+          (k) => (ad.config as unknown as Record<string, unknown>)[k] != null,
+        )
+          ? ` (the selection follows target_modules, layers_to_transform, layers_pattern and exclude_modules of ${join(ad.dir, 'adapter_config.json')}: do they match the file?)`
+          : ' (was it trained for a different architecture?)'),
+    );
   }
   const byPath = new Map(loraModules(model));
   for (const [path, info] of ad.modules) {
@@ -135,7 +170,8 @@ function copyFactors(model: Module, ad: Adapter, wrapped: string[], file: string
       const ti = which === 'A' ? info.A : info.B;
       return fromBytes(ad.tensors.read(ti.name), engineDType(ti.dtype, `${file}: '${ti.name}'`), ti.shape);
     };
-    const A = load('A'), B = load('B');
+    const A = load('A'),
+      B = load('B');
     try {
       l.setFactors(A, B, `${file}: '${loraKey(path, 'A').replace(/\.lora_A\.weight$/, '')}'`);
     } finally {

@@ -60,7 +60,10 @@ export function parseArgs(spec: CommandSpec, argv: string[]): ParsedArgs {
   for (const [k, o] of Object.entries(spec.options)) if (o.short) byShort.set(o.short, k);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--') { positionals.push(...argv.slice(i + 1)); break; }
+    if (a === '--') {
+      positionals.push(...argv.slice(i + 1));
+      break;
+    }
     let name: string | undefined;
     let inline: string | undefined;
     if (a.startsWith('--')) {
@@ -86,7 +89,9 @@ export function parseArgs(spec: CommandSpec, argv: string[]): ParsedArgs {
         extra.push([name, v]);
         continue;
       }
-      throw new MedloraError(`medlora ${spec.name}: unknown option --${name}${suggestion(name, Object.keys(spec.options), (k) => `--${k}`)}`);
+      throw new MedloraError(
+        `medlora ${spec.name}: unknown option --${name}${suggestion(name, Object.keys(spec.options), (k) => `--${k}`)}`,
+      );
     }
     if (o.type === 'boolean') {
       if (inline !== undefined && !/^(true|false|1|0)$/.test(inline)) {
@@ -96,7 +101,8 @@ export function parseArgs(spec: CommandSpec, argv: string[]): ParsedArgs {
       continue;
     }
     const raw = inline ?? argv[++i];
-    if (raw === undefined) throw new MedloraError(`medlora ${spec.name}: --${name} needs a value${o.value ? ` (${o.value})` : ''}`);
+    if (raw === undefined)
+      throw new MedloraError(`medlora ${spec.name}: --${name} needs a value${o.value ? ` (${o.value})` : ''}`);
     const v = coerce(spec.name, name, o, raw);
     if (o.multiple) {
       const prev = (options[name] as string[] | undefined) ?? [];
@@ -108,14 +114,17 @@ export function parseArgs(spec: CommandSpec, argv: string[]): ParsedArgs {
   for (const [k, o] of Object.entries(spec.options)) {
     if (options[k] === undefined && o.default !== undefined) options[k] = o.default;
     if (o.required && options[k] === undefined) {
-      throw new MedloraError(`medlora ${spec.name}: --${k}${o.value ? ` ${o.value}` : ''} is required (${o.description})`);
+      throw new MedloraError(
+        `medlora ${spec.name}: --${k}${o.value ? ` ${o.value}` : ''} is required (${o.description})`,
+      );
     }
   }
   return { options, positionals, extra };
 }
 
 export function usageLine(spec: CommandSpec): string {
-  const req = Object.entries(spec.options).filter(([, o]) => o.required)
+  const req = Object.entries(spec.options)
+    .filter(([, o]) => o.required)
     .map(([k, o]) => `--${k}${o.type === 'boolean' ? '' : ` ${o.value ?? k.toUpperCase()}`}`);
   return ['medlora', spec.name, spec.positionals ?? '', ...req, '[options]'].filter(Boolean).join(' ');
 }

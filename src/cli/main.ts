@@ -48,7 +48,9 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (argv[0] === '--version') {
     const { readFileSync } = await import('node:fs');
-    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
     console.log(pkg.version);
     return 0;
   }
@@ -57,7 +59,9 @@ export async function main(argv: string[]): Promise<number> {
     // a group word alone ("data") lists its subcommands
     const group = commands.filter((c) => c.name.startsWith(`${argv[0]} `));
     if (group.length) {
-      console.error(`medlora ${argv[0]}: choose one of:\n${group.map((c) => `  medlora ${c.name}  ${c.summary}`).join('\n')}`);
+      console.error(
+        `medlora ${argv[0]}: choose one of:\n${group.map((c) => `  medlora ${c.name}  ${c.summary}`).join('\n')}`,
+      );
     } else {
       console.error(`medlora: unknown command "${argv[0]}"\n\n${overview()}`);
     }
@@ -67,8 +71,16 @@ export async function main(argv: string[]): Promise<number> {
   // --task-file FILE (any command, repeatable): define a task from a JSON Schema before the command runs
   for (let i = rest.indexOf('--task-file'); i >= 0; i = rest.indexOf('--task-file')) {
     const file = rest[i + 1];
-    if (file === undefined || file.startsWith('--')) { console.error(`medlora ${spec.name}: error: --task-file needs a FILE`); return 2; }
-    try { loadTaskFile(file); } catch (e) { console.error(`medlora ${spec.name}: error: --task-file: ${(e as Error).message}`); return 2; }
+    if (file === undefined || file.startsWith('--')) {
+      console.error(`medlora ${spec.name}: error: --task-file needs a FILE`);
+      return 2;
+    }
+    try {
+      loadTaskFile(file);
+    } catch (e) {
+      console.error(`medlora ${spec.name}: error: --task-file: ${(e as Error).message}`);
+      return 2;
+    }
     rest.splice(i, 2);
   }
   if (rest.includes('--help') || rest.includes('-h')) {
@@ -90,7 +102,9 @@ export async function main(argv: string[]): Promise<number> {
       console.error(errorLine(spec.name, e.message));
       return 1;
     }
-    console.error(e instanceof Error ? (debug ? e.stack : `${e.message}\n(run with --debug for the stack)`) : String(e));
+    console.error(
+      e instanceof Error ? (debug ? e.stack : `${e.message}\n(run with --debug for the stack)`) : String(e),
+    );
     return 1;
   }
 }

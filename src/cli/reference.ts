@@ -16,7 +16,8 @@ export function cliReferenceMarkdown(): string {
       for (const [k, o] of opts) {
         const flag = `\`--${k}${o.type === 'boolean' ? '' : ` ${o.value ?? k.toUpperCase()}`}\`${o.short ? ` (\`-${o.short}\`)` : ''}`;
         const extra = [o.required ? 'required' : '', o.default !== undefined ? `default \`${String(o.default)}\`` : '']
-          .filter(Boolean).join(', ');
+          .filter(Boolean)
+          .join(', ');
         out.push(`| ${flag} | ${o.description.replace(/\|/g, '\\|')}${extra ? ` (${extra})` : ''} |`);
       }
     }
@@ -27,7 +28,8 @@ export function cliReferenceMarkdown(): string {
 
 /** The README with its CLI block replaced by the current reference. */
 export function readmeWithReference(readme: string): string {
-  const a = readme.indexOf(BEGIN), b = readme.indexOf(END);
+  const a = readme.indexOf(BEGIN),
+    b = readme.indexOf(END);
   if (a < 0 || b < a) throw new Error(`README.md lacks the markers ${BEGIN} ... ${END}`);
   return `${readme.slice(0, a + BEGIN.length)}\n\n${cliReferenceMarkdown()}\n${readme.slice(b)}`;
 }

@@ -47,16 +47,21 @@ function promptIds(tok: TextTokenizer, prompt: string, style: PromptStyle): numb
 
 /** Target ids: the rendered answer without special tokens, then EOS (which is trained: the model must learn to stop). */
 export function targetIds(tok: TextTokenizer, target: string): number[] {
-  if (tok.eosId === undefined) throw new MedloraError('the tokenizer defines no EOS token (eos_token in tokenizer_config.json); cannot mark the end of the answer');
+  if (tok.eosId === undefined)
+    throw new MedloraError(
+      'the tokenizer defines no EOS token (eos_token in tokenizer_config.json); cannot mark the end of the answer',
+    );
   return [...tok.encode(target, { addSpecialTokens: false }), tok.eosId];
 }
 
 /** Cut `input` at a character position (preferring a word boundary) so that the prompt fits in `budget` tokens. */
 function fitInput(tok: TextTokenizer, style: PromptStyle, instruction: string, input: string, budget: number): string {
-  let lo = 0, hi = input.length; // invariant: prefix of length lo fits
+  let lo = 0,
+    hi = input.length; // invariant: prefix of length lo fits
   while (lo < hi) {
     const mid = Math.ceil((lo + hi) / 2);
-    if (promptIds(tok, buildPrompt(style, instruction, input.slice(0, mid), tok), style).length <= budget) lo = mid; else hi = mid - 1;
+    if (promptIds(tok, buildPrompt(style, instruction, input.slice(0, mid), tok), style).length <= budget) lo = mid;
+    else hi = mid - 1;
   }
   let cut = input.slice(0, lo);
   const ws = cut.search(/\s\S*$/);
@@ -76,15 +81,26 @@ export function encodeRecord(r: MedRecord, tok: TextTokenizer, opts: EncodeOptio
     const bare = promptIds(tok, buildPrompt(opts.style, instruction, '', tok), opts.style).length;
     if (bare > budget) {
       const reason = `target (${tgt.length} tokens with EOS) + prompt without input (${bare}) exceed max_length ${max}`;
-      if (opts.overflow === 'error') throw new MedloraError(`record ${r.id}: ${reason}; raise --max-length or use --overflow drop`);
+      if (opts.overflow === 'error')
+        throw new MedloraError(`record ${r.id}: ${reason}; raise --max-length or use --overflow drop`);
       return { ok: false, id: r.id, reason };
     }
     input = fitInput(tok, opts.style, instruction, input, budget);
     prm = promptIds(tok, buildPrompt(opts.style, instruction, input, tok), opts.style);
     truncated = true;
-    if (prm.length + tgt.length > max) throw new Error(`internal: truncation of ${r.id} did not fit (${prm.length}+${tgt.length} > ${max})`);
+    if (prm.length + tgt.length > max)
+      throw new Error(`internal: truncation of ${r.id} did not fit (${prm.length}+${tgt.length} > ${max})`);
   }
-  return { ok: true, example: { id: r.id, input_ids: [...prm, ...tgt], labels: [...prm.map(() => IGNORE_INDEX), ...tgt], promptLength: prm.length, truncated } };
+  return {
+    ok: true,
+    example: {
+      id: r.id,
+      input_ids: [...prm, ...tgt],
+      labels: [...prm.map(() => IGNORE_INDEX), ...tgt],
+      promptLength: prm.length,
+      truncated,
+    },
+  };
 }
 
 export interface Batch {
@@ -96,15 +112,22 @@ export interface Batch {
 /** Pad a batch to its longest example: pad id in input_ids, -100 in labels, 0 in attention_mask. */
 export function collate(batch: EncodedExample[], padId: number, side: 'right' | 'left' = 'right'): Batch {
   if (batch.length === 0) throw new MedloraError('collate: empty batch');
-  if (!Number.isInteger(padId) || padId < 0) throw new MedloraError(`collate: pad id must be a non-negative integer, got ${padId}`);
+  if (!Number.isInteger(padId) || padId < 0)
+    throw new MedloraError(`collate: pad id must be a non-negative integer, got ${padId}`);
   const len = Math.max(...batch.map((e) => e.input_ids.length));
   const out: Batch = { input_ids: [], labels: [], attention_mask: [] };
   for (const e of batch) {
     const n = len - e.input_ids.length;
-    const pad = <T>(xs: T[], v: T): T[] => (side === 'right' ? [...xs, ...Array<T>(n).fill(v)] : [...Array<T>(n).fill(v), ...xs]);
+    const pad = <T>(xs: T[], v: T): T[] =>
+      side === 'right' ? [...xs, ...Array<T>(n).fill(v)] : [...Array<T>(n).fill(v), ...xs];
     out.input_ids.push(pad(e.input_ids, padId));
     out.labels.push(pad(e.labels, IGNORE_INDEX));
-    out.attention_mask.push(pad(e.input_ids.map(() => 1), 0));
+    out.attention_mask.push(
+      pad(
+        e.input_ids.map(() => 1),
+        0,
+      ),
+    );
   }
   return out;
 }
@@ -129,7 +152,10 @@ export function encodeAll(records: Iterable<MedRecord>, tok: TextTokenizer, opts
   const rep: EncodeAllReport = { examples: [], dropped: [], truncated: 0 };
   for (const r of records) {
     const e = encodeRecord(r, tok, opts);
-    if (!e.ok) { rep.dropped.push({ id: e.id, reason: e.reason }); continue; }
+    if (!e.ok) {
+      rep.dropped.push({ id: e.id, reason: e.reason });
+      continue;
+    }
     if (e.example.truncated) rep.truncated++;
     rep.examples.push(e.example);
   }

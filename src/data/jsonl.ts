@@ -34,7 +34,9 @@ export async function* readLines(file: string): AsyncGenerator<RawLine> {
     if (first) {
       first = false;
       if (buf.length >= 2 && ((buf[0] === 0xff && buf[1] === 0xfe) || (buf[0] === 0xfe && buf[1] === 0xff))) {
-        throw new MedloraError(`${file}: is UTF-16 encoded; expected UTF-8 (convert the file, e.g. iconv -f UTF-16 -t UTF-8)`);
+        throw new MedloraError(
+          `${file}: is UTF-16 encoded; expected UTF-8 (convert the file, e.g. iconv -f UTF-16 -t UTF-8)`,
+        );
       }
       if (buf.length >= 3 && buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf) buf = buf.subarray(3); // UTF-8 BOM
     }
@@ -60,13 +62,15 @@ export function recordProblem(v: unknown): string | undefined {
   const o = v as Record<string, unknown>;
   if (typeof o.id !== 'string' || o.id === '') return 'field "id" is missing or not a non-empty string';
   if (typeof o.task !== 'string') return 'field "task" is missing or not a string';
-  if (!isTaskName(o.task)) return `field "task": unknown task "${o.task}" (known: ${taskNames().join(', ')}; a task of your own is defined with --task-file FILE or a config task: section)`;
+  if (!isTaskName(o.task))
+    return `field "task": unknown task "${o.task}" (known: ${taskNames().join(', ')}; a task of your own is defined with --task-file FILE or a config task: section)`;
   if (typeof o.input !== 'string') return 'field "input" is missing or not a string';
   if (!('gold' in o)) return 'field "gold" is missing';
   const g = getTask(o.task).validate(o.gold);
   if (g) return `field "gold" (task ${o.task}): ${g}`;
   if (o.instruction !== undefined && typeof o.instruction !== 'string') return 'field "instruction" must be a string';
-  if (o.meta !== undefined && (typeof o.meta !== 'object' || o.meta === null || Array.isArray(o.meta))) return 'field "meta" must be an object';
+  if (o.meta !== undefined && (typeof o.meta !== 'object' || o.meta === null || Array.isArray(o.meta)))
+    return 'field "meta" must be an object';
   return undefined;
 }
 
@@ -87,11 +91,18 @@ export interface ReadReport {
  * Stream values from a JSONL file. `check` returns an error message for a bad value. Without skipInvalid the first bad
  * line throws `file:line: message`; with it, bad lines are collected in `report.invalid`. An empty file is an error.
  */
-export async function* readJsonl<T>(file: string, check: (v: unknown) => string | undefined, report: ReadReport,
-  opts: ReadOptions = {}): AsyncGenerator<T, void> {
+export async function* readJsonl<T>(
+  file: string,
+  check: (v: unknown) => string | undefined,
+  report: ReadReport,
+  opts: ReadOptions = {},
+): AsyncGenerator<T, void> {
   let any = false;
   for await (const { line, text } of readLines(file)) {
-    if (text.trim() === '') { report.blank++; continue; }
+    if (text.trim() === '') {
+      report.blank++;
+      continue;
+    }
     any = true;
     let v: unknown;
     let err: string | undefined;
@@ -117,17 +128,27 @@ export function newReport(file: string): ReadReport {
 }
 
 /** Stream canonical records from a JSONL file (validated). */
-export function readRecords(file: string, report: ReadReport = newReport(file), opts: ReadOptions = {}): AsyncGenerator<MedRecord> {
+export function readRecords(
+  file: string,
+  report: ReadReport = newReport(file),
+  opts: ReadOptions = {},
+): AsyncGenerator<MedRecord> {
   return readJsonl<MedRecord>(file, recordProblem, report, opts);
 }
 
 /** Read all records into memory (splits and stats need them all), failing on duplicate ids. */
-export async function loadRecords(file: string, opts: ReadOptions = {}): Promise<{ records: MedRecord[]; report: ReadReport }> {
+export async function loadRecords(
+  file: string,
+  opts: ReadOptions = {},
+): Promise<{ records: MedRecord[]; report: ReadReport }> {
   const report = newReport(file);
   const records: MedRecord[] = [];
   const ids = new Map<string, number>();
   for await (const r of readRecords(file, report, opts)) {
-    if (ids.has(r.id)) throw new MedloraError(`${file}: record id "${r.id}" occurs twice (records ${ids.get(r.id)! + 1} and ${records.length + 1}); ids must be unique`);
+    if (ids.has(r.id))
+      throw new MedloraError(
+        `${file}: record id "${r.id}" occurs twice (records ${ids.get(r.id)! + 1} and ${records.length + 1}); ids must be unique`,
+      );
     ids.set(r.id, records.length);
     records.push(r);
   }
@@ -137,7 +158,10 @@ export async function loadRecords(file: string, opts: ReadOptions = {}): Promise
 /** One-line summary of skipped lines, for CLI output. */
 export function invalidSummary(r: ReadReport, max = 5): string {
   if (r.invalid.length === 0) return '';
-  const shown = r.invalid.slice(0, max).map((x) => `  ${r.file}:${x.line}: ${x.error}`).join('\n');
+  const shown = r.invalid
+    .slice(0, max)
+    .map((x) => `  ${r.file}:${x.line}: ${x.error}`)
+    .join('\n');
   return `skipped ${r.invalid.length} invalid line(s):\n${shown}${r.invalid.length > max ? `\n  ... and ${r.invalid.length - max} more` : ''}`;
 }
 

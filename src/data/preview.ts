@@ -39,11 +39,22 @@ function tokenTexts(ids: number[], tok: TextTokenizer): string[] {
 
 export function previewExample(e: EncodedExample, tok: TextTokenizer): PreviewSummary {
   const texts = tokenTexts(e.input_ids, tok);
-  const tokens = e.input_ids.map((id, index) => ({ index, id, token: tok.idToToken(id) ?? `<id ${id}>`,
-    text: texts[index]!, trained: e.labels[index] !== IGNORE_INDEX }));
+  const tokens = e.input_ids.map((id, index) => ({
+    index,
+    id,
+    token: tok.idToToken(id) ?? `<id ${id}>`,
+    text: texts[index]!,
+    trained: e.labels[index] !== IGNORE_INDEX,
+  }));
   const trainedIds = e.input_ids.filter((_, i) => e.labels[i] !== IGNORE_INDEX);
-  return { id: e.id, tokens, promptTokens: tokens.filter((t) => !t.trained).length, trainedTokens: trainedIds.length,
-    trainedText: tok.decode(trainedIds), truncated: e.truncated };
+  return {
+    id: e.id,
+    tokens,
+    promptTokens: tokens.filter((t) => !t.trained).length,
+    trainedTokens: trainedIds.length,
+    trainedText: tok.decode(trainedIds),
+    truncated: e.truncated,
+  };
 }
 
 const vis = (s: string): string => JSON.stringify(s).slice(1, -1);
@@ -56,12 +67,20 @@ export function renderPreview(p: PreviewSummary, color: boolean, context = 4): s
   const g = (s: string): string => (color ? `\x1b[1;32m${s}\x1b[0m` : s);
   const d = (s: string): string => (color ? `\x1b[2m${s}\x1b[0m` : s);
   const lines: string[] = [];
-  lines.push(`== ${p.id}: ${p.tokens.length} tokens, ${p.promptTokens} masked (prompt, label -100), ${p.trainedTokens} trained${p.truncated ? ', input truncated to fit max_length' : ''}`);
+  lines.push(
+    `== ${p.id}: ${p.tokens.length} tokens, ${p.promptTokens} masked (prompt, label -100), ${p.trainedTokens} trained${p.truncated ? ', input truncated to fit max_length' : ''}`,
+  );
   let text = '';
   let inTrained = false;
   for (const t of p.tokens) {
-    if (t.trained && !inTrained) { text += g('⟦'); inTrained = true; }
-    if (!t.trained && inTrained) { text += g('⟧'); inTrained = false; }
+    if (t.trained && !inTrained) {
+      text += g('⟦');
+      inTrained = true;
+    }
+    if (!t.trained && inTrained) {
+      text += g('⟧');
+      inTrained = false;
+    }
     text += t.trained ? g(t.text) : d(t.text);
   }
   if (inTrained) text += g('⟧');
@@ -75,7 +94,9 @@ export function renderPreview(p: PreviewSummary, color: boolean, context = 4): s
   for (const i of [...show].sort((a, b) => a - b)) {
     if (last >= 0 && i > last + 1) lines.push('  ...');
     const t = p.tokens[i]!;
-    lines.push(`  ${String(i).padStart(4)}  ${String(t.id).padStart(6)}  ${t.trained ? g(' yes') : '  - '}  ${vis(t.token)}`);
+    lines.push(
+      `  ${String(i).padStart(4)}  ${String(t.id).padStart(6)}  ${t.trained ? g(' yes') : '  - '}  ${vis(t.token)}`,
+    );
     last = i;
   }
   lines.push(`  trained text: ${g(JSON.stringify(p.trainedText))}`);

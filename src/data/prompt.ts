@@ -9,9 +9,11 @@ export type PromptStyle = 'alpaca' | 'chat';
 export const PROMPT_STYLES: readonly PromptStyle[] = ['alpaca', 'chat'];
 
 // Stanford Alpaca's PROMPT_DICT (tatsu-lab/stanford_alpaca, train.py): "prompt_input" and "prompt_no_input".
-const ALPACA_INPUT = 'Below is an instruction that describes a task, paired with an input that provides further context. ' +
+const ALPACA_INPUT =
+  'Below is an instruction that describes a task, paired with an input that provides further context. ' +
   'Write a response that appropriately completes the request.\n\n### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n';
-const ALPACA_NO_INPUT = 'Below is an instruction that describes a task. ' +
+const ALPACA_NO_INPUT =
+  'Below is an instruction that describes a task. ' +
   'Write a response that appropriately completes the request.\n\n### Instruction:\n{instruction}\n\n### Response:\n';
 
 export function alpacaPrompt(instruction: string, input: string): string {
@@ -26,8 +28,13 @@ export function chatUserContent(instruction: string, input: string): string {
 }
 
 export function chatPrompt(tok: TextTokenizer, instruction: string, input: string): string {
-  if (!tok.chatTemplate) throw new MedloraError('prompt style chat: this tokenizer has no chat_template in tokenizer_config.json (use the alpaca prompt style)');
-  return tok.applyChatTemplate([{ role: 'user', content: chatUserContent(instruction, input) }], { addGenerationPrompt: true });
+  if (!tok.chatTemplate)
+    throw new MedloraError(
+      'prompt style chat: this tokenizer has no chat_template in tokenizer_config.json (use the alpaca prompt style)',
+    );
+  return tok.applyChatTemplate([{ role: 'user', content: chatUserContent(instruction, input) }], {
+    addGenerationPrompt: true,
+  });
 }
 
 export function buildPrompt(style: PromptStyle, instruction: string, input: string, tok?: TextTokenizer): string {
@@ -38,11 +45,16 @@ export function buildPrompt(style: PromptStyle, instruction: string, input: stri
 
 export function parsePromptStyle(s: string | undefined): PromptStyle {
   const v = s ?? 'alpaca';
-  if (!(PROMPT_STYLES as readonly string[]).includes(v)) throw new MedloraError(`--prompt must be one of ${PROMPT_STYLES.join(', ')}, got "${v}"`);
+  if (!(PROMPT_STYLES as readonly string[]).includes(v))
+    throw new MedloraError(`--prompt must be one of ${PROMPT_STYLES.join(', ')}, got "${v}"`);
   return v as PromptStyle;
 }
 
 /** Prompt and target text of a record. */
-export function promptAndTarget(r: MedRecord, style: PromptStyle, tok?: TextTokenizer): { prompt: string; target: string } {
+export function promptAndTarget(
+  r: MedRecord,
+  style: PromptStyle,
+  tok?: TextTokenizer,
+): { prompt: string; target: string } {
   return { prompt: buildPrompt(style, instructionOf(r), r.input, tok), target: renderTarget(r) };
 }

@@ -85,7 +85,8 @@ function classifier(records: MedRecord[], stratify: Stratify): (r: MedRecord) =>
   if (stratify === 'none') return () => 'all';
   if (stratify === 'task') return (r) => r.task;
   const freq = new Map<string, number>();
-  for (const r of records) for (const l of new Set(labelsOf(r))) freq.set(`${r.task}:${l}`, (freq.get(`${r.task}:${l}`) ?? 0) + 1);
+  for (const r of records)
+    for (const l of new Set(labelsOf(r))) freq.set(`${r.task}:${l}`, (freq.get(`${r.task}:${l}`) ?? 0) + 1);
   return (r) => {
     const ls = [...new Set(labelsOf(r))].map((l) => `${r.task}:${l}`);
     if (ls.length === 0) return `${r.task}:none`;
@@ -99,7 +100,10 @@ export function apportion(n: number, ratios: number[]): number[] {
   const out = raw.map(Math.floor);
   let left = n - out.reduce((a, b) => a + b, 0);
   const order = raw.map((x, i) => [x - Math.floor(x), i] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1]);
-  for (const [, i] of order) { if (left-- <= 0) break; out[i]!++; }
+  for (const [, i] of order) {
+    if (left-- <= 0) break;
+    out[i]!++;
+  }
   return out;
 }
 
@@ -112,31 +116,55 @@ export function splitRecords(all: MedRecord[], opts: SplitOptions): { splits: Me
   for (const r of all) {
     const key = `${r.task}\u0000${textHash(r.input)}\u0000${normaliseText(renderTarget(r))}`;
     const prev = seen.get(key);
-    if (prev !== undefined) { dropped.push({ id: r.id, duplicate_of: prev }); continue; }
+    if (prev !== undefined) {
+      dropped.push({ id: r.id, duplicate_of: prev });
+      continue;
+    }
     seen.set(key, r.id);
     records.push(r);
   }
   // 2. units: union-find over shared input hash and shared group value
   const parent = records.map((_, i) => i);
-  const find = (i: number): number => { while (parent[i] !== i) { parent[i] = parent[parent[i]!]!; i = parent[i]!; } return i; };
-  const union = (a: number, b: number): void => { const x = find(a), y = find(b); if (x !== y) parent[Math.max(x, y)] = Math.min(x, y); };
+  const find = (i: number): number => {
+    while (parent[i] !== i) {
+      parent[i] = parent[parent[i]!]!;
+      i = parent[i]!;
+    }
+    return i;
+  };
+  const union = (a: number, b: number): void => {
+    const x = find(a),
+      y = find(b);
+    if (x !== y) parent[Math.max(x, y)] = Math.min(x, y);
+  };
   const byInput = new Map<string, number>();
   const byGroup = new Map<string, number>();
   let shared = 0;
   records.forEach((r, i) => {
     const h = textHash(r.input);
     const j = byInput.get(h);
-    if (j === undefined) byInput.set(h, i); else { union(i, j); shared++; }
+    if (j === undefined) byInput.set(h, i);
+    else {
+      union(i, j);
+      shared++;
+    }
     if (opts.group) {
       const g = getPath(r, opts.group);
-      if (g === undefined || g === null || g === '') throw new MedloraError(`record ${r.id} has no ${opts.group} (needed to group by ${opts.group})`);
+      if (g === undefined || g === null || g === '')
+        throw new MedloraError(`record ${r.id} has no ${opts.group} (needed to group by ${opts.group})`);
       const gk = typeof g === 'string' ? g : JSON.stringify(g);
       const k = byGroup.get(gk);
-      if (k === undefined) byGroup.set(gk, i); else union(i, k);
+      if (k === undefined) byGroup.set(gk, i);
+      else union(i, k);
     }
   });
   const units = new Map<number, number[]>();
-  records.forEach((_, i) => { const u = find(i); const l = units.get(u) ?? []; l.push(i); units.set(u, l); });
+  records.forEach((_, i) => {
+    const u = find(i);
+    const l = units.get(u) ?? [];
+    l.push(i);
+    units.set(u, l);
+  });
   // 3. stratified assignment. Each record has a class (task, or its rarest label); each class gets integer targets
   //    per split (largest remainder of ratio * n). Units are shuffled with the seeded PRNG, then placed largest
   //    first (multi-record units while there is room to absorb them, single records last to fill the remaining
@@ -160,23 +188,44 @@ export function splitRecords(all: MedRecord[], opts: SplitOptions): { splits: Me
       if (opts.ratios[s] === 0) continue;
       let score = 0;
       for (const i of u) score += target.get(recClass[i]!)![s]! - have.get(recClass[i]!)![s]!;
-      if (score > bestScore) { bestScore = score; best = s; }
+      if (score > bestScore) {
+        bestScore = score;
+        best = s;
+      }
     }
-    for (const i of u) { have.get(recClass[i]!)![best]!++; splits[best]!.push(records[i]!); }
+    for (const i of u) {
+      have.get(recClass[i]!)![best]!++;
+      splits[best]!.push(records[i]!);
+    }
   }
   const counts: SplitReport['counts'] = {};
   opts.ratios.forEach((_, s) => {
     const byClass: Record<string, number> = {};
     let total = 0;
-    for (const c of classes) { byClass[c] = have.get(c)![s]!; total += byClass[c]!; }
+    for (const c of classes) {
+      byClass[c] = have.get(c)![s]!;
+      total += byClass[c]!;
+    }
     counts[SPLIT_NAMES[s]!] = { total, byClass };
   });
   // keep file order within each split (stable, readable diffs)
   const order = new Map(records.map((r, i) => [r, i]));
   for (const s of splits) s.sort((a, b) => order.get(a)! - order.get(b)!);
   checkLeaks(splits, opts.group);
-  return { splits, report: { seed: opts.seed, ratios: opts.ratios, stratify: opts.stratify, group: opts.group ?? null,
-    input_records: all.length, duplicates_dropped: dropped, shared_input_records: shared, units: units.size, counts } };
+  return {
+    splits,
+    report: {
+      seed: opts.seed,
+      ratios: opts.ratios,
+      stratify: opts.stratify,
+      group: opts.group ?? null,
+      input_records: all.length,
+      duplicates_dropped: dropped,
+      shared_input_records: shared,
+      units: units.size,
+      counts,
+    },
+  };
 }
 
 /** Hard check: no normalised input text (and no group value) in two splits; the error names the records. */
@@ -188,14 +237,18 @@ export function checkLeaks(splits: MedRecord[][], group?: string): void {
       const h = textHash(r.input);
       const w = where.get(h);
       if (w && w.split !== s) {
-        throw new MedloraError(`leak: record ${r.id} (${SPLIT_NAMES[s]}) has the same input text as record ${w.id} (${SPLIT_NAMES[w.split]})`);
+        throw new MedloraError(
+          `leak: record ${r.id} (${SPLIT_NAMES[s]}) has the same input text as record ${w.id} (${SPLIT_NAMES[w.split]})`,
+        );
       }
       if (!w) where.set(h, { split: s, id: r.id });
       if (group) {
         const g = JSON.stringify(getPath(r, group));
         const x = whereGroup.get(g);
         if (x && x.split !== s) {
-          throw new MedloraError(`leak: ${group}=${g} is in ${SPLIT_NAMES[x.split]} (record ${x.id}) and ${SPLIT_NAMES[s]} (record ${r.id})`);
+          throw new MedloraError(
+            `leak: ${group}=${g} is in ${SPLIT_NAMES[x.split]} (record ${x.id}) and ${SPLIT_NAMES[s]} (record ${r.id})`,
+          );
         }
         if (!x) whereGroup.set(g, { split: s, id: r.id });
       }

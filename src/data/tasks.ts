@@ -10,7 +10,9 @@ export { EMPTY_ANSWER, NER_INSTRUCTIONS, getTask, isTaskName, type Task } from '
 export type TaskSpec<T extends TaskName = TaskName> = Task<GoldByTask[T]>;
 
 /** The built-in tasks by name. */
-export const TASKS = Object.fromEntries(BUILTIN_TASKS.map((t) => [t.name, t])) as { [T in TaskName]: TaskSpec<T> } & Record<string, Task<any>>; // eslint-disable-line @typescript-eslint/no-explicit-any
+export const TASKS = Object.fromEntries(BUILTIN_TASKS.map((t) => [t.name, t])) as {
+  [T in TaskName]: TaskSpec<T>;
+} & Record<string, Task<any>>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 /** Target text of a record (its gold rendered by its task). */
 export function renderTarget(r: MedRecord): string {

@@ -37,11 +37,14 @@ export function descriptionFirstRow(r: MedRecord): string {
 
 /** Language-model examples: BOS + row + EOS for both rows of every record, every position a target (labels = input ids). */
 export function lmExamples(tok: LoadedTokenizer, records: MedRecord[]): Example[] {
-  if (tok.bosId === undefined || tok.eosId === undefined) throw new MedloraError('demo tokenizer: needs BOS and EOS tokens');
-  return records.flatMap((r) => [tableRow(r), descriptionFirstRow(r)].map((row) => {
-    const ids = [tok.bosId!, ...tok.encode(row, { addSpecialTokens: false }), tok.eosId!];
-    return { input_ids: ids, labels: [...ids] };
-  }));
+  if (tok.bosId === undefined || tok.eosId === undefined)
+    throw new MedloraError('demo tokenizer: needs BOS and EOS tokens');
+  return records.flatMap((r) =>
+    [tableRow(r), descriptionFirstRow(r)].map((row) => {
+      const ids = [tok.bosId!, ...tok.encode(row, { addSpecialTokens: false }), tok.eosId!];
+      return { input_ids: ids, labels: [...ids] };
+    }),
+  );
 }
 
 export interface BaseResult {
@@ -70,16 +73,33 @@ export async function pretrainBase(o: BaseOptions): Promise<BaseResult> {
   const model = initModel(rawConfig, { seed: o.seed });
   enableFullFinetuning(model);
   const b = o.settings.base;
-  const cfg = resolveConfig({
-    model: o.dir, output_dir: o.dir, data: { train: 'demo sentences' },
-    training: {
-      learning_rate: b.learningRate, lr_scheduler_type: 'cosine', warmup_steps: b.warmup, max_steps: b.steps,
-      per_device_train_batch_size: b.batch, per_device_eval_batch_size: 64, weight_decay: 0.01, logging_steps: 10,
-      save_steps: null, seed: o.seed,
+  const cfg = resolveConfig(
+    {
+      model: o.dir,
+      output_dir: o.dir,
+      data: { train: 'demo sentences' },
+      training: {
+        learning_rate: b.learningRate,
+        lr_scheduler_type: 'cosine',
+        warmup_steps: b.warmup,
+        max_steps: b.steps,
+        per_device_train_batch_size: b.batch,
+        per_device_eval_batch_size: 64,
+        weight_decay: 0.01,
+        logging_steps: 10,
+        save_steps: null,
+        seed: o.seed,
+      },
     },
-  }, [], 'demo base pretraining');
+    [],
+    'demo base pretraining',
+  );
   const trainer = new Trainer({
-    model, training: cfg.training, runDir: o.dir, train: lmExamples(o.tok, o.train), validation: lmExamples(o.tok, o.validation),
+    model,
+    training: cfg.training,
+    runDir: o.dir,
+    train: lmExamples(o.tok, o.train),
+    validation: lmExamples(o.tok, o.validation),
     padId: padIdOf(o.tok),
     onStep: (done, total, r) => o.onStep?.(done, total, r.loss, r.tokens_per_second),
   });

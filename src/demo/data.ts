@@ -43,12 +43,15 @@ export function assignPairGroups(records: MedRecord<'ddi-triplets'>[]): void {
     parent.set(k, r);
     return r;
   };
-  const add = (k: string): void => { if (!parent.has(k)) parent.set(k, k); };
+  const add = (k: string): void => {
+    if (!parent.has(k)) parent.set(k, k);
+  };
   for (const r of records) {
     const keys = r.gold.map(pairKey);
     keys.forEach(add);
     for (const k of keys.slice(1)) {
-      const a = find(keys[0]!), b = find(k);
+      const a = find(keys[0]!),
+        b = find(k);
       if (a !== b) parent.set(a < b ? b : a, a < b ? a : b);
     }
   }
@@ -67,7 +70,12 @@ export async function buildDemoData(dir: string, o: DemoDataOptions): Promise<De
   await writeJsonl(corpus, generated);
   const { records } = await loadRecords(corpus);
   const ratios = o.ratios ?? [0.8, 0.1, 0.1];
-  const { splits, report } = splitRecords(records, { ratios, seed: o.seed, stratify: 'relation', group: 'meta.pair_group' });
+  const { splits, report } = splitRecords(records, {
+    ratios,
+    seed: o.seed,
+    stratify: 'relation',
+    group: 'meta.pair_group',
+  });
   const files = {
     train: join(dir, 'train.jsonl'),
     validation: join(dir, 'validation.jsonl'),

@@ -31,19 +31,43 @@ export function sameTriplets(got: Triplet[], gold: Triplet[]): boolean {
 }
 
 /** Extract triplets from the records' sentences (gold is only used to say whether the answer is right). */
-export function extractExamples(model: CausalLM, tok: TextTokenizer, records: MedRecord<'ddi-triplets'>[], o: ExtractOptions): ExtractionExample[] {
-  const { results } = extract(model, tok, 'ddi-triplets', records.map((r) => ({ id: r.id, text: r.input })), o);
+export function extractExamples(
+  model: CausalLM,
+  tok: TextTokenizer,
+  records: MedRecord<'ddi-triplets'>[],
+  o: ExtractOptions,
+): ExtractionExample[] {
+  const { results } = extract(
+    model,
+    tok,
+    'ddi-triplets',
+    records.map((r) => ({ id: r.id, text: r.input })),
+    o,
+  );
   return records.map((r, i) => {
     const triplets = results[i]!.result as Triplet[];
-    return { id: r.id, sentence: r.input, output: results[i]!.output, triplets, gold: r.gold, correct: sameTriplets(triplets, r.gold) };
+    return {
+      id: r.id,
+      sentence: r.input,
+      output: results[i]!.output,
+      triplets,
+      gold: r.gold,
+      correct: sameTriplets(triplets, r.gold),
+    };
   });
 }
 
 /** Terminal lines for the examples. */
 export function renderExamples(xs: ExtractionExample[]): string {
-  return xs.map((x) => [
-    `  "${x.sentence}"`,
-    ...(x.triplets.length ? x.triplets.map((t) => `    -> <${t.head}, ${t.relation}, ${t.tail}>`) : ['    -> (nothing extracted)']),
-    `    ${x.correct ? '(matches the gold answer)' : `(gold: ${x.gold.map((t) => `<${t.head}, ${t.relation}, ${t.tail}>`).join(' ')})`}`,
-  ].join('\n')).join('\n');
+  return xs
+    .map((x) =>
+      [
+        `  "${x.sentence}"`,
+        ...(x.triplets.length
+          ? x.triplets.map((t) => `    -> <${t.head}, ${t.relation}, ${t.tail}>`)
+          : ['    -> (nothing extracted)']),
+        `    ${x.correct ? '(matches the gold answer)' : `(gold: ${x.gold.map((t) => `<${t.head}, ${t.relation}, ${t.tail}>`).join(' ')})`}`,
+      ].join('\n'),
+    )
+    .join('\n');
 }

@@ -39,25 +39,39 @@ export interface FinetuneOptions {
 export function finetuneOverrides(o: FinetuneOptions): Array<[string, string]> {
   const f = o.settings.finetune;
   const out: Array<[string, string]> = [
-    ['model', o.model], ['output_dir', o.runDir], ['data.train', o.train], ['data.validation', o.validation],
-    ['data.prompt_style', o.promptStyle], ['data.max_length', String(f.maxLength)],
-    ['lora.r', String(f.r)], ['lora.lora_alpha', String(f.alpha)], ['lora.lora_dropout', '0'],
-    ['training.learning_rate', String(f.learningRate)], ['training.lr_scheduler_type', 'cosine'],
-    ['training.warmup_steps', String(f.warmup)], ['training.max_steps', String(f.steps)],
-    ['training.per_device_train_batch_size', String(f.batch)], ['training.per_device_eval_batch_size', '64'],
+    ['model', o.model],
+    ['output_dir', o.runDir],
+    ['data.train', o.train],
+    ['data.validation', o.validation],
+    ['data.prompt_style', o.promptStyle],
+    ['data.max_length', String(f.maxLength)],
+    ['lora.r', String(f.r)],
+    ['lora.lora_alpha', String(f.alpha)],
+    ['lora.lora_dropout', '0'],
+    ['training.learning_rate', String(f.learningRate)],
+    ['training.lr_scheduler_type', 'cosine'],
+    ['training.warmup_steps', String(f.warmup)],
+    ['training.max_steps', String(f.steps)],
+    ['training.per_device_train_batch_size', String(f.batch)],
+    ['training.per_device_eval_batch_size', '64'],
     ['training.gradient_accumulation_steps', '1'],
     // a few-MB model on a CPU: plain AdamW in f32 without activation recomputation is the fast choice
-    ['training.optim', 'adamw_torch'], ['training.bf16', String(o.bf16 ?? false)], ['training.gradient_checkpointing', 'false'],
+    ['training.optim', 'adamw_torch'],
+    ['training.bf16', String(o.bf16 ?? false)],
+    ['training.gradient_checkpointing', 'false'],
     ['training.logging_steps', String(Math.max(1, Math.min(10, Math.floor(f.steps / 20))))],
-    ['training.eval_steps', String(Math.max(1, Math.floor(f.steps / 4)))], ['training.save_steps', 'null'],
+    ['training.eval_steps', String(Math.max(1, Math.floor(f.steps / 4)))],
+    ['training.save_steps', 'null'],
     // at each evaluation also generate answers for a validation sample and log their F1 (the report's F1 curve)
-    ['training.eval_generate_steps', String(Math.max(1, Math.floor(f.steps / 4)))], ['training.eval_generate_samples', '32'],
+    ['training.eval_generate_steps', String(Math.max(1, Math.floor(f.steps / 4)))],
+    ['training.eval_generate_samples', '32'],
     ['training.eval_generate_max_new_tokens', String(o.settings.generation.maxNewTokens)],
     ['training.seed', String(o.seed)],
   ];
   if (o.tokenizer) out.push(['tokenizer', o.tokenizer]);
   if (o.method) out.push(['finetuning', o.method]);
-  if (o.method === 'adapter_v2' && o.adapterStartLayer !== undefined) out.push(['adapter_v2.adapter_start_layer', String(o.adapterStartLayer)]);
+  if (o.method === 'adapter_v2' && o.adapterStartLayer !== undefined)
+    out.push(['adapter_v2.adapter_start_layer', String(o.adapterStartLayer)]);
   return out;
 }
 
@@ -68,7 +82,10 @@ export function finetuneConfig(o: FinetuneOptions): TrainConfig {
 }
 
 /** Run the fine-tune; the adapter is written to `runDir/adapter`. */
-export async function finetune(o: FinetuneOptions, io: { json?: boolean; quiet?: boolean } = {}): Promise<{ config: TrainConfig; result: TrainResult; adapter: string }> {
+export async function finetune(
+  o: FinetuneOptions,
+  io: { json?: boolean; quiet?: boolean } = {},
+): Promise<{ config: TrainConfig; result: TrainResult; adapter: string }> {
   const config = finetuneConfig(o);
   const result = await runTraining(config, { json: io.json, quiet: io.quiet, generateEval: trainingGenerateEval });
   return { config, result, adapter: join(o.runDir, 'adapter') };

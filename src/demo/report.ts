@@ -5,7 +5,14 @@ import { writeFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { escapeHtml } from '../eval/report.js';
 import type { ScoreResult } from '../eval/score.js';
-import { isEval, isGenerateEval, type EvalRecord, type GenerateEvalRecord, type MetricRecord, type TrainRecord } from '../train/metrics.js';
+import {
+  isEval,
+  isGenerateEval,
+  type EvalRecord,
+  type GenerateEvalRecord,
+  type MetricRecord,
+  type TrainRecord,
+} from '../train/metrics.js';
 import { lineChart } from '../train/report.js';
 import type { ExtractionExample } from './extract.js';
 
@@ -41,7 +48,9 @@ export function scoreRows(runs: ScoredRun[]): { head: string[]; rows: string[][]
       ['F1 (macro over relations)', ...m((r) => f3(r.metrics.macro.f1))],
       ['exact-match records', ...m((r) => `${r.metrics.exact.correct}/${r.metrics.exact.records}`)],
       ['TP / FP / FN', ...m((r) => `${r.metrics.micro.tp} / ${r.metrics.micro.fp} / ${r.metrics.micro.fn}`)],
-      ...(runs.some((r) => typeof r.loss === 'number') ? [['test loss (gold answers)', ...runs.map((r) => (typeof r.loss === 'number' ? r.loss.toFixed(3) : '-'))]] : []),
+      ...(runs.some((r) => typeof r.loss === 'number')
+        ? [['test loss (gold answers)', ...runs.map((r) => (typeof r.loss === 'number' ? r.loss.toFixed(3) : '-'))]]
+        : []),
     ],
   };
 }
@@ -54,8 +63,16 @@ export function textTable(head: string[], rows: string[][]): string {
 }
 
 function htmlTable(head: string[], rows: string[][], cls = ''): string {
-  return `<table${cls ? ` class="${cls}"` : ''}><tr>${head.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr>` +
-    rows.map((r) => `<tr>${r.map((c, i) => (i === 0 ? `<th>${escapeHtml(c)}</th>` : `<td>${escapeHtml(c)}</td>`)).join('')}</tr>`).join('') + '</table>';
+  return (
+    `<table${cls ? ` class="${cls}"` : ''}><tr>${head.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr>` +
+    rows
+      .map(
+        (r) =>
+          `<tr>${r.map((c, i) => (i === 0 ? `<th>${escapeHtml(c)}</th>` : `<td>${escapeHtml(c)}</td>`)).join('')}</tr>`,
+      )
+      .join('') +
+    '</table>'
+  );
 }
 
 /** The loss chart of a metrics log, and the generation F1 chart when the log holds generation evaluations. */
@@ -68,18 +85,42 @@ function curve(title: string, records: readonly MetricRecord[]): string {
     { name: 'validation loss', color: '#d62728', points: evals.map((r) => [r.step, r.eval_loss]) },
   ]);
   if (gens.length === 0) return loss;
-  return loss + lineChart(`${title}: triplet F1 (${gens[0]!.gen_samples} validation records)`, [
-    { name: 'F1 of generated answers', color: '#2ca02c', points: gens.map((r): [number, number] => [r.step, r.gen_f1]) },
-  ]);
+  return (
+    loss +
+    lineChart(`${title}: triplet F1 (${gens[0]!.gen_samples} validation records)`, [
+      {
+        name: 'F1 of generated answers',
+        color: '#2ca02c',
+        points: gens.map((r): [number, number] => [r.step, r.gen_f1]),
+      },
+    ])
+  );
 }
 
 export function renderDemoReport(r: DemoReport): string {
   const { head, rows } = scoreRows(r.runs);
   const facts = r.facts.map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join('');
-  const examples = r.examples.map((x) => `<div class="ex ${x.correct ? 'ok' : 'bad'}"><div class="s">${escapeHtml(x.sentence)}</div>` +
-    (x.triplets.length ? x.triplets.map((t) => `<div class="t">&lt;<b>${escapeHtml(t.head)}</b>, ${escapeHtml(t.relation)}, <b>${escapeHtml(t.tail)}</b>&gt;</div>`).join('') : '<div class="t">(nothing extracted)</div>') +
-    `<div class="v">${x.correct ? '✓ matches the gold answer' : `✗ gold: ${x.gold.map((t) => escapeHtml(`<${t.head}, ${t.relation}, ${t.tail}>`)).join(' ')}`}</div></div>`).join('\n');
-  const files = r.files.map(([label, p]) => { const rel = relative(r.runDir, p) || '.'; return `<li>${escapeHtml(label)}: <a href="${escapeHtml(rel)}">${escapeHtml(rel)}</a></li>`; }).join('');
+  const examples = r.examples
+    .map(
+      (x) =>
+        `<div class="ex ${x.correct ? 'ok' : 'bad'}"><div class="s">${escapeHtml(x.sentence)}</div>` +
+        (x.triplets.length
+          ? x.triplets
+              .map(
+                (t) =>
+                  `<div class="t">&lt;<b>${escapeHtml(t.head)}</b>, ${escapeHtml(t.relation)}, <b>${escapeHtml(t.tail)}</b>&gt;</div>`,
+              )
+              .join('')
+          : '<div class="t">(nothing extracted)</div>') +
+        `<div class="v">${x.correct ? '✓ matches the gold answer' : `✗ gold: ${x.gold.map((t) => escapeHtml(`<${t.head}, ${t.relation}, ${t.tail}>`)).join(' ')}`}</div></div>`,
+    )
+    .join('\n');
+  const files = r.files
+    .map(([label, p]) => {
+      const rel = relative(r.runDir, p) || '.';
+      return `<li>${escapeHtml(label)}: <a href="${escapeHtml(rel)}">${escapeHtml(rel)}</a></li>`;
+    })
+    .join('');
   return `<!doctype html><html><head><meta charset="utf-8"><title>medlora demo report</title><style>
 body{font-family:sans-serif;margin:24px;color:#222;max-width:1150px}h1{margin-bottom:4px}.sub{color:#666;margin-top:0}
 table{border-collapse:collapse;margin:8px 0 18px}th,td{border:1px solid #ddd;padding:4px 10px;text-align:left;font-size:14px}

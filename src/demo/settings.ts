@@ -26,7 +26,15 @@ export interface DemoSettings {
   /** base language-model pretraining on the training sentences (full training) */
   base: { steps: number; batch: number; learningRate: number; warmup: number };
   /** LoRA fine-tune on ddi-triplets (the preset's shape with these demo-sized values) */
-  finetune: { steps: number; batch: number; learningRate: number; warmup: number; r: number; alpha: number; maxLength: number };
+  finetune: {
+    steps: number;
+    batch: number;
+    learningRate: number;
+    warmup: number;
+    r: number;
+    alpha: number;
+    maxLength: number;
+  };
   /** greedy constrained generation for evaluation and extraction (src/eval/run-eval.ts's settings) */
   generation: { batchSize: number; maxNewTokens: number };
 }
@@ -49,28 +57,42 @@ export const DEFAULT_SETTINGS: DemoSettings = {
 export function demoSettings(o: { steps?: number; records?: number } = {}): DemoSettings {
   const s: DemoSettings = structuredClone(DEFAULT_SETTINGS);
   if (o.steps !== undefined) {
-    if (!Number.isInteger(o.steps) || o.steps < 1) throw new MedloraError(`--steps must be a whole number >= 1, got ${o.steps}`);
+    if (!Number.isInteger(o.steps) || o.steps < 1)
+      throw new MedloraError(`--steps must be a whole number >= 1, got ${o.steps}`);
     s.finetune.steps = o.steps;
     s.base.steps = Math.max(1, Math.round((o.steps * DEFAULT_SETTINGS.base.steps) / DEFAULT_SETTINGS.finetune.steps));
     s.base.warmup = Math.min(s.base.warmup, Math.floor(o.steps / 10));
     s.finetune.warmup = Math.min(s.finetune.warmup, Math.floor(o.steps / 10));
   }
   if (o.records !== undefined) {
-    if (!Number.isInteger(o.records) || o.records < 20) throw new MedloraError(`--records must be a whole number >= 20, got ${o.records}`);
+    if (!Number.isInteger(o.records) || o.records < 20)
+      throw new MedloraError(`--records must be a whole number >= 20, got ${o.records}`);
     s.records = o.records;
   }
   return s;
 }
 
 /** The demo model's config.json (a Llama: RMSNorm, rotary, SwiGLU; untied head so LoRA can adapt lm_head). */
-export function demoModelConfig(s: DemoSettings, tok: { vocabSize: number; bosId: number | undefined; eosId: number | undefined; padId: number | undefined }):
-  Record<string, unknown> {
+export function demoModelConfig(
+  s: DemoSettings,
+  tok: { vocabSize: number; bosId: number | undefined; eosId: number | undefined; padId: number | undefined },
+): Record<string, unknown> {
   const m = s.model;
   return {
-    architectures: ['LlamaForCausalLM'], model_type: 'llama', vocab_size: tok.vocabSize, hidden_size: m.hidden,
-    intermediate_size: m.intermediate, num_hidden_layers: m.layers, num_attention_heads: m.heads, num_key_value_heads: m.heads,
-    max_position_embeddings: m.maxPositions, rms_norm_eps: 1e-5, rope_theta: 10000, hidden_act: 'silu',
-    tie_word_embeddings: false, initializer_range: 0.02,
+    architectures: ['LlamaForCausalLM'],
+    model_type: 'llama',
+    vocab_size: tok.vocabSize,
+    hidden_size: m.hidden,
+    intermediate_size: m.intermediate,
+    num_hidden_layers: m.layers,
+    num_attention_heads: m.heads,
+    num_key_value_heads: m.heads,
+    max_position_embeddings: m.maxPositions,
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000,
+    hidden_act: 'silu',
+    tie_word_embeddings: false,
+    initializer_range: 0.02,
     ...(tok.bosId !== undefined ? { bos_token_id: tok.bosId } : {}),
     ...(tok.eosId !== undefined ? { eos_token_id: tok.eosId } : {}),
     ...(tok.padId !== undefined ? { pad_token_id: tok.padId } : {}),

@@ -15,10 +15,15 @@ export const ASSISTANT_MARK = '<|assistant|>';
  * "<|user|>\n{content}\n", the generation prompt "<|assistant|>\n", and an assistant turn ends with EOS.
  */
 export const DEMO_CHAT_TEMPLATE =
-  "{% for message in messages %}{% if message['role'] == 'user' %}" + USER_MARK + "\n{{ message['content'] }}\n" +
-  "{% else %}" + ASSISTANT_MARK + "\n{{ message['content'] }}{{ eos_token }}{% endif %}{% endfor %}" +
-  '{% if add_generation_prompt %}' + ASSISTANT_MARK + '\n{% endif %}';
-
+  "{% for message in messages %}{% if message['role'] == 'user' %}" +
+  USER_MARK +
+  "\n{{ message['content'] }}\n" +
+  '{% else %}' +
+  ASSISTANT_MARK +
+  "\n{{ message['content'] }}{{ eos_token }}{% endif %}{% endfor %}" +
+  '{% if add_generation_prompt %}' +
+  ASSISTANT_MARK +
+  '\n{% endif %}';
 
 export interface DemoTokenizerOptions {
   vocabSize: number;

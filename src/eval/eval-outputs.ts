@@ -55,7 +55,9 @@ function textTable(head: string[], rows: string[][]): string {
 function runFacts(r: EvalRun): string[] {
   const t = r.timing;
   return [
-    r.loss ? `test loss ${f4(r.loss.loss)}  perplexity ${f4(r.loss.perplexity)}  (${r.loss.tokens} answer tokens)` : 'test loss: not computed',
+    r.loss
+      ? `test loss ${f4(r.loss.loss)}  perplexity ${f4(r.loss.perplexity)}  (${r.loss.tokens} answer tokens)`
+      : 'test loss: not computed',
     `parse rate ${f3(r.parse.rate)} (${r.parse.clean}/${r.parse.records} answers parse cleanly; ${r.parse.unparsedLines} unparsed lines; ${r.parse.hitLength} cut by --max-new-tokens${r.parse.hitPositions ? `, ${r.parse.hitPositions} TRUNCATED at the model's max_position_embeddings` : ''})`,
     `generation: ${t.generatedTokens} tokens in ${t.seconds.toFixed(1)} s (${t.msPerToken.toFixed(2)} ms/token)` +
       (r.settings.constrain ? `, constraint masks ${t.maskMsPerToken.toFixed(3)} ms/token` : ', unconstrained'),
@@ -77,15 +79,27 @@ function bodyOf(html: string): string {
 /** report.html: settings and (for several runs) the comparison table, then each run's scores and errors by type. */
 export function evalHtml(runs: NamedEvalRun[], title: string): string {
   const { head, rows } = comparisonRows(runs);
-  const table = `<table><thead><tr>${head.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead><tbody>${rows.map((r) =>
-    `<tr>${r.map((c, i) => `<td${i ? ' class="n"' : ''}>${escapeHtml(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
-  const runsList = runs.map((r) => `<li><b>${escapeHtml(r.name)}</b>: model ${escapeHtml(r.model)}${r.adapter ? `, adapter ${escapeHtml(r.adapter)}` : ' (no adapter)'}; ` +
-    `${escapeHtml(runFacts(r.run).join('; '))}</li>`).join('');
+  const table = `<table><thead><tr>${head.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead><tbody>${rows
+    .map((r) => `<tr>${r.map((c, i) => `<td${i ? ' class="n"' : ''}>${escapeHtml(c)}</td>`).join('')}</tr>`)
+    .join('')}</tbody></table>`;
+  const runsList = runs
+    .map(
+      (r) =>
+        `<li><b>${escapeHtml(r.name)}</b>: model ${escapeHtml(r.model)}${r.adapter ? `, adapter ${escapeHtml(r.adapter)}` : ' (no adapter)'}; ` +
+        `${escapeHtml(runFacts(r.run).join('; '))}</li>`,
+    )
+    .join('');
   const s = runs[0]!.run.settings;
-  const settings = `max_new_tokens ${s.maxNewTokens}, batch ${s.batchSize}, ${s.temperature > 0 ? `temperature ${s.temperature}, seed ${s.seed}` : 'greedy'}, ` +
+  const settings =
+    `max_new_tokens ${s.maxNewTokens}, batch ${s.batchSize}, ${s.temperature > 0 ? `temperature ${s.temperature}, seed ${s.seed}` : 'greedy'}, ` +
     `repetition penalty ${s.repetitionPenalty}, ${s.constrain ? 'constrained decoding' : 'unconstrained'}, prompt ${s.promptStyle}` +
     `${s.maxLength !== undefined ? `, max_length ${s.maxLength}` : ''}`;
-  const sections = runs.map((r) => `<section><h2>${escapeHtml(r.name)}</h2>${bodyOf(renderHtml(r.run.score)).replace(/<h1>[\s\S]*?<\/h1>/, '')}</section>`).join('\n');
+  const sections = runs
+    .map(
+      (r) =>
+        `<section><h2>${escapeHtml(r.name)}</h2>${bodyOf(renderHtml(r.run.score)).replace(/<h1>[\s\S]*?<\/h1>/, '')}</section>`,
+    )
+    .join('\n');
   return `<!doctype html><html><head><meta charset="utf-8"><title>${escapeHtml(title)}</title><style>
 body{font:14px/1.4 system-ui,sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse;margin:.5em 0}
 td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}
@@ -112,12 +126,25 @@ function predictionsJsonl(r: EvalRun): string {
  * same four at the top (scores.json and report.json hold {"runs": [...]}) and each run's predictions.jsonl in
  * <run name>/. Returns the paths written and the scores object (what --json prints).
  */
-export function writeEvalOutputs(dir: string, runs: NamedEvalRun[], title = 'medlora eval'): { files: string[]; scores: unknown } {
+export function writeEvalOutputs(
+  dir: string,
+  runs: NamedEvalRun[],
+  title = 'medlora eval',
+): { files: string[]; scores: unknown } {
   mkdirSync(dir, { recursive: true });
   const files: string[] = [];
-  const put = (name: string, text: string): void => { const p = join(dir, name); mkdirSync(dirname(p), { recursive: true }); writeFileSync(p, text); files.push(p); };
+  const put = (name: string, text: string): void => {
+    const p = join(dir, name);
+    mkdirSync(dirname(p), { recursive: true });
+    writeFileSync(p, text);
+    files.push(p);
+  };
   const scoresOf = (r: NamedEvalRun): RunScores => runScores(r.name, r.run, { model: r.model, adapter: r.adapter });
-  const reportOf = (r: NamedEvalRun): Record<string, unknown> => ({ ...(reportJson(r.run.score) as Record<string, unknown>), name: r.name, eval: scoresOf(r) });
+  const reportOf = (r: NamedEvalRun): Record<string, unknown> => ({
+    ...(reportJson(r.run.score) as Record<string, unknown>),
+    name: r.name,
+    eval: scoresOf(r),
+  });
   let scores: unknown;
   if (runs.length === 1) {
     put('predictions.jsonl', predictionsJsonl(runs[0]!.run));
@@ -125,9 +152,11 @@ export function writeEvalOutputs(dir: string, runs: NamedEvalRun[], title = 'med
     put('report.json', `${JSON.stringify(reportOf(runs[0]!), null, 2)}\n`);
   } else {
     const names = new Set<string>();
-    for (const r of runs) { // validate every name before writing anything
+    for (const r of runs) {
+      // validate every name before writing anything
       const folder = runFolderName(r.name);
-      if (names.has(folder)) throw new MedloraError(`two compared runs share the name "${r.name}"; give each run its own name`);
+      if (names.has(folder))
+        throw new MedloraError(`two compared runs share the name "${r.name}"; give each run its own name`);
       names.add(folder);
     }
     for (const r of runs) put(join(runFolderName(r.name), 'predictions.jsonl'), predictionsJsonl(r.run));

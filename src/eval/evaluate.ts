@@ -11,7 +11,13 @@ import { DEFAULT_MATCH, type MatchOptions } from './match.js';
 import { parseOutput, type StructuredTask } from './parse.js';
 import { scoreRecords, type PredLine, type ScoreResult } from './score.js';
 import {
-  DEFAULT_GENERATION, encodeForEval, generateAnswers, structuredTask, type GenerationSettings, type GenerationTiming, type ProgressFn,
+  DEFAULT_GENERATION,
+  encodeForEval,
+  generateAnswers,
+  structuredTask,
+  type GenerationSettings,
+  type GenerationTiming,
+  type ProgressFn,
 } from './generate-answers.js';
 
 /** One line of predictions.jsonl. */
@@ -34,7 +40,14 @@ export interface EvalRun {
   predictions: PredictionRow[];
   /** test loss over the same encoded records (answer + EOS tokens), or null when not computed */
   loss: DatasetLoss | null;
-  parse: { records: number; clean: number; rate: number; unparsedLines: number; hitLength: number; hitPositions: number };
+  parse: {
+    records: number;
+    clean: number;
+    rate: number;
+    unparsedLines: number;
+    hitLength: number;
+    hitPositions: number;
+  };
   timing: GenerationTiming;
   settings: GenerationSettings;
 }
@@ -76,38 +89,79 @@ export function rankSlice(n: number, batchSize: number, par?: EvalParallel): { l
  * Evaluate a model on records of one structured task: generate, parse, score, and (by default) the test loss.
  * The model is put in eval mode (dropout off) for the call and left so.
  */
-export function evaluateModel(model: CausalLM, tok: TextTokenizer, records: MedRecord[], o: EvaluateOptions = {}): EvalRun {
+export function evaluateModel(
+  model: CausalLM,
+  tok: TextTokenizer,
+  records: MedRecord[],
+  o: EvaluateOptions = {},
+): EvalRun {
   if (records.length === 0) throw new MedloraError('evaluate: no records');
   const task = structuredTask(records[0]!.task, `record ${records[0]!.id}`);
   const other = records.find((r) => r.task !== task);
-  if (other) throw new MedloraError(`record ${other.id}: task ${other.task}, but the others are ${task}; evaluate one task at a time`);
+  if (other)
+    throw new MedloraError(
+      `record ${other.id}: task ${other.task}, but the others are ${task}; evaluate one task at a time`,
+    );
   const s: GenerationSettings = { ...DEFAULT_GENERATION, ...definedOnly(o) };
   (model as { train?: (on: boolean) => unknown }).train?.(false);
   const ins = o.instructions ?? {};
-  const encoded = records.map((r) => encodeForEval(r.instruction === undefined && ins[r.task] !== undefined ? { ...r, instruction: ins[r.task]! } : r, tok, s));
+  const encoded = records.map((r) =>
+    encodeForEval(
+      r.instruction === undefined && ins[r.task] !== undefined ? { ...r, instruction: ins[r.task]! } : r,
+      tok,
+      s,
+    ),
+  );
   const par = o.parallel;
   const { lo, hi } = rankSlice(records.length, s.batchSize, par);
-  const prompts = encoded.map((e, i) => ({ id: records[i]!.id, ids: e.input_ids.slice(0, e.promptLength) })).slice(lo, hi);
-  let { answers, timing } = generateAnswers(model, tok, task, prompts, { ...s, seed: s.seed + lo / s.batchSize }, o.onProgress);
+  const prompts = encoded
+    .map((e, i) => ({ id: records[i]!.id, ids: e.input_ids.slice(0, e.promptLength) }))
+    .slice(lo, hi);
+  let { answers, timing } = generateAnswers(
+    model,
+    tok,
+    task,
+    prompts,
+    { ...s, seed: s.seed + lo / s.batchSize },
+    o.onProgress,
+  );
   if (par) {
     answers = par.gatherLists(answers).flat();
     const [tokens, maskMs] = par.allSum([timing.generatedTokens, timing.maskMs]);
     const seconds = Math.max(...par.gatherLists([timing.seconds]).flat());
-    timing = { generatedTokens: tokens!, seconds, msPerToken: tokens ? (1000 * seconds) / tokens : 0, maskMs: maskMs!, maskMsPerToken: tokens ? maskMs! / tokens : 0 };
+    timing = {
+      generatedTokens: tokens!,
+      seconds,
+      msPerToken: tokens ? (1000 * seconds) / tokens : 0,
+      maskMs: maskMs!,
+      maskMsPerToken: tokens ? maskMs! / tokens : 0,
+    };
   }
   const preds = new Map<string, { value: PredLine; where: string }>();
   const predictions: PredictionRow[] = answers.map((a) => {
     preds.set(a.id, { value: { id: a.id, output: a.output }, where: `generated answer ${a.id}` });
     const p = parseOutput(task, a.output);
-    return { id: a.id, output: a.output, pred: p.items, unparsed: p.unparsed, finish_reason: a.finishReason, truncated: a.truncated, new_tokens: a.newTokens };
+    return {
+      id: a.id,
+      output: a.output,
+      pred: p.items,
+      unparsed: p.unparsed,
+      finish_reason: a.finishReason,
+      truncated: a.truncated,
+      new_tokens: a.newTokens,
+    };
   });
   const scored = scoreRecords(task, records, preds, o.match ?? DEFAULT_MATCH);
   const score: ScoreResult = { ...scored, gold: o.dataLabel, pred: o.predLabel };
   let loss: DatasetLoss | null = null;
   if (o.loss !== false) {
     const mine = encoded.slice(lo, hi);
-    loss = mine.length ? datasetLoss(model, mine, { batchSize: s.batchSize, onBatch: (done) => o.onProgress?.('loss', done, mine.length) }) :
-      { loss: NaN, perplexity: NaN, tokens: 0, rows: 0 };
+    loss = mine.length
+      ? datasetLoss(model, mine, {
+          batchSize: s.batchSize,
+          onBatch: (done) => o.onProgress?.('loss', done, mine.length),
+        })
+      : { loss: NaN, perplexity: NaN, tokens: 0, rows: 0 };
     if (par) {
       const [sum, tokens, rows] = par.allSum([loss.tokens ? loss.loss * loss.tokens : 0, loss.tokens, loss.rows]);
       const mean = tokens ? sum! / tokens : NaN;
@@ -116,9 +170,16 @@ export function evaluateModel(model: CausalLM, tok: TextTokenizer, records: MedR
   }
   const clean = predictions.filter((p) => p.unparsed.length === 0).length;
   return {
-    task, score, predictions, loss, timing, settings: s,
+    task,
+    score,
+    predictions,
+    loss,
+    timing,
+    settings: s,
     parse: {
-      records: predictions.length, clean, rate: clean / predictions.length,
+      records: predictions.length,
+      clean,
+      rate: clean / predictions.length,
       unparsedLines: predictions.reduce((a, p) => a + p.unparsed.length, 0),
       hitLength: predictions.filter((p) => p.finish_reason === 'length').length,
       hitPositions: predictions.filter((p) => p.finish_reason === 'max_positions').length,
@@ -127,7 +188,18 @@ export function evaluateModel(model: CausalLM, tok: TextTokenizer, records: MedR
 }
 
 function definedOnly(o: Partial<GenerationSettings>): Partial<GenerationSettings> {
-  const keys: Array<keyof GenerationSettings> = ['maxNewTokens', 'batchSize', 'temperature', 'topK', 'topP', 'repetitionPenalty', 'seed', 'constrain', 'promptStyle', 'maxLength'];
+  const keys: Array<keyof GenerationSettings> = [
+    'maxNewTokens',
+    'batchSize',
+    'temperature',
+    'topK',
+    'topP',
+    'repetitionPenalty',
+    'seed',
+    'constrain',
+    'promptStyle',
+    'maxLength',
+  ];
   const out: Record<string, unknown> = {};
   for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
   return out as Partial<GenerationSettings>;
@@ -155,10 +227,24 @@ export interface RunScores {
 
 export function runScores(name: string, r: EvalRun, extra: Record<string, unknown> = {}): RunScores {
   return {
-    name, ...extra, task: r.task, records: r.parse.records, metrics: r.score.metrics,
-    test_loss: r.loss ? r.loss.loss : null, perplexity: r.loss ? r.loss.perplexity : null, loss_tokens: r.loss ? r.loss.tokens : null,
-    parse_rate: r.parse.rate, unparsed_lines: r.parse.unparsedLines, hit_max_new_tokens: r.parse.hitLength, hit_max_positions: r.parse.hitPositions,
-    timing: { generated_tokens: r.timing.generatedTokens, seconds: r.timing.seconds, ms_per_token: r.timing.msPerToken, constraint_ms_per_token: r.timing.maskMsPerToken },
+    name,
+    ...extra,
+    task: r.task,
+    records: r.parse.records,
+    metrics: r.score.metrics,
+    test_loss: r.loss ? r.loss.loss : null,
+    perplexity: r.loss ? r.loss.perplexity : null,
+    loss_tokens: r.loss ? r.loss.tokens : null,
+    parse_rate: r.parse.rate,
+    unparsed_lines: r.parse.unparsedLines,
+    hit_max_new_tokens: r.parse.hitLength,
+    hit_max_positions: r.parse.hitPositions,
+    timing: {
+      generated_tokens: r.timing.generatedTokens,
+      seconds: r.timing.seconds,
+      ms_per_token: r.timing.msPerToken,
+      constraint_ms_per_token: r.timing.maskMsPerToken,
+    },
     settings: r.settings,
   };
 }

@@ -13,7 +13,15 @@ import { MedloraError } from '../util/errors.js';
 import { RELAXED_NORMALIZE, normalizeText } from './normalize.js';
 import { parseOutput, type StructuredTask } from './parse.js';
 import {
-  DEFAULT_GENERATION, encodeForEval, generateAnswers, rankSlice, textRecord, type EvalParallel, type GenerationSettings, type GenerationTiming, type ProgressFn,
+  DEFAULT_GENERATION,
+  encodeForEval,
+  generateAnswers,
+  rankSlice,
+  textRecord,
+  type EvalParallel,
+  type GenerationSettings,
+  type GenerationTiming,
+  type ProgressFn,
 } from './run-eval.js';
 import type { FinishReason } from '../generate/generate.js';
 
@@ -55,13 +63,19 @@ function normalizedWithMap(text: string): { norm: string; origin: number[] } {
   let lastSpace = false;
   cps.forEach((ch, i) => {
     if (/[\s\u00A0]/.test(ch)) {
-      if (!lastSpace) { norm += ' '; origin.push(i); }
+      if (!lastSpace) {
+        norm += ' ';
+        origin.push(i);
+      }
       lastSpace = true;
       return;
     }
     lastSpace = false;
     const c = /[\u2010-\u2015\u2212\uFE58\uFE63\uFF0D]/.test(ch) ? '-' : ch.toLowerCase();
-    for (const u of Array.from(c)) { norm += u; origin.push(i); }
+    for (const u of Array.from(c)) {
+      norm += u;
+      origin.push(i);
+    }
   });
   return { norm, origin };
 }
@@ -78,8 +92,15 @@ export function findSpans(text: string, entity: string): Array<[number, number]>
   const out: Array<[number, number]> = [];
   for (let i = 0; i + nLen <= hay.length;) {
     let ok = true;
-    for (let j = 0; j < nLen; j++) if (hay[i + j] !== need[j]) { ok = false; break; }
-    if (!ok) { i++; continue; }
+    for (let j = 0; j < nLen; j++)
+      if (hay[i + j] !== need[j]) {
+        ok = false;
+        break;
+      }
+    if (!ok) {
+      i++;
+      continue;
+    }
     out.push([origin[i]!, origin[i + nLen - 1]! + 1]);
     i += nLen;
   }
@@ -100,19 +121,37 @@ export interface ExtractOptions extends Partial<GenerationSettings> {
 }
 
 /** Extract structured results from texts with a model (+ adapter already applied) and its tokenizer. */
-export function extract(model: CausalLM, tok: TextTokenizer, task: StructuredTask, inputs: ExtractInput[], o: ExtractOptions = {}):
-  { results: ExtractResult[]; timing: GenerationTiming } {
+export function extract(
+  model: CausalLM,
+  tok: TextTokenizer,
+  task: StructuredTask,
+  inputs: ExtractInput[],
+  o: ExtractOptions = {},
+): { results: ExtractResult[]; timing: GenerationTiming } {
   if (inputs.length === 0) throw new MedloraError('extract: no input texts');
   const s: GenerationSettings = { ...DEFAULT_GENERATION };
-  for (const [k, v] of Object.entries(o)) if (v !== undefined && k !== 'onProgress' && k !== 'instructions' && k !== 'parallel') (s as unknown as Record<string, unknown>)[k] = v;
+  for (const [k, v] of Object.entries(o))
+    if (v !== undefined && k !== 'onProgress' && k !== 'instructions' && k !== 'parallel')
+      (s as unknown as Record<string, unknown>)[k] = v;
   const instruction = o.instructions?.[task];
   (model as { train?: (on: boolean) => unknown }).train?.(false);
   const prompts = inputs.map((x) => {
-    const e = encodeForEval({ ...textRecord(task, x.id, x.text), ...(instruction !== undefined ? { instruction } : {}) }, tok, s);
+    const e = encodeForEval(
+      { ...textRecord(task, x.id, x.text), ...(instruction !== undefined ? { instruction } : {}) },
+      tok,
+      s,
+    );
     return { id: x.id, ids: e.input_ids.slice(0, e.promptLength) };
   });
   const { lo, hi } = rankSlice(prompts.length, s.batchSize, o.parallel);
-  const gen = generateAnswers(model, tok, task, prompts.slice(lo, hi), { ...s, seed: s.seed + lo / s.batchSize }, o.onProgress);
+  const gen = generateAnswers(
+    model,
+    tok,
+    task,
+    prompts.slice(lo, hi),
+    { ...s, seed: s.seed + lo / s.batchSize },
+    o.onProgress,
+  );
   const { timing } = gen;
   const answers = o.parallel ? o.parallel.gatherLists(gen.answers).flat() : gen.answers;
   const results = answers.map((a, i): ExtractResult => {
@@ -122,7 +161,16 @@ export function extract(model: CausalLM, tok: TextTokenizer, task: StructuredTas
       const occurrences = findSpans(text, e.text);
       return { ...e, span: occurrences[0] ?? null, occurrences };
     });
-    return { id: a.id, task, output: a.output, result: p.items, entities, unparsed: p.unparsed, finish_reason: a.finishReason, truncated: a.truncated };
+    return {
+      id: a.id,
+      task,
+      output: a.output,
+      result: p.items,
+      entities,
+      unparsed: p.unparsed,
+      finish_reason: a.finishReason,
+      truncated: a.truncated,
+    };
   });
   return { results, timing };
 }

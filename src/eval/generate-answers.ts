@@ -33,7 +33,13 @@ export interface GenerationSettings {
 }
 
 export const DEFAULT_GENERATION: GenerationSettings = {
-  maxNewTokens: 256, batchSize: 8, temperature: 0, repetitionPenalty: 1, seed: 0, constrain: true, promptStyle: 'alpaca',
+  maxNewTokens: 256,
+  batchSize: 8,
+  temperature: 0,
+  repetitionPenalty: 1,
+  seed: 0,
+  constrain: true,
+  promptStyle: 'alpaca',
 };
 
 export type ProgressFn = (phase: 'generate' | 'loss', done: number, total: number) => void;
@@ -73,8 +79,16 @@ export function textRecord(task: StructuredTask, id: string, input: string): Med
  * The encoded record exactly as the trainer sees it (src/data/encode.ts: same prompt builder, BOS rule and input
  * shortening); its first `promptLength` ids are the generation prompt.
  */
-export function encodeForEval(r: MedRecord, tok: TextTokenizer, s: Pick<GenerationSettings, 'promptStyle' | 'maxLength'>): EncodedExample {
-  const e = encodeRecord(r, tok, { style: s.promptStyle, ...(s.maxLength !== undefined ? { maxLength: s.maxLength } : {}), overflow: 'drop' });
+export function encodeForEval(
+  r: MedRecord,
+  tok: TextTokenizer,
+  s: Pick<GenerationSettings, 'promptStyle' | 'maxLength'>,
+): EncodedExample {
+  const e = encodeRecord(r, tok, {
+    style: s.promptStyle,
+    ...(s.maxLength !== undefined ? { maxLength: s.maxLength } : {}),
+    overflow: 'drop',
+  });
   if (!e.ok) throw new MedloraError(`record ${r.id}: ${e.reason}; raise maxLength`);
   return e.example;
 }
@@ -83,7 +97,12 @@ export function encodeForEval(r: MedRecord, tok: TextTokenizer, s: Pick<Generati
  * The constraint for one generateIds batch (src/generate/constrain.ts: one ConstrainedSession per sequence), timed:
  * the time of every call (advancing the session and computing the mask) is added to `stats.maskMs`.
  */
-export function timedConstraint(c: Constraint, batch: number, maxNewTokens: number, stats: { maskMs: number }): ConstraintFn {
+export function timedConstraint(
+  c: Constraint,
+  batch: number,
+  maxNewTokens: number,
+  stats: { maskMs: number },
+): ConstraintFn {
   const inner = sessionsConstraint(Array.from({ length: batch }, () => new ConstrainedSession(c, maxNewTokens)));
   return (seq, generated) => {
     const t0 = performance.now();
@@ -107,7 +126,8 @@ function checkSettings(s: GenerationSettings): void {
 /** The EOS ids generation stops on: the tokenizer's (generation_config.json included when loaded from a folder). */
 function eosIdsOf(tok: TextTokenizer): number[] {
   const ids = (tok as TextTokenizer & { eosIds?: number[] }).eosIds ?? (tok.eosId !== undefined ? [tok.eosId] : []);
-  if (ids.length === 0) throw new MedloraError('the tokenizer defines no EOS token, so generation cannot end an answer');
+  if (ids.length === 0)
+    throw new MedloraError('the tokenizer defines no EOS token, so generation cannot end an answer');
   return ids;
 }
 
@@ -116,18 +136,26 @@ function eosIdsOf(tok: TextTokenizer): number[] {
  * `task`'s format when `s.constrain`. Returns the answers in order and the timing.
  */
 export function generateAnswers(
-  model: CausalLM, tok: TextTokenizer, task: StructuredTask, prompts: Array<{ id: string; ids: number[] }>,
-  s: GenerationSettings, onProgress?: ProgressFn,
+  model: CausalLM,
+  tok: TextTokenizer,
+  task: StructuredTask,
+  prompts: Array<{ id: string; ids: number[] }>,
+  s: GenerationSettings,
+  onProgress?: ProgressFn,
 ): { answers: GeneratedAnswer[]; timing: GenerationTiming } {
   checkSettings(s);
   if (tok.vocabSize > model.config.vocab_size) {
-    throw new MedloraError(`the tokenizer has ${tok.vocabSize} tokens but the model's vocab_size is ${model.config.vocab_size}: wrong tokenizer for this model?`);
+    throw new MedloraError(
+      `the tokenizer has ${tok.vocabSize} tokens but the model's vocab_size is ${model.config.vocab_size}: wrong tokenizer for this model?`,
+    );
   }
   const eosIds = eosIdsOf(tok);
   const padId = tok.padId ?? eosIds[0]!;
   const constraint = s.constrain ? taskConstraint(task, tok) : undefined;
   if (constraint && s.maxNewTokens < constraint.minBudget()) {
-    throw new MedloraError(`--max-new-tokens ${s.maxNewTokens} is too small for a constrained ${task} answer (needs at least ${constraint.minBudget()})`);
+    throw new MedloraError(
+      `--max-new-tokens ${s.maxNewTokens} is too small for a constrained ${task} answer (needs at least ${constraint.minBudget()})`,
+    );
   }
   const stats = { maskMs: 0 };
   const answers: GeneratedAnswer[] = [];
@@ -135,23 +163,45 @@ export function generateAnswers(
   let tokens = 0;
   for (let b = 0; b * s.batchSize < prompts.length; b++) {
     const batch = prompts.slice(b * s.batchSize, (b + 1) * s.batchSize);
-    const res = generateIds(model, batch.map((p) => p.ids), {
-      // ids past the tokenizer (padded embedding rows) have no text and are never chosen
-      maxNewTokens: s.maxNewTokens, eosIds, padId, vocabLimit: tok.vocabSize, temperature: s.temperature, seed: s.seed + b,
-      ...(s.topK !== undefined ? { topK: s.topK } : {}), ...(s.topP !== undefined ? { topP: s.topP } : {}),
-      ...(s.repetitionPenalty !== 1 ? { repetitionPenalty: s.repetitionPenalty } : {}),
-      ...(constraint ? { constraint: timedConstraint(constraint, batch.length, s.maxNewTokens, stats) } : {}),
-    });
+    const res = generateIds(
+      model,
+      batch.map((p) => p.ids),
+      {
+        // ids past the tokenizer (padded embedding rows) have no text and are never chosen
+        maxNewTokens: s.maxNewTokens,
+        eosIds,
+        padId,
+        vocabLimit: tok.vocabSize,
+        temperature: s.temperature,
+        seed: s.seed + b,
+        ...(s.topK !== undefined ? { topK: s.topK } : {}),
+        ...(s.topP !== undefined ? { topP: s.topP } : {}),
+        ...(s.repetitionPenalty !== 1 ? { repetitionPenalty: s.repetitionPenalty } : {}),
+        ...(constraint ? { constraint: timedConstraint(constraint, batch.length, s.maxNewTokens, stats) } : {}),
+      },
+    );
     res.forEach((r, i) => {
       const n = r.ids.length + (r.finishReason === 'eos' ? 1 : 0);
       tokens += n;
-      answers.push({ id: batch[i]!.id, output: tok.decode(r.ids, { skipSpecialTokens: true, cleanUpTokenizationSpaces: false }), finishReason: r.finishReason, truncated: r.truncated, newTokens: n });
+      answers.push({
+        id: batch[i]!.id,
+        output: tok.decode(r.ids, { skipSpecialTokens: true, cleanUpTokenizationSpaces: false }),
+        finishReason: r.finishReason,
+        truncated: r.truncated,
+        newTokens: n,
+      });
     });
     onProgress?.('generate', answers.length, prompts.length);
   }
   const seconds = (performance.now() - t0) / 1000;
   return {
     answers,
-    timing: { generatedTokens: tokens, seconds, msPerToken: tokens ? (1000 * seconds) / tokens : 0, maskMs: stats.maskMs, maskMsPerToken: tokens ? stats.maskMs / tokens : 0 },
+    timing: {
+      generatedTokens: tokens,
+      seconds,
+      msPerToken: tokens ? (1000 * seconds) / tokens : 0,
+      maskMs: stats.maskMs,
+      maskMsPerToken: tokens ? stats.maskMs / tokens : 0,
+    },
   };
 }

@@ -14,7 +14,14 @@ import type { CausalLM } from '../model/causal-lm.js';
 import type { PromptStyle } from '../data/prompt.js';
 import { TASKS } from '../data/tasks.js';
 import {
-  CONTRACT_FILE, checkMaxLength, readContract, resolveInference, sha256, type FieldNames, type ResolvedInference, type TrainingContract,
+  CONTRACT_FILE,
+  checkMaxLength,
+  readContract,
+  resolveInference,
+  sha256,
+  type FieldNames,
+  type ResolvedInference,
+  type TrainingContract,
 } from '../data/contract.js';
 
 export interface LoadExtractorOptions {
@@ -55,18 +62,29 @@ export interface LoadedExtractor {
   warnings: string[];
 }
 
-const builtinInstruction = (t: string): string | undefined => (TASKS as Record<string, { instruction: string } | undefined>)[t]?.instruction;
+const builtinInstruction = (t: string): string | undefined =>
+  (TASKS as Record<string, { instruction: string } | undefined>)[t]?.instruction;
 
 /** The settings an adapter's contract gives (no model loaded): what loadExtractor resolves, for callers that load themselves. */
-export function inferenceSettings(adapterDir: string | null | undefined, explicit: Pick<LoadExtractorOptions, 'promptStyle' | 'maxLength' | 'tasks' | 'dtype' | 'fieldNames'>):
-  { contract: TrainingContract | null; settings: ResolvedInference } {
+export function inferenceSettings(
+  adapterDir: string | null | undefined,
+  explicit: Pick<LoadExtractorOptions, 'promptStyle' | 'maxLength' | 'tasks' | 'dtype' | 'fieldNames'>,
+): { contract: TrainingContract | null; settings: ResolvedInference } {
   const contract = adapterDir ? readContract(adapterDir) : null;
-  const settings = resolveInference(contract, {
-    ...(explicit.promptStyle !== undefined ? { prompt_style: explicit.promptStyle } : {}),
-    ...(explicit.maxLength !== undefined ? { max_length: explicit.maxLength } : {}),
-    ...(explicit.dtype !== undefined ? { compute_dtype: explicit.dtype } : {}),
-    ...(explicit.tasks !== undefined ? { tasks: explicit.tasks } : {}),
-  }, { where: adapterDir ? join(adapterDir, CONTRACT_FILE) : CONTRACT_FILE, ...(explicit.fieldNames ? { names: explicit.fieldNames } : {}), builtinInstruction });
+  const settings = resolveInference(
+    contract,
+    {
+      ...(explicit.promptStyle !== undefined ? { prompt_style: explicit.promptStyle } : {}),
+      ...(explicit.maxLength !== undefined ? { max_length: explicit.maxLength } : {}),
+      ...(explicit.dtype !== undefined ? { compute_dtype: explicit.dtype } : {}),
+      ...(explicit.tasks !== undefined ? { tasks: explicit.tasks } : {}),
+    },
+    {
+      where: adapterDir ? join(adapterDir, CONTRACT_FILE) : CONTRACT_FILE,
+      ...(explicit.fieldNames ? { names: explicit.fieldNames } : {}),
+      builtinInstruction,
+    },
+  );
   return { contract, settings };
 }
 
@@ -81,12 +99,15 @@ export function baseModelWarning(c: TrainingContract | null, modelDir: string, w
 /** Load tokenizer, model and (optionally) adapter; errors name the option and what was expected. */
 export function loadExtractor(o: LoadExtractorOptions): LoadedExtractor {
   const where = o.where ?? 'load';
-  if (o.dtype !== undefined && o.dtype !== 'f32' && o.dtype !== 'bf16') throw new MedloraError(`${where}: --dtype must be f32 or bf16, got "${o.dtype}"`);
+  if (o.dtype !== undefined && o.dtype !== 'f32' && o.dtype !== 'bf16')
+    throw new MedloraError(`${where}: --dtype must be f32 or bf16, got "${o.dtype}"`);
   if (o.threads !== undefined) {
-    if (!Number.isInteger(o.threads) || o.threads < 1) throw new MedloraError(`${where}: --threads must be a positive integer, got ${o.threads}`);
+    if (!Number.isInteger(o.threads) || o.threads < 1)
+      throw new MedloraError(`${where}: --threads must be a positive integer, got ${o.threads}`);
     setNumThreads(o.threads);
   }
-  if (!existsSync(join(o.model, 'config.json'))) throw new MedloraError(`model ${o.model}: no config.json (expected a Hugging Face model folder)`);
+  if (!existsSync(join(o.model, 'config.json')))
+    throw new MedloraError(`model ${o.model}: no config.json (expected a Hugging Face model folder)`);
   const contractDir = o.adapter ?? o.contractFrom;
   const { contract, settings } = inferenceSettings(contractDir, o);
   const cfile = contractDir ? join(contractDir, CONTRACT_FILE) : CONTRACT_FILE;
@@ -97,12 +118,20 @@ export function loadExtractor(o: LoadExtractorOptions): LoadedExtractor {
   let tok = loadTokenizer(o.tokenizer ?? o.model);
   // the chat template training rendered its prompts with: used unless the caller chose the tokenizer folder
   const ct = contract?.prompt?.chat_template;
-  if (ct && settings.prompt_style === 'chat' && (tok.chatTemplate === undefined || sha256(tok.chatTemplate) !== ct.sha256)) {
+  if (
+    ct &&
+    settings.prompt_style === 'chat' &&
+    (tok.chatTemplate === undefined || sha256(tok.chatTemplate) !== ct.sha256)
+  ) {
     if (o.tokenizer !== undefined) {
-      warnings.push(`the chat template of ${o.tokenizer} differs from the one training used (prompt.chat_template in ${cfile}); using ${o.tokenizer}'s`);
+      warnings.push(
+        `the chat template of ${o.tokenizer} differs from the one training used (prompt.chat_template in ${cfile}); using ${o.tokenizer}'s`,
+      );
     } else {
       tok = loadTokenizer(o.model, { chatTemplate: ct.text });
-      warnings.push(`the chat template of ${o.model} differs from the one training used; using training's (prompt.chat_template in ${cfile}, from ${ct.source})`);
+      warnings.push(
+        `the chat template of ${o.model} differs from the one training used; using training's (prompt.chat_template in ${cfile}, from ${ct.source})`,
+      );
     }
   }
   const dtype = settings.compute_dtype;

@@ -3,7 +3,13 @@
 import { getStructuredTask, type Task } from '../data/tasks/index.js';
 import { MedloraError } from '../util/errors.js';
 import {
-  type FilterOptions, type NormalizeOptions, NO_FILTERS, RELAXED_NORMALIZE, STRICT_NORMALIZE, filterReason, normalizeText,
+  type FilterOptions,
+  type NormalizeOptions,
+  NO_FILTERS,
+  RELAXED_NORMALIZE,
+  STRICT_NORMALIZE,
+  filterReason,
+  normalizeText,
 } from './normalize.js';
 
 /** One comparable unit: its type (entity type, relation, or ade-email field) and its match key. */
@@ -43,7 +49,8 @@ export const METRIC_NAMES: readonly MetricName[] = ['typed', 'pooled-set'];
 /** A metric name, checked (`where` names the field or flag in the error). */
 export function parseMetric(s: string | undefined, where = 'metric'): MetricName {
   const v = s ?? 'typed';
-  if (!(METRIC_NAMES as readonly string[]).includes(v)) throw new MedloraError(`${where} must be one of ${METRIC_NAMES.join(', ')}, got "${v}"`);
+  if (!(METRIC_NAMES as readonly string[]).includes(v))
+    throw new MedloraError(`${where} must be one of ${METRIC_NAMES.join(', ')}, got "${v}"`);
   return v as MetricName;
 }
 
@@ -63,14 +70,23 @@ export function poolItems(items: Item[]): Item[] {
 }
 
 export const DEFAULT_MATCH: MatchOptions = {
-  mode: 'strict', normalize: RELAXED_NORMALIZE, filters: NO_FILTERS, symmetric: 'default',
+  mode: 'strict',
+  normalize: RELAXED_NORMALIZE,
+  filters: NO_FILTERS,
+  symmetric: 'default',
 };
 
 const SEP = '\u0001';
 
-export interface FilteredItem { text: string; reason: string }
+export interface FilteredItem {
+  text: string;
+  reason: string;
+}
 
-export interface ItemSet { items: Item[]; filtered: FilteredItem[] }
+export interface ItemSet {
+  items: Item[];
+  filtered: FilteredItem[];
+}
 
 function normOf(o: MatchOptions): NormalizeOptions {
   return o.mode === 'strict' ? STRICT_NORMALIZE : o.normalize;
@@ -102,7 +118,10 @@ export function toItems(task: string, value: unknown, o: MatchOptions, source: s
   const reject = (names: string[], text: string): boolean => {
     for (const name of names) {
       const why = filterReason(name, source, f, n);
-      if (why) { filtered.push({ text, reason: `${JSON.stringify(name)}: ${why}` }); return true; }
+      if (why) {
+        filtered.push({ text, reason: `${JSON.stringify(name)}: ${why}` });
+        return true;
+      }
     }
     return false;
   };
@@ -142,13 +161,17 @@ export function matchItems(gold: Item[], pred: Item[]): MatchResult {
   for (const g of gold) {
     const k = `${g.type}${SEP}${SEP}${g.key}`;
     const arr = left.get(k);
-    if (arr) arr.push(g); else left.set(k, [g]);
+    if (arr) arr.push(g);
+    else left.set(k, [g]);
   }
   const tp: Item[] = [];
   const fp: Item[] = [];
   for (const p of pred) {
     const arr = left.get(`${p.type}${SEP}${SEP}${p.key}`);
-    if (arr && arr.length > 0) { arr.shift(); tp.push(p); } else fp.push(p);
+    if (arr && arr.length > 0) {
+      arr.shift();
+      tp.push(p);
+    } else fp.push(p);
   }
   const fn = [...left.values()].flat();
   return { tp, fp, fn };

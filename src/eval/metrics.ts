@@ -2,8 +2,16 @@
 // per-record average. The 0/0 conventions are defined once here (see `ratio`).
 import type { MatchResult } from './match.js';
 
-export interface Counts { tp: number; fp: number; fn: number }
-export interface PRF { precision: number; recall: number; f1: number }
+export interface Counts {
+  tp: number;
+  fp: number;
+  fn: number;
+}
+export interface PRF {
+  precision: number;
+  recall: number;
+  f1: number;
+}
 export type Scored = Counts & PRF;
 
 /**
@@ -65,21 +73,33 @@ export function aggregate(records: MatchResult[]): Aggregate {
     rec.push(prf({ tp: r.tp.length, fp: r.fp.length, fn: r.fn.length }));
     if (r.fp.length === 0 && r.fn.length === 0) correct++;
   }
-  const perType = [...byType.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+  const perType = [...byType.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([type, c]) => ({ type, ...scored(c) }));
-  const pooled = perType.reduce((a, t) => ({ tp: a.tp + t.tp, fp: a.fp + t.fp, fn: a.fn + t.fn }), { tp: 0, fp: 0, fn: 0 });
+  const pooled = perType.reduce((a, t) => ({ tp: a.tp + t.tp, fp: a.fp + t.fp, fn: a.fn + t.fn }), {
+    tp: 0,
+    fp: 0,
+    fn: 0,
+  });
   // no type at all (every record empty on both sides) is a perfect result, consistent with `ratio`
-  const macro = perType.length === 0
-    ? { precision: 1, recall: 1, f1: 1, types: 0 }
-    : { precision: mean(perType.map((t) => t.precision)), recall: mean(perType.map((t) => t.recall)),
-      f1: mean(perType.map((t) => t.f1)), types: perType.length };
+  const macro =
+    perType.length === 0
+      ? { precision: 1, recall: 1, f1: 1, types: 0 }
+      : {
+          precision: mean(perType.map((t) => t.precision)),
+          recall: mean(perType.map((t) => t.recall)),
+          f1: mean(perType.map((t) => t.f1)),
+          types: perType.length,
+        };
   return {
     perType,
     micro: scored(pooled),
     macro,
     perRecord: {
-      precision: mean(rec.map((r) => r.precision)), recall: mean(rec.map((r) => r.recall)),
-      f1: mean(rec.map((r) => r.f1)), records: rec.length,
+      precision: mean(rec.map((r) => r.precision)),
+      recall: mean(rec.map((r) => r.recall)),
+      f1: mean(rec.map((r) => r.f1)),
+      records: rec.length,
     },
     exact: { records: records.length, correct, rate: records.length ? correct / records.length : 0 },
   };

@@ -23,18 +23,52 @@ export interface FilterOptions {
 }
 
 /** Strict mode: only surrounding whitespace is ignored. */
-export const STRICT_NORMALIZE: NormalizeOptions = { lowercase: false, whitespace: false, dashes: false, punctuation: false };
+export const STRICT_NORMALIZE: NormalizeOptions = {
+  lowercase: false,
+  whitespace: false,
+  dashes: false,
+  punctuation: false,
+};
 /** Relaxed mode defaults: everything on. */
-export const RELAXED_NORMALIZE: NormalizeOptions = { lowercase: true, whitespace: true, dashes: true, punctuation: true };
+export const RELAXED_NORMALIZE: NormalizeOptions = {
+  lowercase: true,
+  whitespace: true,
+  dashes: true,
+  punctuation: true,
+};
 
 /**
  * Generic terms a NER model tends to emit that are never useful chemical/disease/adverse-event mentions
  * (our own list, written for the recipe's stop-list filter; extend with --stop-word).
  */
 export const DEFAULT_STOP_LIST: readonly string[] = [
-  'drug', 'drugs', 'chemical', 'chemicals', 'compound', 'compounds', 'medication', 'medications', 'medicine',
-  'agent', 'agents', 'disease', 'diseases', 'disorder', 'disorders', 'syndrome', 'condition', 'conditions',
-  'symptom', 'symptoms', 'side effect', 'side effects', 'adverse event', 'adverse events', 'toxicity', 'none', 'n/a',
+  'drug',
+  'drugs',
+  'chemical',
+  'chemicals',
+  'compound',
+  'compounds',
+  'medication',
+  'medications',
+  'medicine',
+  'agent',
+  'agents',
+  'disease',
+  'diseases',
+  'disorder',
+  'disorders',
+  'syndrome',
+  'condition',
+  'conditions',
+  'symptom',
+  'symptoms',
+  'side effect',
+  'side effects',
+  'adverse event',
+  'adverse events',
+  'toxicity',
+  'none',
+  'n/a',
 ];
 
 /** Filters are off by default: they change what counts, so they must be asked for. */

@@ -5,14 +5,23 @@ import { getStructuredTask, getTask, structuredTaskNames, validate, type ParseRe
 import { MedloraError } from '../util/errors.js';
 
 export type { ParseResult } from '../data/tasks/index.js';
-export { EMPTY_ANSWER, cleanOutput, parseAdeEmail, parseBullets, parsePairs, parseTriplets, stripBullet } from '../data/tasks/index.js';
+export {
+  EMPTY_ANSWER,
+  cleanOutput,
+  parseAdeEmail,
+  parseBullets,
+  parsePairs,
+  parseTriplets,
+  stripBullet,
+} from '../data/tasks/index.js';
 
 /** A task with a structured answer: a built-in one (everything but free-text qa) or a user-defined schema task. */
 export type StructuredTask = string;
 
 /** The built-in structured tasks (user-defined ones: structuredTaskNames() in src/data/tasks). */
-export const STRUCTURED_TASKS: readonly Exclude<TaskName, 'qa'>[] =
-  structuredTaskNames().filter((t) => getTask(t).spec().kind === 'builtin') as Exclude<TaskName, 'qa'>[];
+export const STRUCTURED_TASKS: readonly Exclude<TaskName, 'qa'>[] = structuredTaskNames().filter(
+  (t) => getTask(t).spec().kind === 'builtin',
+) as Exclude<TaskName, 'qa'>[];
 
 type GoldOf<T extends string> = T extends keyof GoldByTask ? GoldByTask[T] : unknown;
 
@@ -30,7 +39,12 @@ export function validateStructured<T extends string>(task: T, value: unknown, wh
   // predictions are checked against the task's result schema (empty strings are a prediction's right; gold is stricter)
   const errs = validate(t.resultSchema, value);
   if (errs.length) {
-    throw new MedloraError(`${where}: "pred" for task ${task} does not match its answer schema: ${errs.slice(0, 3).map((e) => `${e.path}: ${e.message}`).join('; ')}`);
+    throw new MedloraError(
+      `${where}: "pred" for task ${task} does not match its answer schema: ${errs
+        .slice(0, 3)
+        .map((e) => `${e.path}: ${e.message}`)
+        .join('; ')}`,
+    );
   }
   return { items: structuredClone(value) as GoldOf<T>, unparsed: [] };
 }

@@ -4,12 +4,24 @@ import { readFileSync } from 'node:fs';
 import type { MedRecord, TaskName } from '../data/schema.js';
 import { getStructuredTask, getTask } from '../data/tasks/index.js';
 import { MedloraError } from '../util/errors.js';
-import { type Item, type MatchOptions, type FilteredItem, DEFAULT_MATCH, matchItems, poolItems, toItems } from './match.js';
+import {
+  type Item,
+  type MatchOptions,
+  type FilteredItem,
+  DEFAULT_MATCH,
+  matchItems,
+  poolItems,
+  toItems,
+} from './match.js';
 import { type Aggregate, aggregate } from './metrics.js';
 import { type StructuredTask, parseOutput, validateStructured } from './parse.js';
 
 /** One line of a predictions file: raw model text, or an already structured answer. */
-export interface PredLine { id: string; output?: string; pred?: unknown }
+export interface PredLine {
+  id: string;
+  output?: string;
+  pred?: unknown;
+}
 
 export interface RecordScore {
   id: string;
@@ -72,7 +84,8 @@ export function readJsonl(path: string): Array<{ line: number; value: unknown }>
 }
 
 function idOf(v: unknown, where: string): string {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new MedloraError(`${where}: expected a JSON object`);
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    throw new MedloraError(`${where}: expected a JSON object`);
   const id = (v as { id?: unknown }).id;
   if (typeof id === 'string' && id) return id;
   if (typeof id === 'number') return String(id);
@@ -96,7 +109,10 @@ export function readGold(task: StructuredTask, path: string): { records: MedReco
     const id = idOf(value, where);
     const r = value as Partial<MedRecord>;
     if (typeof r.task !== 'string') throw new MedloraError(`${where}: missing "task"`);
-    if (r.task !== task) { otherTask++; continue; }
+    if (r.task !== task) {
+      otherTask++;
+      continue;
+    }
     if (seen.has(id)) throw new MedloraError(`${where}: duplicate id "${id}"`);
     seen.add(id);
     if (r.gold === undefined) throw new MedloraError(`${where}: missing "gold"`);
@@ -117,7 +133,8 @@ export function readPredictions(task: StructuredTask, path: string): Map<string,
     if (v.output === undefined && v.pred === undefined) {
       throw new MedloraError(`${where}: needs "output" (raw model text) or "pred" (structured ${task} answer)`);
     }
-    if (v.output !== undefined && typeof v.output !== 'string') throw new MedloraError(`${where}: "output" must be a string`);
+    if (v.output !== undefined && typeof v.output !== 'string')
+      throw new MedloraError(`${where}: "output" must be a string`);
     if (out.has(id)) throw new MedloraError(`${where}: duplicate id "${id}"`);
     out.set(id, { value: { ...v, id }, where });
   }
@@ -126,15 +143,21 @@ export function readPredictions(task: StructuredTask, path: string): Map<string,
 
 /** Score in-memory gold records against predictions keyed by id. */
 export function scoreRecords(
-  task: StructuredTask, gold: MedRecord[], preds: Map<string, { value: PredLine; where: string }>,
+  task: StructuredTask,
+  gold: MedRecord[],
+  preds: Map<string, { value: PredLine; where: string }>,
   options: MatchOptions = DEFAULT_MATCH,
 ): Omit<ScoreResult, 'gold' | 'pred'> {
   const records: RecordScore[] = [];
   const missingIds: string[] = [];
-  let unparsedLines = 0, recordsWithUnparsed = 0, filteredItems = 0;
+  let unparsedLines = 0,
+    recordsWithUnparsed = 0,
+    filteredItems = 0;
   for (const g of gold) {
     if (options.filters.grounding && !g.input) {
-      throw new MedloraError(`gold record "${g.id}" has no "input" text, so its predictions cannot be grounded (turn the grounding filter off)`);
+      throw new MedloraError(
+        `gold record "${g.id}" has no "input" text, so its predictions cannot be grounded (turn the grounding filter off)`,
+      );
     }
     const p = preds.get(g.id);
     let value: unknown = getStructuredTask(task).empty();
@@ -146,7 +169,10 @@ export function scoreRecords(
     let goldItems = toItems(task, g.gold, options, g.input, false).items;
     const predSet = toItems(task, value, options, g.input, true);
     let predItems = predSet.items;
-    if (pooled) { goldItems = poolItems(goldItems); predItems = poolItems(predItems); }
+    if (pooled) {
+      goldItems = poolItems(goldItems);
+      predItems = poolItems(predItems);
+    }
     const m = matchItems(goldItems, predItems);
     unparsedLines += unparsed.length;
     if (unparsed.length) recordsWithUnparsed++;
@@ -159,8 +185,14 @@ export function scoreRecords(
     task,
     options,
     counts: {
-      goldRecords: gold.length, predLines: preds.size, missingIds, extraIds, otherTaskRecords: 0,
-      unparsedLines, recordsWithUnparsed, filteredItems,
+      goldRecords: gold.length,
+      predLines: preds.size,
+      missingIds,
+      extraIds,
+      otherTaskRecords: 0,
+      unparsedLines,
+      recordsWithUnparsed,
+      filteredItems,
     },
     metrics: aggregate(records),
     records,
@@ -168,11 +200,18 @@ export function scoreRecords(
 }
 
 /** Score files: the whole of `medlora score`. */
-export function scoreFiles(task: string, goldPath: string, predPath: string, options: MatchOptions = DEFAULT_MATCH): ScoreResult {
+export function scoreFiles(
+  task: string,
+  goldPath: string,
+  predPath: string,
+  options: MatchOptions = DEFAULT_MATCH,
+): ScoreResult {
   const t = assertStructuredTask(task);
   const { records, otherTask } = readGold(t, goldPath);
   if (records.length === 0) {
-    throw new MedloraError(`${goldPath}: no gold records with "task": "${t}"${otherTask ? ` (${otherTask} records of other tasks)` : ''}`);
+    throw new MedloraError(
+      `${goldPath}: no gold records with "task": "${t}"${otherTask ? ` (${otherTask} records of other tasks)` : ''}`,
+    );
   }
   const preds = readPredictions(t, predPath);
   const r = scoreRecords(t, records, preds, options);

@@ -84,17 +84,22 @@ export interface Generated extends GeneratedIds {
 
 /** Generate from prompt ids (no tokenizer needed). */
 export function generateIds(model: CausalLM, prompts: number[][], o: GenerateOptions): GeneratedIds[] {
-  if (!Number.isInteger(o.maxNewTokens) || o.maxNewTokens < 0) throw new MedloraError(`generate: maxNewTokens must be a non-negative integer, got ${o.maxNewTokens}`);
+  if (!Number.isInteger(o.maxNewTokens) || o.maxNewTokens < 0)
+    throw new MedloraError(`generate: maxNewTokens must be a non-negative integer, got ${o.maxNewTokens}`);
   checkSampling(o);
   const V = model.config.vocab_size;
   const maxPos = o.maxPositions ?? modelMaxPositions(model);
   prompts.forEach((p, i) => {
-    if (p.length === 0) throw new MedloraError(`generate: prompt ${i} is empty (it needs at least one token, e.g. BOS)`);
+    if (p.length === 0)
+      throw new MedloraError(`generate: prompt ${i} is empty (it needs at least one token, e.g. BOS)`);
     if (maxPos !== undefined && p.length > maxPos) {
-      throw new MedloraError(`generate: prompt ${i} has ${p.length} tokens, more than the model's max_position_embeddings ${maxPos}; shorten the input (max_length)`);
+      throw new MedloraError(
+        `generate: prompt ${i} has ${p.length} tokens, more than the model's max_position_embeddings ${maxPos}; shorten the input (max_length)`,
+      );
     }
     const bad = p.find((id) => !Number.isInteger(id) || id < 0 || id >= V);
-    if (bad !== undefined) throw new MedloraError(`generate: prompt ${i} has token id ${bad} outside the vocabulary [0, ${V})`);
+    if (bad !== undefined)
+      throw new MedloraError(`generate: prompt ${i} has token id ${bad} outside the vocabulary [0, ${V})`);
   });
   const eos = o.eosIds ?? (model.config.eos_token_id as number[] | undefined) ?? [];
   const bs = o.batchSize && o.batchSize > 0 ? o.batchSize : Math.max(1, prompts.length);
@@ -108,7 +113,12 @@ export function generateIds(model: CausalLM, prompts: number[][], o: GenerateOpt
 }
 
 /** Generate from text prompts (encoded with the tokenizer's special tokens, e.g. BOS). */
-export function generate(model: CausalLM, tokenizer: TextTokenizer & { eosIds?: number[] }, prompts: string[], o: GenerateOptions): Generated[] {
+export function generate(
+  model: CausalLM,
+  tokenizer: TextTokenizer & { eosIds?: number[] },
+  prompts: string[],
+  o: GenerateOptions,
+): Generated[] {
   const ids = prompts.map((p) => tokenizer.encode(p, { addSpecialTokens: o.addSpecialTokens ?? true }));
   const decode = (x: number[]): string => tokenizer.decode(x, { skipSpecialTokens: true });
   const eosIds = o.eosIds ?? tokenizer.eosIds ?? (tokenizer.eosId !== undefined ? [tokenizer.eosId] : []);
@@ -125,20 +135,36 @@ export function generate(model: CausalLM, tokenizer: TextTokenizer & { eosIds?: 
 }
 
 function checkSampling(o: GenerateOptions): void {
-  if (o.temperature !== undefined && !(o.temperature >= 0)) throw new MedloraError(`generate: temperature must be >= 0, got ${o.temperature}`);
-  if (o.topK !== undefined && !(Number.isInteger(o.topK) && o.topK >= 0)) throw new MedloraError(`generate: top-k must be a non-negative integer, got ${o.topK}`);
-  if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) throw new MedloraError(`generate: top-p must be in (0, 1], got ${o.topP}`);
-  if (o.repetitionPenalty !== undefined && !(o.repetitionPenalty > 0)) throw new MedloraError(`generate: repetition penalty must be > 0, got ${o.repetitionPenalty}`);
-  if (o.stopStrings?.length && !o.decode) throw new MedloraError('generate: stop strings need a tokenizer (use generate(), not generateIds())');
+  if (o.temperature !== undefined && !(o.temperature >= 0))
+    throw new MedloraError(`generate: temperature must be >= 0, got ${o.temperature}`);
+  if (o.topK !== undefined && !(Number.isInteger(o.topK) && o.topK >= 0))
+    throw new MedloraError(`generate: top-k must be a non-negative integer, got ${o.topK}`);
+  if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1))
+    throw new MedloraError(`generate: top-p must be in (0, 1], got ${o.topP}`);
+  if (o.repetitionPenalty !== undefined && !(o.repetitionPenalty > 0))
+    throw new MedloraError(`generate: repetition penalty must be > 0, got ${o.repetitionPenalty}`);
+  if (o.stopStrings?.length && !o.decode)
+    throw new MedloraError('generate: stop strings need a tokenizer (use generate(), not generateIds())');
 }
 
-function generateBatch(model: CausalLM, prompts: number[][], offset: number, o: GenerateOptions, eos: number[], rng: Prng, maxPos: number): GeneratedIds[] {
+function generateBatch(
+  model: CausalLM,
+  prompts: number[][],
+  offset: number,
+  o: GenerateOptions,
+  eos: number[],
+  rng: Prng,
+  maxPos: number,
+): GeneratedIds[] {
   const B = prompts.length;
   const L = Math.max(...prompts.map((p) => p.length));
   const pad = o.padId ?? eos[0] ?? 0;
   // left padding: every prompt ends at the same column, so the next token of every row is predicted at the end
   const seqs = prompts.map((p) => [...p]);
-  const maskRows = prompts.map((p) => [...new Array<number>(L - p.length).fill(0), ...new Array<number>(p.length).fill(1)]);
+  const maskRows = prompts.map((p) => [
+    ...new Array<number>(L - p.length).fill(0),
+    ...new Array<number>(p.length).fill(1),
+  ]);
   const padded = prompts.map((p) => [...new Array<number>(L - p.length).fill(pad), ...p]);
   let anyPad = prompts.some((p) => p.length < L);
   const gen: number[][] = prompts.map(() => []);
@@ -147,12 +173,22 @@ function generateBatch(model: CausalLM, prompts: number[][], offset: number, o: 
   const cache: KVCacheLike | undefined = useCache ? model.newCache(B) : undefined;
   const eosSet = new Set(eos);
   try {
-    let rows = scope(() => lastLogits(model, tensor(padded, { dtype: 'i64' }), anyPad ? tensor(maskRows, { dtype: 'i64' }) : undefined, cache));
+    let rows = scope(() =>
+      lastLogits(
+        model,
+        tensor(padded, { dtype: 'i64' }),
+        anyPad ? tensor(maskRows, { dtype: 'i64' }) : undefined,
+        cache,
+      ),
+    );
     for (let step = 0; step < o.maxNewTokens; step++) {
       const next: number[] = [];
       for (let b = 0; b < B; b++) {
         if (!reason[b] && prompts[b]!.length + gen[b]!.length >= maxPos) reason[b] = 'max_positions';
-        if (reason[b]) { next.push(pad); continue; }
+        if (reason[b]) {
+          next.push(pad);
+          continue;
+        }
         const row = rows[b]!;
         if (o.vocabLimit !== undefined && o.vocabLimit < row.length) row.fill(-Infinity, o.vocabLimit);
         if (o.repetitionPenalty !== undefined) applyRepetitionPenalty(row, seqs[b]!, o.repetitionPenalty);
@@ -163,7 +199,10 @@ function generateBatch(model: CausalLM, prompts: number[][], offset: number, o: 
         }
         const id = chooseToken(row, o, rng);
         next.push(id);
-        if (eosSet.has(id)) { reason[b] = 'eos'; continue; }
+        if (eosSet.has(id)) {
+          reason[b] = 'eos';
+          continue;
+        }
         gen[b]!.push(id);
         seqs[b]!.push(id);
         if (o.stopStrings?.length && o.decode) {
@@ -183,7 +222,16 @@ function generateBatch(model: CausalLM, prompts: number[][], offset: number, o: 
       }
       rows = scope(() => {
         const mask = anyPad ? tensor(maskRows, { dtype: 'i64' }) : undefined;
-        if (cache) return lastLogits(model, tensor(next.map((x) => [x]), { dtype: 'i64' }), mask, cache);
+        if (cache)
+          return lastLogits(
+            model,
+            tensor(
+              next.map((x) => [x]),
+              { dtype: 'i64' },
+            ),
+            mask,
+            cache,
+          );
         return lastLogits(model, tensor(padded, { dtype: 'i64' }), mask, undefined);
       });
     }
@@ -198,10 +246,19 @@ function generateBatch(model: CausalLM, prompts: number[][], offset: number, o: 
 }
 
 /** Logits of the last position of every row, as f32 arrays. */
-function lastLogits(model: CausalLM, ids: Tensor, mask: Tensor | undefined, cache: KVCacheLike | undefined): Float32Array[] {
+function lastLogits(
+  model: CausalLM,
+  ids: Tensor,
+  mask: Tensor | undefined,
+  cache: KVCacheLike | undefined,
+): Float32Array[] {
   const logits = model.forward(ids, { ...(mask ? { attentionMask: mask } : {}), ...(cache ? { cache } : {}) });
   const [B, T, V] = logits.shape as [number, number, number];
-  const last = logits.narrow(1, T - 1, 1).reshape([B, V]).float().toFloat32Array();
+  const last = logits
+    .narrow(1, T - 1, 1)
+    .reshape([B, V])
+    .float()
+    .toFloat32Array();
   const out: Float32Array[] = [];
   for (let b = 0; b < B; b++) out.push(last.slice(b * V, (b + 1) * V));
   return out;

@@ -49,8 +49,13 @@ export function applyAllowedMask(row: Float32Array, allowed: Uint8Array, extraAl
 }
 
 export function argmax(row: Float32Array): number {
-  let best = -1, bv = -Infinity;
-  for (let i = 0; i < row.length; i++) if (row[i]! > bv) { bv = row[i]!; best = i; }
+  let best = -1,
+    bv = -Infinity;
+  for (let i = 0; i < row.length; i++)
+    if (row[i]! > bv) {
+      bv = row[i]!;
+      best = i;
+    }
   if (best < 0) throw new Error('sampling: every token is masked out (no finite logit)');
   return best;
 }
@@ -68,7 +73,9 @@ export function chooseToken(row: Float32Array, o: SamplingOptions, rng: Prng | u
   const n = row.length;
   const z = new Float64Array(n);
   for (let i = 0; i < n; i++) z[i] = row[i]! / t;
-  const order = Array.from({ length: n }, (_, i) => i).filter((i) => z[i]! > -Infinity).sort((a, b) => z[b]! - z[a]!);
+  const order = Array.from({ length: n }, (_, i) => i)
+    .filter((i) => z[i]! > -Infinity)
+    .sort((a, b) => z[b]! - z[a]!);
   if (order.length === 0) throw new Error('sampling: every token is masked out (no finite logit)');
   let kept = order;
   const k = o.topK ?? 0;
@@ -79,7 +86,11 @@ export function chooseToken(row: Float32Array, o: SamplingOptions, rng: Prng | u
   // softmax over the kept tokens (max-subtracted)
   const m = z[kept[0]!]!;
   let sum = 0;
-  const p = kept.map((i) => { const e = Math.exp(z[i]! - m); sum += e; return e; });
+  const p = kept.map((i) => {
+    const e = Math.exp(z[i]! - m);
+    sum += e;
+    return e;
+  });
   for (let j = 0; j < p.length; j++) p[j] = p[j]! / sum;
   const topP = o.topP ?? 1;
   if (topP < 1) {

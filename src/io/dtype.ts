@@ -7,7 +7,16 @@ export const DTYPES = ['F64', 'F32', 'F16', 'BF16', 'I64', 'I32', 'I16', 'I8', '
 export type Dtype = (typeof DTYPES)[number];
 
 export const DTYPE_SIZE: Readonly<Record<Dtype, number>> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
 };
 
 export function isDtype(s: unknown): s is Dtype {
@@ -28,7 +37,12 @@ function assertLE(): void {
 }
 
 /** Bytes viewed as the given element type (copied first when the offset is not aligned). */
-function view<T>(bytes: Uint8Array, size: number, make: (b: ArrayBufferLike, off: number, len: number) => T, what: string): T {
+function view<T>(
+  bytes: Uint8Array,
+  size: number,
+  make: (b: ArrayBufferLike, off: number, len: number) => T,
+  what: string,
+): T {
   assertLE();
   if (bytes.byteLength % size !== 0) throw new Error(`${what}: ${bytes.byteLength} bytes is not a multiple of ${size}`);
   const b = bytes.byteOffset % size === 0 ? bytes : bytes.slice();
@@ -83,12 +97,12 @@ export function f32ToF16Bits(x: number): number {
     const half = 1 << (shift - 1);
     const rem = mant & ((1 << shift) - 1);
     let m = mant >>> shift;
-    if (rem > half || (rem === half && (m & 1))) m++;
+    if (rem > half || (rem === half && m & 1)) m++;
     return sign | m; // m may carry into the exponent field: that is the correct smallest normal
   }
   let h = sign | (e << 10) | (mant >>> 13);
   const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++; // carry may overflow into inf: correct
+  if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++; // carry may overflow into inf: correct
   return h;
 }
 
@@ -125,14 +139,24 @@ export function f16ToF32(a: ArrayLike<number>): Float32Array {
 /** Decode raw tensor bytes of any float/int dtype to numbers (I64 via Number: exact below 2^53). */
 export function bytesToNumbers(dtype: Dtype, bytes: Uint8Array): Float64Array {
   switch (dtype) {
-    case 'F64': return Float64Array.from(bytesAsF64(bytes));
-    case 'F32': return Float64Array.from(bytesAsF32(bytes));
-    case 'F16': return Float64Array.from(f16ToF32(bytesAsU16(bytes)));
-    case 'BF16': return Float64Array.from(bf16ToF32(bytesAsU16(bytes)));
-    case 'I64': return Float64Array.from(bytesAsI64(bytes), (v) => Number(v));
-    case 'I32': return Float64Array.from(bytesAsI32(bytes));
-    case 'I16': return Float64Array.from(view(bytes, 2, (x, o, n) => new Int16Array(x, o, n), 'I16'));
-    case 'I8': return Float64Array.from(new Int8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-    case 'U8': case 'BOOL': return Float64Array.from(bytes);
+    case 'F64':
+      return Float64Array.from(bytesAsF64(bytes));
+    case 'F32':
+      return Float64Array.from(bytesAsF32(bytes));
+    case 'F16':
+      return Float64Array.from(f16ToF32(bytesAsU16(bytes)));
+    case 'BF16':
+      return Float64Array.from(bf16ToF32(bytesAsU16(bytes)));
+    case 'I64':
+      return Float64Array.from(bytesAsI64(bytes), (v) => Number(v));
+    case 'I32':
+      return Float64Array.from(bytesAsI32(bytes));
+    case 'I16':
+      return Float64Array.from(view(bytes, 2, (x, o, n) => new Int16Array(x, o, n), 'I16'));
+    case 'I8':
+      return Float64Array.from(new Int8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    case 'U8':
+    case 'BOOL':
+      return Float64Array.from(bytes);
   }
 }

@@ -5,7 +5,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MedloraError } from '../util/errors.js';
 import { warn } from '../util/warn.js';
-import { SafetensorsFile, writeFileAtomic, writeSafetensors, type TensorData, type TensorInfo, type TensorSource } from './safetensors.js';
+import {
+  SafetensorsFile,
+  writeFileAtomic,
+  writeSafetensors,
+  type TensorData,
+  type TensorInfo,
+  type TensorSource,
+} from './safetensors.js';
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
 export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
@@ -35,8 +42,22 @@ export interface LoraConfig {
   extra: Record<string, unknown>;
 }
 
-const KNOWN = ['peft_type', 'r', 'lora_alpha', 'lora_dropout', 'target_modules', 'bias', 'fan_in_fan_out', 'use_rslora',
-  'modules_to_save', 'base_model_name_or_path', 'task_type', 'layers_to_transform', 'layers_pattern', 'exclude_modules'] as const;
+const KNOWN = [
+  'peft_type',
+  'r',
+  'lora_alpha',
+  'lora_dropout',
+  'target_modules',
+  'bias',
+  'fan_in_fan_out',
+  'use_rslora',
+  'modules_to_save',
+  'base_model_name_or_path',
+  'task_type',
+  'layers_to_transform',
+  'layers_pattern',
+  'exclude_modules',
+] as const;
 
 /**
  * PEFT LoraConfig fields (peft 0.21 tuners/lora/config.py) that change what the adapter computes and that medlora does not
@@ -45,9 +66,18 @@ const KNOWN = ['peft_type', 'r', 'lora_alpha', 'lora_dropout', 'target_modules',
 const PEFT_NUMERIC: Record<string, { neutral: (v: unknown) => boolean; what: string }> = {
   use_dora: { neutral: (v) => v === false || v == null, what: 'DoRA (weight-decomposed LoRA)' },
   lora_bias: { neutral: (v) => v === false || v == null, what: 'a trainable bias on lora_B' },
-  rank_pattern: { neutral: (v) => v == null || (typeof v === 'object' && Object.keys(v as object).length === 0), what: 'per-module ranks' },
-  alpha_pattern: { neutral: (v) => v == null || (typeof v === 'object' && Object.keys(v as object).length === 0), what: 'per-module alphas' },
-  target_parameters: { neutral: (v) => v == null || (Array.isArray(v) && v.length === 0), what: 'LoRA on raw parameters' },
+  rank_pattern: {
+    neutral: (v) => v == null || (typeof v === 'object' && Object.keys(v as object).length === 0),
+    what: 'per-module ranks',
+  },
+  alpha_pattern: {
+    neutral: (v) => v == null || (typeof v === 'object' && Object.keys(v as object).length === 0),
+    what: 'per-module alphas',
+  },
+  target_parameters: {
+    neutral: (v) => v == null || (Array.isArray(v) && v.length === 0),
+    what: 'LoRA on raw parameters',
+  },
   trainable_token_indices: { neutral: (v) => v == null, what: 'trainable token embeddings' },
   layer_replication: { neutral: (v) => v == null, what: 'replicated layers' },
   alora_invocation_tokens: { neutral: (v) => v == null, what: 'activated LoRA (aLoRA)' },
@@ -59,21 +89,52 @@ const PEFT_NUMERIC: Record<string, { neutral: (v: unknown) => boolean; what: str
   velora_config: { neutral: (v) => v == null, what: 'VeLoRA' },
 };
 /** PEFT LoraConfig fields that do not change the loaded adapter's forward pass (initialisation, bookkeeping). */
-const PEFT_HARMLESS = new Set(['revision', 'inference_mode', 'init_lora_weights', 'loftq_config', 'eva_config', 'corda_config',
-  'lora_ga_config', 'megatron_config', 'megatron_core', 'auto_mapping', 'peft_version', 'qalora_group_size', 'ensure_weight_tying']);
+const PEFT_HARMLESS = new Set([
+  'revision',
+  'inference_mode',
+  'init_lora_weights',
+  'loftq_config',
+  'eva_config',
+  'corda_config',
+  'lora_ga_config',
+  'megatron_config',
+  'megatron_core',
+  'auto_mapping',
+  'peft_version',
+  'qalora_group_size',
+  'ensure_weight_tying',
+]);
 
 /** Fill PEFT's defaults (LoraConfig dataclass: r 8, lora_alpha 8, dropout 0, bias "none", ...). */
-export function makeLoraConfig(p: Partial<Omit<LoraConfig, 'peft_type'>> & { target_modules: string[] | string }): LoraConfig {
-  return { peft_type: 'LORA', r: 8, lora_alpha: 8, lora_dropout: 0, bias: 'none', fan_in_fan_out: false, use_rslora: false,
-    modules_to_save: null, base_model_name_or_path: null, task_type: 'CAUSAL_LM', extra: {}, ...p };
+export function makeLoraConfig(
+  p: Partial<Omit<LoraConfig, 'peft_type'>> & { target_modules: string[] | string },
+): LoraConfig {
+  return {
+    peft_type: 'LORA',
+    r: 8,
+    lora_alpha: 8,
+    lora_dropout: 0,
+    bias: 'none',
+    fan_in_fan_out: false,
+    use_rslora: false,
+    modules_to_save: null,
+    base_model_name_or_path: null,
+    task_type: 'CAUSAL_LM',
+    extra: {},
+    ...p,
+  };
 }
 
 /** Validate and type an adapter_config.json object; `file` names it in errors. */
 export function parseLoraConfig(raw: unknown, file = ADAPTER_CONFIG, opts: { dora?: boolean } = {}): LoraConfig {
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new MedloraError(`${file}: expected a JSON object`);
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+    throw new MedloraError(`${file}: expected a JSON object`);
   const o = raw as Record<string, unknown>;
-  const bad = (k: string, want: string): never => { throw new MedloraError(`${file}: "${k}" must be ${want}, got ${JSON.stringify(o[k])}`); };
-  if (o.peft_type !== 'LORA') throw new MedloraError(`${file}: peft_type ${JSON.stringify(o.peft_type)} is not supported (only LORA)`);
+  const bad = (k: string, want: string): never => {
+    throw new MedloraError(`${file}: "${k}" must be ${want}, got ${JSON.stringify(o[k])}`);
+  };
+  if (o.peft_type !== 'LORA')
+    throw new MedloraError(`${file}: peft_type ${JSON.stringify(o.peft_type)} is not supported (only LORA)`);
   const r = o.r ?? 8;
   if (typeof r !== 'number' || !Number.isInteger(r) || r <= 0) bad('r', 'a positive integer');
   const alpha = o.lora_alpha ?? 8;
@@ -82,48 +143,89 @@ export function parseLoraConfig(raw: unknown, file = ADAPTER_CONFIG, opts: { dor
   if (typeof dropout !== 'number' || dropout < 0 || dropout >= 1) bad('lora_dropout', 'a number in [0, 1)');
   const tm = o.target_modules;
   if (typeof tm === 'string') {
-    try { new RegExp(tm); } catch (e) { throw new MedloraError(`${file}: target_modules regex ${JSON.stringify(tm)} does not compile (${(e as Error).message})`); }
+    try {
+      new RegExp(tm);
+    } catch (e) {
+      throw new MedloraError(
+        `${file}: target_modules regex ${JSON.stringify(tm)} does not compile (${(e as Error).message})`,
+      );
+    }
   } else if (!Array.isArray(tm) || tm.length === 0 || !tm.every((x) => typeof x === 'string')) {
     bad('target_modules', 'a non-empty list of module names or a regex string');
   }
   const bias = o.bias ?? 'none';
   if (bias !== 'none' && bias !== 'all' && bias !== 'lora_only') bad('bias', '"none", "all" or "lora_only"');
-  const bool = (k: string): boolean => { const v = o[k] ?? false; if (typeof v !== 'boolean') bad(k, 'true or false'); return v as boolean; };
+  const bool = (k: string): boolean => {
+    const v = o[k] ?? false;
+    if (typeof v !== 'boolean') bad(k, 'true or false');
+    return v as boolean;
+  };
   const mts = o.modules_to_save ?? null;
-  if (mts !== null && (!Array.isArray(mts) || !mts.every((x) => typeof x === 'string'))) bad('modules_to_save', 'a list of module names or null');
-  const strOrNull = (k: string): string | null => { const v = o[k] ?? null; if (v !== null && typeof v !== 'string') bad(k, 'a string or null'); return v as string | null; };
+  if (mts !== null && (!Array.isArray(mts) || !mts.every((x) => typeof x === 'string')))
+    bad('modules_to_save', 'a list of module names or null');
+  const strOrNull = (k: string): string | null => {
+    const v = o[k] ?? null;
+    if (v !== null && typeof v !== 'string') bad(k, 'a string or null');
+    return v as string | null;
+  };
   // DoRA (use_dora, kept in `extra`) only where the caller handles it (src/adapt/methods/dora.ts)
-  if (o.use_dora === true && !opts.dora) throw new MedloraError(`${file}: use_dora=true (DoRA): load it as a DoRA adapter (finetuning: dora), not as plain LoRA`);
+  if (o.use_dora === true && !opts.dora)
+    throw new MedloraError(
+      `${file}: use_dora=true (DoRA): load it as a DoRA adapter (finetuning: dora), not as plain LoRA`,
+    );
   // other features that change the math and that medlora does not implement: refuse rather than load wrongly
   for (const [k, n] of Object.entries(PEFT_NUMERIC)) {
     if (k === 'use_dora' && opts.dora) continue;
-    if (k in o && !n.neutral(o[k])) throw new MedloraError(`${file}: "${k}" = ${JSON.stringify(o[k])} (${n.what}) is not supported`);
+    if (k in o && !n.neutral(o[k]))
+      throw new MedloraError(`${file}: "${k}" = ${JSON.stringify(o[k])} (${n.what}) is not supported`);
   }
   if (Array.isArray(mts) && mts.length) {
-    throw new MedloraError(`${file}: "modules_to_save" = ${JSON.stringify(mts)} (fully trained copies of modules) is not supported; only LoRA factors are`);
+    throw new MedloraError(
+      `${file}: "modules_to_save" = ${JSON.stringify(mts)} (fully trained copies of modules) is not supported; only LoRA factors are`,
+    );
   }
   const ltt = o.layers_to_transform ?? null;
-  if (ltt !== null && !(Number.isInteger(ltt) && (ltt as number) >= 0) && !(Array.isArray(ltt) && ltt.every((x) => Number.isInteger(x) && x >= 0))) {
+  if (
+    ltt !== null &&
+    !(Number.isInteger(ltt) && (ltt as number) >= 0) &&
+    !(Array.isArray(ltt) && ltt.every((x) => Number.isInteger(x) && x >= 0))
+  ) {
     bad('layers_to_transform', 'a layer index, a list of layer indices or null');
   }
   const strList = (k: string): string[] | string | null => {
     const v = o[k] ?? null;
-    if (v !== null && typeof v !== 'string' && !(Array.isArray(v) && v.every((x) => typeof x === 'string'))) bad(k, 'a string, a list of strings or null');
+    if (v !== null && typeof v !== 'string' && !(Array.isArray(v) && v.every((x) => typeof x === 'string')))
+      bad(k, 'a string, a list of strings or null');
     if (typeof v === 'string') {
-      try { new RegExp(v); } catch (e) { throw new MedloraError(`${file}: ${k} regex ${JSON.stringify(v)} does not compile (${(e as Error).message})`); }
+      try {
+        new RegExp(v);
+      } catch (e) {
+        throw new MedloraError(`${file}: ${k} regex ${JSON.stringify(v)} does not compile (${(e as Error).message})`);
+      }
     }
     return v as string[] | string | null;
   };
-  const layers_pattern = strList('layers_pattern'), exclude_modules = strList('exclude_modules');
+  const layers_pattern = strList('layers_pattern'),
+    exclude_modules = strList('exclude_modules');
   const extra: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(o)) if (!(KNOWN as readonly string[]).includes(k)) extra[k] = v;
   const unknown = Object.keys(extra).filter((k) => !PEFT_NUMERIC[k] && !PEFT_HARMLESS.has(k));
-  if (unknown.length) warn(`${file}: unknown key${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} ignored (not read by medlora; if ${unknown.length > 1 ? 'they change' : 'it changes'} the adapter's math, results will differ from PEFT)`);
+  if (unknown.length)
+    warn(
+      `${file}: unknown key${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} ignored (not read by medlora; if ${unknown.length > 1 ? 'they change' : 'it changes'} the adapter's math, results will differ from PEFT)`,
+    );
   return {
-    peft_type: 'LORA', r: r as number, lora_alpha: alpha as number, lora_dropout: dropout as number,
-    target_modules: tm as string[] | string, bias: bias as LoraConfig['bias'], fan_in_fan_out: bool('fan_in_fan_out'),
-    use_rslora: bool('use_rslora'), modules_to_save: mts as string[] | null,
-    base_model_name_or_path: strOrNull('base_model_name_or_path'), task_type: strOrNull('task_type'),
+    peft_type: 'LORA',
+    r: r as number,
+    lora_alpha: alpha as number,
+    lora_dropout: dropout as number,
+    target_modules: tm as string[] | string,
+    bias: bias as LoraConfig['bias'],
+    fan_in_fan_out: bool('fan_in_fan_out'),
+    use_rslora: bool('use_rslora'),
+    modules_to_save: mts as string[] | null,
+    base_model_name_or_path: strOrNull('base_model_name_or_path'),
+    task_type: strOrNull('task_type'),
     // absent keys stay absent, so a config round-trips unchanged
     ...('layers_to_transform' in o ? { layers_to_transform: ltt as number[] | number | null } : {}),
     ...('layers_pattern' in o ? { layers_pattern } : {}),
@@ -135,7 +237,8 @@ export function parseLoraConfig(raw: unknown, file = ADAPTER_CONFIG, opts: { dor
 /** The JSON object for adapter_config.json (known fields first, then the preserved extras). */
 export function loraConfigToJson(c: LoraConfig): Record<string, unknown> {
   const { extra, ...known } = c;
-  for (const k of ['layers_to_transform', 'layers_pattern', 'exclude_modules'] as const) if (known[k] === undefined) delete known[k];
+  for (const k of ['layers_to_transform', 'layers_pattern', 'exclude_modules'] as const)
+    if (known[k] === undefined) delete known[k];
   return { ...known, ...extra };
 }
 
@@ -144,7 +247,8 @@ export function loraScale(c: Pick<LoraConfig, 'r' | 'lora_alpha' | 'use_rslora'>
   return c.use_rslora ? c.lora_alpha / Math.sqrt(c.r) : c.lora_alpha / c.r;
 }
 
-export type TargetSelection = Pick<LoraConfig, 'target_modules'> & Partial<Pick<LoraConfig, 'layers_to_transform' | 'layers_pattern' | 'exclude_modules'>>;
+export type TargetSelection = Pick<LoraConfig, 'target_modules'> &
+  Partial<Pick<LoraConfig, 'layers_to_transform' | 'layers_pattern' | 'exclude_modules'>>;
 
 /** Python re.match/fullmatch over a JS regex source (PEFT's patterns are plain regexes; anchors added here). */
 const rx = (src: string, full: boolean): RegExp => new RegExp(`^(?:${src})${full ? '$' : ''}`);
@@ -163,8 +267,9 @@ const rx = (src: string, full: boolean): RegExp => new RegExp(`^(?:${src})${full
 export function isTargetModule(c: TargetSelection, path: string): boolean {
   const ex = c.exclude_modules;
   if (ex) {
-    if (typeof ex === 'string') { if (rx(ex, true).test(path)) return false; }
-    else if (ex.some((e) => path === e || path.endsWith(`.${e}`))) return false;
+    if (typeof ex === 'string') {
+      if (rx(ex, true).test(path)) return false;
+    } else if (ex.some((e) => path === e || path.endsWith(`.${e}`))) return false;
   }
   const tm = c.target_modules;
   let found: boolean;
@@ -175,10 +280,19 @@ export function isTargetModule(c: TargetSelection, path: string): boolean {
   const idx = c.layers_to_transform;
   const usingIdx = idx !== undefined && idx !== null && (Array.isArray(idx) ? idx.length !== 0 : true);
   if (!usingIdx || !found) return found;
-  const pats = c.layers_pattern == null || c.layers_pattern.length === 0 ? null : typeof c.layers_pattern === 'string' ? [c.layers_pattern] : c.layers_pattern;
+  const pats =
+    c.layers_pattern == null || c.layers_pattern.length === 0
+      ? null
+      : typeof c.layers_pattern === 'string'
+        ? [c.layers_pattern]
+        : c.layers_pattern;
   let m: RegExpExecArray | null = null;
   if (pats === null) m = /^.*?\.[^.]*\.(\d+)\./.exec(path);
-  else for (const p of pats) { m = new RegExp(`^(?:^|.*?\\.)${p}\\.(\\d+)\\.`).exec(path); if (m) break; }
+  else
+    for (const p of pats) {
+      m = new RegExp(`^(?:^|.*?\\.)${p}\\.(\\d+)\\.`).exec(path);
+      if (m) break;
+    }
   if (!m) return false;
   const layer = Number(m[1]);
   return Array.isArray(idx) ? idx.includes(layer) : layer === idx;
@@ -210,20 +324,33 @@ export interface LoraModule {
  * [r, in], B is [out, r]; DoRA / embedding-LoRA keys are refused. Returns modules (sorted) and the other names
  * (e.g. modules_to_save copies).
  */
-export function validateAdapterTensors(label: string, config: LoraConfig, infos: Array<Pick<TensorInfo, 'name' | 'shape'> & Partial<TensorInfo>>):
-  { modules: Map<string, { A?: typeof infos[number]; B?: typeof infos[number] }>; others: string[]; magnitudes: Map<string, typeof infos[number]> } {
-  const modules = new Map<string, { A?: typeof infos[number]; B?: typeof infos[number] }>();
+export function validateAdapterTensors(
+  label: string,
+  config: LoraConfig,
+  infos: Array<Pick<TensorInfo, 'name' | 'shape'> & Partial<TensorInfo>>,
+): {
+  modules: Map<string, { A?: (typeof infos)[number]; B?: (typeof infos)[number] }>;
+  others: string[];
+  magnitudes: Map<string, (typeof infos)[number]>;
+} {
+  const modules = new Map<string, { A?: (typeof infos)[number]; B?: (typeof infos)[number] }>();
   /** DoRA (config use_dora): base_model.model.<module>.lora_magnitude_vector [out] per module */
-  const magnitudes = new Map<string, typeof infos[number]>();
+  const magnitudes = new Map<string, (typeof infos)[number]>();
   const others: string[] = [];
   for (const info of infos) {
     const k = parseLoraKey(info.name);
     if (!k) {
       const mag = /^base_model\.model\.(.+)\.lora_magnitude_vector$/.exec(info.name);
-      if (mag && config.extra.use_dora === true) { magnitudes.set(mag[1]!, info); continue; }
-      if (/lora_magnitude_vector/.test(info.name)) throw new MedloraError(`${label}: '${info.name}' is a DoRA tensor; DoRA adapters are not supported`);
-      if (/lora_embedding_[AB]/.test(info.name)) throw new MedloraError(`${label}: '${info.name}' is an embedding LoRA; only Linear-layer LoRA is supported`);
-      if (/\.lora_[AB]\./.test(info.name)) throw new MedloraError(`${label}: '${info.name}' does not follow base_model.model.<module>.lora_A|B.weight`);
+      if (mag && config.extra.use_dora === true) {
+        magnitudes.set(mag[1]!, info);
+        continue;
+      }
+      if (/lora_magnitude_vector/.test(info.name))
+        throw new MedloraError(`${label}: '${info.name}' is a DoRA tensor; DoRA adapters are not supported`);
+      if (/lora_embedding_[AB]/.test(info.name))
+        throw new MedloraError(`${label}: '${info.name}' is an embedding LoRA; only Linear-layer LoRA is supported`);
+      if (/\.lora_[AB]\./.test(info.name))
+        throw new MedloraError(`${label}: '${info.name}' does not follow base_model.model.<module>.lora_A|B.weight`);
       others.push(info.name);
       continue;
     }
@@ -231,25 +358,37 @@ export function validateAdapterTensors(label: string, config: LoraConfig, infos:
     e[k.which] = info;
     modules.set(k.module, e);
   }
-  if (modules.size === 0) throw new MedloraError(`${label}: no LoRA tensors (keys like ${loraKey('model.layers.0.self_attn.q_proj', 'A')})`);
+  if (modules.size === 0)
+    throw new MedloraError(`${label}: no LoRA tensors (keys like ${loraKey('model.layers.0.self_attn.q_proj', 'A')})`);
   for (const [m, e] of modules) {
     if (!e.A) throw new MedloraError(`${label}: module '${m}' has lora_B but no lora_A (${loraKey(m, 'A')} missing)`);
     if (!e.B) throw new MedloraError(`${label}: module '${m}' has lora_A but no lora_B (${loraKey(m, 'B')} missing)`);
-    const a = e.A.shape, b = e.B.shape;
+    const a = e.A.shape,
+      b = e.B.shape;
     if (a.length !== 2 || a[0] !== config.r) {
-      throw new MedloraError(`${label}: '${loraKey(m, 'A')}' has shape ${JSON.stringify(a)}; expected [r=${config.r}, in_features]`);
+      throw new MedloraError(
+        `${label}: '${loraKey(m, 'A')}' has shape ${JSON.stringify(a)}; expected [r=${config.r}, in_features]`,
+      );
     }
     if (b.length !== 2 || b[1] !== config.r) {
-      throw new MedloraError(`${label}: '${loraKey(m, 'B')}' has shape ${JSON.stringify(b)}; expected [out_features, r=${config.r}]`);
+      throw new MedloraError(
+        `${label}: '${loraKey(m, 'B')}' has shape ${JSON.stringify(b)}; expected [out_features, r=${config.r}]`,
+      );
     }
   }
   if (config.extra.use_dora === true) {
     for (const [m, e] of modules) {
       const mv = magnitudes.get(m);
-      if (!mv) throw new MedloraError(`${label}: DoRA adapter (use_dora) without '${PREFIX}${m}.lora_magnitude_vector'`);
-      if (mv.shape.length !== 1 || mv.shape[0] !== e.B!.shape[0]) throw new MedloraError(`${label}: '${PREFIX}${m}.lora_magnitude_vector' has shape ${JSON.stringify(mv.shape)}; expected [out_features=${e.B!.shape[0]}]`);
+      if (!mv)
+        throw new MedloraError(`${label}: DoRA adapter (use_dora) without '${PREFIX}${m}.lora_magnitude_vector'`);
+      if (mv.shape.length !== 1 || mv.shape[0] !== e.B!.shape[0])
+        throw new MedloraError(
+          `${label}: '${PREFIX}${m}.lora_magnitude_vector' has shape ${JSON.stringify(mv.shape)}; expected [out_features=${e.B!.shape[0]}]`,
+        );
     }
-    for (const m of magnitudes.keys()) if (!modules.has(m)) throw new MedloraError(`${label}: '${PREFIX}${m}.lora_magnitude_vector' has no lora_A / lora_B`);
+    for (const m of magnitudes.keys())
+      if (!modules.has(m))
+        throw new MedloraError(`${label}: '${PREFIX}${m}.lora_magnitude_vector' has no lora_A / lora_B`);
   }
   return { modules: new Map([...modules].sort(([x], [y]) => (x < y ? -1 : 1))), others: others.sort(), magnitudes };
 }
@@ -270,23 +409,39 @@ export function readAdapter(dir: string, opts: { dora?: boolean } = {}): Adapter
   const cfgPath = join(dir, ADAPTER_CONFIG);
   if (!existsSync(cfgPath)) throw new MedloraError(`${dir}: no ${ADAPTER_CONFIG} (is this a PEFT adapter folder?)`);
   let raw: unknown;
-  try { raw = JSON.parse(readFileSync(cfgPath, 'utf8')); } catch (e) {
+  try {
+    raw = JSON.parse(readFileSync(cfgPath, 'utf8'));
+  } catch (e) {
     throw new MedloraError(`${cfgPath}: not valid JSON (${(e as Error).message})`);
   }
   const config = parseLoraConfig(raw, cfgPath, opts);
   const wPath = join(dir, ADAPTER_WEIGHTS);
   if (!existsSync(wPath)) {
     const bin = existsSync(join(dir, 'adapter_model.bin'));
-    throw new MedloraError(`${dir}: no ${ADAPTER_WEIGHTS}${bin ? ' (found adapter_model.bin: pickled PyTorch weights are not read; re-save with safe_serialization=True)' : ''}`);
+    throw new MedloraError(
+      `${dir}: no ${ADAPTER_WEIGHTS}${bin ? ' (found adapter_model.bin: pickled PyTorch weights are not read; re-save with safe_serialization=True)' : ''}`,
+    );
   }
   const st = SafetensorsFile.open(wPath);
-  const { modules, others, magnitudes } = validateAdapterTensors(wPath, config, st.names().map((n) => st.info(n)));
+  const { modules, others, magnitudes } = validateAdapterTensors(
+    wPath,
+    config,
+    st.names().map((n) => st.info(n)),
+  );
   const out = new Map<string, LoraModule>();
   for (const [m, e] of modules) {
-    const A = e.A as TensorInfo, B = e.B as TensorInfo;
+    const A = e.A as TensorInfo,
+      B = e.B as TensorInfo;
     out.set(m, { module: m, A, B, inFeatures: A.shape[1]!, outFeatures: B.shape[0]! });
   }
-  return { dir, config, tensors: st, modules: out, otherTensors: others, magnitudes: magnitudes as Map<string, TensorInfo> };
+  return {
+    dir,
+    config,
+    tensors: st,
+    modules: out,
+    otherTensors: others,
+    magnitudes: magnitudes as Map<string, TensorInfo>,
+  };
 }
 
 /** Write adapter_model.safetensors then adapter_config.json, each atomically, after validating the tensors. */
@@ -294,5 +449,7 @@ export function writeAdapter(dir: string, config: LoraConfig, tensors: Record<st
   const infos = Object.entries(tensors).map(([name, t]) => ({ name, shape: t.shape }));
   validateAdapterTensors(join(dir, ADAPTER_WEIGHTS), config, infos);
   writeSafetensors(join(dir, ADAPTER_WEIGHTS), tensors);
-  writeFileAtomic(join(dir, ADAPTER_CONFIG), [new TextEncoder().encode(`${JSON.stringify(loraConfigToJson(config), null, 2)}\n`)]);
+  writeFileAtomic(join(dir, ADAPTER_CONFIG), [
+    new TextEncoder().encode(`${JSON.stringify(loraConfigToJson(config), null, 2)}\n`),
+  ]);
 }

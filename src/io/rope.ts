@@ -5,7 +5,8 @@ import type { RopeScaling } from './config.js';
 
 /** inv_freq[i] = 1 / theta^(2i / dim) for i < dim/2 (computed in float64; HF uses float32, differing by ~1e-7 relative). */
 export function defaultInvFreq(dim: number, theta: number): Float64Array {
-  if (!Number.isInteger(dim) || dim <= 0 || dim % 2 !== 0) throw new Error(`rope: rotary dim must be a positive even integer, got ${dim}`);
+  if (!Number.isInteger(dim) || dim <= 0 || dim % 2 !== 0)
+    throw new Error(`rope: rotary dim must be a positive even integer, got ${dim}`);
   const out = new Float64Array(dim / 2);
   for (let i = 0; i < dim / 2; i++) out[i] = 1 / theta ** ((2 * i) / dim);
   return out;
@@ -16,8 +17,10 @@ export function defaultInvFreq(dim: number, theta: number): Float64Array {
  * original_max_position_embeddings / low_freq_factor are divided by `factor`, shorter than .../high_freq_factor kept,
  * and the band between is interpolated smoothly.
  */
-export function llama3InvFreq(base: Float64Array, p: { factor: number; low_freq_factor: number; high_freq_factor: number;
-  original_max_position_embeddings: number }): Float64Array {
+export function llama3InvFreq(
+  base: Float64Array,
+  p: { factor: number; low_freq_factor: number; high_freq_factor: number; original_max_position_embeddings: number },
+): Float64Array {
   const { factor, low_freq_factor: lo, high_freq_factor: hi, original_max_position_embeddings: old } = p;
   const lowFreqWavelen = old / lo;
   const highFreqWavelen = old / hi;
@@ -25,8 +28,10 @@ export function llama3InvFreq(base: Float64Array, p: { factor: number; low_freq_
   for (let i = 0; i < base.length; i++) {
     const inv = base[i]!;
     const wavelen = (2 * Math.PI) / inv;
-    if (wavelen < highFreqWavelen) out[i] = inv; // high frequency: unchanged
-    else if (wavelen > lowFreqWavelen) out[i] = inv / factor; // low frequency: scaled down
+    if (wavelen < highFreqWavelen)
+      out[i] = inv; // high frequency: unchanged
+    else if (wavelen > lowFreqWavelen)
+      out[i] = inv / factor; // low frequency: scaled down
     else {
       const smooth = (old / wavelen - lo) / (hi - lo);
       out[i] = (1 - smooth) * (inv / factor) + smooth * inv;
@@ -40,7 +45,9 @@ export function ropeInvFreq(dim: number, theta: number, scaling: RopeScaling | n
   const base = defaultInvFreq(dim, theta);
   if (scaling === null) return base;
   switch (scaling.rope_type) {
-    case 'linear': return base.map((v) => v / scaling.factor);
-    case 'llama3': return llama3InvFreq(base, scaling);
+    case 'linear':
+      return base.map((v) => v / scaling.factor);
+    case 'llama3':
+      return llama3InvFreq(base, scaling);
   }
 }

@@ -3,7 +3,18 @@
 // then the data area; offsets are relative to the data area (https://github.com/huggingface/safetensors, README).
 // Over ~400 lines on purpose: the reader, the atomic writer and the sharded index share the header format and its
 // validation.
-import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { MedloraError } from '../util/errors.js';
@@ -71,7 +82,10 @@ export function findDuplicateKey(text: string): string | undefined {
     if (c === '{') stack.push({ obj: true, keys: new Set(), expectKey: true });
     else if (c === '[') stack.push({ obj: false, keys: new Set(), expectKey: false });
     else if (c === '}' || c === ']') stack.pop();
-    else if (c === ',') { const top = stack[stack.length - 1]; if (top?.obj) top.expectKey = true; }
+    else if (c === ',') {
+      const top = stack[stack.length - 1];
+      if (top?.obj) top.expectKey = true;
+    }
     i++;
   }
   return undefined;
@@ -85,8 +99,12 @@ function nonNegInt(v: unknown): v is number {
  * Validate a parsed header against the data-area size; returns entries sorted by name. `label` (the file name) is used
  * in every message.
  */
-export function validateHeader(label: string, headerText: string, dataStart: number, dataSize: number):
-  { tensors: Map<string, TensorInfo>; metadata: Record<string, string> } {
+export function validateHeader(
+  label: string,
+  headerText: string,
+  dataStart: number,
+  dataSize: number,
+): { tensors: Map<string, TensorInfo>; metadata: Record<string, string> } {
   let parsed: unknown;
   try {
     parsed = JSON.parse(headerText);
@@ -103,45 +121,58 @@ export function validateHeader(label: string, headerText: string, dataStart: num
   const tensors = new Map<string, TensorInfo>();
   for (const [name, raw] of Object.entries(parsed as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new MedloraError(`${label}: __metadata__ must be an object of strings`);
+      if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+        throw new MedloraError(`${label}: __metadata__ must be an object of strings`);
       for (const [k, v] of Object.entries(raw)) {
-        if (typeof v !== 'string') throw new MedloraError(`${label}: __metadata__.${k} must be a string, got ${JSON.stringify(v)}`);
+        if (typeof v !== 'string')
+          throw new MedloraError(`${label}: __metadata__.${k} must be a string, got ${JSON.stringify(v)}`);
         metadata[k] = v;
       }
       continue;
     }
     const where = `${label}: tensor '${name}'`;
-    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new MedloraError(`${where}: entry must be an object {dtype, shape, data_offsets}`);
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+      throw new MedloraError(`${where}: entry must be an object {dtype, shape, data_offsets}`);
     const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (!isDtype(e.dtype)) throw new MedloraError(`${where}: unknown dtype ${JSON.stringify(e.dtype)} (supported: ${DTYPES.join(', ')})`);
+    if (!isDtype(e.dtype))
+      throw new MedloraError(`${where}: unknown dtype ${JSON.stringify(e.dtype)} (supported: ${DTYPES.join(', ')})`);
     if (!Array.isArray(e.shape) || !e.shape.every(nonNegInt)) {
       throw new MedloraError(`${where}: shape must be a list of non-negative integers, got ${JSON.stringify(e.shape)}`);
     }
     const off = e.data_offsets;
     if (!Array.isArray(off) || off.length !== 2 || !nonNegInt(off[0]) || !nonNegInt(off[1])) {
-      throw new MedloraError(`${where}: data_offsets must be [begin, end] non-negative integers, got ${JSON.stringify(off)}`);
+      throw new MedloraError(
+        `${where}: data_offsets must be [begin, end] non-negative integers, got ${JSON.stringify(off)}`,
+      );
     }
     const [begin, end] = off as [number, number];
     if (end < begin) throw new MedloraError(`${where}: data_offsets [${begin}, ${end}] end before begin`);
     if (end > dataSize) {
-      throw new MedloraError(`${where}: data_offsets [${begin}, ${end}] go past the end of the data area (${dataSize} bytes; file truncated?)`);
+      throw new MedloraError(
+        `${where}: data_offsets [${begin}, ${end}] go past the end of the data area (${dataSize} bytes; file truncated?)`,
+      );
     }
     const shape = e.shape as number[];
     const need = numel(shape) * DTYPE_SIZE[e.dtype];
     if (!Number.isSafeInteger(need)) throw new MedloraError(`${where}: shape ${JSON.stringify(shape)} is too large`);
     if (end - begin !== need) {
-      throw new MedloraError(`${where} has ${end - begin} bytes but shape ${JSON.stringify(shape)} x ${e.dtype} needs ${need}`);
+      throw new MedloraError(
+        `${where} has ${end - begin} bytes but shape ${JSON.stringify(shape)} x ${e.dtype} needs ${need}`,
+      );
     }
     tensors.set(name, { name, dtype: e.dtype, shape, file: label, byteOffset: dataStart + begin, byteLength: need });
   }
   // no two byte ranges may overlap (zero-length tensors occupy nothing)
   const byStart = [...tensors.values()].filter((t) => t.byteLength > 0).sort((a, b) => a.byteOffset - b.byteOffset);
   for (let k = 1; k < byStart.length; k++) {
-    const prev = byStart[k - 1]!, cur = byStart[k]!;
+    const prev = byStart[k - 1]!,
+      cur = byStart[k]!;
     if (cur.byteOffset < prev.byteOffset + prev.byteLength) {
-      throw new MedloraError(`${label}: tensors '${prev.name}' and '${cur.name}' overlap ` +
-        `(data_offsets [${prev.byteOffset - dataStart}, ${prev.byteOffset - dataStart + prev.byteLength}] and ` +
-        `[${cur.byteOffset - dataStart}, ${cur.byteOffset - dataStart + cur.byteLength}])`);
+      throw new MedloraError(
+        `${label}: tensors '${prev.name}' and '${cur.name}' overlap ` +
+          `(data_offsets [${prev.byteOffset - dataStart}, ${prev.byteOffset - dataStart + prev.byteLength}] and ` +
+          `[${cur.byteOffset - dataStart}, ${cur.byteOffset - dataStart + cur.byteLength}])`,
+      );
     }
   }
   return { tensors: new Map([...tensors].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))), metadata };
@@ -168,22 +199,29 @@ export class SafetensorsFile implements TensorSource {
     readonly fileSize: number,
   ) {}
 
-  get label(): string { return this.path; }
+  get label(): string {
+    return this.path;
+  }
 
   static open(path: string): SafetensorsFile {
     if (!existsSync(path)) throw new MedloraError(`${path}: file not found`);
     const fd = openSync(path, 'r');
     try {
       const size = fstatSync(fd).size;
-      if (size < 8) throw new MedloraError(`${path}: only ${size} bytes; a safetensors file starts with an 8-byte header length`);
+      if (size < 8)
+        throw new MedloraError(`${path}: only ${size} bytes; a safetensors file starts with an 8-byte header length`);
       const lenBytes = readExactly(fd, path, 0, 8, 'the header length');
       const n = new DataView(lenBytes.buffer).getBigUint64(0, true);
       if (n > BigInt(MAX_HEADER_BYTES)) {
-        throw new MedloraError(`${path}: header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit (not a safetensors file?)`);
+        throw new MedloraError(
+          `${path}: header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit (not a safetensors file?)`,
+        );
       }
       const headerLen = Number(n);
       if (8 + headerLen > size) {
-        throw new MedloraError(`${path}: header length ${headerLen} goes past the end of the file (${size} bytes; truncated or not safetensors)`);
+        throw new MedloraError(
+          `${path}: header length ${headerLen} goes past the end of the file (${size} bytes; truncated or not safetensors)`,
+        );
       }
       const headerBytes = readExactly(fd, path, 8, headerLen, 'the header');
       let text: string;
@@ -199,8 +237,12 @@ export class SafetensorsFile implements TensorSource {
     }
   }
 
-  names(): string[] { return [...this.tensors.keys()]; }
-  has(name: string): boolean { return this.tensors.has(name); }
+  names(): string[] {
+    return [...this.tensors.keys()];
+  }
+  has(name: string): boolean {
+    return this.tensors.has(name);
+  }
 
   info(name: string): TensorInfo {
     const t = this.tensors.get(name);
@@ -233,8 +275,12 @@ class ShardedCheckpoint implements TensorSource {
     private readonly byName: Map<string, SafetensorsFile>,
     readonly metadata: Record<string, string>,
   ) {}
-  names(): string[] { return [...this.byName.keys()].sort(); }
-  has(name: string): boolean { return this.byName.has(name); }
+  names(): string[] {
+    return [...this.byName.keys()].sort();
+  }
+  has(name: string): boolean {
+    return this.byName.has(name);
+  }
   info(name: string): TensorInfo {
     const f = this.byName.get(name);
     if (!f) throw new MedloraError(`${this.label}: no tensor named '${name}'${suggest(name, this.names())}`);
@@ -259,7 +305,9 @@ export function openCheckpoint(pathOrDir: string): TensorSource {
   if (existsSync(single)) return SafetensorsFile.open(single);
   const index = join(pathOrDir, INDEX_FILE);
   if (existsSync(index)) return openIndex(index);
-  throw new MedloraError(`${pathOrDir}: no ${SINGLE_FILE} or ${INDEX_FILE} (is this a Hugging Face safetensors checkpoint?)`);
+  throw new MedloraError(
+    `${pathOrDir}: no ${SINGLE_FILE} or ${INDEX_FILE} (is this a Hugging Face safetensors checkpoint?)`,
+  );
 }
 
 function openIndex(indexPath: string): TensorSource {
@@ -271,12 +319,15 @@ function openIndex(indexPath: string): TensorSource {
     throw new MedloraError(`${indexPath}: not valid JSON (${(e as Error).message})`);
   }
   const wm = (j as { weight_map?: unknown } | null)?.weight_map;
-  if (wm === null || typeof wm !== 'object' || Array.isArray(wm)) throw new MedloraError(`${indexPath}: missing "weight_map" object`);
+  if (wm === null || typeof wm !== 'object' || Array.isArray(wm))
+    throw new MedloraError(`${indexPath}: missing "weight_map" object`);
   const shards = new Map<string, SafetensorsFile>();
   const byName = new Map<string, SafetensorsFile>();
   for (const [name, file] of Object.entries(wm as Record<string, unknown>)) {
     if (typeof file !== 'string' || file.includes('/') || file.includes('\\')) {
-      throw new MedloraError(`${indexPath}: weight_map['${name}'] must be a shard file name in the same folder, got ${JSON.stringify(file)}`);
+      throw new MedloraError(
+        `${indexPath}: weight_map['${name}'] must be a shard file name in the same folder, got ${JSON.stringify(file)}`,
+      );
     }
     if (!shards.has(file)) {
       const p = join(dir, file);
@@ -284,14 +335,18 @@ function openIndex(indexPath: string): TensorSource {
       shards.set(file, SafetensorsFile.open(p));
     }
     const shard = shards.get(file)!;
-    if (!shard.has(name)) throw new MedloraError(`${indexPath}: weight_map says '${name}' is in ${file}, but that shard has no such tensor`);
+    if (!shard.has(name))
+      throw new MedloraError(
+        `${indexPath}: weight_map says '${name}' is in ${file}, but that shard has no such tensor`,
+      );
   }
   // every tensor must live in exactly one shard, whatever the index says
   const metadata: Record<string, string> = {};
   for (const [file, shard] of shards) {
     for (const name of shard.names()) {
       const other = byName.get(name);
-      if (other) throw new MedloraError(`${indexPath}: tensor '${name}' is in two shards: ${basename(other.path)} and ${file}`);
+      if (other)
+        throw new MedloraError(`${indexPath}: tensor '${name}' is in two shards: ${basename(other.path)} and ${file}`);
       byName.set(name, shard);
     }
     Object.assign(metadata, shard.metadata);
@@ -303,26 +358,37 @@ function readFileSyncUtf8(p: string): string {
   const fd = openSync(p, 'r');
   try {
     return new TextDecoder().decode(readExactly(fd, p, 0, fstatSync(fd).size, 'the file'));
-  } finally { closeSync(fd); }
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Check a tensor given to a writer; errors name it. */
 function checkTensor(label: string, name: string, t: TensorData): void {
-  if (name === '__metadata__') throw new MedloraError(`${label}: '__metadata__' is reserved and cannot be a tensor name`);
-  if (!isDtype(t.dtype)) throw new MedloraError(`${label}: tensor '${name}' has unknown dtype ${JSON.stringify(t.dtype)}`);
-  if (!Array.isArray(t.shape) || !t.shape.every(nonNegInt)) throw new MedloraError(`${label}: tensor '${name}' has a bad shape ${JSON.stringify(t.shape)}`);
+  if (name === '__metadata__')
+    throw new MedloraError(`${label}: '__metadata__' is reserved and cannot be a tensor name`);
+  if (!isDtype(t.dtype))
+    throw new MedloraError(`${label}: tensor '${name}' has unknown dtype ${JSON.stringify(t.dtype)}`);
+  if (!Array.isArray(t.shape) || !t.shape.every(nonNegInt))
+    throw new MedloraError(`${label}: tensor '${name}' has a bad shape ${JSON.stringify(t.shape)}`);
   const need = numel(t.shape) * DTYPE_SIZE[t.dtype];
   if (!(t.data instanceof Uint8Array) || t.data.byteLength !== need) {
-    throw new MedloraError(`${label}: tensor '${name}' has ${t.data?.byteLength} bytes but shape ${JSON.stringify(t.shape)} x ${t.dtype} needs ${need}`);
+    throw new MedloraError(
+      `${label}: tensor '${name}' has ${t.data?.byteLength} bytes but shape ${JSON.stringify(t.shape)} x ${t.dtype} needs ${need}`,
+    );
   }
 }
 
 /** The header bytes for tensors laid out in sorted-name order; padded with spaces to 8-byte alignment. */
-export function buildHeader(tensors: Record<string, TensorData>, metadata?: Record<string, string>): { header: Uint8Array; order: string[] } {
+export function buildHeader(
+  tensors: Record<string, TensorData>,
+  metadata?: Record<string, string>,
+): { header: Uint8Array; order: string[] } {
   const order = Object.keys(tensors).sort();
   const obj: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length) {
-    for (const [k, v] of Object.entries(metadata)) if (typeof v !== 'string') throw new MedloraError(`metadata '${k}' must be a string`);
+    for (const [k, v] of Object.entries(metadata))
+      if (typeof v !== 'string') throw new MedloraError(`metadata '${k}' must be a string`);
     obj.__metadata__ = metadata;
   }
   let off = 0;
@@ -355,16 +421,33 @@ export function writeFileAtomic(path: string, parts: Iterable<Uint8Array>): void
     closeSync(fd);
     renameSync(tmp, path);
   } catch (e) {
-    try { closeSync(fd); } catch { /* already closed */ }
+    try {
+      closeSync(fd);
+    } catch {
+      /* already closed */
+    }
     rmSync(tmp, { force: true });
     throw e;
   }
   // make the rename itself durable (best effort: not every platform can fsync a directory)
-  try { const dfd = openSync(dir, 'r'); try { fsyncSync(dfd); } finally { closeSync(dfd); } } catch { /* ignore */ }
+  try {
+    const dfd = openSync(dir, 'r');
+    try {
+      fsyncSync(dfd);
+    } finally {
+      closeSync(dfd);
+    }
+  } catch {
+    /* ignore */
+  }
 }
 
 /** Write one .safetensors file (keys sorted, header space-padded to 8 bytes), atomically. */
-export function writeSafetensors(path: string, tensors: Record<string, TensorData>, metadata?: Record<string, string>): void {
+export function writeSafetensors(
+  path: string,
+  tensors: Record<string, TensorData>,
+  metadata?: Record<string, string>,
+): void {
   for (const [name, t] of Object.entries(tensors)) checkTensor(path, name, t);
   const { header, order } = buildHeader(tensors, metadata);
   writeFileAtomic(path, [header, ...order.map((n) => tensors[n]!.data)]);
@@ -380,16 +463,27 @@ export function shardFileName(i: number, n: number): string {
  * a shard of its own), write each shard and then model.safetensors.index.json (last, so a reader never sees an index
  * pointing at missing shards). Returns the shard file names.
  */
-export function writeSharded(dir: string, tensors: Record<string, TensorData>, maxShardBytes: number,
-  metadata?: Record<string, string>): string[] {
-  if (!(maxShardBytes > 0)) throw new MedloraError(`writeSharded: maxShardBytes must be positive, got ${maxShardBytes}`);
+export function writeSharded(
+  dir: string,
+  tensors: Record<string, TensorData>,
+  maxShardBytes: number,
+  metadata?: Record<string, string>,
+): string[] {
+  if (!(maxShardBytes > 0))
+    throw new MedloraError(`writeSharded: maxShardBytes must be positive, got ${maxShardBytes}`);
   for (const [name, t] of Object.entries(tensors)) checkTensor(dir, name, t);
   const groups: string[][] = [];
-  let cur: string[] = [], curBytes = 0;
+  let cur: string[] = [],
+    curBytes = 0;
   for (const name of Object.keys(tensors).sort()) {
     const b = tensors[name]!.data.byteLength;
-    if (cur.length && curBytes + b > maxShardBytes) { groups.push(cur); cur = []; curBytes = 0; }
-    cur.push(name); curBytes += b;
+    if (cur.length && curBytes + b > maxShardBytes) {
+      groups.push(cur);
+      cur = [];
+      curBytes = 0;
+    }
+    cur.push(name);
+    curBytes += b;
   }
   if (cur.length || groups.length === 0) groups.push(cur);
   const files = groups.map((_, i) => shardFileName(i + 1, groups.length));
@@ -397,7 +491,11 @@ export function writeSharded(dir: string, tensors: Record<string, TensorData>, m
   let total = 0;
   groups.forEach((g, i) => {
     const part: Record<string, TensorData> = {};
-    for (const n of g) { part[n] = tensors[n]!; weightMap[n] = files[i]!; total += tensors[n]!.data.byteLength; }
+    for (const n of g) {
+      part[n] = tensors[n]!;
+      weightMap[n] = files[i]!;
+      total += tensors[n]!.data.byteLength;
+    }
     writeSafetensors(join(dir, files[i]!), part, metadata);
   });
   const index = { metadata: { total_size: total }, weight_map: weightMap };
@@ -408,6 +506,9 @@ export function writeSharded(dir: string, tensors: Record<string, TensorData>, m
 /** Read every tensor of a source into memory (for small checkpoints, tests and tools). */
 export function readAll(src: TensorSource): Record<string, TensorData> {
   const out: Record<string, TensorData> = {};
-  for (const n of src.names()) { const i = src.info(n); out[n] = { dtype: i.dtype, shape: i.shape, data: src.read(n) }; }
+  for (const n of src.names()) {
+    const i = src.info(n);
+    out[n] = { dtype: i.dtype, shape: i.shape, data: src.read(n) };
+  }
   return out;
 }

@@ -7,11 +7,27 @@ import type { TensorData } from './safetensors.js';
 
 /** safetensors -> engine (I16 has no engine counterpart) */
 const TO_ENGINE: Partial<Record<Dtype, DType>> = {
-  F32: 'f32', F64: 'f64', BF16: 'bf16', F16: 'f16', I64: 'i64', I32: 'i32', I8: 'i8', U8: 'u8', BOOL: 'bool',
+  F32: 'f32',
+  F64: 'f64',
+  BF16: 'bf16',
+  F16: 'f16',
+  I64: 'i64',
+  I32: 'i32',
+  I8: 'i8',
+  U8: 'u8',
+  BOOL: 'bool',
 };
 /** engine -> safetensors (every engine dtype has one) */
 const TO_FILE: Record<DType, Dtype> = {
-  f32: 'F32', f64: 'F64', bf16: 'BF16', f16: 'F16', i64: 'I64', i32: 'I32', i8: 'I8', u8: 'U8', bool: 'BOOL',
+  f32: 'F32',
+  f64: 'F64',
+  bf16: 'BF16',
+  f16: 'F16',
+  i64: 'I64',
+  i32: 'I32',
+  i8: 'I8',
+  u8: 'U8',
+  bool: 'BOOL',
 };
 
 /** The engine dtype of a safetensors dtype; `what` names the tensor in the error. */

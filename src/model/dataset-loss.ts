@@ -29,16 +29,19 @@ export interface DatasetLossOptions {
 export function datasetLoss(model: CausalLM, rows: LossRow[], o: DatasetLossOptions = {}): DatasetLoss {
   const bs = o.batchSize ?? 8;
   if (!Number.isInteger(bs) || bs < 1) throw new MedloraError(`--batch-size must be a positive integer, got ${bs}`);
-  let sum = 0, tokens = 0;
+  let sum = 0,
+    tokens = 0;
   for (let s = 0; s < rows.length; s += bs) {
     const batch = rows.slice(s, s + bs);
     const T = Math.max(...batch.map((r) => r.input_ids.length));
     const ids = batch.map((r) => [...r.input_ids, ...new Array<number>(T - r.input_ids.length).fill(0)]);
     const labels = batch.map((r) => [...r.labels, ...new Array<number>(T - r.labels.length).fill(IGNORE_INDEX)]);
-    const r = scope(() => noGrad(() => {
-      const l = causalLmLoss(model.forward(tensor(ids, { dtype: 'i64' })), tensor(labels, { dtype: 'i64' }));
-      return { sum: l.sumLoss.item(), tokens: l.tokens };
-    }));
+    const r = scope(() =>
+      noGrad(() => {
+        const l = causalLmLoss(model.forward(tensor(ids, { dtype: 'i64' })), tensor(labels, { dtype: 'i64' }));
+        return { sum: l.sumLoss.item(), tokens: l.tokens };
+      }),
+    );
     sum += r.sum;
     tokens += r.tokens;
     o.onBatch?.(s + batch.length, tokens ? sum / tokens : NaN);
@@ -57,24 +60,33 @@ export function checkLossRow(v: Record<string, unknown>, vocab: number, where: s
   const isRows = Array.isArray(ids) && ids.length > 0 && Array.isArray(ids[0]);
   const idRows = (isRows ? ids : [ids]) as unknown[];
   const labelRows = (isRows ? labels : [labels]) as unknown[];
-  if (!Array.isArray(labelRows) || labelRows.length !== idRows.length) throw new MedloraError(`${where}: "labels" must have one row per "input_ids" row`);
+  if (!Array.isArray(labelRows) || labelRows.length !== idRows.length)
+    throw new MedloraError(`${where}: "labels" must have one row per "input_ids" row`);
   return idRows.map((row, i) => {
     const lab = labelRows[i];
     const at = isRows ? `${where}: row ${i}` : where;
-    if (!Array.isArray(row) || row.length < 2) throw new MedloraError(`${at}: "input_ids" must be an array of at least 2 token ids`);
-    if (!Array.isArray(lab) || lab.length !== row.length) throw new MedloraError(`${at}: "labels" must be an array as long as "input_ids" (${row.length})`);
+    if (!Array.isArray(row) || row.length < 2)
+      throw new MedloraError(`${at}: "input_ids" must be an array of at least 2 token ids`);
+    if (!Array.isArray(lab) || lab.length !== row.length)
+      throw new MedloraError(`${at}: "labels" must be an array as long as "input_ids" (${row.length})`);
     row.forEach((x, j) => {
-      if (!Number.isInteger(x) || (x as number) < 0 || (x as number) >= vocab) throw new MedloraError(`${at}: input_ids[${j}] = ${JSON.stringify(x)} is not a token id in [0, ${vocab})`);
+      if (!Number.isInteger(x) || (x as number) < 0 || (x as number) >= vocab)
+        throw new MedloraError(`${at}: input_ids[${j}] = ${JSON.stringify(x)} is not a token id in [0, ${vocab})`);
     });
     lab.forEach((x, j) => {
       if (!Number.isInteger(x) || ((x as number) !== IGNORE_INDEX && ((x as number) < 0 || (x as number) >= vocab))) {
-        throw new MedloraError(`${at}: labels[${j}] = ${JSON.stringify(x)} is neither -100 nor a token id in [0, ${vocab})`);
+        throw new MedloraError(
+          `${at}: labels[${j}] = ${JSON.stringify(x)} is neither -100 nor a token id in [0, ${vocab})`,
+        );
       }
     });
     const mask = v.attention_mask;
     if (mask !== undefined) {
       const m = (isRows ? (mask as unknown[])[i] : mask) as unknown;
-      if (Array.isArray(m) && m.some((x) => x === 0)) throw new MedloraError(`${at}: "attention_mask" has padding; give rows without padding (they are padded per batch)`);
+      if (Array.isArray(m) && m.some((x) => x === 0))
+        throw new MedloraError(
+          `${at}: "attention_mask" has padding; give rows without padding (they are padded per batch)`,
+        );
     }
     return { input_ids: row as number[], labels: lab as number[] };
   });

@@ -45,7 +45,12 @@ export interface DecoderLayer {
  * Position ids [B|1, T] for T new tokens after `past` cached ones: 0.. in order without a mask; with a padding mask
  * cumsum(mask) - 1 (padding positions set to 1), HF generate's rule, so left-padded rows start at 0.
  */
-export function positionIdsFor(attentionMask: Tensor | undefined, past: number, T: number, device: Device = 'cpu'): Tensor {
+export function positionIdsFor(
+  attentionMask: Tensor | undefined,
+  past: number,
+  T: number,
+  device: Device = 'cpu',
+): Tensor {
   if (!attentionMask) return arange(past, past + T, 1, { device }).view([1, T]);
   const m = attentionMask.to('i64');
   const pos = m.cumsum(1).sub(1).maskedFill(m.eq(0), 1);
@@ -66,7 +71,9 @@ export abstract class DecoderLM extends ParamModule implements CausalLM {
   /** the most positions the model supports (checked on every call) */
   protected abstract maxPositions(): number | undefined;
   /** the sliding attention window, when the architecture has one medlora does not implement (inputs must fit) */
-  protected slidingWindow(): number | null { return null; }
+  protected slidingWindow(): number | null {
+    return null;
+  }
 
   /** where the parameters live (that of the first one) */
   get device(): Device {
@@ -79,7 +86,8 @@ export abstract class DecoderLM extends ParamModule implements CausalLM {
   }
 
   forward(inputIds: Tensor, opts: ForwardOptions = {}): Tensor {
-    if (inputIds.ndim !== 2) throw new MedloraError(`forward: input ids must be [batch, seq], got [${inputIds.shape.join(', ')}]`);
+    if (inputIds.ndim !== 2)
+      throw new MedloraError(`forward: input ids must be [batch, seq], got [${inputIds.shape.join(', ')}]`);
     const [B, T] = inputIds.shape as [number, number];
     let cache: KVCache | undefined;
     if (opts.cache !== undefined) {
@@ -94,25 +102,36 @@ export abstract class DecoderLM extends ParamModule implements CausalLM {
     // generation), so the limit applies to the largest position id, not to the padded width
     const learnedLimit = maxPos !== undefined && !this.rotary ? maxPos : undefined;
     if (learnedLimit !== undefined && total > learnedLimit && !opts.attentionMask && !opts.positionIds) {
-      throw new MedloraError(`forward: ${total} positions exceed the model's ${learnedLimit} learned position embeddings`);
+      throw new MedloraError(
+        `forward: ${total} positions exceed the model's ${learnedLimit} learned position embeddings`,
+      );
     }
     const win = this.slidingWindow();
     if (win !== null && total > win) {
-      throw new MedloraError(`forward: ${total} positions exceed sliding_window ${win}; medlora implements full attention only, so longer inputs are refused rather than computed differently from the model`);
+      throw new MedloraError(
+        `forward: ${total} positions exceed sliding_window ${win}; medlora implements full attention only, so longer inputs are refused rather than computed differently from the model`,
+      );
     }
     const out = scope(() => {
       // inputs built on the CPU follow the model to its device
       const device = this.device;
-      const onDev = (t: Tensor | undefined): Tensor | undefined => (t === undefined || t.device === device ? t : t.to(device));
+      const onDev = (t: Tensor | undefined): Tensor | undefined =>
+        t === undefined || t.device === device ? t : t.to(device);
       const ids = onDev(inputIds)!;
       const attentionMask = onDev(opts.attentionMask);
       const positionIds = onDev(opts.positionIds) ?? positionIdsFor(attentionMask, past, T, device);
       if (learnedLimit !== undefined && total > learnedLimit) {
         const top = (positionIds.max().item() as number) + 1;
-        if (top > learnedLimit) throw new MedloraError(`forward: ${top} positions exceed the model's ${learnedLimit} learned position embeddings`);
+        if (top > learnedLimit)
+          throw new MedloraError(
+            `forward: ${top} positions exceed the model's ${learnedLimit} learned position embeddings`,
+          );
       }
-      if (opts.segmentIds && (cache || opts.attentionMask)) throw new MedloraError('forward: segmentIds (packed rows) cannot be combined with a cache or an attentionMask');
-      const mask = opts.segmentIds ? packedAttnMask(onDev(opts.segmentIds)!, device) : buildAttnMask(attentionMask, past, T, device);
+      if (opts.segmentIds && (cache || opts.attentionMask))
+        throw new MedloraError('forward: segmentIds (packed rows) cannot be combined with a cache or an attentionMask');
+      const mask = opts.segmentIds
+        ? packedAttnMask(onDev(opts.segmentIds)!, device)
+        : buildAttnMask(attentionMask, past, T, device);
       let x = this.embed(ids, positionIds); // x: [B, T, hidden]
       let cos: Tensor | undefined;
       let sin: Tensor | undefined;
@@ -135,12 +154,20 @@ export abstract class DecoderLM extends ParamModule implements CausalLM {
             return layer.forward(t[0]!, { layerIndex: i, mask: m, ...(c && s ? { cos: c, sin: s } : {}) });
           }, inputs)[0]!;
         } else {
-          x = layer.forward(x, { layerIndex: i, mask, ...(cos && sin ? { cos, sin } : {}), ...(cache ? { cache } : {}) });
+          x = layer.forward(x, {
+            layerIndex: i,
+            mask,
+            ...(cos && sin ? { cos, sin } : {}),
+            ...(cache ? { cache } : {}),
+          });
         }
       }
       if (opts.outputPositions) {
         const pos = onDev(opts.outputPositions)!;
-        if (pos.ndim !== 1) throw new MedloraError(`forward: outputPositions must be [N] flat indices into the ${B}x${T} positions, got [${pos.shape.join(', ')}]`);
+        if (pos.ndim !== 1)
+          throw new MedloraError(
+            `forward: outputPositions must be [N] flat indices into the ${B}x${T} positions, got [${pos.shape.join(', ')}]`,
+          );
         x = x.reshape([B * T, x.size(-1)]).indexSelect(0, pos); // x: [N, hidden], the scored positions only
       }
       return this.head(x); // logits: [B, T, vocab] (or [N, vocab] with outputPositions)

@@ -11,9 +11,15 @@ export class GPT2Attention extends ParamModule implements ExtensibleAttention {
   c_attn: Conv1D;
   c_proj: Conv1D;
   extraAttention: ExtensibleAttention['extraAttention'] = undefined;
-  get numHeads(): number { return this.c.n_head; }
-  get numKvHeads(): number { return this.c.n_head; }
-  get headDim(): number { return this.c.head_dim; }
+  get numHeads(): number {
+    return this.c.n_head;
+  }
+  get numKvHeads(): number {
+    return this.c.n_head;
+  }
+  get headDim(): number {
+    return this.c.head_dim;
+  }
   constructor(private readonly c: Gpt2Config) {
     super();
     this.c_attn = this.module('c_attn', new Conv1D(c.n_embd, 3 * c.n_embd));
@@ -22,7 +28,8 @@ export class GPT2Attention extends ParamModule implements ExtensibleAttention {
   forward(x: Tensor, ctx: LayerContext): Tensor {
     // x: [B, T, d]; c_attn (Conv1D) -> [B, T, 3d], split into q, k, v: [B, T, d] each
     const [B, T, d] = x.shape as [number, number, number];
-    const h = this.c.n_head, hd = this.c.head_dim;
+    const h = this.c.n_head,
+      hd = this.c.head_dim;
     const [q0, k0, v0] = this.c_attn.forward(x).split(d, -1) as [Tensor, Tensor, Tensor];
     const q = q0.view([B, T, h, hd]).transpose(1, 2); // q, k, v: [B, heads, T, hd]
     let k = k0.view([B, T, h, hd]).transpose(1, 2);
@@ -36,7 +43,8 @@ export class GPT2Attention extends ParamModule implements ExtensibleAttention {
 
   projectKeyValue(x: Tensor): { k: Tensor; v: Tensor } {
     const [B, L, d] = x.shape as [number, number, number];
-    const h = this.c.n_head, hd = this.c.head_dim;
+    const h = this.c.n_head,
+      hd = this.c.head_dim;
     // the fused c_attn output splits into q, k, v; k, v: [B, heads, L, hd]
     const [, k0, v0] = this.c_attn.forward(x).split(d, -1) as [Tensor, Tensor, Tensor];
     return { k: k0.view([B, L, h, hd]).transpose(1, 2), v: v0.view([B, L, h, hd]).transpose(1, 2) };
@@ -100,7 +108,9 @@ export class GPT2LMHeadModel extends DecoderLM {
   constructor(c: Gpt2Config) {
     super();
     if (c.scale_attn_by_inverse_layer_idx || c.reorder_and_upcast_attn) {
-      throw new MedloraError('gpt2 config: scale_attn_by_inverse_layer_idx / reorder_and_upcast_attn are not supported');
+      throw new MedloraError(
+        'gpt2 config: scale_attn_by_inverse_layer_idx / reorder_and_upcast_attn are not supported',
+      );
     }
     this.config = c as Gpt2Config & Record<string, unknown>;
     this.transformer = this.module('transformer', new GPT2Model(c));

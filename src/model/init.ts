@@ -24,16 +24,17 @@ export interface InitOptions {
  */
 export function initModel(rawConfig: Record<string, unknown>, o: InitOptions): LoadedModel {
   const { config } = parseModelConfig(rawConfig, 'config (medlora init)');
-  const std = o.initializerRange ?? (typeof rawConfig.initializer_range === 'number' ? rawConfig.initializer_range : 0.02);
+  const std =
+    o.initializerRange ?? (typeof rawConfig.initializer_range === 'number' ? rawConfig.initializer_range : 0.02);
   if (!(std > 0)) throw new MedloraError(`init: initializer_range must be > 0, got ${std}`);
   const model = buildModel(config);
   manualSeed(o.seed);
   noGrad(() => {
     for (const [key, { module, name, shape }] of declaredParameters(model)) {
       const isNorm = /(norm|ln_\w+)$/.test(key.replace(/\.(weight|bias)$/, ''));
-      const t: Tensor = scope(() => keep(
-        name === 'bias' ? zeros(shape) : isNorm ? ones(shape) : randn(shape).mul(std),
-      ));
+      const t: Tensor = scope(() =>
+        keep(name === 'bias' ? zeros(shape) : isNorm ? ones(shape) : randn(shape).mul(std)),
+      );
       module.setParam(name, t);
     }
   });
@@ -55,7 +56,11 @@ export function modelTensors(model: LoadedModel): Record<string, TensorData> {
  * Write `dir/config.json` (the raw config, with torch_dtype set from the weights) and `dir/model.safetensors`.
  * The model must hold plain weights (merge or unload LoRA adapters first).
  */
-export function saveModel(model: LoadedModel, rawConfig: Record<string, unknown>, dir: string): { config: string; weights: string } {
+export function saveModel(
+  model: LoadedModel,
+  rawConfig: Record<string, unknown>,
+  dir: string,
+): { config: string; weights: string } {
   const tensors = modelTensors(model);
   const first = Object.values(tensors)[0];
   if (!first) throw new MedloraError('save model: the model has no parameters');

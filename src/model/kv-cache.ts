@@ -9,7 +9,10 @@ export class KVCache implements KVCacheLike {
   private readonly values: (Tensor | undefined)[];
   private committed = 0;
 
-  constructor(readonly numLayers: number, readonly batch: number) {
+  constructor(
+    readonly numLayers: number,
+    readonly batch: number,
+  ) {
     this.keys = new Array<Tensor | undefined>(numLayers).fill(undefined);
     this.values = new Array<Tensor | undefined>(numLayers).fill(undefined);
   }

@@ -1,8 +1,19 @@
 // Building blocks shared by every architecture: Linear / Conv1D / Embedding / RMSNorm / LayerNorm modules (fields
 // named like HF keys), declared-shape parameters for checkpoint loading, rotary tables, and masked GQA attention.
 import {
-  arange, cat, embedding, empty, layerNorm, linear, rmsNorm, scaledDotProductAttention, tensor, keep,
-  type DType, type Device, type Tensor,
+  arange,
+  cat,
+  embedding,
+  empty,
+  layerNorm,
+  linear,
+  rmsNorm,
+  scaledDotProductAttention,
+  tensor,
+  keep,
+  type DType,
+  type Device,
+  type Tensor,
 } from '../tensor/index.js';
 import { MedloraError } from '../util/errors.js';
 import { Module, type LinearLike } from './module.js';
@@ -56,7 +67,11 @@ export class Linear extends ParamModule implements LinearLike {
   readonly fanInFanOut = false;
   weight!: Tensor;
   bias: Tensor | undefined;
-  constructor(readonly inFeatures: number, readonly outFeatures: number, bias: boolean) {
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    bias: boolean,
+  ) {
     super();
     this.declareParam('weight', [outFeatures, inFeatures]);
     if (bias) this.declareParam('bias', [outFeatures]);
@@ -71,9 +86,14 @@ export class Linear extends ParamModule implements LinearLike {
   tieTo(source: Embedding): void {
     this.undeclare('weight');
     this.weight.dispose();
-    Object.defineProperty(this, 'weight', { get: () => source.weight, set: () => {
-      throw new MedloraError('lm_head.weight is tied to the input embedding; set the embedding weight instead');
-    }, configurable: true, enumerable: true });
+    Object.defineProperty(this, 'weight', {
+      get: () => source.weight,
+      set: () => {
+        throw new MedloraError('lm_head.weight is tied to the input embedding; set the embedding weight instead');
+      },
+      configurable: true,
+      enumerable: true,
+    });
   }
 }
 
@@ -82,7 +102,10 @@ export class Conv1D extends ParamModule implements LinearLike {
   readonly fanInFanOut = true;
   weight!: Tensor;
   bias!: Tensor;
-  constructor(readonly inFeatures: number, readonly outFeatures: number) {
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+  ) {
     super();
     this.declareParam('weight', [inFeatures, outFeatures]);
     this.declareParam('bias', [outFeatures]);
@@ -96,7 +119,10 @@ export class Conv1D extends ParamModule implements LinearLike {
 /** torch.nn.Embedding: weight [num, dim]; rows picked by ids. */
 export class Embedding extends ParamModule {
   weight!: Tensor;
-  constructor(readonly num: number, readonly dim: number) {
+  constructor(
+    readonly num: number,
+    readonly dim: number,
+  ) {
     super();
     this.declareParam('weight', [num, dim]);
   }
@@ -108,7 +134,10 @@ export class Embedding extends ParamModule {
 /** LlamaRMSNorm: w * (x.float() * rsqrt(mean(x.float()^2) + eps)).to(x.dtype) (the engine's fused op). */
 export class RMSNorm extends ParamModule {
   weight!: Tensor;
-  constructor(readonly dim: number, readonly eps: number) {
+  constructor(
+    readonly dim: number,
+    readonly eps: number,
+  ) {
     super();
     this.declareParam('weight', [dim]);
   }
@@ -121,7 +150,10 @@ export class RMSNorm extends ParamModule {
 export class LayerNorm extends ParamModule {
   weight!: Tensor;
   bias!: Tensor;
-  constructor(readonly dim: number, readonly eps: number) {
+  constructor(
+    readonly dim: number,
+    readonly eps: number,
+  ) {
     super();
     this.declareParam('weight', [dim]);
     this.declareParam('bias', [dim]);
@@ -134,12 +166,22 @@ export class LayerNorm extends ParamModule {
 /** The MLP activations medlora implements (HF ACT2FN names). */
 export function activation(name: string, where: string): (x: Tensor) => Tensor {
   switch (name) {
-    case 'silu': case 'swish': return (x) => x.silu();
-    case 'gelu': return (x) => x.gelu('none');
+    case 'silu':
+    case 'swish':
+      return (x) => x.silu();
+    case 'gelu':
+      return (x) => x.gelu('none');
     // gelu_new / gelu_pytorch_tanh: the tanh approximation 0.5x(1+tanh(sqrt(2/pi)(x+0.044715x^3)))
-    case 'gelu_new': case 'gelu_pytorch_tanh': case 'gelu_fast': return (x) => x.gelu('tanh');
-    case 'relu': return (x) => x.relu();
-    default: throw new MedloraError(`${where}: activation ${JSON.stringify(name)} is not supported (silu, gelu, gelu_new, gelu_pytorch_tanh, relu)`);
+    case 'gelu_new':
+    case 'gelu_pytorch_tanh':
+    case 'gelu_fast':
+      return (x) => x.gelu('tanh');
+    case 'relu':
+      return (x) => x.relu();
+    default:
+      throw new MedloraError(
+        `${where}: activation ${JSON.stringify(name)} is not supported (silu, gelu, gelu_new, gelu_pytorch_tanh, relu)`,
+      );
   }
 }
 
@@ -158,7 +200,10 @@ export class Rotary {
   private device: Device = 'cpu';
 
   /** invFreq: src/io/rope.ts output (rotary dim / 2 values) */
-  constructor(invFreq: Float64Array, readonly dim: number) {
+  constructor(
+    invFreq: Float64Array,
+    readonly dim: number,
+  ) {
     this.invFreq = Float32Array.from(invFreq);
     if (this.invFreq.length * 2 !== dim) throw new Error(`rotary: ${this.invFreq.length} frequencies for dim ${dim}`);
   }
@@ -184,7 +229,8 @@ export class Rotary {
 
   /** cos, sin as [B or 1, 1, T, dim] for positionIds [B or 1, T] (i64), in `dtype`. */
   get(positionIds: Tensor, maxPos: number, dtype: DType, device: Device): { cos: Tensor; sin: Tensor } {
-    if (maxPos >= this.len || device !== this.device) this.build(Math.max(64, 2 ** Math.ceil(Math.log2(maxPos + 1))), device);
+    if (maxPos >= this.len || device !== this.device)
+      this.build(Math.max(64, 2 ** Math.ceil(Math.log2(maxPos + 1))), device);
     let tab = this.tables.get(dtype);
     if (!tab) {
       const f = this.tables.get('f32')!;
@@ -195,7 +241,10 @@ export class Rotary {
   }
 
   dispose(): void {
-    for (const { cos, sin } of this.tables.values()) { cos.dispose(); sin.dispose(); }
+    for (const { cos, sin } of this.tables.values()) {
+      cos.dispose();
+      sin.dispose();
+    }
     this.tables.clear();
     this.len = 0;
   }
@@ -235,7 +284,9 @@ export function buildAttnMask(attentionMask: Tensor | undefined, past: number, T
   let needMask = false;
   if (attentionMask) {
     if (attentionMask.ndim !== 2 || attentionMask.size(1) !== S) {
-      throw new MedloraError(`attention mask has shape [${attentionMask.shape.join(', ')}], expected [batch, ${S}] (cached ${past} + new ${T})`);
+      throw new MedloraError(
+        `attention mask has shape [${attentionMask.shape.join(', ')}], expected [batch, ${S}] (cached ${past} + new ${T})`,
+      );
     }
     needMask = !onlyRightPadding(attentionMask.toNumbers(), S);
   }
@@ -269,7 +320,10 @@ function onlyRightPadding(m: number[], S: number): boolean {
 export function repeatKv(x: Tensor, nRep: number): Tensor {
   if (nRep === 1) return x;
   const [B, kv, S, d] = x.shape as [number, number, number, number];
-  return x.unsqueeze(2).expand([B, kv, nRep, S, d]).reshape([B, kv * nRep, S, d]);
+  return x
+    .unsqueeze(2)
+    .expand([B, kv, nRep, S, d])
+    .reshape([B, kv * nRep, S, d]);
 }
 
 /**
@@ -277,7 +331,8 @@ export function repeatKv(x: Tensor, nRep: number): Tensor {
  * and both belong to the same segment), so packed examples never see each other.
  */
 export function packedAttnMask(segmentIds: Tensor, device: Device): AttnMask {
-  if (segmentIds.ndim !== 2) throw new MedloraError(`segment ids must be [batch, seq], got [${segmentIds.shape.join(', ')}]`);
+  if (segmentIds.ndim !== 2)
+    throw new MedloraError(`segment ids must be [batch, seq], got [${segmentIds.shape.join(', ')}]`);
   const [B, T] = segmentIds.shape as [number, number];
   const q = arange(0, T, 1, { device }).view([T, 1]);
   const k = arange(0, T, 1, { device }).view([1, T]);

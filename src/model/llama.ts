@@ -8,9 +8,14 @@ import { DecoderLM, type DecoderLayer, type ExtensibleAttention, type LayerConte
 import { activation, applyRotary, attend, Embedding, Linear, ParamModule, RMSNorm, Rotary } from './layers.js';
 
 /** What the attention block needs from a config (StableLM reuses it with its own bias settings). */
-export type AttentionShape = Pick<LlamaLikeConfig, 'hidden_size' | 'num_attention_heads' | 'num_key_value_heads' | 'head_dim' | 'qkv_bias' | 'o_bias'>;
+export type AttentionShape = Pick<
+  LlamaLikeConfig,
+  'hidden_size' | 'num_attention_heads' | 'num_key_value_heads' | 'head_dim' | 'qkv_bias' | 'o_bias'
+>;
 /** What the gated MLP needs from a config. */
-export type MlpShape = Pick<LlamaLikeConfig, 'hidden_size' | 'intermediate_size' | 'mlp_bias' | 'hidden_act'> & { model_type: string };
+export type MlpShape = Pick<LlamaLikeConfig, 'hidden_size' | 'intermediate_size' | 'mlp_bias' | 'hidden_act'> & {
+  model_type: string;
+};
 
 /** Self-attention with rotary q/k (all of head_dim, or the first cos.size(-1) features: partial rotary) and GQA. */
 export class LlamaAttention extends ParamModule implements ExtensibleAttention {
@@ -22,8 +27,12 @@ export class LlamaAttention extends ParamModule implements ExtensibleAttention {
   private readonly kvHeads: number;
   readonly headDim: number;
   extraAttention: ExtensibleAttention['extraAttention'] = undefined;
-  get numHeads(): number { return this.heads; }
-  get numKvHeads(): number { return this.kvHeads; }
+  get numHeads(): number {
+    return this.heads;
+  }
+  get numKvHeads(): number {
+    return this.kvHeads;
+  }
 
   constructor(c: AttentionShape) {
     super();
@@ -56,8 +65,10 @@ export class LlamaAttention extends ParamModule implements ExtensibleAttention {
   projectKeyValue(x: Tensor): { k: Tensor; v: Tensor } {
     const [B, L] = x.shape as [number, number, number];
     // k, v: [B, kv_heads, L, hd]
-    return { k: this.k_proj.forward(x).view([B, L, this.kvHeads, this.headDim]).transpose(1, 2),
-      v: this.v_proj.forward(x).view([B, L, this.kvHeads, this.headDim]).transpose(1, 2) };
+    return {
+      k: this.k_proj.forward(x).view([B, L, this.kvHeads, this.headDim]).transpose(1, 2),
+      v: this.v_proj.forward(x).view([B, L, this.kvHeads, this.headDim]).transpose(1, 2),
+    };
   }
 }
 

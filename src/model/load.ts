@@ -16,7 +16,6 @@ export interface LoadOptions {
   device?: Device;
 }
 
-
 /** Load a Hugging Face model folder. */
 export function loadModel(dir: string, opts: LoadOptions = {}): LoadedModel {
   const { config } = loadModelConfig(dir);
@@ -48,15 +47,24 @@ function fill(model: LoadedModel, source: TensorSource, opts: LoadOptions): void
     else resolved.set(key, alt);
   }
   if (missing.length) {
-    throw new MedloraError(`${source.label}: missing weight ${missing.slice(0, 5).map((k) => `'${k}'`).join(', ')}` +
-      `${missing.length > 5 ? ` and ${missing.length - 5} more` : ''} (expected by ${config(model)})`);
+    throw new MedloraError(
+      `${source.label}: missing weight ${missing
+        .slice(0, 5)
+        .map((k) => `'${k}'`)
+        .join(', ')}` + `${missing.length > 5 ? ` and ${missing.length - 5} more` : ''} (expected by ${config(model)})`,
+    );
   }
   tiedHeadCheck(model, source, resolved);
   const used = new Set(resolved.values());
   const extra = [...available].filter((k) => !used.has(k) && !model.ignoredCheckpointKey(k));
   if (extra.length) {
-    throw new MedloraError(`${source.label}: unexpected weight ${extra.slice(0, 5).map((k) => `'${k}'`).join(', ')}` +
-      `${extra.length > 5 ? ` and ${extra.length - 5} more` : ''} (not part of ${config(model)}; wrong config.json?)`);
+    throw new MedloraError(
+      `${source.label}: unexpected weight ${extra
+        .slice(0, 5)
+        .map((k) => `'${k}'`)
+        .join(', ')}` +
+        `${extra.length > 5 ? ` and ${extra.length - 5} more` : ''} (not part of ${config(model)}; wrong config.json?)`,
+    );
   }
   // shapes and dtypes first, so a bad file fails before any memory is used
   let target: DType | undefined = opts.dtype;
@@ -64,10 +72,15 @@ function fill(model: LoadedModel, source: TensorSource, opts: LoadOptions): void
     const ck = resolved.get(key)!;
     const info = source.info(ck);
     const dt = floatingEngineDType(info.dtype);
-    if (dt === undefined) throw new MedloraError(`${info.file}: weight '${ck}' has dtype ${info.dtype}; expected a floating type (F32, BF16, F16)`);
+    if (dt === undefined)
+      throw new MedloraError(
+        `${info.file}: weight '${ck}' has dtype ${info.dtype}; expected a floating type (F32, BF16, F16)`,
+      );
     target ??= dt === 'f64' ? 'f32' : dt;
     if (info.shape.length !== shape.length || info.shape.some((s, i) => s !== shape[i])) {
-      throw new MedloraError(`${info.file}: weight '${ck}' has shape [${info.shape.join(', ')}], expected [${shape.join(', ')}] from ${config(model)} (config.json does not match the weights)`);
+      throw new MedloraError(
+        `${info.file}: weight '${ck}' has shape [${info.shape.join(', ')}], expected [${shape.join(', ')}] from ${config(model)} (config.json does not match the weights)`,
+      );
     }
   }
   const device = opts.device ?? 'cpu';
@@ -98,10 +111,16 @@ function tiedHeadCheck(model: LoadedModel, source: TensorSource, resolved: Map<s
   if (!model.config.tie_word_embeddings || !source.names().includes('lm_head.weight')) return;
   const embedKey = [...resolved.entries()].find(([k]) => /(^|\.)(embed_tokens|wte)\.weight$/.test(k))?.[1];
   if (!embedKey) return;
-  const a = source.info('lm_head.weight'), b = source.info(embedKey);
-  const same = a.dtype === b.dtype && a.shape.join() === b.shape.join() && Buffer.from(source.read('lm_head.weight')).equals(Buffer.from(source.read(embedKey)));
+  const a = source.info('lm_head.weight'),
+    b = source.info(embedKey);
+  const same =
+    a.dtype === b.dtype &&
+    a.shape.join() === b.shape.join() &&
+    Buffer.from(source.read('lm_head.weight')).equals(Buffer.from(source.read(embedKey)));
   if (!same) {
-    warn(`${a.file}: config.json has tie_word_embeddings=true, so 'lm_head.weight' (which differs from '${embedKey}') is ignored and the head uses the input embedding, as in transformers; set tie_word_embeddings=false to use it`);
+    warn(
+      `${a.file}: config.json has tie_word_embeddings=true, so 'lm_head.weight' (which differs from '${embedKey}') is ignored and the head uses the input embedding, as in transformers; set tie_word_embeddings=false to use it`,
+    );
   }
 }
 

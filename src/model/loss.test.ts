@@ -13,11 +13,20 @@ const L3 = Math.log(3);
 test('position t predicts label t+1; -100 and the last position do not count (hand-computed)', () => {
   // B=1, T=3, V=2; labels [-100, 1, 0]: position 0 must predict 1 (p 3/4), position 1 must predict 0 (p 3/4);
   // position 2 has no next label. sum = 2 ln(4/3), 2 tokens, mean ln(4/3) = 0.28768...
-  const logits = T.tensor([[[0, L3], [L3, 0], [5, -5]]]);
+  const logits = T.tensor([
+    [
+      [0, L3],
+      [L3, 0],
+      [5, -5],
+    ],
+  ]);
   const labels = T.tensor([[-100, 1, 0]], { dtype: 'i64' });
   const r = causalLmLoss(logits, labels);
   assert.equal(r.tokens, 2);
-  assertClose([r.sumLoss.item(), r.loss.item()], [2 * Math.log(4 / 3), Math.log(4 / 3)], { atol: 1e-6, label: 'sum, mean' });
+  assertClose([r.sumLoss.item(), r.loss.item()], [2 * Math.log(4 / 3), Math.log(4 / 3)], {
+    atol: 1e-6,
+    label: 'sum, mean',
+  });
   // an unshifted loss would pair position 1 with label 1 (p 1/4) instead: make sure that is not what we computed
   assert.ok(Math.abs(r.loss.item() - (Math.log(4 / 3) + Math.log(4)) / 2) > 0.1);
 });
@@ -25,8 +34,25 @@ test('position t predicts label t+1; -100 and the last position do not count (ha
 test('two rows, a masked label inside a row, bf16 logits', () => {
   // row 0: labels [7, -100, 1] -> only position 1 -> label 1 counts: logits [L3, 0] -> p(1) = 1/4 -> ln 4
   // row 1: labels [0, 0, 1] -> position 0 -> 0 ([0, L3]: p 1/4 -> ln 4), position 1 -> 1 ([0, L3]: p 3/4 -> ln 4/3)
-  const logits = T.tensor([[[0, 0], [L3, 0], [1, 2]], [[0, L3], [0, L3], [3, 3]]]);
-  const labels = T.tensor([[7, -100, 1], [0, 0, 1]], { dtype: 'i64' });
+  const logits = T.tensor([
+    [
+      [0, 0],
+      [L3, 0],
+      [1, 2],
+    ],
+    [
+      [0, L3],
+      [0, L3],
+      [3, 3],
+    ],
+  ]);
+  const labels = T.tensor(
+    [
+      [7, -100, 1],
+      [0, 0, 1],
+    ],
+    { dtype: 'i64' },
+  );
   const want = 2 * Math.log(4) + Math.log(4 / 3);
   const f32 = causalLmLoss(logits, labels);
   assert.equal(f32.tokens, 3);
@@ -38,7 +64,13 @@ test('two rows, a masked label inside a row, bf16 logits', () => {
 });
 
 test('the gradient reaches only the positions that predict a counted label', () => {
-  const logits = T.tensor([[[0, L3], [L3, 0], [5, -5]]]).requiresGrad_(true);
+  const logits = T.tensor([
+    [
+      [0, L3],
+      [L3, 0],
+      [5, -5],
+    ],
+  ]).requiresGrad_(true);
   const labels = T.tensor([[-100, 1, -100]], { dtype: 'i64' });
   const r = causalLmLoss(logits, labels);
   r.loss.backward();
@@ -50,6 +82,12 @@ test('no counted token gives 0, not NaN; shape errors name the shapes', () => {
   const r = causalLmLoss(T.zeros([1, 2, 3]), T.tensor([[-100, -100]], { dtype: 'i64' }));
   assert.equal(r.tokens, 0);
   assert.equal(r.loss.item(), 0);
-  assert.throws(() => causalLmLoss(T.zeros([2, 3]), T.zeros([2, 3], { dtype: 'i64' })), (e: unknown) => e instanceof MedloraError && /\[batch, seq, vocab\]/.test(e.message));
-  assert.throws(() => causalLmLoss(T.zeros([1, 2, 3]), T.zeros([1, 3], { dtype: 'i64' })), (e: unknown) => e instanceof MedloraError && /labels must be \[1, 2\]/.test(e.message));
+  assert.throws(
+    () => causalLmLoss(T.zeros([2, 3]), T.zeros([2, 3], { dtype: 'i64' })),
+    (e: unknown) => e instanceof MedloraError && /\[batch, seq, vocab\]/.test(e.message),
+  );
+  assert.throws(
+    () => causalLmLoss(T.zeros([1, 2, 3]), T.zeros([1, 3], { dtype: 'i64' })),
+    (e: unknown) => e instanceof MedloraError && /labels must be \[1, 2\]/.test(e.message),
+  );
 });

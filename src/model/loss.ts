@@ -19,7 +19,8 @@ export interface LossResult {
 
 /** logits [B, T, V] (any float dtype), labels [B, T] (integer, -100 = ignored). */
 export function causalLmLoss(logits: Tensor, labels: Tensor): LossResult {
-  if (logits.ndim !== 3) throw new MedloraError(`loss: logits must be [batch, seq, vocab], got [${logits.shape.join(', ')}]`);
+  if (logits.ndim !== 3)
+    throw new MedloraError(`loss: logits must be [batch, seq, vocab], got [${logits.shape.join(', ')}]`);
   const [B, T, V] = logits.shape as [number, number, number];
   if (labels.ndim !== 2 || labels.size(0) !== B || labels.size(1) !== T) {
     throw new MedloraError(`loss: labels must be [${B}, ${T}] like the logits, got [${labels.shape.join(', ')}]`);
@@ -29,8 +30,10 @@ export function causalLmLoss(logits: Tensor, labels: Tensor): LossResult {
   // backward, fill a zero [B, T, V] gradient and copy into it (docs/PERFORMANCE.md). The last position of each row
   // gets the ignored label, so the counted terms and their sum are the same.
   const flatLogits = logits.reshape([B * T, V]).float();
-  const shiftLabels = cat([labels.narrow(1, 1, T - 1).to('i64'), full([B, 1], IGNORE_INDEX, { dtype: 'i64', device: labels.device })], 1)
-    .reshape([B * T]);
+  const shiftLabels = cat(
+    [labels.narrow(1, 1, T - 1).to('i64'), full([B, 1], IGNORE_INDEX, { dtype: 'i64', device: labels.device })],
+    1,
+  ).reshape([B * T]);
   const tokens = shiftLabels.ne(IGNORE_INDEX).sum().item();
   const sumLoss = crossEntropy(flatLogits, shiftLabels, { ignoreIndex: IGNORE_INDEX, reduction: 'sum' });
   // torch's mean over zero tokens is NaN; 0 keeps accumulation loops simple (a batch with nothing to learn adds 0)

@@ -27,7 +27,9 @@ export class Module {
   /** Replace a registered child (e.g. a Linear by its LoRA wrapper). */
   setChild(name: string, m: Module): void {
     if (!this._children.has(name)) {
-      throw new MedloraError(`${this.constructor.name} has no child module "${name}" (has: ${[...this._children.keys()].join(', ')})`);
+      throw new MedloraError(
+        `${this.constructor.name} has no child module "${name}" (has: ${[...this._children.keys()].join(', ')})`,
+      );
     }
     this._children.set(name, m);
     (this as unknown as Record<string, unknown>)[name] = m;
@@ -37,7 +39,9 @@ export class Module {
   setParam(name: string, t: Tensor, keepOld = false): void {
     const old = this._params.get(name);
     if (old === undefined) {
-      throw new MedloraError(`${this.constructor.name} has no parameter "${name}" (has: ${[...this._params.keys()].join(', ')})`);
+      throw new MedloraError(
+        `${this.constructor.name} has no parameter "${name}" (has: ${[...this._params.keys()].join(', ')})`,
+      );
     }
     if (!keepOld && old !== t && !old.disposed) old.dispose();
     this._params.set(name, t);
@@ -104,7 +108,12 @@ export class Module {
   }
 }
 
-function* walk(m: Module, path: string, parent: Module | undefined, name: string): Generator<[string, Module, Module | undefined, string]> {
+function* walk(
+  m: Module,
+  path: string,
+  parent: Module | undefined,
+  name: string,
+): Generator<[string, Module, Module | undefined, string]> {
   yield [path, m, parent, name];
   for (const [n, c] of m.namedChildren()) yield* walk(c, path ? `${path}.${n}` : n, m, n);
 }

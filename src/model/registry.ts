@@ -36,7 +36,11 @@ const BUILDERS: Record<string, { build: Builder; prefix: string; ignored: RegExp
   qwen2: { build: (c) => new Qwen2ForCausalLM(c as never), prefix: 'model', ignored: [ROTARY_BUFFER] },
   stablelm: { build: (c) => new StableLmForCausalLM(c as never), prefix: 'model', ignored: [ROTARY_BUFFER] },
   // original GPT-2 checkpoints carry the causal-mask buffers h.N.attn.bias / attn.masked_bias (HF ignores them)
-  gpt2: { build: (c) => new GPT2LMHeadModel(c as never), prefix: 'transformer', ignored: [/(^|\.)attn\.(masked_)?bias$/] },
+  gpt2: {
+    build: (c) => new GPT2LMHeadModel(c as never),
+    prefix: 'transformer',
+    ignored: [/(^|\.)attn\.(masked_)?bias$/],
+  },
 };
 
 export function supportedArchitectures(): string[] {
@@ -46,6 +50,9 @@ export function supportedArchitectures(): string[] {
 /** An empty model for a parsed config; an unknown model_type is a clear error. */
 export function buildModel(config: ModelConfig): LoadedModel {
   const b = BUILDERS[config.model_type];
-  if (!b) throw new MedloraError(`model_type ${JSON.stringify(config.model_type)} has no architecture in medlora (supported: ${supportedArchitectures().join(', ')})`);
+  if (!b)
+    throw new MedloraError(
+      `model_type ${JSON.stringify(config.model_type)} has no architecture in medlora (supported: ${supportedArchitectures().join(', ')})`,
+    );
   return withKeyRules(b.build(config), b.prefix, b.ignored, config.tie_word_embeddings);
 }

@@ -23,7 +23,11 @@ export class StableLmDecoderLayer extends ParamModule implements DecoderLayer {
     this.mlp = this.module('mlp', new LlamaMLP({ ...c, mlp_bias: false }));
     this.input_layernorm = this.module('input_layernorm', new LayerNorm(c.hidden_size, c.layer_norm_eps));
     // HF: no post_attention_layernorm with the parallel residual (attention and MLP both read input_layernorm's output)
-    if (!this.parallel) this.post_attention_layernorm = this.module('post_attention_layernorm', new LayerNorm(c.hidden_size, c.layer_norm_eps));
+    if (!this.parallel)
+      this.post_attention_layernorm = this.module(
+        'post_attention_layernorm',
+        new LayerNorm(c.hidden_size, c.layer_norm_eps),
+      );
   }
   forward(x: Tensor, ctx: LayerContext): Tensor {
     const h = this.input_layernorm.forward(x);
@@ -54,7 +58,10 @@ export class StableLmForCausalLM extends DecoderLM {
   lm_head: Linear;
   constructor(c: StableLmConfig) {
     super();
-    if (c.qk_layernorm) throw new MedloraError('stablelm config: qk_layernorm=true (per-head q/k LayerNorms, StableLM-2 12B) is not supported');
+    if (c.qk_layernorm)
+      throw new MedloraError(
+        'stablelm config: qk_layernorm=true (per-head q/k LayerNorms, StableLM-2 12B) is not supported',
+      );
     this.config = c as StableLmConfig & Record<string, unknown>;
     this.model = this.module('model', new StableLmModel(c));
     this.lm_head = this.module('lm_head', new Linear(c.hidden_size, c.vocab_size, false));

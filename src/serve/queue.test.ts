@@ -4,7 +4,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BatchQueue } from './queue.js';
 
-interface J { key: string | null; size: number; name: string; bad?: boolean }
+interface J {
+  key: string | null;
+  size: number;
+  name: string;
+  bad?: boolean;
+}
 
 function recorder(delayMs = 0) {
   const calls: string[][] = [];
@@ -27,9 +32,15 @@ test('jobs queued together share batches of at most maxBatch texts, oldest first
   const q = new BatchQueue<J, string>(r.run, { maxBatch: 4, windowMs: 1 });
   const names = ['a', 'b', 'c', 'd', 'e'];
   const out = await Promise.all(names.map((name) => q.push({ key: 'k', size: 1, name })));
-  assert.deepEqual(out.map((o) => o.result), names.map((n) => `done ${n}`));
+  assert.deepEqual(
+    out.map((o) => o.result),
+    names.map((n) => `done ${n}`),
+  );
   assert.deepEqual(r.calls, [['a', 'b', 'c', 'd'], ['e']]);
-  assert.deepEqual(out.map((o) => o.batch.texts), [4, 4, 4, 4, 1]);
+  assert.deepEqual(
+    out.map((o) => o.batch.texts),
+    [4, 4, 4, 4, 1],
+  );
   assert.equal(r.maxActive(), 1);
   assert.equal(q.batches, 2);
 });
@@ -53,13 +64,25 @@ test('different keys do not mix; a later compatible job joins the oldest; null k
 test('a failing batch is retried job by job: only the bad job gets the error', async () => {
   const r = recorder();
   const q = new BatchQueue<J, string>(r.run, { maxBatch: 8, windowMs: 1 });
-  const ps = [q.push({ key: 'k', size: 1, name: 'ok1' }), q.push({ key: 'k', size: 1, name: 'bad', bad: true }), q.push({ key: 'k', size: 1, name: 'ok2' })];
+  const ps = [
+    q.push({ key: 'k', size: 1, name: 'ok1' }),
+    q.push({ key: 'k', size: 1, name: 'bad', bad: true }),
+    q.push({ key: 'k', size: 1, name: 'ok2' }),
+  ];
   const res = await Promise.allSettled(ps);
-  assert.deepEqual(res.map((x) => x.status), ['fulfilled', 'rejected', 'fulfilled']);
+  assert.deepEqual(
+    res.map((x) => x.status),
+    ['fulfilled', 'rejected', 'fulfilled'],
+  );
   assert.match(String((res[1] as PromiseRejectedResult).reason), /bad job in batch/);
   assert.deepEqual(r.calls, [['ok1', 'bad', 'ok2'], ['ok1'], ['bad'], ['ok2']]);
   // a synchronous throw is handled the same way
-  const q2 = new BatchQueue<J, string>(() => { throw new Error('sync boom'); }, { maxBatch: 2, windowMs: 0 });
+  const q2 = new BatchQueue<J, string>(
+    () => {
+      throw new Error('sync boom');
+    },
+    { maxBatch: 2, windowMs: 0 },
+  );
   await assert.rejects(q2.push({ key: 'k', size: 1, name: 'z' }), /sync boom/);
 });
 
@@ -74,5 +97,8 @@ test('idle() waits for queued and running jobs', async () => {
   assert.deepEqual(done, ['a', 'b', 'c']);
   assert.equal(q.waiting, 0);
   assert.equal(q.busy, false);
-  assert.throws(() => new BatchQueue<J, string>(r.run, { maxBatch: 0, windowMs: 1 }), /maxBatch must be a positive integer/);
+  assert.throws(
+    () => new BatchQueue<J, string>(r.run, { maxBatch: 0, windowMs: 1 }),
+    /maxBatch must be a positive integer/,
+  );
 });

@@ -36,8 +36,12 @@ export class BatchQueue<J extends QueueJob, R> {
   /** batches run so far (for /health and tests) */
   batches = 0;
 
-  constructor(private readonly run: BatchRunner<J, R>, private readonly opts: { maxBatch: number; windowMs: number }) {
-    if (!Number.isInteger(opts.maxBatch) || opts.maxBatch < 1) throw new RangeError(`maxBatch must be a positive integer, got ${opts.maxBatch}`);
+  constructor(
+    private readonly run: BatchRunner<J, R>,
+    private readonly opts: { maxBatch: number; windowMs: number },
+  ) {
+    if (!Number.isInteger(opts.maxBatch) || opts.maxBatch < 1)
+      throw new RangeError(`maxBatch must be a positive integer, got ${opts.maxBatch}`);
   }
 
   /** Queue a job; resolves with its result and the batch it ran in. */
@@ -66,7 +70,10 @@ export class BatchQueue<J extends QueueJob, R> {
   private schedule(): void {
     if (this.running || this.timer || this.pending.length === 0) return;
     // a timer (not setImmediate) so sockets with complete requests get parsed and queued before the batch is formed
-    this.timer = setTimeout(() => { this.timer = undefined; void this.drain(); }, this.opts.windowMs);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.drain();
+    }, this.opts.windowMs);
   }
 
   /** The oldest job plus compatible later ones (see the file header). */
@@ -108,10 +115,14 @@ export class BatchQueue<J extends QueueJob, R> {
     this.batches++;
     try {
       const results = await this.run(batch.map((p) => p.job));
-      if (results.length !== batch.length) throw new Error(`batch runner returned ${results.length} results for ${batch.length} jobs`);
+      if (results.length !== batch.length)
+        throw new Error(`batch runner returned ${results.length} results for ${batch.length} jobs`);
       batch.forEach((p, i) => p.resolve({ result: results[i]!, batch: info }));
     } catch (e) {
-      if (batch.length === 1) { batch[0]!.reject(e); return; }
+      if (batch.length === 1) {
+        batch[0]!.reject(e);
+        return;
+      }
       // retry alone: only the job(s) that really fail get the error
       for (const p of batch) await this.runSettled([p]);
     }

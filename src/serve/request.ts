@@ -15,7 +15,10 @@ export interface RequestLimits {
 }
 
 /** Per-request generation settings (a subset of GenerationSettings; the rest are the server's). */
-export type RequestSettings = Pick<GenerationSettings, 'maxNewTokens' | 'temperature' | 'repetitionPenalty' | 'seed' | 'constrain'> &
+export type RequestSettings = Pick<
+  GenerationSettings,
+  'maxNewTokens' | 'temperature' | 'repetitionPenalty' | 'seed' | 'constrain'
+> &
   Partial<Pick<GenerationSettings, 'topK' | 'topP'>>;
 
 export interface ExtractRequest {
@@ -28,30 +31,54 @@ export interface ExtractRequest {
   model?: string;
 }
 
-const FIELDS = ['model', 'task', 'text', 'texts', 'max_new_tokens', 'temperature', 'top_k', 'top_p', 'repetition_penalty', 'seed', 'constrain'];
+const FIELDS = [
+  'model',
+  'task',
+  'text',
+  'texts',
+  'max_new_tokens',
+  'temperature',
+  'top_k',
+  'top_p',
+  'repetition_penalty',
+  'seed',
+  'constrain',
+];
 
 const bad = (field: string, message: string): HttpError => new HttpError(400, `${field}: ${message}`, field);
 
-function number(o: Record<string, unknown>, field: string, check: (n: number) => boolean, what: string): number | undefined {
+function number(
+  o: Record<string, unknown>,
+  field: string,
+  check: (n: number) => boolean,
+  what: string,
+): number | undefined {
   const v = o[field];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'number' || !Number.isFinite(v) || !check(v)) throw bad(field, `expected ${what}, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || !check(v))
+    throw bad(field, `expected ${what}, got ${JSON.stringify(v)}`);
   return v;
 }
 
 function checkText(v: unknown, field: string, limits: RequestLimits): string {
-  if (typeof v !== 'string') throw bad(field, `expected a string, got ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v}`);
+  if (typeof v !== 'string')
+    throw bad(field, `expected a string, got ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v}`);
   if (v.trim() === '') throw bad(field, 'must not be empty');
   let n = 0;
   for (const _ of v) if (++n > limits.maxInputChars) break;
-  if (n > limits.maxInputChars) throw bad(field, `too long: more than ${limits.maxInputChars} characters (the server's --max-input-chars)`);
+  if (n > limits.maxInputChars)
+    throw bad(field, `too long: more than ${limits.maxInputChars} characters (the server's --max-input-chars)`);
   return v;
 }
 
 /** Parse and check a request body (already JSON-decoded). */
 export function parseExtractRequest(body: unknown, limits: RequestLimits): ExtractRequest {
   if (!body || typeof body !== 'object' || Array.isArray(body)) {
-    throw new HttpError(400, 'body: expected a JSON object {"task": ..., "text": ...} or {"task": ..., "texts": [...]}', 'body');
+    throw new HttpError(
+      400,
+      'body: expected a JSON object {"task": ..., "text": ...} or {"task": ..., "texts": [...]}',
+      'body',
+    );
   }
   const o = body as Record<string, unknown>;
   for (const k of Object.keys(o)) {
@@ -61,7 +88,8 @@ export function parseExtractRequest(body: unknown, limits: RequestLimits): Extra
   let task: StructuredTask;
   if (o.task === undefined && limits.tasks.length === 1) task = limits.tasks[0]!;
   else if (typeof o.task !== 'string') throw bad('task', `required: one of ${limits.tasks.join(', ')}`);
-  else if (!(limits.tasks as readonly string[]).includes(o.task)) throw bad('task', `unknown task "${o.task}" (this server serves: ${limits.tasks.join(', ')})`);
+  else if (!(limits.tasks as readonly string[]).includes(o.task))
+    throw bad('task', `unknown task "${o.task}" (this server serves: ${limits.tasks.join(', ')})`);
   else task = o.task as StructuredTask;
 
   if (o.text !== undefined && o.texts !== undefined) throw bad('texts', 'give "text" or "texts", not both');
@@ -70,7 +98,8 @@ export function parseExtractRequest(body: unknown, limits: RequestLimits): Extra
   if (o.texts !== undefined) {
     if (!Array.isArray(o.texts)) throw bad('texts', 'expected an array of strings');
     if (o.texts.length === 0) throw bad('texts', 'must hold at least one text');
-    if (o.texts.length > limits.maxTexts) throw bad('texts', `too many texts: ${o.texts.length} (at most ${limits.maxTexts}, the server's --max-texts)`);
+    if (o.texts.length > limits.maxTexts)
+      throw bad('texts', `too many texts: ${o.texts.length} (at most ${limits.maxTexts}, the server's --max-texts)`);
     texts = o.texts.map((t, i) => checkText(t, `texts[${i}]`, limits));
     many = true;
   } else if (o.text !== undefined) {
@@ -79,20 +108,32 @@ export function parseExtractRequest(body: unknown, limits: RequestLimits): Extra
     throw bad('text', 'required: "text" (a string) or "texts" (an array of strings)');
   }
 
-  const maxNewTokens = number(o, 'max_new_tokens', (n) => Number.isInteger(n) && n >= 1 && n <= limits.maxNewTokens,
-    `an integer from 1 to ${limits.maxNewTokens} (the server's --max-new-tokens)`) ?? limits.maxNewTokens;
+  const maxNewTokens =
+    number(
+      o,
+      'max_new_tokens',
+      (n) => Number.isInteger(n) && n >= 1 && n <= limits.maxNewTokens,
+      `an integer from 1 to ${limits.maxNewTokens} (the server's --max-new-tokens)`,
+    ) ?? limits.maxNewTokens;
   const temperature = number(o, 'temperature', (n) => n >= 0 && n <= 10, 'a number from 0 (greedy) to 10') ?? 0;
   const topK = number(o, 'top_k', (n) => Number.isInteger(n) && n >= 1, 'a positive integer');
   const topP = number(o, 'top_p', (n) => n > 0 && n <= 1, 'a number in (0, 1]');
   const repetitionPenalty = number(o, 'repetition_penalty', (n) => n > 0 && n <= 10, 'a number in (0, 10]') ?? 1;
   const seed = number(o, 'seed', (n) => Number.isSafeInteger(n) && n >= 0, 'a non-negative integer') ?? 0;
-  if (o.constrain !== undefined && typeof o.constrain !== 'boolean') throw bad('constrain', `expected true or false, got ${JSON.stringify(o.constrain)}`);
+  if (o.constrain !== undefined && typeof o.constrain !== 'boolean')
+    throw bad('constrain', `expected true or false, got ${JSON.stringify(o.constrain)}`);
   const constrain = o.constrain !== false;
   const settings: RequestSettings = {
-    maxNewTokens, temperature, repetitionPenalty, seed, constrain,
-    ...(topK !== undefined ? { topK } : {}), ...(topP !== undefined ? { topP } : {}),
+    maxNewTokens,
+    temperature,
+    repetitionPenalty,
+    seed,
+    constrain,
+    ...(topK !== undefined ? { topK } : {}),
+    ...(topP !== undefined ? { topP } : {}),
   };
-  if (o.model !== undefined && typeof o.model !== 'string') throw bad('model', 'expected a string (a served model name, see GET /v1/models)');
+  if (o.model !== undefined && typeof o.model !== 'string')
+    throw bad('model', 'expected a string (a served model name, see GET /v1/models)');
   return { task, texts, many, settings, ...(typeof o.model === 'string' ? { model: o.model } : {}) };
 }
 

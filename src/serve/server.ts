@@ -117,23 +117,41 @@ export interface ServeStats {
   in_flight: number;
 }
 
-type Job = { key: string | null; size: number } & ({ kind: 'extract'; job: ExtractJob } | { kind: 'openai'; job: CompletionJob });
+type Job = { key: string | null; size: number } & (
+  { kind: 'extract'; job: ExtractJob } | { kind: 'openai'; job: CompletionJob }
+);
 
 const DEFAULTS = {
-  host: '127.0.0.1', port: 8080, maxBatch: 8, maxNewTokens: 256, maxTexts: 64, maxInputChars: 20000, maxPromptTokens: 4096,
-  maxBodyBytes: 1 << 20, maxConcurrent: 64, batchWindowMs: 5,
+  host: '127.0.0.1',
+  port: 8080,
+  maxBatch: 8,
+  maxNewTokens: 256,
+  maxTexts: 64,
+  maxInputChars: 20000,
+  maxPromptTokens: 4096,
+  maxBodyBytes: 1 << 20,
+  maxConcurrent: 64,
+  batchWindowMs: 5,
 };
 
 /** Routes and the methods they allow (anything else on a known path is 405). */
 const ROUTES: Record<string, string[]> = {
-  '/': ['GET', 'HEAD'], '/health': ['GET', 'HEAD'], '/v1/tasks': ['GET', 'HEAD'], '/v1/extract': ['POST'],
-  '/v1/models': ['GET', 'HEAD'], '/v1/chat/completions': ['POST'], '/v1/completions': ['POST'],
+  '/': ['GET', 'HEAD'],
+  '/health': ['GET', 'HEAD'],
+  '/v1/tasks': ['GET', 'HEAD'],
+  '/v1/extract': ['POST'],
+  '/v1/models': ['GET', 'HEAD'],
+  '/v1/chat/completions': ['POST'],
+  '/v1/completions': ['POST'],
 };
 const GENERATING = new Set(['/v1/extract', '/v1/chat/completions', '/v1/completions']);
 
 /** Start serving; resolves once listening. */
 export async function createServer(o: ServeOptions): Promise<ServeHandle> {
-  const opts = { ...DEFAULTS, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) } as typeof DEFAULTS & ServeOptions;
+  const opts = {
+    ...DEFAULTS,
+    ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)),
+  } as typeof DEFAULTS & ServeOptions;
   const posInt = (v: number, name: string): void => {
     if (!Number.isInteger(v) || v < 1) throw new MedloraError(`serve: ${name} must be a positive integer, got ${v}`);
   };
@@ -144,18 +162,37 @@ export async function createServer(o: ServeOptions): Promise<ServeHandle> {
   posInt(opts.maxBodyBytes, '--max-body-bytes');
   posInt(opts.maxPromptTokens, '--max-prompt-tokens');
   posInt(opts.maxConcurrent, '--max-concurrent');
-  if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) throw new MedloraError(`serve: --port must be 0..65535, got ${opts.port}`);
+  if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535)
+    throw new MedloraError(`serve: --port must be 0..65535, got ${opts.port}`);
   const tasks = opts.tasks ?? structuredTaskNames();
   if (tasks.length === 0) throw new MedloraError('serve: no tasks to serve');
-  const limits: RequestLimits = { tasks, maxTexts: opts.maxTexts, maxInputChars: opts.maxInputChars, maxNewTokens: opts.maxNewTokens };
-  const infos = taskInfos(tasks).map((t) => (opts.instructions?.[t.name] !== undefined ? { ...t, instruction: opts.instructions[t.name]! } : t));
+  const limits: RequestLimits = {
+    tasks,
+    maxTexts: opts.maxTexts,
+    maxInputChars: opts.maxInputChars,
+    maxNewTokens: opts.maxNewTokens,
+  };
+  const infos = taskInfos(tasks).map((t) =>
+    opts.instructions?.[t.name] !== undefined ? { ...t, instruction: opts.instructions[t.name]! } : t,
+  );
   let models: ModelRegistry;
   try {
-    models = new ModelRegistry([{
-      name: opts.modelName, model: opts.model, tok: opts.tok, adapterDir: opts.adapterName ?? null,
-      ...(opts.promptStyle ? { promptStyle: opts.promptStyle } : {}), ...(opts.maxLength !== undefined ? { maxLength: opts.maxLength } : {}),
-      ...(opts.instructions ? { instructions: opts.instructions } : {}), ...(opts.modelTasks?.length ? { tasks: opts.modelTasks } : {}),
-    }, ...(opts.extraModels ?? [])], opts.modelName);
+    models = new ModelRegistry(
+      [
+        {
+          name: opts.modelName,
+          model: opts.model,
+          tok: opts.tok,
+          adapterDir: opts.adapterName ?? null,
+          ...(opts.promptStyle ? { promptStyle: opts.promptStyle } : {}),
+          ...(opts.maxLength !== undefined ? { maxLength: opts.maxLength } : {}),
+          ...(opts.instructions ? { instructions: opts.instructions } : {}),
+          ...(opts.modelTasks?.length ? { tasks: opts.modelTasks } : {}),
+        },
+        ...(opts.extraModels ?? []),
+      ],
+      opts.modelName,
+    );
   } catch (e) {
     throw new MedloraError(`serve: ${(e as Error).message}`);
   }
@@ -170,22 +207,37 @@ export async function createServer(o: ServeOptions): Promise<ServeHandle> {
 
   // the one place models run: all jobs of a batch share kind, model entry and settings (the queue key), so a batch
   // never mixes adapters
-  const queue = new BatchQueue<Job, ServedResult[] | CompletionResult>((jobs) => {
-    if (jobs[0]!.kind === 'extract') return runExtract(jobs.map((j) => (j as Extract<Job, { kind: 'extract' }>).job), opts.maxBatch);
-    return runCompletions(jobs.map((j) => (j as Extract<Job, { kind: 'openai' }>).job));
-  }, { maxBatch: opts.maxBatch, windowMs: opts.batchWindowMs });
+  const queue = new BatchQueue<Job, ServedResult[] | CompletionResult>(
+    (jobs) => {
+      if (jobs[0]!.kind === 'extract')
+        return runExtract(
+          jobs.map((j) => (j as Extract<Job, { kind: 'extract' }>).job),
+          opts.maxBatch,
+        );
+      return runCompletions(jobs.map((j) => (j as Extract<Job, { kind: 'openai' }>).job));
+    },
+    { maxBatch: opts.maxBatch, windowMs: opts.batchWindowMs },
+  );
   const prefixed = (kind: string, key: string | null): string | null => (key === null ? null : `${kind}:${key}`);
   const extractCtx = {
-    models, limits, maxBodyBytes: opts.maxBodyBytes,
+    models,
+    limits,
+    maxBodyBytes: opts.maxBodyBytes,
     submit: async (key: string | null, size: number, job: ExtractJob) => {
       const r = await queue.push({ key: prefixed('extract', key), size, kind: 'extract', job });
       return { result: r.result as ServedResult[], batch: r.batch };
     },
   };
   const openaiCtx = {
-    models, maxBodyBytes: opts.maxBodyBytes,
-    limits: { maxNewTokens: opts.maxNewTokens, maxInputChars: opts.maxInputChars, maxPromptTokens: opts.maxPromptTokens },
-    submit: async (key: string | null, job: CompletionJob) => (await queue.push({ key: prefixed('openai', key), size: 1, kind: 'openai', job })).result as CompletionResult,
+    models,
+    maxBodyBytes: opts.maxBodyBytes,
+    limits: {
+      maxNewTokens: opts.maxNewTokens,
+      maxInputChars: opts.maxInputChars,
+      maxPromptTokens: opts.maxPromptTokens,
+    },
+    submit: async (key: string | null, job: CompletionJob) =>
+      (await queue.push({ key: prefixed('openai', key), size: 1, kind: 'openai', job })).result as CompletionResult,
   };
 
   let closing = false;
@@ -194,20 +246,37 @@ export async function createServer(o: ServeOptions): Promise<ServeHandle> {
 
   function health(): unknown {
     return {
-      status: closing ? 'stopping' : 'ok', model: opts.modelName, adapter: opts.adapterName ?? null, tasks,
+      status: closing ? 'stopping' : 'ok',
+      model: opts.modelName,
+      adapter: opts.adapterName ?? null,
+      tasks,
       models: models.all.map((m) => ({ name: m.name, adapter: m.adapterDir })),
-      prompt_style: opts.promptStyle ?? 'alpaca', max_length: opts.maxLength ?? null,
-      engine: { ...engine, threads: getNumThreads() }, uptime_s: Math.round((Date.now() - started) / 100) / 10,
-      requests_served: counters.requests, ...stats(),
+      prompt_style: opts.promptStyle ?? 'alpaca',
+      max_length: opts.maxLength ?? null,
+      engine: { ...engine, threads: getNumThreads() },
+      uptime_s: Math.round((Date.now() - started) / 100) / 10,
+      requests_served: counters.requests,
+      ...stats(),
       limits: {
-        max_batch: opts.maxBatch, max_new_tokens: opts.maxNewTokens, max_texts: opts.maxTexts, max_input_chars: opts.maxInputChars,
-        max_prompt_tokens: opts.maxPromptTokens, max_body_bytes: opts.maxBodyBytes, max_concurrent: opts.maxConcurrent, api_key: auth !== undefined,
+        max_batch: opts.maxBatch,
+        max_new_tokens: opts.maxNewTokens,
+        max_texts: opts.maxTexts,
+        max_input_chars: opts.maxInputChars,
+        max_prompt_tokens: opts.maxPromptTokens,
+        max_body_bytes: opts.maxBodyBytes,
+        max_concurrent: opts.maxConcurrent,
+        api_key: auth !== undefined,
       },
     };
   }
 
   function stats(): ServeStats {
-    return { ...counters, batches: queue.batches, queued: queue.waiting + (queue.busy ? 1 : 0), in_flight: slots.inUse };
+    return {
+      ...counters,
+      batches: queue.batches,
+      queued: queue.waiting + (queue.busy ? 1 : 0),
+      in_flight: slots.inUse,
+    };
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -220,21 +289,49 @@ export async function createServer(o: ServeOptions): Promise<ServeHandle> {
       const url = new URL(req.url ?? '/', 'http://localhost');
       path = url.pathname;
       const allowed = ROUTES[path];
-      if (!allowed) throw new HttpError(404, `no route ${path} (routes: ${Object.entries(ROUTES).map(([p, m]) => `${m[0]} ${p}`).join(', ')})`, undefined, {}, 'unknown_url');
-      if (!allowed.includes(method)) throw new HttpError(405, `${method} ${path} is not allowed (use ${allowed.filter((m) => m !== 'HEAD').join(', ')})`, undefined, { Allow: allowed.join(', ') });
+      if (!allowed)
+        throw new HttpError(
+          404,
+          `no route ${path} (routes: ${Object.entries(ROUTES)
+            .map(([p, m]) => `${m[0]} ${p}`)
+            .join(', ')})`,
+          undefined,
+          {},
+          'unknown_url',
+        );
+      if (!allowed.includes(method))
+        throw new HttpError(
+          405,
+          `${method} ${path} is not allowed (use ${allowed.filter((m) => m !== 'HEAD').join(', ')})`,
+          undefined,
+          { Allow: allowed.join(', ') },
+        );
       const head = method === 'HEAD';
       if (auth && path.startsWith('/v1/')) auth(req);
-      if (path === '/health') { status = 200; sendJson(res, 200, health(), {}, head); }
-      else if (path === '/v1/tasks') { status = 200; sendJson(res, 200, { tasks: infos }, {}, head); }
-      else if (path === '/v1/models') { status = 200; handleModels(openaiCtx, res, head); }
-      else if (path === '/') {
+      if (path === '/health') {
+        status = 200;
+        sendJson(res, 200, health(), {}, head);
+      } else if (path === '/v1/tasks') {
+        status = 200;
+        sendJson(res, 200, { tasks: infos }, {}, head);
+      } else if (path === '/v1/models') {
+        status = 200;
+        handleModels(openaiCtx, res, head);
+      } else if (path === '/') {
         const nonce = randomBytes(16).toString('base64');
         status = 200;
-        send(res, 200, pageHtml(infos, nonce, { model: opts.modelName, adapter: opts.adapterName ?? null }), 'text/html; charset=utf-8', {
-          // self-contained page: nothing but its own inline script / style and calls back to this server
-          'Content-Security-Policy': `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'`,
-          'X-Content-Type-Options': 'nosniff',
-        }, head);
+        send(
+          res,
+          200,
+          pageHtml(infos, nonce, { model: opts.modelName, adapter: opts.adapterName ?? null }),
+          'text/html; charset=utf-8',
+          {
+            // self-contained page: nothing but its own inline script / style and calls back to this server
+            'Content-Security-Policy': `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'`,
+            'X-Content-Type-Options': 'nosniff',
+          },
+          head,
+        );
       } else if (GENERATING.has(path)) {
         if (closing) throw new HttpError(503, 'the server is shutting down', undefined, { Connection: 'close' });
         slots.take(res);
@@ -253,7 +350,8 @@ export async function createServer(o: ServeOptions): Promise<ServeHandle> {
         }
       }
     } catch (e) {
-      const he = e instanceof HttpError ? e : new HttpError(500, `internal error: ${(e as Error)?.message ?? String(e)}`);
+      const he =
+        e instanceof HttpError ? e : new HttpError(500, `internal error: ${(e as Error)?.message ?? String(e)}`);
       status = he.status;
       counters.errors++;
       log = { ...log, error: he.message };
@@ -281,12 +379,21 @@ export async function createServer(o: ServeOptions): Promise<ServeHandle> {
   });
   server.on('clientError', (err, socket) => {
     // malformed HTTP: answer 400 when the socket still can be written
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: application/json\r\n\r\n' +
-      `${JSON.stringify(errorBody(new HttpError(400, `bad HTTP request: ${err.message}`)))}\n`);
+    if (socket.writable)
+      socket.end(
+        'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: application/json\r\n\r\n' +
+          `${JSON.stringify(errorBody(new HttpError(400, `bad HTTP request: ${err.message}`)))}\n`,
+      );
     else socket.destroy();
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (e: NodeJS.ErrnoException) => reject(new MedloraError(`serve: cannot listen on ${opts.host}:${opts.port}: ${e.code === 'EADDRINUSE' ? 'the port is in use' : e.message}`)));
+    server.once('error', (e: NodeJS.ErrnoException) =>
+      reject(
+        new MedloraError(
+          `serve: cannot listen on ${opts.host}:${opts.port}: ${e.code === 'EADDRINUSE' ? 'the port is in use' : e.message}`,
+        ),
+      ),
+    );
     server.listen(opts.port, opts.host, () => resolve());
   });
   const addr = server.address() as AddressInfo;
@@ -298,7 +405,10 @@ export async function createServer(o: ServeOptions): Promise<ServeHandle> {
       closing = true;
       const done = new Promise<void>((r) => server.close(() => r()));
       await queue.idle();
-      if (inFlight > 0) await new Promise<void>((r) => { drained = r; });
+      if (inFlight > 0)
+        await new Promise<void>((r) => {
+          drained = r;
+        });
       server.closeIdleConnections();
       await done;
     })();

@@ -6,14 +6,20 @@ import { getStructuredTask, structuredTaskNames, type JsonSchema } from '../data
 export type { JsonSchema } from '../data/tasks/index.js';
 
 /** The structured result's JSON Schema of a task. */
-export const RESULT_SCHEMAS: Readonly<Record<string, JsonSchema>> = new Proxy({}, {
-  get: (_t, name) => (typeof name === 'string' ? getStructuredTask(name).resultSchema : undefined),
-});
+export const RESULT_SCHEMAS: Readonly<Record<string, JsonSchema>> = new Proxy(
+  {},
+  {
+    get: (_t, name) => (typeof name === 'string' ? getStructuredTask(name).resultSchema : undefined),
+  },
+);
 
 /** Entity roles of a task, as src/eval/extract.ts entitiesOf names them. */
-export const ENTITY_ROLES: Readonly<Record<string, string[]>> = new Proxy({}, {
-  get: (_t, name) => (typeof name === 'string' ? getStructuredTask(name).entityRoles : undefined),
-});
+export const ENTITY_ROLES: Readonly<Record<string, string[]>> = new Proxy(
+  {},
+  {
+    get: (_t, name) => (typeof name === 'string' ? getStructuredTask(name).entityRoles : undefined),
+  },
+);
 
 export interface TaskInfo {
   name: string;

@@ -37,10 +37,20 @@ export interface GradOptions {
  * Gradients of outputs w.r.t. inputs without touching .grad (torch.autograd.grad). A scalar output needs no
  * gradOutput; inputs that do not influence the outputs get null.
  */
-export function grad(outputs: Tensor | readonly Tensor[], inputs: readonly Tensor[], gradOutputs?: readonly Tensor[], o: GradOptions = {}): (Tensor | null)[] {
+export function grad(
+  outputs: Tensor | readonly Tensor[],
+  inputs: readonly Tensor[],
+  gradOutputs?: readonly Tensor[],
+  o: GradOptions = {},
+): (Tensor | null)[] {
   const outs = Array.isArray(outputs) ? outputs : [outputs as Tensor];
-  const r = N.autogradGrad(outs.map((t) => t.h), inputs.map((t) => t.h), gradOutputs?.map((t) => t.h),
-    o.retainGraph, o.createGraph ?? false) as (Handle | null)[];
+  const r = N.autogradGrad(
+    outs.map((t) => t.h),
+    inputs.map((t) => t.h),
+    gradOutputs?.map((t) => t.h),
+    o.retainGraph,
+    o.createGraph ?? false,
+  ) as (Handle | null)[];
   return r.map((hh) => (hh === null ? null : fromHandle(hh)));
 }
 
@@ -52,13 +62,17 @@ export function grad(outputs: Tensor | readonly Tensor[], inputs: readonly Tenso
  * checkpoint's *inputs* only (captured parameters are accumulated into .grad instead). Nesting works (tested).
  */
 export function checkpoint(fn: (...inputs: Tensor[]) => Tensor | Tensor[], inputs: readonly Tensor[]): Tensor[] {
-  const segment = (handles: Handle[]): Handle[] => scope(() => {
-    const out = fn(...handles.map((hh) => fromHandle(hh)));
-    return Array.isArray(out) ? out : [out];
-  }).map((t) => t.h);
+  const segment = (handles: Handle[]): Handle[] =>
+    scope(() => {
+      const out = fn(...handles.map((hh) => fromHandle(hh)));
+      return Array.isArray(out) ? out : [out];
+    }).map((t) => t.h);
   // the scope above disposes the segment's intermediates; the native side disposes its inputs and outputs handles
   // once it has taken the tensors (the autograd graph keeps what it needs)
-  const r = N.checkpoint(segment, inputs.map((t) => t.h)) as Handle[];
+  const r = N.checkpoint(
+    segment,
+    inputs.map((t) => t.h),
+  ) as Handle[];
   return r.map((hh) => fromHandle(hh));
 }
 

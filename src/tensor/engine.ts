@@ -44,7 +44,11 @@ export function engineInfo(): EngineInfo {
   const info = N.engineInfo() as Omit<EngineInfo, 'addon'>;
   const out: EngineInfo = { ...info, addon: addonPath() };
   try {
-    const j = JSON.parse(readFileSync(join(addonPath(), '..', 'libtorch.json'), 'utf8')) as { how: string; libDir: string; version: string };
+    const j = JSON.parse(readFileSync(join(addonPath(), '..', 'libtorch.json'), 'utf8')) as {
+      how: string;
+      libDir: string;
+      version: string;
+    };
     out.foundBy = j.how;
     out.libDir = j.libDir;
     out.fullVersion = j.version;

@@ -39,8 +39,14 @@ function asF64(t: Tensor): Float64Array {
  * Check d/dx of fn at the given inputs for every input with requiresGrad (f64 inputs expected; others are passed
  * through unperturbed). fn must be deterministic (seed inside it if it draws random numbers).
  */
-export function gradcheck(fn: (...xs: Tensor[]) => Tensor, inputs: readonly Tensor[], o: GradcheckOptions = {}): GradcheckResult {
-  const eps = o.eps ?? 1e-6, atol = o.atol ?? 1e-5, rtol = o.rtol ?? 1e-3;
+export function gradcheck(
+  fn: (...xs: Tensor[]) => Tensor,
+  inputs: readonly Tensor[],
+  o: GradcheckOptions = {},
+): GradcheckResult {
+  const eps = o.eps ?? 1e-6,
+    atol = o.atol ?? 1e-5,
+    rtol = o.rtol ?? 1e-3;
   const label = o.label ?? 'gradcheck';
   return scope(() => {
     const checked = inputs.map((x, i) => [x, i] as const).filter(([x]) => x.requiresGrad);
@@ -48,7 +54,10 @@ export function gradcheck(fn: (...xs: Tensor[]) => Tensor, inputs: readonly Tens
     const out0 = fn(...inputs);
     const R = tensor(weights(out0.numel, 12345), { dtype: 'f64', shape: out0.shape });
     const loss = (t: Tensor): Tensor => t.to('f64').mul(R).sum();
-    const analytic = grad(loss(out0), checked.map(([x]) => x));
+    const analytic = grad(
+      loss(out0),
+      checked.map(([x]) => x),
+    );
     let maxAbsDiff = 0;
     let worst = '';
     let ok = true;
@@ -57,12 +66,15 @@ export function gradcheck(fn: (...xs: Tensor[]) => Tensor, inputs: readonly Tens
       const base = asF64(x);
       const a = analytic[c] ? asF64(analytic[c]!) : new Float64Array(base.length);
       for (let e = 0; e < base.length; e++) {
-        const at = (delta: number): number => scope(() => noGrad(() => {
-          const moved = Float64Array.from(base);
-          moved[e] = base[e]! + delta;
-          const xs = inputs.map((t, j) => (j === idx ? tensor(moved, { dtype: x.dtype, shape: x.shape }) : t));
-          return loss(fn(...xs)).item();
-        }));
+        const at = (delta: number): number =>
+          scope(() =>
+            noGrad(() => {
+              const moved = Float64Array.from(base);
+              moved[e] = base[e]! + delta;
+              const xs = inputs.map((t, j) => (j === idx ? tensor(moved, { dtype: x.dtype, shape: x.shape }) : t));
+              return loss(fn(...xs)).item();
+            }),
+          );
         const numeric = (at(eps) - at(-eps)) / (2 * eps);
         const d = Math.abs(a[e]! - numeric);
         if (!(d <= atol + rtol * Math.abs(numeric))) ok = false;
@@ -72,14 +84,19 @@ export function gradcheck(fn: (...xs: Tensor[]) => Tensor, inputs: readonly Tens
         }
       }
     }
-    const message = `${label}: max |analytic - numeric| = ${maxAbsDiff.toExponential(3)}${worst ? ` (${worst})` : ''}` +
+    const message =
+      `${label}: max |analytic - numeric| = ${maxAbsDiff.toExponential(3)}${worst ? ` (${worst})` : ''}` +
       ` (atol ${atol}, rtol ${rtol}) -> ${ok ? 'ok' : 'FAIL'}`;
     return { ok, maxAbsDiff, message };
   });
 }
 
 /** gradcheck that prints its result and throws when the gradients disagree. */
-export function assertGradcheck(fn: (...xs: Tensor[]) => Tensor, inputs: readonly Tensor[], o: GradcheckOptions = {}): GradcheckResult {
+export function assertGradcheck(
+  fn: (...xs: Tensor[]) => Tensor,
+  inputs: readonly Tensor[],
+  o: GradcheckOptions = {},
+): GradcheckResult {
   const r = gradcheck(fn, inputs, o);
   console.log(`  ${r.message}`);
   if (!r.ok) throw new Error(r.message);

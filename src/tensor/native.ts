@@ -43,15 +43,20 @@ function load(): Record<string, NativeFn> {
   const path = addonPath();
   applyOpenMpDefaults();
   if (!existsSync(path)) {
-    throw new MedloraError(`the native engine is not built (${path} is missing): run \`node native/build.mjs\` ` +
-      '(npm install does it; scripts/setup.sh installs libtorch first)');
+    throw new MedloraError(
+      `the native engine is not built (${path} is missing): run \`node native/build.mjs\` ` +
+        '(npm install does it; scripts/setup.sh installs libtorch first)',
+    );
   }
   const require = createRequire(import.meta.url);
   try {
     return require(path) as Record<string, NativeFn>;
   } catch (e) {
-    throw new MedloraError(`cannot load the native engine ${path}: ${(e as Error).message}. ` +
-      'Rebuild it with `node native/build.mjs` (libtorch may have moved or changed).', { cause: e });
+    throw new MedloraError(
+      `cannot load the native engine ${path}: ${(e as Error).message}. ` +
+        'Rebuild it with `node native/build.mjs` (libtorch may have moved or changed).',
+      { cause: e },
+    );
   }
 }
 
@@ -79,7 +84,8 @@ function defaultThreads(): number {
   const env = process.env.MEDLORA_NUM_THREADS;
   if (env !== undefined && env !== '') {
     const n = Number(env);
-    if (!Number.isInteger(n) || n < 1) throw new MedloraError(`MEDLORA_NUM_THREADS must be a positive integer, got "${env}"`);
+    if (!Number.isInteger(n) || n < 1)
+      throw new MedloraError(`MEDLORA_NUM_THREADS must be a positive integer, got "${env}"`);
     return n;
   }
   return physicalCores();

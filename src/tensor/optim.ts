@@ -28,7 +28,13 @@ export class AdamW {
   constructor(params: readonly Tensor[], o: AdamWOptions = {}) {
     const [b1, b2] = o.betas ?? [0.9, 0.999];
     this.params = [...params];
-    this.handle = N.adamwNew(params.map((p) => p.h), b1, b2, o.eps ?? 1e-8, o.weightDecay ?? 0.01) as OptimHandle;
+    this.handle = N.adamwNew(
+      params.map((p) => p.h),
+      b1,
+      b2,
+      o.eps ?? 1e-8,
+      o.weightDecay ?? 0.01,
+    ) as OptimHandle;
   }
 
   step(lr: number): void {
@@ -43,12 +49,23 @@ export class AdamW {
   /** The live state tensors (new handles; dispose them when done). */
   state(): AdamWState {
     const s = N.adamwState(this.handle) as { step: number; paramSteps: number[]; expAvg: Handle[]; expAvgSq: Handle[] };
-    return { step: s.step, paramSteps: s.paramSteps, expAvg: s.expAvg.map(fromHandle), expAvgSq: s.expAvgSq.map(fromHandle) };
+    return {
+      step: s.step,
+      paramSteps: s.paramSteps,
+      expAvg: s.expAvg.map(fromHandle),
+      expAvgSq: s.expAvgSq.map(fromHandle),
+    };
   }
 
   /** Restore a state (copied into the optimizer's own tensors; shapes must match the parameters). */
   loadState(s: AdamWState): void {
-    N.adamwLoadState(this.handle, s.step, s.paramSteps, s.expAvg.map((t) => t.h), s.expAvgSq.map((t) => t.h));
+    N.adamwLoadState(
+      this.handle,
+      s.step,
+      s.paramSteps,
+      s.expAvg.map((t) => t.h),
+      s.expAvgSq.map((t) => t.h),
+    );
   }
 }
 
@@ -57,5 +74,8 @@ export class AdamW {
  * maxNorm / (total + 1e-6), applied only when below 1). Returns the total norm before clipping.
  */
 export function clipGradNorm(params: readonly Tensor[], maxNorm: number): number {
-  return N.clipGradNorm(params.map((p) => p.h), maxNorm) as number;
+  return N.clipGradNorm(
+    params.map((p) => p.h),
+    maxNorm,
+  ) as number;
 }

@@ -24,22 +24,26 @@ export interface MatmulRate {
 
 /** Time n x n @ n x n matmuls for about `seconds` (after one warm-up call); 2 n^3 FLOPs per call. */
 export function matmulRate(n: number, dtype: DType, seconds = 1): MatmulRate {
-  return scope(() => noGrad(() => {
-    const a = randn([n, n], { dtype });
-    const b = randn([n, n], { dtype });
-    a.matmul(b).dispose();
-    let best = Infinity, total = 0, calls = 0;
-    while (total < seconds * 1e3 || calls < 2) {
-      const t0 = performance.now();
+  return scope(() =>
+    noGrad(() => {
+      const a = randn([n, n], { dtype });
+      const b = randn([n, n], { dtype });
       a.matmul(b).dispose();
-      const dt = performance.now() - t0;
-      best = Math.min(best, dt);
-      total += dt;
-      calls++;
-    }
-    const flops = 2 * n ** 3;
-    return { n, dtype, gflops: flops / (best * 1e6), meanGflops: (flops * calls) / (total * 1e6), calls };
-  }));
+      let best = Infinity,
+        total = 0,
+        calls = 0;
+      while (total < seconds * 1e3 || calls < 2) {
+        const t0 = performance.now();
+        a.matmul(b).dispose();
+        const dt = performance.now() - t0;
+        best = Math.min(best, dt);
+        total += dt;
+        calls++;
+      }
+      const flops = 2 * n ** 3;
+      return { n, dtype, gflops: flops / (best * 1e6), meanGflops: (flops * calls) / (total * 1e6), calls };
+    }),
+  );
 }
 
 export interface OpCallCost {
@@ -51,19 +55,22 @@ export interface OpCallCost {
 
 /** Cost of `a.add(b)` + dispose on one-element tensors: the fixed price of calling an op from JS (best of 5 runs). */
 export function opCallMicros(iterations = 20000): OpCallCost {
-  return scope(() => noGrad(() => {
-    const a = ones([1]);
-    const b = ones([1]);
-    for (let i = 0; i < 2000; i++) a.add(b).dispose();
-    let wall = Infinity, cpu = Infinity;
-    for (let r = 0; r < 5; r++) {
-      const t0 = performance.now();
-      const c0 = process.cpuUsage();
-      for (let i = 0; i < iterations; i++) a.add(b).dispose();
-      const c = process.cpuUsage(c0);
-      wall = Math.min(wall, ((performance.now() - t0) * 1e3) / iterations);
-      cpu = Math.min(cpu, (c.user + c.system) / iterations);
-    }
-    return { wall, cpu };
-  }));
+  return scope(() =>
+    noGrad(() => {
+      const a = ones([1]);
+      const b = ones([1]);
+      for (let i = 0; i < 2000; i++) a.add(b).dispose();
+      let wall = Infinity,
+        cpu = Infinity;
+      for (let r = 0; r < 5; r++) {
+        const t0 = performance.now();
+        const c0 = process.cpuUsage();
+        for (let i = 0; i < iterations; i++) a.add(b).dispose();
+        const c = process.cpuUsage(c0);
+        wall = Math.min(wall, ((performance.now() - t0) * 1e3) / iterations);
+        cpu = Math.min(cpu, (c.user + c.system) / iterations);
+      }
+      return { wall, cpu };
+    }),
+  );
 }

@@ -14,7 +14,12 @@ export function track(t: ScopeTracked): void {
   if (top) top.add(t);
 }
 
-function collect(value: unknown, out: Set<ScopeTracked>, isTracked: (v: unknown) => v is ScopeTracked, depth = 0): void {
+function collect(
+  value: unknown,
+  out: Set<ScopeTracked>,
+  isTracked: (v: unknown) => v is ScopeTracked,
+  depth = 0,
+): void {
   if (depth > 8 || value === null || typeof value !== 'object') return;
   if (isTracked(value)) {
     out.add(value);
@@ -29,7 +34,7 @@ function collect(value: unknown, out: Set<ScopeTracked>, isTracked: (v: unknown)
   }
 }
 
-let isTrackedFn: (v: unknown) => v is ScopeTracked = (v): v is ScopeTracked => false;
+let isTrackedFn: (v: unknown) => v is ScopeTracked = (_v): _v is ScopeTracked => false;
 /** Set by tensor.ts (avoids an import cycle): how to recognise a tensor inside returned values. */
 export function setTrackedPredicate(f: (v: unknown) => v is ScopeTracked): void {
   isTrackedFn = f;

@@ -115,106 +115,274 @@ export class Tensor {
   }
 
   // ---- elementwise
-  add(o: TensorLike, alpha?: number): Tensor { return T(N.add(this.h, h(o), alpha)); }
-  sub(o: TensorLike, alpha?: number): Tensor { return T(N.sub(this.h, h(o), alpha)); }
-  mul(o: TensorLike): Tensor { return T(N.mul(this.h, h(o))); }
-  div(o: TensorLike): Tensor { return T(N.div(this.h, h(o))); }
-  pow(o: TensorLike): Tensor { return T(N.pow(this.h, h(o))); }
-  maximum(o: TensorLike): Tensor { return T(N.maximum(this.h, h(o))); }
-  minimum(o: TensorLike): Tensor { return T(N.minimum(this.h, h(o))); }
-  remainder(o: TensorLike): Tensor { return T(N.remainder(this.h, h(o))); }
-  floorDivide(o: TensorLike): Tensor { return T(N.floorDivide(this.h, h(o))); }
-  neg(): Tensor { return T(N.neg(this.h)); }
-  sqrt(): Tensor { return T(N.sqrt(this.h)); }
-  rsqrt(): Tensor { return T(N.rsqrt(this.h)); }
-  exp(): Tensor { return T(N.exp(this.h)); }
-  log(): Tensor { return T(N.log(this.h)); }
-  abs(): Tensor { return T(N.abs(this.h)); }
-  sin(): Tensor { return T(N.sin(this.h)); }
-  cos(): Tensor { return T(N.cos(this.h)); }
-  tanh(): Tensor { return T(N.tanh(this.h)); }
-  sigmoid(): Tensor { return T(N.sigmoid(this.h)); }
-  relu(): Tensor { return T(N.relu(this.h)); }
-  silu(): Tensor { return T(N.silu(this.h)); }
-  square(): Tensor { return T(N.square(this.h)); }
-  reciprocal(): Tensor { return T(N.reciprocal(this.h)); }
-  floor(): Tensor { return T(N.floor(this.h)); }
-  round(): Tensor { return T(N.round(this.h)); }
-  sign(): Tensor { return T(N.sign(this.h)); }
-  isfinite(): Tensor { return T(N.isfinite(this.h)); }
-  gelu(approximate: 'none' | 'tanh' = 'none'): Tensor { return T(N.gelu(this.h, approximate)); }
-  clamp(min?: number | null, max?: number | null): Tensor { return T(N.clamp(this.h, min ?? undefined, max ?? undefined)); }
-  softmax(dim: number, dtype?: DType): Tensor { return T(N.softmax(this.h, dim, dtype)); }
-  logSoftmax(dim: number, dtype?: DType): Tensor { return T(N.logSoftmax(this.h, dim, dtype)); }
-  dropout(p: number, train = true): Tensor { return T(N.dropout(this.h, p, train)); }
+  add(o: TensorLike, alpha?: number): Tensor {
+    return T(N.add(this.h, h(o), alpha));
+  }
+  sub(o: TensorLike, alpha?: number): Tensor {
+    return T(N.sub(this.h, h(o), alpha));
+  }
+  mul(o: TensorLike): Tensor {
+    return T(N.mul(this.h, h(o)));
+  }
+  div(o: TensorLike): Tensor {
+    return T(N.div(this.h, h(o)));
+  }
+  pow(o: TensorLike): Tensor {
+    return T(N.pow(this.h, h(o)));
+  }
+  maximum(o: TensorLike): Tensor {
+    return T(N.maximum(this.h, h(o)));
+  }
+  minimum(o: TensorLike): Tensor {
+    return T(N.minimum(this.h, h(o)));
+  }
+  remainder(o: TensorLike): Tensor {
+    return T(N.remainder(this.h, h(o)));
+  }
+  floorDivide(o: TensorLike): Tensor {
+    return T(N.floorDivide(this.h, h(o)));
+  }
+  neg(): Tensor {
+    return T(N.neg(this.h));
+  }
+  sqrt(): Tensor {
+    return T(N.sqrt(this.h));
+  }
+  rsqrt(): Tensor {
+    return T(N.rsqrt(this.h));
+  }
+  exp(): Tensor {
+    return T(N.exp(this.h));
+  }
+  log(): Tensor {
+    return T(N.log(this.h));
+  }
+  abs(): Tensor {
+    return T(N.abs(this.h));
+  }
+  sin(): Tensor {
+    return T(N.sin(this.h));
+  }
+  cos(): Tensor {
+    return T(N.cos(this.h));
+  }
+  tanh(): Tensor {
+    return T(N.tanh(this.h));
+  }
+  sigmoid(): Tensor {
+    return T(N.sigmoid(this.h));
+  }
+  relu(): Tensor {
+    return T(N.relu(this.h));
+  }
+  silu(): Tensor {
+    return T(N.silu(this.h));
+  }
+  square(): Tensor {
+    return T(N.square(this.h));
+  }
+  reciprocal(): Tensor {
+    return T(N.reciprocal(this.h));
+  }
+  floor(): Tensor {
+    return T(N.floor(this.h));
+  }
+  round(): Tensor {
+    return T(N.round(this.h));
+  }
+  sign(): Tensor {
+    return T(N.sign(this.h));
+  }
+  isfinite(): Tensor {
+    return T(N.isfinite(this.h));
+  }
+  gelu(approximate: 'none' | 'tanh' = 'none'): Tensor {
+    return T(N.gelu(this.h, approximate));
+  }
+  clamp(min?: number | null, max?: number | null): Tensor {
+    return T(N.clamp(this.h, min ?? undefined, max ?? undefined));
+  }
+  softmax(dim: number, dtype?: DType): Tensor {
+    return T(N.softmax(this.h, dim, dtype));
+  }
+  logSoftmax(dim: number, dtype?: DType): Tensor {
+    return T(N.logSoftmax(this.h, dim, dtype));
+  }
+  dropout(p: number, train = true): Tensor {
+    return T(N.dropout(this.h, p, train));
+  }
 
   // ---- comparisons / logic / bits
-  eq(o: TensorLike): Tensor { return T(N.eq(this.h, h(o))); }
-  ne(o: TensorLike): Tensor { return T(N.ne(this.h, h(o))); }
-  lt(o: TensorLike): Tensor { return T(N.lt(this.h, h(o))); }
-  le(o: TensorLike): Tensor { return T(N.le(this.h, h(o))); }
-  gt(o: TensorLike): Tensor { return T(N.gt(this.h, h(o))); }
-  ge(o: TensorLike): Tensor { return T(N.ge(this.h, h(o))); }
-  logicalNot(): Tensor { return T(N.logicalNot(this.h)); }
-  logicalAnd(o: TensorLike): Tensor { return T(N.logicalAnd(this.h, h(o))); }
-  logicalOr(o: TensorLike): Tensor { return T(N.logicalOr(this.h, h(o))); }
-  bitwiseNot(): Tensor { return T(N.bitwiseNot(this.h)); }
-  bitwiseAnd(o: TensorLike): Tensor { return T(N.bitwiseAnd(this.h, h(o))); }
-  bitwiseOr(o: TensorLike): Tensor { return T(N.bitwiseOr(this.h, h(o))); }
-  bitwiseXor(o: TensorLike): Tensor { return T(N.bitwiseXor(this.h, h(o))); }
-  bitwiseLeftShift(o: TensorLike): Tensor { return T(N.bitwiseLeftShift(this.h, h(o))); }
-  bitwiseRightShift(o: TensorLike): Tensor { return T(N.bitwiseRightShift(this.h, h(o))); }
-  maskedFill(mask: Tensor, value: TensorLike): Tensor { return T(N.maskedFill(this.h, mask.h, h(value))); }
+  eq(o: TensorLike): Tensor {
+    return T(N.eq(this.h, h(o)));
+  }
+  ne(o: TensorLike): Tensor {
+    return T(N.ne(this.h, h(o)));
+  }
+  lt(o: TensorLike): Tensor {
+    return T(N.lt(this.h, h(o)));
+  }
+  le(o: TensorLike): Tensor {
+    return T(N.le(this.h, h(o)));
+  }
+  gt(o: TensorLike): Tensor {
+    return T(N.gt(this.h, h(o)));
+  }
+  ge(o: TensorLike): Tensor {
+    return T(N.ge(this.h, h(o)));
+  }
+  logicalNot(): Tensor {
+    return T(N.logicalNot(this.h));
+  }
+  logicalAnd(o: TensorLike): Tensor {
+    return T(N.logicalAnd(this.h, h(o)));
+  }
+  logicalOr(o: TensorLike): Tensor {
+    return T(N.logicalOr(this.h, h(o)));
+  }
+  bitwiseNot(): Tensor {
+    return T(N.bitwiseNot(this.h));
+  }
+  bitwiseAnd(o: TensorLike): Tensor {
+    return T(N.bitwiseAnd(this.h, h(o)));
+  }
+  bitwiseOr(o: TensorLike): Tensor {
+    return T(N.bitwiseOr(this.h, h(o)));
+  }
+  bitwiseXor(o: TensorLike): Tensor {
+    return T(N.bitwiseXor(this.h, h(o)));
+  }
+  bitwiseLeftShift(o: TensorLike): Tensor {
+    return T(N.bitwiseLeftShift(this.h, h(o)));
+  }
+  bitwiseRightShift(o: TensorLike): Tensor {
+    return T(N.bitwiseRightShift(this.h, h(o)));
+  }
+  maskedFill(mask: Tensor, value: TensorLike): Tensor {
+    return T(N.maskedFill(this.h, mask.h, h(value)));
+  }
 
   // ---- linear algebra / nn
-  matmul(o: Tensor): Tensor { return T(N.matmul(this.h, o.h)); }
+  matmul(o: Tensor): Tensor {
+    return T(N.matmul(this.h, o.h));
+  }
 
   // ---- shape
-  reshape(shape: readonly number[]): Tensor { return T(N.reshape(this.h, shape)); }
-  view(shape: readonly number[]): Tensor { return T(N.view(this.h, shape)); }
-  transpose(d0: number, d1: number): Tensor { return T(N.transpose(this.h, d0, d1)); }
-  permute(dims: readonly number[]): Tensor { return T(N.permute(this.h, dims)); }
-  contiguous(): Tensor { return T(N.contiguous(this.h)); }
-  flatten(startDim = 0, endDim = -1): Tensor { return T(N.flatten(this.h, startDim, endDim)); }
-  squeeze(dim?: number): Tensor { return T(N.squeeze(this.h, dim)); }
-  unsqueeze(dim: number): Tensor { return T(N.unsqueeze(this.h, dim)); }
-  expand(shape: readonly number[]): Tensor { return T(N.expand(this.h, shape)); }
-  repeat(reps: readonly number[]): Tensor { return T(N.repeat(this.h, reps)); }
-  repeatInterleave(repeats: number | Tensor, dim?: number): Tensor { return T(N.repeatInterleave(this.h, h(repeats), dim)); }
-  narrow(dim: number, start: number, length: number): Tensor { return T(N.narrow(this.h, dim, start, length)); }
+  reshape(shape: readonly number[]): Tensor {
+    return T(N.reshape(this.h, shape));
+  }
+  view(shape: readonly number[]): Tensor {
+    return T(N.view(this.h, shape));
+  }
+  transpose(d0: number, d1: number): Tensor {
+    return T(N.transpose(this.h, d0, d1));
+  }
+  permute(dims: readonly number[]): Tensor {
+    return T(N.permute(this.h, dims));
+  }
+  contiguous(): Tensor {
+    return T(N.contiguous(this.h));
+  }
+  flatten(startDim = 0, endDim = -1): Tensor {
+    return T(N.flatten(this.h, startDim, endDim));
+  }
+  squeeze(dim?: number): Tensor {
+    return T(N.squeeze(this.h, dim));
+  }
+  unsqueeze(dim: number): Tensor {
+    return T(N.unsqueeze(this.h, dim));
+  }
+  expand(shape: readonly number[]): Tensor {
+    return T(N.expand(this.h, shape));
+  }
+  repeat(reps: readonly number[]): Tensor {
+    return T(N.repeat(this.h, reps));
+  }
+  repeatInterleave(repeats: number | Tensor, dim?: number): Tensor {
+    return T(N.repeatInterleave(this.h, h(repeats), dim));
+  }
+  narrow(dim: number, start: number, length: number): Tensor {
+    return T(N.narrow(this.h, dim, start, length));
+  }
   /** like Python's x[start:end:step] along dim (end exclusive, negative counts from the end) */
-  slice(dim: number, start?: number, end?: number, step?: number): Tensor { return T(N.slice(this.h, dim, start, end, step)); }
-  select(dim: number, index: number): Tensor { return T(N.select(this.h, dim, index)); }
-  indexSelect(dim: number, index: Tensor): Tensor { return T(N.indexSelect(this.h, dim, index.h)); }
-  gather(dim: number, index: Tensor): Tensor { return T(N.gather(this.h, dim, index.h)); }
-  scatter(dim: number, index: Tensor, src: TensorLike): Tensor { return T(N.scatter(this.h, dim, index.h, h(src))); }
-  scatterAdd(dim: number, index: Tensor, src: Tensor): Tensor { return T(N.scatterAdd(this.h, dim, index.h, src.h)); }
-  split(sizeOrSizes: number | readonly number[], dim = 0): Tensor[] { return TL(N.split(this.h, sizeOrSizes, dim)); }
-  chunk(chunks: number, dim = 0): Tensor[] { return TL(N.chunk(this.h, chunks, dim)); }
-  triu(diagonal = 0): Tensor { return T(N.triu(this.h, diagonal)); }
-  tril(diagonal = 0): Tensor { return T(N.tril(this.h, diagonal)); }
-  flip(dims: readonly number[]): Tensor { return T(N.flip(this.h, dims)); }
-  nonzero(): Tensor { return T(N.nonzero(this.h)); }
+  slice(dim: number, start?: number, end?: number, step?: number): Tensor {
+    return T(N.slice(this.h, dim, start, end, step));
+  }
+  select(dim: number, index: number): Tensor {
+    return T(N.select(this.h, dim, index));
+  }
+  indexSelect(dim: number, index: Tensor): Tensor {
+    return T(N.indexSelect(this.h, dim, index.h));
+  }
+  gather(dim: number, index: Tensor): Tensor {
+    return T(N.gather(this.h, dim, index.h));
+  }
+  scatter(dim: number, index: Tensor, src: TensorLike): Tensor {
+    return T(N.scatter(this.h, dim, index.h, h(src)));
+  }
+  scatterAdd(dim: number, index: Tensor, src: Tensor): Tensor {
+    return T(N.scatterAdd(this.h, dim, index.h, src.h));
+  }
+  split(sizeOrSizes: number | readonly number[], dim = 0): Tensor[] {
+    return TL(N.split(this.h, sizeOrSizes, dim));
+  }
+  chunk(chunks: number, dim = 0): Tensor[] {
+    return TL(N.chunk(this.h, chunks, dim));
+  }
+  triu(diagonal = 0): Tensor {
+    return T(N.triu(this.h, diagonal));
+  }
+  tril(diagonal = 0): Tensor {
+    return T(N.tril(this.h, diagonal));
+  }
+  flip(dims: readonly number[]): Tensor {
+    return T(N.flip(this.h, dims));
+  }
+  nonzero(): Tensor {
+    return T(N.nonzero(this.h));
+  }
 
   // ---- reductions
-  sum(dim?: number | readonly number[], keepdim = false, dtype?: DType): Tensor { return T(N.sum(this.h, dim, keepdim, dtype)); }
-  mean(dim?: number | readonly number[], keepdim = false): Tensor { return T(N.mean(this.h, dim, keepdim)); }
+  sum(dim?: number | readonly number[], keepdim = false, dtype?: DType): Tensor {
+    return T(N.sum(this.h, dim, keepdim, dtype));
+  }
+  mean(dim?: number | readonly number[], keepdim = false): Tensor {
+    return T(N.mean(this.h, dim, keepdim));
+  }
   /** max over everything, or the max values along dim */
-  max(dim?: number, keepdim = false): Tensor { return T(N.max(this.h, dim, keepdim)); }
-  min(dim?: number, keepdim = false): Tensor { return T(N.min(this.h, dim, keepdim)); }
-  argmax(dim?: number, keepdim = false): Tensor { return T(N.argmax(this.h, dim, keepdim)); }
-  argmin(dim?: number, keepdim = false): Tensor { return T(N.argmin(this.h, dim, keepdim)); }
-  any(): Tensor { return T(N.any(this.h)); }
-  all(): Tensor { return T(N.all(this.h)); }
+  max(dim?: number, keepdim = false): Tensor {
+    return T(N.max(this.h, dim, keepdim));
+  }
+  min(dim?: number, keepdim = false): Tensor {
+    return T(N.min(this.h, dim, keepdim));
+  }
+  argmax(dim?: number, keepdim = false): Tensor {
+    return T(N.argmax(this.h, dim, keepdim));
+  }
+  argmin(dim?: number, keepdim = false): Tensor {
+    return T(N.argmin(this.h, dim, keepdim));
+  }
+  any(): Tensor {
+    return T(N.any(this.h));
+  }
+  all(): Tensor {
+    return T(N.all(this.h));
+  }
   topk(k: number, dim = -1, largest = true, sorted = true): [values: Tensor, indices: Tensor] {
     return TL(N.topk(this.h, k, dim, largest, sorted)) as [Tensor, Tensor];
   }
   sort(dim = -1, descending = false): [values: Tensor, indices: Tensor] {
     return TL(N.sort(this.h, dim, descending)) as [Tensor, Tensor];
   }
-  cumsum(dim: number): Tensor { return T(N.cumsum(this.h, dim)); }
-  norm(p = 2, dim?: number | readonly number[], keepdim = false): Tensor { return T(N.norm(this.h, p, dim, keepdim)); }
-  multinomial(numSamples: number, replacement = false): Tensor { return T(N.multinomial(this.h, numSamples, replacement)); }
+  cumsum(dim: number): Tensor {
+    return T(N.cumsum(this.h, dim));
+  }
+  norm(p = 2, dim?: number | readonly number[], keepdim = false): Tensor {
+    return T(N.norm(this.h, p, dim, keepdim));
+  }
+  multinomial(numSamples: number, replacement = false): Tensor {
+    return T(N.multinomial(this.h, numSamples, replacement));
+  }
 
   // ---- casts, copies, in-place
   /** Cast and/or move; returns a new handle (sharing storage when nothing changes). */
@@ -224,17 +392,41 @@ export class Tensor {
     }
     return T(N.to(this.h, target.dtype, target.device));
   }
-  float(): Tensor { return T(N.to(this.h, 'f32', undefined)); }
-  detach(): Tensor { return T(N.detach(this.h)); }
-  clone(): Tensor { return T(N.clone(this.h)); }
-  copy_(src: Tensor): this { N.copy_(this.h, src.h); return this; }
-  zero_(): this { N.zero_(this.h); return this; }
-  fill_(value: number): this { N.fill_(this.h, value); return this; }
-  mul_(o: TensorLike): this { N.mul_(this.h, h(o)); return this; }
-  add_(o: TensorLike, alpha?: number): this { N.add_(this.h, h(o), alpha); return this; }
+  float(): Tensor {
+    return T(N.to(this.h, 'f32', undefined));
+  }
+  detach(): Tensor {
+    return T(N.detach(this.h));
+  }
+  clone(): Tensor {
+    return T(N.clone(this.h));
+  }
+  copy_(src: Tensor): this {
+    N.copy_(this.h, src.h);
+    return this;
+  }
+  zero_(): this {
+    N.zero_(this.h);
+    return this;
+  }
+  fill_(value: number): this {
+    N.fill_(this.h, value);
+    return this;
+  }
+  mul_(o: TensorLike): this {
+    N.mul_(this.h, h(o));
+    return this;
+  }
+  add_(o: TensorLike, alpha?: number): this {
+    N.add_(this.h, h(o), alpha);
+    return this;
+  }
 
   // ---- autograd
-  requiresGrad_(on = true): this { N.requiresGrad_(this.h, on); return this; }
+  requiresGrad_(on = true): this {
+    N.requiresGrad_(this.h, on);
+    return this;
+  }
   /** The accumulated gradient (a new handle each read; it shares storage with the gradient), or null. */
   get grad(): Tensor | null {
     const g = N.grad(this.h) as Handle | null;
@@ -244,9 +436,13 @@ export class Tensor {
     N.setGrad(this.h, g?.h);
   }
   /** Drop the gradient (torch's zero_grad(set_to_none=True)). */
-  zeroGrad(): void { N.zeroGrad(this.h); }
+  zeroGrad(): void {
+    N.zeroGrad(this.h);
+  }
   /** Back-propagate from this tensor (a scalar unless gradOutput is given); accumulates into leaves' .grad. */
-  backward(gradOutput?: Tensor, retainGraph = false): void { N.backward(this.h, gradOutput?.h, retainGraph); }
+  backward(gradOutput?: Tensor, retainGraph = false): void {
+    N.backward(this.h, gradOutput?.h, retainGraph);
+  }
 }
 
 setTrackedPredicate((v: unknown): v is Tensor => v instanceof Tensor);
@@ -295,13 +491,20 @@ function flattenNested(data: Nested, shape: readonly number[], depth: number, ou
 /** JS values -> the typed array the native side copies from (its kind is cast to dtype natively if needed). */
 function toTyped(values: readonly (number | boolean)[], dtype: DType): AnyTypedArray {
   switch (dtype) {
-    case 'f64': return Float64Array.from(values, Number);
-    case 'i64': return BigInt64Array.from(values, (v) => BigInt(checkInt(v, dtype)));
-    case 'i32': return Int32Array.from(values, (v) => checkInt(v, dtype));
-    case 'i8': return Int8Array.from(values, (v) => checkInt(v, dtype));
-    case 'u8': return Uint8Array.from(values, (v) => checkInt(v, dtype));
-    case 'bool': return Uint8Array.from(values, (v) => (v ? 1 : 0));
-    default: return Float32Array.from(values, Number);
+    case 'f64':
+      return Float64Array.from(values, Number);
+    case 'i64':
+      return BigInt64Array.from(values, (v) => BigInt(checkInt(v, dtype)));
+    case 'i32':
+      return Int32Array.from(values, (v) => checkInt(v, dtype));
+    case 'i8':
+      return Int8Array.from(values, (v) => checkInt(v, dtype));
+    case 'u8':
+      return Uint8Array.from(values, (v) => checkInt(v, dtype));
+    case 'bool':
+      return Uint8Array.from(values, (v) => (v ? 1 : 0));
+    default:
+      return Float32Array.from(values, Number);
   }
 }
 
@@ -419,18 +622,34 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
 export function embedding(weight: Tensor, ids: Tensor): Tensor {
   return T(N.embedding(weight.h, ids.h));
 }
-export function layerNorm(x: Tensor, normalizedShape: readonly number[], w?: Tensor | null, b?: Tensor | null, eps = 1e-5): Tensor {
+export function layerNorm(
+  x: Tensor,
+  normalizedShape: readonly number[],
+  w?: Tensor | null,
+  b?: Tensor | null,
+  eps = 1e-5,
+): Tensor {
   return T(N.layerNorm(x.h, normalizedShape, w?.h, b?.h, eps));
 }
 /** HF RMSNorm: w * (x.float() * rsqrt(mean(x.float()^2, -1) + eps)).to(x.dtype). */
 export function rmsNorm(x: Tensor, w: Tensor, eps = 1e-6): Tensor {
   return T(N.rmsNorm(x.h, w.h, eps));
 }
-export function softmax(x: Tensor, dim: number, dtype?: DType): Tensor { return x.softmax(dim, dtype); }
-export function logSoftmax(x: Tensor, dim: number, dtype?: DType): Tensor { return x.logSoftmax(dim, dtype); }
-export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor { return x.gelu(approximate); }
-export function silu(x: Tensor): Tensor { return x.silu(); }
-export function dropout(x: Tensor, p: number, train = true): Tensor { return x.dropout(p, train); }
+export function softmax(x: Tensor, dim: number, dtype?: DType): Tensor {
+  return x.softmax(dim, dtype);
+}
+export function logSoftmax(x: Tensor, dim: number, dtype?: DType): Tensor {
+  return x.logSoftmax(dim, dtype);
+}
+export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
+  return x.gelu(approximate);
+}
+export function silu(x: Tensor): Tensor {
+  return x.silu();
+}
+export function dropout(x: Tensor, p: number, train = true): Tensor {
+  return x.dropout(p, train);
+}
 
 export interface AttentionOptions {
   /** bool (true = may attend) or additive float mask, broadcastable to [..., L, S] */
@@ -455,10 +674,20 @@ export function crossEntropy(logits: Tensor, targets: Tensor, o: CrossEntropyOpt
 }
 
 export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
-  return T(N.cat(tensors.map((t) => t.h), dim));
+  return T(
+    N.cat(
+      tensors.map((t) => t.h),
+      dim,
+    ),
+  );
 }
 export function stack(tensors: readonly Tensor[], dim = 0): Tensor {
-  return T(N.stack(tensors.map((t) => t.h), dim));
+  return T(
+    N.stack(
+      tensors.map((t) => t.h),
+      dim,
+    ),
+  );
 }
 /** cond ? a : b elementwise (cond must be bool). */
 export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {

@@ -68,11 +68,14 @@ const DEFAULT_SPECIALS: SpecialTokens = { bos: '<s>', eos: '</s>', pad: '<pad>' 
 export function trainBpe(texts: string[], opts: BpeTrainOptions): TrainedBpe {
   const sp = { ...DEFAULT_SPECIALS, ...opts.specialTokens };
   const specialList: string[] = [];
-  for (const t of [sp.bos, sp.eos, sp.pad, sp.unk, ...(sp.extra ?? [])]) if (t !== undefined && !specialList.includes(t)) specialList.push(t);
+  for (const t of [sp.bos, sp.eos, sp.pad, sp.unk, ...(sp.extra ?? [])])
+    if (t !== undefined && !specialList.includes(t)) specialList.push(t);
   const minFreq = opts.minFrequency ?? 2;
   const base = specialList.length + 256;
   if (!Number.isInteger(opts.vocabSize) || opts.vocabSize < base) {
-    throw new MedloraError(`BPE training: vocab size ${opts.vocabSize} is too small; it must be at least ${base} (${specialList.length} special tokens + 256 bytes)`);
+    throw new MedloraError(
+      `BPE training: vocab size ${opts.vocabSize} is too small; it must be at least ${base} (${specialList.length} special tokens + 256 bytes)`,
+    );
   }
   const vocab = new Map<string, number>();
   for (const t of specialList) vocab.set(t, vocab.size);
@@ -83,7 +86,10 @@ export function trainBpe(texts: string[], opts: BpeTrainOptions): TrainedBpe {
   for (const text of texts) for (const p of byteLevelPretokens(text)) counts.set(p, (counts.get(p) ?? 0) + 1);
   const words: string[][] = [];
   const freq: number[] = [];
-  for (const [w, c] of [...counts].sort(([a], [b]) => (a < b ? -1 : 1))) { words.push([...w]); freq.push(c); }
+  for (const [w, c] of [...counts].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    words.push([...w]);
+    freq.push(c);
+  }
 
   // pair statistics: count and the words containing it (kept up to date incrementally)
   const SEP = '\u0000';
@@ -94,7 +100,11 @@ export function trainBpe(texts: string[], opts: BpeTrainOptions): TrainedBpe {
     for (let i = 0; i + 1 < w.length; i++) {
       const k = w[i]! + SEP + w[i + 1]!;
       pairCount.set(k, (pairCount.get(k) ?? 0) + sign * freq[wi]!);
-      if (sign > 0) { let s = pairWords.get(k); if (!s) pairWords.set(k, (s = new Set())); s.add(wi); }
+      if (sign > 0) {
+        let s = pairWords.get(k);
+        if (!s) pairWords.set(k, (s = new Set()));
+        s.add(wi);
+      }
     }
   };
   for (let i = 0; i < words.length; i++) addPairs(i, 1);
@@ -103,9 +113,13 @@ export function trainBpe(texts: string[], opts: BpeTrainOptions): TrainedBpe {
   const target = opts.vocabSize - base;
   // stop at the target size (a merge can rebuild an existing token, so count the vocabulary, not the merges)
   while (vocab.size < opts.vocabSize) {
-    let best: string | undefined, bestCount = 0;
+    let best: string | undefined,
+      bestCount = 0;
     for (const [k, c] of pairCount) {
-      if (c > bestCount || (c === bestCount && c > 0 && best !== undefined && k < best)) { best = k; bestCount = c; }
+      if (c > bestCount || (c === bestCount && c > 0 && best !== undefined && k < best)) {
+        best = k;
+        bestCount = c;
+      }
     }
     if (best === undefined || bestCount < minFreq) break; // nothing frequent enough left to merge
     const [a, b] = best.split(SEP) as [string, string];
@@ -117,7 +131,10 @@ export function trainBpe(texts: string[], opts: BpeTrainOptions): TrainedBpe {
       addPairs(wi, -1);
       const nw: string[] = [];
       for (let i = 0; i < w.length; i++) {
-        if (i + 1 < w.length && w[i] === a && w[i + 1] === b) { nw.push(merged); i++; } else nw.push(w[i]!);
+        if (i + 1 < w.length && w[i] === a && w[i + 1] === b) {
+          nw.push(merged);
+          i++;
+        } else nw.push(w[i]!);
       }
       words[wi] = nw;
       addPairs(wi, 1);
@@ -141,21 +158,49 @@ export function trainedTokenizerJson(t: TrainedBpe, o: TokenizerFileOptions = {}
   const addBos = o.addBos ?? true;
   const bos = t.specials.bos;
   if (addBos && bos === undefined) throw new MedloraError('BPE tokenizer: addBos needs a bos special token');
-  const post = addBos && bos !== undefined
-    ? { type: 'TemplateProcessing',
-      single: [{ SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-      pair: [{ SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: bos, type_id: 1 } }, { Sequence: { id: 'B', type_id: 1 } }],
-      special_tokens: { [bos]: { id: bos, ids: [t.vocab.get(bos)!], tokens: [bos] } } }
-    : { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: true };
+  const post =
+    addBos && bos !== undefined
+      ? {
+          type: 'TemplateProcessing',
+          single: [{ SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+          pair: [
+            { SpecialToken: { id: bos, type_id: 0 } },
+            { Sequence: { id: 'A', type_id: 0 } },
+            { SpecialToken: { id: bos, type_id: 1 } },
+            { Sequence: { id: 'B', type_id: 1 } },
+          ],
+          special_tokens: { [bos]: { id: bos, ids: [t.vocab.get(bos)!], tokens: [bos] } },
+        }
+      : { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: true };
   return {
-    version: '1.0', truncation: null, padding: null,
-    added_tokens: t.specialList.map((c) => ({ id: t.vocab.get(c)!, content: c, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: t.specialList.map((c) => ({
+      id: t.vocab.get(c)!,
+      content: c,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
+    })),
     normalizer: null,
     pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
     post_processor: post,
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: { type: 'BPE', dropout: null, unk_token: t.specials.unk ?? null, continuing_subword_prefix: null, end_of_word_suffix: null,
-      fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab: Object.fromEntries(t.vocab), merges: t.merges },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: t.specials.unk ?? null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab: Object.fromEntries(t.vocab),
+      merges: t.merges,
+    },
   };
 }
 
@@ -167,7 +212,12 @@ export function trainedTokenizerConfig(t: TrainedBpe, o: TokenizerFileOptions = 
     add_eos_token: false,
     clean_up_tokenization_spaces: false,
     model_max_length: o.modelMaxLength ?? 2048,
-    added_tokens_decoder: Object.fromEntries(t.specialList.map((c) => [String(t.vocab.get(c)), { content: c, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true }])),
+    added_tokens_decoder: Object.fromEntries(
+      t.specialList.map((c) => [
+        String(t.vocab.get(c)),
+        { content: c, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true },
+      ]),
+    ),
   };
   if (t.specials.bos !== undefined) cfg.bos_token = t.specials.bos;
   if (t.specials.eos !== undefined) cfg.eos_token = t.specials.eos;

@@ -20,7 +20,9 @@ export function parseMerges(path: string, text: string): Array<[string, string]>
     if (line === '' || (i === 0 && line.startsWith('#version'))) continue;
     const parts = line.split(' ');
     if (parts.length !== 2 || parts[0] === '' || parts[1] === '') {
-      throw new MedloraError(`${path}:${i + 1}: expected "left right" (two tokens separated by one space), got ${JSON.stringify(line)}`);
+      throw new MedloraError(
+        `${path}:${i + 1}: expected "left right" (two tokens separated by one space), got ${JSON.stringify(line)}`,
+      );
     }
     out.push([parts[0]!, parts[1]!]);
   }
@@ -31,15 +33,23 @@ export function parseMerges(path: string, text: string): Array<[string, string]>
 function addedTokensFromConfig(cfg: JsonObject, where: string): JsonObject[] {
   const dec = cfg.added_tokens_decoder;
   if (dec === undefined) return [];
-  if (dec === null || typeof dec !== 'object') throw new MedloraError(`${where}: added_tokens_decoder must be an object`);
+  if (dec === null || typeof dec !== 'object')
+    throw new MedloraError(`${where}: added_tokens_decoder must be an object`);
   const out: JsonObject[] = [];
   for (const [k, v] of Object.entries(dec as Record<string, JsonObject>)) {
     const id = Number(k);
     if (!Number.isInteger(id) || typeof v?.content !== 'string') {
       throw new MedloraError(`${where}: added_tokens_decoder entry "${k}" needs an integer id and a "content" string`);
     }
-    out.push({ id, content: v.content, single_word: v.single_word ?? false, lstrip: v.lstrip ?? false,
-      rstrip: v.rstrip ?? false, normalized: v.normalized ?? false, special: v.special ?? false });
+    out.push({
+      id,
+      content: v.content,
+      single_word: v.single_word ?? false,
+      lstrip: v.lstrip ?? false,
+      rstrip: v.rstrip ?? false,
+      normalized: v.normalized ?? false,
+      special: v.special ?? false,
+    });
   }
   return out.sort((a, b) => (a.id as number) - (b.id as number));
 }
@@ -61,42 +71,82 @@ export function buildTokenizerJsonFromVocab(dir: string, cfg: JsonObject): JsonO
     throw new MedloraError(`${vocabPath}: expected an object mapping token -> id`);
   }
   for (const [tok, id] of Object.entries(vocab)) {
-    if (!Number.isInteger(id) || (id as number) < 0) throw new MedloraError(`${vocabPath}: token ${JSON.stringify(tok)} has id ${String(id)}; expected a non-negative integer`);
+    if (!Number.isInteger(id) || (id as number) < 0)
+      throw new MedloraError(
+        `${vocabPath}: token ${JSON.stringify(tok)} has id ${String(id)}; expected a non-negative integer`,
+      );
   }
   const merges = parseMerges(mergesPath, readFileSync(mergesPath, 'utf8'));
   const cls = typeof cfg.tokenizer_class === 'string' ? cfg.tokenizer_class.replace(/Fast$/, '') : 'GPT2Tokenizer';
   const where = join(dir, 'tokenizer_config.json');
-  const model = { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '',
-    fuse_unk: false, byte_fallback: false, vocab, merges };
+  const model = {
+    type: 'BPE',
+    dropout: null,
+    unk_token: null,
+    continuing_subword_prefix: '',
+    end_of_word_suffix: '',
+    fuse_unk: false,
+    byte_fallback: false,
+    vocab,
+    merges,
+  };
   const byteLevelPost = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false };
   const decoder = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false };
   const added_tokens = addedTokensFromConfig(cfg, where);
   if (cls === 'Qwen2Tokenizer') {
     return {
-      version: '1.0', added_tokens, model, decoder, post_processor: byteLevelPost,
+      version: '1.0',
+      added_tokens,
+      model,
+      decoder,
+      post_processor: byteLevelPost,
       normalizer: { type: 'NFC' },
-      pre_tokenizer: { type: 'Sequence', pretokenizers: [
-        { type: 'Split', pattern: { Regex: QWEN2_SPLIT_REGEX }, behavior: 'Isolated', invert: false },
-        { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
-      ] },
+      pre_tokenizer: {
+        type: 'Sequence',
+        pretokenizers: [
+          { type: 'Split', pattern: { Regex: QWEN2_SPLIT_REGEX }, behavior: 'Isolated', invert: false },
+          { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
+        ],
+      },
     };
   }
   if (cls === 'GPT2Tokenizer') {
     if (cfg.add_bos_token === true) {
-      throw new MedloraError(`${where}: add_bos_token=true with vocab.json+merges.txt is not supported; provide tokenizer.json`);
+      throw new MedloraError(
+        `${where}: add_bos_token=true with vocab.json+merges.txt is not supported; provide tokenizer.json`,
+      );
     }
     // GPT-2 has <|endoftext|> in vocab.json itself; mark it special as GPT2Tokenizer does
     if (added_tokens.length === 0 && typeof (vocab as Record<string, number>)['<|endoftext|>'] === 'number') {
-      added_tokens.push({ id: (vocab as Record<string, number>)['<|endoftext|>'], content: '<|endoftext|>', single_word: false,
-        lstrip: false, rstrip: false, normalized: true, special: true });
+      added_tokens.push({
+        id: (vocab as Record<string, number>)['<|endoftext|>'],
+        content: '<|endoftext|>',
+        single_word: false,
+        lstrip: false,
+        rstrip: false,
+        normalized: true,
+        special: true,
+      });
     }
     return {
-      version: '1.0', added_tokens, model, decoder, post_processor: byteLevelPost, normalizer: null,
-      pre_tokenizer: { type: 'ByteLevel', add_prefix_space: cfg.add_prefix_space === true, trim_offsets: true, use_regex: true },
+      version: '1.0',
+      added_tokens,
+      model,
+      decoder,
+      post_processor: byteLevelPost,
+      normalizer: null,
+      pre_tokenizer: {
+        type: 'ByteLevel',
+        add_prefix_space: cfg.add_prefix_space === true,
+        trim_offsets: true,
+        use_regex: true,
+      },
     };
   }
-  throw new MedloraError(`${where}: tokenizer_class "${cls}" cannot be built from vocab.json + merges.txt ` +
-    `(supported: GPT2Tokenizer, Qwen2Tokenizer); provide tokenizer.json`);
+  throw new MedloraError(
+    `${where}: tokenizer_class "${cls}" cannot be built from vocab.json + merges.txt ` +
+      `(supported: GPT2Tokenizer, Qwen2Tokenizer); provide tokenizer.json`,
+  );
 }
 
 /** Llama-3's split pattern (Meta's tokenizer.py pat_str, as in the HF Llama-3 tokenizer.json). */
@@ -125,7 +175,9 @@ export const LLAMA3_SPLIT_REGEX =
 export function buildTokenizerJsonFromTiktoken(dir: string, cfg: JsonObject, bosToken: string | undefined): JsonObject {
   const path = join(dir, 'tokenizer.model');
   if (bosToken !== '<|begin_of_text|>') {
-    throw new MedloraError(`${path}: only Llama-3 tiktoken files (bos_token <|begin_of_text|>) can be converted; provide tokenizer.json`);
+    throw new MedloraError(
+      `${path}: only Llama-3 tiktoken files (bos_token <|begin_of_text|>) can be converted; provide tokenizer.json`,
+    );
   }
   const byteChars = gpt2ByteChars();
   const vocab: Record<string, number> = {};
@@ -135,7 +187,8 @@ export function buildTokenizerJsonFromTiktoken(dir: string, cfg: JsonObject, bos
     if (line === '') continue;
     const [b64, rankStr] = line.split(' ');
     const rank = Number(rankStr);
-    if (!b64 || !Number.isInteger(rank) || rank < 0) throw new MedloraError(`${path}:${i + 1}: expected "<base64> <rank>", got ${JSON.stringify(line.slice(0, 60))}`);
+    if (!b64 || !Number.isInteger(rank) || rank < 0)
+      throw new MedloraError(`${path}:${i + 1}: expected "<base64> <rank>", got ${JSON.stringify(line.slice(0, 60))}`);
     let s = '';
     for (const b of Buffer.from(b64, 'base64')) s += byteChars[b]!;
     vocab[s] = rank;
@@ -144,31 +197,59 @@ export function buildTokenizerJsonFromTiktoken(dir: string, cfg: JsonObject, bos
   for (const [tok, rank] of Object.entries(vocab)) {
     if (tok.length < 2) continue;
     for (let k = 1; k < tok.length; k++) {
-      const l = tok.slice(0, k), r = tok.slice(k);
-      const rl = vocab[l], rr = vocab[r];
+      const l = tok.slice(0, k),
+        r = tok.slice(k);
+      const rl = vocab[l],
+        rr = vocab[r];
       if (rl !== undefined && rr !== undefined) merges.push([l, r, rank, rl, rr]);
     }
   }
   merges.sort((a, b) => a[2] - b[2] || a[3] - b[3] || a[4] - b[4]);
   const added_tokens = addedTokensFromConfig(cfg, join(dir, 'tokenizer_config.json'));
   const bosId = added_tokens.find((t) => t.content === bosToken)?.id;
-  if (bosId === undefined) throw new MedloraError(`${join(dir, 'tokenizer_config.json')}: added_tokens_decoder has no ${bosToken}`);
+  if (bosId === undefined)
+    throw new MedloraError(`${join(dir, 'tokenizer_config.json')}: added_tokens_decoder has no ${bosToken}`);
   return {
-    version: '1.0', added_tokens, normalizer: null,
-    pre_tokenizer: { type: 'Sequence', pretokenizers: [
-      { type: 'Split', pattern: { Regex: LLAMA3_SPLIT_REGEX }, behavior: 'Isolated', invert: false },
-      { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
-    ] },
-    post_processor: { type: 'Sequence', processors: [
-      { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true },
-      { type: 'TemplateProcessing',
-        single: [{ SpecialToken: { id: bosToken, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-        pair: [{ SpecialToken: { id: bosToken, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: bosToken, type_id: 1 } }, { Sequence: { id: 'B', type_id: 1 } }],
-        special_tokens: { [bosToken]: { id: bosToken, ids: [bosId], tokens: [bosToken] } } },
-    ] },
+    version: '1.0',
+    added_tokens,
+    normalizer: null,
+    pre_tokenizer: {
+      type: 'Sequence',
+      pretokenizers: [
+        { type: 'Split', pattern: { Regex: LLAMA3_SPLIT_REGEX }, behavior: 'Isolated', invert: false },
+        { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
+      ],
+    },
+    post_processor: {
+      type: 'Sequence',
+      processors: [
+        { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true },
+        {
+          type: 'TemplateProcessing',
+          single: [{ SpecialToken: { id: bosToken, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+          pair: [
+            { SpecialToken: { id: bosToken, type_id: 0 } },
+            { Sequence: { id: 'A', type_id: 0 } },
+            { SpecialToken: { id: bosToken, type_id: 1 } },
+            { Sequence: { id: 'B', type_id: 1 } },
+          ],
+          special_tokens: { [bosToken]: { id: bosToken, ids: [bosId], tokens: [bosToken] } },
+        },
+      ],
+    },
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false,
-      byte_fallback: false, ignore_merges: true, vocab, merges: merges.map((m) => [m[0], m[1]]) },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: true,
+      vocab,
+      merges: merges.map((m) => [m[0], m[1]]),
+    },
   };
 }
 

@@ -93,7 +93,12 @@ function resolveSpecialTokens(cfg: JsonObject, map: JsonObject | undefined): Spe
     if (key in cfg) return tokenContent(cfg[key]); // explicit null in the config means "none"
     return map ? tokenContent(map[key]) : undefined;
   };
-  return { bosToken: pick('bos_token'), eosToken: pick('eos_token'), padToken: pick('pad_token'), unkToken: pick('unk_token') };
+  return {
+    bosToken: pick('bos_token'),
+    eosToken: pick('eos_token'),
+    padToken: pick('pad_token'),
+    unkToken: pick('unk_token'),
+  };
 }
 
 class HfTokenizer implements LoadedTokenizer {
@@ -133,18 +138,23 @@ class HfTokenizer implements LoadedTokenizer {
       if (tokStr === undefined) return undefined;
       const id = tok.token_to_id(tokStr);
       if (id === undefined) {
-        throw new MedloraError(`${dir}: ${what} "${tokStr}" (from tokenizer_config.json/special_tokens_map.json) is not in the vocabulary of ${source}`);
+        throw new MedloraError(
+          `${dir}: ${what} "${tokStr}" (from tokenizer_config.json/special_tokens_map.json) is not in the vocabulary of ${source}`,
+        );
       }
       return id;
     };
     // When the tokenizer files name no token, fall back to ids in generation_config.json / config.json (still files,
     // never guesses); e.g. a bare GPT-2 folder only has bos/eos ids in config.json.
-    const idFromConfigs = (key: string): number | undefined =>
-      idList(genCfg?.[key])[0] ?? idList(modelCfg?.[key])[0];
+    const idFromConfigs = (key: string): number | undefined => idList(genCfg?.[key])[0] ?? idList(modelCfg?.[key])[0];
     const fromId = (id: number | undefined): string | undefined => (id === undefined ? undefined : tok.id_to_token(id));
 
-    this.bosId = idOf('bos_token', sp.bosToken) ?? (sp.bosToken === undefined && !('bos_token' in cfg) ? idFromConfigs('bos_token_id') : undefined);
-    this.eosId = idOf('eos_token', sp.eosToken) ?? (sp.eosToken === undefined && !('eos_token' in cfg) ? idFromConfigs('eos_token_id') : undefined);
+    this.bosId =
+      idOf('bos_token', sp.bosToken) ??
+      (sp.bosToken === undefined && !('bos_token' in cfg) ? idFromConfigs('bos_token_id') : undefined);
+    this.eosId =
+      idOf('eos_token', sp.eosToken) ??
+      (sp.eosToken === undefined && !('eos_token' in cfg) ? idFromConfigs('eos_token_id') : undefined);
     this.padId = idOf('pad_token', sp.padToken);
     this.unkId = idOf('unk_token', sp.unkToken);
     this.bosToken = sp.bosToken ?? fromId(this.bosId);
@@ -171,8 +181,12 @@ class HfTokenizer implements LoadedTokenizer {
     if (typeof text !== 'string') throw new MedloraError(`encode: expected a string, got ${typeof text}`);
     const add = opts?.addSpecialTokens ?? true;
     const e = this.tok.encode(text, { add_special_tokens: add });
-    let ids = e.ids, tokens = e.tokens;
-    if (add && this.stripBos && ids[0] === this.bosId) { ids = ids.slice(1); tokens = tokens.slice(1); }
+    let ids = e.ids,
+      tokens = e.tokens;
+    if (add && this.stripBos && ids[0] === this.bosId) {
+      ids = ids.slice(1);
+      tokens = tokens.slice(1);
+    }
     return { ids, tokens };
   }
 
@@ -191,7 +205,9 @@ class HfTokenizer implements LoadedTokenizer {
     }
     return this.tok.decode(ids, {
       skip_special_tokens: opts?.skipSpecialTokens ?? false,
-      ...(opts?.cleanUpTokenizationSpaces !== undefined ? { clean_up_tokenization_spaces: opts.cleanUpTokenizationSpaces } : {}),
+      ...(opts?.cleanUpTokenizationSpaces !== undefined
+        ? { clean_up_tokenization_spaces: opts.cleanUpTokenizationSpaces }
+        : {}),
     });
   }
 
@@ -209,15 +225,22 @@ class HfTokenizer implements LoadedTokenizer {
 
   applyChatTemplate(messages: ChatMessage[], opts?: { addGenerationPrompt?: boolean }): string {
     if (this.chatTemplate === undefined) {
-      throw new MedloraError(`${this.dir}: this tokenizer has no chat template (no chat_template in tokenizer_config.json, no chat_template.jinja)`);
+      throw new MedloraError(
+        `${this.dir}: this tokenizer has no chat template (no chat_template in tokenizer_config.json, no chat_template.jinja)`,
+      );
     }
     this.compiledTemplate ??= compileTemplate(this.chatTemplate, this.dir);
-    return renderTemplate(this.compiledTemplate, messages, {
-      bos_token: this.bosToken ?? '',
-      eos_token: this.eosToken ?? '',
-      pad_token: this.padToken ?? '',
-      add_generation_prompt: opts?.addGenerationPrompt ?? false,
-    }, this.dir);
+    return renderTemplate(
+      this.compiledTemplate,
+      messages,
+      {
+        bos_token: this.bosToken ?? '',
+        eos_token: this.eosToken ?? '',
+        pad_token: this.padToken ?? '',
+        add_generation_prompt: opts?.addGenerationPrompt ?? false,
+      },
+      this.dir,
+    );
   }
 }
 
@@ -239,10 +262,17 @@ function renderTemplate(t: Template, messages: ChatMessage[], vars: Record<strin
 }
 
 /** Render a chat template string directly (used for templates stored outside a tokenizer folder, and tests). */
-export function renderChatTemplate(template: string, messages: ChatMessage[],
-  vars: { bos_token?: string; eos_token?: string; add_generation_prompt?: boolean } = {}): string {
-  return renderTemplate(compileTemplate(template, 'chat template'), messages,
-    { bos_token: '', eos_token: '', add_generation_prompt: false, ...vars }, 'chat template');
+export function renderChatTemplate(
+  template: string,
+  messages: ChatMessage[],
+  vars: { bos_token?: string; eos_token?: string; add_generation_prompt?: boolean } = {},
+): string {
+  return renderTemplate(
+    compileTemplate(template, 'chat template'),
+    messages,
+    { bos_token: '', eos_token: '', add_generation_prompt: false, ...vars },
+    'chat template',
+  );
 }
 
 /**
@@ -272,13 +302,21 @@ export function loadTokenizer(dir: string, opts: { chatTemplate?: string } = {})
     tj = buildTokenizerJsonFromTiktoken(dir, cfg, tokenContent(cfg.bos_token));
     source = 'tokenizer.model (tiktoken)';
   } else {
-    const present = ['tokenizer.model', 'tokenizer.bin', 'vocab.json', 'merges.txt'].filter((f) => existsSync(join(dir, f)));
-    throw new MedloraError(`${dir}: no tokenizer.json (and no vocab.json + merges.txt pair to build one from)` +
-      (present.length ? `; found only ${present.join(', ')}, which medlora cannot load: convert it to tokenizer.json ` +
-        `(e.g. AutoTokenizer.from_pretrained(dir).save_pretrained(dir) in Python transformers)` : ''));
+    const present = ['tokenizer.model', 'tokenizer.bin', 'vocab.json', 'merges.txt'].filter((f) =>
+      existsSync(join(dir, f)),
+    );
+    throw new MedloraError(
+      `${dir}: no tokenizer.json (and no vocab.json + merges.txt pair to build one from)` +
+        (present.length
+          ? `; found only ${present.join(', ')}, which medlora cannot load: convert it to tokenizer.json ` +
+            `(e.g. AutoTokenizer.from_pretrained(dir).save_pretrained(dir) in Python transformers)`
+          : ''),
+    );
   }
   if (typeof tj.model !== 'object' || tj.model === null) {
-    throw new MedloraError(`${join(dir, source === 'tokenizer.json' ? 'tokenizer.json' : 'vocab.json')}: missing "model" section`);
+    throw new MedloraError(
+      `${join(dir, source === 'tokenizer.json' ? 'tokenizer.json' : 'vocab.json')}: missing "model" section`,
+    );
   }
   let tok: Tokenizer;
   try {

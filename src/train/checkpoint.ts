@@ -34,7 +34,6 @@ export interface TrainerState {
   total_tokens: number;
 }
 
-
 /** Read every tensor of a safetensors file into engine tensors (the caller disposes them). */
 export function readTensors(file: string): { tensors: Record<string, Tensor>; metadata: Record<string, string> } {
   const st = SafetensorsFile.open(file);
@@ -102,10 +101,12 @@ export function pruneCheckpoints(runDir: string, limit: number | null): string[]
 export function findCheckpoint(runDir: string, which: string): string {
   if (which === 'latest' || which === '') {
     const all = listCheckpoints(runDir);
-    if (all.length === 0) throw new MedloraError(`--resume latest: no checkpoint-<step>/ with ${TRAINER_STATE} in ${runDir}`);
+    if (all.length === 0)
+      throw new MedloraError(`--resume latest: no checkpoint-<step>/ with ${TRAINER_STATE} in ${runDir}`);
     return all[all.length - 1]!.dir;
   }
-  if (!existsSync(join(which, TRAINER_STATE))) throw new MedloraError(`--resume ${which}: not a checkpoint folder (no ${TRAINER_STATE})`);
+  if (!existsSync(join(which, TRAINER_STATE)))
+    throw new MedloraError(`--resume ${which}: not a checkpoint folder (no ${TRAINER_STATE})`);
   return which;
 }
 
@@ -119,15 +120,23 @@ export interface LoadedCheckpoint {
 export function loadCheckpoint(dir: string): LoadedCheckpoint {
   let state: TrainerState;
   const sp = join(dir, TRAINER_STATE);
-  try { state = JSON.parse(readFileSync(sp, 'utf8')) as TrainerState; } catch (e) {
+  try {
+    state = JSON.parse(readFileSync(sp, 'utf8')) as TrainerState;
+  } catch (e) {
     throw new MedloraError(`${sp}: unreadable (${(e as Error).message})`);
   }
-  if (typeof state.global_step !== 'number' || !state.data_position) throw new MedloraError(`${sp}: missing global_step or data_position`);
+  if (typeof state.global_step !== 'number' || !state.data_position)
+    throw new MedloraError(`${sp}: missing global_step or data_position`);
   const trainable = readTensors(join(dir, TRAINABLE_FILE)).tensors;
   const o = readTensors(join(dir, OPTIMIZER_FILE));
   const metaText = o.metadata.optimizer_meta;
   if (metaText === undefined) throw new MedloraError(`${join(dir, OPTIMIZER_FILE)}: no optimizer_meta in the header`);
-  return { dir, state, trainable, optimizer: { tensors: o.tensors, meta: JSON.parse(metaText) as Record<string, unknown> } };
+  return {
+    dir,
+    state,
+    trainable,
+    optimizer: { tensors: o.tensors, meta: JSON.parse(metaText) as Record<string, unknown> },
+  };
 }
 
 /** The resolved config a run folder saved (run.ts writes it at the start of every run). */
@@ -142,12 +151,21 @@ export function resumeRun(x: string): { runDir: string; config: string; checkpoi
   if (existsSync(join(x, TRAINER_STATE))) {
     const runDir = join(x, '..');
     const config = join(runDir, RESOLVED_CONFIG);
-    if (!existsSync(config)) throw new MedloraError(`--resume ${x}: a checkpoint, but its run folder ${runDir} has no ${RESOLVED_CONFIG} (pass --config FILE)`);
+    if (!existsSync(config))
+      throw new MedloraError(
+        `--resume ${x}: a checkpoint, but its run folder ${runDir} has no ${RESOLVED_CONFIG} (pass --config FILE)`,
+      );
     return { runDir, config, checkpoint: x };
   }
   const config = join(x, RESOLVED_CONFIG);
-  if (!existsSync(config)) throw new MedloraError(`--resume ${x}: neither a run folder (no ${RESOLVED_CONFIG}) nor a checkpoint folder (no ${TRAINER_STATE})`);
+  if (!existsSync(config))
+    throw new MedloraError(
+      `--resume ${x}: neither a run folder (no ${RESOLVED_CONFIG}) nor a checkpoint folder (no ${TRAINER_STATE})`,
+    );
   const all = listCheckpoints(x);
-  if (all.length === 0) throw new MedloraError(`--resume ${x}: the run folder has no checkpoint-<step>/ to continue from (training.save_steps null saves none until the end)`);
+  if (all.length === 0)
+    throw new MedloraError(
+      `--resume ${x}: the run folder has no checkpoint-<step>/ to continue from (training.save_steps null saves none until the end)`,
+    );
   return { runDir: x, config, checkpoint: all[all.length - 1]!.dir };
 }

@@ -18,14 +18,26 @@ function kindSchema(k: Kind): Schema {
       if (k.t === 'number' && k.max !== undefined) s[k.maxExclusive ? 'exclusiveMaximum' : 'maximum'] = k.max;
       return s;
     }
-    case 'string': return { ...nonEmptyString };
-    case 'bool': return { type: 'boolean' };
-    case 'enum': return { type: 'string', enum: [...k.values] };
+    case 'string':
+      return { ...nonEmptyString };
+    case 'bool':
+      return { type: 'boolean' };
+    case 'enum':
+      return { type: 'string', enum: [...k.values] };
     // names, one regex, or PEFT's all-linear shorthand (a string either way)
-    case 'modules': return { anyOf: [{ type: 'array', items: { ...nonEmptyString }, minItems: 1 }, { ...nonEmptyString }] };
-    case 'report_to': return { anyOf: [{ type: 'array', items: { type: 'string', enum: [...REPORT_TARGETS] } }, { type: 'string', enum: ['all', 'none', ...REPORT_TARGETS] }] };
-    case 'bool_or_string': return { anyOf: [{ type: 'boolean' }, { ...nonEmptyString }] };
-    case 'object': return { type: 'object' };
+    case 'modules':
+      return { anyOf: [{ type: 'array', items: { ...nonEmptyString }, minItems: 1 }, { ...nonEmptyString }] };
+    case 'report_to':
+      return {
+        anyOf: [
+          { type: 'array', items: { type: 'string', enum: [...REPORT_TARGETS] } },
+          { type: 'string', enum: ['all', 'none', ...REPORT_TARGETS] },
+        ],
+      };
+    case 'bool_or_string':
+      return { anyOf: [{ type: 'boolean' }, { ...nonEmptyString }] };
+    case 'object':
+      return { type: 'object' };
   }
 }
 
@@ -37,7 +49,9 @@ function fieldSchema(f: Field): Schema {
 
 function sectionSchema(sec: Section, description: string): Schema {
   return {
-    type: 'object', description, additionalProperties: false,
+    type: 'object',
+    description,
+    additionalProperties: false,
     properties: Object.fromEntries(Object.entries(sec).map(([k, f]) => [k, fieldSchema(f)])),
   };
 }
@@ -58,15 +72,24 @@ export function configJsonSchema(): Schema {
   const properties: Schema = Object.fromEntries(Object.entries(TOP).map(([k, f]) => [k, fieldSchema(f)]));
   for (const [name, sec] of Object.entries(SECTIONS)) properties[name] = sectionSchema(sec, SECTION_DOCS[name] ?? name);
   properties.task = {
-    type: 'object', description: 'a task of your own: {name, instruction, schema (a JSON Schema of the answer)}',
-    properties: { name: { ...nonEmptyString }, instruction: { ...nonEmptyString }, schema: { type: 'object' }, description: { type: 'string' } },
-    required: ['name', 'instruction', 'schema'], additionalProperties: false,
+    type: 'object',
+    description: 'a task of your own: {name, instruction, schema (a JSON Schema of the answer)}',
+    properties: {
+      name: { ...nonEmptyString },
+      instruction: { ...nonEmptyString },
+      schema: { type: 'object' },
+      description: { type: 'string' },
+    },
+    required: ['name', 'instruction', 'schema'],
+    additionalProperties: false,
   };
   return {
     $schema: 'https://json-schema.org/draft/2020-12/schema',
     title: 'medlora training config',
     description: 'generated from src/train/config.ts by `npm run docs`; do not edit',
-    type: 'object', additionalProperties: false, properties,
+    type: 'object',
+    additionalProperties: false,
+    properties,
   };
 }
 

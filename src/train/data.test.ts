@@ -8,7 +8,14 @@ import { join } from 'node:path';
 import { BatchSource, countTargets, loadExamples, padBatch } from './data.js';
 import type { DataConfig } from './config.js';
 
-const DATA: DataConfig = { train: 'x', validation: null, format: 'auto', max_length: null, prompt_style: 'alpaca', overflow: 'drop' };
+const DATA: DataConfig = {
+  train: 'x',
+  validation: null,
+  format: 'auto',
+  max_length: null,
+  prompt_style: 'alpaca',
+  overflow: 'drop',
+};
 function file(lines: string[]): string {
   const f = join(mkdtempSync(join(tmpdir(), 'medlora-data-')), 'd.jsonl');
   writeFileSync(f, lines.join('\n') + '\n');
@@ -36,10 +43,16 @@ test('bad rows are errors naming file:line and the field', async () => {
   ];
   for (const [bad, re] of cases) {
     const f = file([row([1, 2], [1, 2]), bad]);
-    await assert.rejects(loadExamples(f, { data: DATA, vocabSize: 10 }), (e: Error) => e.message.startsWith(f) && re.test(e.message));
+    await assert.rejects(
+      loadExamples(f, { data: DATA, vocabSize: 10 }),
+      (e: Error) => e.message.startsWith(f) && re.test(e.message),
+    );
   }
   await assert.rejects(loadExamples(file(['{"text": "hi"}']), { data: DATA }), /:1: cannot tell the data format/);
-  await assert.rejects(loadExamples(file([JSON.stringify({ id: 'a', task: 'ner-chemicals', input: 'x', gold: [] })]), { data: DATA }), /records need a tokenizer/);
+  await assert.rejects(
+    loadExamples(file([JSON.stringify({ id: 'a', task: 'ner-chemicals', input: 'x', gold: [] })]), { data: DATA }),
+    /records need a tokenizer/,
+  );
 });
 
 test('max_length: over-long rows are dropped and counted, or an error with overflow: error', async () => {
@@ -47,15 +60,36 @@ test('max_length: over-long rows are dropped and counted, or an error with overf
   const { examples, report } = await loadExamples(f, { data: { ...DATA, max_length: 3 } });
   assert.equal(examples.length, 1);
   assert.equal(report.dropped, 1);
-  await assert.rejects(loadExamples(f, { data: { ...DATA, max_length: 3, overflow: 'error' } }), /row 1 has 4 tokens > data.max_length 3/);
-  await assert.rejects(loadExamples(file([row([1, 2, 3], [1, 2, 3])]), { data: { ...DATA, max_length: 2 } }), /no usable examples/);
+  await assert.rejects(
+    loadExamples(f, { data: { ...DATA, max_length: 3, overflow: 'error' } }),
+    /row 1 has 4 tokens > data.max_length 3/,
+  );
+  await assert.rejects(
+    loadExamples(file([row([1, 2, 3], [1, 2, 3])]), { data: { ...DATA, max_length: 2 } }),
+    /no usable examples/,
+  );
 });
 
 test('padding: right side, pad id, -100 labels, 0 mask', () => {
-  const b = padBatch([{ input_ids: [1, 2, 3], labels: [-100, 2, 3] }, { input_ids: [4], labels: [4] }], 9);
-  assert.deepEqual(b.input_ids, [[1, 2, 3], [4, 9, 9]]);
-  assert.deepEqual(b.labels, [[-100, 2, 3], [4, -100, -100]]);
-  assert.deepEqual(b.attention_mask, [[1, 1, 1], [1, 0, 0]]);
+  const b = padBatch(
+    [
+      { input_ids: [1, 2, 3], labels: [-100, 2, 3] },
+      { input_ids: [4], labels: [4] },
+    ],
+    9,
+  );
+  assert.deepEqual(b.input_ids, [
+    [1, 2, 3],
+    [4, 9, 9],
+  ]);
+  assert.deepEqual(b.labels, [
+    [-100, 2, 3],
+    [4, -100, -100],
+  ]);
+  assert.deepEqual(b.attention_mask, [
+    [1, 1, 1],
+    [1, 0, 0],
+  ]);
   assert.equal(b.padded, true);
   assert.equal(b.targets, 2);
   // row 0: positions 0 and 1 predict 2 and 3; row 1 predicts nothing (its only label is at position 0)
@@ -74,7 +108,13 @@ test('batch source: seeded per-epoch order, a permutation each epoch, restorable
   assert.notDeepEqual(a.orderOf(0), a.orderOf(1));
   const c = new BatchSource(ex, 2, true, 3, 0);
   c.pos = { epoch: 1, index: 0 };
-  assert.deepEqual([c.next(), c.next()].map((b) => b.input_ids), e1);
+  assert.deepEqual(
+    [c.next(), c.next()].map((b) => b.input_ids),
+    e1,
+  );
   const d = new BatchSource(ex, 2, false, 3, 0);
-  assert.deepEqual(d.next().input_ids, [[0, 0], [1, 1]]);
+  assert.deepEqual(d.next().input_ids, [
+    [0, 0],
+    [1, 1],
+  ]);
 });

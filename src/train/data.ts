@@ -30,19 +30,26 @@ export interface LoadReport {
 
 /** Why a parsed JSON value is not a pre-tokenized row (or undefined when it is one). */
 export function tokenizedRowProblem(v: unknown, vocabSize?: number): string | undefined {
-  if (!v || typeof v !== 'object' || Array.isArray(v)) return 'expected a JSON object {"input_ids": [...], "labels": [...]}';
+  if (!v || typeof v !== 'object' || Array.isArray(v))
+    return 'expected a JSON object {"input_ids": [...], "labels": [...]}';
   const o = v as Record<string, unknown>;
-  const ids = o.input_ids, labels = o.labels;
+  const ids = o.input_ids,
+    labels = o.labels;
   if (!Array.isArray(ids) || ids.length < 2) return '"input_ids" must be a list of at least 2 token ids';
   if (!Array.isArray(labels)) return '"labels" must be a list (use -100 for positions that are not trained)';
-  if (labels.length !== ids.length) return `"labels" has ${labels.length} entries but "input_ids" has ${ids.length}; they must be the same length`;
+  if (labels.length !== ids.length)
+    return `"labels" has ${labels.length} entries but "input_ids" has ${ids.length}; they must be the same length`;
   for (let i = 0; i < ids.length; i++) {
     const t = ids[i];
     if (typeof t !== 'number' || !Number.isInteger(t) || t < 0 || (vocabSize !== undefined && t >= vocabSize)) {
       return `input_ids[${i}] = ${JSON.stringify(t)} is not a token id${vocabSize !== undefined ? ` in [0, ${vocabSize})` : ''}`;
     }
     const l = labels[i];
-    if (typeof l !== 'number' || !Number.isInteger(l) || (l !== IGNORE_INDEX && (l < 0 || (vocabSize !== undefined && l >= vocabSize)))) {
+    if (
+      typeof l !== 'number' ||
+      !Number.isInteger(l) ||
+      (l !== IGNORE_INDEX && (l < 0 || (vocabSize !== undefined && l >= vocabSize)))
+    ) {
       return `labels[${i}] = ${JSON.stringify(l)} is neither -100 nor a token id${vocabSize !== undefined ? ` in [0, ${vocabSize})` : ''}`;
     }
   }
@@ -75,33 +82,47 @@ export async function loadExamples(file: string, o: LoadOptions): Promise<{ exam
     const obj = v && typeof v === 'object' ? (v as Record<string, unknown>) : {};
     if ('input_ids' in obj) format = 'tokenized';
     else if ('task' in obj && 'input' in obj) format = 'records';
-    else throw new MedloraError(`${file}:1: cannot tell the data format: expected pre-tokenized rows {"input_ids", "labels"} or canonical records {"id", "task", "input", "gold"}`);
+    else
+      throw new MedloraError(
+        `${file}:1: cannot tell the data format: expected pre-tokenized rows {"input_ids", "labels"} or canonical records {"id", "task", "input", "gold"}`,
+      );
   }
   const read = newReport(file);
   const max = o.data.max_length ?? undefined;
   const examples: Example[] = [];
-  let dropped = 0, truncated = 0;
+  let dropped = 0,
+    truncated = 0;
   if (format === 'tokenized') {
     for await (const row of readJsonl<Example>(file, (v) => tokenizedRowProblem(v, o.vocabSize), read)) {
       if (max !== undefined && row.input_ids.length > max) {
-        if (o.data.overflow === 'error') throw new MedloraError(`${file}: row ${read.records} has ${row.input_ids.length} tokens > data.max_length ${max}`);
+        if (o.data.overflow === 'error')
+          throw new MedloraError(
+            `${file}: row ${read.records} has ${row.input_ids.length} tokens > data.max_length ${max}`,
+          );
         dropped++;
         continue;
       }
       examples.push({ input_ids: row.input_ids, labels: row.labels });
     }
   } else {
-    if (!o.tokenizer) throw new MedloraError(`${file}: records need a tokenizer (set tokenizer: DIR or use a model folder with tokenizer.json)`);
+    if (!o.tokenizer)
+      throw new MedloraError(
+        `${file}: records need a tokenizer (set tokenizer: DIR or use a model folder with tokenizer.json)`,
+      );
     const tok = await o.tokenizer();
     const { encodeRecord } = await import('../data/encode.js');
     for await (const r of readJsonl<MedRecord>(file, recordProblem, read)) {
       const e = encodeRecord(r, tok, { style: o.data.prompt_style, maxLength: max, overflow: o.data.overflow });
-      if (!e.ok) { dropped++; continue; }
+      if (!e.ok) {
+        dropped++;
+        continue;
+      }
       if (e.example.truncated) truncated++;
       examples.push({ input_ids: e.example.input_ids, labels: e.example.labels });
     }
   }
-  if (examples.length === 0) throw new MedloraError(`${file}: no usable examples (${dropped} dropped by data.max_length ${max})`);
+  if (examples.length === 0)
+    throw new MedloraError(`${file}: no usable examples (${dropped} dropped by data.max_length ${max})`);
   const trainTokens = examples.reduce((a, e) => a + countTargets(e), 0);
   return { examples, report: { file, format, examples: examples.length, dropped, truncated, trainTokens, read } };
 }
@@ -124,7 +145,14 @@ export interface MicroBatch {
 
 export function padBatch(rows: readonly Example[], padId: number): MicroBatch {
   const T = Math.max(...rows.map((r) => r.input_ids.length));
-  const out: MicroBatch = { input_ids: [], labels: [], attention_mask: [], padded: false, scored: { positions: [], targets: [] }, targets: 0 };
+  const out: MicroBatch = {
+    input_ids: [],
+    labels: [],
+    attention_mask: [],
+    padded: false,
+    scored: { positions: [], targets: [] },
+    targets: 0,
+  };
   for (const r of rows) {
     const n = T - r.input_ids.length;
     if (n > 0) out.padded = true;
@@ -145,7 +173,10 @@ export function padBatch(rows: readonly Example[], padId: number): MicroBatch {
  * (an unpacked row's first label is never a target either), so the scored targets are exactly the unpacked ones.
  */
 export function packBatch(rows: readonly Example[]): MicroBatch {
-  const ids: number[] = [], labels: number[] = [], pos: number[] = [], seg: number[] = [];
+  const ids: number[] = [],
+    labels: number[] = [],
+    pos: number[] = [],
+    seg: number[] = [];
   rows.forEach((r, s) => {
     r.input_ids.forEach((t, i) => {
       ids.push(t);
@@ -155,8 +186,16 @@ export function packBatch(rows: readonly Example[]): MicroBatch {
     });
   });
   const scored = labelledPositions([labels]);
-  return { input_ids: [ids], labels: [labels], attention_mask: [ids.map(() => 1)], padded: false, scored, targets: scored.targets.length,
-    position_ids: [pos], segment_ids: [seg] };
+  return {
+    input_ids: [ids],
+    labels: [labels],
+    attention_mask: [ids.map(() => 1)],
+    padded: false,
+    scored,
+    targets: scored.targets.length,
+    position_ids: [pos],
+    segment_ids: [seg],
+  };
 }
 
 /** A micro-batch of rows: packed (training.padding_free) or right-padded to the longest row. */
@@ -180,8 +219,14 @@ export class BatchSource {
   private order: number[] = [];
   pos: DataPosition = { epoch: 0, index: 0 };
 
-  constructor(readonly examples: readonly Example[], readonly batchSize: number, readonly shuffle: boolean, readonly seed: number,
-    readonly padId: number, readonly packed = false) {
+  constructor(
+    readonly examples: readonly Example[],
+    readonly batchSize: number,
+    readonly shuffle: boolean,
+    readonly seed: number,
+    readonly padId: number,
+    readonly packed = false,
+  ) {
     if (examples.length === 0) throw new MedloraError('training data is empty');
   }
 
@@ -214,7 +259,9 @@ export class BatchSource {
   nextRows(): Example[] {
     if (this.pos.index >= this.batchesPerEpoch) this.pos = { epoch: this.pos.epoch + 1, index: 0 };
     const order = this.orderOf(this.pos.epoch);
-    const rows = order.slice(this.pos.index * this.batchSize, (this.pos.index + 1) * this.batchSize).map((i) => this.examples[i]!);
+    const rows = order
+      .slice(this.pos.index * this.batchSize, (this.pos.index + 1) * this.batchSize)
+      .map((i) => this.examples[i]!);
     this.pos = { epoch: this.pos.epoch, index: this.pos.index + 1 };
     return rows;
   }

@@ -17,10 +17,14 @@ export function labelledPositions(labels: readonly (readonly number[])[]): { pos
   const targets: number[] = [];
   const T = labels[0]?.length ?? 0;
   labels.forEach((row, b) => {
-    if (row.length !== T) throw new MedloraError(`loss: label rows must all have length ${T} (a padded batch); row ${b} has ${row.length}`);
+    if (row.length !== T)
+      throw new MedloraError(`loss: label rows must all have length ${T} (a padded batch); row ${b} has ${row.length}`);
     for (let t = 0; t + 1 < T; t++) {
       const y = row[t + 1]!;
-      if (y !== IGNORE_INDEX) { positions.push(b * T + t); targets.push(y); }
+      if (y !== IGNORE_INDEX) {
+        positions.push(b * T + t);
+        targets.push(y);
+      }
     }
   });
   return { positions, targets };
@@ -29,7 +33,9 @@ export function labelledPositions(labels: readonly (readonly number[])[]): { pos
 /** Sum of token losses (a scalar Tensor with grad) for logits [N, V] at the scored positions and i64 targets [N]. */
 export function summedTokenLoss(logits: Tensor, targets: Tensor): Tensor {
   if (logits.ndim !== 2 || targets.ndim !== 1 || logits.size(0) !== targets.size(0)) {
-    throw new MedloraError(`loss: expected logits [N, vocab] and targets [N], got [${logits.shape.join(', ')}] and [${targets.shape.join(', ')}]`);
+    throw new MedloraError(
+      `loss: expected logits [N, vocab] and targets [N], got [${logits.shape.join(', ')}] and [${targets.shape.join(', ')}]`,
+    );
   }
   return crossEntropy(logits.float(), targets, { ignoreIndex: IGNORE_INDEX, reduction: 'sum' });
 }

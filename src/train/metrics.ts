@@ -52,7 +52,10 @@ export class MetricsLog {
 
   read(): MetricRecord[] {
     if (!existsSync(this.file)) return [];
-    return readFileSync(this.file, 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as MetricRecord);
+    return readFileSync(this.file, 'utf8')
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map((l) => JSON.parse(l) as MetricRecord);
   }
 
   /** Keep only records up to `step` (resume from a checkpoint taken after that update). */

@@ -130,7 +130,7 @@ export function renderModelCard(info: ModelCardInfo): string {
   const title = `${basename(info.baseModel)} ${label} adapter for ${info.tasks.length ? info.tasks.join(', ') : 'medical information extraction'}`;
   const out: string[] = ['---', stringifyYaml(frontMatter(info)).trimEnd(), '---', '', `# ${title}`, ''];
   out.push(
-    `A ${label} adapter (${peft ? 'PEFT format' : 'medlora\'s ADAPTER_V2 format, PEFT-style keys; PEFT cannot load it'}) for \`${info.baseModel}\`, fine-tuned with medlora to extract drug and medical information from text.`,
+    `A ${label} adapter (${peft ? 'PEFT format' : "medlora's ADAPTER_V2 format, PEFT-style keys; PEFT cannot load it"}) for \`${info.baseModel}\`, fine-tuned with medlora to extract drug and medical information from text.`,
     '',
   );
   out.push('## Task', '');
@@ -185,13 +185,21 @@ export function renderModelCard(info: ModelCardInfo): string {
   out.push(
     '## How to use',
     '',
-    ...(peft ? ['```python',
-      'from peft import PeftModel',
-      'from transformers import AutoModelForCausalLM',
-      '',
-      `base = AutoModelForCausalLM.from_pretrained("${info.baseModel}")`,
-      'model = PeftModel.from_pretrained(base, "path/to/this/folder")',
-      '```'] : ['```bash', `medlora extract --model ${info.baseModel} --adapter path/to/this/folder --task TASK "<a sentence>"`, '```']),
+    ...(peft
+      ? [
+          '```python',
+          'from peft import PeftModel',
+          'from transformers import AutoModelForCausalLM',
+          '',
+          `base = AutoModelForCausalLM.from_pretrained("${info.baseModel}")`,
+          'model = PeftModel.from_pretrained(base, "path/to/this/folder")',
+          '```',
+        ]
+      : [
+          '```bash',
+          `medlora extract --model ${info.baseModel} --adapter path/to/this/folder --task TASK "<a sentence>"`,
+          '```',
+        ]),
     '',
   );
   return `${out.join('\n')}`;
@@ -330,12 +338,33 @@ export function modelCardInfo(f: RunFacts): ModelCardInfo {
       ? `CPU (${cpu[0]?.model.trim() ?? 'unknown'}, ${cpu.length} cores visible), libtorch through medlora's addon`
       : `${f.device}`;
   const hp: Array<[string, string]> = [
-    ['method', `${METHOD_LABEL[cfg.finetuning] ?? cfg.finetuning}${cfg.quantization.load_in_4bit ? ' on an NF4 (4-bit) base (QLoRA)' : ''}`],
+    [
+      'method',
+      `${METHOD_LABEL[cfg.finetuning] ?? cfg.finetuning}${cfg.quantization.load_in_4bit ? ' on an NF4 (4-bit) base (QLoRA)' : ''}`,
+    ],
     ...(cfg.finetuning === 'adapter_v2'
-      ? [['adapter_prompt_length / adapter_start_layer', `${cfg.adapter_v2.adapter_prompt_length} / ${cfg.adapter_v2.adapter_start_layer}`] as [string, string],
-        ['target_modules', Array.isArray(cfg.adapter_v2.target_modules) ? cfg.adapter_v2.target_modules.join(', ') : cfg.adapter_v2.target_modules] as [string, string]]
-      : [['r / lora_alpha / lora_dropout', `${l.r} / ${l.lora_alpha} / ${l.lora_dropout}${l.use_rslora ? ' (rsLoRA)' : ''}`] as [string, string],
-        ['target_modules', Array.isArray(l.target_modules) ? l.target_modules.join(', ') : l.target_modules] as [string, string]]),
+      ? [
+          [
+            'adapter_prompt_length / adapter_start_layer',
+            `${cfg.adapter_v2.adapter_prompt_length} / ${cfg.adapter_v2.adapter_start_layer}`,
+          ] as [string, string],
+          [
+            'target_modules',
+            Array.isArray(cfg.adapter_v2.target_modules)
+              ? cfg.adapter_v2.target_modules.join(', ')
+              : cfg.adapter_v2.target_modules,
+          ] as [string, string],
+        ]
+      : [
+          [
+            'r / lora_alpha / lora_dropout',
+            `${l.r} / ${l.lora_alpha} / ${l.lora_dropout}${l.use_rslora ? ' (rsLoRA)' : ''}`,
+          ] as [string, string],
+          ['target_modules', Array.isArray(l.target_modules) ? l.target_modules.join(', ') : l.target_modules] as [
+            string,
+            string,
+          ],
+        ]),
     [
       'trainable parameters',
       `${f.trainableParams.toLocaleString('en-US')} of ${f.totalParams.toLocaleString('en-US')} (${((100 * f.trainableParams) / Math.max(1, f.totalParams)).toFixed(3)}%)`,

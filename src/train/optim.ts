@@ -48,20 +48,38 @@ class TorchAdamW implements TrainOptimizer {
   private readonly groups: Array<{ names: string[]; opt: AdamW }> = [];
 
   constructor(params: ReadonlyArray<readonly [string, Tensor]>, o: OptimizerOptions) {
-    const dec = params.filter(([n]) => decays(n)), no = params.filter(([n]) => !decays(n));
-    for (const [g, wd] of [[dec, o.weightDecay], [no, 0]] as const) {
-      if (g.length) this.groups.push({ names: g.map(([n]) => n), opt: new AdamW(g.map(([, t]) => t), { betas: o.betas, eps: o.eps, weightDecay: wd }) });
+    const dec = params.filter(([n]) => decays(n)),
+      no = params.filter(([n]) => !decays(n));
+    for (const [g, wd] of [
+      [dec, o.weightDecay],
+      [no, 0],
+    ] as const) {
+      if (g.length)
+        this.groups.push({
+          names: g.map(([n]) => n),
+          opt: new AdamW(
+            g.map(([, t]) => t),
+            { betas: o.betas, eps: o.eps, weightDecay: wd },
+          ),
+        });
     }
   }
-  step(lr: number): void { for (const g of this.groups) g.opt.step(lr); }
-  zeroGrad(): void { for (const g of this.groups) g.opt.zeroGrad(); }
+  step(lr: number): void {
+    for (const g of this.groups) g.opt.step(lr);
+  }
+  zeroGrad(): void {
+    for (const g of this.groups) g.opt.zeroGrad();
+  }
   saveState(): OptimizerState {
     const tensors: Record<string, Tensor> = {};
     const meta: Record<string, unknown> = {};
     this.groups.forEach((g, gi) => {
       const s = g.opt.state();
       meta[`group${gi}`] = { step: s.step, paramSteps: s.paramSteps, names: g.names };
-      g.names.forEach((n, i) => { tensors[`${n}.exp_avg`] = s.expAvg[i]!.clone(); tensors[`${n}.exp_avg_sq`] = s.expAvgSq[i]!.clone(); });
+      g.names.forEach((n, i) => {
+        tensors[`${n}.exp_avg`] = s.expAvg[i]!.clone();
+        tensors[`${n}.exp_avg_sq`] = s.expAvgSq[i]!.clone();
+      });
       for (const t of [...s.expAvg, ...s.expAvgSq]) t.dispose();
     });
     return { tensors, meta };
@@ -70,17 +88,30 @@ class TorchAdamW implements TrainOptimizer {
     this.groups.forEach((g, gi) => {
       const m = s.meta[`group${gi}`] as { step: number; paramSteps: number[]; names: string[] } | undefined;
       if (!m || JSON.stringify(m.names) !== JSON.stringify(g.names)) {
-        throw new MedloraError(`optimizer state: parameter group ${gi} does not match this model's trainable parameters`);
+        throw new MedloraError(
+          `optimizer state: parameter group ${gi} does not match this model's trainable parameters`,
+        );
       }
-      const get = (k: string): Tensor => { const t = s.tensors[k]; if (!t) throw new MedloraError(`optimizer state: missing tensor ${k}`); return t; };
-      g.opt.loadState({ step: m.step, paramSteps: m.paramSteps, expAvg: g.names.map((n) => get(`${n}.exp_avg`)), expAvgSq: g.names.map((n) => get(`${n}.exp_avg_sq`)) });
+      const get = (k: string): Tensor => {
+        const t = s.tensors[k];
+        if (!t) throw new MedloraError(`optimizer state: missing tensor ${k}`);
+        return t;
+      };
+      g.opt.loadState({
+        step: m.step,
+        paramSteps: m.paramSteps,
+        expAvg: g.names.map((n) => get(`${n}.exp_avg`)),
+        expAvgSq: g.names.map((n) => get(`${n}.exp_avg_sq`)),
+      });
     });
   }
   stateBytes(): { actual: number; fp32: number } {
     const n = this.groups.reduce((a, g) => a + g.opt.params.reduce((b, p) => b + p.numel, 0), 0);
     return { actual: 8 * n, fp32: 8 * n };
   }
-  dispose(): void { /* native state is freed with the handles */ }
+  dispose(): void {
+    /* native state is freed with the handles */
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -134,16 +165,25 @@ export function quantizeBlockwise(x: Tensor, book: Tensor, mids: Tensor): Quanti
   while (zeroCode < m.length && m[zeroCode]! < 0) zeroCode++;
   codes.fill(zeroCode, n);
   for (let b = 0; b < blocks; b++) {
-    const lo = b * BLOCK, hi = Math.min(n, lo + BLOCK);
+    const lo = b * BLOCK,
+      hi = Math.min(n, lo + BLOCK);
     let am = 0;
-    for (let i = lo; i < hi; i++) { const a = Math.abs(xs[i]!); if (a > am) am = a; }
+    for (let i = lo; i < hi; i++) {
+      const a = Math.abs(xs[i]!);
+      if (a > am) am = a;
+    }
     absmax[b] = am;
     const inv = am > 0 ? 1 / am : 0;
     for (let i = lo; i < hi; i++) {
       const v = xs[i]! * inv;
       // number of midpoints strictly below v = index of the nearest code
-      let l = 0, h = m.length;
-      while (l < h) { const mid = (l + h) >> 1; if (m[mid]! < v) l = mid + 1; else h = mid; }
+      let l = 0,
+        h = m.length;
+      while (l < h) {
+        const mid = (l + h) >> 1;
+        if (m[mid]! < v) l = mid + 1;
+        else h = mid;
+      }
       codes[i] = l;
     }
   }
@@ -186,7 +226,11 @@ class AdamW8bit implements TrainOptimizer {
   private readonly midU = midpoints(dynamicCodebook(false));
   private stepCount = 0;
 
-  constructor(readonly name: OptimName, params: ReadonlyArray<readonly [string, Tensor]>, private readonly o: OptimizerOptions) {
+  constructor(
+    readonly name: OptimName,
+    params: ReadonlyArray<readonly [string, Tensor]>,
+    private readonly o: OptimizerOptions,
+  ) {
     this.params = params.map(([name, p]) => {
       const blocks = Math.ceil(p.numel / BLOCK);
       const q = (): Quantized => ({ codes: this.zeroCodes(blocks), absmax: zeros([blocks]) });
@@ -215,20 +259,30 @@ class AdamW8bit implements TrainOptimizer {
           const vOld = dequantizeBlockwise(s.v, this.bookU, s.p.shape);
           const mNew = mOld.mul(b1).add(g, 1 - b1);
           const vNew = vOld.mul(b2).add(g.mul(g), 1 - b2);
-          const bc1 = 1 - b1 ** t, bc2 = 1 - b2 ** t;
+          const bc1 = 1 - b1 ** t,
+            bc2 = 1 - b2 ** t;
           const denom = vNew.sqrt().div(Math.sqrt(bc2)).add(this.o.eps);
           if (s.wd !== 0) s.p.mul_(1 - lr * s.wd);
           s.p.add_(mNew.div(denom).to(s.p.dtype), -lr / bc1);
-          return [quantizeBlockwise(mNew, this.bookS, this.midS), quantizeBlockwise(vNew, this.bookU, this.midU)] as const;
+          return [
+            quantizeBlockwise(mNew, this.bookS, this.midS),
+            quantizeBlockwise(vNew, this.bookU, this.midU),
+          ] as const;
         });
         g0.dispose();
-        for (const q of [s.m, s.v]) { q.codes.dispose(); q.absmax.dispose(); }
-        s.m = m; s.v = v;
+        for (const q of [s.m, s.v]) {
+          q.codes.dispose();
+          q.absmax.dispose();
+        }
+        s.m = m;
+        s.v = v;
       }
     });
   }
 
-  zeroGrad(): void { for (const s of this.params) s.p.zeroGrad(); }
+  zeroGrad(): void {
+    for (const s of this.params) s.p.zeroGrad();
+  }
 
   saveState(): OptimizerState {
     const tensors: Record<string, Tensor> = {};
@@ -238,19 +292,35 @@ class AdamW8bit implements TrainOptimizer {
       tensors[`${s.name}.exp_avg_sq.codes`] = s.v.codes.clone();
       tensors[`${s.name}.exp_avg_sq.absmax`] = s.v.absmax.clone();
     }
-    return { tensors, meta: { step: this.stepCount, paramSteps: this.params.map((s) => s.steps), names: this.params.map((s) => s.name), block: BLOCK } };
+    return {
+      tensors,
+      meta: {
+        step: this.stepCount,
+        paramSteps: this.params.map((s) => s.steps),
+        names: this.params.map((s) => s.name),
+        block: BLOCK,
+      },
+    };
   }
 
   loadState(st: OptimizerState): void {
     const names = st.meta.names as string[] | undefined;
     if (!names || JSON.stringify(names) !== JSON.stringify(this.params.map((s) => s.name))) {
-      throw new MedloraError('optimizer state: its parameters do not match this model\'s trainable parameters');
+      throw new MedloraError("optimizer state: its parameters do not match this model's trainable parameters");
     }
-    if (st.meta.block !== BLOCK) throw new MedloraError(`optimizer state: block size ${String(st.meta.block)} != ${BLOCK}`);
-    const get = (k: string): Tensor => { const t = st.tensors[k]; if (!t) throw new MedloraError(`optimizer state: missing tensor ${k}`); return t.clone(); };
+    if (st.meta.block !== BLOCK)
+      throw new MedloraError(`optimizer state: block size ${String(st.meta.block)} != ${BLOCK}`);
+    const get = (k: string): Tensor => {
+      const t = st.tensors[k];
+      if (!t) throw new MedloraError(`optimizer state: missing tensor ${k}`);
+      return t.clone();
+    };
     this.stepCount = st.meta.step as number;
     this.params.forEach((s, i) => {
-      for (const q of [s.m, s.v]) { q.codes.dispose(); q.absmax.dispose(); }
+      for (const q of [s.m, s.v]) {
+        q.codes.dispose();
+        q.absmax.dispose();
+      }
       s.steps = (st.meta.paramSteps as number[])[i]!;
       s.m = { codes: get(`${s.name}.exp_avg.codes`), absmax: get(`${s.name}.exp_avg.absmax`) };
       s.v = { codes: get(`${s.name}.exp_avg_sq.codes`), absmax: get(`${s.name}.exp_avg_sq.absmax`) };
@@ -258,7 +328,8 @@ class AdamW8bit implements TrainOptimizer {
   }
 
   stateBytes(): { actual: number; fp32: number } {
-    let actual = 0, fp32 = 0;
+    let actual = 0,
+      fp32 = 0;
     for (const s of this.params) {
       fp32 += 8 * s.p.numel;
       actual += 2 * (s.m.codes.numel + 4 * s.m.absmax.numel);
@@ -267,7 +338,11 @@ class AdamW8bit implements TrainOptimizer {
   }
 
   dispose(): void {
-    for (const s of this.params) for (const q of [s.m, s.v]) { q.codes.dispose(); q.absmax.dispose(); }
+    for (const s of this.params)
+      for (const q of [s.m, s.v]) {
+        q.codes.dispose();
+        q.absmax.dispose();
+      }
     for (const t of [this.bookS, this.bookU, this.midS, this.midU]) t.dispose();
   }
 }

@@ -52,10 +52,12 @@ export function lrLambda(spec: Omit<ScheduleSpec, 'learningRate'> & { learningRa
       // _get_polynomial_decay_schedule_with_warmup_lr_lambda: lr_init is the optimizer's lr (lr_end 1e-7, power 1)
       const lrInit = spec.learningRate;
       if (lrInit === undefined) throw new MedloraError('polynomial schedule: the peak learning rate is needed');
-      const lrEnd = (kw.lr_end as number | undefined) ?? 1e-7, power = (kw.power as number | undefined) ?? 1;
+      const lrEnd = (kw.lr_end as number | undefined) ?? 1e-7,
+        power = (kw.power as number | undefined) ?? 1;
       if (step > n) return lrEnd / lrInit;
       const decaySteps = n - w;
-      if (decaySteps <= 0) throw new MedloraError(`polynomial schedule: warmup (${w}) must be shorter than the ${n} updates`);
+      if (decaySteps <= 0)
+        throw new MedloraError(`polynomial schedule: warmup (${w}) must be shorter than the ${n} updates`);
       const pctRemaining = 1 - (step - w) / decaySteps;
       return ((lrInit - lrEnd) * pctRemaining ** power + lrEnd) / lrInit;
     }
@@ -75,16 +77,19 @@ function wsdLambda(step: number, w: number, n: number, kw: Record<string, unknow
   const stable = (kw.num_stable_steps as number | null | undefined) ?? n - w - decay;
   const minRatio = (kw.min_lr_ratio as number | undefined) ?? 0;
   const cycles = (kw.num_cycles as number | undefined) ?? 0.5;
-  const warmupType = (kw.warmup_type as string | undefined) ?? 'linear', decayType = (kw.decay_type as string | undefined) ?? 'cosine';
+  const warmupType = (kw.warmup_type as string | undefined) ?? 'linear',
+    decayType = (kw.decay_type as string | undefined) ?? 'cosine';
   const shape = (kind: string, progress: number, rising: boolean): number => {
     if (kind === 'linear') return rising ? progress : 1 - progress;
-    if (kind === 'cosine') return rising ? 0.5 * (1 - Math.cos(Math.PI * progress)) : 0.5 * (1 + Math.cos(Math.PI * cycles * 2 * progress));
+    if (kind === 'cosine')
+      return rising ? 0.5 * (1 - Math.cos(Math.PI * progress)) : 0.5 * (1 + Math.cos(Math.PI * cycles * 2 * progress));
     if (kind === '1-sqrt') return rising ? 1 - Math.sqrt(1 - progress) : 1 - Math.sqrt(progress);
     throw new MedloraError(`warmup_stable_decay: unknown ${rising ? 'warmup' : 'decay'}_type ${JSON.stringify(kind)}`);
   };
   if (step < w) return Math.max(0, shape(warmupType, step / Math.max(1, w), true) * (1 - minRatio) + minRatio);
   if (step < w + stable) return 1;
-  if (step < w + stable + decay) return Math.max(0, shape(decayType, (step - w - stable) / Math.max(1, decay), false) * (1 - minRatio) + minRatio);
+  if (step < w + stable + decay)
+    return Math.max(0, shape(decayType, (step - w - stable) / Math.max(1, decay), false) * (1 - minRatio) + minRatio);
   return minRatio;
 }
 

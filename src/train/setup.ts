@@ -29,7 +29,8 @@ export async function prepareRun(cfg: TrainConfig, bf16Units?: readonly string[]
   const notes: string[] = [];
   const compute = decideComputeDtype(cfg.training, bf16Units);
   if (compute.note) notes.push(compute.note);
-  if (!existsSync(join(cfg.model, 'config.json'))) throw new MedloraError(`model ${cfg.model}: no config.json (pass --model DIR, a Hugging Face model folder)`);
+  if (!existsSync(join(cfg.model, 'config.json')))
+    throw new MedloraError(`model ${cfg.model}: no config.json (pass --model DIR, a Hugging Face model folder)`);
   (await import('../data/contract.js')).checkMaxLength(cfg.data.max_length, cfg.model, 'data.max_length');
   const { loadModel } = await import('../model/load.js');
   const { methodNamed, methodOfAdapter } = await import('../adapt/methods/index.js');
@@ -39,27 +40,43 @@ export async function prepareRun(cfg: TrainConfig, bf16Units?: readonly string[]
     const { quantizeModel, formatBytes } = await import('../adapt/nf4-linear.js');
     // QLoRA keeps the output layer in full precision (bitsandbytes / PEFT recipes skip lm_head)
     const q = quantizeModel(model, { skip: ['lm_head'] });
-    notes.push(`base linears quantized to NF4 (QLoRA): ${q.layers.length} layers, ${formatBytes(q.bytesBefore)} -> ${formatBytes(q.bytesAfter)}`);
+    notes.push(
+      `base linears quantized to NF4 (QLoRA): ${q.layers.length} layers, ${formatBytes(q.bytesBefore)} -> ${formatBytes(q.bytesAfter)}`,
+    );
   }
   // adapter init draws from the engine RNG: seeded so a run is reproducible from its config
   manualSeed(cfg.training.seed);
-  const section = cfg[method.configSection] as unknown as Record<string, unknown> & { target_modules: string[] | string; init_adapter: string | null };
+  const section = cfg[method.configSection] as unknown as Record<string, unknown> & {
+    target_modules: string[] | string;
+    init_adapter: string | null;
+  };
   let wrapped: string[];
   let targets: string[] | string = section.target_modules;
   if (section.init_adapter) {
     const from = methodOfAdapter(section.init_adapter);
-    if (from.name !== method.name) throw new MedloraError(`${method.configSection}.init_adapter ${section.init_adapter}: holds a ${from.name} adapter but finetuning is ${method.name}`);
+    if (from.name !== method.name)
+      throw new MedloraError(
+        `${method.configSection}.init_adapter ${section.init_adapter}: holds a ${from.name} adapter but finetuning is ${method.name}`,
+      );
     const ad = method.load(model, section.init_adapter);
     wrapped = ad.modules;
     targets = ad.config.target_modules as string[] | string;
-    const differ = Object.keys(section).filter((k) => k in ad.config && k !== 'init_adapter' && JSON.stringify(ad.config[k]) !== JSON.stringify(section[k]));
-    if (differ.length) notes.push(`${method.configSection}: ${differ.map((k) => `${k} ${JSON.stringify(ad.config[k])}`).join(', ')} come from ${section.init_adapter} (init_adapter), not from the config`);
+    const differ = Object.keys(section).filter(
+      (k) => k in ad.config && k !== 'init_adapter' && JSON.stringify(ad.config[k]) !== JSON.stringify(section[k]),
+    );
+    if (differ.length)
+      notes.push(
+        `${method.configSection}: ${differ.map((k) => `${k} ${JSON.stringify(ad.config[k])}`).join(', ')} come from ${section.init_adapter} (init_adapter), not from the config`,
+      );
   } else {
     wrapped = method.apply(model, section as never);
   }
   // a method that trains base tensors (Adapter-V2's norms) trains them in the base's dtype: say so when that is not F32
   const low = method.trainable(model).filter(([, t]) => t.dtype !== 'f32');
-  if (low.length) notes.push(`${low.length} trainable tensor(s) are ${[...new Set(low.map(([, t]) => t.dtype))].join('/')} like the base (e.g. ${low[0]![0]}): AdamW updates them in that dtype`);
+  if (low.length)
+    notes.push(
+      `${low.length} trainable tensor(s) are ${[...new Set(low.map(([, t]) => t.dtype))].join('/')} like the base (e.g. ${low[0]![0]}): AdamW updates them in that dtype`,
+    );
   model.gradientCheckpointing = cfg.training.gradient_checkpointing;
   const vocabSize = model.config.vocab_size;
   let tok: TextTokenizer | undefined;
@@ -86,11 +103,22 @@ export async function prepareRun(cfg: TrainConfig, bf16Units?: readonly string[]
   // the training contract travels with every adapter saved (src/data/contract.ts: medlora_contract.json)
   const { trainingContract } = await import('./contract.js');
   const { writeContract } = await import('../data/contract.js');
-  const computeDtype = model.parameters().find((p) => p.dtype === 'f32' || p.dtype === 'bf16' || p.dtype === 'f16')?.dtype ?? 'f32';
+  const computeDtype =
+    model.parameters().find((p) => p.dtype === 'f32' || p.dtype === 'bf16' || p.dtype === 'f16')?.dtype ?? 'f32';
   const contract = await trainingContract(cfg, { format: tr.report.format, computeDtype, tok });
   const save = (dir: string): void => {
     method.save(model, dir, { base_model_name_or_path: cfg.model, target_modules: targets });
     writeContract(dir, contract);
   };
-  return { model, saveAdapter: save, train: tr.examples, validation, reports, padId, method: method.name, loraModules: wrapped, notes };
+  return {
+    model,
+    saveAdapter: save,
+    train: tr.examples,
+    validation,
+    reports,
+    padId,
+    method: method.name,
+    loraModules: wrapped,
+    notes,
+  };
 }

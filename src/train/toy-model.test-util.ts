@@ -9,7 +9,11 @@ export class ToyLM extends Module {
   declare weight: Tensor;
   declare bias: Tensor;
   gradientCheckpointing = false;
-  constructor(readonly vocab: number, readonly dim: number, readonly p = 0) {
+  constructor(
+    readonly vocab: number,
+    readonly dim: number,
+    readonly p = 0,
+  ) {
     super();
     this.param('emb', randn([vocab, dim]));
     this.param('weight', randn([vocab, dim]).mul(0.1).requiresGrad_(true));

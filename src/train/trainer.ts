@@ -16,8 +16,23 @@ import { BatchSource, makeBatch, padBatch, type Example, type MicroBatch } from 
 import { summedTokenLoss } from './loss.js';
 import { createOptimizer, type TrainOptimizer } from './optim.js';
 import { learningRateAt, warmupSteps, type ScheduleSpec } from './schedule.js';
-import { findCheckpoint, listCheckpoints, loadCheckpoint, pruneCheckpoints, saveCheckpoint, TRAINER_STATE, type TrainerState } from './checkpoint.js';
-import { MetricsLog, type EvalRecord, type GenerateEvalRecord, type GenerateEvalScores, type MetricRecord, type TrainRecord } from './metrics.js';
+import {
+  findCheckpoint,
+  listCheckpoints,
+  loadCheckpoint,
+  pruneCheckpoints,
+  saveCheckpoint,
+  TRAINER_STATE,
+  type TrainerState,
+} from './checkpoint.js';
+import {
+  MetricsLog,
+  type EvalRecord,
+  type GenerateEvalRecord,
+  type GenerateEvalScores,
+  type MetricRecord,
+  type TrainRecord,
+} from './metrics.js';
 import { bestMetricName } from './config.js';
 import { activateNeftune } from './neftune.js';
 import { defaultLogDir, TfEventsWriter, tensorboardScalars } from './tfevents.js';
@@ -131,7 +146,12 @@ export class Trainer {
   readonly metrics: MetricsLog;
   step = 0;
   totalTokens = 0;
-  best: BestState = { best_metric: null, best_global_step: null, best_model_checkpoint: null, early_stopping_patience_counter: 0 };
+  best: BestState = {
+    best_metric: null,
+    best_global_step: null,
+    best_model_checkpoint: null,
+    early_stopping_patience_counter: 0,
+  };
   private stopRequested = false;
   /** data parallel: whether any rank had been asked to stop at the last update (all ranks agree on it) */
   private stopAgreed = false;
@@ -142,15 +162,35 @@ export class Trainer {
     const t = o.training;
     this.params = o.model.trainableParameters();
     if (this.params.length === 0) throw new MedloraError('the model has no trainable parameters (apply LoRA first)');
-    this.optimizer = createOptimizer(this.params, { name: t.optim, betas: [t.adam_beta1, t.adam_beta2], eps: t.adam_epsilon, weightDecay: t.weight_decay });
-    this.source = new BatchSource(o.train, t.per_device_train_batch_size * (o.parallel?.worldSize ?? 1), t.shuffle, t.seed, o.padId, t.padding_free);
+    this.optimizer = createOptimizer(this.params, {
+      name: t.optim,
+      betas: [t.adam_beta1, t.adam_beta2],
+      eps: t.adam_epsilon,
+      weightDecay: t.weight_decay,
+    });
+    this.source = new BatchSource(
+      o.train,
+      t.per_device_train_batch_size * (o.parallel?.worldSize ?? 1),
+      t.shuffle,
+      t.seed,
+      o.padId,
+      t.padding_free,
+    );
     const total = totalUpdates(t, this.source.batchesPerEpoch);
-    this.schedule = { type: t.lr_scheduler_type, learningRate: t.learning_rate, warmupSteps: warmupSteps(t.warmup_steps, t.warmup_ratio, total), totalSteps: total,
-      ...(Object.keys(t.lr_scheduler_kwargs ?? {}).length ? { kwargs: t.lr_scheduler_kwargs } : {}) };
+    this.schedule = {
+      type: t.lr_scheduler_type,
+      learningRate: t.learning_rate,
+      warmupSteps: warmupSteps(t.warmup_steps, t.warmup_ratio, total),
+      totalSteps: total,
+      ...(Object.keys(t.lr_scheduler_kwargs ?? {}).length ? { kwargs: t.lr_scheduler_kwargs } : {}),
+    };
     mkdirSync(o.runDir, { recursive: true });
     this.metrics = new MetricsLog(join(o.runDir, 'metrics.jsonl'));
     o.model.gradientCheckpointing = t.gradient_checkpointing;
-    if (t.optim === 'paged_adamw_8bit') this.say('optim paged_adamw_8bit: paging (CUDA unified memory) has no meaning here; using block-wise 8-bit AdamW state');
+    if (t.optim === 'paged_adamw_8bit')
+      this.say(
+        'optim paged_adamw_8bit: paging (CUDA unified memory) has no meaning here; using block-wise 8-bit AdamW state',
+      );
     this.checkRunKeys();
   }
 
@@ -160,14 +200,25 @@ export class Trainer {
     if (t.fp16) {
       const device = this.o.device ?? this.params[0]![1].device;
       // float16 without loss scaling underflows gradients silently; medlora's loss scaler is not written yet
-      if (device === 'cpu') throw new MedloraError('training.fp16: float16 mixed precision (with loss scaling) is for CUDA; this run is on the CPU — use training.bf16 or leave fp16 false');
-      throw new MedloraError(`training.fp16: float16 training with dynamic loss scaling is not implemented in medlora yet (device ${device}); use training.bf16`);
+      if (device === 'cpu')
+        throw new MedloraError(
+          'training.fp16: float16 mixed precision (with loss scaling) is for CUDA; this run is on the CPU — use training.bf16 or leave fp16 false',
+        );
+      throw new MedloraError(
+        `training.fp16: float16 training with dynamic loss scaling is not implemented in medlora yet (device ${device}); use training.bf16`,
+      );
     }
     const metric = t.metric_for_best_model === null ? null : bestMetricName(t.metric_for_best_model);
     if (metric?.startsWith('gen_') && !this.o.generateEval) {
-      throw new MedloraError(`training.metric_for_best_model ${t.metric_for_best_model} needs generation-based evaluation (training.eval_generate_steps and data.validation records)`);
+      throw new MedloraError(
+        `training.metric_for_best_model ${t.metric_for_best_model} needs generation-based evaluation (training.eval_generate_steps and data.validation records)`,
+      );
     }
-    if (metric?.startsWith('eval_') && !this.o.validation?.length && (t.load_best_model_at_end || t.early_stopping_patience !== null)) {
+    if (
+      metric?.startsWith('eval_') &&
+      !this.o.validation?.length &&
+      (t.load_best_model_at_end || t.early_stopping_patience !== null)
+    ) {
       throw new MedloraError(`training.metric_for_best_model ${t.metric_for_best_model} needs data.validation`);
     }
   }
@@ -188,16 +239,31 @@ export class Trainer {
 
   private invariants(): Record<string, unknown> {
     const t = this.o.training;
-    return { per_device_train_batch_size: t.per_device_train_batch_size, gradient_accumulation_steps: t.gradient_accumulation_steps,
-      shuffle: t.shuffle, seed: t.seed, optim: t.optim, train_examples: this.o.train.length,
-      ...(this.o.parallel ? { world_size: this.o.parallel.worldSize } : {}) };
+    return {
+      per_device_train_batch_size: t.per_device_train_batch_size,
+      gradient_accumulation_steps: t.gradient_accumulation_steps,
+      shuffle: t.shuffle,
+      seed: t.seed,
+      optim: t.optim,
+      train_examples: this.o.train.length,
+      ...(this.o.parallel ? { world_size: this.o.parallel.worldSize } : {}),
+    };
   }
 
   private state(): TrainerState {
     const t = this.o.training;
-    const s: TrainerState & BestState = { global_step: this.step, epoch: this.source.epochFloat(), data_position: { ...this.source.pos },
-      shuffle: { enabled: t.shuffle, seed: t.seed }, rng: { scheme: 'reseed-per-step', seed: t.seed }, schedule: this.schedule,
-      optimizer: t.optim, invariants: this.invariants(), total_tokens: this.totalTokens, ...this.best };
+    const s: TrainerState & BestState = {
+      global_step: this.step,
+      epoch: this.source.epochFloat(),
+      data_position: { ...this.source.pos },
+      shuffle: { enabled: t.shuffle, seed: t.seed },
+      rng: { scheme: 'reseed-per-step', seed: t.seed },
+      schedule: this.schedule,
+      optimizer: t.optim,
+      invariants: this.invariants(),
+      total_tokens: this.totalTokens,
+      ...this.best,
+    };
     return s;
   }
 
@@ -209,18 +275,26 @@ export class Trainer {
       const inv = this.invariants();
       for (const [k, v] of Object.entries(ck.state.invariants ?? {})) {
         if (JSON.stringify(inv[k]) !== JSON.stringify(v)) {
-          throw new MedloraError(`--resume ${dir}: ${k} was ${JSON.stringify(v)} in that run and is ${JSON.stringify(inv[k])} now; an exact resume needs the same value`);
+          throw new MedloraError(
+            `--resume ${dir}: ${k} was ${JSON.stringify(v)} in that run and is ${JSON.stringify(inv[k])} now; an exact resume needs the same value`,
+          );
         }
       }
       noGrad(() => {
         for (const [n, p] of this.params) {
           const src = ck.trainable[n];
           if (!src) throw new MedloraError(`${dir}: no saved tensor for trainable parameter ${n}`);
-          if (JSON.stringify(src.shape) !== JSON.stringify(p.shape)) throw new MedloraError(`${dir}: ${n} has shape [${src.shape.join(',')}], the model's is [${p.shape.join(',')}]`);
+          if (JSON.stringify(src.shape) !== JSON.stringify(p.shape))
+            throw new MedloraError(
+              `${dir}: ${n} has shape [${src.shape.join(',')}], the model's is [${p.shape.join(',')}]`,
+            );
           p.copy_(src);
         }
         const extra = Object.keys(ck.trainable).filter((n) => !this.params.some(([m]) => m === n));
-        if (extra.length) throw new MedloraError(`${dir}: saved tensors ${extra.slice(0, 3).join(', ')} are not trainable parameters of this model`);
+        if (extra.length)
+          throw new MedloraError(
+            `${dir}: saved tensors ${extra.slice(0, 3).join(', ')} are not trainable parameters of this model`,
+          );
       });
       this.optimizer.loadState(ck.optimizer);
     } finally {
@@ -230,8 +304,12 @@ export class Trainer {
     this.step = ck.state.global_step;
     this.totalTokens = ck.state.total_tokens ?? 0;
     const b = ck.state as TrainerState & Partial<BestState>;
-    this.best = { best_metric: b.best_metric ?? null, best_global_step: b.best_global_step ?? null,
-      best_model_checkpoint: b.best_model_checkpoint ?? null, early_stopping_patience_counter: b.early_stopping_patience_counter ?? 0 };
+    this.best = {
+      best_metric: b.best_metric ?? null,
+      best_global_step: b.best_global_step ?? null,
+      best_model_checkpoint: b.best_model_checkpoint ?? null,
+      early_stopping_patience_counter: b.early_stopping_patience_counter ?? 0,
+    };
     this.source.pos = { ...ck.state.data_position };
     if (this.isMain) this.metrics.truncateAfter(this.step);
     this.say(`resumed from ${dir} at step ${this.step}`);
@@ -242,8 +320,15 @@ export class Trainer {
     if (!this.isMain) return join(this.o.runDir, `checkpoint-${this.step}`);
     const opt = this.optimizer.saveState();
     try {
-      if (this.best.best_global_step === this.step) this.best.best_model_checkpoint = join(this.o.runDir, `checkpoint-${this.step}`);
-      const dir = saveCheckpoint(this.o.runDir, { step: this.step, trainable: this.params, optimizer: opt, state: this.state(), saveAdapter: this.o.saveAdapter });
+      if (this.best.best_global_step === this.step)
+        this.best.best_model_checkpoint = join(this.o.runDir, `checkpoint-${this.step}`);
+      const dir = saveCheckpoint(this.o.runDir, {
+        step: this.step,
+        trainable: this.params,
+        optimizer: opt,
+        state: this.state(),
+        saveAdapter: this.o.saveAdapter,
+      });
       for (const d of this.prune()) this.say(`removed old checkpoint ${d}`);
       return dir;
     } finally {
@@ -255,7 +340,8 @@ export class Trainer {
   private prune(): string[] {
     const limit = this.o.training.save_total_limit;
     const best = this.best.best_model_checkpoint;
-    if (limit === null || best === null || !this.o.training.load_best_model_at_end) return pruneCheckpoints(this.o.runDir, limit);
+    if (limit === null || best === null || !this.o.training.load_best_model_at_end)
+      return pruneCheckpoints(this.o.runDir, limit);
     const all = listCheckpoints(this.o.runDir).map((c) => c.dir);
     const others = all.filter((d) => d !== best);
     const keepOthers = Math.max(all.includes(best) ? limit - 1 : limit, 1);
@@ -270,8 +356,15 @@ export class Trainer {
     if (!positions.length) return undefined;
     const ids = tensor(b.input_ids, { dtype: 'i64' });
     const outputPositions = tensor(positions, { dtype: 'i64' });
-    const packed = b.segment_ids && b.position_ids ? { segmentIds: tensor(b.segment_ids, { dtype: 'i64' }), positionIds: tensor(b.position_ids, { dtype: 'i64' }) } : {};
-    const logits = this.o.model.forward(ids, { outputPositions, ...packed, ...(b.padded ? { attentionMask: tensor(b.attention_mask, { dtype: 'i64' }) } : {}) });
+    const packed =
+      b.segment_ids && b.position_ids
+        ? { segmentIds: tensor(b.segment_ids, { dtype: 'i64' }), positionIds: tensor(b.position_ids, { dtype: 'i64' }) }
+        : {};
+    const logits = this.o.model.forward(ids, {
+      outputPositions,
+      ...packed,
+      ...(b.padded ? { attentionMask: tensor(b.attention_mask, { dtype: 'i64' }) } : {}),
+    });
     return summedTokenLoss(logits, tensor(targets, { dtype: 'i64' }));
   }
 
@@ -284,7 +377,10 @@ export class Trainer {
     const k = left === 0 ? t.gradient_accumulation_steps : Math.min(t.gradient_accumulation_steps, left);
     const batches: MicroBatch[] = [];
     const par = this.o.parallel;
-    for (let i = 0; i < k; i++) batches.push(par ? makeBatch(par.shard(this.source.nextRows()), this.o.padId, t.padding_free) : this.source.next());
+    for (let i = 0; i < k; i++)
+      batches.push(
+        par ? makeBatch(par.shard(this.source.nextRows()), this.o.padId, t.padding_free) : this.source.next(),
+      );
     const localTokens = batches.reduce((a, b) => a + b.targets, 0);
     const tokens = par ? par.allSum([localTokens])[0]! : localTokens;
     let sum = 0;
@@ -316,7 +412,8 @@ export class Trainer {
   /** Token-weighted mean loss over examples (no grad, dropout off). */
   evaluate(examples: readonly Example[]): { loss: number; tokens: number } {
     const bs = this.o.training.per_device_eval_batch_size;
-    let sum = 0, tokens = 0;
+    let sum = 0,
+      tokens = 0;
     this.o.model.train(false);
     noGrad(() => {
       for (let i = 0; i < examples.length; i += bs) {
@@ -342,7 +439,13 @@ export class Trainer {
   private runEval(): EvalRecord | undefined {
     if (!this.o.validation?.length || !this.isMain) return undefined;
     const e = this.evaluate(this.o.validation);
-    const r: EvalRecord = { step: this.step, epoch: this.source.epochFloat(), eval_loss: e.loss, eval_perplexity: Math.exp(e.loss), eval_tokens: e.tokens };
+    const r: EvalRecord = {
+      step: this.step,
+      epoch: this.source.epochFloat(),
+      eval_loss: e.loss,
+      eval_perplexity: Math.exp(e.loss),
+      eval_tokens: e.tokens,
+    };
     this.log(r);
     this.trackBest(r);
     return r;
@@ -384,7 +487,11 @@ export class Trainer {
     const better = (a: number, b: number): boolean => (t.greater_is_better ? a > b : a < b);
     const b = this.best;
     if (t.early_stopping_patience !== null) {
-      if (b.best_metric === null || (better(v, b.best_metric) && Math.abs(v - b.best_metric) > t.early_stopping_threshold)) b.early_stopping_patience_counter = 0;
+      if (
+        b.best_metric === null ||
+        (better(v, b.best_metric) && Math.abs(v - b.best_metric) > t.early_stopping_threshold)
+      )
+        b.early_stopping_patience_counter = 0;
       else b.early_stopping_patience_counter++;
       if (b.early_stopping_patience_counter >= t.early_stopping_patience) this.pendingStop = true;
     }
@@ -420,7 +527,11 @@ export class Trainer {
       this.tb = new TfEventsWriter(defaultLogDir(this.o.runDir));
       this.tb.addText('config', JSON.stringify(this.o.reportConfig ?? { training: t }, null, 2), this.step);
     }
-    if (t.neftune_noise_alpha !== null) this.removeNeftune = activateNeftune(this.o.model as unknown as Parameters<typeof activateNeftune>[0], t.neftune_noise_alpha);
+    if (t.neftune_noise_alpha !== null)
+      this.removeNeftune = activateNeftune(
+        this.o.model as unknown as Parameters<typeof activateNeftune>[0],
+        t.neftune_noise_alpha,
+      );
     try {
       return await this.loop();
     } finally {
@@ -435,33 +546,59 @@ export class Trainer {
     const start = Date.now();
     const startTokens = this.totalTokens;
     let lastCheckpoint: string | null = null;
-    let interrupted = false, halted = false, earlyStopped = false;
-    let windowStart = Date.now(), windowTokens = 0;
+    let interrupted = false,
+      halted = false,
+      earlyStopped = false;
+    let windowStart = Date.now(),
+      windowTokens = 0;
     let savedAt = -1;
-    const save = (): void => { lastCheckpoint = this.checkpoint(); savedAt = this.step; };
+    const save = (): void => {
+      lastCheckpoint = this.checkpoint();
+      savedAt = this.step;
+    };
     while (this.step < total) {
       const s = this.trainStep();
       this.totalTokens += s.tokens;
       windowTokens += s.tokens;
       const now = Date.now();
-      const rec: TrainRecord = { step: this.step, epoch: this.source.epochFloat(), loss: s.loss, learning_rate: s.lr, grad_norm: s.gradNorm,
-        tokens_per_second: windowTokens / Math.max(1e-3, (now - windowStart) / 1000), tokens: s.tokens };
+      const rec: TrainRecord = {
+        step: this.step,
+        epoch: this.source.epochFloat(),
+        loss: s.loss,
+        learning_rate: s.lr,
+        grad_norm: s.gradNorm,
+        tokens_per_second: windowTokens / Math.max(1e-3, (now - windowStart) / 1000),
+        tokens: s.tokens,
+      };
       const last = this.step === total;
       // an epoch ends when its micro-batches are used up; HF also runs its epoch-end hooks when max_steps ends one early
       const epochEnd = this.source.remainingInEpoch() === 0 || last;
       // logging_strategy (null: medlora logs every logging_steps and also the first and the last update)
-      const logNow = t.logging_strategy === null ? this.step % t.logging_steps === 0 || last || this.step === 1
-        : t.logging_strategy === 'steps' ? this.step % t.logging_steps === 0 : t.logging_strategy === 'epoch' ? epochEnd : false;
+      const logNow =
+        t.logging_strategy === null
+          ? this.step % t.logging_steps === 0 || last || this.step === 1
+          : t.logging_strategy === 'steps'
+            ? this.step % t.logging_steps === 0
+            : t.logging_strategy === 'epoch'
+              ? epochEnd
+              : false;
       if (logNow) {
         this.log(rec);
-        windowStart = now; windowTokens = 0;
+        windowStart = now;
+        windowTokens = 0;
       }
       this.o.onStep?.(this.step, total, rec);
       let newBest = false;
       if (t.eval_strategy === null) {
         if (t.eval_steps !== null && this.step % t.eval_steps === 0) this.runEval();
         if (t.eval_generate_steps !== null && this.step % t.eval_generate_steps === 0) this.runGenerateEval();
-      } else if (t.eval_strategy === 'steps' ? this.step % t.eval_steps! === 0 || last : t.eval_strategy === 'epoch' ? epochEnd : false) {
+      } else if (
+        t.eval_strategy === 'steps'
+          ? this.step % t.eval_steps! === 0 || last
+          : t.eval_strategy === 'epoch'
+            ? epochEnd
+            : false
+      ) {
         // HF DefaultFlowCallback: steps-evaluation also runs at the last update
         const e = this.evaluation();
         newBest = e.newBest;
@@ -470,15 +607,28 @@ export class Trainer {
         if (this.o.parallel) earlyStopped = this.o.parallel.allSum([earlyStopped ? 1 : 0])[0]! > 0;
       }
       // save_strategy (null: every save_steps); HF's steps strategy also saves at the last update, best saves on a new best
-      const saveNow = t.save_strategy === null ? t.save_steps !== null && this.step % t.save_steps === 0
-        : t.save_strategy === 'steps' ? this.step % t.save_steps! === 0 || last : t.save_strategy === 'epoch' ? epochEnd : t.save_strategy === 'best' ? newBest : false;
+      const saveNow =
+        t.save_strategy === null
+          ? t.save_steps !== null && this.step % t.save_steps === 0
+          : t.save_strategy === 'steps'
+            ? this.step % t.save_steps! === 0 || last
+            : t.save_strategy === 'epoch'
+              ? epochEnd
+              : t.save_strategy === 'best'
+                ? newBest
+                : false;
       if (saveNow) save();
       if (earlyStopped && !last) {
-        this.say(`early stopping at step ${this.step}: ${t.metric_for_best_model} did not improve by more than ${t.early_stopping_threshold} for ${t.early_stopping_patience} evaluations (best ${this.best.best_metric} at step ${this.best.best_global_step})`);
+        this.say(
+          `early stopping at step ${this.step}: ${t.metric_for_best_model} did not improve by more than ${t.early_stopping_threshold} for ${t.early_stopping_patience} evaluations (best ${this.best.best_metric} at step ${this.best.best_global_step})`,
+        );
         break;
       }
       earlyStopped = false;
-      if (this.o.haltAfterStep !== undefined && this.step >= this.o.haltAfterStep && this.step < total) { halted = true; break; }
+      if (this.o.haltAfterStep !== undefined && this.step >= this.o.haltAfterStep && this.step < total) {
+        halted = true;
+        break;
+      }
       // let a pending SIGINT handler run between updates
       await new Promise<void>((r) => setImmediate(r));
       if ((this.o.parallel ? this.stopAgreed : this.stopRequested) && this.step < total) {
@@ -494,23 +644,54 @@ export class Trainer {
         if (t.eval_steps === null || this.step % t.eval_steps !== 0) this.runEval();
         if (t.eval_generate_steps !== null && this.step % t.eval_generate_steps !== 0) this.runGenerateEval();
       }
-      if (t.load_best_model_at_end && this.best.best_model_checkpoint !== null && this.best.best_global_step !== this.step) {
+      if (
+        t.load_best_model_at_end &&
+        this.best.best_model_checkpoint !== null &&
+        this.best.best_global_step !== this.step
+      ) {
         this.loadWeights(this.best.best_model_checkpoint);
         finalFrom = this.best.best_model_checkpoint;
-        this.say(`load_best_model_at_end: the final adapter is ${finalFrom} (${t.metric_for_best_model} ${this.best.best_metric})`);
+        this.say(
+          `load_best_model_at_end: the final adapter is ${finalFrom} (${t.metric_for_best_model} ${this.best.best_metric})`,
+        );
       } else if (t.load_best_model_at_end && this.best.best_model_checkpoint !== null) {
         finalFrom = this.best.best_model_checkpoint;
       }
       if (this.o.saveAdapter && this.isMain) this.o.saveAdapter(join(this.o.runDir, 'adapter'));
       // the run's own trainer_state.json (HF writes one in output_dir at the end): the best checkpoint and metric
-      if (this.isMain) writeFileSync(join(this.o.runDir, TRAINER_STATE), `${JSON.stringify({ global_step: this.step, max_steps: total, epoch: this.source.epochFloat(),
-        metric_for_best_model: t.metric_for_best_model, greater_is_better: t.greater_is_better, ...this.best,
-        early_stopped: this.step < total, final_adapter_from: finalFrom }, null, 2)}\n`);
+      if (this.isMain)
+        writeFileSync(
+          join(this.o.runDir, TRAINER_STATE),
+          `${JSON.stringify(
+            {
+              global_step: this.step,
+              max_steps: total,
+              epoch: this.source.epochFloat(),
+              metric_for_best_model: t.metric_for_best_model,
+              greater_is_better: t.greater_is_better,
+              ...this.best,
+              early_stopped: this.step < total,
+              final_adapter_from: finalFrom,
+            },
+            null,
+            2,
+          )}\n`,
+        );
     }
     const wall = (Date.now() - start) / 1000;
-    return { steps: this.step, totalSteps: total, interrupted, halted, lastCheckpoint, earlyStopped: !interrupted && !halted && this.step < total,
-      best: { ...this.best }, finalFrom, optimizerBytes: this.optimizer.stateBytes(),
-      trainableParams: this.params.reduce((a, [, p]) => a + p.numel, 0), wallSeconds: wall,
-      tokensPerSecond: (this.totalTokens - startTokens) / Math.max(1e-3, wall) };
+    return {
+      steps: this.step,
+      totalSteps: total,
+      interrupted,
+      halted,
+      lastCheckpoint,
+      earlyStopped: !interrupted && !halted && this.step < total,
+      best: { ...this.best },
+      finalFrom,
+      optimizerBytes: this.optimizer.stateBytes(),
+      trainableParams: this.params.reduce((a, [, p]) => a + p.numel, 0),
+      wallSeconds: wall,
+      tokensPerSecond: (this.totalTokens - startTokens) / Math.max(1e-3, wall),
+    };
   }
 }

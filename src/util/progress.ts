@@ -34,8 +34,16 @@ export class Progress {
     const now = Date.now();
     const final = done >= this.opts.total;
     if (this.opts.json) {
-      process.stdout.write(`${JSON.stringify({ event: 'progress', label: this.opts.label, done, total: this.opts.total,
-        elapsed_s: (now - this.start) / 1000, ...this.fields })}\n`);
+      process.stdout.write(
+        `${JSON.stringify({
+          event: 'progress',
+          label: this.opts.label,
+          done,
+          total: this.opts.total,
+          elapsed_s: (now - this.start) / 1000,
+          ...this.fields,
+        })}\n`,
+      );
       return;
     }
     const interval = this.tty ? 100 : 5000;
@@ -58,9 +66,13 @@ export class Progress {
     const bar = `${'█'.repeat(filled)}${'░'.repeat(width - filled)}`;
     const elapsed = (now - this.start) / 1000;
     const eta = this.done > 0 ? (elapsed / this.done) * (total - this.done) : NaN;
-    const extra = Object.entries(this.fields).map(([k, v]) => `${k} ${typeof v === 'number' ? fmtNum(v) : v}`).join('  ');
-    return `${label} ${bar} ${this.done}/${total}  ${fmtTime(elapsed)} elapsed, ETA ${Number.isFinite(eta) ? fmtTime(eta) : '?'}` +
-      (extra ? `  ${extra}` : '');
+    const extra = Object.entries(this.fields)
+      .map(([k, v]) => `${k} ${typeof v === 'number' ? fmtNum(v) : v}`)
+      .join('  ');
+    return (
+      `${label} ${bar} ${this.done}/${total}  ${fmtTime(elapsed)} elapsed, ETA ${Number.isFinite(eta) ? fmtTime(eta) : '?'}` +
+      (extra ? `  ${extra}` : '')
+    );
   }
 
   /** Finish the bar (newline on a TTY). */

@@ -13,7 +13,10 @@ export function setWarningHandler(h: ((message: string) => void) | undefined): (
 
 /** Emit a warning: to the handler if one is set (every time), else to stderr once per distinct message. */
 export function warn(message: string): void {
-  if (handler) { handler(message); return; }
+  if (handler) {
+    handler(message);
+    return;
+  }
   if (seen.has(message)) return;
   seen.add(message);
   process.stderr.write(`medlora: warning: ${message}\n`);

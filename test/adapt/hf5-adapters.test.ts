@@ -27,8 +27,13 @@ test('medlora merge equals PEFT merge_and_unload (every changed tensor) and the 
   for (const [name, ad] of HF5_ADAPTERS) {
     const out = mkdtempSync(join(tmpdir(), `medlora-hf5-merge-`));
     try {
-      if (name === 'gpt2-tiny') { // through the CLI: Conv1D attention + nn.Linear lm_head in one adapter
-        const r = spawnSync(process.execPath, [bin, 'merge', '--model', hf5Model(name), '--adapter', hf5Path(name, ad), '--out', out], { encoding: 'utf8' });
+      if (name === 'gpt2-tiny') {
+        // through the CLI: Conv1D attention + nn.Linear lm_head in one adapter
+        const r = spawnSync(
+          process.execPath,
+          [bin, 'merge', '--model', hf5Model(name), '--adapter', hf5Path(name, ad), '--out', out],
+          { encoding: 'utf8' },
+        );
         assert.equal(r.status, 0, r.stderr);
       } else {
         mergeCheckpoint({ model: hf5Model(name), adapter: hf5Path(name, ad), out });
@@ -46,7 +51,10 @@ test('medlora merge equals PEFT merge_and_unload (every changed tensor) and the 
           assertClose(bytesToNumbers('F32', got.read(key)), orig, { atol: 0, label: `${name} wte kept` });
           continue;
         }
-        const r = compareClose(bytesToNumbers(got.info(key).dtype, got.read(key)), want, { atol: 1e-5, label: `${name}/${ad} merged ${key}` });
+        const r = compareClose(bytesToNumbers(got.info(key).dtype, got.read(key)), want, {
+          atol: 1e-5,
+          label: `${name}/${ad} merged ${key}`,
+        });
         console.log(`  ${name}/${ad} merged ${key}: max |diff| vs PEFT ${r.maxAbsDiff.toExponential(2)}`);
         assert.ok(r.ok, r.message);
       }
@@ -57,13 +65,22 @@ test('medlora merge equals PEFT merge_and_unload (every changed tensor) and the 
       }
       const m = loadModel(out);
       try {
-        const loss = scope(() => noGrad(() => {
-          const b = hf5Batch(name);
-          return causalLmLoss(m.forward(tensor(b.input_ids, { dtype: 'i64' })), tensor(b.labels, { dtype: 'i64' })).loss.item() as number;
-        }));
-        console.log(`  ${name}/${ad}: merged loss ${loss.toFixed(6)}, transformers+PEFT unmerged ${exp.loss_lora.toFixed(6)}, PEFT merged ${exp.loss_merged.toFixed(6)}`);
+        const loss = scope(() =>
+          noGrad(() => {
+            const b = hf5Batch(name);
+            return causalLmLoss(
+              m.forward(tensor(b.input_ids, { dtype: 'i64' })),
+              tensor(b.labels, { dtype: 'i64' }),
+            ).loss.item() as number;
+          }),
+        );
+        console.log(
+          `  ${name}/${ad}: merged loss ${loss.toFixed(6)}, transformers+PEFT unmerged ${exp.loss_lora.toFixed(6)}, PEFT merged ${exp.loss_merged.toFixed(6)}`,
+        );
         assertClose([loss], [exp.loss_lora], { atol: TOL, label: `${name}/${ad} merged loss vs loss_lora` });
-      } finally { m.dispose(); }
+      } finally {
+        m.dispose();
+      }
     } finally {
       rmSync(out, { recursive: true, force: true });
     }
@@ -83,32 +100,54 @@ test('a square nn.Linear in a Conv1D model is merged untransposed (the layout co
     mkdirSync(join(d, 'model'));
     writeSafetensors(join(d, 'model', 'model.safetensors'), w);
     const cfg = JSON.parse(readFileSync(join(hf5Model('gpt2-tiny'), 'config.json'), 'utf8')) as Record<string, unknown>;
-    writeFileSync(join(d, 'model', 'config.json'), JSON.stringify({ ...cfg, vocab_size: 64, tie_word_embeddings: false }));
+    writeFileSync(
+      join(d, 'model', 'config.json'),
+      JSON.stringify({ ...cfg, vocab_size: 64, tie_word_embeddings: false }),
+    );
     mkdirSync(join(d, 'adapter'));
-    const A = new Float32Array(4 * 64).map((_, i) => Math.cos(i * 0.11)), B = new Float32Array(64 * 4).map((_, i) => Math.sin(i * 0.23));
-    const f32 = (a: Float32Array, shape: number[]) => ({ dtype: 'F32' as const, shape, data: new Uint8Array(a.buffer.slice(0)) });
+    const A = new Float32Array(4 * 64).map((_, i) => Math.cos(i * 0.11)),
+      B = new Float32Array(64 * 4).map((_, i) => Math.sin(i * 0.23));
+    const f32 = (a: Float32Array, shape: number[]) => ({
+      dtype: 'F32' as const,
+      shape,
+      data: new Uint8Array(a.buffer.slice(0)),
+    });
     writeSafetensors(join(d, 'adapter', 'adapter_model.safetensors'), {
-      'base_model.model.lm_head.lora_A.weight': f32(A, [4, 64]), 'base_model.model.lm_head.lora_B.weight': f32(B, [64, 4]),
-      'base_model.model.transformer.h.0.attn.c_proj.lora_A.weight': f32(A, [4, 64]), 'base_model.model.transformer.h.0.attn.c_proj.lora_B.weight': f32(B, [64, 4]),
+      'base_model.model.lm_head.lora_A.weight': f32(A, [4, 64]),
+      'base_model.model.lm_head.lora_B.weight': f32(B, [64, 4]),
+      'base_model.model.transformer.h.0.attn.c_proj.lora_A.weight': f32(A, [4, 64]),
+      'base_model.model.transformer.h.0.attn.c_proj.lora_B.weight': f32(B, [64, 4]),
     });
     // fan_in_fan_out true, as for GPT-2's Conv1D: it must not decide lm_head's layout
-    writeFileSync(join(d, 'adapter', 'adapter_config.json'), JSON.stringify({ peft_type: 'LORA', r: 4, lora_alpha: 8, target_modules: ['lm_head', 'c_proj'],
-      fan_in_fan_out: true }));
+    writeFileSync(
+      join(d, 'adapter', 'adapter_config.json'),
+      JSON.stringify({
+        peft_type: 'LORA',
+        r: 4,
+        lora_alpha: 8,
+        target_modules: ['lm_head', 'c_proj'],
+        fan_in_fan_out: true,
+      }),
+    );
     mergeCheckpoint({ model: join(d, 'model'), adapter: join(d, 'adapter'), out: join(d, 'out') });
     const merged = bytesToNumbers('F32', openCheckpoint(join(d, 'out')).read('lm_head.weight'));
     const cproj = bytesToNumbers('F32', openCheckpoint(join(d, 'out')).read('transformer.h.0.attn.c_proj.weight'));
     const cproj0 = bytesToNumbers('F32', openCheckpoint(join(d, 'model')).read('transformer.h.0.attn.c_proj.weight'));
     // expected by hand: lm_head [out, in] += B A * 2; c_proj [in, out] += (B A * 2)^T
-    const want = new Float64Array(64 * 64), wantC = new Float64Array(64 * 64);
-    for (let o = 0; o < 64; o++) for (let i = 0; i < 64; i++) {
-      let s = 0; for (let k = 0; k < 4; k++) s += B[o * 4 + k]! * A[k * 64 + i]!;
-      want[o * 64 + i] = head[o * 64 + i]! + 2 * s;
-      wantC[i * 64 + o] = cproj0[i * 64 + o]! + 2 * s;
-    }
+    const want = new Float64Array(64 * 64),
+      wantC = new Float64Array(64 * 64);
+    for (let o = 0; o < 64; o++)
+      for (let i = 0; i < 64; i++) {
+        let s = 0;
+        for (let k = 0; k < 4; k++) s += B[o * 4 + k]! * A[k * 64 + i]!;
+        want[o * 64 + i] = head[o * 64 + i]! + 2 * s;
+        wantC[i * 64 + o] = cproj0[i * 64 + o]! + 2 * s;
+      }
     assertClose(merged, want, { atol: 1e-5, label: 'square lm_head merged as [out, in]' });
     assertClose(cproj, wantC, { atol: 1e-5, label: 'square Conv1D c_proj merged as [in, out]' });
     const transposed = new Float64Array(64 * 64);
-    for (let o = 0; o < 64; o++) for (let i = 0; i < 64; i++) transposed[o * 64 + i] = head[o * 64 + i]! + (want[i * 64 + o]! - head[i * 64 + o]!);
+    for (let o = 0; o < 64; o++)
+      for (let i = 0; i < 64; i++) transposed[o * 64 + i] = head[o * 64 + i]! + (want[i * 64 + o]! - head[i * 64 + o]!);
     assert.ok(!compareClose(merged, transposed, { atol: 1e-3 }).ok, 'the check tells the transposed merge apart');
   } finally {
     rmSync(d, { recursive: true, force: true });
@@ -128,12 +167,24 @@ test('PEFT lm_head base copy: used when equal to the model head, an error naming
     writeSafetensors(join(d, 'adapter_model.safetensors'), t);
     const m = loadModel(hf5Model('llama-tiny'));
     try {
-      assert.throws(() => loadAdapter(m, d), (e: unknown) => e instanceof MedloraError &&
-        /adapter_model\.safetensors: 'base_model\.model\.lm_head\.base_layer\.weight' \(the base weight PEFT saved beside the LoRA factors\) differs from the model's 'lm_head\.base_layer\.weight' by up to 1\.00\de-2/.test(e.message));
+      assert.throws(
+        () => loadAdapter(m, d),
+        (e: unknown) =>
+          e instanceof MedloraError &&
+          /adapter_model\.safetensors: 'base_model\.model\.lm_head\.base_layer\.weight' \(the base weight PEFT saved beside the LoRA factors\) differs from the model's 'lm_head\.base_layer\.weight' by up to 1\.00\de-2/.test(
+            e.message,
+          ),
+      );
       // the model is left without adapters and loads the untouched adapter afterwards
       loadAdapter(m, src);
-    } finally { m.dispose(); }
-    const r = spawnSync(process.execPath, [bin, 'merge', '--model', hf5Model('llama-tiny'), '--adapter', d, '--out', join(d, 'out')], { encoding: 'utf8' });
+    } finally {
+      m.dispose();
+    }
+    const r = spawnSync(
+      process.execPath,
+      [bin, 'merge', '--model', hf5Model('llama-tiny'), '--adapter', d, '--out', join(d, 'out')],
+      { encoding: 'utf8' },
+    );
     assert.equal(r.status, 1);
     assert.match(r.stderr, /lm_head\.base_layer\.weight' .* differs from the model's/);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
@@ -145,10 +196,18 @@ test('PEFT lm_head base copy: used when equal to the model head, an error naming
 test('layers_to_transform / layers_pattern / exclude_modules select the modules PEFT adapted', () => {
   const exp = hf5Expected('llama-tiny', 'adapter-layers');
   const cfg = JSON.parse(readFileSync(hf5Path('llama-tiny', 'adapter-layers', 'adapter_config.json'), 'utf8')) as never;
-  const paths = [0, 1].flatMap((l) => ['q_proj', 'k_proj', 'v_proj', 'o_proj'].map((p) => `model.layers.${l}.self_attn.${p}`)
-    .concat(['gate_proj', 'up_proj', 'down_proj'].map((p) => `model.layers.${l}.mlp.${p}`))).concat(['lm_head']);
+  const paths = [0, 1]
+    .flatMap((l) =>
+      ['q_proj', 'k_proj', 'v_proj', 'o_proj']
+        .map((p) => `model.layers.${l}.self_attn.${p}`)
+        .concat(['gate_proj', 'up_proj', 'down_proj'].map((p) => `model.layers.${l}.mlp.${p}`)),
+    )
+    .concat(['lm_head']);
   const chosen = paths.filter((p) => isTargetModule(cfg, p)).sort();
-  const peft = (exp.adapter_keys as string[]).filter((k) => k.endsWith('.lora_A.weight')).map((k) => k.slice('base_model.model.'.length, -'.lora_A.weight'.length)).sort();
+  const peft = (exp.adapter_keys as string[])
+    .filter((k) => k.endsWith('.lora_A.weight'))
+    .map((k) => k.slice('base_model.model.'.length, -'.lora_A.weight'.length))
+    .sort();
   assert.deepEqual(chosen, peft);
   // PEFT's rules: an exact entry skips the layer filter; the index is the first "<name>.<n>." segment; layers_pattern names it
   const t = { target_modules: ['q_proj', 'lm_head'], layers_to_transform: 1 };
@@ -157,8 +216,20 @@ test('layers_to_transform / layers_pattern / exclude_modules select the modules 
   assert.equal(isTargetModule(t, 'model.layers.0.self_attn.q_proj'), false);
   assert.equal(isTargetModule({ ...t, layers_pattern: 'layers' }, 'model.layers.1.experts.0.q_proj'), true);
   assert.equal(isTargetModule({ ...t, layers_pattern: ['blocks'] }, 'model.layers.1.self_attn.q_proj'), false);
-  assert.equal(isTargetModule({ target_modules: ['q_proj'], exclude_modules: 'model\\.layers\\.0\\..*' }, 'model.layers.0.self_attn.q_proj'), false);
-  assert.equal(isTargetModule({ target_modules: ['q_proj'], exclude_modules: 'layers\\.0\\..*' }, 'model.layers.0.self_attn.q_proj'), true); // fullmatch
+  assert.equal(
+    isTargetModule(
+      { target_modules: ['q_proj'], exclude_modules: 'model\\.layers\\.0\\..*' },
+      'model.layers.0.self_attn.q_proj',
+    ),
+    false,
+  );
+  assert.equal(
+    isTargetModule(
+      { target_modules: ['q_proj'], exclude_modules: 'layers\\.0\\..*' },
+      'model.layers.0.self_attn.q_proj',
+    ),
+    true,
+  ); // fullmatch
 });
 
 test('adapter config keys that change the math and are not implemented: one-line errors naming the key (library and CLI)', () => {
@@ -184,10 +255,29 @@ test('adapter config keys that change the math and are not implemented: one-line
       copyFileSync(join(src, 'adapter_model.safetensors'), join(a, 'adapter_model.safetensors'));
       const m = loadModel(hf5Model('llama-tiny'));
       try {
-        assert.throws(() => loadAdapter(m, a), (e: unknown) => e instanceof MedloraError && /adapter_config\.json: /.test(e.message) && re.test(e.message), JSON.stringify(patch));
-      } finally { m.dispose(); }
+        assert.throws(
+          () => loadAdapter(m, a),
+          (e: unknown) => e instanceof MedloraError && /adapter_config\.json: /.test(e.message) && re.test(e.message),
+          JSON.stringify(patch),
+        );
+      } finally {
+        m.dispose();
+      }
       if (i === 0) {
-        const r = spawnSync(process.execPath, [bin, 'loss', '--model', hf5Model('llama-tiny'), '--adapter', a, '--data', hf5Path('llama-tiny', 'batch.json')], { encoding: 'utf8' });
+        const r = spawnSync(
+          process.execPath,
+          [
+            bin,
+            'loss',
+            '--model',
+            hf5Model('llama-tiny'),
+            '--adapter',
+            a,
+            '--data',
+            hf5Path('llama-tiny', 'batch.json'),
+          ],
+          { encoding: 'utf8' },
+        );
         assert.equal(r.status, 1);
         assert.match(r.stderr, /adapter_config\.json: "rank_pattern"/);
         assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
@@ -201,7 +291,12 @@ test('adapter config keys that change the math and are not implemented: one-line
 test('medlora merge --dtype updates the transformers-5 "dtype" key (no stale torch_dtype added)', () => {
   const out = mkdtempSync(join(tmpdir(), 'medlora-hf5-dtype-'));
   try {
-    mergeCheckpoint({ model: hf5Model('llama-tiny'), adapter: hf5Path('llama-tiny', 'adapter-lm-head'), out, dtype: 'bf16' });
+    mergeCheckpoint({
+      model: hf5Model('llama-tiny'),
+      adapter: hf5Path('llama-tiny', 'adapter-lm-head'),
+      out,
+      dtype: 'bf16',
+    });
     const c = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as Record<string, unknown>;
     assert.equal(c.dtype, 'bfloat16');
     assert.equal('torch_dtype' in c, false);
@@ -217,7 +312,9 @@ test('an unknown adapter_config.json key is a visible warning naming it and the 
   const got: string[] = [];
   const prev = setWarningHandler((m) => got.push(m));
   try {
-    const cfg = JSON.parse(readFileSync(hf5Path('gpt2-tiny', 'adapter-lm-head', 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
+    const cfg = JSON.parse(
+      readFileSync(hf5Path('gpt2-tiny', 'adapter-lm-head', 'adapter_config.json'), 'utf8'),
+    ) as Record<string, unknown>;
     parseLoraConfig(cfg, 'a/adapter_config.json');
     assert.deepEqual(got, [], 'every key PEFT 0.21 writes is known');
     parseLoraConfig({ ...cfg, lora_mystery_scale: 2 }, 'a/adapter_config.json');

@@ -18,7 +18,8 @@ const f = (t: T.Tensor): number[] => Array.from(t.toFloat32Array());
 // --- an independent standard-normal quantile: erf by its Taylor series (exact to double precision for |x| < 3),
 // inverted by bisection
 function erf(x: number): number {
-  let sum = 0, term = x;
+  let sum = 0,
+    term = x;
   for (let n = 0; n < 200; n++) {
     sum += term / (2 * n + 1);
     term *= (-x * x) / (n + 1);
@@ -27,19 +28,31 @@ function erf(x: number): number {
 }
 const normCdf = (x: number): number => 0.5 * (1 + erf(x / Math.SQRT2));
 function normPpf(p: number): number {
-  let lo = -8, hi = 8;
-  for (let i = 0; i < 100; i++) { const mid = (lo + hi) / 2; if (normCdf(mid) < p) lo = mid; else hi = mid; }
+  let lo = -8,
+    hi = 8;
+  for (let i = 0; i < 100; i++) {
+    const mid = (lo + hi) / 2;
+    if (normCdf(mid) < p) lo = mid;
+    else hi = mid;
+  }
   return (lo + hi) / 2;
 }
 
 test('NF4 levels = bitsandbytes create_normal_map(offset=0.9677083): 8 positive, 7 negative normal quantiles and 0, scaled to [-1, 1]', () => {
   const offset = 0.9677083;
-  const lin = (a: number, b: number, n: number): number[] => Array.from({ length: n }, (_, i) => a + ((b - a) * i) / (n - 1));
+  const lin = (a: number, b: number, n: number): number[] =>
+    Array.from({ length: n }, (_, i) => a + ((b - a) * i) / (n - 1));
   const pos = lin(offset, 0.5, 9).slice(0, 8).map(normPpf);
-  const neg = lin(offset, 0.5, 8).slice(0, 7).map((p) => -normPpf(p));
+  const neg = lin(offset, 0.5, 8)
+    .slice(0, 7)
+    .map((p) => -normPpf(p));
   const all = [...pos, ...neg, 0].sort((a, b) => a - b);
   const max = Math.max(...all.map(Math.abs));
-  assertClose(NF4_LEVELS, all.map((v) => v / max), { atol: 1e-6, label: 'NF4 levels vs normal quantiles' });
+  assertClose(
+    NF4_LEVELS,
+    all.map((v) => v / max),
+    { atol: 1e-6, label: 'NF4 levels vs normal quantiles' },
+  );
   assert.equal(NF4_LEVELS.length, 16);
   assert.equal(NF4_LEVELS[7], 0);
 });
@@ -62,7 +75,11 @@ function nf4Reference(w: number[], bs = 64): number[] {
 
 test('dequantize(quantize(w)) equals the NF4 definition (nearest level per 64-block, times absmax), odd sizes and bf16 too', () => {
   T.manualSeed(21);
-  for (const [shape, dtype] of [[[7, 19], 'f32'], [[64, 96], 'f32'], [[33, 64], 'bf16']] as const) {
+  for (const [shape, dtype] of [
+    [[7, 19], 'f32'],
+    [[64, 96], 'f32'],
+    [[33, 64], 'bf16'],
+  ] as const) {
     const w = T.randn(shape).mul(0.05).to(dtype);
     const q = quantizeNf4(w);
     const deq = dequantizeNf4(q, 'f32');
@@ -83,7 +100,10 @@ test('packing: two codes per byte, first element in the high nibble; an all-zero
   assert.equal(bytes.length, 64);
   assert.deepEqual(bytes.slice(0, 3), [0xf0, 0x7c, 0x77]);
   assert.deepEqual(f(q.absmax!), [2, 0]);
-  assert.ok(bytes.slice(32).every((b) => b === 0x77), 'the all-zero second block is code 7 (= 0) everywhere');
+  assert.ok(
+    bytes.slice(32).every((b) => b === 0x77),
+    'the all-zero second block is code 7 (= 0) everywhere',
+  );
   assertClose(f(dequantizeNf4(q)).slice(0, 4), [2, -2, 0, 0.44070982933044434 * 2], { atol: 1e-7 });
 });
 
@@ -119,7 +139,8 @@ test('double quantization: scales within scale2/254 of the true absmax; memory i
   const exact = f(q1.absmax!);
   const approx = f(nf4Scales(q2));
   const s2 = f(q2.dq!.scale2);
-  for (let i = 0; i < exact.length; i++) assert.ok(Math.abs(exact[i]! - approx[i]!) <= s2[Math.floor(i / 256)]! / 254 + 1e-6, `scale ${i}`);
+  for (let i = 0; i < exact.length; i++)
+    assert.ok(Math.abs(exact[i]! - approx[i]!) <= s2[Math.floor(i / 256)]! / 254 + 1e-6, `scale ${i}`);
   // same codes, slightly different scales: dequantized weights agree to within the scale error
   assertClose(f(dequantizeNf4(q2)), f(dequantizeNf4(q1)), { atol: Math.max(...s2) / 254 + 1e-6, label: 'dq vs plain' });
 });
@@ -142,11 +163,16 @@ test('Nf4Linear forward = linear(x, dequantized W) and gradients flow to the inp
 
 test('QLoRA: LoRA over Nf4Linear layers trains; its gradients equal those over the dequantized weights (also under gradient checkpointing)', () => {
   T.manualSeed(25);
-  const l1 = new TinyLinear(64, 64), l2 = new TinyLinear(64, 16);
-  const d1 = dequantizeNf4(quantizeNf4(l1.weight)), d2 = dequantizeNf4(quantizeNf4(l2.weight));
+  const l1 = new TinyLinear(64, 64),
+    l2 = new TinyLinear(64, 16);
+  const d1 = dequantizeNf4(quantizeNf4(l1.weight)),
+    d2 = dequantizeNf4(quantizeNf4(l2.weight));
   const make = (a: TinyLinear | Nf4Linear, b: TinyLinear | Nf4Linear): [LoraLinear, LoraLinear] => {
     T.manualSeed(26);
-    return [new LoraLinear(a, { r: 4, loraAlpha: 8, init: false }), new LoraLinear(b, { r: 4, loraAlpha: 8, init: false })];
+    return [
+      new LoraLinear(a, { r: 4, loraAlpha: 8, init: false }),
+      new LoraLinear(b, { r: 4, loraAlpha: 8, init: false }),
+    ];
   };
   const [q1, q2] = make(new Nf4Linear(l1.weight, undefined), new Nf4Linear(l2.weight, undefined));
   const [r1, r2] = make(new TinyLinear(64, 64, { weight: d1 }), new TinyLinear(64, 16, { weight: d2 }));
@@ -158,13 +184,19 @@ test('QLoRA: LoRA over Nf4Linear layers trains; its gradients equal those over t
   };
   run(q1, q2, false);
   run(r1, r2, false);
-  for (const [a, b, n] of [[q1, r1, 'layer 1'], [q2, r2, 'layer 2']] as const) {
+  for (const [a, b, n] of [
+    [q1, r1, 'layer 1'],
+    [q2, r2, 'layer 2'],
+  ] as const) {
     assertClose(f(a.lora_A.weight.grad!), f(b.lora_A.weight.grad!), { rtolMaxAbs: 1e-4, label: `${n} lora_A grad` });
     assertClose(f(a.lora_B.weight.grad!), f(b.lora_B.weight.grad!), { rtolMaxAbs: 1e-4, label: `${n} lora_B grad` });
   }
   // gradient checkpointing around both layers (the NF4 recomputation then nests inside the outer one)
   const g1 = f(q1.lora_A.weight.grad!);
-  for (const l of [q1, q2]) { l.lora_A.weight.zeroGrad(); l.lora_B.weight.zeroGrad(); }
+  for (const l of [q1, q2]) {
+    l.lora_A.weight.zeroGrad();
+    l.lora_B.weight.zeroGrad();
+  }
   run(q1, q2, true);
   assertClose(f(q1.lora_A.weight.grad!), g1, { rtolMaxAbs: 1e-5, label: 'layer 1 lora_A grad under checkpointing' });
   // one AdamW step lowers the loss
@@ -191,9 +223,16 @@ test('quantizeModel: every linear except lm_head, Conv1D transposed, bytes repor
   });
   const total = trainableParameterSummary(m).total;
   const report = quantizeModel(m, { doubleQuant: true });
-  assert.deepEqual(report.layers, ['model.layers.0.self_attn.q_proj', 'model.layers.0.self_attn.v_proj', 'model.layers.0.mlp.c_fc',
-    'model.layers.0.mlp.down_proj', 'model.layers.1.self_attn.q_proj', 'model.layers.1.self_attn.v_proj', 'model.layers.1.mlp.c_fc',
-    'model.layers.1.mlp.down_proj']);
+  assert.deepEqual(report.layers, [
+    'model.layers.0.self_attn.q_proj',
+    'model.layers.0.self_attn.v_proj',
+    'model.layers.0.mlp.c_fc',
+    'model.layers.0.mlp.down_proj',
+    'model.layers.1.self_attn.q_proj',
+    'model.layers.1.self_attn.v_proj',
+    'model.layers.1.mlp.c_fc',
+    'model.layers.1.mlp.down_proj',
+  ]);
   assert.deepEqual(report.skipped, [{ path: 'lm_head', reason: 'skipped by option' }]);
   // per layer: q, v 64x64, c_fc 64x128, down 128x64 -> 4096*2 + 8192*2 = 24576 weights; x2 layers = 49152 F32 weights
   assert.equal(report.bytesBefore, 49152 * 4);
@@ -208,14 +247,21 @@ test('quantizeModel: every linear except lm_head, Conv1D transposed, bytes repor
       const w = rl.ownParameters().find(([n]) => n === 'weight')![1];
       const deq = ql.dequantize();
       w.copy_(rl instanceof TinyConv1D ? deq.transpose(0, 1) : deq);
-      void a; void b;
+      void a;
+      void b;
     }
   });
-  assertClose(f(m.forward(x)), f(ref.forward(x)), { atol: 1e-5, label: 'quantized model vs dequantized-weights model' });
+  assertClose(f(m.forward(x)), f(ref.forward(x)), {
+    atol: 1e-5,
+    label: 'quantized model vs dequantized-weights model',
+  });
   // LoRA on top; merging into 4-bit weights is refused with a clear message
   applyLora(m, { r: 2, lora_alpha: 4, lora_dropout: 0, target_modules: ['q_proj', 'c_fc'] });
   assert.equal(loraModules(m).length, 4);
-  assert.throws(() => mergeLora(m), (e: Error) => e instanceof MedloraError && /4-bit quantized/.test(e.message));
+  assert.throws(
+    () => mergeLora(m),
+    (e: Error) => e instanceof MedloraError && /4-bit quantized/.test(e.message),
+  );
   assert.throws(() => quantizeModel(m), /before adding LoRA/);
 });
 
@@ -223,7 +269,12 @@ test('no tensor handles leak from LoRA / Nf4Linear forward and backward without 
   T.manualSeed(28);
   // called directly (no model forward around them that would open a scope): every intermediate inside LoraLinear,
   // Nf4Linear and the checkpointed recomputation must be disposed by those modules themselves
-  const l1 = new LoraLinear(new Nf4Linear(T.randn([64, 64]), undefined), { r: 2, loraAlpha: 4, loraDropout: 0.1, init: false });
+  const l1 = new LoraLinear(new Nf4Linear(T.randn([64, 64]), undefined), {
+    r: 2,
+    loraAlpha: 4,
+    loraDropout: 0.1,
+    init: false,
+  });
   const l2 = new LoraLinear(new TinyLinear(64, 8), { r: 2, loraAlpha: 4, init: false });
   l1.train();
   const params = [l1, l2].flatMap((l) => [l.lora_A.weight, l.lora_B.weight]);

@@ -25,7 +25,7 @@ function trainedTiny(seed: number, targets: string[] | string = ['q_proj', 'c_fc
   return m;
 }
 
-test('save -> load round trip reproduces the adapted model; keys and config are PEFT\'s', () => {
+test("save -> load round trip reproduces the adapted model; keys and config are PEFT's", () => {
   const dir = tmp();
   try {
     const a = trainedTiny(11);
@@ -35,7 +35,9 @@ test('save -> load round trip reproduces the adapted model; keys and config are 
     assert.equal(cfg.r, 2);
     const st = SafetensorsFile.open(join(dir, 'adapter_model.safetensors'));
     assert.deepEqual(st.names().slice(0, 2), [
-      'base_model.model.lm_head.lora_A.weight', 'base_model.model.lm_head.lora_B.weight']);
+      'base_model.model.lm_head.lora_A.weight',
+      'base_model.model.lm_head.lora_B.weight',
+    ]);
     assert.ok(st.has('base_model.model.model.layers.1.mlp.c_fc.lora_B.weight'));
     assert.equal(st.names().length, 2 * 5);
     const ia = st.info('base_model.model.model.layers.0.mlp.c_fc.lora_A.weight');
@@ -56,7 +58,10 @@ test('save -> load round trip reproduces the adapted model; keys and config are 
     assert.equal(loaded.modules.length, 5);
     assertEqualArrays(f(b.forward(x)), want);
     const la = loraModules(b)[0]![1];
-    assert.ok(la.lora_A.weight.requiresGrad && la.lora_A.weight.dtype === 'f32', 'loaded factors are trainable F32 leaves');
+    assert.ok(
+      la.lora_A.weight.requiresGrad && la.lora_A.weight.dtype === 'f32',
+      'loaded factors are trainable F32 leaves',
+    );
     assert.equal(la.scaling, 3);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -71,22 +76,49 @@ function assertEqualArrays(a: number[], b: number[]): void {
 /** The module tree of a Qwen2-style config (only the shapes matter for loading). */
 function qwenSkeleton(d: number, qOut: number, kvOut: number, layers: number): Module {
   class Attn extends Module {
-    constructor() { super(); this.module('q_proj', new TinyLinear(d, qOut)); this.module('k_proj', new TinyLinear(d, kvOut)); this.module('v_proj', new TinyLinear(d, kvOut)); }
+    constructor() {
+      super();
+      this.module('q_proj', new TinyLinear(d, qOut));
+      this.module('k_proj', new TinyLinear(d, kvOut));
+      this.module('v_proj', new TinyLinear(d, kvOut));
+    }
   }
-  class Layer extends Module { constructor() { super(); this.module('self_attn', new Attn()); } }
-  class Inner extends Module { constructor() { super(); this.module('layers', new ModuleList(Array.from({ length: layers }, () => new Layer()))); } }
-  class Root extends Module { constructor() { super(); this.module('model', new Inner()); } }
+  class Layer extends Module {
+    constructor() {
+      super();
+      this.module('self_attn', new Attn());
+    }
+  }
+  class Inner extends Module {
+    constructor() {
+      super();
+      this.module('layers', new ModuleList(Array.from({ length: layers }, () => new Layer())));
+    }
+  }
+  class Root extends Module {
+    constructor() {
+      super();
+      this.module('model', new Inner());
+    }
+  }
   return new Root();
 }
 
-test('the reference fixtures\' PEFT adapter loads onto a module tree of the right shapes, values exact', (t) => {
-  if (!hasShared()) { t.skip('../shared not available'); return; }
+test("the reference fixtures' PEFT adapter loads onto a module tree of the right shapes, values exact", (t) => {
+  if (!hasShared()) {
+    t.skip('../shared not available');
+    return;
+  }
   const dir = sharedPath('fixtures', 'reference', 'qwen2-tiny', 'adapter');
   // qwen2-tiny: hidden 64, 4 heads x 16, 2 kv heads -> q_proj 64 -> 64, v_proj 64 -> 32 (config.json)
   const m = qwenSkeleton(64, 64, 32, 2);
   const { config, modules } = loadAdapter(m, dir);
-  assert.deepEqual(modules, ['model.layers.0.self_attn.q_proj', 'model.layers.0.self_attn.v_proj',
-    'model.layers.1.self_attn.q_proj', 'model.layers.1.self_attn.v_proj']);
+  assert.deepEqual(modules, [
+    'model.layers.0.self_attn.q_proj',
+    'model.layers.0.self_attn.v_proj',
+    'model.layers.1.self_attn.q_proj',
+    'model.layers.1.self_attn.v_proj',
+  ]);
   assert.equal(config.r, 4);
   const st = SafetensorsFile.open(join(dir, 'adapter_model.safetensors'));
   for (const [path, l] of loraModules(m)) {
@@ -97,16 +129,30 @@ test('the reference fixtures\' PEFT adapter loads onto a module tree of the righ
 });
 
 test('load errors: wrong shapes name the key; adapter for another model; mismatched modules; the model is left unwrapped', (t) => {
-  if (!hasShared()) { t.skip('../shared not available'); return; }
+  if (!hasShared()) {
+    t.skip('../shared not available');
+    return;
+  }
   const dir = sharedPath('fixtures', 'reference', 'qwen2-tiny', 'adapter');
   const wrongShapes = qwenSkeleton(64, 64, 48, 2);
-  assert.throws(() => loadAdapter(wrongShapes, dir), (e: Error) => e instanceof MedloraError &&
-    /base_model\.model\.model\.layers\.0\.self_attn\.v_proj': lora_B has shape \[32, 4\]; expected \[48, 4\]/.test(e.message));
+  assert.throws(
+    () => loadAdapter(wrongShapes, dir),
+    (e: Error) =>
+      e instanceof MedloraError &&
+      /base_model\.model\.model\.layers\.0\.self_attn\.v_proj': lora_B has shape \[32, 4\]; expected \[48, 4\]/.test(
+        e.message,
+      ),
+  );
   assert.equal(loraModules(wrongShapes).length, 0, 'no half-applied adapter');
   const fewerLayers = qwenSkeleton(64, 64, 32, 1);
-  assert.throws(() => loadAdapter(fewerLayers, dir), /weights for module\(s\) model\.layers\.1\.self_attn\.q_proj.*not targeted/);
-  assert.throws(() => loadAdapter(new TinyModel(), sharedPath('fixtures', 'reference', 'gpt2-tiny', 'adapter')),
-    /target_modules \["c_attn"\] match no linear layer/);
+  assert.throws(
+    () => loadAdapter(fewerLayers, dir),
+    /weights for module\(s\) model\.layers\.1\.self_attn\.q_proj.*not targeted/,
+  );
+  assert.throws(
+    () => loadAdapter(new TinyModel(), sharedPath('fixtures', 'reference', 'gpt2-tiny', 'adapter')),
+    /target_modules \["c_attn"\] match no linear layer/,
+  );
 });
 
 test('load errors without fixtures: targeted module missing from the file; not an adapter folder', () => {
@@ -118,7 +164,10 @@ test('load errors without fixtures: targeted module missing from the file; not a
     const cfgPath = join(dir, 'adapter_config.json');
     const cfg = JSON.parse(readFileSync(cfgPath, 'utf8')) as Record<string, unknown>;
     writeFileSync(cfgPath, JSON.stringify({ ...cfg, target_modules: ['q_proj', 'v_proj'] }));
-    assert.throws(() => loadAdapter(new TinyModel(), dir), /no weights for targeted module\(s\) model\.layers\.0\.self_attn\.v_proj/);
+    assert.throws(
+      () => loadAdapter(new TinyModel(), dir),
+      /no weights for targeted module\(s\) model\.layers\.0\.self_attn\.v_proj/,
+    );
     // a file of the right keys but a bf16 dtype loads (cast to F32)
     writeFileSync(cfgPath, JSON.stringify(cfg));
     const st = SafetensorsFile.open(join(dir, 'adapter_model.safetensors'));

@@ -33,17 +33,26 @@ for (const name of REFERENCE_FOLDERS) {
       scope(() => {
         const { ids, labels } = refBatch(name);
         const logits = model.forward(ids);
-        assertClose(logits.toFloat32Array(), refTensor(name, 'logits_lora'), { atol: t.logits, label: `${name} logits_lora` });
+        assertClose(logits.toFloat32Array(), refTensor(name, 'logits_lora'), {
+          atol: t.logits,
+          label: `${name} logits_lora`,
+        });
         const { loss } = causalLmLoss(logits, labels);
         assertClose([loss.item()], [refExpected(name).loss_lora], { atol: t.loss, label: `${name} loss_lora` });
         loss.backward();
       });
       let checked = 0;
       for (const [path, l] of loraModules(model)) {
-        for (const [which, p] of [['A', l.lora_A.weight], ['B', l.lora_B.weight]] as const) {
+        for (const [which, p] of [
+          ['A', l.lora_A.weight],
+          ['B', l.lora_B.weight],
+        ] as const) {
           const g = p.grad;
           assert.ok(g, `${path}.lora_${which} has a gradient`);
-          assertClose(g.toFloat32Array(), refTensor(name, loraKey(path, which)), { rtolMaxAbs: t.grad, label: `${name} grad ${path}.lora_${which}` });
+          assertClose(g.toFloat32Array(), refTensor(name, loraKey(path, which)), {
+            rtolMaxAbs: t.grad,
+            label: `${name} grad ${path}.lora_${which}`,
+          });
           checked++;
         }
       }
@@ -57,39 +66,60 @@ for (const name of REFERENCE_FOLDERS) {
   });
 }
 
-test('reference llama-tiny: fresh LoRA equals the base; count = sum r*(in+out); merged equals unmerged; save/load exact', { skip: skipNoShared }, () => {
-  const name = 'llama-tiny';
-  const model = loadModel(refDir(name));
-  const dir = mkdtempSync(join(tmpdir(), 'medlora-ref-'));
-  try {
-    const { ids } = refBatch(name);
-    const r = 8;
-    const paths = applyLora(model, { r, lora_alpha: 16, lora_dropout: 0, target_modules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj', 'lm_head'] });
-    // config.json: hidden 64, 4 heads (head_dim 16), 2 kv heads, intermediate 176, 2 layers, vocab 256
-    // per layer: q 64->64, k 64->32, v 64->32, o 64->64, gate 64->176, up 64->176, down 176->64; plus lm_head 64->256
-    const perLayer = r * ((64 + 64) + (64 + 32) + (64 + 32) + (64 + 64) + (64 + 176) + (64 + 176) + (176 + 64));
-    assert.equal(paths.length, 2 * 7 + 1);
-    assert.equal(trainableParameterSummary(model).trainable, 2 * perLayer + r * (64 + 256));
-    const fresh = noGrad(() => model.forward(ids).toFloat32Array());
-    assertClose(fresh, refTensor(name, 'logits'), { atol: 1e-4, label: 'fresh LoRA model vs base logits' });
-    // make it non-trivial: load the fixture adapter into a second model instead, then merge that one
-    const m2 = loadModel(refDir(name));
+test(
+  'reference llama-tiny: fresh LoRA equals the base; count = sum r*(in+out); merged equals unmerged; save/load exact',
+  { skip: skipNoShared },
+  () => {
+    const name = 'llama-tiny';
+    const model = loadModel(refDir(name));
+    const dir = mkdtempSync(join(tmpdir(), 'medlora-ref-'));
     try {
-      loadAdapter(m2, join(refDir(name), 'adapter'));
-      const unmerged = noGrad(() => m2.forward(ids).toFloat32Array());
-      saveAdapter(m2, dir, { base_model_name_or_path: name });
-      const m3 = loadModel(refDir(name));
+      const { ids } = refBatch(name);
+      const r = 8;
+      const paths = applyLora(model, {
+        r,
+        lora_alpha: 16,
+        lora_dropout: 0,
+        target_modules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj', 'lm_head'],
+      });
+      // config.json: hidden 64, 4 heads (head_dim 16), 2 kv heads, intermediate 176, 2 layers, vocab 256
+      // per layer: q 64->64, k 64->32, v 64->32, o 64->64, gate 64->176, up 64->176, down 176->64; plus lm_head 64->256
+      const perLayer = r * (64 + 64 + (64 + 32) + (64 + 32) + (64 + 64) + (64 + 176) + (64 + 176) + (176 + 64));
+      assert.equal(paths.length, 2 * 7 + 1);
+      assert.equal(trainableParameterSummary(model).trainable, 2 * perLayer + r * (64 + 256));
+      const fresh = noGrad(() => model.forward(ids).toFloat32Array());
+      assertClose(fresh, refTensor(name, 'logits'), { atol: 1e-4, label: 'fresh LoRA model vs base logits' });
+      // make it non-trivial: load the fixture adapter into a second model instead, then merge that one
+      const m2 = loadModel(refDir(name));
       try {
-        loadAdapter(m3, dir);
-        assert.deepEqual(Array.from(noGrad(() => m3.forward(ids).toFloat32Array())), Array.from(unmerged), 'reloaded adapter: identical logits');
-      } finally { m3.dispose(); }
-      mergeLora(m2);
-      assert.equal(loraModules(m2).length, 0);
-      assertClose(noGrad(() => m2.forward(ids).toFloat32Array()), unmerged, { atol: 1e-4, label: 'merged vs unmerged' });
-      assertClose(unmerged, refTensor(name, 'logits_lora'), { atol: 1e-4, label: 'unmerged vs logits_lora' });
-    } finally { m2.dispose(); }
-  } finally {
-    model.dispose();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+        loadAdapter(m2, join(refDir(name), 'adapter'));
+        const unmerged = noGrad(() => m2.forward(ids).toFloat32Array());
+        saveAdapter(m2, dir, { base_model_name_or_path: name });
+        const m3 = loadModel(refDir(name));
+        try {
+          loadAdapter(m3, dir);
+          assert.deepEqual(
+            Array.from(noGrad(() => m3.forward(ids).toFloat32Array())),
+            Array.from(unmerged),
+            'reloaded adapter: identical logits',
+          );
+        } finally {
+          m3.dispose();
+        }
+        mergeLora(m2);
+        assert.equal(loraModules(m2).length, 0);
+        assertClose(
+          noGrad(() => m2.forward(ids).toFloat32Array()),
+          unmerged,
+          { atol: 1e-4, label: 'merged vs unmerged' },
+        );
+        assertClose(unmerged, refTensor(name, 'logits_lora'), { atol: 1e-4, label: 'unmerged vs logits_lora' });
+      } finally {
+        m2.dispose();
+      }
+    } finally {
+      model.dispose();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);

@@ -7,10 +7,30 @@ export class TinyLinear extends Module implements LinearLike {
   declare readonly weight: Tensor;
   declare readonly bias: Tensor | undefined;
   readonly fanInFanOut = false;
-  constructor(readonly inFeatures: number, readonly outFeatures: number, o: { bias?: boolean; dtype?: DType; weight?: Tensor } = {}) {
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    o: { bias?: boolean; dtype?: DType; weight?: Tensor } = {},
+  ) {
     super();
-    this.param('weight', o.weight ?? scope(() => randn([outFeatures, inFeatures]).mul(0.2).to(o.dtype ?? 'f32')));
-    if (o.bias) this.param('bias', scope(() => randn([outFeatures]).mul(0.1).to(o.dtype ?? 'f32')));
+    this.param(
+      'weight',
+      o.weight ??
+        scope(() =>
+          randn([outFeatures, inFeatures])
+            .mul(0.2)
+            .to(o.dtype ?? 'f32'),
+        ),
+    );
+    if (o.bias)
+      this.param(
+        'bias',
+        scope(() =>
+          randn([outFeatures])
+            .mul(0.1)
+            .to(o.dtype ?? 'f32'),
+        ),
+      );
   }
   forward(x: Tensor): Tensor {
     return linear(x, this.weight, this.bias ?? null);
@@ -22,10 +42,19 @@ export class TinyConv1D extends Module implements LinearLike {
   declare readonly weight: Tensor;
   declare readonly bias: Tensor;
   readonly fanInFanOut = true;
-  constructor(readonly inFeatures: number, readonly outFeatures: number) {
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+  ) {
     super();
-    this.param('weight', scope(() => randn([inFeatures, outFeatures]).mul(0.2)));
-    this.param('bias', scope(() => randn([outFeatures]).mul(0.1)));
+    this.param(
+      'weight',
+      scope(() => randn([inFeatures, outFeatures]).mul(0.2)),
+    );
+    this.param(
+      'bias',
+      scope(() => randn([outFeatures]).mul(0.1)),
+    );
   }
   forward(x: Tensor): Tensor {
     return scope(() => x.matmul(this.weight).add(this.bias));
@@ -72,7 +101,12 @@ class Block extends Module {
 export class TinyModel extends Module {
   declare readonly model: Module & { layers: ModuleList<Block> };
   declare readonly lm_head: LinearLike;
-  constructor(readonly d = 8, readonly vocab = 11, nLayers = 2, dtype: DType = 'f32') {
+  constructor(
+    readonly d = 8,
+    readonly vocab = 11,
+    nLayers = 2,
+    dtype: DType = 'f32',
+  ) {
     super();
     const inner = new (class extends Module {
       constructor() {

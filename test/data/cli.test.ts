@@ -23,18 +23,48 @@ const cli = (...args: string[]): { rc: number; out: string; err: string } => {
 };
 const tmp = (): string => mkdtempSync(join(tmpdir(), 'medlora-cli-'));
 const rec = (id: string, extra: Record<string, unknown> = {}): string =>
-  JSON.stringify({ id, task: 'drug-ae', input: `sentence ${id}`, gold: [{ head: 'aspirin', tail: 'bleeding' }], ...extra });
+  JSON.stringify({
+    id,
+    task: 'drug-ae',
+    input: `sentence ${id}`,
+    gold: [{ head: 'aspirin', tail: 'bleeding' }],
+    ...extra,
+  });
 
 test('malformed record files: clear one-line errors naming file:line and field, non-zero exit', () => {
   const d = tmp();
   const cases: Array<[string, string | Buffer, RegExp]> = [
     ['badjson.jsonl', `${rec('a')}\n{"id": "b", \n`, /badjson\.jsonl:2: invalid JSON/],
-    ['missing.jsonl', `${rec('a')}\n${JSON.stringify({ id: 'b', task: 'qa', gold: 'x' })}\n`, /missing\.jsonl:2: field "input" is missing/],
-    ['task.jsonl', `${JSON.stringify({ id: 'a', task: 'ner', input: 'x', gold: [] })}\n`, /task\.jsonl:1: field "task": unknown task "ner"/],
-    ['gold.jsonl', `${JSON.stringify({ id: 'a', task: 'drug-ae', input: 'x', gold: [{ head: 'a' }] })}\n`, /gold\.jsonl:1: field "gold" \(task drug-ae\): gold\[0\]: field "tail"/],
+    [
+      'missing.jsonl',
+      `${rec('a')}\n${JSON.stringify({ id: 'b', task: 'qa', gold: 'x' })}\n`,
+      /missing\.jsonl:2: field "input" is missing/,
+    ],
+    [
+      'task.jsonl',
+      `${JSON.stringify({ id: 'a', task: 'ner', input: 'x', gold: [] })}\n`,
+      /task\.jsonl:1: field "task": unknown task "ner"/,
+    ],
+    [
+      'gold.jsonl',
+      `${JSON.stringify({ id: 'a', task: 'drug-ae', input: 'x', gold: [{ head: 'a' }] })}\n`,
+      /gold\.jsonl:1: field "gold" \(task drug-ae\): gold\[0\]: field "tail"/,
+    ],
     ['empty.jsonl', '', /empty\.jsonl: is empty/],
-    ['latin1.jsonl', Buffer.concat([Buffer.from(`${rec('a')}\n{"id":"b","task":"qa","input":"caf`), Buffer.from([0xe9]), Buffer.from('","gold":"x"}\n')]), /latin1\.jsonl:2: not valid UTF-8/],
-    ['utf16.jsonl', Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(rec('a'), 'utf16le')]), /utf16\.jsonl: is UTF-16 encoded; expected UTF-8/],
+    [
+      'latin1.jsonl',
+      Buffer.concat([
+        Buffer.from(`${rec('a')}\n{"id":"b","task":"qa","input":"caf`),
+        Buffer.from([0xe9]),
+        Buffer.from('","gold":"x"}\n'),
+      ]),
+      /latin1\.jsonl:2: not valid UTF-8/,
+    ],
+    [
+      'utf16.jsonl',
+      Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(rec('a'), 'utf16le')]),
+      /utf16\.jsonl: is UTF-16 encoded; expected UTF-8/,
+    ],
     ['dupid.jsonl', `${rec('a')}\n${rec('a')}\n`, /record id "a" occurs twice/],
   ];
   for (const [name, content, re] of cases) {
@@ -54,35 +84,61 @@ test('--skip-invalid reads the other lines and reports the bad ones', async () =
   const f = join(d, 'mixed.jsonl');
   writeFileSync(f, `${rec('a')}\nnot json\n${rec('b')}\n\n${JSON.stringify({ id: 'c', task: 'qa' })}\n${rec('d')}\n`);
   const { records, report } = await loadRecords(f, { skipInvalid: true });
-  assert.deepEqual(records.map((r) => r.id), ['a', 'b', 'd']);
-  assert.deepEqual(report.invalid.map((x) => x.line), [2, 5]);
+  assert.deepEqual(
+    records.map((r) => r.id),
+    ['a', 'b', 'd'],
+  );
+  assert.deepEqual(
+    report.invalid.map((x) => x.line),
+    [2, 5],
+  );
   const r = cli('data', 'stats', f, '--skip-invalid', '--json');
   assert.equal(r.rc, 0, r.err);
   const j = JSON.parse(r.out) as { records: number; invalid: Array<{ line: number }> };
   assert.equal(j.records, 3);
-  assert.deepEqual(j.invalid.map((x) => x.line), [2, 5]);
+  assert.deepEqual(
+    j.invalid.map((x) => x.line),
+    [2, 5],
+  );
   assert.notEqual(cli('data', 'stats', f).rc, 0);
 });
 
 test('CLI: import ddi2013, split twice with one seed -> identical files, leak-free report', { skip }, () => {
   const d = tmp();
   const out = join(d, 'ddi.jsonl');
-  const imp = cli('data', 'import', 'ddi2013', sharedPath('corpora', 'ddi2013', 'DDICorpus', 'Train'), '--out', out, '--json');
+  const imp = cli(
+    'data',
+    'import',
+    'ddi2013',
+    sharedPath('corpora', 'ddi2013', 'DDICorpus', 'Train'),
+    '--out',
+    out,
+    '--json',
+  );
   assert.equal(imp.rc, 0, imp.err);
   const counts = JSON.parse(imp.out) as { records: number; byLabel: Record<string, number> };
   assert.deepEqual(counts.byLabel, { effect: 1687, mechanism: 1319, advise: 826, int: 188 });
   assert.equal(readFileSync(out, 'utf8').trim().split('\n').length, counts.records);
-  for (const o of ['s1', 's2']) assert.equal(cli('data', 'split', out, '--out', join(d, o), '--seed', '5', '--group', 'meta.doc').rc, 0);
+  for (const o of ['s1', 's2'])
+    assert.equal(cli('data', 'split', out, '--out', join(d, o), '--seed', '5', '--group', 'meta.doc').rc, 0);
   for (const f of ['train.jsonl', 'validation.jsonl', 'test.jsonl']) {
     assert.equal(readFileSync(join(d, 's1', f), 'utf8'), readFileSync(join(d, 's2', f), 'utf8'), f);
   }
-  const rep = JSON.parse(readFileSync(join(d, 's1', 'split-report.json'), 'utf8')) as { counts: Record<string, { total: number }> };
-  const lines = (f: string): number => readFileSync(join(d, 's1', f), 'utf8').trim().split('\n').length;
+  const rep = JSON.parse(readFileSync(join(d, 's1', 'split-report.json'), 'utf8')) as {
+    counts: Record<string, { total: number }>;
+  };
+  const lines = (f: string): number =>
+    readFileSync(join(d, 's1', f), 'utf8')
+      .trim()
+      .split('\n').length;
   assert.equal(rep.counts.train!.total, lines('train.jsonl'));
   const bad = cli('data', 'split', out, '--out', join(d, 's3'), '--ratios', '0.5,0.2');
   assert.match(bad.err, /--ratios must sum to 1/);
   assert.match(cli('data', 'import', 'nope', out, '--out', join(d, 'x.jsonl')).err, /unknown import format "nope"/);
-  assert.match(cli('data', 'import', 'ddi2013', out, '--out', join(d, 'x.jsonl')).err, /is a file; expected a directory/);
+  assert.match(
+    cli('data', 'import', 'ddi2013', out, '--out', join(d, 'x.jsonl')).err,
+    /is a file; expected a directory/,
+  );
   // a failed import leaves no output file behind
   const broken = join(d, 'broken.jsonl');
   writeFileSync(broken, `${JSON.stringify({ prompt: 'q', completion: 'a' })}\n{oops\n`);
@@ -94,11 +150,17 @@ test('CLI: import ddi2013, split twice with one seed -> identical files, leak-fr
 test('stats: nearest-rank percentiles and suggested max_length, hand-computed', () => {
   const xs = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100];
   // nearest rank: p50 -> ceil(0.5*10)=5th = 50; p90 -> 9th = 90; p95 -> ceil(9.5)=10th = 100; p99 -> 10th = 100
-  assert.deepEqual([50, 90, 95, 99].map((p) => percentile(xs, p)), [50, 90, 100, 100]);
+  assert.deepEqual(
+    [50, 90, 95, 99].map((p) => percentile(xs, p)),
+    [50, 90, 100, 100],
+  );
   const l = lengthStats([...xs, 401], 'tokens');
   assert.equal(l.percentiles.p99, 401); // ceil(0.99*11) = 11th
   assert.equal(l.suggestedMaxLength, 408); // smallest multiple of 8 >= 401
-  assert.equal(l.histogram.reduce((a, b) => a + b.count, 0), 11);
+  assert.equal(
+    l.histogram.reduce((a, b) => a + b.count, 0),
+    11,
+  );
   assert.equal(lengthStats([5], 'chars').suggestedMaxLength, null);
   const recs: MedRecord[] = [JSON.parse(rec('a')) as MedRecord, { id: 'b', task: 'drug-ae', input: 'x', gold: [] }];
   const st = countStats(recs);
@@ -139,7 +201,11 @@ test('preview on hand-built records: the mask is exactly on the target tokens an
     res.forEach((p, i) => {
       const tgt = [...tok.encode(targets[i]!, { addSpecialTokens: false }), tok.eosId!];
       const trained = p.tokens.filter((t) => t.trained);
-      assert.deepEqual(trained.map((t) => t.id), tgt, `${model} ${p.id}`);
+      assert.deepEqual(
+        trained.map((t) => t.id),
+        tgt,
+        `${model} ${p.id}`,
+      );
       // trained tokens are one contiguous block at the very end, and the last is EOS
       assert.equal(trained[0]!.index, p.tokens.length - tgt.length);
       assert.equal(p.tokens[p.tokens.length - 1]!.token, tok.eosToken);

@@ -20,7 +20,8 @@ test('demo corpus is reproducible per seed and canonical', () => {
 
 test('every gold triplet is recoverable from its sentence; relations follow the importer convention', () => {
   const recs = generateDemoCorpus({ count: 300, seed: 9 });
-  let two = 0, reversed = 0;
+  let two = 0,
+    reversed = 0;
   for (const r of recs) {
     if (r.gold.length === 2) two++;
     for (const t of r.gold) {

@@ -16,7 +16,11 @@ import type { MedRecord } from '../../src/data/schema.js';
 const skip = hasShared() ? false : 'no ../shared fixtures (hasShared() is false)';
 const C = (...p: string[]): string => sharedPath('corpora', ...p);
 
-async function run(format: string, path: string, opts: ImportOptions = {}): Promise<{ recs: MedRecord[]; c: ImportCounts }> {
+async function run(
+  format: string,
+  path: string,
+  opts: ImportOptions = {},
+): Promise<{ recs: MedRecord[]; c: ImportCounts }> {
   const c = newCounts();
   const recs: MedRecord[] = [];
   for await (const r of getImporter(format).read(path, c, opts)) recs.push(r);
@@ -49,34 +53,55 @@ test('ddi2013 MedLine part alone: SOURCE.md row', { skip }, async () => {
   assert.equal(c.notes.negative, 1555);
 });
 
-test('drugbank-sentences: every row matches one of the 86 templates, same type as the derived CSV', { skip }, async () => {
-  const dir = C('drugbank-ddi-sentences');
-  const { recs, c } = await run('drugbank-sentences', join(dir, 'Clean_drub_interactions.csv'));
-  assert.equal(c.notes.templates, 86);
-  assert.equal(recs.length, 6073); // SOURCE.md: 7,073 upstream rows, 1,000 withheld -> 6,073 here
-  assert.equal(c.notes.matched, 6073);
-  assert.equal(c.notes.unmatched, undefined);
-  // independent oracle: derived_Clean_drub_interactions_typed.csv (made with a separate matcher) gives each row's type
-  const { readFileSync } = await import('node:fs');
-  const derived = parseCsv(readFileSync(join(dir, 'derived_Clean_drub_interactions_typed.csv'), 'utf8'), 'derived').slice(1);
-  assert.equal(derived.length, recs.length);
-  for (let i = 0; i < recs.length; i++) {
-    assert.equal(recs[i]!.meta?.ddi_type, derived[i]!.cells[3], `row ${i + 2}`);
-  }
-  const types = new Set(derived.map((r) => r.cells[3]));
-  assert.equal(c.notes.types_used, types.size);
-  assert.ok(types.size <= 43, 'SOURCE.md: only 43 of 86 types occur upstream');
-  const r = recs[0]!;
-  assert.deepEqual(r.gold, [{ head: 'Salicylic acid', relation: 'may increase the neuroexcitatory activities of', tail: 'Fleroxacin' }]);
-});
+test(
+  'drugbank-sentences: every row matches one of the 86 templates, same type as the derived CSV',
+  { skip },
+  async () => {
+    const dir = C('drugbank-ddi-sentences');
+    const { recs, c } = await run('drugbank-sentences', join(dir, 'Clean_drub_interactions.csv'));
+    assert.equal(c.notes.templates, 86);
+    assert.equal(recs.length, 6073); // SOURCE.md: 7,073 upstream rows, 1,000 withheld -> 6,073 here
+    assert.equal(c.notes.matched, 6073);
+    assert.equal(c.notes.unmatched, undefined);
+    // independent oracle: derived_Clean_drub_interactions_typed.csv (made with a separate matcher) gives each row's type
+    const { readFileSync } = await import('node:fs');
+    const derived = parseCsv(
+      readFileSync(join(dir, 'derived_Clean_drub_interactions_typed.csv'), 'utf8'),
+      'derived',
+    ).slice(1);
+    assert.equal(derived.length, recs.length);
+    for (let i = 0; i < recs.length; i++) {
+      assert.equal(recs[i]!.meta?.ddi_type, derived[i]!.cells[3], `row ${i + 2}`);
+    }
+    const types = new Set(derived.map((r) => r.cells[3]));
+    assert.equal(c.notes.types_used, types.size);
+    assert.ok(types.size <= 43, 'SOURCE.md: only 43 of 86 types occur upstream');
+    const r = recs[0]!;
+    assert.deepEqual(r.gold, [
+      { head: 'Salicylic acid', relation: 'may increase the neuroexcitatory activities of', tail: 'Fleroxacin' },
+    ]);
+  },
+);
 
 test('template relation phrases (hand-derived)', () => {
-  assert.equal(relationOfTemplate('#Drug1 may increase the anticoagulant activities of #Drug2.'), 'may increase the anticoagulant activities of');
-  assert.equal(relationOfTemplate('The metabolism of #Drug2 can be decreased when combined with #Drug1.'), 'can decrease the metabolism of');
-  assert.equal(relationOfTemplate('The risk of a hypersensitivity reaction to #Drug2 is increased when it is combined with #Drug1.'),
-    'can increase the risk of a hypersensitivity reaction to');
-  assert.equal(relationOfTemplate('The risk or severity of heart failure can be increased when #Drug2 is combined with #Drug1.'),
-    'can increase the risk or severity of heart failure when combined with');
+  assert.equal(
+    relationOfTemplate('#Drug1 may increase the anticoagulant activities of #Drug2.'),
+    'may increase the anticoagulant activities of',
+  );
+  assert.equal(
+    relationOfTemplate('The metabolism of #Drug2 can be decreased when combined with #Drug1.'),
+    'can decrease the metabolism of',
+  );
+  assert.equal(
+    relationOfTemplate(
+      'The risk of a hypersensitivity reaction to #Drug2 is increased when it is combined with #Drug1.',
+    ),
+    'can increase the risk of a hypersensitivity reaction to',
+  );
+  assert.equal(
+    relationOfTemplate('The risk or severity of heart failure can be increased when #Drug2 is combined with #Drug1.'),
+    'can increase the risk or severity of heart failure when combined with',
+  );
   assert.throws(() => relationOfTemplate('#Drug2 and #Drug1 interact.'), /not understood/);
 });
 
@@ -101,13 +126,19 @@ test('bc5cdr development set and sample counts', { skip }, async () => {
   const dev = await run('bc5cdr', C('bc5cdr', 'CDR_DevelopmentSet.PubTator.txt'));
   assert.deepEqual([dev.c.notes.mentions_chemical, dev.c.notes.mentions_disease, dev.c.notes.cid], [5347, 4244, 1012]);
   const sample = await run('bc5cdr', C('bc5cdr', 'CDR_sample.txt'));
-  assert.deepEqual([sample.c.notes.documents, sample.c.notes.mentions_chemical, sample.c.notes.mentions_disease, sample.c.notes.cid], [50, 502, 423, 124]);
+  assert.deepEqual(
+    [sample.c.notes.documents, sample.c.notes.mentions_chemical, sample.c.notes.mentions_disease, sample.c.notes.cid],
+    [50, 502, 423, 124],
+  );
 });
 
 test('chemprot training: abstracts, entities and gold relations per CPR group equal SOURCE.md', { skip }, async () => {
   const { c } = await run('chemprot', C('chemprot', 'ChemProt_Corpus', 'chemprot_training'));
   assert.equal(c.notes.abstracts, 1020);
-  assert.deepEqual([c.notes.entities_CHEMICAL, c.notes['entities_GENE-Y'], c.notes['entities_GENE-N']], [13017, 8348, 4387]);
+  assert.deepEqual(
+    [c.notes.entities_CHEMICAL, c.notes['entities_GENE-Y'], c.notes['entities_GENE-N']],
+    [13017, 8348, 4387],
+  );
   // gold_standard.tsv rows 4,157 (3:768, 4:2,254, 5:173, 6:235, 9:727)
   assert.equal(c.notes.gold_relations, 4157);
   assert.deepEqual(c.byLabel, { 'CPR:3': 768, 'CPR:4': 2254, 'CPR:5': 173, 'CPR:6': 235, 'CPR:9': 727 });
@@ -124,13 +155,18 @@ test('ade-corpus: relations, sentences and negatives equal SOURCE.md', { skip },
   const pos = recs.filter((r) => (r.gold as unknown[]).length > 0);
   // 4,272 positive (PMID, sentence) units; SOURCE.md's "6,632 unique (sentence, drug, AE) triples"
   assert.equal(pos.length, 4272);
-  const triples = new Set(pos.flatMap((r) => (r.gold as Array<{ head: string; tail: string }>).map((p) => `${r.input}|${p.head}|${p.tail}`)));
+  const triples = new Set(
+    pos.flatMap((r) => (r.gold as Array<{ head: string; tail: string }>).map((p) => `${r.input}|${p.head}|${p.tail}`)),
+  );
   assert.equal(triples.size, 6632);
   assert.equal(recs.length - pos.length, 16688);
 });
 
 test('ade-email: 700 train records, 50 drugs; 759 in the per-drug reports', { skip }, async () => {
-  const tr = await run('ade-email', C('ade-email-entity-extraction', 'entity_extraction', 'entity-extraction-train-data.json'));
+  const tr = await run(
+    'ade-email',
+    C('ade-email-entity-extraction', 'entity_extraction', 'entity-extraction-train-data.json'),
+  );
   assert.equal(tr.recs.length, 700);
   assert.deepEqual(tr.recs[0]!.gold, { drug_name: 'Onglyza', adverse_events: ['painful urination'] });
   const all = await run('ade-email', C('ade-email-entity-extraction', 'entity_extraction_reports'));
@@ -139,17 +175,21 @@ test('ade-email: 700 train records, 50 drugs; 759 in the per-drug reports', { sk
   assert.equal(all.c.notes.adverse_events, 1512);
 });
 
-test('generic jsonl: medical-ner-instruct prompts are detected as the three tasks with SOURCE.md counts', { skip }, async () => {
-  const { recs, c } = await run('jsonl', C('medical-ner-instruct', 'splits_20251111', 'train.jsonl'));
-  assert.deepEqual(c.byTask, { diseases: 800, chemicals: 800, influences: 800 });
-  // SOURCE.md: 8,070 "- item" lines in completions; 3 empty completions
-  const items = Object.values(c.byLabel).reduce((a, b) => a + b, 0);
-  assert.equal(items, 8070);
-  assert.equal(recs.filter((r) => (r.gold as unknown[]).length === 0).length, 3);
-  // the instruction is the task's own (not stored per record) and the input is only the article
-  assert.equal(recs[0]!.instruction, undefined);
-  assert.ok(!recs[0]!.input.includes('List of extracted'));
-});
+test(
+  'generic jsonl: medical-ner-instruct prompts are detected as the three tasks with SOURCE.md counts',
+  { skip },
+  async () => {
+    const { recs, c } = await run('jsonl', C('medical-ner-instruct', 'splits_20251111', 'train.jsonl'));
+    assert.deepEqual(c.byTask, { diseases: 800, chemicals: 800, influences: 800 });
+    // SOURCE.md: 8,070 "- item" lines in completions; 3 empty completions
+    const items = Object.values(c.byLabel).reduce((a, b) => a + b, 0);
+    assert.equal(items, 8070);
+    assert.equal(recs.filter((r) => (r.gold as unknown[]).length === 0).length, 3);
+    // the instruction is the task's own (not stored per record) and the input is only the article
+    assert.equal(recs[0]!.instruction, undefined);
+    assert.ok(!recs[0]!.input.includes('List of extracted'));
+  },
+);
 
 function tmp(): string {
   return mkdtempSync(join(tmpdir(), 'medlora-import-'));
@@ -158,26 +198,50 @@ function tmp(): string {
 test('generic jsonl: the three shapes, and clear errors for bad lines', async () => {
   const d = tmp();
   const f = join(d, 'g.jsonl');
-  writeFileSync(f, [
-    JSON.stringify({ instruction: 'Answer.', input: 'What is warfarin?', output: 'An anticoagulant.' }),
-    JSON.stringify({ prompt: 'Q?', completion: 'A.' }),
-    JSON.stringify({ messages: [{ role: 'system', content: 'S' }, { role: 'user', content: 'U' }, { role: 'assistant', content: 'A' }] }),
-  ].join('\n'));
+  writeFileSync(
+    f,
+    [
+      JSON.stringify({ instruction: 'Answer.', input: 'What is warfarin?', output: 'An anticoagulant.' }),
+      JSON.stringify({ prompt: 'Q?', completion: 'A.' }),
+      JSON.stringify({
+        messages: [
+          { role: 'system', content: 'S' },
+          { role: 'user', content: 'U' },
+          { role: 'assistant', content: 'A' },
+        ],
+      }),
+    ].join('\n'),
+  );
   const { recs } = await run('jsonl', f);
-  assert.deepEqual(recs.map((r) => [r.task, r.instruction, r.input, r.gold]), [
-    ['qa', 'Answer.', 'What is warfarin?', 'An anticoagulant.'], ['qa', undefined, 'Q?', 'A.'], ['qa', 'S', 'U', 'A']]);
+  assert.deepEqual(
+    recs.map((r) => [r.task, r.instruction, r.input, r.gold]),
+    [
+      ['qa', 'Answer.', 'What is warfarin?', 'An anticoagulant.'],
+      ['qa', undefined, 'Q?', 'A.'],
+      ['qa', 'S', 'U', 'A'],
+    ],
+  );
   const bad = join(d, 'bad.jsonl');
-  writeFileSync(bad, `${JSON.stringify({ prompt: 'Q', completion: 'A' })}\n{"prompt": "x"\n${JSON.stringify({ prompt: 'Q' })}\n`);
+  writeFileSync(
+    bad,
+    `${JSON.stringify({ prompt: 'Q', completion: 'A' })}\n{"prompt": "x"\n${JSON.stringify({ prompt: 'Q' })}\n`,
+  );
   await assert.rejects(run('jsonl', bad), /bad\.jsonl:2: invalid JSON/);
   const invalid: NonNullable<ImportOptions['invalid']> = [];
   const ok = await run('jsonl', bad, { skipInvalid: true, invalid });
   assert.equal(ok.recs.length, 1);
-  assert.deepEqual(invalid.map((x) => x.line), [2, 3]);
+  assert.deepEqual(
+    invalid.map((x) => x.line),
+    [2, 3],
+  );
   assert.match(invalid[1]!.error, /"completion" is missing/);
   // --task with an output that is not in the task's format
   const tf = join(d, 't.jsonl');
   writeFileSync(tf, `${JSON.stringify({ prompt: 'text', completion: 'warfarin, aspirin' })}\n`);
-  await assert.rejects(run('jsonl', tf, { task: 'drug-ae' }), /record 1: as task drug-ae: cannot read "warfarin, aspirin" as task drug-ae's format/);
+  await assert.rejects(
+    run('jsonl', tf, { task: 'drug-ae' }),
+    /record 1: as task drug-ae: cannot read "warfarin, aspirin" as task drug-ae's format/,
+  );
   await assert.rejects(run('jsonl', tf, { task: 'nonsense' }), /unknown task "nonsense"/);
   const empty = join(d, 'empty.jsonl');
   writeFileSync(empty, '\n\n');
@@ -186,16 +250,28 @@ test('generic jsonl: the three shapes, and clear errors for bad lines', async ()
 
 test('ddi2013 XML errors name file and line', async () => {
   const d = tmp();
-  writeFileSync(join(d, 'a.xml'), '<?xml version="1.0"?>\n<document id="D1">\n  <sentence id="D1.s0" text="A &amp; B">\n  </sentences>\n</document>\n');
-  await assert.rejects(run('ddi2013', d), /a\.xml:4: closing tag <\/sentences> does not match <sentence> opened on line 3/);
+  writeFileSync(
+    join(d, 'a.xml'),
+    '<?xml version="1.0"?>\n<document id="D1">\n  <sentence id="D1.s0" text="A &amp; B">\n  </sentences>\n</document>\n',
+  );
+  await assert.rejects(
+    run('ddi2013', d),
+    /a\.xml:4: closing tag <\/sentences> does not match <sentence> opened on line 3/,
+  );
   writeFileSync(join(d, 'a.xml'), '<document id="D1"><sentence id="s" text="x &foo; y"/></document>');
   await assert.rejects(run('ddi2013', d), /a\.xml:1: unknown XML entity &foo;/);
-  writeFileSync(join(d, 'a.xml'), '<document id="D1"><sentence id="s" text="A &amp; B&#xd;&#xa;"><entity id="e0" text="A"/><entity id="e1" text="B"/>' +
-    '<pair id="p" e1="e0" e2="e1" ddi="true" type="effect"/></sentence></document>');
+  writeFileSync(
+    join(d, 'a.xml'),
+    '<document id="D1"><sentence id="s" text="A &amp; B&#xd;&#xa;"><entity id="e0" text="A"/><entity id="e1" text="B"/>' +
+      '<pair id="p" e1="e0" e2="e1" ddi="true" type="effect"/></sentence></document>',
+  );
   const { recs } = await run('ddi2013', d);
   assert.equal(recs[0]!.input, 'A & B\r\n');
   assert.deepEqual(recs[0]!.gold, [{ head: 'A', relation: 'effect', tail: 'B' }]);
-  writeFileSync(join(d, 'a.xml'), '<document id="D1"><sentence id="s" text="x"><pair id="p" e1="e0" e2="e1" ddi="true" type="effect"/></sentence></document>');
+  writeFileSync(
+    join(d, 'a.xml'),
+    '<document id="D1"><sentence id="s" text="x"><pair id="p" e1="e0" e2="e1" ddi="true" type="effect"/></sentence></document>',
+  );
   await assert.rejects(run('ddi2013', d), /names an entity not in its sentence/);
   await assert.rejects(run('ddi2013', join(d, 'nope')), /no such directory/);
   const e = tmp();
@@ -205,8 +281,14 @@ test('ddi2013 XML errors name file and line', async () => {
 test('other importers: malformed inputs give clear errors', async () => {
   const d = tmp();
   const csv = join(d, 's.csv');
-  writeFileSync(join(d, 'Interaction_information.csv'), 'Interaction type,Description,Subject,DDI type\n6,#Drug1 may increase the anticoagulant activities of #Drug2.,2,DDI type 46\n');
-  writeFileSync(csv, 'Drug 1,Drug 2,Interaction Description\nA,B,A may increase the anticoagulant activities of B.\nA,B,"A is fine with B."\n');
+  writeFileSync(
+    join(d, 'Interaction_information.csv'),
+    'Interaction type,Description,Subject,DDI type\n6,#Drug1 may increase the anticoagulant activities of #Drug2.,2,DDI type 46\n',
+  );
+  writeFileSync(
+    csv,
+    'Drug 1,Drug 2,Interaction Description\nA,B,A may increase the anticoagulant activities of B.\nA,B,"A is fine with B."\n',
+  );
   await assert.rejects(run('drugbank-sentences', csv), /s\.csv:3: sentence matches no interaction template/);
   writeFileSync(csv, 'Drug1,Drug 2,Interaction Description\n');
   await assert.rejects(run('drugbank-sentences', csv), /s\.csv:1: missing column "Drug 1"/);
@@ -229,5 +311,8 @@ test('other importers: malformed inputs give clear errors', async () => {
 test('bc5cdr --task keeps one task', { skip }, async () => {
   const { c } = await run('bc5cdr', C('bc5cdr', 'CDR_sample.txt'), { task: 'influences' });
   assert.deepEqual(c.byTask, { influences: 50 });
-  await assert.rejects(run('bc5cdr', C('bc5cdr', 'CDR_sample.txt'), { task: 'qa' }), /--task must be chemicals, diseases or influences/);
+  await assert.rejects(
+    run('bc5cdr', C('bc5cdr', 'CDR_sample.txt'), { task: 'qa' }),
+    /--task must be chemicals, diseases or influences/,
+  );
 });

@@ -16,7 +16,12 @@ async function lines(content: string | Buffer): Promise<Array<[number, string]>>
 }
 
 test('readLines: CRLF, BOM, no final newline', async () => {
-  assert.deepEqual(await lines('\ufeffa\r\nb\n\nc'), [[1, 'a'], [2, 'b'], [3, ''], [4, 'c']]);
+  assert.deepEqual(await lines('\ufeffa\r\nb\n\nc'), [
+    [1, 'a'],
+    [2, 'b'],
+    [3, ''],
+    [4, 'c'],
+  ]);
 });
 
 test('readLines: long lines and multi-byte characters across 64 KiB chunks', async () => {
@@ -29,7 +34,10 @@ test('readLines: long lines and multi-byte characters across 64 KiB chunks', asy
 
 test('writeJsonl then loadRecords round-trips records', async () => {
   const f = join(mkdtempSync(join(tmpdir(), 'medlora-jsonl-')), 'r.jsonl');
-  const recs = [{ id: 'a', task: 'qa', input: 'q\nwith newline', gold: 'a' }, { id: 'b', task: 'chemicals', input: 't', gold: ['x'], meta: { doc: '1' } }];
+  const recs = [
+    { id: 'a', task: 'qa', input: 'q\nwith newline', gold: 'a' },
+    { id: 'b', task: 'chemicals', input: 't', gold: ['x'], meta: { doc: '1' } },
+  ];
   assert.equal(await writeJsonl(f, recs), 2);
   const { records, report } = await loadRecords(f);
   assert.deepEqual(records, recs);

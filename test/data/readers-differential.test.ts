@@ -24,7 +24,13 @@ function referenceXml(text: string): XmlElement {
   const stack: XmlElement[] = [];
   let root: XmlElement | undefined;
   p.on('opentag', (t) => {
-    const el: XmlElement = { name: t.name, attrs: { ...(t.attributes as Record<string, string>) }, children: [], text: '', line: 0 };
+    const el: XmlElement = {
+      name: t.name,
+      attrs: { ...(t.attributes as Record<string, string>) },
+      children: [],
+      text: '',
+      line: 0,
+    };
     if (stack.length) stack[stack.length - 1]!.children.push(el);
     else root = el;
     stack.push(el);
@@ -62,7 +68,8 @@ const XML_CASES: Record<string, string> = {
   'predefined and numeric entities': '<r a="x &amp; y &lt; z &#233; &#x41;">t &gt; u &quot;q&quot; &apos;s&apos;</r>',
   CDATA: '<r><![CDATA[a < b && c]]> tail</r>',
   'attributes in any order and both quote styles': `<r><e id='1' type="mechanism" text="a"/><e text='b' id="2"/></r>`,
-  'declaration, comments, nested elements': '<?xml version="1.0" encoding="UTF-8"?>\n<!-- c --><doc><s id="s0"><e/>x<e/>y</s></doc>',
+  'declaration, comments, nested elements':
+    '<?xml version="1.0" encoding="UTF-8"?>\n<!-- c --><doc><s id="s0"><e/>x<e/>y</s></doc>',
   'whitespace in attribute values is normalised': '<r a="one\ttwo\nthree"/>',
 };
 
@@ -83,7 +90,10 @@ for (const [name, text] of Object.entries(XML_CASES)) {
 
 test('the differential check can fail: a different tree is caught', () => {
   assert.notDeepEqual(strip(parseXml('<r a="1"/>', 'x.xml')), strip(referenceXml('<r a="2"/>')));
-  assert.notDeepEqual(parseCsv('a,"b ""c"""\n', 'x.csv').map((r) => r.cells), referenceCsv('a,"b c"\n'));
+  assert.notDeepEqual(
+    parseCsv('a,"b ""c"""\n', 'x.csv').map((r) => r.cells),
+    referenceCsv('a,"b c"\n'),
+  );
 });
 
 test('DrugBank interaction CSVs: every row equals csv-parse', { skip: !hasShared() && 'no ../shared' }, () => {

@@ -69,47 +69,81 @@ test('drugbank sentences: reproducible, stratified by relation within one record
   assert.ok(worst < 1, `worst deviation ${worst}`);
   // leak-free by normalised input text
   const where = new Map<string, number>();
-  a.splits.forEach((s, si) => s.forEach((r) => {
-    const k = normaliseText(r.input);
-    assert.ok(!where.has(k) || where.get(k) === si, `input of ${r.id} in two splits`);
-    where.set(k, si);
-  }));
+  a.splits.forEach((s, si) =>
+    s.forEach((r) => {
+      const k = normaliseText(r.input);
+      assert.ok(!where.has(k) || where.get(k) === si, `input of ${r.id} in two splits`);
+      where.set(k, si);
+    }),
+  );
 });
 
 test('ddi2013 grouped by meta.doc: no document spans two splits, no input text in two splits', { skip }, async () => {
   const recs = await imp('ddi2013', 'ddi2013', 'DDICorpus', 'Train');
-  const { splits, report } = splitRecords(recs, { ratios: [0.8, 0.1, 0.1], seed: 3, stratify: 'task', group: 'meta.doc' });
+  const { splits, report } = splitRecords(recs, {
+    ratios: [0.8, 0.1, 0.1],
+    seed: 3,
+    stratify: 'task',
+    group: 'meta.doc',
+  });
   const docSplit = new Map<unknown, number>();
   const textSplit = new Map<string, number>();
-  splits.forEach((s, si) => s.forEach((r) => {
-    const d = r.meta!.doc;
-    assert.ok(!docSplit.has(d) || docSplit.get(d) === si, `doc ${String(d)} in two splits`);
-    docSplit.set(d, si);
-    const t = normaliseText(r.input);
-    assert.ok(!textSplit.has(t) || textSplit.get(t) === si, `text of ${r.id} in two splits`);
-    textSplit.set(t, si);
-  }));
+  splits.forEach((s, si) =>
+    s.forEach((r) => {
+      const d = r.meta!.doc;
+      assert.ok(!docSplit.has(d) || docSplit.get(d) === si, `doc ${String(d)} in two splits`);
+      docSplit.set(d, si);
+      const t = normaliseText(r.input);
+      assert.ok(!textSplit.has(t) || textSplit.get(t) === si, `text of ${r.id} in two splits`);
+      textSplit.set(t, si);
+    }),
+  );
   const droppedIds = new Set(report.duplicates_dropped.map((d) => d.id));
   assert.equal(docSplit.size, new Set(recs.filter((r) => !droppedIds.has(r.id)).map((r) => r.meta!.doc)).size);
   // duplicates dropped are real duplicates (same normalised input and target)
   for (const d of report.duplicates_dropped.slice(0, 50)) {
-    const x = recs.find((r) => r.id === d.id)!, y = recs.find((r) => r.id === d.duplicate_of)!;
+    const x = recs.find((r) => r.id === d.id)!,
+      y = recs.find((r) => r.id === d.duplicate_of)!;
     assert.equal(normaliseText(x.input), normaliseText(y.input));
     assert.deepEqual(x.gold, y.gold);
   }
   const n = splits.map((s) => s.length);
-  console.log(`  ddi2013 train grouped split sizes ${n.join('/')}, ${report.duplicates_dropped.length} duplicates dropped, ${report.units} units`);
+  console.log(
+    `  ddi2013 train grouped split sizes ${n.join('/')}, ${report.duplicates_dropped.length} duplicates dropped, ${report.units} units`,
+  );
   assert.ok(n[0]! > n[1]! && n[1]! > 0 && n[2]! > 0);
 });
 
 test('leak check names the records; missing group key is an error', () => {
-  const r = (id: string, input: string, doc?: string): MedRecord => ({ id, task: 'qa', input, gold: 'a', ...(doc ? { meta: { doc } } : {}) });
-  assert.throws(() => checkLeaks([[r('a', 'Same  TEXT')], [r('b', 'same text')]]), /record b \(validation\) has the same input text as record a \(train\)/);
-  assert.throws(() => checkLeaks([[r('a', 'x', 'D1')], [], [r('b', 'y', 'D1')]], 'meta.doc'), /meta\.doc="D1" is in train \(record a\) and test \(record b\)/);
-  assert.throws(() => splitRecords([r('a', 'x')], { ratios: [0.5, 0.5], seed: 1, stratify: 'task', group: 'meta.doc' }), /record a has no meta\.doc/);
+  const r = (id: string, input: string, doc?: string): MedRecord => ({
+    id,
+    task: 'qa',
+    input,
+    gold: 'a',
+    ...(doc ? { meta: { doc } } : {}),
+  });
+  assert.throws(
+    () => checkLeaks([[r('a', 'Same  TEXT')], [r('b', 'same text')]]),
+    /record b \(validation\) has the same input text as record a \(train\)/,
+  );
+  assert.throws(
+    () => checkLeaks([[r('a', 'x', 'D1')], [], [r('b', 'y', 'D1')]], 'meta.doc'),
+    /meta\.doc="D1" is in train \(record a\) and test \(record b\)/,
+  );
+  assert.throws(
+    () => splitRecords([r('a', 'x')], { ratios: [0.5, 0.5], seed: 1, stratify: 'task', group: 'meta.doc' }),
+    /record a has no meta\.doc/,
+  );
   assert.throws(() => splitRecords([], { ratios: [0.5, 0.5], seed: 1, stratify: 'task' }), /no records/);
   // same input, different answers stay together; exact duplicates are dropped
-  const recs = [r('a', 'q1'), { ...r('b', 'Q1'), gold: 'other' }, r('c', 'q1 '), r('d', 'q2'), r('e', 'q3'), r('f', 'q4')];
+  const recs = [
+    r('a', 'q1'),
+    { ...r('b', 'Q1'), gold: 'other' },
+    r('c', 'q1 '),
+    r('d', 'q2'),
+    r('e', 'q3'),
+    r('f', 'q4'),
+  ];
   const { splits, report } = splitRecords(recs, { ratios: [0.5, 0.5], seed: 1, stratify: 'none' });
   assert.deepEqual(report.duplicates_dropped, [{ id: 'c', duplicate_of: 'a' }]);
   const sa = splits.findIndex((s) => s.some((x) => x.id === 'a'));
@@ -124,7 +158,8 @@ test('ddi2013 stratified by relation (no group): every class within one record o
   // "none" for sentences without a positive pair
   const kept = splits.flat();
   const freq = new Map<string, number>();
-  for (const r of kept) for (const t of new Set((r.gold as Triplet[]).map((x) => x.relation))) freq.set(t, (freq.get(t) ?? 0) + 1);
+  for (const r of kept)
+    for (const t of new Set((r.gold as Triplet[]).map((x) => x.relation))) freq.set(t, (freq.get(t) ?? 0) + 1);
   const cls = (r: MedRecord): string => {
     const ts = [...new Set((r.gold as Triplet[]).map((x) => x.relation))];
     return ts.length === 0 ? 'none' : ts.sort((a, b) => freq.get(a)! - freq.get(b)! || (a < b ? -1 : 1))[0]!;

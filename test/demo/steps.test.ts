@@ -16,7 +16,8 @@ import { encodeForEval } from '../../src/eval/run-eval.js';
 import { scoreRecords, type PredLine } from '../../src/eval/score.js';
 import { DEFAULT_MATCH } from '../../src/eval/match.js';
 import { taskConstraint } from '../../src/generate/constraints/index.js';
-import { TASKS } from '../../src/data/tasks.js';import { initModel, saveModel } from '../../src/model/init.js';
+import { TASKS } from '../../src/data/tasks.js';
+import { initModel, saveModel } from '../../src/model/init.js';
 import { loadModel } from '../../src/model/load.js';
 import { renderTarget } from '../../src/data/tasks.js';
 import type { MedRecord } from '../../src/data/schema.js';
@@ -28,7 +29,15 @@ const tmp = (): string => mkdtempSync(join(tmpdir(), 'medlora-demo-steps-'));
 test('demo data: records linked by a shared drug pair share a group; no drug pair is in two splits', async () => {
   const recs: MedRecord<'ddi-triplets'>[] = [
     { id: 'a', task: 'ddi-triplets', input: 'x', gold: [{ head: 'warfarin', relation: 'r', tail: 'aspirin' }] },
-    { id: 'b', task: 'ddi-triplets', input: 'y', gold: [{ head: 'aspirin', relation: 's', tail: 'warfarin' }, { head: 'digoxin', relation: 'r', tail: 'lithium' }] },
+    {
+      id: 'b',
+      task: 'ddi-triplets',
+      input: 'y',
+      gold: [
+        { head: 'aspirin', relation: 's', tail: 'warfarin' },
+        { head: 'digoxin', relation: 'r', tail: 'lithium' },
+      ],
+    },
     { id: 'c', task: 'ddi-triplets', input: 'z', gold: [{ head: 'lithium', relation: 'r', tail: 'digoxin' }] },
     { id: 'd', task: 'ddi-triplets', input: 'w', gold: [{ head: 'heparin', relation: 'r', tail: 'digoxin' }] },
   ];
@@ -41,7 +50,8 @@ test('demo data: records linked by a shared drug pair share a group; no drug pai
 
   const d = await buildDemoData(join(tmp(), 'data'), { count: 400, seed: 3 });
   assert.equal(d.train.length + d.validation.length + d.test.length, 400);
-  const pairsOf = (rs: MedRecord[]): Set<string> => new Set(rs.flatMap((r) => (r as MedRecord<'ddi-triplets'>).gold.map(pairKey)));
+  const pairsOf = (rs: MedRecord[]): Set<string> =>
+    new Set(rs.flatMap((r) => (r as MedRecord<'ddi-triplets'>).gold.map(pairKey)));
   const train = pairsOf(d.train);
   for (const p of pairsOf(d.test)) assert.ok(!train.has(p), `test pair ${p} also in train`);
   for (const p of pairsOf(d.validation)) assert.ok(!train.has(p), `validation pair ${p} also in train`);
@@ -84,10 +94,18 @@ test('demo tokenizer + library constraint: every gold answer is allowed token by
     let state = c.initial();
     for (let i = 0; i < ids.length; i++) {
       const m = c.mask(state, budget - i);
-      assert.equal(m.allowed[ids[i]!], 1, `${r.id}: token ${i} (${JSON.stringify(tok.decode([ids[i]!]))}) of ${JSON.stringify(renderTarget(r))} blocked`);
+      assert.equal(
+        m.allowed[ids[i]!],
+        1,
+        `${r.id}: token ${i} (${JSON.stringify(tok.decode([ids[i]!]))}) of ${JSON.stringify(renderTarget(r))} blocked`,
+      );
       // EOS exactly where the text so far is a complete answer: after a closing ">" of a triplet
       const soFar = tok.decode(ids.slice(0, i));
-      assert.equal(m.eos, soFar.endsWith('>'), `${r.id}: EOS ${m.eos ? 'allowed' : 'blocked'} after ${JSON.stringify(soFar)}`);
+      assert.equal(
+        m.eos,
+        soFar.endsWith('>'),
+        `${r.id}: EOS ${m.eos ? 'allowed' : 'blocked'} after ${JSON.stringify(soFar)}`,
+      );
       state = c.advance(state, ids[i]!);
       assert.ok(state >= 0, `${r.id}: token ${i} rejected by advance`);
     }
@@ -108,17 +126,39 @@ test('demo tokenizer + library constraint: every gold answer is allowed token by
 test('scores: hand-counted P/R/F1 of two records, as the demo table shows them', () => {
   const recs: MedRecord[] = [
     { id: '1', task: 'ddi-triplets', input: 'A may increase B.', gold: [{ head: 'a', relation: 'r', tail: 'b' }] },
-    { id: '2', task: 'ddi-triplets', input: 'C ... D.', gold: [{ head: 'c', relation: 'r', tail: 'd' }, { head: 'd', relation: 's', tail: 'c' }] },
+    {
+      id: '2',
+      task: 'ddi-triplets',
+      input: 'C ... D.',
+      gold: [
+        { head: 'c', relation: 'r', tail: 'd' },
+        { head: 'd', relation: 's', tail: 'c' },
+      ],
+    },
   ];
   // record 1: exact (TP 1); record 2: one right, one wrong relation (TP 1, FP 1, FN 1) -> P 2/3, R 2/3
   const preds = new Map<string, { value: PredLine; where: string }>([
-    ['1', { value: { id: '1', output: '<a, r, b>' }, where: 'p1' }], ['2', { value: { id: '2', output: '<c, r, d>\n<d, x, c>' }, where: 'p2' }]]);
+    ['1', { value: { id: '1', output: '<a, r, b>' }, where: 'p1' }],
+    ['2', { value: { id: '2', output: '<c, r, d>\n<d, x, c>' }, where: 'p2' }],
+  ]);
   const res = { ...scoreRecords('ddi-triplets', recs, preds, DEFAULT_MATCH), gold: undefined, pred: undefined };
-  assertClose([res.metrics.micro.precision, res.metrics.micro.recall, res.metrics.micro.f1], [2 / 3, 2 / 3, 2 / 3], { atol: 1e-12, label: 'P/R/F1' });
+  assertClose([res.metrics.micro.precision, res.metrics.micro.recall, res.metrics.micro.f1], [2 / 3, 2 / 3, 2 / 3], {
+    atol: 1e-12,
+    label: 'P/R/F1',
+  });
   const { rows } = scoreRows([{ name: 'm', result: res, loss: 0.25 }]);
-  assert.deepEqual(rows.find((r) => r[0] === 'exact-match records'), ['exact-match records', '1/2']);
-  assert.deepEqual(rows.find((r) => r[0] === 'F1 (micro)'), ['F1 (micro)', '0.667']);
-  assert.deepEqual(rows.find((r) => r[0] === 'test loss (gold answers)'), ['test loss (gold answers)', '0.250']);
+  assert.deepEqual(
+    rows.find((r) => r[0] === 'exact-match records'),
+    ['exact-match records', '1/2'],
+  );
+  assert.deepEqual(
+    rows.find((r) => r[0] === 'F1 (micro)'),
+    ['F1 (micro)', '0.667'],
+  );
+  assert.deepEqual(
+    rows.find((r) => r[0] === 'test loss (gold answers)'),
+    ['test loss (gold answers)', '0.250'],
+  );
   // the example check: same set, order free; a missing or extra triplet is wrong
   const t = (h: string, r: string, tl: string) => ({ head: h, relation: r, tail: tl });
   assert.equal(sameTriplets([t('d', 's', 'c'), t('c', 'r', 'd')], [t('c', 'r', 'd'), t('d', 's', 'c')]), true);
@@ -127,7 +167,10 @@ test('scores: hand-counted P/R/F1 of two records, as the demo table shows them',
 });
 
 test('bad options and a foreign --out folder are clear errors', () => {
-  assert.throws(() => demoSettings({ steps: 0 }), (e: unknown) => e instanceof MedloraError && /--steps must be a whole number >= 1, got 0/.test(e.message));
+  assert.throws(
+    () => demoSettings({ steps: 0 }),
+    (e: unknown) => e instanceof MedloraError && /--steps must be a whole number >= 1, got 0/.test(e.message),
+  );
   assert.throws(() => demoSettings({ records: 5 }), /--records must be a whole number >= 20/);
   const d = tmp();
   mkdirSync(join(d, 'mine'));
@@ -139,8 +182,15 @@ test('bad options and a foreign --out folder are clear errors', () => {
 });
 
 test('base LM text: a record becomes a DrugBank table row (drug names, then the sentence)', () => {
-  const r: MedRecord = { id: '1', task: 'ddi-triplets', input: 'Warfarin may increase the anticoagulant activities of aspirin.',
-    gold: [{ head: 'warfarin', relation: 'may increase the anticoagulant activities of', tail: 'aspirin' }] };
+  const r: MedRecord = {
+    id: '1',
+    task: 'ddi-triplets',
+    input: 'Warfarin may increase the anticoagulant activities of aspirin.',
+    gold: [{ head: 'warfarin', relation: 'may increase the anticoagulant activities of', tail: 'aspirin' }],
+  };
   assert.equal(tableRow(r), 'warfarin,aspirin,Warfarin may increase the anticoagulant activities of aspirin.');
-  assert.equal(descriptionFirstRow(r), 'Warfarin may increase the anticoagulant activities of aspirin.,warfarin,aspirin');
+  assert.equal(
+    descriptionFirstRow(r),
+    'Warfarin may increase the anticoagulant activities of aspirin.,warfarin,aspirin',
+  );
 });

@@ -7,14 +7,23 @@ import * as T from '../../src/tensor/index.js';
 
 /** torch/optim/adamw.py _single_tensor_adamw, written out in plain JS doubles. */
 class RefAdamW {
-  m: Float64Array; v: Float64Array; step = 0;
-  constructor(public p: Float64Array, public b1 = 0.9, public b2 = 0.999, public eps = 1e-8, public wd = 0.01) {
+  m: Float64Array;
+  v: Float64Array;
+  step = 0;
+  constructor(
+    public p: Float64Array,
+    public b1 = 0.9,
+    public b2 = 0.999,
+    public eps = 1e-8,
+    public wd = 0.01,
+  ) {
     this.m = new Float64Array(p.length);
     this.v = new Float64Array(p.length);
   }
   update(g: Float64Array, lr: number): void {
     this.step++;
-    const bc1 = 1 - this.b1 ** this.step, bc2 = 1 - this.b2 ** this.step;
+    const bc1 = 1 - this.b1 ** this.step,
+      bc2 = 1 - this.b2 ** this.step;
     for (let i = 0; i < this.p.length; i++) {
       this.p[i] = this.p[i]! * (1 - lr * this.wd);
       this.m[i] = this.m[i]! + (g[i]! - this.m[i]!) * (1 - this.b1); // lerp
@@ -58,12 +67,12 @@ test('AdamW per-step values by hand for one parameter', () => {
     opt.step(0.1);
     // step 1: decay 1 * (1 - 0.1*0.01) = 0.999; m = 0.1*0.5 = 0.05; v = 0.001*0.25 = 0.00025;
     // m_hat = 0.05/0.1 = 0.5; sqrt(v)/sqrt(1-0.999) = sqrt(0.25) = 0.5; p = 0.999 - 0.1 * 0.5 / (0.5 + 1e-8)
-    const p1 = 0.999 - (0.1 / 0.1) * 0.05 / (0.5 + 1e-8);
+    const p1 = 0.999 - ((0.1 / 0.1) * 0.05) / (0.5 + 1e-8);
     assertClose(p.toArray() as Float64Array, [p1], { atol: 1e-14, label: 'step 1' });
     opt.step(0.1);
     // step 2: m = 0.9*0.05 + 0.1*0.5 = 0.095; v = 0.999*0.00025 + 0.001*0.25 = 0.00049975;
     // bias corrections 1-0.9^2 = 0.19 and 1-0.999^2 = 0.001999; v/0.001999 = 0.25 -> denom 0.5 + 1e-8
-    const p2 = p1 * 0.999 - (0.1 / 0.19) * 0.095 / (Math.sqrt(0.00049975) / Math.sqrt(0.001999) + 1e-8);
+    const p2 = p1 * 0.999 - ((0.1 / 0.19) * 0.095) / (Math.sqrt(0.00049975) / Math.sqrt(0.001999) + 1e-8);
     assertClose(p.toArray() as Float64Array, [p2], { atol: 1e-14, label: 'step 2' });
     const st = opt.state();
     assertClose(st.expAvg[0]!.toArray() as Float64Array, [0.095], { atol: 1e-15, label: 'exp_avg' });
@@ -87,14 +96,26 @@ test('AdamW skips parameters without gradients and restores saved state exactly'
     const a2 = a.detach().clone().requiresGrad_(true);
     const b2 = b.detach().clone().requiresGrad_(true);
     const opt2 = new T.AdamW([a2, b2], { weightDecay: 0 });
-    opt2.loadState({ ...saved, expAvg: saved.expAvg.map((t) => t.clone()), expAvgSq: saved.expAvgSq.map((t) => t.clone()) });
-    for (const [p, q] of [[a, a2], [b, b2]] as const) { q.grad = p.grad!.clone(); }
+    opt2.loadState({
+      ...saved,
+      expAvg: saved.expAvg.map((t) => t.clone()),
+      expAvgSq: saved.expAvgSq.map((t) => t.clone()),
+    });
+    for (const [p, q] of [
+      [a, a2],
+      [b, b2],
+    ] as const) {
+      q.grad = p.grad!.clone();
+    }
     opt.step(0.02);
     opt2.step(0.02);
     assert.deepEqual(a2.toNumbers(), a.toNumbers());
     assert.deepEqual(b2.toNumbers(), b.toNumbers());
     assert.deepEqual(opt2.state().paramSteps, [3, 2]);
-    assert.throws(() => opt2.loadState({ ...saved, expAvg: [T.zeros([5], { dtype: 'f64' }), saved.expAvg[1]!] }), /adamwLoadState: state entry 0 has shape f64\[5\]/);
+    assert.throws(
+      () => opt2.loadState({ ...saved, expAvg: [T.zeros([5], { dtype: 'f64' }), saved.expAvg[1]!] }),
+      /adamwLoadState: state entry 0 has shape f64\[5\]/,
+    );
     opt.zeroGrad();
     assert.equal(a.grad, null);
   });
@@ -114,7 +135,7 @@ test('clipGradNorm returns the pre-clip norm and scales by max/(norm+1e-6) only 
     assertClose(b.grad!.toArray() as Float64Array, [12 * c], { atol: 1e-12, label: 'clipped b' });
     // below the max: untouched (coefficient clamped to 1)
     const n2 = T.clipGradNorm([a, b], 100);
-    assertClose([n2], [6.5 * 13 / (13 + 1e-6)], { atol: 1e-9, label: 'second norm' });
+    assertClose([n2], [(6.5 * 13) / (13 + 1e-6)], { atol: 1e-9, label: 'second norm' });
     assertClose(b.grad!.toArray() as Float64Array, [12 * c], { atol: 1e-12, label: 'unclipped b' });
   });
 });

@@ -33,15 +33,20 @@ test('2-layer MLP: checkpoint == no checkpoint', () => {
 
 function loraSetup() {
   T.manualSeed(1);
-  const dim = 12, r = 4;
+  const dim = 12,
+    r = 4;
   const layers = [0, 1, 2].map(() => ({
     W: T.randn([dim, dim]).mul(0.3), // frozen
     A: T.randn([r, dim]).mul(0.1).requiresGrad_(true),
     B: T.randn([dim, r]).mul(0.1).requiresGrad_(true),
   }));
   const x = T.randn([5, dim]); // e.g. frozen embeddings: no input requires grad
-  const layer = (l: (typeof layers)[number]) => (h: Tensor): Tensor =>
-    T.linear(h, l.W).add(T.linear(T.linear(h.dropout(0.2, true), l.A), l.B).mul(2)).silu();
+  const layer =
+    (l: (typeof layers)[number]) =>
+    (h: Tensor): Tensor =>
+      T.linear(h, l.W)
+        .add(T.linear(T.linear(h.dropout(0.2, true), l.A), l.B).mul(2))
+        .silu();
   const run = (ck: boolean): Tensor => {
     T.manualSeed(42); // same dropout draws in both runs
     let h = x;
@@ -85,10 +90,13 @@ test('worker mode: a segment that throws during recompute surfaces as an error (
   try {
     const x = T.ones([2]).requiresGrad_(true);
     let calls = 0;
-    const [y] = T.checkpoint((u) => {
-      if (++calls > 1) throw new Error('recompute failed');
-      return u.mul(3);
-    }, [x]);
+    const [y] = T.checkpoint(
+      (u) => {
+        if (++calls > 1) throw new Error('recompute failed');
+        return u.mul(3);
+      },
+      [x],
+    );
     assert.throws(() => y!.sum().backward(), /medlora engine: backward: checkpoint segment threw: recompute failed/);
   } finally {
     T.setEngineMode('auto');
@@ -101,10 +109,12 @@ test('nested checkpoints give the plain gradients, inline and on a worker thread
   const w2 = T.randn([6, 6]).mul(0.4).requiresGrad_(true);
   const x = T.randn([3, 6]);
   const inner = (u: Tensor): Tensor => u.matmul(w2).sin();
-  const outer = (ck: boolean) => (u: Tensor): Tensor => {
-    const hh = u.matmul(w1).tanh();
-    return ck ? T.checkpoint(inner, [hh])[0]! : inner(hh);
-  };
+  const outer =
+    (ck: boolean) =>
+    (u: Tensor): Tensor => {
+      const hh = u.matmul(w1).tanh();
+      return ck ? T.checkpoint(inner, [hh])[0]! : inner(hh);
+    };
   const run = (ck: boolean): Tensor => (ck ? T.checkpoint(outer(true), [x])[0]! : outer(false)(x)).sum();
   compare('nested', [w1, w2], run);
   T.setEngineMode('worker');
@@ -120,9 +130,18 @@ test('noGrad / enableGrad scopes nest and restore the mode, also after a throw',
   assert.equal(T.isGradEnabled(), true);
   T.noGrad(() => {
     assert.equal(w.mul(2).requiresGrad, false);
-    assert.equal(T.enableGrad(() => w.mul(2).requiresGrad), true);
+    assert.equal(
+      T.enableGrad(() => w.mul(2).requiresGrad),
+      true,
+    );
     assert.equal(T.isGradEnabled(), false);
   });
-  assert.throws(() => T.noGrad(() => { throw new Error('inside'); }), /inside/);
+  assert.throws(
+    () =>
+      T.noGrad(() => {
+        throw new Error('inside');
+      }),
+    /inside/,
+  );
   assert.equal(T.isGradEnabled(), true);
 });

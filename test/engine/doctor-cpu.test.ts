@@ -14,7 +14,10 @@ function sample(name: string, flags: string): string {
 }
 
 test('cpuInfo finds AMX-BF16 and AVX512-BF16 from the flags line', () => {
-  assert.deepEqual(cpuInfo(sample('spr', 'avx512f amx_bf16 amx_tile avx512_bf16')), { model: 'Test CPU @ 2.5GHz', bf16Units: ['AMX-BF16', 'AVX512-BF16'] });
+  assert.deepEqual(cpuInfo(sample('spr', 'avx512f amx_bf16 amx_tile avx512_bf16')), {
+    model: 'Test CPU @ 2.5GHz',
+    bf16Units: ['AMX-BF16', 'AVX512-BF16'],
+  });
 });
 
 test('cpuInfo reports no bf16 units on a plain AVX-512 CPU, and copes with a missing file', () => {
@@ -26,9 +29,18 @@ test('peakGflops: cores x GHz x FLOPs/cycle from the flags (hand-computed), none
   const { peakGflops } = await import('../../src/tensor/cpu.js');
   const base = { model: 'x', vendor: 'GenuineIntel', ghz: 2.5, bf16Units: [] as string[] };
   // Sapphire Rapids-like: 2 cores x 2.5 GHz x 64 = 320; AMX bf16 2 x 2.5 x 1024 = 5120
-  assert.deepEqual([peakGflops({ ...base, flags: ['avx512f', 'amx_bf16'] }, 2).f32, peakGflops({ ...base, flags: ['avx512f', 'amx_bf16'] }, 2).bf16], [320, 5120]);
+  assert.deepEqual(
+    [
+      peakGflops({ ...base, flags: ['avx512f', 'amx_bf16'] }, 2).f32,
+      peakGflops({ ...base, flags: ['avx512f', 'amx_bf16'] }, 2).bf16,
+    ],
+    [320, 5120],
+  );
   // Zen 4: AVX-512 on 2 x 256-bit pipes = 32 f32/cycle; AVX512-BF16 twice that
-  const zen = peakGflops({ ...base, vendor: 'AuthenticAMD', ghz: 2, flags: ['avx512f', 'avx512_bf16', 'avx2', 'fma'] }, 2);
+  const zen = peakGflops(
+    { ...base, vendor: 'AuthenticAMD', ghz: 2, flags: ['avx512f', 'avx512_bf16', 'avx2', 'fma'] },
+    2,
+  );
   assert.deepEqual([zen.f32, zen.bf16], [128, 256]);
   // AVX2 + FMA without bf16 units: bf16 emulated -> no peak
   const hsw = peakGflops({ ...base, flags: ['avx2', 'fma'] }, 4);
@@ -40,9 +52,21 @@ test('peakGflops: cores x GHz x FLOPs/cycle from the flags (hand-computed), none
 test('pickSize sizes the matmul to the time budget (a 64-multiple in 64..2048)', async () => {
   const { pickSize } = await import('../../src/cli/commands/doctor.js');
   // 1.3 GFLOP/s (emulated bf16): one call of seconds/6 = 1/6 s -> n = cbrt(1/6 * 1.3e9 / 2) = 476 -> 448
-  assert.equal(pickSize(() => 1.3, 1), 448);
+  assert.equal(
+    pickSize(() => 1.3, 1),
+    448,
+  );
   // 100 GFLOP/s: cbrt(1/6 * 1e11 / 2) = 2027 -> 1984
-  assert.equal(pickSize(() => 100, 1), 1984);
-  assert.equal(pickSize(() => 1e5, 1), 2048);
-  assert.equal(pickSize(() => 1e-4, 1), 64);
+  assert.equal(
+    pickSize(() => 100, 1),
+    1984,
+  );
+  assert.equal(
+    pickSize(() => 1e5, 1),
+    2048,
+  );
+  assert.equal(
+    pickSize(() => 1e-4, 1),
+    64,
+  );
 });

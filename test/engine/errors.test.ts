@@ -25,11 +25,20 @@ test('matmul shape mismatch names the op and both shapes', () => {
 });
 
 test('linear with mismatched in-features', () => {
-  engineThrows(() => T.linear(T.zeros([2, 3]), T.zeros([4, 5])), /^medlora engine: linear: /, /in-features 5/, /f32\[2,3\], f32\[4,5\]/);
+  engineThrows(
+    () => T.linear(T.zeros([2, 3]), T.zeros([4, 5])),
+    /^medlora engine: linear: /,
+    /in-features 5/,
+    /f32\[2,3\], f32\[4,5\]/,
+  );
 });
 
 test('embedding with float ids is a dtype error', () => {
-  engineThrows(() => T.embedding(T.zeros([10, 4]), T.tensor([1, 2])), /^medlora engine: embedding: ids must be an integer/, /f32\[2\]/);
+  engineThrows(
+    () => T.embedding(T.zeros([10, 4]), T.tensor([1, 2])),
+    /^medlora engine: embedding: ids must be an integer/,
+    /f32\[2\]/,
+  );
 });
 
 test('use after dispose', () => {
@@ -48,39 +57,74 @@ test('0-d index out of range (select past the end)', () => {
 });
 
 test('cross-entropy targets out of range', () => {
-  engineThrows(() => T.crossEntropy(T.zeros([2, 3]), T.tensor([0, 7], { dtype: 'i64' })), /^medlora engine: crossEntropy: /, /out of bounds/, /f32\[2,3\], i64\[2\]/);
-  engineThrows(() => T.crossEntropy(T.zeros([2, 3]), T.tensor([0, 1], { dtype: 'i32' })), /crossEntropy: targets must be a 1-D i64 tensor of length 2/);
+  engineThrows(
+    () => T.crossEntropy(T.zeros([2, 3]), T.tensor([0, 7], { dtype: 'i64' })),
+    /^medlora engine: crossEntropy: /,
+    /out of bounds/,
+    /f32\[2,3\], i64\[2\]/,
+  );
+  engineThrows(
+    () => T.crossEntropy(T.zeros([2, 3]), T.tensor([0, 1], { dtype: 'i32' })),
+    /crossEntropy: targets must be a 1-D i64 tensor of length 2/,
+  );
 });
 
 test('fromBytes with a wrong byte count', () => {
-  engineThrows(() => T.fromBytes(new Uint8Array(7), 'f32', [2]), /^medlora engine: fromBytes: got 7 bytes but f32\[2\] needs 8/);
+  engineThrows(
+    () => T.fromBytes(new Uint8Array(7), 'f32', [2]),
+    /^medlora engine: fromBytes: got 7 bytes but f32\[2\] needs 8/,
+  );
 });
 
 test('other bad arguments', () => {
-  engineThrows(() => T.tensor([1, 2, 3], { shape: [2, 2] }), /fromTyped: data has 3 elements but shape \[2,2\] needs 4/);
+  engineThrows(
+    () => T.tensor([1, 2, 3], { shape: [2, 2] }),
+    /fromTyped: data has 3 elements but shape \[2,2\] needs 4/,
+  );
   engineThrows(() => T.zeros([2], { dtype: 'q4' as T.DType }), /zeros: unknown dtype 'q4'/);
-  engineThrows(() => T.tensor([[1, 2], [3]]), /^medlora engine: tensor: ragged nested array \(expected length 2 at depth 1\)/);
+  engineThrows(
+    () => T.tensor([[1, 2], [3]]),
+    /^medlora engine: tensor: ragged nested array \(expected length 2 at depth 1\)/,
+  );
   engineThrows(() => T.tensor([1.5], { dtype: 'i64' }), /^medlora engine: tensor: i64 data must be integers, got 1\.5/);
   engineThrows(() => T.where(T.ones([2]), 1, 0), /where: condition must be a bool tensor/);
   engineThrows(() => T.ones([2]).reshape([3]), /reshape: .*shape '\[3\]' is invalid/);
   engineThrows(() => T.ones([3]).backward(), /backward: tensor does not require grad/);
-  engineThrows(() => T.ones([3]).requiresGrad_(true).mul(2).backward(), /backward: backward\(\) without a gradient needs a single-element tensor/);
+  engineThrows(
+    () => T.ones([3]).requiresGrad_(true).mul(2).backward(),
+    /backward: backward\(\) without a gradient needs a single-element tensor/,
+  );
   engineThrows(() => T.ones([2], { dtype: 'i64' }).requiresGrad_(true), /requiresGrad_: only floating-point tensors/);
-  engineThrows(() => new T.AdamW([T.ones([2])]), /adamwNew: parameter 0 \(f32\[2\]\) must be a leaf tensor that requires grad/);
+  engineThrows(
+    () => new T.AdamW([T.ones([2])]),
+    /adamwNew: parameter 0 \(f32\[2\]\) must be a leaf tensor that requires grad/,
+  );
   engineThrows(() => T.ones([2]).item(), /item: item\(\) needs exactly one element/);
   engineThrows(() => T.ones([2]).to('cuda'), /^medlora engine: to: /);
-  engineThrows(() => T.fromFile('/nonexistent/file.bin', 0, 'f32', [1]), /fromFile: cannot open \/nonexistent\/file\.bin/);
+  engineThrows(
+    () => T.fromFile('/nonexistent/file.bin', 0, 'f32', [1]),
+    /fromFile: cannot open \/nonexistent\/file\.bin/,
+  );
   engineThrows(() => T.zeros([2]).dropout(1.5), /dropout: dropout probability must be in \[0, 1\]/);
   engineThrows(() => T.zeros([2]).slice(0, 0, 2, 0), /slice: slice step must be >= 1/);
 });
 
 test('an exception inside a checkpoint segment surfaces as a JS error in forward and in backward', () => {
   const x = T.ones([2]).requiresGrad_(true);
-  engineThrows(() => T.checkpoint(() => { throw new Error('segment bug'); }, [x]), /checkpoint: checkpoint segment threw: segment bug/);
+  engineThrows(
+    () =>
+      T.checkpoint(() => {
+        throw new Error('segment bug');
+      }, [x]),
+    /checkpoint: checkpoint segment threw: segment bug/,
+  );
   let calls = 0;
-  const [y] = T.checkpoint((u) => {
-    if (++calls > 1) throw new Error('fails on recompute');
-    return u.mul(2);
-  }, [x]);
+  const [y] = T.checkpoint(
+    (u) => {
+      if (++calls > 1) throw new Error('fails on recompute');
+      return u.mul(2);
+    },
+    [x],
+  );
   engineThrows(() => y!.sum().backward(), /backward: checkpoint segment threw: fails on recompute/);
 });

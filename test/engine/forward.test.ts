@@ -7,7 +7,10 @@ import * as T from '../../src/tensor/index.js';
 const f = (t: T.Tensor): number[] => Array.from(t.toFloat32Array());
 
 test('creation, metadata and conversion', () => {
-  const a = T.tensor([[1, 2, 3], [4, 5, 6]]);
+  const a = T.tensor([
+    [1, 2, 3],
+    [4, 5, 6],
+  ]);
   assert.deepEqual(a.shape, [2, 3]);
   assert.equal(a.dtype, 'f32');
   assert.equal(a.device, 'cpu');
@@ -56,11 +59,29 @@ test('elementwise arithmetic and scalars follow torch promotion', () => {
 
 test('matmul, linear, softmax, norms', () => {
   // [[1,2],[3,4]] @ [[5,6],[7,8]] = [[1*5+2*7, 1*6+2*8], [3*5+4*7, 3*6+4*8]] = [[19,22],[43,50]]
-  const a = T.tensor([[1, 2], [3, 4]]);
-  const b = T.tensor([[5, 6], [7, 8]]);
+  const a = T.tensor([
+    [1, 2],
+    [3, 4],
+  ]);
+  const b = T.tensor([
+    [5, 6],
+    [7, 8],
+  ]);
   assert.deepEqual(f(a.matmul(b)), [19, 22, 43, 50]);
   // linear: x w^T + bias, w = [[1,0],[1,1]] -> x=[1,2]: [1, 3] + [10, 20]
-  assert.deepEqual(f(T.linear(T.tensor([[1, 2]]), T.tensor([[1, 0], [1, 1]]), T.tensor([10, 20]))), [11, 23]);
+  assert.deepEqual(
+    f(
+      T.linear(
+        T.tensor([[1, 2]]),
+        T.tensor([
+          [1, 0],
+          [1, 1],
+        ]),
+        T.tensor([10, 20]),
+      ),
+    ),
+    [11, 23],
+  );
   // softmax([0, ln 3]) = [1/4, 3/4]
   assertClose(f(T.tensor([0, Math.log(3)]).softmax(0)), [0.25, 0.75], { atol: 1e-6 });
   // rmsNorm([3, 4], w=[1, 2], eps=0): rms = sqrt((9+16)/2) = sqrt(12.5) -> [3, 8] / 3.5355339
@@ -83,7 +104,10 @@ test('rmsNorm on bf16 normalises in f32, casts back, then scales (HF LlamaRMSNor
 
 test('cross-entropy with ignore index, by hand', () => {
   // row 0: logits [0, ln 3] target 1 -> -log(3/4); row 1 ignored; mean over the one counted row
-  const logits = T.tensor([[0, Math.log(3)], [5, 1]]);
+  const logits = T.tensor([
+    [0, Math.log(3)],
+    [5, 1],
+  ]);
   const targets = T.tensor([1, -100], { dtype: 'i64' });
   assertClose(f(T.crossEntropy(logits, targets)), [-Math.log(0.75)], { atol: 1e-6 });
   assertClose(f(T.crossEntropy(logits, targets, { reduction: 'none' })), [-Math.log(0.75), 0], { atol: 1e-6 });
@@ -97,7 +121,10 @@ test('causal attention by hand', () => {
   const out = T.scaledDotProductAttention(q, q, v, { isCausal: true });
   assertClose(f(out), [1, 2], { atol: 1e-6 });
   // bool mask (true = attend) hiding key 0 from both rows -> both rows read v1 = 3
-  const mask = T.tensor([[false, true], [false, true]]);
+  const mask = T.tensor([
+    [false, true],
+    [false, true],
+  ]);
   assertClose(f(T.scaledDotProductAttention(q, q, v, { mask })), [3, 3], { atol: 1e-6 });
 });
 
@@ -111,8 +138,21 @@ test('shape and indexing ops', () => {
   assert.deepEqual(f(a.gather(1, T.tensor([[1], [2]], { dtype: 'i64' }))), [1, 5]);
   assert.deepEqual(f(T.cat([a, a], 0)), [0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5]);
   assert.deepEqual(T.stack([a, a], 1).shape, [2, 2, 3]);
-  assert.deepEqual(a.split(1, 1).map((t) => f(t)), [[0, 3], [1, 4], [2, 5]]);
-  assert.deepEqual(a.chunk(2, 0).map((t) => f(t)), [[0, 1, 2], [3, 4, 5]]);
+  assert.deepEqual(
+    a.split(1, 1).map((t) => f(t)),
+    [
+      [0, 3],
+      [1, 4],
+      [2, 5],
+    ],
+  );
+  assert.deepEqual(
+    a.chunk(2, 0).map((t) => f(t)),
+    [
+      [0, 1, 2],
+      [3, 4, 5],
+    ],
+  );
   assert.deepEqual(f(T.ones([3, 3]).triu(1)), [0, 1, 1, 0, 0, 1, 0, 0, 0]);
   assert.deepEqual(f(a.repeatInterleave(2, 0)), [0, 1, 2, 0, 1, 2, 3, 4, 5, 3, 4, 5]);
   assert.deepEqual(f(a.maskedFill(a.gt(3), -1)), [0, 1, 2, 3, -1, -1]);
@@ -124,7 +164,10 @@ test('shape and indexing ops', () => {
 });
 
 test('reductions', () => {
-  const a = T.tensor([[1, 5, 3], [4, 2, 6]]);
+  const a = T.tensor([
+    [1, 5, 3],
+    [4, 2, 6],
+  ]);
   assert.equal(a.sum().item(), 21);
   assert.deepEqual(f(a.sum(1)), [9, 12]);
   assert.deepEqual(f(a.mean(0)), [2.5, 3.5, 4.5]);

@@ -49,12 +49,33 @@ const cases: Case[] = [
   ['embedding', (w, ids) => T.embedding(w, ids), () => [P([5, 3]), I([4, 0, 4, 2])]],
   ['layerNorm', (x, w, b) => T.layerNorm(x, [4], w, b, 1e-5), () => [P([2, 4]), P([4]), P([4])]],
   ['rmsNorm', (x, w) => T.rmsNorm(x, w, 1e-6), () => [P([2, 4]), P([4])]],
-  ['sdpa causal', (q, k, v) => T.scaledDotProductAttention(q, k, v, { isCausal: true }), () => [P([1, 2, 3, 4]), P([1, 2, 3, 4]), P([1, 2, 3, 4])]],
-  ['sdpa bool mask + scale', (q, k, v) => T.scaledDotProductAttention(q, k, v,
-    { mask: T.tensor([[true, false, true], [true, true, false]]), scale: 0.3 }), () => [P([1, 2, 4]), P([1, 3, 4]), P([1, 3, 2])]],
+  [
+    'sdpa causal',
+    (q, k, v) => T.scaledDotProductAttention(q, k, v, { isCausal: true }),
+    () => [P([1, 2, 3, 4]), P([1, 2, 3, 4]), P([1, 2, 3, 4])],
+  ],
+  [
+    'sdpa bool mask + scale',
+    (q, k, v) =>
+      T.scaledDotProductAttention(q, k, v, {
+        mask: T.tensor([
+          [true, false, true],
+          [true, true, false],
+        ]),
+        scale: 0.3,
+      }),
+    () => [P([1, 2, 4]), P([1, 3, 4]), P([1, 3, 2])],
+  ],
   ['crossEntropy mean + ignore', (l) => T.crossEntropy(l, I([2, -100, 0])), () => [P([3, 4])]],
   ['crossEntropy sum', (l) => T.crossEntropy(l, I([1, 3, 0]), { reduction: 'sum' }), () => [P([3, 4])]],
-  ['dropout (seeded)', (a) => { T.manualSeed(5); return a.dropout(0.4, true); }, () => [P([8])]],
+  [
+    'dropout (seeded)',
+    (a) => {
+      T.manualSeed(5);
+      return a.dropout(0.4, true);
+    },
+    () => [P([8])],
+  ],
   ['reshape', (a) => a.reshape([3, 2]), () => [P([2, 3])]],
   ['view', (a) => a.view([6]), () => [P([2, 3])]],
   ['transpose', (a) => a.transpose(0, 1), () => [P([2, 3])]],
@@ -92,20 +113,51 @@ const cases: Case[] = [
   ['norm', (a) => a.norm(2, 1), () => [P([2, 3])]],
   ['to f64 (identity cast)', (a) => a.to('f64').mul(2), () => [P([3])]],
   ['clone', (a) => a.clone().mul(a), () => [P([3])]],
-  ['remainder', (a, b) => a.remainder(b), () => [T.tensor([2.3, -1.7, 5.2], { dtype: 'f64' }).requiresGrad_(true), T.tensor([1.5, 0.8, 2.0], { dtype: 'f64' }).requiresGrad_(true)]],
-  ['floor/round/sign (zero gradient)', (a) => a.floor().add(a.round()).add(a.sign()).add(a), () => [T.tensor([0.3, -1.2, 2.6], { dtype: 'f64' }).requiresGrad_(true)]],
-  ['in-place mul_/add_/fill_/zero_ on a non-leaf', (a) => {
-    const c = a.mul(1);
-    c.mul_(2).add_(a, 0.5);
-    const d = a.mul(1).fill_(3).add(a.mul(1).zero_());
-    return c.add(d);
-  }, () => [P([3])]],
+  [
+    'remainder',
+    (a, b) => a.remainder(b),
+    () => [
+      T.tensor([2.3, -1.7, 5.2], { dtype: 'f64' }).requiresGrad_(true),
+      T.tensor([1.5, 0.8, 2.0], { dtype: 'f64' }).requiresGrad_(true),
+    ],
+  ],
+  [
+    'floor/round/sign (zero gradient)',
+    (a) => a.floor().add(a.round()).add(a.sign()).add(a),
+    () => [T.tensor([0.3, -1.2, 2.6], { dtype: 'f64' }).requiresGrad_(true)],
+  ],
+  [
+    'in-place mul_/add_/fill_/zero_ on a non-leaf',
+    (a) => {
+      const c = a.mul(1);
+      c.mul_(2).add_(a, 0.5);
+      const d = a.mul(1).fill_(3).add(a.mul(1).zero_());
+      return c.add(d);
+    },
+    () => [P([3])],
+  ],
   ['copy_ into a non-leaf', (a, b) => a.mul(1).copy_(b.mul(3)).add(a), () => [P([3]), P([3])]],
   ['layerNorm without affine', (x) => T.layerNorm(x, [3]), () => [P([2, 3])]],
-  ['sdpa additive float mask', (q, k, v) => T.scaledDotProductAttention(q, k, v,
-    { mask: T.tensor([[0, -1.5, 0.5], [0.2, 0, -3]], { dtype: 'f64' }) }), () => [P([1, 2, 4]), P([1, 3, 4]), P([1, 3, 2])]],
+  [
+    'sdpa additive float mask',
+    (q, k, v) =>
+      T.scaledDotProductAttention(q, k, v, {
+        mask: T.tensor(
+          [
+            [0, -1.5, 0.5],
+            [0.2, 0, -3],
+          ],
+          { dtype: 'f64' },
+        ),
+      }),
+    () => [P([1, 2, 4]), P([1, 3, 4]), P([1, 3, 2])],
+  ],
   ['crossEntropy none', (l) => T.crossEntropy(l, I([1, 0]), { reduction: 'none' }), () => [P([2, 3])]],
-  ['where with scalar', (a) => T.where(a.gt(0), a, 0.5), () => [T.tensor([-1, 0.5, 2], { dtype: 'f64' }).requiresGrad_(true)]],
+  [
+    'where with scalar',
+    (a) => T.where(a.gt(0), a, 0.5),
+    () => [T.tensor([-1, 0.5, 2], { dtype: 'f64' }).requiresGrad_(true)],
+  ],
   // grad() returns gradients of checkpoint *inputs*; captured parameters get theirs through backward() (see
   // checkpoint.test.ts), as with torch's reentrant checkpoint
   ['checkpoint', (x, w) => T.checkpoint((u, ww) => u.matmul(ww!).tanh(), [x, w])[0]!, () => [P([2, 3]), P([3, 2])]],

@@ -22,7 +22,9 @@ function rssGrowth(label: string, iterations: number, body: () => void): number 
   const after = process.memoryUsage().rss;
   const growth = (after - before) / MB;
   const heapGrowth = (process.memoryUsage().heapTotal - heap0) / MB;
-  console.log(`  ${label}: RSS ${(before / MB).toFixed(1)} MB -> ${(after / MB).toFixed(1)} MB over ${iterations} iterations (growth ${growth.toFixed(2)} MB, of which V8 heap ${heapGrowth.toFixed(2)} MB)`);
+  console.log(
+    `  ${label}: RSS ${(before / MB).toFixed(1)} MB -> ${(after / MB).toFixed(1)} MB over ${iterations} iterations (growth ${growth.toFixed(2)} MB, of which V8 heap ${heapGrowth.toFixed(2)} MB)`,
+  );
   return growth;
 }
 
@@ -35,7 +37,11 @@ test('10,000 create/op/dispose iterations do not grow RSS', () => {
     const sm = b.softmax(-1);
     const s = sm.sum();
     s.item();
-    a.dispose(); m.dispose(); b.dispose(); sm.dispose(); s.dispose();
+    a.dispose();
+    m.dispose();
+    b.dispose();
+    sm.dispose();
+    s.dispose();
   });
   // <= rather than ==: the GC may meanwhile free garbage that earlier tests left behind
   assert.ok(T.liveTensorCount() <= live0, `live handles ${T.liveTensorCount()} > ${live0} before the loop`);
@@ -72,7 +78,14 @@ test('scope keeps returned and kept tensors, disposes the rest', () => {
   assert.deepEqual(Array.from(out.result[0]!.toFloat32Array()), [2, 2]);
   // an exception disposes everything created inside
   let leaked: T.Tensor | undefined;
-  assert.throws(() => T.scope(() => { leaked = T.ones([1]); throw new Error('x'); }), /x/);
+  assert.throws(
+    () =>
+      T.scope(() => {
+        leaked = T.ones([1]);
+        throw new Error('x');
+      }),
+    /x/,
+  );
   assert.equal(leaked!.disposed, true);
   // nested: the inner scope's result belongs to the outer scope
   let mid: T.Tensor | undefined;

@@ -4,9 +4,17 @@ import { readFileSync } from 'node:fs';
 import type { AdeEmail, MedRecord } from '../../src/data/schema.js';
 import { sharedPath } from '../../src/util/paths.js';
 
-export const ADE_TRAIN = sharedPath('corpora', 'ade-email-entity-extraction', 'entity_extraction', 'entity-extraction-train-data.json');
+export const ADE_TRAIN = sharedPath(
+  'corpora',
+  'ade-email-entity-extraction',
+  'entity_extraction',
+  'entity-extraction-train-data.json',
+);
 
-export interface AdeRaw { input: string; output: string }
+export interface AdeRaw {
+  input: string;
+  output: string;
+}
 
 export function adeEmailRecords(): Array<MedRecord<'ade-email'> & { raw: string }> {
   const rows = JSON.parse(readFileSync(ADE_TRAIN, 'utf8')) as AdeRaw[];

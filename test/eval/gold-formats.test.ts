@@ -19,7 +19,11 @@ function wellFormed(task: 'chemicals' | 'diseases' | 'influences', text: string)
   if (text === 'none') return true;
   const lines = text.split('\n');
   if (lines.length > DEFAULT_BOUNDS.maxItems) return false;
-  const okField = (f: string) => f.length > 0 && !/^\s/.test(f) && LETTER.test(f) && bytes(f) <= DEFAULT_BOUNDS.maxFieldBytes &&
+  const okField = (f: string) =>
+    f.length > 0 &&
+    !/^\s/.test(f) &&
+    LETTER.test(f) &&
+    bytes(f) <= DEFAULT_BOUNDS.maxFieldBytes &&
     !/[\u0000-\u001f\u007f]/.test(f);
   return lines.every((l) => {
     if (task !== 'influences') return l.startsWith('- ') && okField(l.slice(2));
@@ -29,13 +33,24 @@ function wellFormed(task: 'chemicals' | 'diseases' | 'influences', text: string)
 }
 
 test('medical NER gold completions pass their constraints (and parse)', { skip }, () => {
-  const rows = readFileSync(FILE, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { prompt: string; completion: string });
+  const rows = readFileSync(FILE, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { prompt: string; completion: string });
   const counts: Record<string, { n: number; accepted: number }> = {};
   for (const r of rows) {
-    const task = /influences/.test(r.prompt) ? 'influences' : /chemicals mentioned/.test(r.prompt) ? 'chemicals' : 'diseases';
+    const task = /influences/.test(r.prompt)
+      ? 'influences'
+      : /chemicals mentioned/.test(r.prompt)
+        ? 'chemicals'
+        : 'diseases';
     let text = r.completion.trim();
     // the agreed influences rendering is "head | tail" without the recipe's bullet
-    if (task === 'influences') text = text.split('\n').map((l) => l.replace(/^- /, '')).join('\n');
+    if (task === 'influences')
+      text = text
+        .split('\n')
+        .map((l) => l.replace(/^- /, ''))
+        .join('\n');
     if (!text) text = 'none';
     const a = taskAutomaton(task);
     const s = a.run(text);

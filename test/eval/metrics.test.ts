@@ -9,7 +9,13 @@ import { DEFAULT_STOP_LIST, RELAXED_NORMALIZE, normalizeText } from '../../src/e
 type StructuredTask = Exclude<keyof GoldByTask, 'qa'>;
 import type { GoldByTask } from '../../src/data/schema.js';
 
-function score<T extends StructuredTask>(task: T, gold: GoldByTask[T], pred: GoldByTask[T], o: MatchOptions = DEFAULT_MATCH, src = '') {
+function score<T extends StructuredTask>(
+  task: T,
+  gold: GoldByTask[T],
+  pred: GoldByTask[T],
+  o: MatchOptions = DEFAULT_MATCH,
+  src = '',
+) {
   return matchItems(toItems(task, gold, o, src, false).items, toItems(task, pred, o, src, true).items);
 }
 const relaxed: MatchOptions = { ...DEFAULT_MATCH, mode: 'relaxed' };
@@ -28,7 +34,10 @@ test('duplicates: multiset semantics', () => {
   const m = score('chemicals', ['a', 'a', 'b'], ['a', 'a', 'a', 'c']);
   assert.deepEqual([m.tp.length, m.fp.length, m.fn.length], [2, 2, 1]);
   assert.deepEqual(m.fp.map((i) => i.text).sort(), ['a', 'c']);
-  assert.deepEqual(m.fn.map((i) => i.text), ['b']);
+  assert.deepEqual(
+    m.fn.map((i) => i.text),
+    ['b'],
+  );
 });
 
 test('empty sides per record and in aggregate', () => {
@@ -48,8 +57,14 @@ test('empty sides per record and in aggregate', () => {
 });
 
 test('symmetric pairs: DDI 2013 types unordered by default, DrugBank text relations ordered', () => {
-  const gold = [{ head: 'A', relation: 'effect', tail: 'B' }, { head: 'C', relation: 'increases the effect of', tail: 'D' }];
-  const pred = [{ head: 'B', relation: 'effect', tail: 'A' }, { head: 'D', relation: 'increases the effect of', tail: 'C' }];
+  const gold = [
+    { head: 'A', relation: 'effect', tail: 'B' },
+    { head: 'C', relation: 'increases the effect of', tail: 'D' },
+  ];
+  const pred = [
+    { head: 'B', relation: 'effect', tail: 'A' },
+    { head: 'D', relation: 'increases the effect of', tail: 'C' },
+  ];
   const d = score('ddi-triplets', gold, pred);
   // effect is symmetric: (B, A) matches (A, B); the DrugBank relation is directional: (D, C) != (C, D)
   assert.deepEqual([d.tp.length, d.fp.length, d.fn.length], [1, 1, 1]);
@@ -59,9 +74,17 @@ test('symmetric pairs: DDI 2013 types unordered by default, DrugBank text relati
   assert.deepEqual([none.tp.length, none.fp.length, none.fn.length], [0, 2, 2]);
   // pair tasks are directional unless everything is symmetric
   assert.equal(score('drug-ae', [{ head: 'x', tail: 'y' }], [{ head: 'y', tail: 'x' }]).tp.length, 0);
-  assert.equal(score('drug-ae', [{ head: 'x', tail: 'y' }], [{ head: 'y', tail: 'x' }], { ...DEFAULT_MATCH, symmetric: 'all' }).tp.length, 1);
+  assert.equal(
+    score('drug-ae', [{ head: 'x', tail: 'y' }], [{ head: 'y', tail: 'x' }], { ...DEFAULT_MATCH, symmetric: 'all' }).tp
+      .length,
+    1,
+  );
   // a relation must match too: same pair, other type = FP + FN
-  const wrongType = score('ddi-triplets', [{ head: 'A', relation: 'effect', tail: 'B' }], [{ head: 'A', relation: 'int', tail: 'B' }]);
+  const wrongType = score(
+    'ddi-triplets',
+    [{ head: 'A', relation: 'effect', tail: 'B' }],
+    [{ head: 'A', relation: 'int', tail: 'B' }],
+  );
   assert.deepEqual([wrongType.tp.length, wrongType.fp.length, wrongType.fn.length], [0, 1, 1]);
 });
 
@@ -69,15 +92,28 @@ test('micro vs macro over relation types', () => {
   // record 1: gold 4 x mechanism, pred finds all 4 + nothing else        -> mechanism tp 4
   // record 2: gold 1 x advise, pred says int instead                      -> advise fn 1, int fp 1
   const t = (h: string, r: string, x: string) => ({ head: h, relation: r, tail: x });
-  const r1 = score('ddi-triplets', [t('a', 'mechanism', 'b'), t('c', 'mechanism', 'd'), t('e', 'mechanism', 'f'), t('g', 'mechanism', 'h')],
-    [t('a', 'mechanism', 'b'), t('c', 'mechanism', 'd'), t('e', 'mechanism', 'f'), t('g', 'mechanism', 'h')]);
+  const r1 = score(
+    'ddi-triplets',
+    [t('a', 'mechanism', 'b'), t('c', 'mechanism', 'd'), t('e', 'mechanism', 'f'), t('g', 'mechanism', 'h')],
+    [t('a', 'mechanism', 'b'), t('c', 'mechanism', 'd'), t('e', 'mechanism', 'f'), t('g', 'mechanism', 'h')],
+  );
   const r2 = score('ddi-triplets', [t('p', 'advise', 'q')], [t('p', 'int', 'q')]);
   const agg = aggregate([r1, r2]);
-  assert.deepEqual(agg.perType.map((x) => [x.type, x.tp, x.fp, x.fn]), [['advise', 0, 0, 1], ['int', 0, 1, 0], ['mechanism', 4, 0, 0]]);
+  assert.deepEqual(
+    agg.perType.map((x) => [x.type, x.tp, x.fp, x.fn]),
+    [
+      ['advise', 0, 0, 1],
+      ['int', 0, 1, 0],
+      ['mechanism', 4, 0, 0],
+    ],
+  );
   // micro: tp 4, fp 1, fn 1 -> P = 4/5, R = 4/5, F1 = 8/10
   assertClose([agg.micro.precision, agg.micro.recall, agg.micro.f1], [0.8, 0.8, 0.8], { atol: 1e-12, label: 'micro' });
   // macro: per-type F1 advise 0, int 0, mechanism 1 -> 1/3; P: advise 0 (no preds, gold exists), int 0, mech 1 -> 1/3
-  assertClose([agg.macro.precision, agg.macro.recall, agg.macro.f1], [1 / 3, 1 / 3, 1 / 3], { atol: 1e-12, label: 'macro' });
+  assertClose([agg.macro.precision, agg.macro.recall, agg.macro.f1], [1 / 3, 1 / 3, 1 / 3], {
+    atol: 1e-12,
+    label: 'macro',
+  });
   // per-record: r1 F1 1, r2 F1 0 -> 0.5
   assertClose([agg.perRecord.f1], [0.5], { atol: 1e-12, label: 'per-record' });
 });
@@ -91,10 +127,19 @@ test('strict vs relaxed: case, whitespace, Unicode dashes (hyphens kept), traili
   assert.equal(s.tp.length, 0);
   const r = score('chemicals', gold, pred, relaxed);
   // relaxed matches the first two; "L dopa" != "l-dopa" because hyphens are kept
-  assert.deepEqual(r.tp.map((i) => i.text), ['beta\u2010blocker', 'ACE  inhibitor.']);
-  assert.deepEqual(r.fn.map((i) => i.text), ['L-dopa']);
+  assert.deepEqual(
+    r.tp.map((i) => i.text),
+    ['beta\u2010blocker', 'ACE  inhibitor.'],
+  );
+  assert.deepEqual(
+    r.fn.map((i) => i.text),
+    ['L-dopa'],
+  );
   // switching lowercase off under relaxed keeps case distinct
-  const noCase = score('chemicals', ['Aspirin'], ['aspirin'], { ...relaxed, normalize: { ...RELAXED_NORMALIZE, lowercase: false } });
+  const noCase = score('chemicals', ['Aspirin'], ['aspirin'], {
+    ...relaxed,
+    normalize: { ...RELAXED_NORMALIZE, lowercase: false },
+  });
   assert.equal(noCase.tp.length, 0);
 });
 
@@ -102,13 +147,27 @@ test('filters act on predictions only: grounding, stop-list, min length', () => 
   const src = 'Patients given Haloperidol developed tardive dyskinesia.';
   const o: MatchOptions = { ...relaxed, filters: { grounding: true, stopList: [...DEFAULT_STOP_LIST], minLength: 3 } };
   const pred = toItems('diseases', ['tardive dyskinesia', 'parkinsonism', 'Disease', 'td'], o, src, true);
-  assert.deepEqual(pred.items.map((i) => i.key), ['tardive dyskinesia']);
-  assert.deepEqual(pred.filtered.map((f) => f.reason), [
-    '"parkinsonism": not in source text', '"Disease": stop-list', '"td": shorter than 3']);
+  assert.deepEqual(
+    pred.items.map((i) => i.key),
+    ['tardive dyskinesia'],
+  );
+  assert.deepEqual(
+    pred.filtered.map((f) => f.reason),
+    ['"parkinsonism": not in source text', '"Disease": stop-list', '"td": shorter than 3'],
+  );
   // gold is never filtered
   assert.equal(toItems('diseases', ['parkinsonism', 'td'], o, src, false).items.length, 2);
   // a pair is dropped when either side is ungrounded
-  const pairs = toItems('influences', [{ head: 'haloperidol', tail: 'tardive dyskinesia' }, { head: 'haloperidol', tail: 'fever' }], o, src, true);
+  const pairs = toItems(
+    'influences',
+    [
+      { head: 'haloperidol', tail: 'tardive dyskinesia' },
+      { head: 'haloperidol', tail: 'fever' },
+    ],
+    o,
+    src,
+    true,
+  );
   assert.equal(pairs.items.length, 1);
 });
 
@@ -117,7 +176,13 @@ test('ade-email: drug_name and adverse events as types; an empty drug name is no
   const m = score('ade-email', g, { drug_name: 'abilify', adverse_events: ['Nausea', 'headache'] }, relaxed);
   // drug tp 1; events: nausea tp, headache fp, vomiting fn
   const agg = aggregate([m]);
-  assert.deepEqual(agg.perType.map((x) => [x.type, x.tp, x.fp, x.fn]), [['adverse_event', 1, 1, 1], ['drug_name', 1, 0, 0]]);
+  assert.deepEqual(
+    agg.perType.map((x) => [x.type, x.tp, x.fp, x.fn]),
+    [
+      ['adverse_event', 1, 1, 1],
+      ['drug_name', 1, 0, 0],
+    ],
+  );
   const empty = score('ade-email', g, { drug_name: '', adverse_events: [] });
   assert.deepEqual([empty.tp.length, empty.fp.length, empty.fn.length], [0, 0, 3]);
 });

@@ -1,7 +1,14 @@
 // Parser tests: the agreed rendered formats, their harmless variations, and what must be reported as unparsed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseAdeEmail, parseBullets, parseOutput, parsePairs, parseTriplets, validateStructured } from '../../src/eval/parse.js';
+import {
+  parseAdeEmail,
+  parseBullets,
+  parseOutput,
+  parsePairs,
+  parseTriplets,
+  validateStructured,
+} from '../../src/eval/parse.js';
 
 test('triplets: canonical lines, first/last comma split, variations', () => {
   const r = parseTriplets('<aspirin, may increase the effect of, warfarin>\n<5-fluorouracil, leucovorin, CPR:3, EGFR>');
@@ -12,7 +19,10 @@ test('triplets: canonical lines, first/last comma split, variations', () => {
   ]);
   assert.deepEqual(r.unparsed, []);
   const v = parseTriplets('```\n- <A ,  effect , B>.\r\n  2. <C, int, D>;\n<E, mechanism, F>, <G, advise, H>\n```');
-  assert.deepEqual(v.items.map((t) => `${t.head}/${t.relation}/${t.tail}`), ['A/effect/B', 'C/int/D', 'E/mechanism/F', 'G/advise/H']);
+  assert.deepEqual(
+    v.items.map((t) => `${t.head}/${t.relation}/${t.tail}`),
+    ['A/effect/B', 'C/int/D', 'E/mechanism/F', 'G/advise/H'],
+  );
   assert.deepEqual(v.unparsed, []);
 });
 
@@ -26,7 +36,9 @@ test('triplets: none, empty, and unparseable lines are reported', () => {
 });
 
 test('bullets: markers, punctuation, quotes; headers are unparsed', () => {
-  const r = parseBullets('List of extracted chemicals:\n- cocaine\n* "nicotine".\n• L-dopa\n3) lithium carbonate\nhaloperidol');
+  const r = parseBullets(
+    'List of extracted chemicals:\n- cocaine\n* "nicotine".\n• L-dopa\n3) lithium carbonate\nhaloperidol',
+  );
   assert.deepEqual(r.items, ['cocaine', 'nicotine', 'L-dopa', 'lithium carbonate', 'haloperidol']);
   assert.deepEqual(r.unparsed, ['List of extracted chemicals:']);
   assert.deepEqual(parseBullets('- none'), { items: [], unparsed: [] });
@@ -35,17 +47,29 @@ test('bullets: markers, punctuation, quotes; headers are unparsed', () => {
 
 test('pairs: head | tail with optional bullet; wrong arity is unparsed', () => {
   const r = parsePairs('- cimetidine | impotence\nranitidine|  confusion.\na | b | c\nno pipe here');
-  assert.deepEqual(r.items, [{ head: 'cimetidine', tail: 'impotence' }, { head: 'ranitidine', tail: 'confusion' }]);
+  assert.deepEqual(r.items, [
+    { head: 'cimetidine', tail: 'impotence' },
+    { head: 'ranitidine', tail: 'confusion' },
+  ]);
   assert.deepEqual(r.unparsed, ['a | b | c', 'no pipe here']);
 });
 
 test('ade-email: compact JSON, fenced JSON, prose around it, bad JSON', () => {
-  assert.deepEqual(parseAdeEmail('{"drug_name": "Abilify", "adverse_events": ["nausea", "vomiting"]}'),
-    { items: { drug_name: 'Abilify', adverse_events: ['nausea', 'vomiting'] }, unparsed: [] });
-  assert.deepEqual(parseAdeEmail('```json\n{ "drug_name" : "X",\n "adverse_events": [] }\n```').items, { drug_name: 'X', adverse_events: [] });
-  assert.deepEqual(parseAdeEmail('Sure! {"drug_name": "Y", "adverse_events": ["rash", 3]} hope this helps').items,
-    { drug_name: 'Y', adverse_events: ['rash'] });
-  assert.deepEqual(parseAdeEmail('Sure! {"drug_name": "Y", "adverse_events": ["rash", 3]}').unparsed, ['adverse_events item: 3']);
+  assert.deepEqual(parseAdeEmail('{"drug_name": "Abilify", "adverse_events": ["nausea", "vomiting"]}'), {
+    items: { drug_name: 'Abilify', adverse_events: ['nausea', 'vomiting'] },
+    unparsed: [],
+  });
+  assert.deepEqual(parseAdeEmail('```json\n{ "drug_name" : "X",\n "adverse_events": [] }\n```').items, {
+    drug_name: 'X',
+    adverse_events: [],
+  });
+  assert.deepEqual(parseAdeEmail('Sure! {"drug_name": "Y", "adverse_events": ["rash", 3]} hope this helps').items, {
+    drug_name: 'Y',
+    adverse_events: ['rash'],
+  });
+  assert.deepEqual(parseAdeEmail('Sure! {"drug_name": "Y", "adverse_events": ["rash", 3]}').unparsed, [
+    'adverse_events item: 3',
+  ]);
   const bad = parseAdeEmail('{"drug_name": "Y", "adverse_events": ["rash"');
   assert.deepEqual(bad.items, { drug_name: '', adverse_events: [] });
   assert.equal(bad.unparsed.length, 1);
@@ -59,7 +83,16 @@ test('parseOutput dispatches per task', () => {
 });
 
 test('validateStructured names the place and the expected shape', () => {
-  assert.throws(() => validateStructured('chemicals', [1], 'p.jsonl:3'), /p\.jsonl:3: "pred" for task chemicals does not match its answer schema: \$\[0\]: expected a string/);
-  assert.throws(() => validateStructured('ade-email', { drug_name: 'x' }, 'p.jsonl:1'), /p\.jsonl:1: .*\$: missing required property "adverse_events"/);
-  assert.throws(() => validateStructured('influences', [{ head: 'a' }], 'f:2'), /\$\[0\]: missing required property "tail"/);
+  assert.throws(
+    () => validateStructured('chemicals', [1], 'p.jsonl:3'),
+    /p\.jsonl:3: "pred" for task chemicals does not match its answer schema: \$\[0\]: expected a string/,
+  );
+  assert.throws(
+    () => validateStructured('ade-email', { drug_name: 'x' }, 'p.jsonl:1'),
+    /p\.jsonl:1: .*\$: missing required property "adverse_events"/,
+  );
+  assert.throws(
+    () => validateStructured('influences', [{ head: 'a' }], 'f:2'),
+    /\$\[0\]: missing required property "tail"/,
+  );
 });

@@ -29,7 +29,12 @@ export interface DecodeResult {
  * and EOS is allowed only when the answer is complete. `sample`: draw from softmax(logits * 4) instead of argmax.
  */
 export function randomDecode(opts: {
-  vocabSize: number; eosId: number; maxNewTokens: number; seed: number; sample: boolean; constraint?: Constraint;
+  vocabSize: number;
+  eosId: number;
+  maxNewTokens: number;
+  seed: number;
+  sample: boolean;
+  constraint?: Constraint;
   /** mask time of every step is appended here (ms) */
   stepTimes?: number[];
 }): DecodeResult {
@@ -57,8 +62,13 @@ export function randomDecode(opts: {
 }
 
 function argmax(x: Float32Array): number {
-  let best = -1, bv = -Infinity;
-  for (let i = 0; i < x.length; i++) if (x[i]! > bv) { bv = x[i]!; best = i; }
+  let best = -1,
+    bv = -Infinity;
+  for (let i = 0; i < x.length; i++)
+    if (x[i]! > bv) {
+      bv = x[i]!;
+      best = i;
+    }
   return best;
 }
 
@@ -68,10 +78,17 @@ function sampleFrom(x: Float32Array, r: () => number): number {
   let total = 0;
   if (weights.length < x.length) weights = new Float64Array(x.length);
   const w = weights;
-  for (let i = 0; i < x.length; i++) { const v = x[i]!; w[i] = v === -Infinity ? 0 : Math.exp(4 * v); total += w[i]!; }
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i]!;
+    w[i] = v === -Infinity ? 0 : Math.exp(4 * v);
+    total += w[i]!;
+  }
   if (total === 0) return -1;
   let u = r() * total;
-  for (let i = 0; i < x.length; i++) { u -= w[i]!; if (u <= 0 && w[i]! > 0) return i; }
+  for (let i = 0; i < x.length; i++) {
+    u -= w[i]!;
+    if (u <= 0 && w[i]! > 0) return i;
+  }
   for (let i = x.length - 1; i >= 0; i--) if (w[i]! > 0) return i;
   return -1;
 }

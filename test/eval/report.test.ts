@@ -8,13 +8,21 @@ import { join } from 'node:path';
 import { runCli } from './capture.js';
 import { scoreFiles } from '../../src/eval/score.js';
 import { DEFAULT_MATCH } from '../../src/eval/match.js';
-import { compareHtml, compareText, readReportJson, renderHtml, renderText, writeReport } from '../../src/eval/report.js';
+import {
+  compareHtml,
+  compareText,
+  readReportJson,
+  renderHtml,
+  renderText,
+  writeReport,
+} from '../../src/eval/report.js';
 
 const jsonl = (rows: unknown[]) => rows.map((r) => JSON.stringify(r)).join('\n') + '\n';
 
 function files(gold: unknown[], pred: unknown[]) {
   const dir = mkdtempSync(join(tmpdir(), 'medlora-report-'));
-  const g = join(dir, 'gold.jsonl'), p = join(dir, 'pred.jsonl');
+  const g = join(dir, 'gold.jsonl'),
+    p = join(dir, 'pred.jsonl');
   writeFileSync(g, jsonl(gold));
   writeFileSync(p, jsonl(pred));
   return { g, p };
@@ -22,13 +30,22 @@ function files(gold: unknown[], pred: unknown[]) {
 
 // two DDI records: gold and a prediction with a reversed symmetric pair, a reversed directional pair, and a case change
 const ddiGold = [
-  { id: 'd1', task: 'ddi-triplets', input: 'Aspirin and warfarin ...', gold: [
-    { head: 'aspirin', relation: 'effect', tail: 'warfarin' },
-    { head: 'ketoconazole', relation: 'may increase the serum concentration of', tail: 'midazolam' }] },
+  {
+    id: 'd1',
+    task: 'ddi-triplets',
+    input: 'Aspirin and warfarin ...',
+    gold: [
+      { head: 'aspirin', relation: 'effect', tail: 'warfarin' },
+      { head: 'ketoconazole', relation: 'may increase the serum concentration of', tail: 'midazolam' },
+    ],
+  },
   { id: 'd2', task: 'ddi-triplets', input: 'x', gold: [] },
 ];
 const ddiPred = [
-  { id: 'd1', output: '<warfarin, effect, aspirin>\n<midazolam, may increase the serum concentration of, ketoconazole>' },
+  {
+    id: 'd1',
+    output: '<warfarin, effect, aspirin>\n<midazolam, may increase the serum concentration of, ketoconazole>',
+  },
   { id: 'd2', output: 'none' },
 ];
 
@@ -54,13 +71,24 @@ test('score CLI: symmetric defaults and overrides for ddi-triplets', async () =>
 });
 
 test('score CLI: relaxed matching and prediction filters change the counts as computed by hand', async () => {
-  const gold = [{ id: 'c1', task: 'chemicals', input: 'Treatment with L\u2011dopa and Haloperidol; no other drugs.', gold: ['L-dopa', 'haloperidol'] }];
+  const gold = [
+    {
+      id: 'c1',
+      task: 'chemicals',
+      input: 'Treatment with L\u2011dopa and Haloperidol; no other drugs.',
+      gold: ['L-dopa', 'haloperidol'],
+    },
+  ];
   const pred = [{ id: 'c1', output: '- L\u2011dopa\n- Haloperidol.\n- drugs\n- Li\n- clozapine' }];
   const { g, p } = files(gold, pred);
   const micro = async (...extra: string[]) => {
     const r = await runCli(['score', '--task', 'chemicals', '--gold', g, '--pred', p, '--json', ...extra]);
     assert.equal(r.code, 0, r.err);
-    const j = JSON.parse(r.out) as { metrics: { micro: { tp: number; fp: number; fn: number } }; counts: { filteredItems: number }; options: unknown };
+    const j = JSON.parse(r.out) as {
+      metrics: { micro: { tp: number; fp: number; fn: number } };
+      counts: { filteredItems: number };
+      options: unknown;
+    };
     return [j.metrics.micro.tp, j.metrics.micro.fp, j.metrics.micro.fn, j.counts.filteredItems];
   };
   // strict: parsed names are "L‑dopa" (U+2011), "Haloperidol" (trailing "." dropped by the parser), "drugs", "Li",
@@ -86,13 +114,25 @@ test('reports: text and HTML show the options, the comparison lines runs up by t
   const html = renderHtml(a);
   assert.match(html, /may increase the serum concentration of: 1 false positives/);
   assert.match(html, /&lt;midazolam, may increase the serum concentration of, ketoconazole&gt;/);
-  const t = compareText([{ name: 'default', result: a }, { name: 'all-symmetric', result: b }]);
+  const t = compareText([
+    { name: 'default', result: a },
+    { name: 'all-symmetric', result: b },
+  ]);
   const lines = t.split('\n');
   assert.match(lines[0]!, /^F1\s+default\s+all-symmetric$/);
   // effect: F1 1 in both; the DrugBank relation: 0 (1 FP, 1 FN) vs 1; micro F1 2*1/(2+1+1) = 0.5 vs 1
-  assert.ok(lines.some((l) => /^effect\s+1\.000\s+1\.000$/.test(l)), t);
-  assert.ok(lines.some((l) => /^may increase the serum concentration of\s+0\.000\s+1\.000$/.test(l)), t);
-  assert.ok(lines.some((l) => /^micro F1\s+0\.500\s+1\.000$/.test(l)), t);
+  assert.ok(
+    lines.some((l) => /^effect\s+1\.000\s+1\.000$/.test(l)),
+    t,
+  );
+  assert.ok(
+    lines.some((l) => /^may increase the serum concentration of\s+0\.000\s+1\.000$/.test(l)),
+    t,
+  );
+  assert.ok(
+    lines.some((l) => /^micro F1\s+0\.500\s+1\.000$/.test(l)),
+    t,
+  );
   assert.match(compareHtml([{ name: 'a', result: a }]), /<table>/);
 });
 
@@ -103,13 +143,23 @@ test('reports: report.json round-trips into a comparison; errors are grouped by 
   const { json } = writeReport(dir, a);
   const back = readReportJson(json);
   assert.equal(compareText([{ name: 'x', result: back }]), compareText([{ name: 'x', result: a }]));
-  const j = JSON.parse(readFileSync(json, 'utf8')) as { errorsByType: Record<string, { fp: unknown[]; fn: unknown[] }> };
+  const j = JSON.parse(readFileSync(json, 'utf8')) as {
+    errorsByType: Record<string, { fp: unknown[]; fn: unknown[] }>;
+  };
   // the ordered DrugBank relation was reversed: one FP and one FN of that type, nothing else wrong
   assert.deepEqual(Object.keys(j.errorsByType), ['may increase the serum concentration of']);
-  assert.deepEqual(j.errorsByType['may increase the serum concentration of']!.fp,
-    [{ id: 'd1', text: '<midazolam, may increase the serum concentration of, ketoconazole>' }]);
+  assert.deepEqual(j.errorsByType['may increase the serum concentration of']!.fp, [
+    { id: 'd1', text: '<midazolam, may increase the serum concentration of, ketoconazole>' },
+  ]);
   writeFileSync(join(dir, 'bad.json'), '{"task": "x"}');
   assert.throws(() => readReportJson(join(dir, 'bad.json')), /bad\.json: not a medlora score report/);
   const other = { ...back, task: 'chemicals' as const };
-  assert.throws(() => compareText([{ name: 'a', result: back }, { name: 'b', result: other }]), /different tasks/);
+  assert.throws(
+    () =>
+      compareText([
+        { name: 'a', result: back },
+        { name: 'b', result: other },
+      ]),
+    /different tasks/,
+  );
 });

@@ -62,14 +62,22 @@ test('score: ade-email train vs a perturbed copy = hand-computed P/R/F1, strict 
   for (const [i, r] of recs.entries()) {
     const g = r.gold;
     const out = (o: object) => lines.push({ id: r.id, output: JSON.stringify(o) });
-    if (i === 0) out({ ...g, adverse_events: ae(0).slice(0, -1) }); //           drop one event: AE FN +1
-    else if (i === 1) out({ ...g, adverse_events: [...ae(1), 'spontaneous levitation'] }); // AE FP +1
-    else if (i === 2) out({ ...g, drug_name: 'Placebex' }); //                    drug FP +1, FN +1
-    else if (i === 3) out({ ...g, adverse_events: [up, ...ae(3).slice(1)] }); // strict: AE FP +1 FN +1; relaxed: ok
-    else if (i === 4) continue; //                                                  missing: drug FN +1, AE FN +n4
-    else if (i === 5) lines.push({ id: r.id, output: 'I cannot help with that.' }); // unparsed: drug FN +1, AE FN +n5
-    else if (i === 6) lines.push({ id: r.id, pred: g }); //                        structured form, all right
-    else if (i === 7) out({ ...g, adverse_events: [...ae(7), ae(7)[0]] }); //     duplicate: AE FP +1
+    if (i === 0)
+      out({ ...g, adverse_events: ae(0).slice(0, -1) }); //           drop one event: AE FN +1
+    else if (i === 1)
+      out({ ...g, adverse_events: [...ae(1), 'spontaneous levitation'] }); // AE FP +1
+    else if (i === 2)
+      out({ ...g, drug_name: 'Placebex' }); //                    drug FP +1, FN +1
+    else if (i === 3)
+      out({ ...g, adverse_events: [up, ...ae(3).slice(1)] }); // strict: AE FP +1 FN +1; relaxed: ok
+    else if (i === 4)
+      continue; //                                                  missing: drug FN +1, AE FN +n4
+    else if (i === 5)
+      lines.push({ id: r.id, output: 'I cannot help with that.' }); // unparsed: drug FN +1, AE FN +n5
+    else if (i === 6)
+      lines.push({ id: r.id, pred: g }); //                        structured form, all right
+    else if (i === 7)
+      out({ ...g, adverse_events: [...ae(7), ae(7)[0]] }); //     duplicate: AE FP +1
     else lines.push({ id: r.id, output: r.raw });
   }
   lines.push({ id: 'not-in-gold', output: '{"drug_name": "X", "adverse_events": []}' });
@@ -77,43 +85,79 @@ test('score: ade-email train vs a perturbed copy = hand-computed P/R/F1, strict 
 
   const G_DRUG = 700;
   const G_AE = recs.reduce((a, x) => a + x.gold.adverse_events.length, 0);
-  const n4 = ae(4).length, n5 = ae(5).length;
+  const n4 = ae(4).length,
+    n5 = ae(5).length;
   // independent check of the fixture count: SOURCE.md lists 1,512 AE strings in all and 115 in the test split
   assert.equal(G_AE, 1512 - 115);
   // hand computation (see the comments in the loop above)
   const drug = { tp: G_DRUG - 3, fp: 1, fn: 3 }; // FN: rec 2, 4, 5; FP: rec 2
   const strictAe = { fp: 3, fn: 1 + 1 + n4 + n5 }; // FP: rec 1, 3, 7; FN: rec 0, 3, 4, 5
   const relaxedAe = { fp: 2, fn: 1 + n4 + n5 }; // rec 3 matches after lowercasing
-  const prfOf = (c: { tp: number; fp: number; fn: number }) => [c.tp / (c.tp + c.fp), c.tp / (c.tp + c.fn), 2 * c.tp / (2 * c.tp + c.fp + c.fn)];
+  const prfOf = (c: { tp: number; fp: number; fn: number }) => [
+    c.tp / (c.tp + c.fp),
+    c.tp / (c.tp + c.fn),
+    (2 * c.tp) / (2 * c.tp + c.fp + c.fn),
+  ];
 
-  for (const [mode, aeC, exact] of [['strict', strictAe, 700 - 7], ['relaxed', relaxedAe, 700 - 6]] as const) {
-    const args = ['score', '--task', 'ade-email', '--gold', gold, '--pred', pred, '--json', ...(mode === 'relaxed' ? ['--relaxed'] : [])];
+  for (const [mode, aeC, exact] of [
+    ['strict', strictAe, 700 - 7],
+    ['relaxed', relaxedAe, 700 - 6],
+  ] as const) {
+    const args = [
+      'score',
+      '--task',
+      'ade-email',
+      '--gold',
+      gold,
+      '--pred',
+      pred,
+      '--json',
+      ...(mode === 'relaxed' ? ['--relaxed'] : []),
+    ];
     const r = await runCli(args);
     assert.equal(r.code, 0, r.err);
     const j = JSON.parse(r.out) as JsonReport;
     const aeCounts = { tp: G_AE - aeC.fn, ...aeC };
     const byType = Object.fromEntries(j.metrics.perType.map((t) => [t.type, t]));
     assert.deepEqual([byType.drug_name!.tp, byType.drug_name!.fp, byType.drug_name!.fn], [drug.tp, drug.fp, drug.fn]);
-    assert.deepEqual([byType.adverse_event!.tp, byType.adverse_event!.fp, byType.adverse_event!.fn], [aeCounts.tp, aeCounts.fp, aeCounts.fn]);
+    assert.deepEqual(
+      [byType.adverse_event!.tp, byType.adverse_event!.fp, byType.adverse_event!.fn],
+      [aeCounts.tp, aeCounts.fp, aeCounts.fn],
+    );
     const micro = { tp: drug.tp + aeCounts.tp, fp: drug.fp + aeCounts.fp, fn: drug.fn + aeCounts.fn };
     const m = j.metrics.micro;
     assertClose([m.precision, m.recall, m.f1], prfOf(micro), { atol: 1e-12, label: `${mode} micro P/R/F1` });
-    const d = byType.drug_name!, a = byType.adverse_event!;
-    assertClose([d.precision, d.recall, d.f1, a.precision, a.recall, a.f1], [...prfOf(drug), ...prfOf(aeCounts)],
-      { atol: 1e-12, label: `${mode} per-type P/R/F1` });
-    assertClose([j.metrics.macro.f1], [(prfOf(drug)[2]! + prfOf(aeCounts)[2]!) / 2], { atol: 1e-12, label: `${mode} macro F1` });
+    const d = byType.drug_name!,
+      a = byType.adverse_event!;
+    assertClose([d.precision, d.recall, d.f1, a.precision, a.recall, a.f1], [...prfOf(drug), ...prfOf(aeCounts)], {
+      atol: 1e-12,
+      label: `${mode} per-type P/R/F1`,
+    });
+    assertClose([j.metrics.macro.f1], [(prfOf(drug)[2]! + prfOf(aeCounts)[2]!) / 2], {
+      atol: 1e-12,
+      label: `${mode} macro F1`,
+    });
     assert.equal(j.metrics.exact.correct, exact);
     assert.deepEqual(j.counts.missingIds, [recs[4]!.id]);
     assert.deepEqual(j.counts.extraIds, ['not-in-gold']);
     assert.equal(j.counts.unparsedLines, 1);
-    console.log(`  ${mode}: micro P ${m.precision.toFixed(4)} R ${m.recall.toFixed(4)} F1 ${m.f1.toFixed(4)} (n4=${n4}, n5=${n5})`);
+    console.log(
+      `  ${mode}: micro P ${m.precision.toFixed(4)} R ${m.recall.toFixed(4)} F1 ${m.f1.toFixed(4)} (n4=${n4}, n5=${n5})`,
+    );
   }
 });
 
 test('score: report files are written and self-contained', { skip }, async () => {
   const { dir, recs, gold } = setup();
   const pred = join(dir, 'pred.jsonl');
-  writeFileSync(pred, jsonl(recs.slice(0, 20).map((r, i) => ({ id: r.id, output: i === 0 ? '{"drug_name": "<b>x</b>", "adverse_events": []}' : r.raw }))));
+  writeFileSync(
+    pred,
+    jsonl(
+      recs
+        .slice(0, 20)
+        .map((r, i) => ({ id: r.id, output: i === 0 ? '{"drug_name": "<b>x</b>", "adverse_events": []}' : r.raw })),
+    ),
+  );
   const out = join(dir, 'rep');
   const r = await runCli(['score', '--task', 'ade-email', '--gold', gold, '--pred', pred, '--report', out]);
   assert.equal(r.code, 0, r.err);
@@ -147,7 +191,10 @@ test('score: bad input gives one clear line and a non-zero exit', async () => {
   assert.match(r.err, /pred\.jsonl:1: needs "output"/);
   writeFileSync(pred, jsonl([{ id: 'a', pred: 'x' }]));
   r = await runCli(['score', '--task', 'chemicals', '--gold', gold, '--pred', pred]);
-  assert.match(r.err, /pred\.jsonl:1: "pred" for task chemicals does not match its answer schema: \$: expected an array/);
+  assert.match(
+    r.err,
+    /pred\.jsonl:1: "pred" for task chemicals does not match its answer schema: \$: expected an array/,
+  );
   writeFileSync(gold, jsonl([{ id: 'a', task: 'chemicals', gold: ['x'] }]));
   writeFileSync(pred, jsonl([{ id: 'a', output: '- x' }]));
   r = await runCli(['score', '--task', 'chemicals', '--gold', gold, '--pred', pred, '--ground']);

@@ -18,9 +18,22 @@ import { sharedPath } from '../../src/util/paths.js';
 
 /** The llama-tiny reference config (copied here for machines without ../shared; read from there when present). */
 const LLAMA_TINY = {
-  architectures: ['LlamaForCausalLM'], model_type: 'llama', vocab_size: 256, hidden_size: 64, intermediate_size: 176,
-  num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, rms_norm_eps: 1e-5, rope_theta: 10000.0,
-  max_position_embeddings: 128, tie_word_embeddings: false, hidden_act: 'silu', torch_dtype: 'float32', bos_token_id: 1, eos_token_id: 2,
+  architectures: ['LlamaForCausalLM'],
+  model_type: 'llama',
+  vocab_size: 256,
+  hidden_size: 64,
+  intermediate_size: 176,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  rms_norm_eps: 1e-5,
+  rope_theta: 10000.0,
+  max_position_embeddings: 128,
+  tie_word_embeddings: false,
+  hidden_act: 'silu',
+  torch_dtype: 'float32',
+  bos_token_id: 1,
+  eos_token_id: 2,
 };
 
 function baseConfig(): Record<string, unknown> {
@@ -30,12 +43,21 @@ function baseConfig(): Record<string, unknown> {
 
 /** Short records per task: enough to exercise every format; inputs are short so prompts stay small. */
 export function taskRecords(): { [K in StructuredTask]: MedRecord<K>[] } & Record<string, MedRecord[]> {
-  const r = <K extends StructuredTask>(task: K, id: string, input: string, gold: GoldByTask[K]): MedRecord<K> => ({ id, task, input, gold });
+  const r = <K extends StructuredTask>(task: K, id: string, input: string, gold: GoldByTask[K]): MedRecord<K> => ({
+    id,
+    task,
+    input,
+    gold,
+  });
   return {
     'ddi-triplets': [
-      r('ddi-triplets', 'd1', 'Aspirin may increase the anticoagulant activities of warfarin.', [{ head: 'aspirin', relation: 'may increase the anticoagulant activities of', tail: 'warfarin' }]),
+      r('ddi-triplets', 'd1', 'Aspirin may increase the anticoagulant activities of warfarin.', [
+        { head: 'aspirin', relation: 'may increase the anticoagulant activities of', tail: 'warfarin' },
+      ]),
       r('ddi-triplets', 'd2', 'No interaction was seen.', []),
-      r('ddi-triplets', 'd3', 'Ketoconazole raises levels of simvastatin.', [{ head: 'ketoconazole', relation: 'effect', tail: 'simvastatin' }]),
+      r('ddi-triplets', 'd3', 'Ketoconazole raises levels of simvastatin.', [
+        { head: 'ketoconazole', relation: 'effect', tail: 'simvastatin' },
+      ]),
     ],
     chemicals: [
       r('chemicals', 'c1', 'Cisplatin and lithium caused renal damage.', ['cisplatin', 'lithium']),
@@ -59,7 +81,10 @@ export function taskRecords(): { [K in StructuredTask]: MedRecord<K>[] } & Recor
       r('drug-ae', 'a2', 'The patient recovered.', []),
     ],
     'ade-email': [
-      r('ade-email', 'e1', 'After starting Abilify I had nausea and vomiting.', { drug_name: 'Abilify', adverse_events: ['nausea', 'vomiting'] }),
+      r('ade-email', 'e1', 'After starting Abilify I had nausea and vomiting.', {
+        drug_name: 'Abilify',
+        adverse_events: ['nausea', 'vomiting'],
+      }),
       r('ade-email', 'e2', 'Lipitor gave me muscle pain.', { drug_name: 'Lipitor', adverse_events: ['muscle pain'] }),
     ],
   };
@@ -87,8 +112,12 @@ export function tinyFixture(): TinyFixture {
   // max_position_embeddings 1024: the Alpaca prompt alone is ~220 tokens of this small vocabulary, and generation stops
   // at the model's position limit (llama-tiny's 128 would cut every answer)
   const raw = {
-    ...baseConfig(), vocab_size: bpe.vocab.size, max_position_embeddings: 1024,
-    bos_token_id: bpe.vocab.get('<s>'), eos_token_id: bpe.vocab.get('</s>'), pad_token_id: bpe.vocab.get('<pad>'),
+    ...baseConfig(),
+    vocab_size: bpe.vocab.size,
+    max_position_embeddings: 1024,
+    bos_token_id: bpe.vocab.get('<s>'),
+    eos_token_id: bpe.vocab.get('</s>'),
+    pad_token_id: bpe.vocab.get('<pad>'),
   };
   // a larger init std than HF's 0.02 gives peaked, varied random logits (a harder test for the constraint)
   const m = initModel(raw, { seed: 7, initializerRange: 0.5 });

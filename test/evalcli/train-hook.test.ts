@@ -17,17 +17,32 @@ setNumThreads(1);
 
 function config(name: string, validation: string | null, extra: Record<string, unknown> = {}): string {
   const fx = tinyFixture();
-  const train = writeRecords('train-hook.jsonl', [...taskRecords().chemicals, ...taskRecords()['drug-ae']] as MedRecord[]);
+  const train = writeRecords('train-hook.jsonl', [
+    ...taskRecords().chemicals,
+    ...taskRecords()['drug-ae'],
+  ] as MedRecord[]);
   const f = join(fx.root, `${name}.json`);
-  writeFileSync(f, JSON.stringify({
-    model: fx.model, output_dir: join(fx.root, name),
-    data: { train, validation },
-    lora: { r: 4, lora_alpha: 8 },
-    training: {
-      max_steps: 4, learning_rate: 0.05, per_device_train_batch_size: 2, per_device_eval_batch_size: 2, logging_steps: 1, save_steps: null,
-      eval_generate_steps: 2, eval_generate_samples: 3, eval_generate_max_new_tokens: 40, ...extra,
-    },
-  }));
+  writeFileSync(
+    f,
+    JSON.stringify({
+      model: fx.model,
+      output_dir: join(fx.root, name),
+      data: { train, validation },
+      lora: { r: 4, lora_alpha: 8 },
+      training: {
+        max_steps: 4,
+        learning_rate: 0.05,
+        per_device_train_batch_size: 2,
+        per_device_eval_batch_size: 2,
+        logging_steps: 1,
+        save_steps: null,
+        eval_generate_steps: 2,
+        eval_generate_samples: 3,
+        eval_generate_max_new_tokens: 40,
+        ...extra,
+      },
+    }),
+  );
   return f;
 }
 
@@ -39,9 +54,15 @@ test('eval_generate_steps: gen_f1 logged every N updates, charted, and equal to 
   const r = await runCli(['train', '--config', cfg, '--quiet']);
   assert.equal(r.code, 0, r.err);
   const runDir = join(fx.root, 'run-hook');
-  const recs = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
+  const recs = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, number>);
   const gens = recs.filter((x) => 'gen_f1' in x);
-  assert.deepEqual(gens.map((g) => g.step), [2, 4]);
+  assert.deepEqual(
+    gens.map((g) => g.step),
+    [2, 4],
+  );
   for (const g of gens) {
     assert.equal(g.gen_samples, 3);
     assert.equal(g.gen_parse_rate, 1);

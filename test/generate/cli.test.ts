@@ -21,7 +21,9 @@ function medlora(...args: string[]): { code: number; out: string; err: string } 
 async function inProcess(...args: string[]): Promise<string[]> {
   const lines: string[] = [];
   const orig = console.log;
-  console.log = (...a: unknown[]) => { lines.push(a.map(String).join(' ')); };
+  console.log = (...a: unknown[]) => {
+    lines.push(a.map(String).join(' '));
+  };
   try {
     await generateCommand.run(parseArgs(generateCommand, args));
   } finally {
@@ -30,27 +32,49 @@ async function inProcess(...args: string[]): Promise<string[]> {
   return lines;
 }
 
-test('medlora generate --ids --json (spawned): stories260K greedy ids equal transformers\'', { skip: skipNoShared }, () => {
-  const dir = sharedPath('fixtures', 'hf', 'stories260K-hf');
-  const exp = JSON.parse(readFileSync(join(dir, 'expected_generation.json'), 'utf8')) as { greedy: Array<{ prompt_ids: number[]; greedy_new_ids: number[] }> };
-  const r = medlora('generate', '--model', dir, '--ids', exp.greedy[0]!.prompt_ids.join(','), '--ids', exp.greedy[1]!.prompt_ids.join(','),
-    '--max-new-tokens', '40', '--json');
-  assert.equal(r.code, 0, r.err);
-  const lines = r.out.trim().split('\n').map((l) => JSON.parse(l) as { ids: number[]; finish_reason: string });
-  assert.equal(lines.length, 2);
-  lines.forEach((l, i) => assert.deepEqual(l.ids, exp.greedy[i]!.greedy_new_ids.slice(0, 40)));
-  // no tokenizer in that folder: a text prompt is a clear error, exit 1
-  const t = medlora('generate', '--model', dir, '--prompt', 'Once');
-  assert.equal(t.code, 1);
-  assert.match(t.err, /no tokenizer\.json/);
-});
+test(
+  "medlora generate --ids --json (spawned): stories260K greedy ids equal transformers'",
+  { skip: skipNoShared },
+  () => {
+    const dir = sharedPath('fixtures', 'hf', 'stories260K-hf');
+    const exp = JSON.parse(readFileSync(join(dir, 'expected_generation.json'), 'utf8')) as {
+      greedy: Array<{ prompt_ids: number[]; greedy_new_ids: number[] }>;
+    };
+    const r = medlora(
+      'generate',
+      '--model',
+      dir,
+      '--ids',
+      exp.greedy[0]!.prompt_ids.join(','),
+      '--ids',
+      exp.greedy[1]!.prompt_ids.join(','),
+      '--max-new-tokens',
+      '40',
+      '--json',
+    );
+    assert.equal(r.code, 0, r.err);
+    const lines = r.out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { ids: number[]; finish_reason: string });
+    assert.equal(lines.length, 2);
+    lines.forEach((l, i) => assert.deepEqual(l.ids, exp.greedy[i]!.greedy_new_ids.slice(0, 40)));
+    // no tokenizer in that folder: a text prompt is a clear error, exit 1
+    const t = medlora('generate', '--model', dir, '--prompt', 'Once');
+    assert.equal(t.code, 1);
+    assert.match(t.err, /no tokenizer\.json/);
+  },
+);
 
 test('medlora generate with a text prompt, stop string and options', { skip: skipNoShared }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'medlora-gencli-'));
   try {
     copyFileSync(join(refDir('gpt2-tiny'), 'config.json'), join(dir, 'config.json'));
     copyFileSync(join(refDir('gpt2-tiny'), 'model.safetensors'), join(dir, 'model.safetensors'));
-    writeTrainedTokenizer(dir, trainBpe(['aspirin causes bleeding', 'warfarin interacts with aspirin'], { vocabSize: 300, minFrequency: 1 }));
+    writeTrainedTokenizer(
+      dir,
+      trainBpe(['aspirin causes bleeding', 'warfarin interacts with aspirin'], { vocabSize: 300, minFrequency: 1 }),
+    );
     const [line] = await inProcess('--model', dir, '--prompt', 'aspirin', '--max-new-tokens', '8', '--json');
     const j = JSON.parse(line!) as { prompt: string; text: string; ids: number[]; finish_reason: string };
     assert.equal(j.prompt, 'aspirin');

@@ -60,7 +60,9 @@ test('temperature sharpens: T=0.25 on logits [1, 0] gives p(0) = 1/(1+e^-4)', ()
 });
 
 test('seeded PRNG: same seed same draws, different seed different draws, values in [0, 1)', () => {
-  const a = new Prng(42), b = new Prng(42), c = new Prng(43);
+  const a = new Prng(42),
+    b = new Prng(42),
+    c = new Prng(43);
   const xa = Array.from({ length: 20 }, () => a.next());
   const xb = Array.from({ length: 20 }, () => b.next());
   const xc = Array.from({ length: 20 }, () => c.next());

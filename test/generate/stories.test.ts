@@ -15,13 +15,19 @@ import { skipNoShared } from '../model/fixtures.js';
 setNumThreads(1);
 
 const dir = (): string => sharedPath('fixtures', 'hf', 'stories260K-hf');
-interface Expected { greedy: Array<{ prompt_ids: number[]; greedy_new_ids: number[]; last_logits_top5: number[]; text: string }> }
+interface Expected {
+  greedy: Array<{ prompt_ids: number[]; greedy_new_ids: number[]; last_logits_top5: number[]; text: string }>;
+}
 const expected = (): Expected => JSON.parse(readFileSync(join(dir(), 'expected_generation.json'), 'utf8')) as Expected;
 
 /** vocab512.json pieces, for showing the text only (the ids are what is checked) */
 function show(ids: number[]): string {
   const vocab = JSON.parse(readFileSync(join(dir(), 'vocab512.json'), 'utf8')) as string[];
-  return ids.map((i) => vocab[i] ?? '?').join('').replace(/\u2581/g, ' ').replace(/<0x0A>/g, '\n');
+  return ids
+    .map((i) => vocab[i] ?? '?')
+    .join('')
+    .replace(/\u2581/g, ' ')
+    .replace(/<0x0A>/g, '\n');
 }
 
 test('stories260K: top-5 next tokens after each prompt', { skip: skipNoShared }, () => {
@@ -30,7 +36,10 @@ test('stories260K: top-5 next tokens after each prompt', { skip: skipNoShared },
     for (const g of expected().greedy) {
       const top = scope(() => {
         const logits = noGrad(() => m.forward(tensor([g.prompt_ids], { dtype: 'i64' })));
-        return logits.select(1, g.prompt_ids.length - 1).topk(5, -1)[1].toNumbers();
+        return logits
+          .select(1, g.prompt_ids.length - 1)
+          .topk(5, -1)[1]
+          .toNumbers();
       });
       assert.deepEqual(top, g.last_logits_top5);
     }
@@ -40,21 +49,29 @@ test('stories260K: top-5 next tokens after each prompt', { skip: skipNoShared },
 });
 
 for (const useCache of [true, false]) {
-  test(`stories260K: greedy ids equal transformers' ${useCache ? 'with' : 'without'} the KV cache (batch of 2, left padded)`, { skip: skipNoShared }, () => {
-    const m = loadModel(dir());
-    try {
-      const exp = expected().greedy;
-      const n = 120;
-      const r = generateIds(m, exp.map((g) => g.prompt_ids), { maxNewTokens: n, eosIds: [], useCache });
-      r.forEach((x, i) => {
-        console.log(`  prompt ${i}: ${JSON.stringify(show(x.ids).slice(0, 80))}...`);
-        assert.deepEqual(x.ids, exp[i]!.greedy_new_ids.slice(0, n));
-        assert.equal(x.finishReason, 'length');
-      });
-    } finally {
-      m.dispose();
-    }
-  });
+  test(
+    `stories260K: greedy ids equal transformers' ${useCache ? 'with' : 'without'} the KV cache (batch of 2, left padded)`,
+    { skip: skipNoShared },
+    () => {
+      const m = loadModel(dir());
+      try {
+        const exp = expected().greedy;
+        const n = 120;
+        const r = generateIds(
+          m,
+          exp.map((g) => g.prompt_ids),
+          { maxNewTokens: n, eosIds: [], useCache },
+        );
+        r.forEach((x, i) => {
+          console.log(`  prompt ${i}: ${JSON.stringify(show(x.ids).slice(0, 80))}...`);
+          assert.deepEqual(x.ids, exp[i]!.greedy_new_ids.slice(0, n));
+          assert.equal(x.finishReason, 'length');
+        });
+      } finally {
+        m.dispose();
+      }
+    },
+  );
 }
 
 test('stories260K: each prompt alone gives the same ids as the batch', { skip: skipNoShared }, () => {

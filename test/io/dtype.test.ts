@@ -1,7 +1,16 @@
 // f32 <-> bf16 / f16 conversions against bit patterns worked out by hand from the IEEE-754 layouts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { bf16BitsToF32, bytesToNumbers, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits, f32ToBf16, bf16ToF32, typedBytes } from '../../src/io/dtype.js';
+import {
+  bf16BitsToF32,
+  bytesToNumbers,
+  f16BitsToF32,
+  f32ToBf16Bits,
+  f32ToF16Bits,
+  f32ToBf16,
+  bf16ToF32,
+  typedBytes,
+} from '../../src/io/dtype.js';
 
 test('f32 -> bf16 rounds to nearest, ties to even', () => {
   assert.equal(f32ToBf16Bits(1), 0x3f80); // 1.0 = 0x3F800000: upper half
@@ -72,6 +81,7 @@ test('bytesToNumbers decodes each dtype from little-endian bytes', () => {
   assert.deepEqual([...bytesToNumbers('F16', new Uint8Array([0x00, 0x3c]))], [1]);
   assert.deepEqual([...bytesToNumbers('I8', new Uint8Array([0xff, 1]))], [-1, 1]);
   // unaligned views are copied, not misread
-  const buf = new Uint8Array(9); buf.set(typedBytes(new Float64Array([2.5])), 1);
+  const buf = new Uint8Array(9);
+  buf.set(typedBytes(new Float64Array([2.5])), 1);
   assert.deepEqual([...bytesToNumbers('F64', buf.subarray(1))], [2.5]);
 });

@@ -7,25 +7,40 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hasShared, sharedPath } from '../../src/util/paths.js';
 import { MedloraError } from '../../src/util/errors.js';
-import { findDuplicateKey, openCheckpoint, readAll, SafetensorsFile, writeSafetensors, writeSharded, type TensorData } from '../../src/io/safetensors.js';
+import {
+  findDuplicateKey,
+  openCheckpoint,
+  readAll,
+  SafetensorsFile,
+  writeSafetensors,
+  writeSharded,
+  type TensorData,
+} from '../../src/io/safetensors.js';
 import { bytesToNumbers, typedBytes } from '../../src/io/dtype.js';
 
 const skip = hasShared() ? false : 'no ../shared fixtures';
 const tmp = (): string => mkdtempSync(join(tmpdir(), 'medlora-st-'));
 
 test('swift-transformers samples decode to their documented values', { skip }, () => {
-  const s = (f: string): SafetensorsFile => SafetensorsFile.open(sharedPath('fixtures', 'hf', 'safetensors-samples', f));
+  const s = (f: string): SafetensorsFile =>
+    SafetensorsFile.open(sharedPath('fixtures', 'hf', 'safetensors-samples', f));
   const cases: Array<[string, string, number[], number[]]> = [
     ['tensor-1d-int32.safetensors', 'I32', [3], [1, 2, 3]],
     ['tensor-2d-float64.safetensors', 'F64', [2, 3], [1, 2, 3, 24, 25, 26]],
     ['tensor-3d-float32.safetensors', 'F32', [2, 2, 3], [22, 23, 24, 11, 12, 13, 2, 3, 4, 1, 2, 3]],
-    ['tensor-4d-float32.safetensors', 'F32', [2, 3, 1, 3], [11, 12, 13, 1, 2, 3, 4, 5, 6, 22, 23, 24, 15, 16, 17, 17, 18, 19]],
+    [
+      'tensor-4d-float32.safetensors',
+      'F32',
+      [2, 3, 1, 3],
+      [11, 12, 13, 1, 2, 3, 4, 5, 6, 22, 23, 24, 15, 16, 17, 17, 18, 19],
+    ],
   ];
   for (const [file, dtype, shape, values] of cases) {
     const f = s(file);
     assert.deepEqual(f.names(), ['embedding']);
     const i = f.info('embedding');
-    assert.equal(i.dtype, dtype); assert.deepEqual(i.shape, shape);
+    assert.equal(i.dtype, dtype);
+    assert.deepEqual(i.shape, shape);
     // data starts after the 8-byte length and the header; the 1d file's header is 64 bytes (from its first 8 bytes)
     if (file === 'tensor-1d-int32.safetensors') assert.equal(i.byteOffset, 72);
     assert.deepEqual([...bytesToNumbers(i.dtype, f.read('embedding'))], values, file);
@@ -36,26 +51,38 @@ test('swift-transformers samples decode to their documented values', { skip }, (
 function expectedShapes(c: Record<string, number | boolean | string>): Record<string, number[]> {
   const out: Record<string, number[]> = {};
   if (c.model_type === 'gpt2') {
-    const d = c.n_embd as number, L = c.n_layer as number;
+    const d = c.n_embd as number,
+      L = c.n_layer as number;
     out['transformer.wte.weight'] = [c.vocab_size as number, d];
     out['transformer.wpe.weight'] = [c.n_positions as number, d];
     for (let i = 0; i < L; i++) {
       const p = `transformer.h.${i}.`;
       // GPT-2 Conv1D stores weights as [in, out]
-      out[`${p}attn.c_attn.weight`] = [d, 3 * d]; out[`${p}attn.c_attn.bias`] = [3 * d];
-      out[`${p}attn.c_proj.weight`] = [d, d]; out[`${p}mlp.c_fc.weight`] = [d, 4 * d]; out[`${p}mlp.c_proj.weight`] = [4 * d, d];
+      out[`${p}attn.c_attn.weight`] = [d, 3 * d];
+      out[`${p}attn.c_attn.bias`] = [3 * d];
+      out[`${p}attn.c_proj.weight`] = [d, d];
+      out[`${p}mlp.c_fc.weight`] = [d, 4 * d];
+      out[`${p}mlp.c_proj.weight`] = [4 * d, d];
     }
     return out;
   }
-  const d = c.hidden_size as number, h = c.num_attention_heads as number, kv = c.num_key_value_heads as number;
-  const hd = d / h, ff = c.intermediate_size as number, V = c.vocab_size as number;
+  const d = c.hidden_size as number,
+    h = c.num_attention_heads as number,
+    kv = c.num_key_value_heads as number;
+  const hd = d / h,
+    ff = c.intermediate_size as number,
+    V = c.vocab_size as number;
   out['model.embed_tokens.weight'] = [V, d];
   if (!c.tie_word_embeddings) out['lm_head.weight'] = [V, d];
   for (let i = 0; i < (c.num_hidden_layers as number); i++) {
     const p = `model.layers.${i}.`;
-    out[`${p}self_attn.q_proj.weight`] = [h * hd, d]; out[`${p}self_attn.k_proj.weight`] = [kv * hd, d];
-    out[`${p}self_attn.v_proj.weight`] = [kv * hd, d]; out[`${p}self_attn.o_proj.weight`] = [d, h * hd];
-    out[`${p}mlp.gate_proj.weight`] = [ff, d]; out[`${p}mlp.up_proj.weight`] = [ff, d]; out[`${p}mlp.down_proj.weight`] = [d, ff];
+    out[`${p}self_attn.q_proj.weight`] = [h * hd, d];
+    out[`${p}self_attn.k_proj.weight`] = [kv * hd, d];
+    out[`${p}self_attn.v_proj.weight`] = [kv * hd, d];
+    out[`${p}self_attn.o_proj.weight`] = [d, h * hd];
+    out[`${p}mlp.gate_proj.weight`] = [ff, d];
+    out[`${p}mlp.up_proj.weight`] = [ff, d];
+    out[`${p}mlp.down_proj.weight`] = [d, ff];
     out[`${p}input_layernorm.weight`] = [d];
     if (c.model_type === 'qwen2') out[`${p}self_attn.k_proj.bias`] = [kv * hd];
   }
@@ -67,7 +94,10 @@ test('reference checkpoints: shapes agree with config.json, dtype as torch_dtype
   const folders = readdirSync(root).filter((f) => !f.includes('.'));
   assert.ok(folders.length >= 5);
   for (const f of folders) {
-    const cfg = JSON.parse(readFileSync(join(root, f, 'config.json'), 'utf8')) as Record<string, number | boolean | string>;
+    const cfg = JSON.parse(readFileSync(join(root, f, 'config.json'), 'utf8')) as Record<
+      string,
+      number | boolean | string
+    >;
     const ck = openCheckpoint(join(root, f));
     assert.equal(ck.metadata.format, 'pt');
     for (const [name, shape] of Object.entries(expectedShapes(cfg))) {
@@ -105,7 +135,9 @@ test('write -> read back is bit-exact, keys sorted, header 8-byte aligned', { sk
     assert.equal(bytes.byteLength, 8 + hlen + dataBytes);
     // no temp files left behind
     assert.deepEqual(readdirSync(d), ['copy.safetensors']);
-  } finally { rmSync(d, { recursive: true, force: true }); }
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
 });
 
 test('rewriting a file produced by the Python reference writer gives the same bytes', { skip }, () => {
@@ -116,7 +148,9 @@ test('rewriting a file produced by the Python reference writer gives the same by
     const out = join(d, 'a.safetensors');
     writeSafetensors(out, readAll(SafetensorsFile.open(orig)));
     assert.ok(readFileSync(out).equals(readFileSync(orig)));
-  } finally { rmSync(d, { recursive: true, force: true }); }
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
 });
 
 test('sharded and single-file checkpoints present identical tensors', { skip }, () => {
@@ -134,12 +168,19 @@ test('sharded and single-file checkpoints present identical tensors', { skip }, 
       assert.deepEqual(a.info(n).shape, b.info(n).shape);
       assert.ok(Buffer.from(a.read(n)).equals(Buffer.from(b.read(n))), n);
     }
-    const index = JSON.parse(readFileSync(join(d, 'sharded', 'model.safetensors.index.json'), 'utf8')) as { metadata: { total_size: number } };
-    assert.equal(index.metadata.total_size, Object.values(all).reduce((s, t) => s + t.data.byteLength, 0));
+    const index = JSON.parse(readFileSync(join(d, 'sharded', 'model.safetensors.index.json'), 'utf8')) as {
+      metadata: { total_size: number };
+    };
+    assert.equal(
+      index.metadata.total_size,
+      Object.values(all).reduce((s, t) => s + t.data.byteLength, 0),
+    );
     // a shard that goes missing is named
     rmSync(join(d, 'sharded', files[1]!));
     assert.throws(() => openCheckpoint(join(d, 'sharded')), new RegExp(`shard ${files[1]} .*is missing`));
-  } finally { rmSync(d, { recursive: true, force: true }); }
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
 });
 
 test('a tensor in two shards is an error naming both', () => {
@@ -148,15 +189,24 @@ test('a tensor in two shards is an error naming both', () => {
     const t: TensorData = { dtype: 'F32', shape: [2], data: typedBytes(new Float32Array([1, 2])) };
     writeSafetensors(join(d, 'a.safetensors'), { x: t, y: t });
     writeSafetensors(join(d, 'b.safetensors'), { x: t });
-    writeFileSync(join(d, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { x: 'b.safetensors', y: 'a.safetensors' } }));
-    assert.throws(() => openCheckpoint(d), /tensor 'x' is in two shards: .*a\.safetensors and b\.safetensors|tensor 'x' is in two shards: b\.safetensors and a\.safetensors/);
-  } finally { rmSync(d, { recursive: true, force: true }); }
+    writeFileSync(
+      join(d, 'model.safetensors.index.json'),
+      JSON.stringify({ weight_map: { x: 'b.safetensors', y: 'a.safetensors' } }),
+    );
+    assert.throws(
+      () => openCheckpoint(d),
+      /tensor 'x' is in two shards: .*a\.safetensors and b\.safetensors|tensor 'x' is in two shards: b\.safetensors and a\.safetensors/,
+    );
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
 });
 
 /** A file from a header (object or raw text) and a data area. */
 function rawFile(dir: string, header: object | string, data: Uint8Array, lengthOverride?: bigint): string {
   const h = Buffer.from(typeof header === 'string' ? header : JSON.stringify(header), 'utf8');
-  const len = Buffer.alloc(8); len.writeBigUInt64LE(lengthOverride ?? BigInt(h.byteLength));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(lengthOverride ?? BigInt(h.byteLength));
   const p = join(dir, 'bad.safetensors');
   writeFileSync(p, Buffer.concat([len, h, data]));
   return p;
@@ -166,12 +216,15 @@ test('corrupt files give clear errors naming the file and tensor', () => {
   const d = tmp();
   const bad = (header: object | string, data: Uint8Array, re: RegExp, lengthOverride?: bigint): void => {
     const p = rawFile(d, header, data, lengthOverride);
-    assert.throws(() => SafetensorsFile.open(p), (e: unknown) => {
-      assert.ok(e instanceof MedloraError, `not a MedloraError: ${String(e)}`);
-      assert.match(e.message, re);
-      assert.ok(e.message.includes('bad.safetensors'), `file not named: ${e.message}`);
-      return true;
-    });
+    assert.throws(
+      () => SafetensorsFile.open(p),
+      (e: unknown) => {
+        assert.ok(e instanceof MedloraError, `not a MedloraError: ${String(e)}`);
+        assert.match(e.message, re);
+        assert.ok(e.message.includes('bad.safetensors'), `file not named: ${e.message}`);
+        return true;
+      },
+    );
   };
   const ok = { w: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } };
   try {
@@ -184,41 +237,86 @@ test('corrupt files give clear errors naming the file and tensor', () => {
     bad('[1, 2]', new Uint8Array(0), /header must be a JSON object/);
     // data area shorter than the offsets (truncated tensor data)
     bad(ok, new Uint8Array(4), /tensor 'w': data_offsets \[0, 8\] go past the end of the data area \(4 bytes/);
-    bad({ w: { dtype: 'F32', shape: [2], data_offsets: [8, 4] } }, new Uint8Array(8), /tensor 'w': data_offsets \[8, 4\] end before begin/);
-    bad({ w: { dtype: 'F32', shape: [2], data_offsets: [0, -8] } }, new Uint8Array(8), /tensor 'w': data_offsets must be/);
-    bad({ 'lm_head.weight': { dtype: 'F32', shape: [16, 32], data_offsets: [0, 1024] } }, new Uint8Array(1024),
-      /tensor 'lm_head.weight' has 1024 bytes but shape \[16,32\] x F32 needs 2048/);
-    bad({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } },
-      new Uint8Array(12), /tensors 'a' and 'b' overlap/);
-    bad('{"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}',
-      new Uint8Array(8), /key 'w' twice/);
-    bad({ w: { dtype: 'F8_E4M3', shape: [2], data_offsets: [0, 2] } }, new Uint8Array(2), /tensor 'w': unknown dtype "F8_E4M3"/);
-    bad({ w: { dtype: 'F32', shape: [2, -1], data_offsets: [0, 8] } }, new Uint8Array(8), /tensor 'w': shape must be a list of non-negative integers/);
+    bad(
+      { w: { dtype: 'F32', shape: [2], data_offsets: [8, 4] } },
+      new Uint8Array(8),
+      /tensor 'w': data_offsets \[8, 4\] end before begin/,
+    );
+    bad(
+      { w: { dtype: 'F32', shape: [2], data_offsets: [0, -8] } },
+      new Uint8Array(8),
+      /tensor 'w': data_offsets must be/,
+    );
+    bad(
+      { 'lm_head.weight': { dtype: 'F32', shape: [16, 32], data_offsets: [0, 1024] } },
+      new Uint8Array(1024),
+      /tensor 'lm_head.weight' has 1024 bytes but shape \[16,32\] x F32 needs 2048/,
+    );
+    bad(
+      { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } },
+      new Uint8Array(12),
+      /tensors 'a' and 'b' overlap/,
+    );
+    bad(
+      '{"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}',
+      new Uint8Array(8),
+      /key 'w' twice/,
+    );
+    bad(
+      { w: { dtype: 'F8_E4M3', shape: [2], data_offsets: [0, 2] } },
+      new Uint8Array(2),
+      /tensor 'w': unknown dtype "F8_E4M3"/,
+    );
+    bad(
+      { w: { dtype: 'F32', shape: [2, -1], data_offsets: [0, 8] } },
+      new Uint8Array(8),
+      /tensor 'w': shape must be a list of non-negative integers/,
+    );
     bad({ w: { dtype: 'F32', shape: [2.5], data_offsets: [0, 8] } }, new Uint8Array(8), /shape must be/);
     bad({ __metadata__: { n: 3 }, ...ok }, new Uint8Array(8), /__metadata__\.n must be a string/);
     // invalid UTF-8 in the header
     const p = join(d, 'bad.safetensors');
-    const len = Buffer.alloc(8); len.writeBigUInt64LE(4n);
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(4n);
     writeFileSync(p, Buffer.concat([len, Buffer.from([0x7b, 0xff, 0xfe, 0x7d])]));
     assert.throws(() => SafetensorsFile.open(p), /not valid UTF-8/);
     // asking for a missing tensor
     const good = rawFile(d, ok, new Uint8Array(8));
     assert.throws(() => SafetensorsFile.open(good).info('v'), /no tensor named 'v'/);
     assert.throws(() => openCheckpoint(d), /no model\.safetensors or model\.safetensors\.index\.json/);
-  } finally { rmSync(d, { recursive: true, force: true }); }
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
 });
 
 test('zero-size tensors and gaps are fine; writer rejects wrong byte counts', () => {
   const d = tmp();
   try {
-    const p = rawFile(d, { e: { dtype: 'F32', shape: [0, 4], data_offsets: [0, 0] }, w: { dtype: 'I8', shape: [2], data_offsets: [0, 2] } }, new Uint8Array([5, 250]));
+    const p = rawFile(
+      d,
+      {
+        e: { dtype: 'F32', shape: [0, 4], data_offsets: [0, 0] },
+        w: { dtype: 'I8', shape: [2], data_offsets: [0, 2] },
+      },
+      new Uint8Array([5, 250]),
+    );
     const f = SafetensorsFile.open(p);
     assert.equal(f.read('e').byteLength, 0);
     assert.deepEqual([...bytesToNumbers('I8', f.read('w'))], [5, -6]);
-    assert.throws(() => writeSafetensors(join(d, 'x.safetensors'), { w: { dtype: 'F32', shape: [3], data: new Uint8Array(8) } }),
-      /tensor 'w' has 8 bytes but shape \[3\] x F32 needs 12/);
-    assert.throws(() => writeSafetensors(join(d, 'x.safetensors'), { w: { dtype: 'Q4' as 'F32', shape: [1], data: new Uint8Array(1) } }), /unknown dtype/);
-  } finally { rmSync(d, { recursive: true, force: true }); }
+    assert.throws(
+      () => writeSafetensors(join(d, 'x.safetensors'), { w: { dtype: 'F32', shape: [3], data: new Uint8Array(8) } }),
+      /tensor 'w' has 8 bytes but shape \[3\] x F32 needs 12/,
+    );
+    assert.throws(
+      () =>
+        writeSafetensors(join(d, 'x.safetensors'), {
+          w: { dtype: 'Q4' as 'F32', shape: [1], data: new Uint8Array(1) },
+        }),
+      /unknown dtype/,
+    );
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
 });
 
 test('findDuplicateKey sees through escapes and nesting', () => {

@@ -22,23 +22,31 @@ const PUBLISHED: Array<[string, number]> = [
 ];
 
 for (const [name, count] of PUBLISHED) {
-  test(`${name}: declared parameters add up to the published ${count.toLocaleString('en')}`, { skip: skipNoShared }, () => {
-    const { config } = loadModelConfig(sharedPath('fixtures', 'hf', name));
-    const m = buildModel(config);
-    try {
-      let n = 0;
-      for (const { shape } of declaredParameters(m).values()) n += shape.reduce((a, b) => a * b, 1);
-      assert.equal(n, count);
-    } finally {
-      m.dispose();
-    }
-  });
+  test(
+    `${name}: declared parameters add up to the published ${count.toLocaleString('en')}`,
+    { skip: skipNoShared },
+    () => {
+      const { config } = loadModelConfig(sharedPath('fixtures', 'hf', name));
+      const m = buildModel(config);
+      try {
+        let n = 0;
+        for (const { shape } of declaredParameters(m).values()) n += shape.reduce((a, b) => a * b, 1);
+        assert.equal(n, count);
+      } finally {
+        m.dispose();
+      }
+    },
+  );
 }
 
 test('every key of a built model is an HF key (spot checks per family)', { skip: skipNoShared }, () => {
   const keys = (name: string): string[] => {
     const m = buildModel(loadModelConfig(sharedPath('fixtures', 'hf', name)).config);
-    try { return [...declaredParameters(m).keys()]; } finally { m.dispose(); }
+    try {
+      return [...declaredParameters(m).keys()];
+    } finally {
+      m.dispose();
+    }
   };
   const q = keys('Qwen2.5-0.5B-Instruct');
   assert.ok(q.includes('model.layers.23.self_attn.q_proj.bias'));

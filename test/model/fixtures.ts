@@ -8,13 +8,22 @@ import { hasShared, sharedPath } from '../../src/util/paths.js';
 
 export const skipNoShared = hasShared() ? false : 'no ../shared fixtures (set MEDLORA_SHARED)';
 
-export const REFERENCE_FOLDERS = ['llama-tiny', 'llama3-tiny-tied', 'qwen2-tiny', 'gpt2-tiny', 'llama-tiny-bf16'] as const;
+export const REFERENCE_FOLDERS = [
+  'llama-tiny',
+  'llama3-tiny-tied',
+  'qwen2-tiny',
+  'gpt2-tiny',
+  'llama-tiny-bf16',
+] as const;
 
 export function refDir(name: string): string {
   return sharedPath('fixtures', 'reference', name);
 }
 
-export interface RefBatch { input_ids: number[][]; labels: number[][] }
+export interface RefBatch {
+  input_ids: number[][];
+  labels: number[][];
+}
 
 export function refBatch(name: string): { ids: Tensor; labels: Tensor; raw: RefBatch } {
   const raw = JSON.parse(readFileSync(join(refDir(name), 'batch.json'), 'utf8')) as RefBatch;

@@ -25,12 +25,14 @@ function logitsAndLoss(dir: string, name: string, adapter?: string): { logits: F
   const m = loadModel(dir);
   try {
     if (adapter) loadAdapter(m, adapter);
-    return scope(() => noGrad(() => {
-      const b = hf5Batch(name);
-      const lg = m.forward(tensor(b.input_ids, { dtype: 'i64' }));
-      const { loss } = causalLmLoss(lg, tensor(b.labels, { dtype: 'i64' }));
-      return { logits: lg.toFloat32Array(), loss: loss.item() as number };
-    }));
+    return scope(() =>
+      noGrad(() => {
+        const b = hf5Batch(name);
+        const lg = m.forward(tensor(b.input_ids, { dtype: 'i64' }));
+        const { loss } = causalLmLoss(lg, tensor(b.labels, { dtype: 'i64' }));
+        return { logits: lg.toFloat32Array(), loss: loss.item() as number };
+      }),
+    );
   } finally {
     m.dispose();
   }
@@ -39,8 +41,14 @@ function logitsAndLoss(dir: string, name: string, adapter?: string): { logits: F
 async function cliLoss(...args: string[]): Promise<number> {
   const lines: string[] = [];
   const orig = console.log;
-  console.log = (...a: unknown[]) => { lines.push(a.map(String).join(' ')); };
-  try { await lossCommand.run(parseArgs(lossCommand, [...args, '--json'])); } finally { console.log = orig; }
+  console.log = (...a: unknown[]) => {
+    lines.push(a.map(String).join(' '));
+  };
+  try {
+    await lossCommand.run(parseArgs(lossCommand, [...args, '--json']));
+  } finally {
+    console.log = orig;
+  }
   return (JSON.parse(lines.join('\n')) as { loss: number }).loss;
 }
 
@@ -50,7 +58,9 @@ test('transformers-5 re-saved checkpoints: logits and loss equal transformers (l
     const { logits, loss } = logitsAndLoss(dir, name);
     const exp = hf5Expected(name);
     const r = compareClose(logits, hf5Tensor('logits', name), { atol: TOL, label: `${name} logits` });
-    console.log(`  ${name}: max |logits diff| ${r.maxAbsDiff.toExponential(2)}, |loss diff| ${Math.abs(loss - exp.loss).toExponential(2)}`);
+    console.log(
+      `  ${name}: max |logits diff| ${r.maxAbsDiff.toExponential(2)}, |loss diff| ${Math.abs(loss - exp.loss).toExponential(2)}`,
+    );
     assert.ok(r.ok, r.message);
     assertClose([loss], [exp.loss], { atol: TOL, label: `${name} loss` });
     const viaCli = await cliLoss('--model', dir, '--data', hf5Path(name, 'batch.json'));
@@ -59,7 +69,11 @@ test('transformers-5 re-saved checkpoints: logits and loss equal transformers (l
 });
 
 test('the check can fail: ignoring rope_parameters (the old reading) is off by far more than the tolerance', () => {
-  for (const [name, least] of [['llama3-tiny-tied', 0.1], ['qwen2-tiny', 0.01], ['llama-tiny-linear', 0.01]] as const) {
+  for (const [name, least] of [
+    ['llama3-tiny-tied', 0.1],
+    ['qwen2-tiny', 0.01],
+    ['llama-tiny-linear', 0.01],
+  ] as const) {
     const d = mkdtempSync(join(tmpdir(), 'medlora-hf5-old-'));
     try {
       const cfg = JSON.parse(readFileSync(join(hf5Model(name), 'config.json'), 'utf8')) as Record<string, unknown>;
@@ -67,7 +81,9 @@ test('the check can fail: ignoring rope_parameters (the old reading) is off by f
       writeFileSync(join(d, 'config.json'), JSON.stringify(cfg));
       symlinkSync(realpathSync(join(hf5Model(name), 'model.safetensors')), join(d, 'model.safetensors'));
       const r = compareClose(logitsAndLoss(d, name).logits, hf5Tensor('logits', name), { atol: TOL, label: name });
-      console.log(`  ${name} without rope_parameters: max |logits diff| ${r.maxAbsDiff.toFixed(4)} (fails, as it must)`);
+      console.log(
+        `  ${name} without rope_parameters: max |logits diff| ${r.maxAbsDiff.toFixed(4)} (fails, as it must)`,
+      );
       assert.ok(!r.ok && r.maxAbsDiff > least);
     } finally {
       rmSync(d, { recursive: true, force: true });
@@ -79,35 +95,75 @@ test('PEFT 0.21 adapters saved with defaults: logits and loss equal transformers
   for (const [name, ad] of HF5_ADAPTERS) {
     const adapter = hf5Path(name, ad);
     const keys = hf5Expected(name, ad).adapter_keys as string[];
-    assert.ok(keys.includes(`base_model.model.lm_head.base_layer.weight`), `${name}/${ad} carries PEFT's lm_head base copy`);
+    assert.ok(
+      keys.includes(`base_model.model.lm_head.base_layer.weight`),
+      `${name}/${ad} carries PEFT's lm_head base copy`,
+    );
     const { logits, loss } = logitsAndLoss(hf5Model(name), name, adapter);
     const exp = hf5Expected(name, ad);
     const r = compareClose(logits, hf5Tensor('logits_lora', name, ad), { atol: TOL, label: `${name}/${ad} logits` });
-    console.log(`  ${name}/${ad}: max |logits diff| ${r.maxAbsDiff.toExponential(2)}, |loss diff| ${Math.abs(loss - exp.loss_lora).toExponential(2)}`);
+    console.log(
+      `  ${name}/${ad}: max |logits diff| ${r.maxAbsDiff.toExponential(2)}, |loss diff| ${Math.abs(loss - exp.loss_lora).toExponential(2)}`,
+    );
     assert.ok(r.ok, r.message);
     assertClose([loss], [exp.loss_lora], { atol: TOL, label: `${name}/${ad} loss` });
-    const viaCli = await cliLoss('--model', hf5Model(name), '--adapter', adapter, '--data', hf5Path(name, 'batch.json'));
+    const viaCli = await cliLoss(
+      '--model',
+      hf5Model(name),
+      '--adapter',
+      adapter,
+      '--data',
+      hf5Path(name, 'batch.json'),
+    );
     assertClose([viaCli], [exp.loss_lora], { atol: TOL, label: `${name}/${ad} medlora loss --adapter` });
   }
 });
 
 test('medlora loss (spawned) on the transformers-5 Llama-3 checkpoint; a bad config key is one line and exit 1', () => {
   const bin = join(packageRoot(), 'bin', 'medlora.js');
-  const ok = spawnSync(process.execPath, [bin, 'loss', '--model', hf5Model('llama3-tiny-tied'), '--data', hf5Path('llama3-tiny-tied', 'batch.json'), '--json'], { encoding: 'utf8' });
+  const ok = spawnSync(
+    process.execPath,
+    [
+      bin,
+      'loss',
+      '--model',
+      hf5Model('llama3-tiny-tied'),
+      '--data',
+      hf5Path('llama3-tiny-tied', 'batch.json'),
+      '--json',
+    ],
+    { encoding: 'utf8' },
+  );
   assert.equal(ok.status, 0, ok.stderr);
-  assertClose([(JSON.parse(ok.stdout) as { loss: number }).loss], [hf5Expected('llama3-tiny-tied').loss], { atol: TOL, label: 'spawned medlora loss' });
+  assertClose([(JSON.parse(ok.stdout) as { loss: number }).loss], [hf5Expected('llama3-tiny-tied').loss], {
+    atol: TOL,
+    label: 'spawned medlora loss',
+  });
   const d = mkdtempSync(join(tmpdir(), 'medlora-hf5-bad-'));
   try {
     const cfg = JSON.parse(readFileSync(hf5Path('llama-tiny', 'config.json'), 'utf8')) as Record<string, unknown>;
     copyFileSync(hf5Path('llama-tiny', 'model.safetensors'), join(d, 'model.safetensors'));
     const cases: Array<[Record<string, unknown>, RegExp]> = [
-      [{ rope_parameters: { rope_type: 'yarn', factor: 4, rope_theta: 10000 } }, /config\.json: rope_parameters\.rope_type "yarn" is not supported/],
-      [{ attn_logit_softcapping: 50.0 }, /config\.json: "attn_logit_softcapping" = 50 .* is not supported for model_type llama/],
-      [{ rope_parameters: { rope_type: 'default', rope_theta: 10000, partial_rotary_factor: 0.5 } }, /config\.json: partial_rotary_factor 0\.5 is not supported for model_type llama/],
+      [
+        { rope_parameters: { rope_type: 'yarn', factor: 4, rope_theta: 10000 } },
+        /config\.json: rope_parameters\.rope_type "yarn" is not supported/,
+      ],
+      [
+        { attn_logit_softcapping: 50.0 },
+        /config\.json: "attn_logit_softcapping" = 50 .* is not supported for model_type llama/,
+      ],
+      [
+        { rope_parameters: { rope_type: 'default', rope_theta: 10000, partial_rotary_factor: 0.5 } },
+        /config\.json: partial_rotary_factor 0\.5 is not supported for model_type llama/,
+      ],
     ];
     for (const [patch, re] of cases) {
       writeFileSync(join(d, 'config.json'), JSON.stringify({ ...cfg, ...patch }));
-      const bad = spawnSync(process.execPath, [bin, 'loss', '--model', d, '--data', hf5Path('llama-tiny', 'batch.json')], { encoding: 'utf8' });
+      const bad = spawnSync(
+        process.execPath,
+        [bin, 'loss', '--model', d, '--data', hf5Path('llama-tiny', 'batch.json')],
+        { encoding: 'utf8' },
+      );
       assert.equal(bad.status, 1);
       assert.match(bad.stderr, re);
       assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr);
@@ -122,14 +178,27 @@ test('Qwen2 with use_sliding_window in use: inputs within the window equal full 
   const d = mkdtempSync(join(tmpdir(), 'medlora-hf5-qwen2-swa-'));
   try {
     const cfg = JSON.parse(readFileSync(hf5Path('qwen2-tiny', 'config.json'), 'utf8')) as Record<string, unknown>;
-    writeFileSync(join(d, 'config.json'), JSON.stringify({ ...cfg, use_sliding_window: true, sliding_window: 24, layer_types: ['full_attention', 'sliding_attention'] }));
+    writeFileSync(
+      join(d, 'config.json'),
+      JSON.stringify({
+        ...cfg,
+        use_sliding_window: true,
+        sliding_window: 24,
+        layer_types: ['full_attention', 'sliding_attention'],
+      }),
+    );
     symlinkSync(hf5Path('qwen2-tiny', 'model.safetensors'), join(d, 'model.safetensors'));
     const { logits } = logitsAndLoss(d, 'qwen2-tiny'); // T = 24: inside the window
     assertClose(logits, hf5Tensor('logits', 'qwen2-tiny'), { atol: TOL, label: 'qwen2 within the sliding window' });
     const m = loadModel(d);
     try {
-      assert.throws(() => noGrad(() => m.forward(tensor([new Array<number>(25).fill(3)], { dtype: 'i64' }))), /25 positions exceed sliding_window 24/);
-    } finally { m.dispose(); }
+      assert.throws(
+        () => noGrad(() => m.forward(tensor([new Array<number>(25).fill(3)], { dtype: 'i64' }))),
+        /25 positions exceed sliding_window 24/,
+      );
+    } finally {
+      m.dispose();
+    }
   } finally {
     rmSync(d, { recursive: true, force: true });
   }
@@ -156,7 +225,10 @@ test('tie_word_embeddings=true with a different lm_head.weight in the file: the 
     const { logits } = logitsAndLoss(d, 'llama3-tiny-tied');
     assertClose(logits, hf5Tensor('logits', 'llama3-tiny-tied'), { atol: TOL, label: 'tied head uses the embedding' });
     assert.equal(got.length, 1);
-    assert.match(got[0]!, /model\.safetensors: config\.json has tie_word_embeddings=true, so 'lm_head\.weight' \(which differs from 'model\.embed_tokens\.weight'\) is ignored/);
+    assert.match(
+      got[0]!,
+      /model\.safetensors: config\.json has tie_word_embeddings=true, so 'lm_head\.weight' \(which differs from 'model\.embed_tokens\.weight'\) is ignored/,
+    );
   } finally {
     setWarningHandler(prev);
     rmSync(d, { recursive: true, force: true });

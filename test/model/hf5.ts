@@ -7,9 +7,21 @@ import { openCheckpoint } from '../../src/io/safetensors.js';
 import { bytesToNumbers } from '../../src/io/dtype.js';
 import { packageRoot } from '../../src/util/paths.js';
 
-export const HF5_MODELS = ['llama-tiny', 'llama3-tiny-tied', 'llama-tiny-linear', 'qwen2-tiny', 'mistral-tiny', 'stablelm-tiny', 'gpt2-tiny'] as const;
+export const HF5_MODELS = [
+  'llama-tiny',
+  'llama3-tiny-tied',
+  'llama-tiny-linear',
+  'qwen2-tiny',
+  'mistral-tiny',
+  'stablelm-tiny',
+  'gpt2-tiny',
+] as const;
 /** [model, adapter folder] pairs saved by PEFT 0.21 with its defaults */
-export const HF5_ADAPTERS = [['llama-tiny', 'adapter-lm-head'], ['llama-tiny', 'adapter-layers'], ['gpt2-tiny', 'adapter-lm-head']] as const;
+export const HF5_ADAPTERS = [
+  ['llama-tiny', 'adapter-lm-head'],
+  ['llama-tiny', 'adapter-layers'],
+  ['gpt2-tiny', 'adapter-lm-head'],
+] as const;
 
 export const hf5Path = (...p: string[]): string => join(packageRoot(), 'test', 'fixtures', 'hf5', ...p);
 
@@ -36,7 +48,9 @@ export function hf5Batch(name: string): { input_ids: number[][]; labels: number[
   return JSON.parse(readFileSync(hf5Path(name, 'batch.json'), 'utf8')) as { input_ids: number[][]; labels: number[][] };
 }
 
-export function hf5Expected(...p: string[]): Record<string, unknown> & { loss: number; loss_lora: number; loss_merged: number; merged_keys: string[] } {
+export function hf5Expected(
+  ...p: string[]
+): Record<string, unknown> & { loss: number; loss_lora: number; loss_merged: number; merged_keys: string[] } {
   return JSON.parse(readFileSync(hf5Path(...p, 'expected.json'), 'utf8')) as never;
 }
 

@@ -59,26 +59,33 @@ test('sharded checkpoint loads to the same tensors as the single file', { skip: 
   }
 });
 
-test('a safetensors file written by medlora from model parameters is read back bit-exact', { skip: skipNoShared }, () => {
-  for (const name of ['llama-tiny', 'llama-tiny-bf16']) {
-    const m = loadModel(refDir(name));
-    const d = tmp();
-    try {
-      copyFileSync(join(refDir(name), 'config.json'), join(d, 'config.json'));
-      const out: Record<string, TensorData> = {};
-      for (const [k, t] of m.namedParameters()) out[k] = { dtype: t.dtype === 'bf16' ? 'BF16' : 'F32', shape: [...t.shape], data: t.toBytes() };
-      writeSafetensors(join(d, 'model.safetensors'), out);
-      const back = paramBytes(d);
-      for (const [k, v] of Object.entries(out)) assert.ok(Buffer.from(v.data).equals(Buffer.from(back.get(k)!)), `${name}: ${k} differs`);
-      // and equal to the original file's bytes
-      const orig = tensorsOf(name);
-      for (const [k, v] of Object.entries(orig)) assert.ok(Buffer.from(v.data).equals(Buffer.from(back.get(k)!)), `${name}: ${k} differs from the fixture`);
-    } finally {
-      m.dispose();
-      rmSync(d, { recursive: true, force: true });
+test(
+  'a safetensors file written by medlora from model parameters is read back bit-exact',
+  { skip: skipNoShared },
+  () => {
+    for (const name of ['llama-tiny', 'llama-tiny-bf16']) {
+      const m = loadModel(refDir(name));
+      const d = tmp();
+      try {
+        copyFileSync(join(refDir(name), 'config.json'), join(d, 'config.json'));
+        const out: Record<string, TensorData> = {};
+        for (const [k, t] of m.namedParameters())
+          out[k] = { dtype: t.dtype === 'bf16' ? 'BF16' : 'F32', shape: [...t.shape], data: t.toBytes() };
+        writeSafetensors(join(d, 'model.safetensors'), out);
+        const back = paramBytes(d);
+        for (const [k, v] of Object.entries(out))
+          assert.ok(Buffer.from(v.data).equals(Buffer.from(back.get(k)!)), `${name}: ${k} differs`);
+        // and equal to the original file's bytes
+        const orig = tensorsOf(name);
+        for (const [k, v] of Object.entries(orig))
+          assert.ok(Buffer.from(v.data).equals(Buffer.from(back.get(k)!)), `${name}: ${k} differs from the fixture`);
+      } finally {
+        m.dispose();
+        rmSync(d, { recursive: true, force: true });
+      }
     }
-  }
-});
+  },
+);
 
 test('missing weight: error names the key', { skip: skipNoShared }, () => {
   const d = withConfig();
@@ -105,17 +112,24 @@ test('unexpected weight: error names the key', { skip: skipNoShared }, () => {
 });
 
 test('config/weights mismatch: shape error names the key and both shapes', { skip: skipNoShared }, () => {
-  const d = withConfig((c) => { c.intermediate_size = 128; });
+  const d = withConfig((c) => {
+    c.intermediate_size = 128;
+  });
   try {
     copyFileSync(join(refDir('llama-tiny'), 'model.safetensors'), join(d, 'model.safetensors'));
-    throwsClear(() => loadModel(d), /weight 'model\.layers\.0\.mlp\.(down|gate|up)_proj\.weight' has shape \[\d+, \d+\], expected \[\d+, \d+\]/);
+    throwsClear(
+      () => loadModel(d),
+      /weight 'model\.layers\.0\.mlp\.(down|gate|up)_proj\.weight' has shape \[\d+, \d+\], expected \[\d+, \d+\]/,
+    );
   } finally {
     rmSync(d, { recursive: true, force: true });
   }
 });
 
 test('more layers in config than in the file: missing weight', { skip: skipNoShared }, () => {
-  const d = withConfig((c) => { c.num_hidden_layers = 3; });
+  const d = withConfig((c) => {
+    c.num_hidden_layers = 3;
+  });
   try {
     copyFileSync(join(refDir('llama-tiny'), 'model.safetensors'), join(d, 'model.safetensors'));
     throwsClear(() => loadModel(d), /missing weight 'model\.layers\.2\./);
@@ -151,7 +165,9 @@ test('truncated and corrupt safetensors: clear errors, no crash', { skip: skipNo
 });
 
 test('unknown model_type and missing weights file: clear errors', { skip: skipNoShared }, () => {
-  const d = withConfig((c) => { c.model_type = 'falcon'; });
+  const d = withConfig((c) => {
+    c.model_type = 'falcon';
+  });
   try {
     throwsClear(() => loadModel(d), /model_type "falcon" is not supported/);
     const d2 = withConfig();
@@ -165,39 +181,47 @@ test('unknown model_type and missing weights file: clear errors', { skip: skipNo
   }
 });
 
-test('tie_word_embeddings with an lm_head.weight in the file: ignored as transformers does; the head is the embedding', { skip: skipNoShared }, () => {
-  const d = tmp();
-  try {
-    copyFileSync(join(refDir('llama3-tiny-tied'), 'config.json'), join(d, 'config.json'));
-    const t = tensorsOf('llama3-tiny-tied');
-    const emb = t['model.embed_tokens.weight']!;
-    t['lm_head.weight'] = { dtype: 'F32', shape: [...emb.shape], data: new Uint8Array(emb.data.byteLength) }; // zeros
-    writeSafetensors(join(d, 'model.safetensors'), t);
-    const m = loadModel(d);
+test(
+  'tie_word_embeddings with an lm_head.weight in the file: ignored as transformers does; the head is the embedding',
+  { skip: skipNoShared },
+  () => {
+    const d = tmp();
     try {
-      const head = (m as unknown as { lm_head: { weight: { toBytes(): Uint8Array } } }).lm_head.weight.toBytes();
-      assert.ok(Buffer.from(head).equals(Buffer.from(emb.data)));
+      copyFileSync(join(refDir('llama3-tiny-tied'), 'config.json'), join(d, 'config.json'));
+      const t = tensorsOf('llama3-tiny-tied');
+      const emb = t['model.embed_tokens.weight']!;
+      t['lm_head.weight'] = { dtype: 'F32', shape: [...emb.shape], data: new Uint8Array(emb.data.byteLength) }; // zeros
+      writeSafetensors(join(d, 'model.safetensors'), t);
+      const m = loadModel(d);
+      try {
+        const head = (m as unknown as { lm_head: { weight: { toBytes(): Uint8Array } } }).lm_head.weight.toBytes();
+        assert.ok(Buffer.from(head).equals(Buffer.from(emb.data)));
+      } finally {
+        m.dispose();
+      }
     } finally {
-      m.dispose();
+      rmSync(d, { recursive: true, force: true });
     }
-  } finally {
-    rmSync(d, { recursive: true, force: true });
-  }
-});
+  },
+);
 
-test('GPT-2 checkpoints without the "transformer." prefix and with attn.bias buffers load (as transformers does)', { skip: skipNoShared }, () => {
-  const d = tmp();
-  try {
-    copyFileSync(join(refDir('gpt2-tiny'), 'config.json'), join(d, 'config.json'));
-    const t = tensorsOf('gpt2-tiny');
-    const stripped: Record<string, TensorData> = {};
-    for (const [k, v] of Object.entries(t)) stripped[k.replace(/^transformer\./, '')] = v;
-    stripped['h.0.attn.bias'] = { dtype: 'F32', shape: [1], data: new Uint8Array(4) };
-    writeSafetensors(join(d, 'model.safetensors'), stripped);
-    const a = paramBytes(refDir('gpt2-tiny'));
-    const b = paramBytes(d);
-    for (const [k, v] of a) assert.ok(Buffer.from(v).equals(Buffer.from(b.get(k)!)), `tensor ${k} differs`);
-  } finally {
-    rmSync(d, { recursive: true, force: true });
-  }
-});
+test(
+  'GPT-2 checkpoints without the "transformer." prefix and with attn.bias buffers load (as transformers does)',
+  { skip: skipNoShared },
+  () => {
+    const d = tmp();
+    try {
+      copyFileSync(join(refDir('gpt2-tiny'), 'config.json'), join(d, 'config.json'));
+      const t = tensorsOf('gpt2-tiny');
+      const stripped: Record<string, TensorData> = {};
+      for (const [k, v] of Object.entries(t)) stripped[k.replace(/^transformer\./, '')] = v;
+      stripped['h.0.attn.bias'] = { dtype: 'F32', shape: [1], data: new Uint8Array(4) };
+      writeSafetensors(join(d, 'model.safetensors'), stripped);
+      const a = paramBytes(refDir('gpt2-tiny'));
+      const b = paramBytes(d);
+      for (const [k, v] of a) assert.ok(Buffer.from(v).equals(Buffer.from(b.get(k)!)), `tensor ${k} differs`);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  },
+);

@@ -35,32 +35,60 @@ const explodingTok = new Proxy(tok, {
 
 let srv: ServeHandle;
 const ready = createServer({
-  model, tok: explodingTok, modelName: 'tiny-llama', adapterName: 'run/adapter', host: '127.0.0.1', port: 0,
-  maxBatch: 4, maxNewTokens: MAX_NEW, maxTexts: 16, maxInputChars: 300, maxBodyBytes: 16 * 1024, batchWindowMs: 40,
-}).then((h) => { srv = h; return h; });
-after(async () => { await srv?.close(); model.dispose(); });
+  model,
+  tok: explodingTok,
+  modelName: 'tiny-llama',
+  adapterName: 'run/adapter',
+  host: '127.0.0.1',
+  port: 0,
+  maxBatch: 4,
+  maxNewTokens: MAX_NEW,
+  maxTexts: 16,
+  maxInputChars: 300,
+  maxBodyBytes: 16 * 1024,
+  batchWindowMs: 40,
+}).then((h) => {
+  srv = h;
+  return h;
+});
+after(async () => {
+  await srv?.close();
+  model.dispose();
+});
 
-interface Res { status: number; headers: Record<string, string | string[] | undefined>; text: string; json: () => any }
+interface Res {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON replies of any shape
+  json: () => any;
+}
 
 /** One HTTP request over loopback (node:http, so the test controls the method, headers and raw body). */
 function call(method: string, path: string, body?: string, headers: Record<string, string> = {}): Promise<Res> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(`${srv.url}${path}`, { method, headers: { ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}), ...headers } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        resolve({ status: res.statusCode!, headers: res.headers, text, json: () => JSON.parse(text) });
-      });
-    });
+    const req = httpRequest(
+      `${srv.url}${path}`,
+      { method, headers: { ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}), ...headers } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          resolve({ status: res.statusCode!, headers: res.headers, text, json: () => JSON.parse(text) });
+        });
+      },
+    );
     req.on('error', reject);
     if (body !== undefined) req.write(body);
     req.end();
   });
 }
-const post = (body: unknown): Promise<Res> => call('POST', '/v1/extract', typeof body === 'string' ? body : JSON.stringify(body));
+const post = (body: unknown): Promise<Res> =>
+  call('POST', '/v1/extract', typeof body === 'string' ? body : JSON.stringify(body));
 
 /** A minimal JSON Schema check (type, required, properties, additionalProperties: false, items), written here. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON replies of any shape
 function checkSchema(v: unknown, s: Record<string, any>, at = 'result'): void {
   const t = s.type as string;
   if (t === 'array') {
@@ -80,7 +108,12 @@ function checkSchema(v: unknown, s: Record<string, any>, at = 'result'): void {
 }
 
 /** Lower-cased, whitespace-collapsed text (the span contract of src/eval/extract.ts, for the spanned slice). */
-const norm = (s: string): string => s.toLowerCase().replace(/\s+/g, ' ').replace(/[.,;:]+$/, '').trim();
+const norm = (s: string): string =>
+  s
+    .toLowerCase()
+    .replace(/\s+/g, ' ')
+    .replace(/[.,;:]+$/, '')
+    .trim();
 
 test('GET /health and GET /v1/tasks describe the model, adapter, engine and every task', async () => {
   await ready;
@@ -98,8 +131,16 @@ test('GET /health and GET /v1/tasks describe the model, adapter, engine and ever
   assert.deepEqual(j.tasks, [...STRUCTURED_TASKS]);
   const t = await call('GET', '/v1/tasks');
   assert.equal(t.status, 200);
-  const tasks = t.json().tasks as Array<{ name: StructuredTask; instruction: string; output_schema: { type: string }; entity_roles: string[] }>;
-  assert.deepEqual(tasks.map((x) => x.name), [...STRUCTURED_TASKS]);
+  const tasks = t.json().tasks as Array<{
+    name: StructuredTask;
+    instruction: string;
+    output_schema: { type: string };
+    entity_roles: string[];
+  }>;
+  assert.deepEqual(
+    tasks.map((x) => x.name),
+    [...STRUCTURED_TASKS],
+  );
   for (const x of tasks) {
     assert.equal(x.instruction, TASKS[x.name].instruction);
     assert.equal(x.output_schema.type, x.name === 'ade-email' ? 'object' : 'array');
@@ -115,7 +156,11 @@ test('GET /health and GET /v1/tasks describe the model, adapter, engine and ever
 test('POST /v1/extract: every task answers, parses, matches its schema, the library call and its spans', async () => {
   await ready;
   const recs = taskRecords();
-  const tasks = (await call('GET', '/v1/tasks')).json().tasks as Array<{ name: StructuredTask; output_schema: Record<string, unknown>; entity_roles: string[] }>;
+  const tasks = (await call('GET', '/v1/tasks')).json().tasks as Array<{
+    name: StructuredTask;
+    output_schema: Record<string, unknown>;
+    entity_roles: string[];
+  }>;
   for (const info of tasks) {
     const task = info.name;
     const texts = recs[task].map((r) => r.input);
@@ -126,8 +171,15 @@ test('POST /v1/extract: every task answers, parses, matches its schema, the libr
     assert.equal(j.adapter, 'run/adapter');
     assert.ok(typeof j.elapsed_ms === 'number' && j.elapsed_ms > 0);
     // the same texts through the library, directly (greedy: identical answers expected)
-    const lib = extract(model, tok, task, texts.map((text, i) => ({ id: String(i), text })), { maxNewTokens: MAX_NEW, batchSize: 4 }).results;
+    const lib = extract(
+      model,
+      tok,
+      task,
+      texts.map((text, i) => ({ id: String(i), text })),
+      { maxNewTokens: MAX_NEW, batchSize: 4 },
+    ).results;
     assert.equal(j.results.length, texts.length);
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON replies of any shape
     j.results.forEach((res: any, i: number) => {
       assert.equal(res.task, task);
       assert.equal(res.input, texts[i]);
@@ -141,7 +193,8 @@ test('POST /v1/extract: every task answers, parses, matches its schema, the libr
       const cps = Array.from(texts[i]!);
       for (const e of res.entities) {
         assert.ok(info.entity_roles.includes(e.role), `${task}: role ${e.role}`);
-        for (const [s, end] of e.spans) assert.equal(norm(cps.slice(s, end).join('')), norm(e.text), `${task}: span [${s}, ${end}) of "${e.text}"`);
+        for (const [s, end] of e.spans)
+          assert.equal(norm(cps.slice(s, end).join('')), norm(e.text), `${task}: span [${s}, ${end}) of "${e.text}"`);
       }
     });
   }
@@ -157,22 +210,92 @@ test('error paths: clear JSON errors with status and field; the server keeps ser
     ['missing task', () => post({ text: 'x' }), 400, /task: required/, 'task'],
     ['missing text', () => post({ task: 'chemicals' }), 400, /text: required/, 'text'],
     ['empty text', () => post({ task: 'chemicals', text: '  ' }), 400, /text: must not be empty/, 'text'],
-    ['text not a string', () => post({ task: 'chemicals', text: 5 }), 400, /text: expected a string, got number/, 'text'],
+    [
+      'text not a string',
+      () => post({ task: 'chemicals', text: 5 }),
+      400,
+      /text: expected a string, got number/,
+      'text',
+    ],
     ['both text and texts', () => post({ task: 'chemicals', text: 'a', texts: ['b'] }), 400, /not both/, 'texts'],
-    ['texts item', () => post({ task: 'chemicals', texts: ['ok', null] }), 400, /texts\[1\]: expected a string, got null/, 'texts[1]'],
-    ['too many texts', () => post({ task: 'chemicals', texts: Array(17).fill('a') }), 400, /too many texts: 17 \(at most 16/, 'texts'],
-    ['too long', () => post({ task: 'chemicals', text: 'a'.repeat(301) }), 400, /text: too long: more than 300 characters/, 'text'],
-    ['too long in texts', () => post({ task: 'chemicals', texts: ['ok', 'b'.repeat(301)] }), 400, /texts\[1\]: too long/, 'texts[1]'],
-    ['unknown field', () => post({ task: 'chemicals', text: 'a', temprature: 1 }), 400, /temprature: unknown field/, 'temprature'],
-    ['max_new_tokens over the limit', () => post({ task: 'chemicals', text: 'a', max_new_tokens: MAX_NEW + 1 }), 400, /max_new_tokens: expected an integer from 1 to 48/, 'max_new_tokens'],
-    ['max_new_tokens below the constrained minimum', () => post({ task: 'ade-email', text: 'a', max_new_tokens: 3 }), 400, /max_new_tokens 3 is too small for a constrained ade-email answer/],
-    ['bad temperature', () => post({ task: 'chemicals', text: 'a', temperature: -1 }), 400, /temperature: expected a number from 0/, 'temperature'],
-    ['bad constrain', () => post({ task: 'chemicals', text: 'a', constrain: 'yes' }), 400, /constrain: expected true or false/, 'constrain'],
-    ['body over the limit', () => post({ task: 'chemicals', text: 'a'.repeat(17 * 1024) }), 413, /over the server's limit of 16384 bytes/, 'body'],
+    [
+      'texts item',
+      () => post({ task: 'chemicals', texts: ['ok', null] }),
+      400,
+      /texts\[1\]: expected a string, got null/,
+      'texts[1]',
+    ],
+    [
+      'too many texts',
+      () => post({ task: 'chemicals', texts: Array(17).fill('a') }),
+      400,
+      /too many texts: 17 \(at most 16/,
+      'texts',
+    ],
+    [
+      'too long',
+      () => post({ task: 'chemicals', text: 'a'.repeat(301) }),
+      400,
+      /text: too long: more than 300 characters/,
+      'text',
+    ],
+    [
+      'too long in texts',
+      () => post({ task: 'chemicals', texts: ['ok', 'b'.repeat(301)] }),
+      400,
+      /texts\[1\]: too long/,
+      'texts[1]',
+    ],
+    [
+      'unknown field',
+      () => post({ task: 'chemicals', text: 'a', temprature: 1 }),
+      400,
+      /temprature: unknown field/,
+      'temprature',
+    ],
+    [
+      'max_new_tokens over the limit',
+      () => post({ task: 'chemicals', text: 'a', max_new_tokens: MAX_NEW + 1 }),
+      400,
+      /max_new_tokens: expected an integer from 1 to 48/,
+      'max_new_tokens',
+    ],
+    [
+      'max_new_tokens below the constrained minimum',
+      () => post({ task: 'ade-email', text: 'a', max_new_tokens: 3 }),
+      400,
+      /max_new_tokens 3 is too small for a constrained ade-email answer/,
+    ],
+    [
+      'bad temperature',
+      () => post({ task: 'chemicals', text: 'a', temperature: -1 }),
+      400,
+      /temperature: expected a number from 0/,
+      'temperature',
+    ],
+    [
+      'bad constrain',
+      () => post({ task: 'chemicals', text: 'a', constrain: 'yes' }),
+      400,
+      /constrain: expected true or false/,
+      'constrain',
+    ],
+    [
+      'body over the limit',
+      () => post({ task: 'chemicals', text: 'a'.repeat(17 * 1024) }),
+      413,
+      /over the server's limit of 16384 bytes/,
+      'body',
+    ],
     ['unknown route', () => call('GET', '/v2/nothing'), 404, /no route \/v2\/nothing/],
     ['wrong method', () => call('GET', '/v1/extract'), 405, /GET \/v1\/extract is not allowed \(use POST\)/],
     ['wrong method on /health', () => call('DELETE', '/health'), 405, /DELETE \/health is not allowed/],
-    ['internal error', () => post({ task: 'chemicals', text: 'please EXPLODE' }), 500, /internal error: tokenizer exploded/],
+    [
+      'internal error',
+      () => post({ task: 'chemicals', text: 'please EXPLODE' }),
+      500,
+      /internal error: tokenizer exploded/,
+    ],
   ];
   for (const [name, f, status, re, field] of cases) {
     const r = await f();
@@ -185,10 +308,15 @@ test('error paths: clear JSON errors with status and field; the server keeps ser
   }
   assert.equal((await call('POST', '/health')).headers.allow, 'GET, HEAD');
   // chunked body (no Content-Length) over the limit is refused while streaming
-  const chunked = await call('POST', '/v1/extract', JSON.stringify({ task: 'chemicals', text: 'z'.repeat(20000) }), { 'Transfer-Encoding': 'chunked' });
+  const chunked = await call('POST', '/v1/extract', JSON.stringify({ task: 'chemicals', text: 'z'.repeat(20000) }), {
+    'Transfer-Encoding': 'chunked',
+  });
   assert.equal(chunked.status, 413);
   // still alive, and a good request in the same batch as a failing one is unaffected
-  const [ok, boom] = await Promise.all([post({ task: 'diseases', text: 'Fever was reduced.' }), post({ task: 'diseases', text: 'EXPLODE fever' })]);
+  const [ok, boom] = await Promise.all([
+    post({ task: 'diseases', text: 'Fever was reduced.' }),
+    post({ task: 'diseases', text: 'EXPLODE fever' }),
+  ]);
   assert.equal(ok.status, 200, ok.text);
   assert.equal(ok.json().results[0].parsed, true);
   assert.equal(boom.status, 500);
@@ -197,8 +325,13 @@ test('error paths: clear JSON errors with status and field; the server keeps ser
 
 test('8 concurrent requests: all answered correctly (as one by one), batched up to --max-batch, within 60 s', async () => {
   await ready;
-  const texts = Object.values(taskRecords()).flat().map((r) => r.input).slice(0, 8);
-  const expected = texts.map((text) => extract(model, tok, 'drug-ae', [{ id: '1', text }], { maxNewTokens: MAX_NEW }).results[0]!);
+  const texts = Object.values(taskRecords())
+    .flat()
+    .map((r) => r.input)
+    .slice(0, 8);
+  const expected = texts.map(
+    (text) => extract(model, tok, 'drug-ae', [{ id: '1', text }], { maxNewTokens: MAX_NEW }).results[0]!,
+  );
   const before = srv.stats().batches;
   const t0 = performance.now();
   const rs = await Promise.all(texts.map((text) => post({ task: 'drug-ae', text })));
@@ -217,8 +350,15 @@ test('8 concurrent requests: all answered correctly (as one by one), batched up 
   assert.ok(batches >= 2 && batches < 8, `ran ${batches} batches`);
   console.log(`8 concurrent drug-ae requests: ${ms.toFixed(0)} ms, ${batches} batches`);
   // sampled requests (temperature > 0) never share a batch, and a seed repeats its answer
-  const s = await Promise.all([1, 2].map(() => post({ task: 'chemicals', text: 'Cisplatin and lithium caused renal damage.', temperature: 1, seed: 5 })));
-  for (const r of s) { assert.equal(r.status, 200, r.text); assert.equal(r.json().batch.jobs, 1); }
+  const s = await Promise.all(
+    [1, 2].map(() =>
+      post({ task: 'chemicals', text: 'Cisplatin and lithium caused renal damage.', temperature: 1, seed: 5 }),
+    ),
+  );
+  for (const r of s) {
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json().batch.jobs, 1);
+  }
   assert.equal(s[0]!.json().results[0].raw, s[1]!.json().results[0].raw);
 });
 
@@ -235,20 +375,37 @@ test('GET / serves a self-contained page (no external assets) with the form and 
   assert.doesNotMatch(r.text, /\b(src|href)=/i, 'no external scripts, styles or links');
   assert.doesNotMatch(r.text, /https?:\/\//);
   const data = /<script type="application\/json" id="tasks">(.*?)<\/script>/s.exec(r.text)![1]!;
-  assert.deepEqual((JSON.parse(data) as Array<{ name: string }>).map((t) => t.name), [...STRUCTURED_TASKS]);
+  assert.deepEqual(
+    (JSON.parse(data) as Array<{ name: string }>).map((t) => t.name),
+    [...STRUCTURED_TASKS],
+  );
 });
 
 test('close(): finishes the in-flight request, then refuses connections', async () => {
   await ready;
   // a long batch window keeps the request queued (not yet running) when close() is called
-  const h = await createServer({ model, tok, modelName: 'm', port: 0, maxNewTokens: MAX_NEW, tasks: ['chemicals'], batchWindowMs: 300 });
+  const h = await createServer({
+    model,
+    tok,
+    modelName: 'm',
+    port: 0,
+    maxNewTokens: MAX_NEW,
+    tasks: ['chemicals'],
+    batchWindowMs: 300,
+  });
   try {
     const pending = new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = httpRequest(`${h.url}/v1/extract`, { method: 'POST', headers: { 'Content-Type': 'application/json' } }, (res) => {
-        let t = '';
-        res.on('data', (c: Buffer) => { t += c.toString(); });
-        res.on('end', () => resolve({ status: res.statusCode!, body: t }));
-      });
+      const req = httpRequest(
+        `${h.url}/v1/extract`,
+        { method: 'POST', headers: { 'Content-Type': 'application/json' } },
+        (res) => {
+          let t = '';
+          res.on('data', (c: Buffer) => {
+            t += c.toString();
+          });
+          res.on('end', () => resolve({ status: res.statusCode!, body: t }));
+        },
+      );
       req.on('error', reject);
       // one task served: "task" may be left out
       req.end(JSON.stringify({ texts: ['Aspirin reduced fever.', 'Nothing here.'] }));

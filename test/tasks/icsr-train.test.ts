@@ -24,13 +24,40 @@ function tinyLlama(dir: string, texts: string[]): void {
   mkdirSync(dir, { recursive: true });
   const bpe = trainBpe(texts, { vocabSize: 384 });
   writeTrainedTokenizer(dir, bpe, { addBos: true });
-  const V = bpe.vocab.size, H = 32, I = 64, L = 2, heads = 4, kv = 2, hd = H / heads;
-  writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'llama', architectures: ['LlamaForCausalLM'], vocab_size: V, hidden_size: H,
-    intermediate_size: I, num_hidden_layers: L, num_attention_heads: heads, num_key_value_heads: kv, max_position_embeddings: 1024,
-    rms_norm_eps: 1e-5, rope_theta: 10000, tie_word_embeddings: true, hidden_act: 'silu', bos_token_id: bpe.vocab.get('<s>'), eos_token_id: bpe.vocab.get('</s>'), torch_dtype: 'float32' }));
+  const V = bpe.vocab.size,
+    H = 32,
+    I = 64,
+    L = 2,
+    heads = 4,
+    kv = 2,
+    hd = H / heads;
+  writeFileSync(
+    join(dir, 'config.json'),
+    JSON.stringify({
+      model_type: 'llama',
+      architectures: ['LlamaForCausalLM'],
+      vocab_size: V,
+      hidden_size: H,
+      intermediate_size: I,
+      num_hidden_layers: L,
+      num_attention_heads: heads,
+      num_key_value_heads: kv,
+      max_position_embeddings: 1024,
+      rms_norm_eps: 1e-5,
+      rope_theta: 10000,
+      tie_word_embeddings: true,
+      hidden_act: 'silu',
+      bos_token_id: bpe.vocab.get('<s>'),
+      eos_token_id: bpe.vocab.get('</s>'),
+      torch_dtype: 'float32',
+    }),
+  );
   manualSeed(0);
   const t: Record<string, TensorData> = {};
-  const put = (k: string, x: Tensor): void => { t[k] = { dtype: 'F32', shape: [...x.shape], data: x.toBytes() }; x.dispose(); };
+  const put = (k: string, x: Tensor): void => {
+    t[k] = { dtype: 'F32', shape: [...x.shape], data: x.toBytes() };
+    x.dispose();
+  };
   put('model.embed_tokens.weight', randn([V, H]).mul(0.02));
   put('model.norm.weight', ones([H]));
   for (let l = 0; l < L; l++) {
@@ -52,28 +79,76 @@ test('ICSR task: config task section -> train a few steps -> eval (field-level s
   const work = mkdtempSync(join(tmpdir(), 'medlora-icsr-'));
   const taskDef = JSON.parse(readFileSync(TASK_FILE, 'utf8'));
   const task = loadTaskFile(TASK_FILE);
-  const gold = readFileSync(join(ROOT, 'test', 'fixtures', 'icsr-gold.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as MedRecord);
+  const gold = readFileSync(join(ROOT, 'test', 'fixtures', 'icsr-gold.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as MedRecord);
   const model = join(work, 'model');
   tinyLlama(model, [task.instruction, ...gold.flatMap((r) => [r.input, task.render(r.gold)])]);
   const data = join(work, 'gold.jsonl');
   writeFileSync(data, gold.map((r) => JSON.stringify(r)).join('\n') + '\n');
   const config = join(work, 'train.json');
-  writeFileSync(config, JSON.stringify({
-    model, output_dir: join(work, 'run'), task: taskDef, data: { train: data },
-    lora: { r: 4, lora_alpha: 8, target_modules: ['q_proj', 'v_proj'] },
-    training: { max_steps: 4, per_device_train_batch_size: 3, learning_rate: 3e-3, logging_steps: 1, save_steps: null, seed: 1 },
-  }));
-  let r = spawnSync(process.execPath, [BIN, 'train', '--config', config, '--threads', '1', '--quiet'], { encoding: 'utf8' });
+  writeFileSync(
+    config,
+    JSON.stringify({
+      model,
+      output_dir: join(work, 'run'),
+      task: taskDef,
+      data: { train: data },
+      lora: { r: 4, lora_alpha: 8, target_modules: ['q_proj', 'v_proj'] },
+      training: {
+        max_steps: 4,
+        per_device_train_batch_size: 3,
+        learning_rate: 3e-3,
+        logging_steps: 1,
+        save_steps: null,
+        seed: 1,
+      },
+    }),
+  );
+  let r = spawnSync(process.execPath, [BIN, 'train', '--config', config, '--threads', '1', '--quiet'], {
+    encoding: 'utf8',
+  });
   assert.equal(r.status, 0, r.stderr);
   const resolved = JSON.parse(readFileSync(join(work, 'run', 'config.resolved.json'), 'utf8'));
   assert.deepEqual(resolved.task, taskDef, 'the task definition is saved with the run');
 
   // eval: every record's constrained answer parses and validates; scores are per JSON path
-  r = spawnSync(process.execPath, [BIN, 'eval', '--task-file', TASK_FILE, '--model', model, '--adapter', join(work, 'run', 'adapter'), '--data', data,
-    '--max-new-tokens', '300', '--temperature', '1', '--seed', '3', '--no-loss', '--out', join(work, 'eval'), '--json', '--quiet', '--threads', '1'], { encoding: 'utf8' });
+  r = spawnSync(
+    process.execPath,
+    [
+      BIN,
+      'eval',
+      '--task-file',
+      TASK_FILE,
+      '--model',
+      model,
+      '--adapter',
+      join(work, 'run', 'adapter'),
+      '--data',
+      data,
+      '--max-new-tokens',
+      '300',
+      '--temperature',
+      '1',
+      '--seed',
+      '3',
+      '--no-loss',
+      '--out',
+      join(work, 'eval'),
+      '--json',
+      '--quiet',
+      '--threads',
+      '1',
+    ],
+    { encoding: 'utf8' },
+  );
   assert.equal(r.status, 0, r.stderr);
   const scores = JSON.parse(r.stdout);
-  const preds = readFileSync(join(work, 'eval', 'predictions.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { output: string; unparsed: string[] });
+  const preds = readFileSync(join(work, 'eval', 'predictions.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { output: string; unparsed: string[] });
   assert.equal(preds.length, gold.length);
   for (const p of preds) {
     assert.deepEqual(p.unparsed, [], p.output);
@@ -81,12 +156,35 @@ test('ICSR task: config task section -> train a few steps -> eval (field-level s
   }
   const metrics = scores.metrics ?? scores.score?.metrics ?? scores.runs?.[0]?.score?.metrics;
   assert.ok(metrics, `scores.json shape: ${Object.keys(scores)}`);
-  for (const t of metrics.perType as Array<{ type: string }>) assert.match(t.type, /^(patient|suspect_drugs|reactions|seriousness)/);
-  console.log(`  tiny model after 4 steps: ${preds.length}/${gold.length} answers parse and validate; micro F1 ${metrics.micro.f1.toFixed(3)} over ${metrics.perType.length} paths`);
+  for (const t of metrics.perType as Array<{ type: string }>)
+    assert.match(t.type, /^(patient|suspect_drugs|reactions|seriousness)/);
+  console.log(
+    `  tiny model after 4 steps: ${preds.length}/${gold.length} answers parse and validate; micro F1 ${metrics.micro.f1.toFixed(3)} over ${metrics.perType.length} paths`,
+  );
 
   // extract with the same task file
-  r = spawnSync(process.execPath, [BIN, 'extract', '--task-file', TASK_FILE, '--task', 'icsr', '--model', model, '--adapter', join(work, 'run', 'adapter'),
-    '--max-new-tokens', '300', '--quiet', '--threads', '1', gold[0]!.input], { encoding: 'utf8' });
+  r = spawnSync(
+    process.execPath,
+    [
+      BIN,
+      'extract',
+      '--task-file',
+      TASK_FILE,
+      '--task',
+      'icsr',
+      '--model',
+      model,
+      '--adapter',
+      join(work, 'run', 'adapter'),
+      '--max-new-tokens',
+      '300',
+      '--quiet',
+      '--threads',
+      '1',
+      gold[0]!.input,
+    ],
+    { encoding: 'utf8' },
+  );
   assert.equal(r.status, 0, r.stderr);
   const out = JSON.parse(r.stdout.trim().split('\n')[0]!);
   assert.equal(out.task, 'icsr');

@@ -9,7 +9,7 @@ import { hasShared, sharedPath } from '../../src/util/paths.js';
 import { loadTokenizer } from '../../src/tokenize/tokenizer.js';
 import type { TextTokenizer } from '../../src/tokenize/types.js';
 import { automatonConstraint } from '../../src/generate/constraints/index.js';
-import { ConstraintVocab, TokenConstraint } from '../../src/generate/constraints/mask.js';
+import { ConstraintVocab } from '../../src/generate/constraints/mask.js';
 import { taskAutomaton } from '../../src/generate/constraints/tasks.js';
 import { getTask } from '../../src/data/tasks/index.js';
 import { STRUCTURED_TASKS, type StructuredTask } from '../../src/eval/parse.js';
@@ -17,7 +17,8 @@ import { randomDecode, rng, seedOf } from '../eval/random-model.js';
 
 const TOKENIZERS = ['gpt2', 'SmolLM2-135M-Instruct', 'Mistral-7B-v0.1'];
 const dir = (n: string) => sharedPath('fixtures', 'hf', n);
-const skip = !hasShared() || !TOKENIZERS.every((t) => existsSync(dir(t))) ? 'needs ../shared/fixtures/hf tokenizers' : false;
+const skip =
+  !hasShared() || !TOKENIZERS.every((t) => existsSync(dir(t))) ? 'needs ../shared/fixtures/hf tokenizers' : false;
 
 // ---- the task views under test (one adapter, so the test reads the same before and after the registry refactor)
 const renderOf = (task: StructuredTask, g: unknown): string => getTask(task).render(g);
@@ -27,8 +28,25 @@ const constraintOf = (task: StructuredTask, vocab: ConstraintVocab) => automaton
 
 // ---- random gold answers: realistic names (letters, digits, inner spaces/hyphens/commas/parentheses, non-ASCII
 // letters), trimmed, unique within an answer, and free of each format's delimiters
-const WORDS = ['aspirin', 'warfarin', '5-fluorouracil', 'β-blocker', 'café', 'IL-6', 'interferon alfa', 'rash', 'nausea',
-  'QT prolongation', 'Abilify', 'acute kidney injury', 'TNF(alpha)', "Crohn's disease", 'vitamin B12', 'naïve', 'x'];
+const WORDS = [
+  'aspirin',
+  'warfarin',
+  '5-fluorouracil',
+  'β-blocker',
+  'café',
+  'IL-6',
+  'interferon alfa',
+  'rash',
+  'nausea',
+  'QT prolongation',
+  'Abilify',
+  'acute kidney injury',
+  'TNF(alpha)',
+  "Crohn's disease",
+  'vitamin B12',
+  'naïve',
+  'x',
+];
 function name(r: () => number, commas = false): string {
   const n = 1 + Math.floor(r() * 3);
   const parts: string[] = [];
@@ -41,25 +59,57 @@ function unique<T>(xs: T[], key: (x: T) => string): T[] {
   const seen = new Set<string>();
   return xs.filter((x) => (seen.has(key(x)) ? false : (seen.add(key(x)), true)));
 }
-const RELATIONS = ['may increase the anticoagulant activities of', 'effect', 'mechanism', 'can decrease the absorption of'];
+const RELATIONS = [
+  'may increase the anticoagulant activities of',
+  'effect',
+  'mechanism',
+  'can decrease the absorption of',
+];
 const CPR = ['CPR:3', 'CPR:4', 'CPR:5', 'CPR:6', 'CPR:9'];
 
 function randomGold(task: StructuredTask, r: () => number): unknown {
   const k = Math.floor(r() * 4); // 0..3 items (0: the empty answer)
   const list = <T>(f: () => T): T[] => Array.from({ length: k }, f);
   switch (task) {
-    case 'chemicals': case 'diseases': return unique(list(() => name(r)), (x) => x);
-    case 'influences': case 'drug-ae': return unique(list(() => ({ head: name(r), tail: name(r) })), (p) => `${p.head}|${p.tail}`);
-    case 'ddi-triplets': return unique(list(() => ({ head: name(r, true), relation: RELATIONS[Math.floor(r() * RELATIONS.length)]!, tail: name(r, true) })), (t) => JSON.stringify(t));
-    case 'chemprot': return unique(list(() => ({ head: name(r, true), relation: CPR[Math.floor(r() * CPR.length)]!, tail: name(r, true) })), (t) => JSON.stringify(t));
-    case 'ade-email': return { drug_name: name(r), adverse_events: list(() => name(r)) };
+    case 'chemicals':
+    case 'diseases':
+      return unique(
+        list(() => name(r)),
+        (x) => x,
+      );
+    case 'influences':
+    case 'drug-ae':
+      return unique(
+        list(() => ({ head: name(r), tail: name(r) })),
+        (p) => `${p.head}|${p.tail}`,
+      );
+    case 'ddi-triplets':
+      return unique(
+        list(() => ({
+          head: name(r, true),
+          relation: RELATIONS[Math.floor(r() * RELATIONS.length)]!,
+          tail: name(r, true),
+        })),
+        (t) => JSON.stringify(t),
+      );
+    case 'chemprot':
+      return unique(
+        list(() => ({ head: name(r, true), relation: CPR[Math.floor(r() * CPR.length)]!, tail: name(r, true) })),
+        (t) => JSON.stringify(t),
+      );
+    case 'ade-email':
+      return { drug_name: name(r), adverse_events: list(() => name(r)) };
   }
 }
 
 const loaded = new Map<string, { tok: TextTokenizer; vocab: ConstraintVocab }>();
 function load(n: string) {
   let v = loaded.get(n);
-  if (!v) { const tok = loadTokenizer(dir(n)); v = { tok, vocab: new ConstraintVocab(tok) }; loaded.set(n, v); }
+  if (!v) {
+    const tok = loadTokenizer(dir(n));
+    v = { tok, vocab: new ConstraintVocab(tok) };
+    loaded.set(n, v);
+  }
   return v;
 }
 
@@ -75,7 +125,10 @@ test('parse(render(g)) == g for random gold answers of every task', () => {
       try {
         assert.deepEqual(p.unparsed, []);
         assert.deepEqual(p.items, g);
-      } catch { failures.push(`${task}: ${JSON.stringify(text)}`); break; }
+      } catch {
+        failures.push(`${task}: ${JSON.stringify(text)}`);
+        break;
+      }
     }
   }
   assert.deepEqual(failures, []);
@@ -93,9 +146,14 @@ test('every task constraint accepts render(g) token by token with real tokenizer
         const ids = tok.encode(text, { addSpecialTokens: false });
         let s = c.initial();
         let at = -1;
-        for (let k = 0; k < ids.length && s >= 0; k++) { s = c.advance(s, ids[k]!); if (s < 0) at = k; }
+        for (let k = 0; k < ids.length && s >= 0; k++) {
+          s = c.advance(s, ids[k]!);
+          if (s < 0) at = k;
+        }
         if (s < 0 || !c.isComplete(s)) {
-          failures.push(`${tn} ${task}: ${JSON.stringify(text)} rejected at token ${at} ${JSON.stringify(at >= 0 ? tok.decode([ids[at]!]) : '(incomplete)')}`);
+          failures.push(
+            `${tn} ${task}: ${JSON.stringify(text)} rejected at token ${at} ${JSON.stringify(at >= 0 ? tok.decode([ids[at]!]) : '(incomplete)')}`,
+          );
           break;
         }
       }
@@ -111,12 +169,26 @@ test('random logits under every task constraint always produce text that parses 
     for (const task of STRUCTURED_TASKS) {
       const c = constraintOf(task, vocab);
       for (let p = 0; p < 10; p++) {
-        const d = randomDecode({ vocabSize: tok.vocabSize, eosId: tok.eosId!, maxNewTokens: 48, seed: seedOf(`${tn} ${task} ${p}`), sample: p % 2 === 0, constraint: c });
+        const d = randomDecode({
+          vocabSize: tok.vocabSize,
+          eosId: tok.eosId!,
+          maxNewTokens: 48,
+          seed: seedOf(`${tn} ${task} ${p}`),
+          sample: p % 2 === 0,
+          constraint: c,
+        });
         const ids = d.eos ? d.ids.slice(0, -1) : d.ids;
         const text = tok.decode(ids, { skipSpecialTokens: true, cleanUpTokenizationSpaces: false });
         const parsed = parseOf(task, text);
-        const bad = !d.eos ? 'no EOS within the budget' : parsed.unparsed.length ? `unparsed ${JSON.stringify(parsed.unparsed)}` : validOf(task, parsed.items);
-        if (bad) { failures.push(`${tn} ${task}: ${JSON.stringify(text)}: ${bad}`); break; }
+        const bad = !d.eos
+          ? 'no EOS within the budget'
+          : parsed.unparsed.length
+            ? `unparsed ${JSON.stringify(parsed.unparsed)}`
+            : validOf(task, parsed.items);
+        if (bad) {
+          failures.push(`${tn} ${task}: ${JSON.stringify(text)}: ${bad}`);
+          break;
+        }
       }
     }
   }

@@ -19,8 +19,9 @@ test('Llama-3 tokenizer.model prepends <|begin_of_text|> (128000) like the upstr
   assert.deepEqual(tok.encode('You are so cute!'), [128000, 2675, 527, 779, 19369, 0]);
   assert.deepEqual(tok.encode('You are so cute!', { addSpecialTokens: false }), [2675, 527, 779, 19369, 0]);
   // the tokenizers-library oracle over the Llama-3.2-1B tokenizer.json (same ranks and specials)
-  const ref = JSON.parse(readFileSync(sharedPath('fixtures', 'hf', 'generated-reference-encodings', 'reference_encodings.json'), 'utf8')) as
-    { models: Record<string, { cases: Array<{ text: string; with_special: { ids: number[] } }> }> };
+  const ref = JSON.parse(
+    readFileSync(sharedPath('fixtures', 'hf', 'generated-reference-encodings', 'reference_encodings.json'), 'utf8'),
+  ) as { models: Record<string, { cases: Array<{ text: string; with_special: { ids: number[] } }> }> };
   let n = 0;
   for (const c of ref.models['Llama-3.2-1B']!.cases) {
     assert.deepEqual(tok.encode(c.text), c.with_special.ids, JSON.stringify(c.text));
@@ -29,16 +30,20 @@ test('Llama-3 tokenizer.model prepends <|begin_of_text|> (128000) like the upstr
   console.log(`  ${n} oracle strings equal with special tokens (BOS first)`);
 });
 
-test('add_bos_token=false in tokenizer_config.json removes the BOS (transformers 5 rebuilds the post-processor)', { skip }, () => {
-  const d = mkdtempSync(join(tmpdir(), 'medlora-l3bos-'));
-  try {
-    copyFileSync(join(dir(), 'tokenizer.model'), join(d, 'tokenizer.model'));
-    const cfg = JSON.parse(readFileSync(join(dir(), 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>;
-    writeFileSync(join(d, 'tokenizer_config.json'), JSON.stringify({ ...cfg, add_bos_token: false }));
-    const tok = loadTokenizer(d);
-    assert.equal(tok.addsBos, false);
-    assert.deepEqual(tok.encode('You are so cute!'), [2675, 527, 779, 19369, 0]);
-  } finally {
-    rmSync(d, { recursive: true, force: true });
-  }
-});
+test(
+  'add_bos_token=false in tokenizer_config.json removes the BOS (transformers 5 rebuilds the post-processor)',
+  { skip },
+  () => {
+    const d = mkdtempSync(join(tmpdir(), 'medlora-l3bos-'));
+    try {
+      copyFileSync(join(dir(), 'tokenizer.model'), join(d, 'tokenizer.model'));
+      const cfg = JSON.parse(readFileSync(join(dir(), 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>;
+      writeFileSync(join(d, 'tokenizer_config.json'), JSON.stringify({ ...cfg, add_bos_token: false }));
+      const tok = loadTokenizer(d);
+      assert.equal(tok.addsBos, false);
+      assert.deepEqual(tok.encode('You are so cute!'), [2675, 527, 779, 19369, 0]);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  },
+);

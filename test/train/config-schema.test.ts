@@ -13,23 +13,46 @@ import { validateConfig } from '../../src/train/config.js';
 type Schema = Record<string, unknown>;
 const MODELINE = '# yaml-language-server: $schema=./medlora.schema.json';
 const configs = join(packageRoot(), 'configs');
-const presets = readdirSync(configs).filter((f) => f.endsWith('.yaml')).sort();
+const presets = readdirSync(configs)
+  .filter((f) => f.endsWith('.yaml'))
+  .sort();
 
 // A small independent validator for exactly the keywords the generator emits (the test below fails on any other).
-const CHECKED = new Set(['type', 'properties', 'required', 'additionalProperties', 'enum', 'minimum', 'maximum',
-  'exclusiveMinimum', 'exclusiveMaximum', 'minLength', 'items', 'minItems', 'anyOf']);
+const CHECKED = new Set([
+  'type',
+  'properties',
+  'required',
+  'additionalProperties',
+  'enum',
+  'minimum',
+  'maximum',
+  'exclusiveMinimum',
+  'exclusiveMaximum',
+  'minLength',
+  'items',
+  'minItems',
+  'anyOf',
+]);
 const ANNOTATIONS = new Set(['$schema', 'title', 'description', 'default']);
 
 function typeOk(type: string, v: unknown): boolean {
   switch (type) {
-    case 'object': return v !== null && typeof v === 'object' && !Array.isArray(v);
-    case 'array': return Array.isArray(v);
-    case 'string': return typeof v === 'string';
-    case 'number': return typeof v === 'number';
-    case 'integer': return Number.isInteger(v);
-    case 'boolean': return typeof v === 'boolean';
-    case 'null': return v === null;
-    default: throw new Error(`unknown type ${type}`);
+    case 'object':
+      return v !== null && typeof v === 'object' && !Array.isArray(v);
+    case 'array':
+      return Array.isArray(v);
+    case 'string':
+      return typeof v === 'string';
+    case 'number':
+      return typeof v === 'number';
+    case 'integer':
+      return Number.isInteger(v);
+    case 'boolean':
+      return typeof v === 'boolean';
+    case 'null':
+      return v === null;
+    default:
+      throw new Error(`unknown type ${type}`);
   }
 }
 
@@ -37,18 +60,23 @@ function validate(s: Schema, v: unknown, path = ''): string[] {
   const errs: string[] = [];
   const at = path || '(top)';
   if (s.anyOf) {
-    if (!(s.anyOf as Schema[]).some((a) => validate(a, v, path).length === 0)) errs.push(`${at}: matches no alternative`);
+    if (!(s.anyOf as Schema[]).some((a) => validate(a, v, path).length === 0))
+      errs.push(`${at}: matches no alternative`);
     return errs;
   }
-  if (s.type !== undefined && !typeOk(s.type as string, v)) return [`${at}: expected ${String(s.type)}, got ${JSON.stringify(v)}`];
+  if (s.type !== undefined && !typeOk(s.type as string, v))
+    return [`${at}: expected ${String(s.type)}, got ${JSON.stringify(v)}`];
   if (s.enum && !(s.enum as unknown[]).includes(v)) errs.push(`${at}: ${JSON.stringify(v)} not in enum`);
   if (typeof v === 'number') {
     if (s.minimum !== undefined && v < (s.minimum as number)) errs.push(`${at}: ${v} < minimum`);
     if (s.maximum !== undefined && v > (s.maximum as number)) errs.push(`${at}: ${v} > maximum`);
-    if (s.exclusiveMinimum !== undefined && v <= (s.exclusiveMinimum as number)) errs.push(`${at}: ${v} <= exclusiveMinimum`);
-    if (s.exclusiveMaximum !== undefined && v >= (s.exclusiveMaximum as number)) errs.push(`${at}: ${v} >= exclusiveMaximum`);
+    if (s.exclusiveMinimum !== undefined && v <= (s.exclusiveMinimum as number))
+      errs.push(`${at}: ${v} <= exclusiveMinimum`);
+    if (s.exclusiveMaximum !== undefined && v >= (s.exclusiveMaximum as number))
+      errs.push(`${at}: ${v} >= exclusiveMaximum`);
   }
-  if (typeof v === 'string' && s.minLength !== undefined && v.length < (s.minLength as number)) errs.push(`${at}: too short`);
+  if (typeof v === 'string' && s.minLength !== undefined && v.length < (s.minLength as number))
+    errs.push(`${at}: too short`);
   if (Array.isArray(v)) {
     if (s.minItems !== undefined && v.length < (s.minItems as number)) errs.push(`${at}: too few items`);
     if (s.items) v.forEach((x, i) => errs.push(...validate(s.items as Schema, x, `${path}[${i}]`)));
@@ -100,7 +128,11 @@ test('every preset in configs/ names the schema on its first line and validates 
 });
 
 test('the schema refuses what validateConfig refuses, and accepts a full valid config', () => {
-  const base = { ...presetOf(presets[0]!), model: 'm', data: { ...(presetOf(presets[0]!).data as Schema), train: 't.jsonl' } };
+  const base = {
+    ...presetOf(presets[0]!),
+    model: 'm',
+    data: { ...(presetOf(presets[0]!).data as Schema), train: 't.jsonl' },
+  };
   const schema = configJsonSchema();
   assert.deepEqual(validate(schema, base), []);
   validateConfig(structuredClone(base), 'base'); // the same config passes the real validator

@@ -39,8 +39,19 @@ test('the issue example is accepted exactly as written; unspecified keys get HF 
 
 test('flags override the file: dotted, short forms, --output, typed values', () => {
   const f = tmpFile('ex.yaml', EXAMPLE);
-  const c = resolveConfig(readConfigFile(f), [['training.max_steps', '5'], ['learning_rate', '1e-4'], ['output', '/tmp/x'],
-    ['model', 'm2'], ['target_modules', 'q_proj,k_proj'], ['bf16', 'true'], ['eval_steps', 'null']], f);
+  const c = resolveConfig(
+    readConfigFile(f),
+    [
+      ['training.max_steps', '5'],
+      ['learning_rate', '1e-4'],
+      ['output', '/tmp/x'],
+      ['model', 'm2'],
+      ['target_modules', 'q_proj,k_proj'],
+      ['bf16', 'true'],
+      ['eval_steps', 'null'],
+    ],
+    f,
+  );
   assert.equal(c.training.max_steps, 5);
   assert.equal(c.training.learning_rate, 1e-4);
   assert.equal(c.output_dir, '/tmp/x');
@@ -52,28 +63,50 @@ test('flags override the file: dotted, short forms, --output, typed values', () 
 
 test('unknown keys are rejected with a did-you-mean hint naming the file and key path', () => {
   const f = tmpFile('bad.yaml', EXAMPLE.replace('max_steps: 12', 'max_step: 12'));
-  assert.throws(() => resolveConfig(readConfigFile(f), [], f), (e: Error) => e.message.includes(f) && /unknown key training\.max_step .*did you mean training\.max_steps/.test(e.message));
+  assert.throws(
+    () => resolveConfig(readConfigFile(f), [], f),
+    (e: Error) =>
+      e.message.includes(f) && /unknown key training\.max_step .*did you mean training\.max_steps/.test(e.message),
+  );
   const g = tmpFile('bad2.yaml', `${EXAMPLE}learning_rate: 0.1\n`);
-  assert.throws(() => resolveConfig(readConfigFile(g), [], g), /unknown key learning_rate \(did you mean training\.learning_rate\?\)/);
-  assert.throws(() => resolveConfig(readConfigFile(tmpFile('ok.yaml', EXAMPLE)), [['training.lerning_rate', '1']]), /did you mean --training\.learning_rate/);
+  assert.throws(
+    () => resolveConfig(readConfigFile(g), [], g),
+    /unknown key learning_rate \(did you mean training\.learning_rate\?\)/,
+  );
+  assert.throws(
+    () => resolveConfig(readConfigFile(tmpFile('ok.yaml', EXAMPLE)), [['training.lerning_rate', '1']]),
+    /did you mean --training\.learning_rate/,
+  );
 });
 
 test('bad values name the key and what was expected; required keys say which flag to pass', () => {
   const f = tmpFile('v.yaml', EXAMPLE.replace('optim: adamw_torch', 'optim: sgd'));
-  assert.throws(() => resolveConfig(readConfigFile(f), [], f), /training\.optim must be one of adamw_torch, adamw_8bit, paged_adamw_8bit, got "sgd"/);
+  assert.throws(
+    () => resolveConfig(readConfigFile(f), [], f),
+    /training\.optim must be one of adamw_torch, adamw_8bit, paged_adamw_8bit, got "sgd"/,
+  );
   const g = tmpFile('v2.yaml', EXAMPLE.replace('r: 4,', 'r: 2.5,'));
   assert.throws(() => resolveConfig(readConfigFile(g), [], g), /lora\.r must be an integer >= 1, got 2.5/);
   const h = tmpFile('v3.yaml', EXAMPLE.replace('model: path/to/model\n', ''));
   assert.throws(() => resolveConfig(readConfigFile(h), [], h), /model is required .*pass --model DIR/);
-  assert.throws(() => resolveConfig(readConfigFile(h), [['max_steps', 'ten']], h), /--training\.max_steps: expected an integer/);
+  assert.throws(
+    () => resolveConfig(readConfigFile(h), [['max_steps', 'ten']], h),
+    /--training\.max_steps: expected an integer/,
+  );
   const i = tmpFile('v4.yaml', 'model: [unclosed');
-  assert.throws(() => readConfigFile(i), (e: Error) => e.message.startsWith(`${i}: not valid YAML`));
+  assert.throws(
+    () => readConfigFile(i),
+    (e: Error) => e.message.startsWith(`${i}: not valid YAML`),
+  );
   const j = tmpFile('v5.yaml', `${EXAMPLE.replace('warmup_steps: 2,', 'warmup_steps: 2, warmup_ratio: 0.1,')}`);
   assert.throws(() => resolveConfig(readConfigFile(j), [], j), /warmup_steps or training\.warmup_ratio, not both/);
 });
 
 test('JSON config files are read too', () => {
-  const f = tmpFile('c.json', JSON.stringify({ model: 'm', output_dir: 'o', data: { train: 't.jsonl' }, training: { max_steps: 3 } }));
+  const f = tmpFile(
+    'c.json',
+    JSON.stringify({ model: 'm', output_dir: 'o', data: { train: 't.jsonl' }, training: { max_steps: 3 } }),
+  );
   const c = resolveConfig(readConfigFile(f), [], f);
   assert.equal(c.training.max_steps, 3);
   assert.equal(c.lora.r, 8); // PEFT default

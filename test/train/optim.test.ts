@@ -4,7 +4,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { manualSeed, noGrad, randn, scope, tensor, zeros, type Tensor } from '../../src/tensor/index.js';
 import { assertClose } from '../../src/util/close.js';
-import { BLOCK, createOptimizer, dequantizeBlockwise, dynamicCodebook, quantizeBlockwise } from '../../src/train/optim.js';
+import {
+  BLOCK,
+  createOptimizer,
+  dequantizeBlockwise,
+  dynamicCodebook,
+  quantizeBlockwise,
+} from '../../src/train/optim.js';
 
 test('dynamic code books: sorted, within [-1,1] / [0,1], contain 0 and 1, at most 256 codes', () => {
   for (const signed of [true, false]) {
@@ -40,10 +46,17 @@ test('block quantization: each value decodes to the nearest code of x/absmax, ti
   }
   assertClose(back, want, { atol: 1e-6, label: 'dequantized vs nearest code' });
   // absmax itself is exact (code 1.0)
-  assertClose([Math.max(...Array.from(back.subarray(0, BLOCK), Math.abs))], [Math.max(...Array.from(xs.subarray(0, BLOCK), Math.abs))], { atol: 1e-7, label: 'absmax' });
+  assertClose(
+    [Math.max(...Array.from(back.subarray(0, BLOCK), Math.abs))],
+    [Math.max(...Array.from(xs.subarray(0, BLOCK), Math.abs))],
+    { atol: 1e-7, label: 'absmax' },
+  );
 });
 
-function lsqRun(name: 'adamw_torch' | 'adamw_8bit', steps: number): { w: Float32Array; losses: number[]; bytes: { actual: number; fp32: number } } {
+function lsqRun(
+  name: 'adamw_torch' | 'adamw_8bit',
+  steps: number,
+): { w: Float32Array; losses: number[]; bytes: { actual: number; fp32: number } } {
   manualSeed(7);
   const A = randn([200, 40]); // overdetermined: a unique minimiser both runs approach
   const wTrue = randn([40, 1]);
@@ -66,8 +79,11 @@ function lsqRun(name: 'adamw_torch' | 'adamw_8bit', steps: number): { w: Float32
 }
 
 test('8-bit AdamW tracks torch AdamW on a least-squares problem (parameters and loss curve)', () => {
-  const full = lsqRun('adamw_torch', 100), q8 = lsqRun('adamw_8bit', 100);
-  console.log(`  loss start ${full.losses[0]!.toFixed(3)}; after 100 steps: full ${full.losses.at(-1)!.toExponential(3)}, 8-bit ${q8.losses.at(-1)!.toExponential(3)}`);
+  const full = lsqRun('adamw_torch', 100),
+    q8 = lsqRun('adamw_8bit', 100);
+  console.log(
+    `  loss start ${full.losses[0]!.toFixed(3)}; after 100 steps: full ${full.losses.at(-1)!.toExponential(3)}, 8-bit ${q8.losses.at(-1)!.toExponential(3)}`,
+  );
   // both must actually optimise
   assert.ok(full.losses.at(-1)! < full.losses[0]! * 0.05 && q8.losses.at(-1)! < q8.losses[0]! * 0.05);
   // parameters close to the full-precision run: the L2 distance between the two is small next to the distance travelled
@@ -96,23 +112,39 @@ test('optimizer state save/load round-trips exactly (both kinds)', () => {
     const p2 = noGrad(() => p1.clone()).requiresGrad_(true);
     const g = randn([10, 7]);
     const o1 = createOptimizer([['p', p1]], { name, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0.1 });
-    p1.grad = g.clone(); o1.step(0.01); o1.zeroGrad();
+    p1.grad = g.clone();
+    o1.step(0.01);
+    o1.zeroGrad();
     const o2 = createOptimizer([['p', p2]], { name, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0.1 });
     noGrad(() => p2.copy_(p1));
     o2.loadState(o1.saveState());
-    p1.grad = g.mul(2); o1.step(0.01);
-    p2.grad = g.mul(2); o2.step(0.01);
-    assert.deepEqual(Array.from(p2.toFloat32Array()), Array.from(p1.toFloat32Array()), `${name}: resumed step equals the uninterrupted one`);
+    p1.grad = g.mul(2);
+    o1.step(0.01);
+    p2.grad = g.mul(2);
+    o2.step(0.01);
+    assert.deepEqual(
+      Array.from(p2.toFloat32Array()),
+      Array.from(p1.toFloat32Array()),
+      `${name}: resumed step equals the uninterrupted one`,
+    );
   }
 });
 
 test('no trainable parameters is a clear error', () => {
-  assert.throws(() => createOptimizer([], { name: 'adamw_torch', betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0 }), /no trainable parameters/);
+  assert.throws(
+    () => createOptimizer([], { name: 'adamw_torch', betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0 }),
+    /no trainable parameters/,
+  );
 });
 
 test('8-bit state memory for a LoRA-sized tensor: 2 B + 8 B/256 per element vs 8 B', () => {
   const p = zeros([8, 4096]).requiresGrad_(true);
-  const o = createOptimizer([['lora_A', p]], { name: 'paged_adamw_8bit', betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0 });
+  const o = createOptimizer([['lora_A', p]], {
+    name: 'paged_adamw_8bit',
+    betas: [0.9, 0.999],
+    eps: 1e-8,
+    weightDecay: 0,
+  });
   // 32768 elements = 128 blocks: 2 * (32768 + 128 * 4) = 66560 bytes; f32: 8 * 32768 = 262144
   assert.deepEqual(o.stateBytes(), { actual: 66560, fp32: 262144 });
   o.dispose();

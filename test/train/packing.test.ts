@@ -19,7 +19,10 @@ import { assertClose, compareClose } from '../../src/util/close.js';
 import { REFERENCE_FOLDERS, refBatch, refDir, skipNoShared } from '../model/fixtures.js';
 
 test('packBatch: one row, positions restart per example, first label of each example ignored, same targets as padBatch', () => {
-  const rows: Example[] = [{ input_ids: [1, 2, 3], labels: [-100, 2, 3] }, { input_ids: [4, 5], labels: [4, 5] }];
+  const rows: Example[] = [
+    { input_ids: [1, 2, 3], labels: [-100, 2, 3] },
+    { input_ids: [4, 5], labels: [4, 5] },
+  ];
   const p = packBatch(rows);
   assert.deepEqual(p.input_ids, [[1, 2, 3, 4, 5]]);
   assert.deepEqual(p.position_ids, [[0, 1, 2, 0, 1]]);
@@ -34,7 +37,10 @@ test('packBatch: one row, positions restart per example, first label of each exa
 function flat(g: Float32Array[]): Float32Array {
   const o = new Float32Array(g.reduce((n, x) => n + x.length, 0));
   let k = 0;
-  for (const x of g) { o.set(x, k); k += x.length; }
+  for (const x of g) {
+    o.set(x, k);
+    k += x.length;
+  }
   return o;
 }
 
@@ -46,7 +52,9 @@ for (const name of REFERENCE_FOLDERS) {
       const params = m.namedParameters().filter(([, p]) => p.requiresGrad);
       const { raw } = refBatch(name);
       // three examples of different lengths, prompts masked
-      const a = raw.input_ids[0]!.slice(0, 24), b = raw.input_ids[1]!.slice(0, 17), c = raw.input_ids[0]!.slice(5, 15);
+      const a = raw.input_ids[0]!.slice(0, 24),
+        b = raw.input_ids[1]!.slice(0, 17),
+        c = raw.input_ids[0]!.slice(5, 15);
       const rows: Example[] = [
         { input_ids: a, labels: [...new Array<number>(6).fill(-100), ...a.slice(6)] },
         { input_ids: b, labels: b },
@@ -57,10 +65,20 @@ for (const name of REFERENCE_FOLDERS) {
         for (const [, p] of params) p.grad = null;
         let sum = 0;
         scope(() => {
-          const extra = segments && mb.segment_ids ? { segmentIds: tensor(mb.segment_ids, { dtype: 'i64' }), positionIds: tensor(mb.position_ids!, { dtype: 'i64' }) }
-            : mb.position_ids ? { positionIds: tensor(mb.position_ids, { dtype: 'i64' }) } : {};
-          const logits = m.forward(tensor(mb.input_ids, { dtype: 'i64' }), { outputPositions: tensor(mb.scored.positions, { dtype: 'i64' }), ...extra,
-            ...(mb.padded ? { attentionMask: tensor(mb.attention_mask, { dtype: 'i64' }) } : {}) });
+          const extra =
+            segments && mb.segment_ids
+              ? {
+                  segmentIds: tensor(mb.segment_ids, { dtype: 'i64' }),
+                  positionIds: tensor(mb.position_ids!, { dtype: 'i64' }),
+                }
+              : mb.position_ids
+                ? { positionIds: tensor(mb.position_ids, { dtype: 'i64' }) }
+                : {};
+          const logits = m.forward(tensor(mb.input_ids, { dtype: 'i64' }), {
+            outputPositions: tensor(mb.scored.positions, { dtype: 'i64' }),
+            ...extra,
+            ...(mb.padded ? { attentionMask: tensor(mb.attention_mask, { dtype: 'i64' }) } : {}),
+          });
           const s = summedTokenLoss(logits, tensor(mb.scored.targets, { dtype: 'i64' }));
           sum = s.item();
           s.backward();
@@ -73,13 +91,21 @@ for (const name of REFERENCE_FOLDERS) {
       // bf16 (eps 2^-8): a different reduction order moves values by a few ulps of the largest gradient -> rtol 2^-6 of it
       const tol = bf16 ? { loss: 0.15, grad: 0, rtol: 2 ** -6 } : { loss: 1e-4, grad: 1e-5, rtol: 0 };
       assert.equal(packed.tokens, plain.tokens);
-      console.log(`${name}: summed loss padded ${plain.sum.toFixed(6)} packed ${packed.sum.toFixed(6)} (diff ${Math.abs(plain.sum - packed.sum).toExponential(2)}) over ${plain.tokens} tokens; ` +
-        `max gradient difference ${compareClose(packed.g, plain.g, { atol: tol.grad, rtolMaxAbs: tol.rtol }).maxAbsDiff.toExponential(2)} over ${plain.g.length} values`);
+      console.log(
+        `${name}: summed loss padded ${plain.sum.toFixed(6)} packed ${packed.sum.toFixed(6)} (diff ${Math.abs(plain.sum - packed.sum).toExponential(2)}) over ${plain.tokens} tokens; ` +
+          `max gradient difference ${compareClose(packed.g, plain.g, { atol: tol.grad, rtolMaxAbs: tol.rtol }).maxAbsDiff.toExponential(2)} over ${plain.g.length} values`,
+      );
       assertClose([packed.sum], [plain.sum], { atol: tol.loss, label: `${name} summed loss` });
-      assertClose(packed.g, plain.g, { atol: tol.grad, rtolMaxAbs: tol.rtol, label: `${name} gradients of all ${params.length} parameters` });
+      assertClose(packed.g, plain.g, {
+        atol: tol.grad,
+        rtolMaxAbs: tol.rtol,
+        label: `${name} gradients of all ${params.length} parameters`,
+      });
       // the checker can fail: the packed row under a plain causal mask (examples see each other) is not the same
       const leaky = run(packBatch(rows), false);
-      console.log(`${name}: without the block-diagonal mask the loss differs by ${Math.abs(leaky.sum - plain.sum).toExponential(2)}`);
+      console.log(
+        `${name}: without the block-diagonal mask the loss differs by ${Math.abs(leaky.sum - plain.sum).toExponential(2)}`,
+      );
       assert.throws(() => assertClose([leaky.sum], [plain.sum], { atol: tol.loss, label: 'leaky' }));
     } finally {
       m.dispose();
@@ -93,27 +119,69 @@ const BIN = join(packageRoot(), 'bin', 'medlora.js');
 for (const folder of REFERENCE_FOLDERS) {
   test(`${folder}: medlora train with padding_free reproduces expected.json (12 steps)`, { skip: skipNoShared }, () => {
     const f = refDir(folder);
-    const exp = JSON.parse(readFileSync(join(f, 'expected.json'), 'utf8')) as { train_loss: number[]; grad_norm: number[];
-      train: { lr: number; warmup_steps: number; max_steps: number; weight_decay: number; max_grad_norm: number } };
+    const exp = JSON.parse(readFileSync(join(f, 'expected.json'), 'utf8')) as {
+      train_loss: number[];
+      grad_norm: number[];
+      train: { lr: number; warmup_steps: number; max_steps: number; weight_decay: number; max_grad_norm: number };
+    };
     const { raw } = refBatch(folder);
     const dir = mkdtempSync(join(tmpdir(), `medlora-pack-${folder}-`));
-    writeFileSync(join(dir, 'train.jsonl'), raw.input_ids.map((ids, i) => JSON.stringify({ input_ids: ids, labels: raw.labels[i] })).join('\n') + '\n');
+    writeFileSync(
+      join(dir, 'train.jsonl'),
+      raw.input_ids.map((ids, i) => JSON.stringify({ input_ids: ids, labels: raw.labels[i] })).join('\n') + '\n',
+    );
     const t = exp.train;
-    const tr = { learning_rate: t.lr, lr_scheduler_type: 'linear', warmup_steps: t.warmup_steps, max_steps: t.max_steps, per_device_train_batch_size: 2,
-      gradient_accumulation_steps: 1, weight_decay: t.weight_decay, max_grad_norm: t.max_grad_norm, optim: 'adamw_torch', logging_steps: 1, shuffle: false,
-      seed: 0, padding_free: true, save_steps: null };
+    const tr = {
+      learning_rate: t.lr,
+      lr_scheduler_type: 'linear',
+      warmup_steps: t.warmup_steps,
+      max_steps: t.max_steps,
+      per_device_train_batch_size: 2,
+      gradient_accumulation_steps: 1,
+      weight_decay: t.weight_decay,
+      max_grad_norm: t.max_grad_norm,
+      optim: 'adamw_torch',
+      logging_steps: 1,
+      shuffle: false,
+      seed: 0,
+      padding_free: true,
+      save_steps: null,
+    };
     const out = join(dir, 'run');
     const cfg = join(dir, 'cfg.yaml');
-    writeFileSync(cfg, [`model: ${f}`, `data: { train: ${join(dir, 'train.jsonl')} }`,
-      `lora: { r: 4, lora_alpha: 8, lora_dropout: 0.0, target_modules: [q_proj, v_proj], init_adapter: ${join(f, 'adapter')} }`,
-      `training: ${JSON.stringify(tr)}`, `output_dir: ${out}`, ''].join('\n'));
-    const r = spawnSync(process.execPath, [BIN, 'train', '--config', cfg, '--threads', '1', '--quiet'], { encoding: 'utf8' });
+    writeFileSync(
+      cfg,
+      [
+        `model: ${f}`,
+        `data: { train: ${join(dir, 'train.jsonl')} }`,
+        `lora: { r: 4, lora_alpha: 8, lora_dropout: 0.0, target_modules: [q_proj, v_proj], init_adapter: ${join(f, 'adapter')} }`,
+        `training: ${JSON.stringify(tr)}`,
+        `output_dir: ${out}`,
+        '',
+      ].join('\n'),
+    );
+    const r = spawnSync(process.execPath, [BIN, 'train', '--config', cfg, '--threads', '1', '--quiet'], {
+      encoding: 'utf8',
+    });
     assert.equal(r.status, 0, r.stderr);
-    const recs = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { loss?: number; grad_norm?: number })
+    const recs = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { loss?: number; grad_norm?: number })
       .filter((x) => x.loss !== undefined);
     const bf16 = folder.includes('bf16');
-    const rep = assertClose(recs.map((x) => x.loss!), exp.train_loss, { atol: bf16 ? 1e-2 : 1e-3, label: `${folder} train_loss (padding_free)` });
-    const g = assertClose(recs.map((x) => x.grad_norm!), exp.grad_norm, { rtolMaxAbs: bf16 ? 1e-1 : 1e-4, label: `${folder} grad_norm (padding_free)` });
-    console.log(`${folder} padding_free: 12-step train_loss max diff ${rep.maxAbsDiff.toExponential(2)}, grad_norm max diff ${g.maxAbsDiff.toExponential(2)}`);
+    const rep = assertClose(
+      recs.map((x) => x.loss!),
+      exp.train_loss,
+      { atol: bf16 ? 1e-2 : 1e-3, label: `${folder} train_loss (padding_free)` },
+    );
+    const g = assertClose(
+      recs.map((x) => x.grad_norm!),
+      exp.grad_norm,
+      { rtolMaxAbs: bf16 ? 1e-1 : 1e-4, label: `${folder} grad_norm (padding_free)` },
+    );
+    console.log(
+      `${folder} padding_free: 12-step train_loss max diff ${rep.maxAbsDiff.toExponential(2)}, grad_norm max diff ${g.maxAbsDiff.toExponential(2)}`,
+    );
   });
 }

@@ -13,29 +13,75 @@ import { assertClose } from '../../src/util/close.js';
 const BIN = join(packageRoot(), 'bin', 'medlora.js');
 const REF = sharedPath('fixtures', 'reference');
 
-interface Expected { train_loss: number[]; learning_rate: number[]; grad_norm: number[]; train: { lr: number; warmup_steps: number; max_steps: number; weight_decay: number; max_grad_norm: number } }
-interface Rec { step: number; loss?: number; learning_rate?: number; grad_norm?: number; eval_loss?: number; tokens_per_second?: number }
+interface Expected {
+  train_loss: number[];
+  learning_rate: number[];
+  grad_norm: number[];
+  train: { lr: number; warmup_steps: number; max_steps: number; weight_decay: number; max_grad_norm: number };
+}
+interface Rec {
+  step: number;
+  loss?: number;
+  learning_rate?: number;
+  grad_norm?: number;
+  eval_loss?: number;
+  tokens_per_second?: number;
+}
 
 /** A temp dir with train.jsonl (the batch's two rows) and cfg.yaml shaped like the issue's example. */
-function setup(folder: string, training: Record<string, unknown> = {}): { dir: string; cfg: string; out: string; exp: Expected } {
+function setup(
+  folder: string,
+  training: Record<string, unknown> = {},
+): { dir: string; cfg: string; out: string; exp: Expected } {
   const f = join(REF, folder);
   const exp = JSON.parse(readFileSync(join(f, 'expected.json'), 'utf8')) as Expected;
-  const batch = JSON.parse(readFileSync(join(f, 'batch.json'), 'utf8')) as { input_ids: number[][]; labels: number[][] };
+  const batch = JSON.parse(readFileSync(join(f, 'batch.json'), 'utf8')) as {
+    input_ids: number[][];
+    labels: number[][];
+  };
   const dir = mkdtempSync(join(tmpdir(), `medlora-ref-${folder}-`));
-  writeFileSync(join(dir, 'train.jsonl'), batch.input_ids.map((ids, i) => JSON.stringify({ input_ids: ids, labels: batch.labels[i] })).join('\n') + '\n');
+  writeFileSync(
+    join(dir, 'train.jsonl'),
+    batch.input_ids.map((ids, i) => JSON.stringify({ input_ids: ids, labels: batch.labels[i] })).join('\n') + '\n',
+  );
   const t = exp.train;
-  const tr = { learning_rate: t.lr, lr_scheduler_type: 'linear', warmup_steps: t.warmup_steps, max_steps: t.max_steps, per_device_train_batch_size: 2,
-    gradient_accumulation_steps: 1, weight_decay: t.weight_decay, max_grad_norm: t.max_grad_norm, optim: 'adamw_torch', logging_steps: 1, shuffle: false, seed: 0, ...training };
+  const tr = {
+    learning_rate: t.lr,
+    lr_scheduler_type: 'linear',
+    warmup_steps: t.warmup_steps,
+    max_steps: t.max_steps,
+    per_device_train_batch_size: 2,
+    gradient_accumulation_steps: 1,
+    weight_decay: t.weight_decay,
+    max_grad_norm: t.max_grad_norm,
+    optim: 'adamw_torch',
+    logging_steps: 1,
+    shuffle: false,
+    seed: 0,
+    ...training,
+  };
   const out = join(dir, 'run');
   const cfg = join(dir, 'cfg.yaml');
-  writeFileSync(cfg, [`model: ${f}`, `data: { train: ${join(dir, 'train.jsonl')} }`,
-    `lora: { r: 4, lora_alpha: 8, lora_dropout: 0.0, target_modules: [q_proj, v_proj], init_adapter: ${join(f, 'adapter')} }`,
-    `training: ${JSON.stringify(tr)}`, `output_dir: ${out}`, ''].join('\n'));
+  writeFileSync(
+    cfg,
+    [
+      `model: ${f}`,
+      `data: { train: ${join(dir, 'train.jsonl')} }`,
+      `lora: { r: 4, lora_alpha: 8, lora_dropout: 0.0, target_modules: [q_proj, v_proj], init_adapter: ${join(f, 'adapter')} }`,
+      `training: ${JSON.stringify(tr)}`,
+      `output_dir: ${out}`,
+      '',
+    ].join('\n'),
+  );
   return { dir, cfg, out, exp };
 }
 
 function metrics(out: string): Rec[] {
-  return readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Rec);
+  return readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Rec);
 }
 
 function medlora(args: string[]): { status: number | null; stderr: string; stdout: string } {
@@ -43,7 +89,11 @@ function medlora(args: string[]): { status: number | null; stderr: string; stdou
   return { status: r.status, stderr: r.stderr, stdout: r.stdout };
 }
 
-const folders = hasShared() ? readdirSync(REF).filter((d) => existsSync(join(REF, d, 'expected.json'))).sort() : [];
+const folders = hasShared()
+  ? readdirSync(REF)
+      .filter((d) => existsSync(join(REF, d, 'expected.json')))
+      .sort()
+  : [];
 
 test('reference fixtures present', (t) => {
   if (!hasShared()) t.skip('../shared is not available');
@@ -56,48 +106,87 @@ for (const folder of folders) {
     const r = medlora(['train', '--config', cfg, '--threads', '1', '--quiet', '--save_steps', 'null']);
     assert.equal(r.status, 0, r.stderr);
     const recs = metrics(out).filter((x) => x.loss !== undefined);
-    assert.deepEqual(recs.map((x) => x.step), Array.from({ length: 12 }, (_, i) => i + 1));
+    assert.deepEqual(
+      recs.map((x) => x.step),
+      Array.from({ length: 12 }, (_, i) => i + 1),
+    );
     const bf16 = folder.includes('bf16');
     // README tolerances: 12-step train_loss within 1e-3 (F32) / 1e-2 (bf16); gradients 1e-4 (F32) / 1e-1 (bf16)
     // relative to max-abs, which we apply to the gradient norm
-    assertClose(recs.map((x) => x.loss!), exp.train_loss, { atol: bf16 ? 1e-2 : 1e-3, label: `${folder} train_loss` });
-    assertClose(recs.map((x) => x.learning_rate!), exp.learning_rate, { atol: 1e-12, label: `${folder} learning_rate` });
-    assertClose(recs.map((x) => x.grad_norm!), exp.grad_norm, { rtolMaxAbs: bf16 ? 1e-1 : 1e-4, label: `${folder} grad_norm` });
+    assertClose(
+      recs.map((x) => x.loss!),
+      exp.train_loss,
+      { atol: bf16 ? 1e-2 : 1e-3, label: `${folder} train_loss` },
+    );
+    assertClose(
+      recs.map((x) => x.learning_rate!),
+      exp.learning_rate,
+      { atol: 1e-12, label: `${folder} learning_rate` },
+    );
+    assertClose(
+      recs.map((x) => x.grad_norm!),
+      exp.grad_norm,
+      { rtolMaxAbs: bf16 ? 1e-1 : 1e-4, label: `${folder} grad_norm` },
+    );
     // the final adapter is a PEFT folder
-    assert.ok(existsSync(join(out, 'adapter', 'adapter_config.json')) && existsSync(join(out, 'adapter', 'adapter_model.safetensors')));
+    assert.ok(
+      existsSync(join(out, 'adapter', 'adapter_config.json')) &&
+        existsSync(join(out, 'adapter', 'adapter_model.safetensors')),
+    );
     assert.ok(existsSync(join(out, 'report.html')) && existsSync(join(out, 'config.resolved.json')));
   });
 }
 
-test('SIGKILL at an arbitrary point, then --resume latest in a new process: same metrics as an uninterrupted run', { skip: !hasShared() }, async () => {
-  const training = { max_steps: 30, save_steps: 4, shuffle: true, eval_steps: 5 };
-  const a = setup('llama-tiny', training);
-  const full = medlora(['train', '--config', a.cfg, '--threads', '1', '--quiet']);
-  assert.equal(full.status, 0, full.stderr);
-  const b = setup('llama-tiny', training);
-  const child = spawn(process.execPath, [BIN, 'train', '--config', b.cfg, '--threads', '1', '--quiet'], { stdio: 'ignore' });
-  const killedAt = await new Promise<number>((res) => {
-    const timer = setInterval(() => {
-      const steps = existsSync(join(b.out, 'metrics.jsonl')) ? metrics(b.out).length : 0;
-      if (steps >= 11) { child.kill('SIGKILL'); clearInterval(timer); res(steps); }
-    }, 5);
-  });
-  const sig = await new Promise<NodeJS.Signals | null>((res) => child.on('exit', (_c, s) => res(s)));
-  assert.equal(sig, 'SIGKILL', 'the first run must have been killed, not finished');
-  console.log(`  killed after ${killedAt} metric lines; checkpoints: ${readdirSync(b.out).filter((n) => n.startsWith('checkpoint-')).join(', ')}`);
-  const res = medlora(['train', '--config', b.cfg, '--threads', '1', '--quiet', '--resume', 'latest']);
-  assert.equal(res.status, 0, res.stderr);
-  const strip = (rs: Rec[]): Rec[] => rs.map((r) => ({ ...r, tokens_per_second: 0 }));
-  assert.deepEqual(strip(metrics(b.out)), strip(metrics(a.out)));
-});
+test(
+  'SIGKILL at an arbitrary point, then --resume latest in a new process: same metrics as an uninterrupted run',
+  { skip: !hasShared() },
+  async () => {
+    const training = { max_steps: 30, save_steps: 4, shuffle: true, eval_steps: 5 };
+    const a = setup('llama-tiny', training);
+    const full = medlora(['train', '--config', a.cfg, '--threads', '1', '--quiet']);
+    assert.equal(full.status, 0, full.stderr);
+    const b = setup('llama-tiny', training);
+    const child = spawn(process.execPath, [BIN, 'train', '--config', b.cfg, '--threads', '1', '--quiet'], {
+      stdio: 'ignore',
+    });
+    const killedAt = await new Promise<number>((res) => {
+      const timer = setInterval(() => {
+        const steps = existsSync(join(b.out, 'metrics.jsonl')) ? metrics(b.out).length : 0;
+        if (steps >= 11) {
+          child.kill('SIGKILL');
+          clearInterval(timer);
+          res(steps);
+        }
+      }, 5);
+    });
+    const sig = await new Promise<NodeJS.Signals | null>((res) => child.on('exit', (_c, s) => res(s)));
+    assert.equal(sig, 'SIGKILL', 'the first run must have been killed, not finished');
+    console.log(
+      `  killed after ${killedAt} metric lines; checkpoints: ${readdirSync(b.out)
+        .filter((n) => n.startsWith('checkpoint-'))
+        .join(', ')}`,
+    );
+    const res = medlora(['train', '--config', b.cfg, '--threads', '1', '--quiet', '--resume', 'latest']);
+    assert.equal(res.status, 0, res.stderr);
+    const strip = (rs: Rec[]): Rec[] => rs.map((r) => ({ ...r, tokens_per_second: 0 }));
+    assert.deepEqual(strip(metrics(b.out)), strip(metrics(a.out)));
+  },
+);
 
 test('Ctrl-C (SIGINT) saves a checkpoint, exits 130 and says how to resume', { skip: !hasShared() }, async () => {
   const s = setup('qwen2-tiny', { max_steps: 40, save_steps: 100 });
-  const child = spawn(process.execPath, [BIN, 'train', '--config', s.cfg, '--threads', '1', '--quiet'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'train', '--config', s.cfg, '--threads', '1', '--quiet'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
   const timer = setInterval(() => {
-    if (existsSync(join(s.out, 'metrics.jsonl')) && metrics(s.out).length >= 3) { child.kill('SIGINT'); clearInterval(timer); }
+    if (existsSync(join(s.out, 'metrics.jsonl')) && metrics(s.out).length >= 3) {
+      child.kill('SIGINT');
+      clearInterval(timer);
+    }
   }, 5);
   const code = await new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
   assert.equal(code, 130, stderr);

@@ -27,12 +27,19 @@ function applyDora(model: Module, s: LoraSettings): string[] {
   return applyLora(model, s, DoraLinear);
 }
 
-function save(model: Module, dir: string, info: { base_model_name_or_path?: string | null; target_modules?: string[] | string } = {}): Record<string, unknown> {
+function save(
+  model: Module,
+  dir: string,
+  info: { base_model_name_or_path?: string | null; target_modules?: string[] | string } = {},
+): Record<string, unknown> {
   const mods = doraModules(model);
   if (mods.length === 0) throw new MedloraError('save adapter (dora): the model has no DoRA adapters');
-  if (mods.length !== loraModules(model).length) throw new MedloraError('save adapter (dora): the model mixes LoRA and DoRA adapters');
-  const base = loraConfigOf(model, { ...(info.base_model_name_or_path !== undefined ? { base_model_name_or_path: info.base_model_name_or_path } : {}),
-    ...(info.target_modules !== undefined ? { target_modules: info.target_modules } : {}) });
+  if (mods.length !== loraModules(model).length)
+    throw new MedloraError('save adapter (dora): the model mixes LoRA and DoRA adapters');
+  const base = loraConfigOf(model, {
+    ...(info.base_model_name_or_path !== undefined ? { base_model_name_or_path: info.base_model_name_or_path } : {}),
+    ...(info.target_modules !== undefined ? { target_modules: info.target_modules } : {}),
+  });
   const config = { ...base, extra: { ...base.extra, use_dora: true } };
   const tensors: Record<string, TensorData> = {};
   for (const [path, l] of mods) {
@@ -47,28 +54,46 @@ function save(model: Module, dir: string, info: { base_model_name_or_path?: stri
 function load(model: Module, dir: string): { method: 'dora'; config: Record<string, unknown>; modules: string[] } {
   const ad = readAdapter(dir, { dora: true });
   const file = join(dir, ADAPTER_WEIGHTS);
-  if (ad.config.extra.use_dora !== true) throw new MedloraError(`${join(dir, 'adapter_config.json')}: not a DoRA adapter (use_dora is not true)`);
-  if (ad.otherTensors.length) throw new MedloraError(`${file}: holds non-DoRA tensors (${ad.otherTensors.slice(0, 3).join(', ')}); modules_to_save adapters are not supported`);
-  if (ad.config.bias !== 'none') throw new MedloraError(`${join(dir, 'adapter_config.json')}: bias=${JSON.stringify(ad.config.bias)} is not supported (only "none")`);
+  if (ad.config.extra.use_dora !== true)
+    throw new MedloraError(`${join(dir, 'adapter_config.json')}: not a DoRA adapter (use_dora is not true)`);
+  if (ad.otherTensors.length)
+    throw new MedloraError(
+      `${file}: holds non-DoRA tensors (${ad.otherTensors.slice(0, 3).join(', ')}); modules_to_save adapters are not supported`,
+    );
+  if (ad.config.bias !== 'none')
+    throw new MedloraError(
+      `${join(dir, 'adapter_config.json')}: bias=${JSON.stringify(ad.config.bias)} is not supported (only "none")`,
+    );
   const wrapped = applyDora(model, { ...ad.config, init: true });
   try {
     const inFile = new Set(ad.modules.keys());
     const missing = wrapped.filter((p) => !inFile.has(p));
     const extra = [...inFile].filter((p) => !wrapped.includes(p));
     if (missing.length || extra.length) {
-      throw new MedloraError(`${file}: does not fit this model:${missing.length ? ` no weights for targeted module(s) ${missing.slice(0, 4).join(', ')};` : ''}` +
-        `${extra.length ? ` weights for module(s) ${extra.slice(0, 4).join(', ')} that are not targeted linear layers of this model;` : ''} (was it trained for a different architecture?)`);
+      throw new MedloraError(
+        `${file}: does not fit this model:${missing.length ? ` no weights for targeted module(s) ${missing.slice(0, 4).join(', ')};` : ''}` +
+          `${extra.length ? ` weights for module(s) ${extra.slice(0, 4).join(', ')} that are not targeted linear layers of this model;` : ''} (was it trained for a different architecture?)`,
+      );
     }
     const byPath = new Map(doraModules(model));
     for (const [path, info] of ad.modules) {
       const l = byPath.get(path)!;
-      const read = (name: string, dtype: Parameters<typeof engineDType>[0], shape: number[]): Tensor => fromBytes(ad.tensors.read(name), engineDType(dtype, `${file}: '${name}'`), shape);
+      const read = (name: string, dtype: Parameters<typeof engineDType>[0], shape: number[]): Tensor =>
+        fromBytes(ad.tensors.read(name), engineDType(dtype, `${file}: '${name}'`), shape);
       const mi = ad.magnitudes.get(path)!;
-      const [A, B, M] = [read(info.A.name, info.A.dtype, info.A.shape), read(info.B.name, info.B.dtype, info.B.shape), read(mi.name, mi.dtype, mi.shape)];
+      const [A, B, M] = [
+        read(info.A.name, info.A.dtype, info.A.shape),
+        read(info.B.name, info.B.dtype, info.B.shape),
+        read(mi.name, mi.dtype, mi.shape),
+      ];
       try {
         l.setFactors(A, B, `${file}: '${path}'`);
         l.setMagnitude(M, `${file}: '${path}'`);
-      } finally { A.dispose(); B.dispose(); M.dispose(); }
+      } finally {
+        A.dispose();
+        B.dispose();
+        M.dispose();
+      }
     }
   } catch (e) {
     unloadLora(model);
@@ -84,15 +109,21 @@ function merge(model: Module): string[] {
   for (const [path, l] of mods) {
     const w = l.base_layer.ownParameters().find(([n]) => n === 'weight')?.[1];
     if (!w || w.dtype === 'u8') {
-      throw new MedloraError(`merge: '${path}' has no floating-point weight to merge into (${w ? 'its base is 4-bit quantized: load the base model unquantized to merge' : 'the base layer registers no "weight" (a tied output layer?)'})`);
+      throw new MedloraError(
+        `merge: '${path}' has no floating-point weight to merge into (${w ? 'its base is 4-bit quantized: load the base model unquantized to merge' : 'the base layer registers no "weight" (a tied output layer?)'})`,
+      );
     }
-    const merged = noGrad(() => scope(() => {
-      const m = l.mergedWeightOutIn();
-      return (l.fanInFanOut ? m.transpose(0, 1) : m).to(w.dtype).contiguous();
-    }));
+    const merged = noGrad(() =>
+      scope(() => {
+        const m = l.mergedWeightOutIn();
+        return (l.fanInFanOut ? m.transpose(0, 1) : m).to(w.dtype).contiguous();
+      }),
+    );
     const shared = model.namedParameters().filter(([, t]) => t === w).length > 1;
     l.base_layer.setParam('weight', merged, shared);
-    l.lora_A.dispose(); l.lora_B.dispose(); l.lora_magnitude_vector.dispose();
+    l.lora_A.dispose();
+    l.lora_B.dispose();
+    l.lora_magnitude_vector.dispose();
     const dot = path.lastIndexOf('.');
     resolve(model, dot < 0 ? '' : path.slice(0, dot))!.setChild(path.slice(dot + 1), l.base_layer);
   }
@@ -109,5 +140,9 @@ export const doraMethod: FinetuningMethod<LoraSettings> = {
   save,
   load,
   merge,
-  mergeCheckpoint: (o) => mergeInMemory(o, (model) => { load(model, o.adapter); return { merged: merge(model), configChanges: {} }; }),
+  mergeCheckpoint: (o) =>
+    mergeInMemory(o, (model) => {
+      load(model, o.adapter);
+      return { merged: merge(model), configChanges: {} };
+    }),
 };

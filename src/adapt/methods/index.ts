@@ -14,12 +14,17 @@ import { METHOD_NAMES, type FinetuningMethod, type LoadedMethodAdapter, type Met
 export * from './types.js';
 
 const METHODS: Record<MethodName, FinetuningMethod<never>> = {
-  lora: loraMethod as FinetuningMethod<never>, dora: doraMethod as FinetuningMethod<never>, adapter_v2: adapterV2Method as FinetuningMethod<never>,
+  lora: loraMethod as FinetuningMethod<never>,
+  dora: doraMethod as FinetuningMethod<never>,
+  adapter_v2: adapterV2Method as FinetuningMethod<never>,
 };
 
 export function methodNamed(name: string): FinetuningMethod<never> {
   const m = METHODS[name as MethodName];
-  if (!m) throw new MedloraError(`finetuning: ${JSON.stringify(name)} is not a fine-tuning method (${METHOD_NAMES.join(', ')})`);
+  if (!m)
+    throw new MedloraError(
+      `finetuning: ${JSON.stringify(name)} is not a fine-tuning method (${METHOD_NAMES.join(', ')})`,
+    );
   return m;
 }
 
@@ -28,17 +33,26 @@ export function methodOfAdapter(dir: string): FinetuningMethod<never> {
   const file = join(dir, ADAPTER_CONFIG);
   if (!existsSync(file)) throw new MedloraError(`${dir}: no ${ADAPTER_CONFIG} (is this a PEFT adapter folder?)`);
   let c: unknown;
-  try { c = JSON.parse(readFileSync(file, 'utf8')); } catch (e) { throw new MedloraError(`${file}: not valid JSON (${(e as Error).message})`); }
-  if (c === null || typeof c !== 'object' || Array.isArray(c)) throw new MedloraError(`${file}: expected a JSON object`);
+  try {
+    c = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new MedloraError(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+  if (c === null || typeof c !== 'object' || Array.isArray(c))
+    throw new MedloraError(`${file}: expected a JSON object`);
   const m = METHOD_NAMES.map((n) => METHODS[n]).find((x) => x.recognizes(c as Record<string, unknown>));
-  if (!m) throw new MedloraError(`${file}: peft_type ${JSON.stringify((c as Record<string, unknown>).peft_type)} is not supported (LORA, LORA with use_dora, ADAPTER_V2)`);
+  if (!m)
+    throw new MedloraError(
+      `${file}: peft_type ${JSON.stringify((c as Record<string, unknown>).peft_type)} is not supported (LORA, LORA with use_dora, ADAPTER_V2)`,
+    );
   return m;
 }
 
 /** The method whose adapters the model carries, or undefined for a plain model. */
 export function methodOfModel(model: Module): FinetuningMethod<never> | undefined {
   const found = METHOD_NAMES.map((n) => METHODS[n]).filter((m) => m.present(model));
-  if (found.length > 1) throw new MedloraError(`the model carries adapters of several methods (${found.map((m) => m.name).join(', ')})`);
+  if (found.length > 1)
+    throw new MedloraError(`the model carries adapters of several methods (${found.map((m) => m.name).join(', ')})`);
   return found[0];
 }
 

@@ -23,9 +23,16 @@ export const loraMethod: FinetuningMethod<LoraSettings> = {
   apply: (model, s) => applyLora(model, s),
   trainable: (model) => model.trainableParameters(),
   save(model, dir, info = {}) {
-    if (loraModules(model).some(([, l]) => l instanceof DoraLinear)) throw new MedloraError('save adapter (lora): the model carries DoRA adapters; save it with the dora method');
-    return loraConfigToJson(saveAdapter(model, dir, { ...(info.base_model_name_or_path !== undefined ? { base_model_name_or_path: info.base_model_name_or_path } : {}),
-      ...(info.target_modules !== undefined ? { target_modules: info.target_modules } : {}) }));
+    if (loraModules(model).some(([, l]) => l instanceof DoraLinear))
+      throw new MedloraError('save adapter (lora): the model carries DoRA adapters; save it with the dora method');
+    return loraConfigToJson(
+      saveAdapter(model, dir, {
+        ...(info.base_model_name_or_path !== undefined
+          ? { base_model_name_or_path: info.base_model_name_or_path }
+          : {}),
+        ...(info.target_modules !== undefined ? { target_modules: info.target_modules } : {}),
+      }),
+    );
   },
   load(model, dir) {
     const r = loadAdapter(model, dir);

@@ -8,16 +8,37 @@ import { JsonlWriter } from '../../data/jsonl.js';
 
 export const dataImport: CommandSpec = {
   name: 'data import',
-  summary: 'import a corpus (ddi2013, drugbank-sentences, bc5cdr, chemprot, ade-corpus, ade-email, jsonl) into canonical JSONL',
+  summary:
+    'import a corpus (ddi2013, drugbank-sentences, bc5cdr, chemprot, ade-corpus, ade-email, jsonl) into canonical JSONL',
   positionals: '<format> PATH',
   details: `Formats:\n${IMPORTERS.map((i) => `  ${i.format.padEnd(20)}${i.description}`).join('\n')}`,
   options: {
     out: { type: 'string', value: 'FILE.jsonl', description: 'where to write the records', required: true },
-    task: { type: 'string', value: 'TASK', description: 'jsonl: the task of the records (default: detected, else qa); bc5cdr: only this task' },
-    'input-field': { type: 'string', value: 'NAME', description: 'jsonl: the field holding the input text (with --gold-field and --task: any JSONL)' },
-    'gold-field': { type: 'string', value: 'NAME', description: 'jsonl: the field holding the structured answer (or its JSON text)' },
-    templates: { type: 'string', value: 'FILE', description: 'drugbank-sentences: the interaction templates CSV (default: Interaction_information.csv beside PATH)' },
-    'skip-invalid': { type: 'boolean', description: 'skip malformed lines / unmatched rows (counted and reported) instead of stopping' },
+    task: {
+      type: 'string',
+      value: 'TASK',
+      description: 'jsonl: the task of the records (default: detected, else qa); bc5cdr: only this task',
+    },
+    'input-field': {
+      type: 'string',
+      value: 'NAME',
+      description: 'jsonl: the field holding the input text (with --gold-field and --task: any JSONL)',
+    },
+    'gold-field': {
+      type: 'string',
+      value: 'NAME',
+      description: 'jsonl: the field holding the structured answer (or its JSON text)',
+    },
+    templates: {
+      type: 'string',
+      value: 'FILE',
+      description:
+        'drugbank-sentences: the interaction templates CSV (default: Interaction_information.csv beside PATH)',
+    },
+    'skip-invalid': {
+      type: 'boolean',
+      description: 'skip malformed lines / unmatched rows (counted and reported) instead of stopping',
+    },
     json: { type: 'boolean', description: 'print the counts as JSON' },
   },
   async run(args) {
@@ -30,11 +51,15 @@ export const dataImport: CommandSpec = {
     const opts: ImportOptions = { skipInvalid: bool(args, 'skip-invalid'), invalid };
     const task = str(args, 'task');
     if (task !== undefined) opts.task = task;
-    const inputField = str(args, 'input-field'), goldField = str(args, 'gold-field');
+    const inputField = str(args, 'input-field'),
+      goldField = str(args, 'gold-field');
     if ((inputField === undefined) !== (goldField === undefined) || (inputField !== undefined && task === undefined)) {
       throw new MedloraError('--input-field and --gold-field go together, with --task');
     }
-    if (inputField !== undefined) { opts.inputField = inputField; opts.goldField = goldField!; }
+    if (inputField !== undefined) {
+      opts.inputField = inputField;
+      opts.goldField = goldField!;
+    }
     const tpl = str(args, 'templates');
     if (tpl !== undefined) opts.templates = tpl;
     const out = str(args, 'out')!;

@@ -8,12 +8,19 @@ import { previewExample, renderPreview, type PreviewSummary } from '../../data/p
 import { loadDataTokenizer } from '../../data/load-tokenizer.js';
 import type { TextTokenizer } from '../../tokenize/types.js';
 
-export async function previewFile(file: string, tok: TextTokenizer, opts: { n: number; style: PromptStyle; maxLength?: number; overflow?: OverflowPolicy }):
-  Promise<Array<PreviewSummary | { id: string; dropped: string }>> {
+export async function previewFile(
+  file: string,
+  tok: TextTokenizer,
+  opts: { n: number; style: PromptStyle; maxLength?: number; overflow?: OverflowPolicy },
+): Promise<Array<PreviewSummary | { id: string; dropped: string }>> {
   const out: Array<PreviewSummary | { id: string; dropped: string }> = [];
   for await (const r of readRecords(file, newReport(file))) {
     if (out.length >= opts.n) break;
-    const e = encodeRecord(r, tok, { style: opts.style, ...(opts.maxLength !== undefined ? { maxLength: opts.maxLength } : {}), overflow: opts.overflow ?? 'drop' });
+    const e = encodeRecord(r, tok, {
+      style: opts.style,
+      ...(opts.maxLength !== undefined ? { maxLength: opts.maxLength } : {}),
+      overflow: opts.overflow ?? 'drop',
+    });
     out.push(e.ok ? previewExample(e.example, tok) : { id: e.id, dropped: e.reason });
   }
   return out;
@@ -27,8 +34,17 @@ export const dataPreview: CommandSpec = {
     tokenizer: { type: 'string', value: 'DIR', description: 'model folder with tokenizer.json', required: true },
     n: { type: 'number', short: 'n', value: 'N', description: 'records to show', default: 3 },
     prompt: { type: 'string', value: 'STYLE', description: 'prompt style: alpaca or chat', default: 'alpaca' },
-    'max-length': { type: 'number', value: 'N', description: 'apply the truncation policy at this length (the input is cut, never the target)' },
-    overflow: { type: 'string', value: 'POLICY', description: 'a record whose target does not fit max-length: drop (shown as dropped) or error', default: 'drop' },
+    'max-length': {
+      type: 'number',
+      value: 'N',
+      description: 'apply the truncation policy at this length (the input is cut, never the target)',
+    },
+    overflow: {
+      type: 'string',
+      value: 'POLICY',
+      description: 'a record whose target does not fit max-length: drop (shown as dropped) or error',
+      default: 'drop',
+    },
     json: { type: 'boolean', description: 'print tokens as JSON' },
   },
   async run(args) {
@@ -39,11 +55,21 @@ export const dataPreview: CommandSpec = {
     const tok = await loadDataTokenizer(str(args, 'tokenizer')!);
     const maxLength = num(args, 'max-length');
     const overflow = str(args, 'overflow')!;
-    if (overflow !== 'drop' && overflow !== 'error') throw new MedloraError(`--overflow must be drop or error, got "${overflow}"`);
-    const res = await previewFile(file, tok, { n, style: parsePromptStyle(str(args, 'prompt')), overflow, ...(maxLength !== undefined ? { maxLength } : {}) });
-    if (bool(args, 'json')) { console.log(JSON.stringify(res)); return 0; }
+    if (overflow !== 'drop' && overflow !== 'error')
+      throw new MedloraError(`--overflow must be drop or error, got "${overflow}"`);
+    const res = await previewFile(file, tok, {
+      n,
+      style: parsePromptStyle(str(args, 'prompt')),
+      overflow,
+      ...(maxLength !== undefined ? { maxLength } : {}),
+    });
+    if (bool(args, 'json')) {
+      console.log(JSON.stringify(res));
+      return 0;
+    }
     const color = Boolean(process.stdout.isTTY);
-    for (const p of res) console.log('dropped' in p ? `== ${p.id}: dropped (${p.dropped})` : `${renderPreview(p, color)}\n`);
+    for (const p of res)
+      console.log('dropped' in p ? `== ${p.id}: dropped (${p.dropped})` : `${renderPreview(p, color)}\n`);
     return 0;
   },
 };

@@ -12,7 +12,12 @@ import type { MedRecord } from '../../data/schema.js';
 import type { TextTokenizer } from '../../tokenize/types.js';
 
 /** Stats of records; token lengths (prompt + target + EOS, no truncation) with a tokenizer, else character lengths. */
-export function computeStats(records: MedRecord[], style: PromptStyle, tok?: TextTokenizer, progress?: Progress): DataStats {
+export function computeStats(
+  records: MedRecord[],
+  style: PromptStyle,
+  tok?: TextTokenizer,
+  progress?: Progress,
+): DataStats {
   const st = countStats(records);
   const lengths: number[] = [];
   for (const r of records) {
@@ -34,9 +39,22 @@ export const dataStats: CommandSpec = {
   summary: 'records per task and relation / entity type; prompt+target length histogram and a suggested max_length',
   positionals: 'FILE',
   options: {
-    tokenizer: { type: 'string', value: 'DIR', description: 'model folder with tokenizer.json (token lengths, suggested max_length)' },
-    prompt: { type: 'string', value: 'STYLE', description: 'prompt style: alpaca or chat (the tokenizer\'s chat template)', default: 'alpaca' },
-    html: { type: 'string', value: 'FILE.html', description: 'where to save the HTML chart (default: FILE with .stats.html)' },
+    tokenizer: {
+      type: 'string',
+      value: 'DIR',
+      description: 'model folder with tokenizer.json (token lengths, suggested max_length)',
+    },
+    prompt: {
+      type: 'string',
+      value: 'STYLE',
+      description: "prompt style: alpaca or chat (the tokenizer's chat template)",
+      default: 'alpaca',
+    },
+    html: {
+      type: 'string',
+      value: 'FILE.html',
+      description: 'where to save the HTML chart (default: FILE with .stats.html)',
+    },
     'skip-invalid': { type: 'boolean', description: 'skip malformed lines (counted and reported)' },
     json: { type: 'boolean', description: 'print the statistics as JSON' },
   },
@@ -57,7 +75,9 @@ export const dataStats: CommandSpec = {
     try {
       writeFileSync(html, renderStatsHtml(st, file));
     } catch (e) {
-      throw new MedloraError(`cannot write the chart to ${html} (${(e as Error).message}); choose another place with --html FILE.html`);
+      throw new MedloraError(
+        `cannot write the chart to ${html} (${(e as Error).message}); choose another place with --html FILE.html`,
+      );
     }
     if (json) {
       console.log(JSON.stringify({ file, ...st, html, invalid: report.invalid }));

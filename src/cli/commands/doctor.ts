@@ -20,13 +20,21 @@ export const doctor: CommandSpec = {
   details: [
     'The matmul sizes are picked by a short probe so that each timed test takes about --seconds; the figures are compared',
     'with python torch doing the same matmul on this machine when `python3 -c "import torch"` works (MEDLORA_PYTHON',
-    'names another interpreter), else with the CPU\'s theoretical peak (cores x clock x FLOPs per cycle: an estimate).',
+    "names another interpreter), else with the CPU's theoretical peak (cores x clock x FLOPs per cycle: an estimate).",
   ].join('\n'),
   options: {
     json: { type: 'boolean', description: 'print one JSON object instead of text' },
     seconds: { type: 'number', description: 'seconds per matmul speed test', default: 1, value: 'S' },
-    size: { type: 'number', description: 'matrix size of the speed tests (default: picked by a short probe to fit --seconds)', value: 'N' },
-    python: { type: 'boolean', default: true, description: 'compare with python torch when installed (--no-python: with the CPU peak estimate)' },
+    size: {
+      type: 'number',
+      description: 'matrix size of the speed tests (default: picked by a short probe to fit --seconds)',
+      value: 'N',
+    },
+    python: {
+      type: 'boolean',
+      default: true,
+      description: 'compare with python torch when installed (--no-python: with the CPU peak estimate)',
+    },
     threads: THREADS_OPTION,
   },
   async run(args) {
@@ -40,7 +48,13 @@ export const doctor: CommandSpec = {
     const T = await import('../../tensor/index.js');
     const info = T.engineInfo();
     // correctness first: [[1,2],[3,4]]^2 = [[7,10],[15,22]] (by hand)
-    const sq = T.scope(() => { const m = T.tensor([[1, 2], [3, 4]]); return Array.from(m.matmul(m).toFloat32Array()); });
+    const sq = T.scope(() => {
+      const m = T.tensor([
+        [1, 2],
+        [3, 4],
+      ]);
+      return Array.from(m.matmul(m).toFloat32Array());
+    });
     const correct = sq.join(',') === '7,10,15,22';
     const cuda = T.cudaDeviceCount();
     const threads = T.getNumThreads();
@@ -55,23 +69,58 @@ export const doctor: CommandSpec = {
     const f32 = T.matmulRate(n32, 'f32', per);
     const bf16 = T.matmulRate(n16, 'bf16', per);
     const cpu = cpuFacts();
-    const torch: TorchResult = python === undefined ? { skipped: '--no-python' }
-      : !pyReady ? await python.measure([], 0, 0) // the reason it is not ready
-        : await python.measure([[n32, 'f32'], [n16, 'bf16']], per, deadline);
+    const torch: TorchResult =
+      python === undefined
+        ? { skipped: '--no-python' }
+        : !pyReady
+          ? await python.measure([], 0, 0) // the reason it is not ready
+          : await python.measure(
+              [
+                [n32, 'f32'],
+                [n16, 'bf16'],
+              ],
+              per,
+              deadline,
+            );
     const peak = peakGflops(cpu, Math.min(threads, T.physicalCores()));
-    const reference = 'rates' in torch
-      ? { kind: 'python-torch' as const, version: torch.version, f32Gflops: round(torch.rates[0]!), bf16Gflops: round(torch.rates[1]!) }
-      : { kind: 'cpu-peak-estimate' as const, f32Gflops: peak.f32 === null ? null : round(peak.f32), bf16Gflops: peak.bf16 === null ? null : round(peak.bf16),
-        basis: peak.basis, why: 'skipped' in torch ? torch.skipped : undefined };
+    const reference =
+      'rates' in torch
+        ? {
+            kind: 'python-torch' as const,
+            version: torch.version,
+            f32Gflops: round(torch.rates[0]!),
+            bf16Gflops: round(torch.rates[1]!),
+          }
+        : {
+            kind: 'cpu-peak-estimate' as const,
+            f32Gflops: peak.f32 === null ? null : round(peak.f32),
+            bf16Gflops: peak.bf16 === null ? null : round(peak.bf16),
+            basis: peak.basis,
+            why: 'skipped' in torch ? torch.skipped : undefined,
+          };
     const report = {
-      libtorch: { version: info.fullVersion ?? info.torchVersion, foundBy: info.foundBy ?? 'unknown', libDir: info.libDir ?? null,
-        cxx11Abi: info.cxx11Abi, compiledWithCuda: info.compiledWithCuda, mkl: info.hasMKL, onednn: info.hasMKLDNN, openmp: info.hasOpenMP },
+      libtorch: {
+        version: info.fullVersion ?? info.torchVersion,
+        foundBy: info.foundBy ?? 'unknown',
+        libDir: info.libDir ?? null,
+        cxx11Abi: info.cxx11Abi,
+        compiledWithCuda: info.compiledWithCuda,
+        mkl: info.hasMKL,
+        onednn: info.hasMKLDNN,
+        openmp: info.hasOpenMP,
+      },
       addon: info.addon,
       cuda: { available: T.cudaIsAvailable(), devices: cuda },
       threads,
       physicalCores: T.physicalCores(),
       openmp: { OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? null },
-      selfTest: { matmulCorrect: correct, size: n32, bf16Size: n16, f32Gflops: round(f32.gflops), bf16Gflops: round(bf16.gflops) },
+      selfTest: {
+        matmulCorrect: correct,
+        size: n32,
+        bf16Size: n16,
+        f32Gflops: round(f32.gflops),
+        bf16Gflops: round(bf16.gflops),
+      },
       reference,
       cpu: { model: cpu.model, ghz: cpu.ghz, bf16Units: cpu.bf16Units },
       seconds: round((performance.now() - t0) / 1e3),
@@ -88,23 +137,27 @@ export const doctor: CommandSpec = {
       };
       const load = loadavg()[0]!;
       if (load > report.physicalCores) {
-        console.log(`note: the machine is busy (1-min load ${load.toFixed(1)} on ${report.physicalCores} cores); the matmul figures will be low`);
+        console.log(
+          `note: the machine is busy (1-min load ${load.toFixed(1)} on ${report.physicalCores} cores); the matmul figures will be low`,
+        );
       }
-      console.log([
-        `libtorch   ${report.libtorch.version}, found via ${report.libtorch.foundBy}`,
-        `           ${report.libtorch.libDir ?? ''}`,
-        `build      C++11 ABI ${info.cxx11Abi}, CUDA compiled ${yn(info.compiledWithCuda)}, MKL ${yn(info.hasMKL)}, oneDNN ${yn(info.hasMKLDNN)}, OpenMP ${yn(info.hasOpenMP)}`,
-        `CUDA       ${cuda > 0 ? `${cuda} device(s)` : 'no devices'}`,
-        `cpu        ${cpu.model ?? 'unknown'}${cpu.ghz ? ` @ ${cpu.ghz.toFixed(2)} GHz` : ''}; bf16 matmul units: ${cpu.bf16Units.length ? cpu.bf16Units.join(', ') : 'none (bf16 is emulated: f32 is faster here; training computes in f32)'}`,
-        `threads    ${threads} (physical cores: ${report.physicalCores}; --threads N or MEDLORA_NUM_THREADS to change; OMP_WAIT_POLICY ${process.env.OMP_WAIT_POLICY ?? 'unset'})`,
-        `matmul     ${correct ? 'correct' : 'WRONG RESULT'} (2x2 check)`,
-        `fp32       ${n32}x${n32}: ${fmt(f32.gflops)}${vs(f32.gflops, reference.f32Gflops)}`,
-        `bf16       ${n16}x${n16}: ${fmt(bf16.gflops)}${vs(bf16.gflops, reference.bf16Gflops)}`,
-        reference.kind === 'cpu-peak-estimate'
-          ? `reference  estimated peak = ${reference.basis}${reference.why ? `; python torch not used: ${reference.why}` : ''}`
-          : `reference  python torch ${reference.version} on this machine, same sizes, threads and timing (best call)`,
-        `took       ${report.seconds.toFixed(1)} s`,
-      ].join('\n'));
+      console.log(
+        [
+          `libtorch   ${report.libtorch.version}, found via ${report.libtorch.foundBy}`,
+          `           ${report.libtorch.libDir ?? ''}`,
+          `build      C++11 ABI ${info.cxx11Abi}, CUDA compiled ${yn(info.compiledWithCuda)}, MKL ${yn(info.hasMKL)}, oneDNN ${yn(info.hasMKLDNN)}, OpenMP ${yn(info.hasOpenMP)}`,
+          `CUDA       ${cuda > 0 ? `${cuda} device(s)` : 'no devices'}`,
+          `cpu        ${cpu.model ?? 'unknown'}${cpu.ghz ? ` @ ${cpu.ghz.toFixed(2)} GHz` : ''}; bf16 matmul units: ${cpu.bf16Units.length ? cpu.bf16Units.join(', ') : 'none (bf16 is emulated: f32 is faster here; training computes in f32)'}`,
+          `threads    ${threads} (physical cores: ${report.physicalCores}; --threads N or MEDLORA_NUM_THREADS to change; OMP_WAIT_POLICY ${process.env.OMP_WAIT_POLICY ?? 'unset'})`,
+          `matmul     ${correct ? 'correct' : 'WRONG RESULT'} (2x2 check)`,
+          `fp32       ${n32}x${n32}: ${fmt(f32.gflops)}${vs(f32.gflops, reference.f32Gflops)}`,
+          `bf16       ${n16}x${n16}: ${fmt(bf16.gflops)}${vs(bf16.gflops, reference.bf16Gflops)}`,
+          reference.kind === 'cpu-peak-estimate'
+            ? `reference  estimated peak = ${reference.basis}${reference.why ? `; python torch not used: ${reference.why}` : ''}`
+            : `reference  python torch ${reference.version} on this machine, same sizes, threads and timing (best call)`,
+          `took       ${report.seconds.toFixed(1)} s`,
+        ].join('\n'),
+      );
     }
     return correct ? 0 : 1;
   },
@@ -153,14 +206,31 @@ function startPythonTorch(threads: number): PythonTorch {
     '    out.append(2 * n ** 3 / best / 1e9)',
     'print(json.dumps({"version": torch.__version__, "rates": out}), flush=True)',
   ].join('\n');
-  let stdout = '', stderr = '', failed: string | undefined, exited = false;
+  let stdout = '',
+    stderr = '',
+    failed: string | undefined,
+    exited = false;
   const child = spawn(py, ['-c', code], { stdio: ['pipe', 'pipe', 'pipe'] });
-  child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-  child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-  child.on('error', (e: NodeJS.ErrnoException) => { failed = e.code === 'ENOENT' ? `${py} not found` : `${py}: ${e.message}`; });
-  child.on('exit', () => { exited = true; });
-  child.stdin.on('error', () => { /* python gone: reported below */ });
-  const why = (): string => failed ?? (/No module named .?torch/.test(stderr) ? `${py} has no torch` : `${py} failed (${stderr.trim().split('\n').pop() ?? 'no output'})`);
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    stdout += d;
+  });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+  });
+  child.on('error', (e: NodeJS.ErrnoException) => {
+    failed = e.code === 'ENOENT' ? `${py} not found` : `${py}: ${e.message}`;
+  });
+  child.on('exit', () => {
+    exited = true;
+  });
+  child.stdin.on('error', () => {
+    /* python gone: reported below */
+  });
+  const why = (): string =>
+    failed ??
+    (/No module named .?torch/.test(stderr)
+      ? `${py} has no torch`
+      : `${py} failed (${stderr.trim().split('\n').pop() ?? 'no output'})`);
   const wait = async (done: () => boolean, deadline: number): Promise<boolean> => {
     while (!done()) {
       if (failed || exited || Date.now() > deadline) return done();

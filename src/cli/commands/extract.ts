@@ -16,12 +16,22 @@ async function readInputs(file: string): Promise<Array<{ id: string; text: strin
     if (text.trim() === '') continue;
     const where = `${file}:${line}`;
     let v: unknown;
-    try { v = JSON.parse(text); } catch (e) { throw new MedloraError(`${where}: invalid JSON (${(e as Error).message})`); }
-    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new MedloraError(`${where}: expected a JSON object {"id", "text"}`);
+    try {
+      v = JSON.parse(text);
+    } catch (e) {
+      throw new MedloraError(`${where}: invalid JSON (${(e as Error).message})`);
+    }
+    if (!v || typeof v !== 'object' || Array.isArray(v))
+      throw new MedloraError(`${where}: expected a JSON object {"id", "text"}`);
     const o = v as Record<string, unknown>;
     const body = o.text ?? o.input;
     if (typeof body !== 'string') throw new MedloraError(`${where}: needs "text" (or "input") as a string`);
-    const id = o.id === undefined ? String(line) : typeof o.id === 'string' || typeof o.id === 'number' ? String(o.id) : undefined;
+    const id =
+      o.id === undefined
+        ? String(line)
+        : typeof o.id === 'string' || typeof o.id === 'number'
+          ? String(o.id)
+          : undefined;
     if (id === undefined) throw new MedloraError(`${where}: "id" must be a string or number`);
     if (ids.has(id)) throw new MedloraError(`${where}: duplicate id "${id}"`);
     ids.add(id);
@@ -42,14 +52,19 @@ export const extractCommand: CommandSpec = {
     'entities: [{"role", "text", "span": [start, end] | null, "occurrences": [[start, end], ...]}]. Offsets are Unicode',
     'code points of the input (Python text[start:end]), end exclusive; matching is case-insensitive after normalising',
     'whitespace and dashes; span is the first occurrence, null when the entity does not occur in the text.',
-    'The prompt style, max length, instruction and dtype come from the adapter\'s training contract (medlora_contract.json,',
+    "The prompt style, max length, instruction and dtype come from the adapter's training contract (medlora_contract.json,",
     'written by medlora train); a flag that contradicts it wins with a warning. A plain PEFT adapter: alpaca, no limit.',
-    'finish_reason: eos (the answer ended), length (--max-new-tokens reached) or max_positions (the model\'s',
+    "finish_reason: eos (the answer ended), length (--max-new-tokens reached) or max_positions (the model's",
     'max_position_embeddings reached); truncated is true for the last two.',
   ].join('\n'),
   options: {
     ...GENERATION_OPTIONS,
-    task: { type: 'string', value: 'TASK', description: 'ddi-triplets, chemicals, diseases, influences, chemprot, drug-ae or ade-email (default: the adapter\'s training contract when it names one task)' },
+    task: {
+      type: 'string',
+      value: 'TASK',
+      description:
+        "ddi-triplets, chemicals, diseases, influences, chemprot, drug-ae or ade-email (default: the adapter's training contract when it names one task)",
+    },
     input: { type: 'string', value: 'FILE', description: 'JSONL of {"id", "text"} (instead of TEXT)' },
     output: { type: 'string', value: 'FILE', description: 'write the JSON lines here instead of stdout' },
     quiet: { type: 'boolean', description: 'no progress bar' },
@@ -66,25 +81,61 @@ export const extractCommand: CommandSpec = {
     const { readContract } = await import('../../data/contract.js');
     const adapter = str(args, 'adapter');
     const contract = adapter !== undefined ? readContract(adapter) : null;
-    const structured = contract?.tasks.map((t) => t.name).filter((t) => { try { structuredTask(t); return true; } catch { return false; } }) ?? [];
+    const structured =
+      contract?.tasks
+        .map((t) => t.name)
+        .filter((t) => {
+          try {
+            structuredTask(t);
+            return true;
+          } catch {
+            return false;
+          }
+        }) ?? [];
     const taskFlag = str(args, 'task');
     if (taskFlag === undefined && structured.length !== 1) {
-      throw new MedloraError(`--task TASK is required${contract ? ` (the adapter's training contract names ${structured.length ? structured.join(', ') : 'no structured task'})` : ''}`);
+      throw new MedloraError(
+        `--task TASK is required${contract ? ` (the adapter's training contract names ${structured.length ? structured.join(', ') : 'no structured task'})` : ''}`,
+      );
     }
     const task = structuredTask(taskFlag ?? structured[0]!);
     const file = str(args, 'input');
-    if (file !== undefined && args.positionals.length) throw new MedloraError('medlora extract: give TEXT or --input FILE, not both');
+    if (file !== undefined && args.positionals.length)
+      throw new MedloraError('medlora extract: give TEXT or --input FILE, not both');
     if (file === undefined && args.positionals.length !== 1) {
-      throw new MedloraError(`medlora extract: give one TEXT argument (quote it) or --input FILE.jsonl${args.positionals.length > 1 ? ` (got ${args.positionals.length} arguments)` : ''}`);
+      throw new MedloraError(
+        `medlora extract: give one TEXT argument (quote it) or --input FILE.jsonl${args.positionals.length > 1 ? ` (got ${args.positionals.length} arguments)` : ''}`,
+      );
     }
     const inputs = file !== undefined ? await readInputs(file) : [{ id: '1', text: args.positionals[0]! }];
     const gen = generationSettings(args, 'extract');
-    const { model, tok, settings: resolved } = await loadModelAndTokenizer(args, 'extract', true, taskFlag !== undefined ? { tasks: [task] } : {});
-    const settings = { ...gen, promptStyle: resolved.prompt_style, maxLength: resolved.max_length, instructions: resolved.instructions };
+    const {
+      model,
+      tok,
+      settings: resolved,
+    } = await loadModelAndTokenizer(args, 'extract', true, taskFlag !== undefined ? { tasks: [task] } : {});
+    const settings = {
+      ...gen,
+      promptStyle: resolved.prompt_style,
+      maxLength: resolved.max_length,
+      instructions: resolved.instructions,
+    };
     let results;
     try {
-      const bar = file !== undefined ? new Progress({ total: inputs.length, label: 'extract', unit: 'texts', quiet: bool(args, 'quiet') || (parallel?.rank ?? 0) !== 0 }) : undefined;
-      results = extract(model, tok, task, inputs, { ...settings, parallel, onProgress: (_p, done) => bar?.update(done) }).results;
+      const bar =
+        file !== undefined
+          ? new Progress({
+              total: inputs.length,
+              label: 'extract',
+              unit: 'texts',
+              quiet: bool(args, 'quiet') || (parallel?.rank ?? 0) !== 0,
+            })
+          : undefined;
+      results = extract(model, tok, task, inputs, {
+        ...settings,
+        parallel,
+        onProgress: (_p, done) => bar?.update(done),
+      }).results;
       bar?.end();
     } finally {
       model.dispose();
@@ -92,13 +143,19 @@ export const extractCommand: CommandSpec = {
     parallel?.destroy();
     if ((parallel?.rank ?? 0) !== 0) return 0;
     const cut = results.filter((r) => r.finish_reason === 'max_positions').length;
-    if (cut) console.error(`warning: ${cut} answer(s) TRUNCATED at the model's max_position_embeddings (finish_reason max_positions, truncated true); shorten the inputs (--max-length)`);
+    if (cut)
+      console.error(
+        `warning: ${cut} answer(s) TRUNCATED at the model's max_position_embeddings (finish_reason max_positions, truncated true); shorten the inputs (--max-length)`,
+      );
     const outFile = str(args, 'output');
     const lines = results.map((r) => JSON.stringify(r)).join('\n');
     if (outFile === undefined) console.log(lines);
     else {
       const ws: WriteStream = createWriteStream(outFile);
-      await new Promise<void>((res, rej) => { ws.on('error', (e) => rej(new MedloraError(`--output ${outFile}: ${e.message}`))); ws.end(`${lines}\n`, () => res()); });
+      await new Promise<void>((res, rej) => {
+        ws.on('error', (e) => rej(new MedloraError(`--output ${outFile}: ${e.message}`)));
+        ws.end(`${lines}\n`, () => res());
+      });
     }
     return 0;
   },

@@ -7,13 +7,19 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { CommandSpec } from '../command.js';
 
 function isCommand(v: unknown): v is CommandSpec {
-  return typeof v === 'object' && v !== null && typeof (v as CommandSpec).name === 'string' &&
-    typeof (v as CommandSpec).run === 'function';
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    typeof (v as CommandSpec).name === 'string' &&
+    typeof (v as CommandSpec).run === 'function'
+  );
 }
 
 async function discover(): Promise<CommandSpec[]> {
   const here = dirname(fileURLToPath(import.meta.url));
-  const files = readdirSync(here).filter((f) => f.endsWith('.js') && f !== 'index.js' && !f.endsWith('.test.js')).sort();
+  const files = readdirSync(here)
+    .filter((f) => f.endsWith('.js') && f !== 'index.js' && !f.endsWith('.test.js'))
+    .sort();
   const out: CommandSpec[] = [];
   for (const f of files) {
     const mod = (await import(pathToFileURL(`${here}/${f}`).href)) as Record<string, unknown>;

@@ -39,7 +39,7 @@ export const serveCommand: CommandSpec = {
     '<key>" (compared in constant time); limits below answer 413 (body, prompt) or 429 (--max-concurrent).',
     '  GET /             a web page: pick a task, paste text, see the table, highlighted spans and raw JSON',
     '                    (/?task=T&text=...&run=1 pre-fills the form and submits it)',
-    'The prompt style, max length, instructions, dtype and default tasks come from the adapter\'s training contract',
+    "The prompt style, max length, instructions, dtype and default tasks come from the adapter's training contract",
     '(medlora_contract.json, written by medlora train); a flag that contradicts it wins with a warning.',
     'Queueing: generation runs one batch at a time. Greedy requests of the same task and settings that wait together',
     'share a batch of at most --max-batch texts (the oldest request always goes first); sampled requests (temperature > 0)',
@@ -51,21 +51,75 @@ export const serveCommand: CommandSpec = {
   ].join('\n'),
   options: {
     model: GENERATION_OPTIONS.model!,
-    adapter: { type: 'string', value: '[NAME=]DIR', multiple: true, description: 'PEFT LoRA adapter folder; NAME=DIR (repeatable) serves several over one base, picked by "model"' },
-    'base-name': { type: 'string', value: 'NAME', description: 'the base model\'s name in "model" fields (default: its folder name)' },
-    'chat-template': { type: 'string', value: 'FILE', description: 'a Jinja chat template for /v1/chat/completions (default: the tokenizer\'s own)' },
-    'api-key-env': { type: 'string', value: 'VAR', description: 'require "Authorization: Bearer $VAR" on /v1 routes (the key is read from this environment variable)' },
-    'max-concurrent': { type: 'number', value: 'N', default: 64, description: 'most generating requests accepted at once (more: 429)' },
-    'max-prompt-tokens': { type: 'number', value: 'N', default: 4096, description: 'most prompt tokens of a completion request' },
+    adapter: {
+      type: 'string',
+      value: '[NAME=]DIR',
+      multiple: true,
+      description: 'PEFT LoRA adapter folder; NAME=DIR (repeatable) serves several over one base, picked by "model"',
+    },
+    'base-name': {
+      type: 'string',
+      value: 'NAME',
+      description: 'the base model\'s name in "model" fields (default: its folder name)',
+    },
+    'chat-template': {
+      type: 'string',
+      value: 'FILE',
+      description: "a Jinja chat template for /v1/chat/completions (default: the tokenizer's own)",
+    },
+    'api-key-env': {
+      type: 'string',
+      value: 'VAR',
+      description:
+        'require "Authorization: Bearer $VAR" on /v1 routes (the key is read from this environment variable)',
+    },
+    'max-concurrent': {
+      type: 'number',
+      value: 'N',
+      default: 64,
+      description: 'most generating requests accepted at once (more: 429)',
+    },
+    'max-prompt-tokens': {
+      type: 'number',
+      value: 'N',
+      default: 4096,
+      description: 'most prompt tokens of a completion request',
+    },
     tokenizer: GENERATION_OPTIONS.tokenizer!,
-    task: { type: 'string', value: 'TASK', multiple: true, description: 'serve only this task (repeatable; default: the adapter\'s training contract\'s tasks, else every structured task)' },
-    host: { type: 'string', value: 'HOST', default: '127.0.0.1', description: 'address to listen on (0.0.0.0 exposes the server to the network)' },
-    port: { type: 'number', value: 'N', default: 8080, description: 'port (0 = any free port; the chosen one is printed)' },
+    task: {
+      type: 'string',
+      value: 'TASK',
+      multiple: true,
+      description:
+        "serve only this task (repeatable; default: the adapter's training contract's tasks, else every structured task)",
+    },
+    host: {
+      type: 'string',
+      value: 'HOST',
+      default: '127.0.0.1',
+      description: 'address to listen on (0.0.0.0 exposes the server to the network)',
+    },
+    port: {
+      type: 'number',
+      value: 'N',
+      default: 8080,
+      description: 'port (0 = any free port; the chosen one is printed)',
+    },
     'max-batch': { type: 'number', value: 'N', default: 8, description: 'most texts generated together in one batch' },
-    'max-new-tokens': { type: 'number', value: 'N', default: 256, description: 'most (and default) tokens generated per answer' },
+    'max-new-tokens': {
+      type: 'number',
+      value: 'N',
+      default: 256,
+      description: 'most (and default) tokens generated per answer',
+    },
     'max-texts': { type: 'number', value: 'N', default: 64, description: 'most texts in one request' },
     'max-input-chars': { type: 'number', value: 'N', default: 20000, description: 'most characters in one text' },
-    'max-body-bytes': { type: 'number', value: 'N', default: 1048576, description: 'largest request body (larger: 413)' },
+    'max-body-bytes': {
+      type: 'number',
+      value: 'N',
+      default: 1048576,
+      description: 'largest request body (larger: 413)',
+    },
     prompt: GENERATION_OPTIONS.prompt!,
     'max-length': GENERATION_OPTIONS['max-length']!,
     dtype: GENERATION_OPTIONS.dtype!,
@@ -87,30 +141,50 @@ export const serveCommand: CommandSpec = {
     const dtype = str(args, 'dtype');
     const threads = num(args, 'threads');
     const adapters = list(args, 'adapter');
-    const named = adapters.filter((a) => /^[^=/\\]+=/.test(a)).map((a) => ({ name: a.slice(0, a.indexOf('=')), dir: a.slice(a.indexOf('=') + 1) }));
-    if (named.length && named.length !== adapters.length) throw new MedloraError('medlora serve: give every --adapter as NAME=DIR, or a single --adapter DIR');
-    if (!named.length && adapters.length > 1) throw new MedloraError('medlora serve: several adapters need names: --adapter NAME=DIR (repeatable)');
+    const named = adapters
+      .filter((a) => /^[^=/\\]+=/.test(a))
+      .map((a) => ({ name: a.slice(0, a.indexOf('=')), dir: a.slice(a.indexOf('=') + 1) }));
+    if (named.length && named.length !== adapters.length)
+      throw new MedloraError('medlora serve: give every --adapter as NAME=DIR, or a single --adapter DIR');
+    if (!named.length && adapters.length > 1)
+      throw new MedloraError('medlora serve: several adapters need names: --adapter NAME=DIR (repeatable)');
     const adapter = named.length ? undefined : adapters[0];
     let apiKey: string | undefined;
     const keyVar = str(args, 'api-key-env');
     if (keyVar !== undefined) {
       apiKey = process.env[keyVar];
-      if (!apiKey) throw new MedloraError(`medlora serve: --api-key-env ${keyVar}: the environment variable is not set or empty`);
+      if (!apiKey)
+        throw new MedloraError(`medlora serve: --api-key-env ${keyVar}: the environment variable is not set or empty`);
     }
     const templateFile = str(args, 'chat-template');
-    const chatTemplate = templateFile !== undefined ? (await import('node:fs')).readFileSync(templateFile, 'utf8') : undefined;
+    const chatTemplate =
+      templateFile !== undefined ? (await import('node:fs')).readFileSync(templateFile, 'utf8') : undefined;
     const { loadTokenizer } = await import('../../tokenize/tokenizer.js');
     const { loadModel } = await import('../../model/load.js');
     const { loadAnyAdapter } = await import('../../adapt/methods/index.js');
     const { inferenceSettings } = await import('../../eval/load-extractor.js');
     const loaded = loadExtractor({
-      model: str(args, 'model')!, where: 'medlora serve', ...explicit, fieldNames: CONTRACT_FLAGS, ...(tasks.length ? { tasks } : {}),
-      ...(tokDir !== undefined ? { tokenizer: tokDir } : {}), ...(dtype !== undefined ? { dtype } : {}),
-      ...(threads !== undefined ? { threads } : {}), ...(adapter !== undefined ? { adapter } : {}),
+      model: str(args, 'model')!,
+      where: 'medlora serve',
+      ...explicit,
+      fieldNames: CONTRACT_FLAGS,
+      ...(tasks.length ? { tasks } : {}),
+      ...(tokDir !== undefined ? { tokenizer: tokDir } : {}),
+      ...(dtype !== undefined ? { dtype } : {}),
+      ...(threads !== undefined ? { threads } : {}),
+      ...(adapter !== undefined ? { adapter } : {}),
     });
     const { model, modelDir, adapterDir, settings, warnings } = loaded;
     for (const w of warnings) console.error(`warning: ${w}`);
-    const contractTasks = (t: string[]): StructuredTask[] => t.filter((x) => { try { structuredTask(x); return true; } catch { return false; } }) as StructuredTask[];
+    const contractTasks = (t: string[]): StructuredTask[] =>
+      t.filter((x) => {
+        try {
+          structuredTask(x);
+          return true;
+        } catch {
+          return false;
+        }
+      }) as StructuredTask[];
     // without --task: the tasks the adapter was trained on (its contract), else every structured task
     const explicitTasks = tasks.length > 0;
     if (!tasks.length) tasks = contractTasks(settings.contract_tasks);
@@ -119,45 +193,90 @@ export const serveCommand: CommandSpec = {
     // named adapters: each its own copy of the base with the adapter applied (src/serve/models.ts), prompted as its
     // own training contract says
     const extra: import('../../serve/models.js').ServedModel[] = [];
-    const disposeAll = (): void => { model.dispose(); for (const e of extra) e.model.dispose(); };
+    const disposeAll = (): void => {
+      model.dispose();
+      for (const e of extra) e.model.dispose();
+    };
     try {
       for (const a of named) {
-        const { settings: s } = inferenceSettings(a.dir, { ...explicit, fieldNames: CONTRACT_FLAGS, ...(explicitTasks ? { tasks } : {}) });
+        const { settings: s } = inferenceSettings(a.dir, {
+          ...explicit,
+          fieldNames: CONTRACT_FLAGS,
+          ...(explicitTasks ? { tasks } : {}),
+        });
         for (const w of s.warnings) console.error(`warning: --adapter ${a.name}: ${w}`);
         const own = explicitTasks ? tasks : contractTasks(s.contract_tasks);
         const m = loadModel(modelDir, dtype ? { dtype: dtype as 'f32' | 'bf16' } : {});
         extra.push({
-          name: a.name, model: m, tok, adapterDir: a.dir, promptStyle: s.prompt_style, ...(s.max_length !== undefined ? { maxLength: s.max_length } : {}),
-          instructions: s.instructions, ...(own.length ? { tasks: own } : {}),
+          name: a.name,
+          model: m,
+          tok,
+          adapterDir: a.dir,
+          promptStyle: s.prompt_style,
+          ...(s.max_length !== undefined ? { maxLength: s.max_length } : {}),
+          instructions: s.instructions,
+          ...(own.length ? { tasks: own } : {}),
         });
         loadAnyAdapter(m, a.dir);
       }
     } catch (e) {
       disposeAll();
-      throw new MedloraError(`medlora serve: --adapter ${named[extra.length - 1]?.name ?? ''}: ${(e as Error).message}`);
+      throw new MedloraError(
+        `medlora serve: --adapter ${named[extra.length - 1]?.name ?? ''}: ${(e as Error).message}`,
+      );
     }
-    const baseName = str(args, 'base-name') ?? (named.length ? (await import('node:path')).basename((await import('node:path')).resolve(modelDir)) : await folderName(modelDir));
+    const baseName =
+      str(args, 'base-name') ??
+      (named.length
+        ? (await import('node:path')).basename((await import('node:path')).resolve(modelDir))
+        : await folderName(modelDir));
     let handle;
     try {
       handle = await createServer({
-        model: named.length ? extra[0]!.model : model, tok, modelName: named.length ? named[0]!.name : baseName, adapterName: named.length ? named[0]!.dir : adapterDir ? await folderName(adapterDir) : null,
+        model: named.length ? extra[0]!.model : model,
+        tok,
+        modelName: named.length ? named[0]!.name : baseName,
+        adapterName: named.length ? named[0]!.dir : adapterDir ? await folderName(adapterDir) : null,
         // the first named adapter is the default model; the base is served under its own name beside the others
         extraModels: named.length ? [{ name: baseName, model, tok, adapterDir: null }, ...extra.slice(1)] : [],
         // served tasks: --task, else every named adapter's contract tasks together, else the adapter's, else all
         ...(named.length
-          ? (explicitTasks || extra.some((e) => !e.tasks) ? (tasks.length ? { tasks } : {}) : { tasks: [...new Set(extra.flatMap((e) => e.tasks!))] })
-          : tasks.length ? { tasks } : {}),
+          ? explicitTasks || extra.some((e) => !e.tasks)
+            ? tasks.length
+              ? { tasks }
+              : {}
+            : { tasks: [...new Set(extra.flatMap((e) => e.tasks!))] }
+          : tasks.length
+            ? { tasks }
+            : {}),
         ...(named.length && extra[0]!.tasks ? { modelTasks: extra[0]!.tasks } : {}),
-        host: str(args, 'host')!, port: num(args, 'port')!, maxBatch: num(args, 'max-batch')!, maxNewTokens: num(args, 'max-new-tokens')!,
-        maxTexts: num(args, 'max-texts')!, maxInputChars: num(args, 'max-input-chars')!, maxBodyBytes: num(args, 'max-body-bytes')!,
-        maxConcurrent: num(args, 'max-concurrent')!, maxPromptTokens: num(args, 'max-prompt-tokens')!,
+        host: str(args, 'host')!,
+        port: num(args, 'port')!,
+        maxBatch: num(args, 'max-batch')!,
+        maxNewTokens: num(args, 'max-new-tokens')!,
+        maxTexts: num(args, 'max-texts')!,
+        maxInputChars: num(args, 'max-input-chars')!,
+        maxBodyBytes: num(args, 'max-body-bytes')!,
+        maxConcurrent: num(args, 'max-concurrent')!,
+        maxPromptTokens: num(args, 'max-prompt-tokens')!,
         ...(apiKey !== undefined ? { apiKey } : {}),
         ...(named.length
-          ? { promptStyle: extra[0]!.promptStyle!, ...(extra[0]!.maxLength !== undefined ? { maxLength: extra[0]!.maxLength } : {}), instructions: extra[0]!.instructions! }
-          : { promptStyle: settings.prompt_style, ...(maxLength !== undefined ? { maxLength } : {}), instructions: settings.instructions }),
+          ? {
+              promptStyle: extra[0]!.promptStyle!,
+              ...(extra[0]!.maxLength !== undefined ? { maxLength: extra[0]!.maxLength } : {}),
+              instructions: extra[0]!.instructions!,
+            }
+          : {
+              promptStyle: settings.prompt_style,
+              ...(maxLength !== undefined ? { maxLength } : {}),
+              instructions: settings.instructions,
+            }),
         onRequest: (e) => {
           if (json) console.log(JSON.stringify({ event: 'request', ...e }));
-          else if (!quiet) console.error(`${e.method} ${e.path} ${e.status} ${e.ms} ms${e.model ? ` [${e.model}]` : ''}${e.texts ? ` (${e.texts} texts, batch of ${e.batch?.texts})` : ''}${e.completion_tokens !== undefined ? ` (${e.prompt_tokens}+${e.completion_tokens} tokens)` : ''}${e.error ? `: ${e.error}` : ''}`);
+          else if (!quiet)
+            console.error(
+              `${e.method} ${e.path} ${e.status} ${e.ms} ms${e.model ? ` [${e.model}]` : ''}${e.texts ? ` (${e.texts} texts, batch of ${e.batch?.texts})` : ''}${e.completion_tokens !== undefined ? ` (${e.prompt_tokens}+${e.completion_tokens} tokens)` : ''}${e.error ? `: ${e.error}` : ''}`,
+            );
         },
       });
     } catch (e) {
@@ -166,15 +285,34 @@ export const serveCommand: CommandSpec = {
     }
     const h = handle;
     const loadS = (Date.now() - t0) / 1000;
-    if (json) console.log(JSON.stringify({ event: 'listening', url: h.url, host: h.host, port: h.port, model: modelDir, adapter: adapterDir ?? named[0]?.dir ?? null,
-      models: [...(named.length ? [] : [baseName]), ...named.map((a) => a.name), ...(named.length ? [baseName] : [])], load_s: loadS }));
-    else console.error(`medlora serve: listening on ${h.url} (model ${modelDir}${adapterDir ? `, adapter ${adapterDir}` : ''}${named.length ? `; models ${[...named.map((a) => a.name), baseName].join(', ')}` : ''}; loaded in ${loadS.toFixed(1)} s). Ctrl-C to stop.`);
+    if (json)
+      console.log(
+        JSON.stringify({
+          event: 'listening',
+          url: h.url,
+          host: h.host,
+          port: h.port,
+          model: modelDir,
+          adapter: adapterDir ?? named[0]?.dir ?? null,
+          models: [
+            ...(named.length ? [] : [baseName]),
+            ...named.map((a) => a.name),
+            ...(named.length ? [baseName] : []),
+          ],
+          load_s: loadS,
+        }),
+      );
+    else
+      console.error(
+        `medlora serve: listening on ${h.url} (model ${modelDir}${adapterDir ? `, adapter ${adapterDir}` : ''}${named.length ? `; models ${[...named.map((a) => a.name), baseName].join(', ')}` : ''}; loaded in ${loadS.toFixed(1)} s). Ctrl-C to stop.`,
+      );
     // run until a signal; then finish accepted requests and exit 0
     const signal = await new Promise<string>((resolve) => {
       process.once('SIGINT', () => resolve('SIGINT'));
       process.once('SIGTERM', () => resolve('SIGTERM'));
     });
-    if (!json) console.error(`medlora serve: ${signal}: finishing ${h.stats().queued} queued request(s), then stopping`);
+    if (!json)
+      console.error(`medlora serve: ${signal}: finishing ${h.stats().queued} queued request(s), then stopping`);
     await h.close();
     disposeAll();
     if (json) console.log(JSON.stringify({ event: 'stopped', signal, ...h.stats() }));

@@ -10,7 +10,12 @@ export const tokenizeCommand: CommandSpec = {
   summary: 'Show the tokens and ids a tokenizer produces for a text',
   positionals: 'TEXT',
   options: {
-    tokenizer: { type: 'string', value: 'DIR', required: true, description: 'folder with tokenizer.json (or vocab.json + merges.txt)' },
+    tokenizer: {
+      type: 'string',
+      value: 'DIR',
+      required: true,
+      description: 'folder with tokenizer.json (or vocab.json + merges.txt)',
+    },
     ids: { type: 'boolean', description: 'print only the ids, space separated' },
     'no-special': { type: 'boolean', description: 'do not add BOS/EOS or other template tokens' },
     json: { type: 'boolean', description: 'print one JSON object: ids, tokens, special-token info' },
@@ -22,13 +27,28 @@ export const tokenizeCommand: CommandSpec = {
     const tok = loadTokenizer(str(args, 'tokenizer')!);
     const { ids, tokens } = tok.encodeWithTokens(text, { addSpecialTokens: !bool(args, 'no-special') });
     if (bool(args, 'json')) {
-      console.log(JSON.stringify({ text, ids, tokens, count: ids.length, vocab_size: tok.vocabSize, bos_id: tok.bosId ?? null,
-        eos_id: tok.eosId ?? null, eos_ids: tok.eosIds, pad_id: tok.padId ?? null, adds_bos: tok.addsBos, source: tok.source }));
+      console.log(
+        JSON.stringify({
+          text,
+          ids,
+          tokens,
+          count: ids.length,
+          vocab_size: tok.vocabSize,
+          bos_id: tok.bosId ?? null,
+          eos_id: tok.eosId ?? null,
+          eos_ids: tok.eosIds,
+          pad_id: tok.padId ?? null,
+          adds_bos: tok.addsBos,
+          source: tok.source,
+        }),
+      );
     } else if (bool(args, 'ids')) {
       console.log(ids.join(' '));
     } else {
       const w = Math.max(...ids.map((i) => String(i).length), 2);
-      ids.forEach((id, i) => console.log(`${String(id).padStart(w)}  ${JSON.stringify(tokens[i])}${tok.isSpecial(id) ? '  (special)' : ''}`));
+      ids.forEach((id, i) =>
+        console.log(`${String(id).padStart(w)}  ${JSON.stringify(tokens[i])}${tok.isSpecial(id) ? '  (special)' : ''}`),
+      );
       console.log(`${ids.length} tokens (vocab ${tok.vocabSize}, ${tok.source})`);
     }
     return 0;

@@ -15,10 +15,19 @@ export const trainCommand: CommandSpec = {
   name: 'train',
   summary: 'Fine-tune a model with LoRA from a config file (YAML or JSON)',
   options: {
-    config: { type: 'string', value: 'FILE', description: 'training config (configs/*.yaml presets, or your own); required unless --resume RUN_DIR' },
-    model: { type: 'string', value: 'DIR', description: 'model folder (overrides the config\'s model)' },
+    config: {
+      type: 'string',
+      value: 'FILE',
+      description: 'training config (configs/*.yaml presets, or your own); required unless --resume RUN_DIR',
+    },
+    model: { type: 'string', value: 'DIR', description: "model folder (overrides the config's model)" },
     output: { type: 'string', value: 'DIR', description: 'run directory (overrides output_dir)' },
-    resume: { type: 'string', value: 'RUN_DIR|CHECKPOINT|latest', description: 'continue a run: its folder alone (its config.resolved.json and newest checkpoint), a checkpoint-<step> folder, or latest (with --config)' },
+    resume: {
+      type: 'string',
+      value: 'RUN_DIR|CHECKPOINT|latest',
+      description:
+        'continue a run: its folder alone (its config.resolved.json and newest checkpoint), a checkpoint-<step> folder, or latest (with --config)',
+    },
     'dry-run': { type: 'boolean', description: 'print the resolved config and exit' },
     json: { type: 'boolean', description: 'machine-readable progress and result as JSON lines on stdout' },
     quiet: { type: 'boolean', description: 'no progress bar' },
@@ -31,7 +40,7 @@ export const trainCommand: CommandSpec = {
     'is unique: --learning_rate, --lora_alpha, --seed, ...). Lists: --target_modules q_proj,v_proj. null: --eval_steps null.',
     'The run directory gets config.resolved.json, metrics.jsonl, checkpoint-<step>/, adapter/ and report.html.',
     'Ctrl-C finishes the current update, saves a checkpoint and exits with code 130; `medlora train --resume RUN_DIR`',
-    'then continues from the run folder\'s config.resolved.json and its newest checkpoint (flags still override keys).',
+    "then continues from the run folder's config.resolved.json and its newest checkpoint (flags still override keys).",
     'Several processes (data parallel, c10d Gloo/NCCL): torchrun --nproc-per-node N --no-python node bin/medlora.js train ...',
     'or --nproc-per-node N; per_device_train_batch_size is per rank (the global batch is N times it).',
   ].join('\n'),
@@ -49,7 +58,11 @@ export const trainCommand: CommandSpec = {
       resume = t.checkpoint;
     }
     if (file === undefined) {
-      throw new MedloraError(resume === 'latest' ? '--resume latest needs --config FILE (or give the run folder: --resume RUN_DIR)' : '--config FILE is required (or --resume RUN_DIR to continue a run)');
+      throw new MedloraError(
+        resume === 'latest'
+          ? '--resume latest needs --config FILE (or give the run folder: --resume RUN_DIR)'
+          : '--config FILE is required (or --resume RUN_DIR to continue a run)',
+      );
     }
     if (str(args, 'model') !== undefined) overrides.push(['model', str(args, 'model')!]);
     if (str(args, 'output') !== undefined) overrides.push(['output_dir', str(args, 'output')!]);
@@ -67,8 +80,13 @@ export const trainCommand: CommandSpec = {
     const { runTraining } = await import('../../train/run.js');
     let res;
     try {
-      res = await runTraining(cfg, { ...(resume !== undefined ? { resume } : {}), json, quiet: bool(args, 'quiet'), parallel,
-        generateEval: async (model, c) => (await import('../../eval/run-eval.js')).trainingGenerateEval(model, c) });
+      res = await runTraining(cfg, {
+        ...(resume !== undefined ? { resume } : {}),
+        json,
+        quiet: bool(args, 'quiet'),
+        parallel,
+        generateEval: async (model, c) => (await import('../../eval/run-eval.js')).trainingGenerateEval(model, c),
+      });
     } finally {
       parallel?.destroy();
     }
@@ -77,7 +95,10 @@ export const trainCommand: CommandSpec = {
       const ranksNote = parallel ? ` (with the same ${parallel.worldSize} ranks)` : '';
       const cmd = `medlora train --resume ${shellQuote(cfg.output_dir)}`;
       const msg = `interrupted at step ${res.steps}; checkpoint saved in ${res.lastCheckpoint}. Resume with: ${cmd}${ranksNote}`;
-      if (json) console.log(JSON.stringify({ event: 'interrupted', step: res.steps, checkpoint: res.lastCheckpoint, resume: cmd }));
+      if (json)
+        console.log(
+          JSON.stringify({ event: 'interrupted', step: res.steps, checkpoint: res.lastCheckpoint, resume: cmd }),
+        );
       console.error(msg);
       return 130;
     }

@@ -9,10 +9,15 @@ import { bump, countRecord, decodeUtf8, walkFiles, type Importer } from './commo
 function toAde(v: unknown, where: string): AdeEmail {
   let o = v;
   if (typeof o === 'string') {
-    try { o = JSON.parse(o); } catch (e) { throw new MedloraError(`${where}: "output" is a string but not valid JSON (${(e as Error).message})`); }
+    try {
+      o = JSON.parse(o);
+    } catch (e) {
+      throw new MedloraError(`${where}: "output" is a string but not valid JSON (${(e as Error).message})`);
+    }
   }
   const r = o as Record<string, unknown> | null;
-  if (!r || typeof r !== 'object' || Array.isArray(r)) throw new MedloraError(`${where}: "output" must be an object {drug_name, adverse_events}`);
+  if (!r || typeof r !== 'object' || Array.isArray(r))
+    throw new MedloraError(`${where}: "output" must be an object {drug_name, adverse_events}`);
   if (typeof r.drug_name !== 'string') throw new MedloraError(`${where}: output.drug_name is missing or not a string`);
   if (!Array.isArray(r.adverse_events) || !r.adverse_events.every((x) => typeof x === 'string')) {
     throw new MedloraError(`${where}: output.adverse_events must be an array of strings`);
@@ -38,29 +43,55 @@ export const adeEmail: Importer = {
         if (!folder) throw new MedloraError(`${file}: ${why}`);
         skipped.push(file);
       };
-      if (text.trim() === '') { notRecords('is empty (expected a JSON array)'); continue; }
+      if (text.trim() === '') {
+        notRecords('is empty (expected a JSON array)');
+        continue;
+      }
       let arr: unknown;
-      try { arr = JSON.parse(text); } catch (e) { notRecords(`invalid JSON (${(e as Error).message})`); continue; }
-      if (!Array.isArray(arr)) { notRecords('expected a JSON array of {input, output}'); continue; }
+      try {
+        arr = JSON.parse(text);
+      } catch (e) {
+        notRecords(`invalid JSON (${(e as Error).message})`);
+        continue;
+      }
+      if (!Array.isArray(arr)) {
+        notRecords('expected a JSON array of {input, output}');
+        continue;
+      }
       for (let i = 0; i < arr.length; i++) {
         const where = `${file}: element ${i}`;
         const o = arr[i] as Record<string, unknown>;
-        if (!o || typeof o !== 'object' || typeof o.input !== 'string') throw new MedloraError(`${where}: "input" is missing or not a string`);
+        if (!o || typeof o !== 'object' || typeof o.input !== 'string')
+          throw new MedloraError(`${where}: "input" is missing or not a string`);
         if (!('output' in o)) throw new MedloraError(`${where}: "output" is missing`);
         const gold = toAde(o.output, where);
         drugs.add(gold.drug_name);
         bump(counts.notes, 'adverse_events', gold.adverse_events.length);
-        const r: MedRecord<'ade-email'> = { id: `ade-email-${counts.records + 1}`, task: 'ade-email', input: o.input, gold,
-          meta: { corpus: 'ade-email', source: file, drug: gold.drug_name } };
-        countRecord(counts, 'ade-email', gold.adverse_events.map(() => 'adverse_event'));
+        const r: MedRecord<'ade-email'> = {
+          id: `ade-email-${counts.records + 1}`,
+          task: 'ade-email',
+          input: o.input,
+          gold,
+          meta: { corpus: 'ade-email', source: file, drug: gold.drug_name },
+        };
+        countRecord(
+          counts,
+          'ade-email',
+          gold.adverse_events.map(() => 'adverse_event'),
+        );
         yield r;
       }
     }
     counts.notes.drugs = drugs.size;
     if (skipped.length) {
       counts.notes.skipped_files = skipped.length;
-      counts.warnings.push(`skipped ${skipped.length} file(s) that are not JSON arrays of records: ${skipped.map((f) => relative(path, f)).join(', ')}`);
+      counts.warnings.push(
+        `skipped ${skipped.length} file(s) that are not JSON arrays of records: ${skipped.map((f) => relative(path, f)).join(', ')}`,
+      );
     }
-    if (counts.records === 0 && skipped.length) throw new MedloraError(`${path}: none of its ${files.length} .json/.txt files is a JSON array of {input, output} records`);
+    if (counts.records === 0 && skipped.length)
+      throw new MedloraError(
+        `${path}: none of its ${files.length} .json/.txt files is a JSON array of {input, output} records`,
+      );
   },
 };

@@ -9,18 +9,24 @@ import { bump, countRecord, decodeUtf8, requireDir, type Importer } from './comm
 
 function findFile(dir: string, suffix: string): string {
   const f = readdirSync(dir).filter((n) => n.endsWith(suffix));
-  if (f.length !== 1) throw new MedloraError(`${dir}: expected exactly one *${suffix} file (ChemProt split directory), found ${f.length}`);
+  if (f.length !== 1)
+    throw new MedloraError(
+      `${dir}: expected exactly one *${suffix} file (ChemProt split directory), found ${f.length}`,
+    );
   return join(dir, f[0]!);
 }
 
 function tsvRows(file: string, minFields: number): Array<{ line: number; f: string[] }> {
   const out: Array<{ line: number; f: string[] }> = [];
-  decodeUtf8(readFileSync(file), file).split(/\r?\n/).forEach((l, i) => {
-    if (l.trim() === '') return;
-    const f = l.split('\t').map((x) => x.trim());
-    if (f.length < minFields) throw new MedloraError(`${file}:${i + 1}: ${f.length} tab-separated fields, expected at least ${minFields}`);
-    out.push({ line: i + 1, f });
-  });
+  decodeUtf8(readFileSync(file), file)
+    .split(/\r?\n/)
+    .forEach((l, i) => {
+      if (l.trim() === '') return;
+      const f = l.split('\t').map((x) => x.trim());
+      if (f.length < minFields)
+        throw new MedloraError(`${file}:${i + 1}: ${f.length} tab-separated fields, expected at least ${minFields}`);
+      out.push({ line: i + 1, f });
+    });
   return out;
 }
 
@@ -41,11 +47,18 @@ export const chemprot: Importer = {
     const gold = new Map<string, Triplet[]>();
     for (const { line, f } of tsvRows(goldFile, 4)) {
       const [pmid, group, a1, a2] = f as [string, string, string, string];
-      const m1 = /^Arg1:(T\d+)$/.exec(a1), m2 = /^Arg2:(T\d+)$/.exec(a2);
-      if (!m1 || !m2) throw new MedloraError(`${goldFile}:${line}: expected "Arg1:Tn" and "Arg2:Tn", got "${a1}" "${a2}"`);
-      const e1 = ents.get(`${pmid}:${m1[1]}`), e2 = ents.get(`${pmid}:${m2[1]}`);
-      if (!e1 || !e2) throw new MedloraError(`${goldFile}:${line}: entity ${!e1 ? m1[1] : m2[1]} of PMID ${pmid} is not in ${entFile}`);
-      if (!/^CPR:\d+$/.test(group)) throw new MedloraError(`${goldFile}:${line}: relation group "${group}", expected CPR:n`);
+      const m1 = /^Arg1:(T\d+)$/.exec(a1),
+        m2 = /^Arg2:(T\d+)$/.exec(a2);
+      if (!m1 || !m2)
+        throw new MedloraError(`${goldFile}:${line}: expected "Arg1:Tn" and "Arg2:Tn", got "${a1}" "${a2}"`);
+      const e1 = ents.get(`${pmid}:${m1[1]}`),
+        e2 = ents.get(`${pmid}:${m2[1]}`);
+      if (!e1 || !e2)
+        throw new MedloraError(
+          `${goldFile}:${line}: entity ${!e1 ? m1[1] : m2[1]} of PMID ${pmid} is not in ${entFile}`,
+        );
+      if (!/^CPR:\d+$/.test(group))
+        throw new MedloraError(`${goldFile}:${line}: relation group "${group}", expected CPR:n`);
       const list = gold.get(pmid) ?? [];
       list.push({ head: e1.text, relation: group, tail: e2.text });
       gold.set(pmid, list);
@@ -58,10 +71,21 @@ export const chemprot: Importer = {
       seen.add(pmid);
       bump(counts.notes, 'abstracts');
       const g = gold.get(pmid) ?? [];
-      const r: MedRecord<'chemprot'> = { id: `chemprot-${pmid}`, task: 'chemprot', input: `${title} ${abs}`, gold: g, meta: { doc: pmid, corpus: 'chemprot' } };
-      countRecord(counts, 'chemprot', g.map((t) => t.relation));
+      const r: MedRecord<'chemprot'> = {
+        id: `chemprot-${pmid}`,
+        task: 'chemprot',
+        input: `${title} ${abs}`,
+        gold: g,
+        meta: { doc: pmid, corpus: 'chemprot' },
+      };
+      countRecord(
+        counts,
+        'chemprot',
+        g.map((t) => t.relation),
+      );
       yield r;
     }
-    for (const pmid of gold.keys()) if (!seen.has(pmid)) throw new MedloraError(`${goldFile}: PMID ${pmid} has gold relations but no abstract`);
+    for (const pmid of gold.keys())
+      if (!seen.has(pmid)) throw new MedloraError(`${goldFile}: PMID ${pmid} has gold relations but no abstract`);
   },
 };

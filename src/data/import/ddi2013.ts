@@ -24,7 +24,8 @@ export const ddi2013: Importer = {
     if (files.length === 0) throw new MedloraError(`${path}: no .xml files found (expected the DDICorpus XML folders)`);
     for (const file of files) {
       const doc = parseXml(decodeUtf8(readFileSync(file), file), file);
-      if (doc.name !== 'document') throw new MedloraError(`${file}:${doc.line}: root element is <${doc.name}>, expected <document>`);
+      if (doc.name !== 'document')
+        throw new MedloraError(`${file}:${doc.line}: root element is <${doc.name}>, expected <document>`);
       const docId = attr(doc, 'id', file);
       bump(counts.notes, 'documents');
       const part = docId.includes('MedLine') ? 'MedLine' : 'DrugBank';
@@ -42,9 +43,13 @@ export const ddi2013: Importer = {
           bump(counts.notes, 'pairs');
           const e1 = ents.get(attr(p, 'e1', file));
           const e2 = ents.get(attr(p, 'e2', file));
-          if (e1 === undefined || e2 === undefined) throw new MedloraError(`${file}:${p.line}: pair ${p.attrs.id} names an entity not in its sentence`);
+          if (e1 === undefined || e2 === undefined)
+            throw new MedloraError(`${file}:${p.line}: pair ${p.attrs.id} names an entity not in its sentence`);
           const ddi = attr(p, 'ddi', file);
-          if (ddi === 'false') { bump(counts.notes, 'negative'); continue; }
+          if (ddi === 'false') {
+            bump(counts.notes, 'negative');
+            continue;
+          }
           if (ddi !== 'true') throw new MedloraError(`${file}:${p.line}: ddi="${ddi}", expected "true" or "false"`);
           const type = p.attrs.type;
           if (type === undefined) {
@@ -52,12 +57,22 @@ export const ddi2013: Importer = {
             counts.warnings.push(`${file}:${p.line}: positive pair ${p.attrs.id} has no type; left out of the gold`);
             continue;
           }
-          if (!(DDI_TYPES as readonly string[]).includes(type)) throw new MedloraError(`${file}:${p.line}: unknown DDI type "${type}" (expected ${DDI_TYPES.join(', ')})`);
+          if (!(DDI_TYPES as readonly string[]).includes(type))
+            throw new MedloraError(`${file}:${p.line}: unknown DDI type "${type}" (expected ${DDI_TYPES.join(', ')})`);
           gold.push({ head: e1, relation: type, tail: e2 });
         }
-        const r: MedRecord<'ddi-triplets'> = { id: sid, task: 'ddi-triplets', input: text, gold,
-          meta: { doc: docId, corpus: 'ddi2013', part, entities: [...ents.values()] } };
-        countRecord(counts, 'ddi-triplets', gold.map((t) => t.relation));
+        const r: MedRecord<'ddi-triplets'> = {
+          id: sid,
+          task: 'ddi-triplets',
+          input: text,
+          gold,
+          meta: { doc: docId, corpus: 'ddi2013', part, entities: [...ents.values()] },
+        };
+        countRecord(
+          counts,
+          'ddi-triplets',
+          gold.map((t) => t.relation),
+        );
         yield r;
       }
     }

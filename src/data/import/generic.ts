@@ -7,7 +7,11 @@ import { readJsonl, newReport } from '../jsonl.js';
 import { getTask, NER_INSTRUCTIONS } from '../tasks.js';
 import { countRecord, type Importer } from './common.js';
 
-interface Generic { instruction?: string; input: string; output: string }
+interface Generic {
+  instruction?: string;
+  input: string;
+  output: string;
+}
 
 /** Normalise the three accepted shapes; returns an error message for anything else. */
 export function toGeneric(v: unknown): Generic | string {
@@ -17,13 +21,19 @@ export function toGeneric(v: unknown): Generic | string {
     if (!Array.isArray(o.messages)) return 'field "messages" must be an array';
     const ms = o.messages as Array<Record<string, unknown>>;
     for (let i = 0; i < ms.length; i++) {
-      if (typeof ms[i]?.role !== 'string' || typeof ms[i]?.content !== 'string') return `messages[${i}] needs string "role" and "content"`;
+      if (typeof ms[i]?.role !== 'string' || typeof ms[i]?.content !== 'string')
+        return `messages[${i}] needs string "role" and "content"`;
     }
     const sys = ms.filter((m) => m.role === 'system').map((m) => m.content as string);
     const user = ms.filter((m) => m.role === 'user');
     const asst = ms.filter((m) => m.role === 'assistant');
-    if (user.length !== 1 || asst.length !== 1) return `messages must hold exactly one "user" and one "assistant" turn (got ${user.length} and ${asst.length})`;
-    return { ...(sys.length ? { instruction: sys.join('\n') } : {}), input: user[0]!.content as string, output: asst[0]!.content as string };
+    if (user.length !== 1 || asst.length !== 1)
+      return `messages must hold exactly one "user" and one "assistant" turn (got ${user.length} and ${asst.length})`;
+    return {
+      ...(sys.length ? { instruction: sys.join('\n') } : {}),
+      input: user[0]!.content as string,
+      output: asst[0]!.content as string,
+    };
   }
   if ('prompt' in o || 'completion' in o) {
     if (typeof o.prompt !== 'string') return 'field "prompt" is missing or not a string';
@@ -34,17 +44,24 @@ export function toGeneric(v: unknown): Generic | string {
     if (typeof o.output !== 'string') return 'field "output" is missing or not a string';
     if (o.input !== undefined && typeof o.input !== 'string') return 'field "input" must be a string';
     if (o.instruction !== undefined && typeof o.instruction !== 'string') return 'field "instruction" must be a string';
-    return { ...(o.instruction ? { instruction: o.instruction as string } : {}), input: (o.input as string | undefined) ?? '', output: o.output };
+    return {
+      ...(o.instruction ? { instruction: o.instruction as string } : {}),
+      input: (o.input as string | undefined) ?? '',
+      output: o.output,
+    };
   }
   return 'expected fields instruction/input/output, prompt/completion, or messages';
 }
 
 /** Detect a medical NER recipe prompt: instruction + "\n\n" + article + "\n\nList of extracted X:\n". */
-export function detectNer(prompt: string): { task: 'chemicals' | 'diseases' | 'influences'; input: string } | undefined {
+export function detectNer(
+  prompt: string,
+): { task: 'chemicals' | 'diseases' | 'influences'; input: string } | undefined {
   for (const task of ['chemicals', 'diseases', 'influences'] as const) {
     const head = `${NER_INSTRUCTIONS[task]}\n\n`;
     const tail = new RegExp(`\\n\\nList of extracted ${task}:\\s*$`);
-    if (prompt.startsWith(head) && tail.test(prompt)) return { task, input: prompt.slice(head.length).replace(tail, '') };
+    if (prompt.startsWith(head) && tail.test(prompt))
+      return { task, input: prompt.slice(head.length).replace(tail, '') };
   }
   return undefined;
 }
@@ -62,13 +79,15 @@ export function goldFromText(task: string, text: string): Gold | string {
 /** A field of a JSON object by name or dotted path ("a.b"). */
 function fieldAt(o: unknown, path: string): unknown {
   let v = o;
-  for (const k of path.split('.')) v = v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>)[k] : undefined;
+  for (const k of path.split('.'))
+    v = v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>)[k] : undefined;
   return v;
 }
 
 export const genericJsonl: Importer = {
   format: 'jsonl',
-  description: 'generic JSONL: instruction/input/output, prompt/completion, or chat messages (--task, else detected, else qa)',
+  description:
+    'generic JSONL: instruction/input/output, prompt/completion, or chat messages (--task, else detected, else qa)',
   async *read(path, counts, opts) {
     const forced = opts.task !== undefined ? getTask(opts.task).name : undefined;
     const report = newReport(path);
@@ -78,7 +97,7 @@ export const genericJsonl: Importer = {
       throw new MedloraError('a field mapping needs the input field, the gold field and the task');
     }
     // with a field mapping: input = o[inputField] (text), gold = o[goldField] (the structured answer, or its JSON text)
-    const mapRecord = (v: unknown): Generic & { gold?: unknown } | string => {
+    const mapRecord = (v: unknown): (Generic & { gold?: unknown }) | string => {
       const input = fieldAt(v, opts.inputField!);
       if (typeof input !== 'string') return `field "${opts.inputField}" is missing or not a string`;
       let gold = fieldAt(v, opts.goldField!);
@@ -97,10 +116,13 @@ export const genericJsonl: Importer = {
     for await (const v of readJsonl<unknown>(path, check, report, { skipInvalid: opts.skipInvalid })) {
       const g = (mapped ? mapRecord(v) : toGeneric(v)) as Generic & { gold?: unknown };
       n++;
-      const ner = !mapped && (forced === undefined || forced === 'chemicals' || forced === 'diseases' || forced === 'influences') ? detectNer(g.input) : undefined;
+      const ner =
+        !mapped && (forced === undefined || forced === 'chemicals' || forced === 'diseases' || forced === 'influences')
+          ? detectNer(g.input)
+          : undefined;
       const task: TaskName = (forced ?? ner?.task ?? 'qa') as TaskName;
       const input = ner && ner.task === task ? ner.input : g.input;
-      const gold = mapped ? g.gold as Gold : goldFromText(task, g.output);
+      const gold = mapped ? (g.gold as Gold) : goldFromText(task, g.output);
       const err = typeof gold === 'string' && task !== 'qa' ? gold : getTask(task).validate(gold);
       if (err) {
         const msg = `${path}: record ${n}: as task ${task}: ${err}`;
@@ -109,8 +131,14 @@ export const genericJsonl: Importer = {
         continue;
       }
       const instruction = ner && ner.task === task ? undefined : g.instruction;
-      const r: MedRecord = { id: `${task}-${n}`, task, input, gold: gold as never,
-        ...(instruction !== undefined ? { instruction } : {}), meta: { corpus: 'jsonl', source_record: n } };
+      const r: MedRecord = {
+        id: `${task}-${n}`,
+        task,
+        input,
+        gold: gold as never,
+        ...(instruction !== undefined ? { instruction } : {}),
+        meta: { corpus: 'jsonl', source_record: n },
+      };
       countRecord(counts, task, getTask(task).labels(gold as never));
       yield r;
     }

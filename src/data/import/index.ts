@@ -13,6 +13,7 @@ export const IMPORTERS: Importer[] = [ddi2013, drugbankSentences, bc5cdr, chempr
 
 export function getImporter(format: string): Importer {
   const i = IMPORTERS.find((x) => x.format === format);
-  if (!i) throw new MedloraError(`unknown import format "${format}" (known: ${IMPORTERS.map((x) => x.format).join(', ')})`);
+  if (!i)
+    throw new MedloraError(`unknown import format "${format}" (known: ${IMPORTERS.map((x) => x.format).join(', ')})`);
   return i;
 }

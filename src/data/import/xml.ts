@@ -36,7 +36,9 @@ export function parseXml(src: string, file: string): XmlElement {
     for (let i = src.indexOf('\n'); i >= 0 && i < p; i = src.indexOf('\n', i + 1)) n++;
     return n;
   };
-  const fail = (msg: string, p = pos): never => { throw new MedloraError(`${file}:${lineAt(p)}: ${msg}`); };
+  const fail = (msg: string, p = pos): never => {
+    throw new MedloraError(`${file}:${lineAt(p)}: ${msg}`);
+  };
   const stack: XmlElement[] = [];
   let root: XmlElement | undefined;
   const nameRe = /[A-Za-z_:][-A-Za-z0-9_.:]*/y;
@@ -75,7 +77,8 @@ export function parseXml(src: string, file: string): XmlElement {
       if (gt < 0 || src.slice(nameRe.lastIndex, gt).trim() !== '') fail(`bad closing tag </${close}`);
       const open = stack.pop();
       if (!open) fail(`closing tag </${close}> with no open element`);
-      if (open!.name !== close) fail(`closing tag </${close}> does not match <${open!.name}> opened on line ${open!.line}`);
+      if (open!.name !== close)
+        fail(`closing tag </${close}> does not match <${open!.name}> opened on line ${open!.line}`);
       pos = gt + 1;
     } else {
       const start = pos;
@@ -105,7 +108,8 @@ export function parseXml(src: string, file: string): XmlElement {
       if (r![1] !== '/') stack.push(el);
     }
   }
-  if (stack.length) fail(`element <${stack[stack.length - 1]!.name}> opened on line ${stack[stack.length - 1]!.line} is never closed`);
+  if (stack.length)
+    fail(`element <${stack[stack.length - 1]!.name}> opened on line ${stack[stack.length - 1]!.line} is never closed`);
   if (!root) throw new MedloraError(`${file}: no XML element found (empty file?)`);
   return root;
 }

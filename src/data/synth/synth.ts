@@ -146,7 +146,9 @@ async function callOnce(o: SynthOptions, p: Planned): Promise<string> {
   } catch (e) {
     // fetch says only "fetch failed": name the endpoint and the network cause (retried like a 5xx)
     const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-    throw new MedloraError(`${url}: no answer (${cause?.code ?? cause?.message ?? (e as Error).message}); is the endpoint running?`);
+    throw new MedloraError(
+      `${url}: no answer (${cause?.code ?? cause?.message ?? (e as Error).message}); is the endpoint running?`,
+    );
   }
   const text = await res.text();
   if (!res.ok) {

@@ -7,7 +7,9 @@ import { checkItem, cleanOutput, listSchema, strItem, validateArray } from './li
 import type { JsonSchema } from './json-schema.js';
 
 const SCHEMA: JsonSchema = {
-  type: 'object', required: ['drug_name', 'adverse_events'], additionalProperties: false,
+  type: 'object',
+  required: ['drug_name', 'adverse_events'],
+  additionalProperties: false,
   properties: { drug_name: { type: 'string' }, adverse_events: listSchema('adverse event') },
 };
 
@@ -30,7 +32,8 @@ export function parseAdeEmail(text: string): { items: AdeEmail; unparsed: string
   const o = obj as Record<string, unknown>;
   let drug = '';
   if (typeof o.drug_name === 'string') drug = o.drug_name.trim();
-  else if (o.drug_name !== undefined && o.drug_name !== null) unparsed.push(`drug_name: ${JSON.stringify(o.drug_name)}`);
+  else if (o.drug_name !== undefined && o.drug_name !== null)
+    unparsed.push(`drug_name: ${JSON.stringify(o.drug_name)}`);
   const events: string[] = [];
   const ae = o.adverse_events;
   if (Array.isArray(ae)) {
@@ -51,9 +54,14 @@ export const adeEmail: Task<AdeEmail> = {
   name: 'ade-email',
   // the upstream recipe's prompt-template.txt is the GENERATION prompt for the emails; this extraction instruction
   // names the same two entities ("drug_name" and "adverse_events") and the same JSON shape.
-  instruction: 'Extract the entities "drug_name" and "adverse_events" from the following adverse event report and output them as JSON: {"drug_name": "...", "adverse_events": ["...", ...]}.',
+  instruction:
+    'Extract the entities "drug_name" and "adverse_events" from the following adverse event report and output them as JSON: {"drug_name": "...", "adverse_events": ["...", ...]}.',
   structured: true,
-  render: (g) => JSON.stringify({ drug_name: checkItem('ade-email', g.drug_name), adverse_events: g.adverse_events.map((s) => checkItem('ade-email', s)) }),
+  render: (g) =>
+    JSON.stringify({
+      drug_name: checkItem('ade-email', g.drug_name),
+      adverse_events: g.adverse_events.map((s) => checkItem('ade-email', s)),
+    }),
   parse: parseAdeEmail,
   grammar: () => ({ kind: 'json', schema: SCHEMA, nonBlankStrings: true }),
   resultSchema: SCHEMA,
@@ -75,7 +83,9 @@ export const adeEmail: Task<AdeEmail> = {
   entities: (a) => {
     const out: Array<{ role: string; text: string }> = [];
     if (a.drug_name) out.push({ role: 'drug_name', text: a.drug_name });
-    for (const e of a.adverse_events) if (e && !out.some((x) => x.role === 'adverse_event' && x.text === e)) out.push({ role: 'adverse_event', text: e });
+    for (const e of a.adverse_events)
+      if (e && !out.some((x) => x.role === 'adverse_event' && x.text === e))
+        out.push({ role: 'adverse_event', text: e });
     return out;
   },
   entityRoles: ['drug_name', 'adverse_event'],

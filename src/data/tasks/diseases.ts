@@ -1,6 +1,15 @@
 // Task diseases: a bullet list (`- name` lines) of the diseases mentioned (medical NER recipe, BC5CDR).
 import type { Task } from './types.js';
-import { bulletFormat, listEntities, listSchema, NER_INSTRUCTIONS, parseBullets, renderBullets, strItem, validateArray } from './lines.js';
+import {
+  bulletFormat,
+  listEntities,
+  listSchema,
+  NER_INSTRUCTIONS,
+  parseBullets,
+  renderBullets,
+  strItem,
+  validateArray,
+} from './lines.js';
 
 export const diseases: Task<string[]> = {
   name: 'diseases',

@@ -5,7 +5,8 @@ import { pairEntities, pairFormat, pairItem, pairSchema, parsePairs, renderPairs
 
 export const drugAe: Task<Pair[]> = {
   name: 'drug-ae',
-  instruction: 'Extract every drug and the adverse effect it caused from the input and output them one per line as "drug | adverse effect". Output "none" if the input reports no adverse drug effect.',
+  instruction:
+    'Extract every drug and the adverse effect it caused from the input and output them one per line as "drug | adverse effect". Output "none" if the input reports no adverse drug effect.',
   structured: true,
   render: renderPairs('drug-ae'),
   parse: parsePairs,

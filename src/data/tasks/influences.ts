@@ -1,7 +1,16 @@
 // Task influences: chemical-induced disease pairs as `chemical | disease` lines (BC5CDR CID, medical NER recipe).
 import type { Pair } from '../schema.js';
 import type { Task } from './types.js';
-import { NER_INSTRUCTIONS, pairEntities, pairFormat, pairItem, pairSchema, parsePairs, renderPairs, validateArray } from './lines.js';
+import {
+  NER_INSTRUCTIONS,
+  pairEntities,
+  pairFormat,
+  pairItem,
+  pairSchema,
+  parsePairs,
+  renderPairs,
+  validateArray,
+} from './lines.js';
 
 export const influences: Task<Pair[]> = {
   name: 'influences',

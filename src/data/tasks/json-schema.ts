@@ -33,7 +33,11 @@ const KEYWORDS: Record<string, string[]> = {
 
 /** An unsupported or malformed schema: names the schema path (JSON Pointer) and the keyword. */
 export class SchemaError extends MedloraError {
-  constructor(readonly schemaPath: string, readonly keyword: string, what: string) {
+  constructor(
+    readonly schemaPath: string,
+    readonly keyword: string,
+    what: string,
+  ) {
     super(`JSON Schema ${schemaPath || '#'}: ${keyword ? `"${keyword}" ` : ''}${what}`);
   }
 }
@@ -46,19 +50,35 @@ const nonNegInt = (v: unknown): v is number => typeof v === 'number' && Number.i
 export function compileSchema(schema: unknown, path = '#'): SchemaNode {
   if (!isObj(schema)) throw new SchemaError(path, '', 'must be a JSON object (a schema)');
   if ('anyOf' in schema) {
-    for (const k of Object.keys(schema)) if (k !== 'anyOf' && !ANNOTATIONS.has(k)) throw new SchemaError(path, k, 'is not supported beside anyOf (supported: anyOf alone, with annotations)');
+    for (const k of Object.keys(schema))
+      if (k !== 'anyOf' && !ANNOTATIONS.has(k))
+        throw new SchemaError(path, k, 'is not supported beside anyOf (supported: anyOf alone, with annotations)');
     const alts = schema.anyOf;
-    if (!Array.isArray(alts) || alts.length === 0) throw new SchemaError(path, 'anyOf', 'must be a non-empty array of schemas');
+    if (!Array.isArray(alts) || alts.length === 0)
+      throw new SchemaError(path, 'anyOf', 'must be a non-empty array of schemas');
     return { t: 'anyOf', alts: alts.map((a, i) => compileSchema(a, ptr(ptr(path, 'anyOf'), String(i)))) };
   }
   const type = schema.type;
-  if (type === undefined) throw new SchemaError(path, 'type', 'is required (one of object, array, string, integer, number, boolean, null; or use anyOf)');
+  if (type === undefined)
+    throw new SchemaError(
+      path,
+      'type',
+      'is required (one of object, array, string, integer, number, boolean, null; or use anyOf)',
+    );
   if (typeof type !== 'string' || !(type in KEYWORDS)) {
-    throw new SchemaError(path, 'type', `${JSON.stringify(type)} is not supported (one of object, array, string, integer, number, boolean, null; a list of types is written as anyOf)`);
+    throw new SchemaError(
+      path,
+      'type',
+      `${JSON.stringify(type)} is not supported (one of object, array, string, integer, number, boolean, null; a list of types is written as anyOf)`,
+    );
   }
   for (const k of Object.keys(schema)) {
     if (k !== 'type' && !ANNOTATIONS.has(k) && !KEYWORDS[type]!.includes(k)) {
-      throw new SchemaError(path, k, `is not supported for type ${type} (supported: ${KEYWORDS[type]!.join(', ') || 'no keywords'})`);
+      throw new SchemaError(
+        path,
+        k,
+        `is not supported for type ${type} (supported: ${KEYWORDS[type]!.join(', ') || 'no keywords'})`,
+      );
     }
   }
   switch (type) {
@@ -66,37 +86,67 @@ export function compileSchema(schema: unknown, path = '#'): SchemaNode {
       const props = schema.properties ?? {};
       if (!isObj(props)) throw new SchemaError(path, 'properties', 'must be an object of schemas');
       const req = schema.required ?? [];
-      if (!Array.isArray(req) || !req.every((r) => typeof r === 'string')) throw new SchemaError(path, 'required', 'must be an array of property names');
-      for (const r of req as string[]) if (!(r in props)) throw new SchemaError(path, 'required', `names "${r}", which is not in properties`);
+      if (!Array.isArray(req) || !req.every((r) => typeof r === 'string'))
+        throw new SchemaError(path, 'required', 'must be an array of property names');
+      for (const r of req as string[])
+        if (!(r in props)) throw new SchemaError(path, 'required', `names "${r}", which is not in properties`);
       if (schema.additionalProperties !== undefined && schema.additionalProperties !== false) {
         throw new SchemaError(path, 'additionalProperties', 'is only supported as false (task objects are closed)');
       }
-      return { t: 'object', props: Object.entries(props).map(([key, s]) => ({ key, node: compileSchema(s, ptr(ptr(path, 'properties'), key)), required: (req as string[]).includes(key) })) };
+      return {
+        t: 'object',
+        props: Object.entries(props).map(([key, s]) => ({
+          key,
+          node: compileSchema(s, ptr(ptr(path, 'properties'), key)),
+          required: (req as string[]).includes(key),
+        })),
+      };
     }
     case 'array': {
       if (schema.items === undefined) throw new SchemaError(path, 'items', 'is required for arrays');
       const minItems = schema.minItems ?? 0;
       if (!nonNegInt(minItems)) throw new SchemaError(path, 'minItems', 'must be a non-negative integer');
-      if (schema.maxItems !== undefined && (!nonNegInt(schema.maxItems) || schema.maxItems < minItems)) throw new SchemaError(path, 'maxItems', 'must be an integer >= minItems');
-      return { t: 'array', items: compileSchema(schema.items, ptr(path, 'items')), minItems, ...(schema.maxItems !== undefined ? { maxItems: schema.maxItems as number } : {}) };
+      if (schema.maxItems !== undefined && (!nonNegInt(schema.maxItems) || schema.maxItems < minItems))
+        throw new SchemaError(path, 'maxItems', 'must be an integer >= minItems');
+      return {
+        t: 'array',
+        items: compileSchema(schema.items, ptr(path, 'items')),
+        minItems,
+        ...(schema.maxItems !== undefined ? { maxItems: schema.maxItems as number } : {}),
+      };
     }
     case 'string': {
       const minLength = schema.minLength ?? 0;
       if (!nonNegInt(minLength)) throw new SchemaError(path, 'minLength', 'must be a non-negative integer');
-      if (schema.maxLength !== undefined && (!nonNegInt(schema.maxLength) || schema.maxLength < minLength)) throw new SchemaError(path, 'maxLength', 'must be an integer >= minLength');
-      if (schema.enum !== undefined && (!Array.isArray(schema.enum) || schema.enum.length === 0 || !schema.enum.every((e) => typeof e === 'string'))) {
+      if (schema.maxLength !== undefined && (!nonNegInt(schema.maxLength) || schema.maxLength < minLength))
+        throw new SchemaError(path, 'maxLength', 'must be an integer >= minLength');
+      if (
+        schema.enum !== undefined &&
+        (!Array.isArray(schema.enum) || schema.enum.length === 0 || !schema.enum.every((e) => typeof e === 'string'))
+      ) {
         throw new SchemaError(path, 'enum', 'must be a non-empty array of strings');
       }
-      return { t: 'string', minLength, ...(schema.maxLength !== undefined ? { maxLength: schema.maxLength as number } : {}), ...(schema.enum ? { enum: [...new Set(schema.enum as string[])] } : {}) };
+      return {
+        t: 'string',
+        minLength,
+        ...(schema.maxLength !== undefined ? { maxLength: schema.maxLength as number } : {}),
+        ...(schema.enum ? { enum: [...new Set(schema.enum as string[])] } : {}),
+      };
     }
     case 'integer':
     case 'number': {
       for (const k of ['minimum', 'maximum'] as const) {
         const v = schema[k];
-        if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v))) throw new SchemaError(path, k, 'must be a finite number');
+        if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v)))
+          throw new SchemaError(path, k, 'must be a finite number');
       }
-      if (typeof schema.minimum === 'number' && typeof schema.maximum === 'number' && schema.minimum > schema.maximum) throw new SchemaError(path, 'maximum', 'must be >= minimum');
-      return { t: type, ...(schema.minimum !== undefined ? { minimum: schema.minimum as number } : {}), ...(schema.maximum !== undefined ? { maximum: schema.maximum as number } : {}) };
+      if (typeof schema.minimum === 'number' && typeof schema.maximum === 'number' && schema.minimum > schema.maximum)
+        throw new SchemaError(path, 'maximum', 'must be >= minimum');
+      return {
+        t: type,
+        ...(schema.minimum !== undefined ? { minimum: schema.minimum as number } : {}),
+        ...(schema.maximum !== undefined ? { maximum: schema.maximum as number } : {}),
+      };
     }
     default:
       return { t: type as 'boolean' | 'null' };
@@ -109,24 +159,35 @@ export interface ValidationError {
   message: string;
 }
 
-const codePoints = (s: string): number => { let n = 0; for (const _ of s) n++; return n; };
+const codePoints = (s: string): number => {
+  let n = 0;
+  for (const _ of s) n++;
+  return n;
+};
 
 function validateNode(n: SchemaNode, v: unknown, path: string, out: ValidationError[]): void {
-  const err = (message: string): void => { out.push({ path, message }); };
+  const err = (message: string): void => {
+    out.push({ path, message });
+  };
   switch (n.t) {
     case 'object': {
       if (!isObj(v)) return err(`expected an object, got ${typeOf(v)}`);
       for (const p of n.props) {
-        if (v[p.key] === undefined) { if (p.required) err(`missing required property "${p.key}"`); continue; }
+        if (v[p.key] === undefined) {
+          if (p.required) err(`missing required property "${p.key}"`);
+          continue;
+        }
         validateNode(p.node, v[p.key], `${path}.${p.key}`, out);
       }
-      for (const k of Object.keys(v)) if (!n.props.some((p) => p.key === k)) err(`property "${k}" is not in the schema's properties`);
+      for (const k of Object.keys(v))
+        if (!n.props.some((p) => p.key === k)) err(`property "${k}" is not in the schema's properties`);
       return;
     }
     case 'array': {
       if (!Array.isArray(v)) return err(`expected an array, got ${typeOf(v)}`);
       if (v.length < n.minItems) err(`expected at least ${n.minItems} items, got ${v.length}`);
-      if (n.maxItems !== undefined && v.length > n.maxItems) err(`expected at most ${n.maxItems} items, got ${v.length}`);
+      if (n.maxItems !== undefined && v.length > n.maxItems)
+        err(`expected at most ${n.maxItems} items, got ${v.length}`);
       v.forEach((x, i) => validateNode(n.items, x, `${path}[${i}]`, out));
       return;
     }
@@ -140,14 +201,19 @@ function validateNode(n: SchemaNode, v: unknown, path: string, out: ValidationEr
     }
     case 'integer':
     case 'number': {
-      if (typeof v !== 'number' || !Number.isFinite(v)) return err(`expected ${n.t === 'integer' ? 'an integer' : 'a number'}, got ${typeOf(v)}`);
+      if (typeof v !== 'number' || !Number.isFinite(v))
+        return err(`expected ${n.t === 'integer' ? 'an integer' : 'a number'}, got ${typeOf(v)}`);
       if (n.t === 'integer' && !Number.isInteger(v)) return err(`expected an integer, got ${v}`);
       if (n.minimum !== undefined && v < n.minimum) err(`${v} is below the minimum ${n.minimum}`);
       if (n.maximum !== undefined && v > n.maximum) err(`${v} is above the maximum ${n.maximum}`);
       return;
     }
-    case 'boolean': if (typeof v !== 'boolean') err(`expected a boolean, got ${typeOf(v)}`); return;
-    case 'null': if (v !== null) err(`expected null, got ${typeOf(v)}`); return;
+    case 'boolean':
+      if (typeof v !== 'boolean') err(`expected a boolean, got ${typeOf(v)}`);
+      return;
+    case 'null':
+      if (v !== null) err(`expected null, got ${typeOf(v)}`);
+      return;
     case 'anyOf': {
       if (firstMatching(n, v) === undefined) err(`matches none of the ${n.alts.length} anyOf alternatives`);
     }
@@ -155,18 +221,31 @@ function validateNode(n: SchemaNode, v: unknown, path: string, out: ValidationEr
 }
 
 function typeOf(v: unknown): string {
-  return v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : `${typeof v} ${JSON.stringify(v)?.slice(0, 40)}`;
+  return v === null
+    ? 'null'
+    : Array.isArray(v)
+      ? 'an array'
+      : typeof v === 'object'
+        ? 'an object'
+        : `${typeof v} ${JSON.stringify(v)?.slice(0, 40)}`;
 }
 
 function firstMatching(n: { alts: SchemaNode[] }, v: unknown): SchemaNode | undefined {
-  return n.alts.find((a) => { const e: ValidationError[] = []; validateNode(a, v, '$', e); return e.length === 0; });
+  return n.alts.find((a) => {
+    const e: ValidationError[] = [];
+    validateNode(a, v, '$', e);
+    return e.length === 0;
+  });
 }
 
 const compiled = new WeakMap<object, SchemaNode>();
 function nodeOf(schema: JsonSchema | SchemaNode): SchemaNode {
   if ('t' in schema && typeof schema.t === 'string' && !('type' in schema)) return schema as SchemaNode;
   let n = compiled.get(schema);
-  if (!n) { n = compileSchema(schema); compiled.set(schema, n); }
+  if (!n) {
+    n = compileSchema(schema);
+    compiled.set(schema, n);
+  }
   return n;
 }
 
@@ -181,7 +260,8 @@ export function validate(schema: JsonSchema | SchemaNode, value: unknown): Valid
 export function canonicalJson(schema: JsonSchema | SchemaNode, value: unknown): string {
   const n = nodeOf(schema);
   const errs = validate(n, value);
-  if (errs.length) throw new MedloraError(`value does not match the schema: ${errs.map((e) => `${e.path}: ${e.message}`).join('; ')}`);
+  if (errs.length)
+    throw new MedloraError(`value does not match the schema: ${errs.map((e) => `${e.path}: ${e.message}`).join('; ')}`);
   return canon(n, value);
 }
 
@@ -189,13 +269,20 @@ function canon(n: SchemaNode, v: unknown): string {
   switch (n.t) {
     case 'object': {
       const o = v as Record<string, unknown>;
-      return `{${n.props.filter((p) => o[p.key] !== undefined).map((p) => `${JSON.stringify(p.key)}:${canon(p.node, o[p.key])}`).join(',')}}`;
+      return `{${n.props
+        .filter((p) => o[p.key] !== undefined)
+        .map((p) => `${JSON.stringify(p.key)}:${canon(p.node, o[p.key])}`)
+        .join(',')}}`;
     }
-    case 'array': return `[${(v as unknown[]).map((x) => canon(n.items, x)).join(',')}]`;
-    case 'anyOf': return canon(firstMatching(n, v)!, v);
+    case 'array':
+      return `[${(v as unknown[]).map((x) => canon(n.items, x)).join(',')}]`;
+    case 'anyOf':
+      return canon(firstMatching(n, v)!, v);
     case 'integer':
-    case 'number': return plainNumber(v as number);
-    default: return JSON.stringify(v);
+    case 'number':
+      return plainNumber(v as number);
+    default:
+      return JSON.stringify(v);
   }
 }
 
@@ -208,7 +295,10 @@ export function plainNumber(x: number): string {
 }
 
 /** One scorable leaf of a value: its JSON path with array indices dropped (e.g. drugs[].dose) and the value. */
-export interface Leaf { path: string; value: string | number | boolean }
+export interface Leaf {
+  path: string;
+  value: string | number | boolean;
+}
 
 /**
  * The leaf values of a value (strings, numbers, booleans) typed by their JSON path, array items flattened (scored as
@@ -220,21 +310,32 @@ export function leaves(schema: JsonSchema | SchemaNode, value: unknown): Leaf[] 
   const walk = (n: SchemaNode, v: unknown, path: string): void => {
     switch (n.t) {
       case 'object':
-        if (isObj(v)) for (const p of n.props) if (v[p.key] !== undefined) walk(p.node, v[p.key], path ? `${path}.${p.key}` : p.key);
+        if (isObj(v))
+          for (const p of n.props)
+            if (v[p.key] !== undefined) walk(p.node, v[p.key], path ? `${path}.${p.key}` : p.key);
         return;
       case 'array':
         if (Array.isArray(v)) for (const x of v) walk(n.items, x, `${path}[]`);
         return;
       case 'anyOf': {
-        const a = firstMatching(n, v) ?? n.alts.find((x) => x.t === (Array.isArray(v) ? 'array' : v === null ? 'null' : typeof v));
+        const a =
+          firstMatching(n, v) ??
+          n.alts.find((x) => x.t === (Array.isArray(v) ? 'array' : v === null ? 'null' : typeof v));
         if (a) walk(a, v, path);
         return;
       }
-      case 'string': if (typeof v === 'string' && v !== '') out.push({ path: path || '$', value: v }); return;
+      case 'string':
+        if (typeof v === 'string' && v !== '') out.push({ path: path || '$', value: v });
+        return;
       case 'integer':
-      case 'number': if (typeof v === 'number' && Number.isFinite(v)) out.push({ path: path || '$', value: v }); return;
-      case 'boolean': if (typeof v === 'boolean') out.push({ path: path || '$', value: v }); return;
-      case 'null': return;
+      case 'number':
+        if (typeof v === 'number' && Number.isFinite(v)) out.push({ path: path || '$', value: v });
+        return;
+      case 'boolean':
+        if (typeof v === 'boolean') out.push({ path: path || '$', value: v });
+        return;
+      case 'null':
+        return;
     }
   };
   walk(nodeOf(schema), value, '');
@@ -246,11 +347,19 @@ export function leafPaths(schema: JsonSchema | SchemaNode): Array<{ path: string
   const out: Array<{ path: string; type: string }> = [];
   const walk = (n: SchemaNode, path: string): void => {
     switch (n.t) {
-      case 'object': for (const p of n.props) walk(p.node, path ? `${path}.${p.key}` : p.key); return;
-      case 'array': walk(n.items, `${path}[]`); return;
-      case 'anyOf': for (const a of n.alts) walk(a, path); return;
-      case 'null': return;
-      default: if (!out.some((o) => o.path === (path || '$') && o.type === n.t)) out.push({ path: path || '$', type: n.t });
+      case 'object':
+        for (const p of n.props) walk(p.node, path ? `${path}.${p.key}` : p.key);
+        return;
+      case 'array':
+        walk(n.items, `${path}[]`);
+        return;
+      case 'anyOf':
+        for (const a of n.alts) walk(a, path);
+        return;
+      case 'null':
+        return;
+      default:
+        if (!out.some((o) => o.path === (path || '$') && o.type === n.t)) out.push({ path: path || '$', type: n.t });
     }
   };
   walk(nodeOf(schema), '');

@@ -14,7 +14,8 @@ export const EMPTY_ANSWER = 'none';
 
 // ---- rendering
 function checkItem(task: string, s: string): string {
-  if (/[\r\n]/.test(s)) throw new MedloraError(`task ${task}: an answer item may not contain a line break: ${JSON.stringify(s)}`);
+  if (/[\r\n]/.test(s))
+    throw new MedloraError(`task ${task}: an answer item may not contain a line break: ${JSON.stringify(s)}`);
   return s.trim();
 }
 export { checkItem };
@@ -22,18 +23,33 @@ export { checkItem };
 function joinLines(items: string[]): string {
   const seen = new Set<string>();
   const out: string[] = [];
-  for (const it of items) if (!seen.has(it)) { seen.add(it); out.push(it); }
+  for (const it of items)
+    if (!seen.has(it)) {
+      seen.add(it);
+      out.push(it);
+    }
   return out.length === 0 ? EMPTY_ANSWER : out.join('\n');
 }
-export const renderTriplets = (task: string) => (g: Triplet[]): string =>
-  joinLines(g.map((t) => `<${checkItem(task, t.head)}, ${checkItem(task, t.relation)}, ${checkItem(task, t.tail)}>`));
-export const renderPairs = (task: string) => (g: Pair[]): string =>
-  joinLines(g.map((p) => `${checkItem(task, p.head)} | ${checkItem(task, p.tail)}`));
-export const renderBullets = (task: string) => (g: string[]): string => joinLines(g.map((s) => `- ${checkItem(task, s)}`));
+export const renderTriplets =
+  (task: string) =>
+  (g: Triplet[]): string =>
+    joinLines(g.map((t) => `<${checkItem(task, t.head)}, ${checkItem(task, t.relation)}, ${checkItem(task, t.tail)}>`));
+export const renderPairs =
+  (task: string) =>
+  (g: Pair[]): string =>
+    joinLines(g.map((p) => `${checkItem(task, p.head)} | ${checkItem(task, p.tail)}`));
+export const renderBullets =
+  (task: string) =>
+  (g: string[]): string =>
+    joinLines(g.map((s) => `- ${checkItem(task, s)}`));
 
 // ---- gold shape checks
 const isStr = (v: unknown): v is string => typeof v === 'string';
-export function validateArray(gold: unknown, item: (v: unknown) => string | undefined, what: string): string | undefined {
+export function validateArray(
+  gold: unknown,
+  item: (v: unknown) => string | undefined,
+  what: string,
+): string | undefined {
   if (!Array.isArray(gold)) return `gold must be an array of ${what}`;
   for (let i = 0; i < gold.length; i++) {
     const e = item(gold[i]);
@@ -44,16 +60,19 @@ export function validateArray(gold: unknown, item: (v: unknown) => string | unde
 export const tripletItem = (v: unknown): string | undefined => {
   const o = v as Record<string, unknown> | null;
   if (!o || typeof o !== 'object') return 'expected {head, relation, tail}';
-  for (const k of ['head', 'relation', 'tail']) if (!isStr(o[k]) || (o[k] as string).trim() === '') return `field "${k}" must be a non-empty string`;
+  for (const k of ['head', 'relation', 'tail'])
+    if (!isStr(o[k]) || (o[k] as string).trim() === '') return `field "${k}" must be a non-empty string`;
   return undefined;
 };
 export const pairItem = (v: unknown): string | undefined => {
   const o = v as Record<string, unknown> | null;
   if (!o || typeof o !== 'object') return 'expected {head, tail}';
-  for (const k of ['head', 'tail']) if (!isStr(o[k]) || (o[k] as string).trim() === '') return `field "${k}" must be a non-empty string`;
+  for (const k of ['head', 'tail'])
+    if (!isStr(o[k]) || (o[k] as string).trim() === '') return `field "${k}" must be a non-empty string`;
   return undefined;
 };
-export const strItem = (v: unknown): string | undefined => (isStr(v) && v.trim() !== '' ? undefined : 'expected a non-empty string');
+export const strItem = (v: unknown): string | undefined =>
+  isStr(v) && v.trim() !== '' ? undefined : 'expected a non-empty string';
 
 // ---- tolerant parsing: harmless variation (spacing, bullets, numbering, trailing punctuation, code fences, CRLF) is
 // accepted; every line that could not be read is returned in `unparsed`
@@ -71,7 +90,10 @@ export function cleanOutput(text: string): string {
 
 /** Content lines: trimmed, non-empty. */
 function contentLines(text: string): string[] {
-  return cleanOutput(text).split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
+  return cleanOutput(text)
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0);
 }
 
 /** Strip a list marker: "- ", "* ", "• ", "1. ", "2) ". */
@@ -104,7 +126,10 @@ export function parseTriplets(text: string): ParseResult<Triplet[]> {
     // one or more bracketed groups, optionally separated by commas/semicolons/spaces; "(a, r, b)" is accepted too
     const groups = [...line.matchAll(/<([^<>]*)>|\(([^()]*)\)/g)];
     const rest = line.replace(/<[^<>]*>|\([^()]*\)/g, '').replace(/[\s,;]/g, '');
-    if (groups.length === 0 || rest.length > 0) { unparsed.push(raw); continue; }
+    if (groups.length === 0 || rest.length > 0) {
+      unparsed.push(raw);
+      continue;
+    }
     for (const g of groups) {
       const t = splitTriplet(g[1] ?? g[2] ?? '');
       if (t) items.push(t);
@@ -139,9 +164,15 @@ export function parseBullets(text: string): ParseResult<string[]> {
     if (isEmptyAnswer(raw)) continue;
     const unbulleted = stripBullet(raw);
     // a header line ("List of extracted chemicals:") has no bullet and ends with a colon
-    if (unbulleted === raw && /:$/.test(raw)) { unparsed.push(raw); continue; }
+    if (unbulleted === raw && /:$/.test(raw)) {
+      unparsed.push(raw);
+      continue;
+    }
     const name = unquote(stripTrailingPunct(unbulleted));
-    if (!name || /^[-*•]+$/.test(name)) { unparsed.push(raw); continue; }
+    if (!name || /^[-*•]+$/.test(name)) {
+      unparsed.push(raw);
+      continue;
+    }
     items.push(name);
   }
   return { items, unparsed };
@@ -157,7 +188,10 @@ export function parsePairs(text: string): ParseResult<Pair[]> {
     const parts = raw.split('|');
     const head = parts.length === 2 ? unquote(stripBullet(parts[0]!.trim())) : '';
     const tail = parts.length === 2 ? unquote(stripTrailingPunct(parts[1]!.trim())) : '';
-    if (!head || !tail) { unparsed.push(raw); continue; }
+    if (!head || !tail) {
+      unparsed.push(raw);
+      continue;
+    }
     items.push({ head, tail });
   }
   return { items, unparsed };
@@ -166,10 +200,22 @@ export function parsePairs(text: string): ParseResult<Pair[]> {
 // ---- list grammars (src/generate/constraints/format.ts compiles them). Delimiters are excluded from the fields
 // that precede them.
 const bounds = (b: Partial<FormatBounds>): FormatBounds => ({ ...DEFAULT_BOUNDS, ...b });
-const field = (b: FormatBounds, exclude: string, commas = false): Segment => ({ kind: 'field', exclude, maxBytes: b.maxFieldBytes, commas });
+const field = (b: FormatBounds, exclude: string, commas = false): Segment => ({
+  kind: 'field',
+  exclude,
+  maxBytes: b.maxFieldBytes,
+  commas,
+});
 const lit = (text: string): Segment => ({ kind: 'lit', text });
-const lineList = (b: FormatBounds, item: Segment[]): ListFormat =>
-  ({ prefix: [], item, separator: '\n', suffix: '', emptyAnswer: EMPTY_ANSWER, minItems: 1, maxItems: b.maxItems });
+const lineList = (b: FormatBounds, item: Segment[]): ListFormat => ({
+  prefix: [],
+  item,
+  separator: '\n',
+  suffix: '',
+  emptyAnswer: EMPTY_ANSWER,
+  minItems: 1,
+  maxItems: b.maxItems,
+});
 
 /** `<head, relation, tail>` lines: names may hold commas but not ", " (the parser splits on the first and last ", ");
  * the relation is free text without commas, or one of `relations` */
@@ -194,26 +240,41 @@ const str: JsonSchema = { type: 'string' };
 export const tripletSchema = (head: string, rel: string, tail: string): JsonSchema => ({
   type: 'array',
   items: {
-    type: 'object', required: ['head', 'relation', 'tail'], additionalProperties: false,
-    properties: { head: { ...str, description: head }, relation: { ...str, description: rel }, tail: { ...str, description: tail } },
+    type: 'object',
+    required: ['head', 'relation', 'tail'],
+    additionalProperties: false,
+    properties: {
+      head: { ...str, description: head },
+      relation: { ...str, description: rel },
+      tail: { ...str, description: tail },
+    },
   },
 });
 export const pairSchema = (head: string, tail: string): JsonSchema => ({
   type: 'array',
   items: {
-    type: 'object', required: ['head', 'tail'], additionalProperties: false,
+    type: 'object',
+    required: ['head', 'tail'],
+    additionalProperties: false,
     properties: { head: { ...str, description: head }, tail: { ...str, description: tail } },
   },
 });
 export const listSchema = (what: string): JsonSchema => ({ type: 'array', items: { ...str, description: what } });
 
 /** Entities of a pair/triplet answer: head and tail with their roles, duplicates once. */
-export function pairEntities(value: Array<{ head: string; tail: string }>, h: string, t: string): Array<{ role: string; text: string }> {
+export function pairEntities(
+  value: Array<{ head: string; tail: string }>,
+  h: string,
+  t: string,
+): Array<{ role: string; text: string }> {
   const out: Array<{ role: string; text: string }> = [];
   const add = (role: string, text: string): void => {
     if (text && !out.some((e) => e.role === role && e.text === text)) out.push({ role, text });
   };
-  for (const p of value) { add(h, p.head); add(t, p.tail); }
+  for (const p of value) {
+    add(h, p.head);
+    add(t, p.tail);
+  }
   return out;
 }
 export function listEntities(value: string[], role: string): Array<{ role: string; text: string }> {

@@ -14,7 +14,16 @@ import { qa } from './qa.js';
 import { schemaTask } from './schema-task.js';
 
 /** The built-in tasks, in the order of src/data/schema.ts TASK_NAMES. */
-export const BUILTIN_TASKS: readonly Task[] = [ddiTriplets, chemicals, diseases, influences, chemprot, drugAe, adeEmail, qa] as unknown as Task[];
+export const BUILTIN_TASKS: readonly Task[] = [
+  ddiTriplets,
+  chemicals,
+  diseases,
+  influences,
+  chemprot,
+  drugAe,
+  adeEmail,
+  qa,
+] as unknown as Task[];
 
 const registry = new Map<string, Task>(BUILTIN_TASKS.map((t) => [t.name, t]));
 
@@ -23,7 +32,9 @@ export function registerTask(task: Task): Task {
   const old = registry.get(task.name);
   if (old) {
     if (JSON.stringify(old.spec()) === JSON.stringify(task.spec())) return old;
-    throw new MedloraError(`task "${task.name}" is already defined${old.spec().kind === 'builtin' ? ' (a built-in task)' : ' with a different schema or instruction'}`);
+    throw new MedloraError(
+      `task "${task.name}" is already defined${old.spec().kind === 'builtin' ? ' (a built-in task)' : ' with a different schema or instruction'}`,
+    );
   }
   registry.set(task.name, task);
   return task;
@@ -45,7 +56,10 @@ export function structuredTaskNames(): string[] {
 
 export function getTask(name: string): Task {
   const t = registry.get(name);
-  if (!t) throw new MedloraError(`unknown task "${name}" (known: ${taskNames().join(', ')}; a task of your own is defined with a JSON Schema: a task file or a config "task:" section)`);
+  if (!t)
+    throw new MedloraError(
+      `unknown task "${name}" (known: ${taskNames().join(', ')}; a task of your own is defined with a JSON Schema: a task file or a config "task:" section)`,
+    );
   return t;
 }
 
@@ -53,7 +67,9 @@ export function getTask(name: string): Task {
 export function getStructuredTask(name: string, where = 'task'): Task {
   const t = registry.get(name);
   if (!t || !t.structured) {
-    throw new MedloraError(`${where}: "${name}" is not a structured extraction task (expected one of ${structuredTaskNames().join(', ')}; qa is free text and is scored by medlora loss)`);
+    throw new MedloraError(
+      `${where}: "${name}" is not a structured extraction task (expected one of ${structuredTaskNames().join(', ')}; qa is free text and is scored by medlora loss)`,
+    );
   }
   return t;
 }
@@ -83,8 +99,16 @@ export function defineTask(def: unknown, where = 'task'): Task {
 /** Read a task file ({name, instruction, schema} as JSON) and register its task. */
 export function loadTaskFile(path: string): Task {
   let text: string;
-  try { text = readFileSync(path, 'utf8'); } catch (e) { throw new MedloraError(`cannot read task file ${path}: ${(e as Error).message}`); }
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new MedloraError(`cannot read task file ${path}: ${(e as Error).message}`);
+  }
   let def: unknown;
-  try { def = JSON.parse(text); } catch (e) { throw new MedloraError(`${path}: not valid JSON (${(e as Error).message})`); }
+  try {
+    def = JSON.parse(text);
+  } catch (e) {
+    throw new MedloraError(`${path}: not valid JSON (${(e as Error).message})`);
+  }
   return defineTask(def, path);
 }

@@ -49,7 +49,18 @@ export interface FormatBounds {
 }
 
 /** ChemProt CPR groups 1-10 (BioCreative VI ChemProt guidelines); the shared task evaluates 3, 4, 5, 6 and 9. */
-export const CHEMPROT_GROUPS = ['CPR:1', 'CPR:2', 'CPR:3', 'CPR:4', 'CPR:5', 'CPR:6', 'CPR:7', 'CPR:8', 'CPR:9', 'CPR:10'];
+export const CHEMPROT_GROUPS = [
+  'CPR:1',
+  'CPR:2',
+  'CPR:3',
+  'CPR:4',
+  'CPR:5',
+  'CPR:6',
+  'CPR:7',
+  'CPR:8',
+  'CPR:9',
+  'CPR:10',
+];
 
 // generous enough for every well-formed gold answer of the shared corpora (the token budget, not these, is what ends a
 // runaway generation)
@@ -61,8 +72,7 @@ export const DEFAULT_BOUNDS: FormatBounds = { maxItems: 63, maxFieldBytes: 160, 
  * `nonBlankStrings`: every JSON string must hold a character that String.prototype.trim keeps.
  */
 export type Grammar =
-  | { kind: 'list'; format: ListFormat }
-  | { kind: 'json'; schema: JsonSchema; nonBlankStrings?: boolean };
+  { kind: 'list'; format: ListFormat } | { kind: 'json'; schema: JsonSchema; nonBlankStrings?: boolean };
 
 /**
  * One comparable unit of an answer for scoring (src/eval/match.ts turns it into a typed key). `names` are the
@@ -80,8 +90,7 @@ export interface MatchUnit {
 
 /** A JSON description of a task that can travel (training contract, API): enough to rebuild it with taskFromSpec. */
 export type TaskSpecJson =
-  | { kind: 'builtin'; name: string }
-  | { kind: 'schema'; name: string; instruction: string; schema: JsonSchema };
+  { kind: 'builtin'; name: string } | { kind: 'schema'; name: string; instruction: string; schema: JsonSchema };
 
 export interface Task<G = unknown> {
   name: string;

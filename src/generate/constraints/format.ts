@@ -12,7 +12,14 @@ import type { ListFormat, Segment } from '../../data/tasks/index.js';
 
 export type { ListFormat, Segment } from '../../data/tasks/index.js';
 
-const enum K { Byte, Field, Enum, BranchA, BranchB, End }
+const enum K {
+  Byte,
+  Field,
+  Enum,
+  BranchA,
+  BranchB,
+  End,
+}
 
 interface Slot {
   kind: K;
@@ -33,15 +40,37 @@ interface Slot {
 
 // packed state layout (30 bits): pc 7 | sub 8 | utf8 pending 2 | items 6 | none index 3 | main dead 1 | field has a
 // letter/digit 1 | at the very start 1 | field just read a comma 1
-const PC_BITS = 7, SUB_SHIFT = 7, U_SHIFT = 15, C_SHIFT = 17, N_SHIFT = 23, D_SHIFT = 26, G_SHIFT = 27, S_SHIFT = 28;
+const PC_BITS = 7,
+  SUB_SHIFT = 7,
+  U_SHIFT = 15,
+  C_SHIFT = 17,
+  N_SHIFT = 23,
+  D_SHIFT = 26,
+  G_SHIFT = 27,
+  S_SHIFT = 28;
 const P_SHIFT = 29;
 // widths of the multi-bit fields (value = (state >>> X_SHIFT) & X_MASK) and the one-bit flags, in place
-const PC_MASK = 0x7f, SUB_MASK = 0xff, U_MASK = 0b11, C_MASK = 0x3f, N_MASK = 0b111;
-const MAIN_DEAD = 1 << D_SHIFT, HAS_ALNUM = 1 << G_SHIFT, AT_START = 1 << S_SHIFT, AFTER_COMMA = 1 << P_SHIFT;
+const PC_MASK = 0x7f,
+  SUB_MASK = 0xff,
+  U_MASK = 0b11,
+  C_MASK = 0x3f,
+  N_MASK = 0b111;
+const MAIN_DEAD = 1 << D_SHIFT,
+  HAS_ALNUM = 1 << G_SHIFT,
+  AT_START = 1 << S_SHIFT,
+  AFTER_COMMA = 1 << P_SHIFT;
 const NONE_DEAD = 7;
 
 function pack(pc: number, sub: number, u: number, c: number, none: number, mainDead: number, sig = 0): number {
-  return pc | (sub << SUB_SHIFT) | (u << U_SHIFT) | (c << C_SHIFT) | (none << N_SHIFT) | (mainDead << D_SHIFT) | (sig << G_SHIFT);
+  return (
+    pc |
+    (sub << SUB_SHIFT) |
+    (u << U_SHIFT) |
+    (c << C_SHIFT) |
+    (none << N_SHIFT) |
+    (mainDead << D_SHIFT) |
+    (sig << G_SHIFT)
+  );
 }
 
 const enc = new TextEncoder();
@@ -73,13 +102,18 @@ export class FormatAutomaton {
 
   constructor(readonly format: ListFormat) {
     if (!format.separator) throw new Error('format: the separator must be non-empty');
-    if (format.maxItems < 1 || format.maxItems > 63) throw new Error(`format: maxItems must be 1..63, got ${format.maxItems}`);
+    if (format.maxItems < 1 || format.maxItems > 63)
+      throw new Error(`format: maxItems must be 1..63, got ${format.maxItems}`);
     const add = (segs: Segment[]): void => {
       for (const s of segs) {
         if (s.kind === 'lit') {
-          for (const b of enc.encode(s.text)) { this.slots.push({ kind: K.Byte, byte: b }); this.closingBytes.add(b); }
+          for (const b of enc.encode(s.text)) {
+            this.slots.push({ kind: K.Byte, byte: b });
+            this.closingBytes.add(b);
+          }
         } else if (s.kind === 'field') {
-          if (s.maxBytes < 1 || s.maxBytes > 255) throw new Error(`format: field maxBytes must be 1..255, got ${s.maxBytes}`);
+          if (s.maxBytes < 1 || s.maxBytes > 255)
+            throw new Error(`format: field maxBytes must be 1..255, got ${s.maxBytes}`);
           const allow = new Uint8Array(128);
           for (let b = 0x20; b < 0x7f; b++) allow[b] = 1;
           for (const b of enc.encode(s.exclude)) allow[b] = 0;
@@ -111,7 +145,8 @@ export class FormatAutomaton {
     this.checkBranches();
     this.slots.forEach((s, i) => {
       if (s.kind === K.Field && s.commas) {
-        s.commaEnds = this.slots[i + 1]?.kind === K.Byte && this.slots[i + 1]!.byte === 0x2c && this.slots[i + 2]?.byte === 0x20;
+        s.commaEnds =
+          this.slots[i + 1]?.kind === K.Byte && this.slots[i + 1]!.byte === 0x2c && this.slots[i + 2]?.byte === 0x20;
       }
     });
     this.minFrom = this.computeMinFrom();
@@ -121,7 +156,10 @@ export class FormatAutomaton {
     if (options.length === 0) throw new Error('format: enum needs options');
     const child: number[] = [];
     const terminal: number[] = [0];
-    const grow = (): number => { terminal.push(0); return terminal.length - 1; };
+    const grow = (): number => {
+      terminal.push(0);
+      return terminal.length - 1;
+    };
     for (let n = 0; n < 256; n++) child.push(0);
     for (const o of options) {
       let node = 0;
@@ -144,7 +182,10 @@ export class FormatAutomaton {
     const nodeMin = new Int32Array(nodes).fill(1 << 20);
     // children always have larger indices than parents, so one backward pass suffices
     for (let n = nodes - 1; n >= 0; n--) {
-      if (terminal[n]) { nodeMin[n] = 0; continue; }
+      if (terminal[n]) {
+        nodeMin[n] = 0;
+        continue;
+      }
       for (let b = 0; b < 256; b++) {
         const c = child[n * 256 + b]!;
         if (c) nodeMin[n] = Math.min(nodeMin[n]!, 1 + nodeMin[c - 1]!);
@@ -175,12 +216,24 @@ export class FormatAutomaton {
       const s = this.slots[pc]!;
       let v: number;
       switch (s.kind) {
-        case K.End: v = 0; break;
-        case K.BranchB: v = get(this.xStart); break;
-        case K.BranchA: v = this.format.minItems === 0 ? Math.min(get(this.iStart), get(this.xStart)) : get(this.iStart); break;
-        case K.Byte: v = 1 + get(this.next(pc)); break;
-        case K.Field: v = 1 + get(pc + 1); break;
-        case K.Enum: v = s.nodeMin![0]! + get(pc + 1); break;
+        case K.End:
+          v = 0;
+          break;
+        case K.BranchB:
+          v = get(this.xStart);
+          break;
+        case K.BranchA:
+          v = this.format.minItems === 0 ? Math.min(get(this.iStart), get(this.xStart)) : get(this.iStart);
+          break;
+        case K.Byte:
+          v = 1 + get(this.next(pc));
+          break;
+        case K.Field:
+          v = 1 + get(pc + 1);
+          break;
+        case K.Enum:
+          v = s.nodeMin![0]! + get(pc + 1);
+          break;
       }
       m[pc] = v;
       return v;
@@ -207,7 +260,7 @@ export class FormatAutomaton {
       switch (s.kind) {
         case K.Byte: {
           if (b !== s.byte) return -1;
-          let np = this.next(pc);
+          const np = this.next(pc);
           // entering the item start from the separator or branch A starts a new item
           if (np === this.iStart) c++;
           return pack(np, 0, 0, c, 0, 0);
@@ -245,19 +298,36 @@ export class FormatAutomaton {
         case K.BranchA: {
           // the suffix (empty list) first, if allowed and it starts with b; otherwise the first item
           if (this.format.minItems === 0 && this.format.suffix && this.slots[this.xStart]!.byte === b) {
-            pc = this.xStart; sub = 0; u = 0; continue;
+            pc = this.xStart;
+            sub = 0;
+            u = 0;
+            continue;
           }
-          pc = this.iStart; sub = 0; u = 0; c++; continue;
+          pc = this.iStart;
+          sub = 0;
+          u = 0;
+          c++;
+          continue;
         }
         case K.BranchB: {
-          if (c < this.format.maxItems && this.slots[this.sStart]!.byte === b) { pc = this.sStart; sub = 0; u = 0; continue; }
-          pc = this.xStart; sub = 0; u = 0; continue;
+          if (c < this.format.maxItems && this.slots[this.sStart]!.byte === b) {
+            pc = this.sStart;
+            sub = 0;
+            u = 0;
+            continue;
+          }
+          pc = this.xStart;
+          sub = 0;
+          u = 0;
+          continue;
         }
         case K.End:
           return -1;
       }
       // fell out of a field/enum: move on and re-read the same byte
-      pc = this.next(pc); sub = 0; u = 0;
+      pc = this.next(pc);
+      sub = 0;
+      u = 0;
       if (pc === this.iStart) c++;
     }
   }
@@ -275,7 +345,7 @@ export class FormatAutomaton {
       const s = this.slots[state & PC_MASK]!;
       if (s.kind === K.Field) {
         const sub = (state >>> SUB_SHIFT) & SUB_MASK;
-        if (sub > 0 && sub < s.maxBytes! && s.allow![b] && ((state >>> U_SHIFT) & U_MASK) === 0 && (state & HAS_ALNUM)) {
+        if (sub > 0 && sub < s.maxBytes! && s.allow![b] && ((state >>> U_SHIFT) & U_MASK) === 0 && state & HAS_ALNUM) {
           return state + (1 << SUB_SHIFT);
         }
       }
@@ -284,8 +354,15 @@ export class FormatAutomaton {
     if (none !== NONE_DEAD) none = none < this.none.length && this.none[none] === b ? none + 1 : NONE_DEAD;
     let main = -1;
     if (!(state & MAIN_DEAD)) {
-      main = this.stepMain(state & PC_MASK, (state >>> SUB_SHIFT) & SUB_MASK, (state >>> U_SHIFT) & U_MASK, (state >>> C_SHIFT) & C_MASK,
-        (state >>> G_SHIFT) & 1, (state >>> P_SHIFT) & 1, b);
+      main = this.stepMain(
+        state & PC_MASK,
+        (state >>> SUB_SHIFT) & SUB_MASK,
+        (state >>> U_SHIFT) & U_MASK,
+        (state >>> C_SHIFT) & C_MASK,
+        (state >>> G_SHIFT) & 1,
+        (state >>> P_SHIFT) & 1,
+        b,
+      );
     }
     if (main < 0 && none === NONE_DEAD) return -1;
     return main < 0 ? pack(0, 0, 0, 0, none, 1) : main | (none << N_SHIFT);
@@ -302,7 +379,9 @@ export class FormatAutomaton {
   }
 
   private mainMin(state: number): number {
-    const pc = state & PC_MASK, sub = (state >>> SUB_SHIFT) & SUB_MASK, u = (state >>> U_SHIFT) & U_MASK;
+    const pc = state & PC_MASK,
+      sub = (state >>> SUB_SHIFT) & SUB_MASK,
+      u = (state >>> U_SHIFT) & U_MASK;
     const s = this.slots[pc]!;
     switch (s.kind) {
       case K.Field:
@@ -313,7 +392,7 @@ export class FormatAutomaton {
           return s.commaEnds ? this.minFrom[this.next(pc)]! - 1 : this.minFrom[this.next(pc)]!;
         }
         // finish a pending UTF-8 character, then add a letter if the field has none yet
-        return u + ((state & HAS_ALNUM) ? 0 : 1) + this.minFrom[this.next(pc)]!;
+        return u + (state & HAS_ALNUM ? 0 : 1) + this.minFrom[this.next(pc)]!;
       case K.Enum:
         return s.nodeMin![sub]! + this.minFrom[this.next(pc)]!;
       case K.BranchB:
@@ -350,7 +429,8 @@ export class FormatAutomaton {
   fieldSlots(): Array<{ pc: number; allow: Uint8Array; maxBytes: number; minAfter: number }> {
     const out: Array<{ pc: number; allow: Uint8Array; maxBytes: number; minAfter: number }> = [];
     this.slots.forEach((s, pc) => {
-      if (s.kind === K.Field) out.push({ pc, allow: s.allow!, maxBytes: s.maxBytes!, minAfter: this.minFrom[this.next(pc)]! });
+      if (s.kind === K.Field)
+        out.push({ pc, allow: s.allow!, maxBytes: s.maxBytes!, minAfter: this.minFrom[this.next(pc)]! });
     });
     return out;
   }
@@ -361,7 +441,10 @@ export class FormatAutomaton {
 
   /** Run a whole string through the automaton (tests, validation). */
   run(text: string, state = this.initial()): number {
-    for (const b of enc.encode(text)) { state = this.step(state, b); if (state < 0) return -1; }
+    for (const b of enc.encode(text)) {
+      state = this.step(state, b);
+      if (state < 0) return -1;
+    }
     return state;
   }
 
@@ -383,7 +466,8 @@ export class FormatAutomaton {
 
   /** An upper bound on minToFinish over all live states (a budget slack above it never changes a mask). */
   get minToFinishBound(): number {
-    let maxFrom = 0, maxEnum = 0;
+    let maxFrom = 0,
+      maxEnum = 0;
     this.slots.forEach((s, pc) => {
       maxFrom = Math.max(maxFrom, this.minFrom[pc]!);
       if (s.kind === K.Enum) maxEnum = Math.max(maxEnum, ...s.nodeMin!.filter((x) => x < 1 << 20));
@@ -394,10 +478,24 @@ export class FormatAutomaton {
 
   /** The longest any answer can be, in bytes (for sizing token budgets). */
   maxAnswerBytes(): number {
-    const segBytes = (segs: Segment[]): number => segs.reduce((a, s) => a + (s.kind === 'lit' ? enc.encode(s.text).length
-      : s.kind === 'field' ? s.maxBytes : Math.max(...s.options.map((o) => enc.encode(o).length))), 0);
+    const segBytes = (segs: Segment[]): number =>
+      segs.reduce(
+        (a, s) =>
+          a +
+          (s.kind === 'lit'
+            ? enc.encode(s.text).length
+            : s.kind === 'field'
+              ? s.maxBytes
+              : Math.max(...s.options.map((o) => enc.encode(o).length))),
+        0,
+      );
     const f = this.format;
-    return Math.max(this.none.length, segBytes(f.prefix) + f.maxItems * segBytes(f.item) +
-      (f.maxItems - 1) * enc.encode(f.separator).length + enc.encode(f.suffix).length);
+    return Math.max(
+      this.none.length,
+      segBytes(f.prefix) +
+        f.maxItems * segBytes(f.item) +
+        (f.maxItems - 1) * enc.encode(f.separator).length +
+        enc.encode(f.suffix).length,
+    );
   }
 }

@@ -2,7 +2,13 @@
 // (grammar, vocabulary) so masks computed once are reused across decodes, and applying a mask to logits. The
 // vocabulary bytes and trie are built once per tokenizer. Unconstrained decoding simply skips all of this.
 import type { TextTokenizer } from '../../tokenize/types.js';
-import { compileSchema, SchemaError, type FormatBounds, type Grammar, type JsonSchema } from '../../data/tasks/index.js';
+import {
+  compileSchema,
+  SchemaError,
+  type FormatBounds,
+  type Grammar,
+  type JsonSchema,
+} from '../../data/tasks/index.js';
 import { ConstraintVocab, TokenConstraint, type Constraint, type MaskResult } from './mask.js';
 import { FormatAutomaton } from './format.js';
 import { SchemaConstraint } from './schema.js';
@@ -12,7 +18,15 @@ import { grammarAutomaton, taskGrammar } from './tasks.js';
 export { ConstrainedSession, ConstraintVocab, TokenConstraint, type Constraint, type MaskResult } from './mask.js';
 export { SchemaConstraint } from './schema.js';
 export { JsonAutomaton };
-export { DEFAULT_BOUNDS, type FormatBounds, grammarAutomaton, schemaAutomaton, taskAutomaton, taskFormat, taskGrammar } from './tasks.js';
+export {
+  DEFAULT_BOUNDS,
+  type FormatBounds,
+  grammarAutomaton,
+  schemaAutomaton,
+  taskAutomaton,
+  taskFormat,
+  taskGrammar,
+} from './tasks.js';
 export { validate, SchemaError, type ValidationError } from '../../data/tasks/index.js';
 
 const vocabs = new WeakMap<TextTokenizer, ConstraintVocab>();
@@ -21,7 +35,10 @@ const constraints = new WeakMap<ConstraintVocab, Map<string, Constraint>>();
 /** The vocabulary view of a tokenizer, built once (about a second for a 50k vocabulary). */
 export function constraintVocab(tok: TextTokenizer): ConstraintVocab {
   let v = vocabs.get(tok);
-  if (!v) { v = new ConstraintVocab(tok); vocabs.set(tok, v); }
+  if (!v) {
+    v = new ConstraintVocab(tok);
+    vocabs.set(tok, v);
+  }
   return v;
 }
 
@@ -34,7 +51,10 @@ export function automatonConstraint(vocab: ConstraintVocab, a: FormatAutomaton |
 export function grammarConstraint(g: Grammar, tok: TextTokenizer): Constraint {
   const vocab = constraintVocab(tok);
   let m = constraints.get(vocab);
-  if (!m) { m = new Map(); constraints.set(vocab, m); }
+  if (!m) {
+    m = new Map();
+    constraints.set(vocab, m);
+  }
   const key = JSON.stringify(g);
   let c = m.get(key);
   if (!c) {

@@ -12,8 +12,19 @@ const UNKNOWN = -2;
 
 /** JavaScript's String.prototype.trim whitespace (ECMA-262 WhiteSpace + LineTerminator). */
 function isJsSpace(cp: number): boolean {
-  return (cp >= 9 && cp <= 13) || cp === 0x20 || cp === 0xa0 || cp === 0x1680 || (cp >= 0x2000 && cp <= 0x200a) ||
-    cp === 0x2028 || cp === 0x2029 || cp === 0x202f || cp === 0x205f || cp === 0x3000 || cp === 0xfeff;
+  return (
+    (cp >= 9 && cp <= 13) ||
+    cp === 0x20 ||
+    cp === 0xa0 ||
+    cp === 0x1680 ||
+    (cp >= 0x2000 && cp <= 0x200a) ||
+    cp === 0x2028 ||
+    cp === 0x2029 ||
+    cp === 0x202f ||
+    cp === 0x205f ||
+    cp === 0x3000 ||
+    cp === 0xfeff
+  );
 }
 
 const INT_PREFIX = /^-?(?:0|[1-9]\d{0,14})?$/;
@@ -21,7 +32,11 @@ const NUM_PREFIX = /^-?(?:(?:0|[1-9]\d{0,14})(?:\.\d{0,10})?)?$/;
 const INT_DONE = /^-?(?:0|[1-9]\d{0,14})$/;
 const NUM_DONE = /^-?(?:0|[1-9]\d{0,14})(?:\.\d{1,10})?$/;
 
-interface EnumTrie { child: Array<Map<number, number>>; done: Uint8Array; min: Int32Array }
+interface EnumTrie {
+  child: Array<Map<number, number>>;
+  done: Uint8Array;
+  min: Int32Array;
+}
 
 export class JsonAutomaton {
   private readonly nodes: SchemaNode[] = [];
@@ -39,31 +54,46 @@ export class JsonAutomaton {
   /** bytes a shortest finishing path may need as single-byte tokens */
   readonly closingBytes = new Set<number>();
 
-  constructor(root: SchemaNode, readonly opts: { nonBlankStrings?: boolean } = {}) {
+  constructor(
+    root: SchemaNode,
+    readonly opts: { nonBlankStrings?: boolean } = {},
+  ) {
     this.root = this.addNode(root);
     for (const c of '{}[],:"0123456789-.atrueflsn') this.closingBytes.add(c.charCodeAt(0));
     for (let i = 0; i < this.nodes.length; i++) this.minValue(i);
     this.intern([['W', `V,${this.root}`].reverse()]); // state 0: the start (top of stack last)
   }
 
-  get states(): number { return this.stacks.length; }
+  get states(): number {
+    return this.stacks.length;
+  }
 
   private addNode(n: SchemaNode): number {
     const id = this.nodes.length;
     this.nodes.push(n);
     this.nodeIds.set(n, id);
-    if (n.t === 'object') for (const p of n.props) { this.addNode(p.node); for (const b of enc.encode(p.key)) this.closingBytes.add(b); }
+    if (n.t === 'object')
+      for (const p of n.props) {
+        this.addNode(p.node);
+        for (const b of enc.encode(p.key)) this.closingBytes.add(b);
+      }
     else if (n.t === 'array') this.addNode(n.items);
     else if (n.t === 'anyOf') for (const a of n.alts) this.addNode(a);
     else if (n.t === 'string' && n.enum) this.enums.set(id, this.enumTrie(n.enum));
     return id;
   }
 
-  private id(n: SchemaNode): number { return this.nodeIds.get(n)!; }
+  private id(n: SchemaNode): number {
+    return this.nodeIds.get(n)!;
+  }
 
   private lit(text: string): number {
     let i = this.litIds.get(text);
-    if (i === undefined) { i = this.lits.length; this.lits.push(enc.encode(text)); this.litIds.set(text, i); }
+    if (i === undefined) {
+      i = this.lits.length;
+      this.lits.push(enc.encode(text));
+      this.litIds.set(text, i);
+    }
     return i;
   }
 
@@ -76,14 +106,22 @@ export class JsonAutomaton {
       for (const b of enc.encode(JSON.stringify(o).slice(1))) {
         this.closingBytes.add(b);
         let c = child[node]!.get(b);
-        if (c === undefined) { c = child.length; child.push(new Map()); done.push(0); child[node]!.set(b, c); }
+        if (c === undefined) {
+          c = child.length;
+          child.push(new Map());
+          done.push(0);
+          child[node]!.set(b, c);
+        }
         node = c;
       }
       done[node] = 1;
     }
     const min = new Int32Array(child.length).fill(1 << 20);
     for (let n = child.length - 1; n >= 0; n--) {
-      if (done[n]) { min[n] = 0; continue; }
+      if (done[n]) {
+        min[n] = 0;
+        continue;
+      }
       for (const c of child[n]!.values()) min[n] = Math.min(min[n]!, 1 + min[c]!);
     }
     return { child, done: Uint8Array.from(done), min };
@@ -98,15 +136,32 @@ export class JsonAutomaton {
       case 'object': {
         v = 2;
         let first = true;
-        for (const p of n.props) if (p.required) { v += (first ? 0 : 1) + enc.encode(JSON.stringify(p.key)).length + 1 + this.minValue(this.id(p.node)); first = false; }
+        for (const p of n.props)
+          if (p.required) {
+            v += (first ? 0 : 1) + enc.encode(JSON.stringify(p.key)).length + 1 + this.minValue(this.id(p.node));
+            first = false;
+          }
         break;
       }
-      case 'array': v = 2 + n.minItems * this.minValue(this.id(n.items)) + Math.max(0, n.minItems - 1); break;
-      case 'string': v = n.enum ? 1 + this.enums.get(id)!.min[0]! : 2 + Math.max(n.minLength, this.opts.nonBlankStrings ? 1 : 0); break;
-      case 'integer': case 'number': v = this.numMin(id, ''); break;
-      case 'boolean': v = 4; break;
-      case 'null': v = 4; break;
-      case 'anyOf': v = Math.min(...n.alts.map((a) => this.minValue(this.id(a)))); break;
+      case 'array':
+        v = 2 + n.minItems * this.minValue(this.id(n.items)) + Math.max(0, n.minItems - 1);
+        break;
+      case 'string':
+        v = n.enum ? 1 + this.enums.get(id)!.min[0]! : 2 + Math.max(n.minLength, this.opts.nonBlankStrings ? 1 : 0);
+        break;
+      case 'integer':
+      case 'number':
+        v = this.numMin(id, '');
+        break;
+      case 'boolean':
+        v = 4;
+        break;
+      case 'null':
+        v = 4;
+        break;
+      case 'anyOf':
+        v = Math.min(...n.alts.map((a) => this.minValue(this.id(a))));
+        break;
     }
     this.minVal[id] = v;
     return v;
@@ -116,7 +171,8 @@ export class JsonAutomaton {
   private numAlive(id: number, text: string): boolean {
     const n = this.nodes[id] as { t: 'integer' | 'number'; minimum?: number; maximum?: number };
     if (!(n.t === 'integer' ? INT_PREFIX : NUM_PREFIX).test(text)) return false;
-    const lo = n.minimum ?? -Infinity, hi = n.maximum ?? Infinity;
+    const lo = n.minimum ?? -Infinity,
+      hi = n.maximum ?? Infinity;
     if (lo === -Infinity && hi === Infinity) return true;
     const neg = text.startsWith('-');
     const body = neg ? text.slice(1) : text;
@@ -125,10 +181,11 @@ export class JsonAutomaton {
     if (body === '') spans.push([0, 1e15]);
     else if (!body.includes('.')) {
       if (body === '0') spans.push(n.t === 'integer' ? [0, 1e-9] : [0, 1]);
-      else for (let k = 0; body.length + k <= 15; k++) {
-        const a = Number(body) * 10 ** k;
-        spans.push(n.t === 'integer' ? [a, a + 10 ** k - 1 + 1e-9] : [a, a + 10 ** k]);
-      }
+      else
+        for (let k = 0; body.length + k <= 15; k++) {
+          const a = Number(body) * 10 ** k;
+          spans.push(n.t === 'integer' ? [a, a + 10 ** k - 1 + 1e-9] : [a, a + 10 ** k]);
+        }
     } else {
       const [ip, fp] = body.split('.') as [string, string];
       const a = Number(`${ip}.${fp || '0'}`);
@@ -152,9 +209,16 @@ export class JsonAutomaton {
     let frontier = [text];
     let best = 1 << 20;
     for (let d = 0; d <= 18 && frontier.length; d++) {
-      if (frontier.some((t) => this.numDone(id, t))) { best = d; break; }
+      if (frontier.some((t) => this.numDone(id, t))) {
+        best = d;
+        break;
+      }
       const next = new Set<string>();
-      for (const t of frontier) for (const c of '-0123456789.') { const nt = t + c; if (this.numAlive(id, nt)) next.add(nt); }
+      for (const t of frontier)
+        for (const c of '-0123456789.') {
+          const nt = t + c;
+          if (this.numAlive(id, nt)) next.add(nt);
+        }
       frontier = [...next].slice(0, 64);
     }
     this.numMinMemo.set(key, best);
@@ -165,17 +229,31 @@ export class JsonAutomaton {
   private startValue(rest: string[], id: number, b: number, out: string[][]): void {
     const n = this.nodes[id]!;
     switch (n.t) {
-      case 'anyOf': for (const a of n.alts) this.startValue(rest, this.id(a), b, out); return;
-      case 'object': if (b === 0x7b) out.push([...rest, `O,${id},0,0`]); return;
-      case 'array': if (b === 0x5b) out.push([...rest, `A,${id},0,0`]); return;
-      case 'string': if (b === 0x22) out.push([...rest, n.enum ? `E,${id},0` : `S,${id},0,0,0,0,0,0`]); return;
-      case 'integer': case 'number': {
+      case 'anyOf':
+        for (const a of n.alts) this.startValue(rest, this.id(a), b, out);
+        return;
+      case 'object':
+        if (b === 0x7b) out.push([...rest, `O,${id},0,0`]);
+        return;
+      case 'array':
+        if (b === 0x5b) out.push([...rest, `A,${id},0,0`]);
+        return;
+      case 'string':
+        if (b === 0x22) out.push([...rest, n.enum ? `E,${id},0` : `S,${id},0,0,0,0,0,0`]);
+        return;
+      case 'integer':
+      case 'number': {
         const t = String.fromCharCode(b);
         if ((b === 0x2d || (b >= 0x30 && b <= 0x39)) && this.numAlive(id, t)) out.push([...rest, `N,${id},${t}`]);
         return;
       }
-      case 'boolean': if (b === 0x74) out.push([...rest, `L,${this.lit('true')},1`]); else if (b === 0x66) out.push([...rest, `L,${this.lit('false')},1`]); return;
-      case 'null': if (b === 0x6e) out.push([...rest, `L,${this.lit('null')},1`]); return;
+      case 'boolean':
+        if (b === 0x74) out.push([...rest, `L,${this.lit('true')},1`]);
+        else if (b === 0x66) out.push([...rest, `L,${this.lit('false')},1`]);
+        return;
+      case 'null':
+        if (b === 0x6e) out.push([...rest, `L,${this.lit('null')},1`]);
+        return;
     }
   }
 
@@ -185,17 +263,24 @@ export class JsonAutomaton {
     const rest = st.slice(0, -1);
     const id = Number(f[1]);
     switch (f[0]) {
-      case 'W': if (b === 0x20) out.push(rest); else this.stepStack(rest, b, out); return;
-      case 'V': this.startValue(rest, id, b, out); return;
+      case 'W':
+        if (b === 0x20) out.push(rest);
+        else this.stepStack(rest, b, out);
+        return;
+      case 'V':
+        this.startValue(rest, id, b, out);
+        return;
       case 'L': {
-        const lit = this.lits[id]!, off = Number(f[2]);
+        const lit = this.lits[id]!,
+          off = Number(f[2]);
         if (lit[off] !== b) return;
         out.push(off + 1 === lit.length ? rest : [...rest, `L,${id},${off + 1}`]);
         return;
       }
       case 'O': {
         const n = this.nodes[id] as Extract<SchemaNode, { t: 'object' }>;
-        const i = Number(f[2]), any = f[3] === '1';
+        const i = Number(f[2]),
+          any = f[3] === '1';
         let requiredLeft = false;
         for (let j = i; j < n.props.length; j++) {
           const p = n.props[j]!;
@@ -206,21 +291,27 @@ export class JsonAutomaton {
             if (bytes.length > 1) ns.push(`L,${lid},1`);
             out.push(ns);
           }
-          if (p.required) { requiredLeft = true; break; }
+          if (p.required) {
+            requiredLeft = true;
+            break;
+          }
         }
         if (b === 0x7d && !requiredLeft) out.push(rest);
         return;
       }
       case 'A': {
         const n = this.nodes[id] as Extract<SchemaNode, { t: 'array' }>;
-        const c = Number(f[2]), phase = f[3];
+        const c = Number(f[2]),
+          phase = f[3];
         const cap = (k: number): number => (n.maxItems !== undefined ? k : Math.min(k, n.minItems));
         const item = this.id(n.items);
         if (phase === '0') {
           if (b === 0x5d && n.minItems === 0) out.push(rest);
-          if (n.maxItems === undefined || n.maxItems >= 1) this.startValue([...rest, `A,${id},${cap(1)},1`], item, b, out);
+          if (n.maxItems === undefined || n.maxItems >= 1)
+            this.startValue([...rest, `A,${id},${cap(1)},1`], item, b, out);
         } else {
-          if (b === 0x2c && (n.maxItems === undefined || c < n.maxItems)) out.push([...rest, `A,${id},${cap(c + 1)},1`, `V,${item}`]);
+          if (b === 0x2c && (n.maxItems === undefined || c < n.maxItems))
+            out.push([...rest, `A,${id},${cap(c + 1)},1`, `V,${item}`]);
           if (b === 0x5d && c >= n.minItems) out.push(rest);
         }
         return;
@@ -242,7 +333,9 @@ export class JsonAutomaton {
         if (this.numDone(id, text)) this.stepStack(rest, b, out); // the number ends; b belongs to what follows
         return;
       }
-      case 'S': this.stepString(rest, id, f, b, out); return;
+      case 'S':
+        this.stepString(rest, id, f, b, out);
+        return;
     }
   }
 
@@ -250,46 +343,84 @@ export class JsonAutomaton {
    * (1 after "\", 2-5 inside "\u00XX"), UTF-8 continuation bytes pending of k, partial code point, non-blank seen. */
   private stepString(rest: string[], id: number, f: string[], b: number, out: string[][]): void {
     const n = this.nodes[id] as Extract<SchemaNode, { t: 'string' }>;
-    let len = Number(f[2]), esc = Number(f[3]), u = Number(f[4]), k = Number(f[5]), cp = Number(f[6]), sig = Number(f[7]);
+    let len = Number(f[2]),
+      esc = Number(f[3]),
+      u = Number(f[4]),
+      k = Number(f[5]),
+      cp = Number(f[6]),
+      sig = Number(f[7]);
     const track = this.opts.nonBlankStrings === true;
     const push = (): void => {
       const l = n.maxLength !== undefined ? len : Math.min(len, n.minLength);
       out.push([...rest, `S,${id},${l},${esc},${u},${k},${cp},${track ? sig : 0}`]);
     };
-    const startChar = (): boolean => { if (n.maxLength !== undefined && len >= n.maxLength) return false; len++; return true; };
+    const startChar = (): boolean => {
+      if (n.maxLength !== undefined && len >= n.maxLength) return false;
+      len++;
+      return true;
+    };
     if (u > 0) {
       if (b < 0x80 || b > 0xbf) return;
       if (!track) {
         // only the lead byte's class is kept (1: E0, 2: ED, 3: F0, 4: F4), for the first continuation byte's range
-        if (u === k && ((cp === 1 && b < 0xa0) || (cp === 2 && b > 0x9f) || (cp === 3 && b < 0x90) || (cp === 4 && b > 0x8f))) return;
-        cp = 0; u--;
+        if (
+          u === k &&
+          ((cp === 1 && b < 0xa0) || (cp === 2 && b > 0x9f) || (cp === 3 && b < 0x90) || (cp === 4 && b > 0x8f))
+        )
+          return;
+        cp = 0;
+        u--;
         if (u === 0) k = 0;
         return push();
       }
-      if (u === k) { // first continuation byte: no overlongs, surrogates or code points past U+10FFFF
-        if ((cp === 0 && k === 2 && b < 0xa0) || (cp === 0xd && k === 2 && b > 0x9f) || (cp === 0 && k === 3 && b < 0x90) || (cp === 4 && k === 3 && b > 0x8f)) return;
+      if (u === k) {
+        // first continuation byte: no overlongs, surrogates or code points past U+10FFFF
+        if (
+          (cp === 0 && k === 2 && b < 0xa0) ||
+          (cp === 0xd && k === 2 && b > 0x9f) ||
+          (cp === 0 && k === 3 && b < 0x90) ||
+          (cp === 4 && k === 3 && b > 0x8f)
+        )
+          return;
       }
       cp = cp * 64 + (b & 0x3f);
       u--;
-      if (u === 0) { if (!isJsSpace(cp)) sig = 1; cp = 0; k = 0; }
+      if (u === 0) {
+        if (!isJsSpace(cp)) sig = 1;
+        cp = 0;
+        k = 0;
+      }
       return push();
     }
     if (esc === 1) {
       const i = '"\\/bfnrtu'.indexOf(String.fromCharCode(b));
       if (i < 0) return;
-      if (b === 0x75) { esc = 2; return push(); }
+      if (b === 0x75) {
+        esc = 2;
+        return push();
+      }
       if (i <= 3) sig = 1; // \" \\ \/ \b are not whitespace; \f \n \r \t are
       esc = 0;
       return push();
     }
-    if (esc === 2 || esc === 3) { if (b !== 0x30) return; esc++; return push(); }
-    if (esc === 4) { if (b !== 0x30 && b !== 0x31) return; cp = (b - 0x30) * 16; esc = 5; return push(); }
+    if (esc === 2 || esc === 3) {
+      if (b !== 0x30) return;
+      esc++;
+      return push();
+    }
+    if (esc === 4) {
+      if (b !== 0x30 && b !== 0x31) return;
+      cp = (b - 0x30) * 16;
+      esc = 5;
+      return push();
+    }
     if (esc === 5) {
       const h = parseInt(String.fromCharCode(b), 16);
       if (Number.isNaN(h) || !/[0-9a-f]/.test(String.fromCharCode(b))) return;
       cp += h;
       if (!isJsSpace(cp)) sig = 1;
-      cp = 0; esc = 0;
+      cp = 0;
+      esc = 0;
       return push();
     }
     if (b === 0x22) {
@@ -297,12 +428,31 @@ export class JsonAutomaton {
       return;
     }
     if (b < 0x20) return;
-    if (b === 0x5c) { if (!startChar()) return; esc = 1; return push(); }
-    if (b < 0x80) { if (!startChar()) return; if (b !== 0x20) sig = 1; return push(); }
+    if (b === 0x5c) {
+      if (!startChar()) return;
+      esc = 1;
+      return push();
+    }
+    if (b < 0x80) {
+      if (!startChar()) return;
+      if (b !== 0x20) sig = 1;
+      return push();
+    }
     const c = b >= 0xc2 && b <= 0xdf ? 1 : b >= 0xe0 && b <= 0xef ? 2 : b >= 0xf0 && b <= 0xf4 ? 3 : -1;
     if (c < 0 || !startChar()) return;
-    u = c; k = c;
-    cp = track ? b & (c === 1 ? 0x1f : c === 2 ? 0x0f : 0x07) : b === 0xe0 ? 1 : b === 0xed ? 2 : b === 0xf0 ? 3 : b === 0xf4 ? 4 : 0;
+    u = c;
+    k = c;
+    cp = track
+      ? b & (c === 1 ? 0x1f : c === 2 ? 0x0f : 0x07)
+      : b === 0xe0
+        ? 1
+        : b === 0xed
+          ? 2
+          : b === 0xf0
+            ? 3
+            : b === 0xf4
+              ? 4
+              : 0;
     return push();
   }
 
@@ -310,14 +460,20 @@ export class JsonAutomaton {
     const f = fr.split(',');
     const id = Number(f[1]);
     switch (f[0]) {
-      case 'W': return 0;
-      case 'V': return this.minValue(id);
-      case 'L': return this.lits[id]!.length - Number(f[2]);
-      case 'E': return this.enums.get(id)!.min[Number(f[2])]!;
-      case 'N': return this.numMin(id, f[2]!);
+      case 'W':
+        return 0;
+      case 'V':
+        return this.minValue(id);
+      case 'L':
+        return this.lits[id]!.length - Number(f[2]);
+      case 'E':
+        return this.enums.get(id)!.min[Number(f[2])]!;
+      case 'N':
+        return this.numMin(id, f[2]!);
       case 'O': {
         const n = this.nodes[id] as Extract<SchemaNode, { t: 'object' }>;
-        let v = 1, any = f[3] === '1';
+        let v = 1,
+          any = f[3] === '1';
         for (let j = Number(f[2]); j < n.props.length; j++) {
           const p = n.props[j]!;
           if (!p.required) continue;
@@ -333,7 +489,10 @@ export class JsonAutomaton {
       }
       case 'S': {
         const n = this.nodes[id] as Extract<SchemaNode, { t: 'string' }>;
-        const len = Number(f[2]), esc = Number(f[3]), u = Number(f[4]), sig = Number(f[7]);
+        const len = Number(f[2]),
+          esc = Number(f[3]),
+          u = Number(f[4]),
+          sig = Number(f[7]);
         const pending = esc === 1 ? 1 : esc >= 2 ? 6 - esc : u;
         // a pending character can always be completed as a non-blank one
         const blank = this.opts.nonBlankStrings && !sig && pending === 0 ? 1 : 0;
@@ -362,7 +521,9 @@ export class JsonAutomaton {
     return id;
   }
 
-  initial(): number { return 0; }
+  initial(): number {
+    return 0;
+  }
 
   /**
    * A key under which states have equal token masks: inside a string with maxLength (no escape or UTF-8 pending,
@@ -410,10 +571,15 @@ export class JsonAutomaton {
     return best;
   }
 
-  isComplete(state: number): boolean { return this.minToFinish(state) === 0; }
+  isComplete(state: number): boolean {
+    return this.minToFinish(state) === 0;
+  }
 
   run(text: string, state = this.initial()): number {
-    for (const b of enc.encode(text)) { state = this.step(state, b); if (state < 0) return -1; }
+    for (const b of enc.encode(text)) {
+      state = this.step(state, b);
+      if (state < 0) return -1;
+    }
     return state;
   }
 }

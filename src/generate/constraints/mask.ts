@@ -47,7 +47,9 @@ export class ConstraintVocab {
     this.bytes = tokenBytes(tok);
     this.trie = new TokenTrie(this.bytes);
     this.singleByte = new Int32Array(256).fill(-1);
-    this.bytes.forEach((b, id) => { if (b && b.length === 1 && this.singleByte[b[0]!]! < 0) this.singleByte[b[0]!] = id; });
+    this.bytes.forEach((b, id) => {
+      if (b && b.length === 1 && this.singleByte[b[0]!]! < 0) this.singleByte[b[0]!] = id;
+    });
   }
 }
 
@@ -69,9 +71,14 @@ function splitForField(bytes: Array<Uint8Array | null>, allow: Uint8Array): Fiel
   const pure: Array<{ id: number; len: number; u: number; flags: number }> = [];
   const rest: Array<Uint8Array | null> = bytes.map((bs, id) => {
     if (!bs) return null;
-    let u = 0, letter = 0;
+    let u = 0,
+      letter = 0;
     for (const b of bs) {
-      if (u > 0) { if (b < 0x80 || b > 0xbf) return bs; u--; continue; }
+      if (u > 0) {
+        if (b < 0x80 || b > 0xbf) return bs;
+        u--;
+        continue;
+      }
       if (b < 0x80) {
         if (!allow[b]) return bs;
         if ((b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a)) letter = 1;
@@ -107,12 +114,18 @@ export class TokenConstraint implements Constraint {
   /** cache statistics (for benchmarks) */
   readonly cacheStats = { hits: 0, misses: 0 };
 
-  constructor(readonly vocab: ConstraintVocab, readonly automaton: FormatAutomaton) {
-    if (vocab.eosId === undefined) throw new MedloraError('constrained decoding needs an EOS token; the tokenizer has none');
+  constructor(
+    readonly vocab: ConstraintVocab,
+    readonly automaton: FormatAutomaton,
+  ) {
+    if (vocab.eosId === undefined)
+      throw new MedloraError('constrained decoding needs an EOS token; the tokenizer has none');
     // the budget guarantee needs each byte on a shortest finishing path to exist as a token of its own
     for (const b of automaton.closingBytes) {
       if (vocab.singleByte[b]! < 0) {
-        throw new MedloraError(`constrained decoding: the vocabulary has no single-byte token for ${JSON.stringify(String.fromCharCode(b))} (byte 0x${b.toString(16)})`);
+        throw new MedloraError(
+          `constrained decoding: the vocabulary has no single-byte token for ${JSON.stringify(String.fromCharCode(b))} (byte 0x${b.toString(16)})`,
+        );
       }
     }
     this.stack = new Int32Array(vocab.trie.maxDepth + 1);
@@ -126,12 +139,16 @@ export class TokenConstraint implements Constraint {
     }
     this.maxSeparators = maxSep;
     this.slackBound = automaton.minToFinishBound;
-    if (this.slackBound >= 1023) throw new Error(`constraint: finishing bound ${this.slackBound} too large for the mask cache key`);
+    if (this.slackBound >= 1023)
+      throw new Error(`constraint: finishing bound ${this.slackBound} too large for the mask cache key`);
     const byAllow = new Map<string, FieldSplit>();
     for (const f of automaton.fieldSlots()) {
       const key = f.allow.join('');
       let split = byAllow.get(key);
-      if (!split) { split = splitForField(vocab.bytes, f.allow); byAllow.set(key, split); }
+      if (!split) {
+        split = splitForField(vocab.bytes, f.allow);
+        byAllow.set(key, split);
+      }
       this.splits.set(f.pc, { split, maxBytes: f.maxBytes, minAfter: f.minAfter });
     }
   }
@@ -149,7 +166,10 @@ export class TokenConstraint implements Constraint {
   advance(state: number, id: number): number {
     const bs = this.vocab.bytes[id];
     if (!bs) return -1;
-    for (const b of bs) { state = this.automaton.step(state, b); if (state < 0) return -1; }
+    for (const b of bs) {
+      state = this.automaton.step(state, b);
+      if (state < 0) return -1;
+    }
     return state;
   }
 
@@ -198,22 +218,37 @@ export class TokenConstraint implements Constraint {
       for (let k = 0; k < pureIds.length && pureLen[k]! <= room; k++) {
         const fl = pureFlags[k]!;
         if (pureLen[k]! + pureU[k]! > room || (used === 0 && fl & 2)) continue;
-        if (unbounded || pureU[k]! + (hasLetter || fl & 1 ? 0 : 1) + f.minAfter <= slack) { allowed[pureIds[k]!] = 1; count++; }
+        if (unbounded || pureU[k]! + (hasLetter || fl & 1 ? 0 : 1) + f.minAfter <= slack) {
+          allowed[pureIds[k]!] = 1;
+          count++;
+        }
       }
       t = f.split.rest; // everything else goes through the walk below
     }
     if (remaining >= 2 && state >= 0) {
       const st = this.stack;
       st[0] = state;
-      const n = t.nodes, depth = t.depth, byte = t.byte, end = t.end, idStart = t.idStart, ids = t.ids;
+      const n = t.nodes,
+        depth = t.depth,
+        byte = t.byte,
+        end = t.end,
+        idStart = t.idStart,
+        ids = t.ids;
       let i = 1;
       while (i < n) {
         const s = a.step(st[depth[i]! - 1]!, byte[i]!);
-        if (s < 0) { i = end[i]!; continue; }
+        if (s < 0) {
+          i = end[i]!;
+          continue;
+        }
         st[depth[i]!] = s;
-        const from = idStart[i]!, to = idStart[i + 1]!;
+        const from = idStart[i]!,
+          to = idStart[i + 1]!;
         if (from < to && (unbounded || a.minToFinish(s) <= slack)) {
-          for (let k = from; k < to; k++) { allowed[ids[k]!] = 1; count++; }
+          for (let k = from; k < to; k++) {
+            allowed[ids[k]!] = 1;
+            count++;
+          }
         }
         i++;
       }
@@ -232,18 +267,27 @@ export class ConstrainedSession {
   private left: number;
   private readonly buf: Uint8Array;
 
-  constructor(readonly constraint: Constraint, maxNewTokens: number) {
+  constructor(
+    readonly constraint: Constraint,
+    maxNewTokens: number,
+  ) {
     const need = constraint.minBudget();
     if (maxNewTokens < need) {
-      throw new MedloraError(`max_new_tokens ${maxNewTokens} is too small for a constrained answer of this task (needs at least ${need})`);
+      throw new MedloraError(
+        `max_new_tokens ${maxNewTokens} is too small for a constrained answer of this task (needs at least ${need})`,
+      );
     }
     this.state = constraint.initial();
     this.left = maxNewTokens;
     this.buf = new Uint8Array(constraint.vocab.vocabSize);
   }
 
-  get remaining(): number { return this.left; }
-  get complete(): boolean { return this.constraint.isComplete(this.state); }
+  get remaining(): number {
+    return this.left;
+  }
+  get complete(): boolean {
+    return this.constraint.isComplete(this.state);
+  }
 
   /** The mask for the next token (the returned array is reused between calls). */
   mask(): MaskResult {

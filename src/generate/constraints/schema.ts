@@ -14,11 +14,20 @@ function stringCharCounts(bytes: Array<Uint8Array | null>): Int32Array {
   const seen = new Set<number>([0]);
   for (const bs of bytes) {
     if (!bs) continue;
-    let n = 0, esc = 0;
+    let n = 0,
+      esc = 0;
     for (const b of bs) {
-      if (esc > 0) { if (esc === 1 && b === 0x75) esc = 4; else esc--; continue; }
+      if (esc > 0) {
+        if (esc === 1 && b === 0x75) esc = 4;
+        else esc--;
+        continue;
+      }
       if (b === 0x22) break;
-      if (b === 0x5c) { n++; esc = 1; continue; }
+      if (b === 0x5c) {
+        n++;
+        esc = 1;
+        continue;
+      }
       if (b < 0x80 || b >= 0xc0) n++;
     }
     seen.add(n);
@@ -26,7 +35,11 @@ function stringCharCounts(bytes: Array<Uint8Array | null>): Int32Array {
   return Int32Array.from([...seen].sort((a, b) => a - b));
 }
 
-interface CachedMask { allowed: Uint8Array; count: number; maxAfter: number }
+interface CachedMask {
+  allowed: Uint8Array;
+  count: number;
+  maxAfter: number;
+}
 
 export class SchemaConstraint implements Constraint {
   private readonly stack: Int32Array;
@@ -35,37 +48,61 @@ export class SchemaConstraint implements Constraint {
   private readonly charCounts: Int32Array;
   private readonly canon = (room: number): number => {
     const c = this.charCounts;
-    let lo = 0, hi = c.length - 1, best = 0;
-    while (lo <= hi) { const m = (lo + hi) >> 1; if (c[m]! <= room) { best = c[m]!; lo = m + 1; } else hi = m - 1; }
+    let lo = 0,
+      hi = c.length - 1,
+      best = 0;
+    while (lo <= hi) {
+      const m = (lo + hi) >> 1;
+      if (c[m]! <= room) {
+        best = c[m]!;
+        lo = m + 1;
+      } else hi = m - 1;
+    }
     return best;
   };
   private cacheBytes = 0;
   /** cache statistics (benchmarks) */
   readonly cacheStats = { hits: 0, misses: 0 };
 
-  constructor(readonly vocab: ConstraintVocab, readonly automaton: JsonAutomaton, readonly maxCacheBytes = 256 * 2 ** 20) {
-    if (vocab.eosId === undefined) throw new MedloraError('constrained decoding needs an EOS token; the tokenizer has none');
+  constructor(
+    readonly vocab: ConstraintVocab,
+    readonly automaton: JsonAutomaton,
+    readonly maxCacheBytes = 256 * 2 ** 20,
+  ) {
+    if (vocab.eosId === undefined)
+      throw new MedloraError('constrained decoding needs an EOS token; the tokenizer has none');
     for (const b of automaton.closingBytes) {
       if (vocab.singleByte[b]! < 0) {
-        throw new MedloraError(`constrained decoding: the vocabulary has no single-byte token for ${JSON.stringify(String.fromCharCode(b))} (byte 0x${b.toString(16)})`);
+        throw new MedloraError(
+          `constrained decoding: the vocabulary has no single-byte token for ${JSON.stringify(String.fromCharCode(b))} (byte 0x${b.toString(16)})`,
+        );
       }
     }
     this.stack = new Int32Array(vocab.trie.maxDepth + 1);
     this.charCounts = stringCharCounts(vocab.bytes);
   }
 
-  initial(): number { return this.automaton.initial(); }
+  initial(): number {
+    return this.automaton.initial();
+  }
 
-  minBudget(state = this.initial()): number { return this.automaton.minToFinish(state) + 1; }
+  minBudget(state = this.initial()): number {
+    return this.automaton.minToFinish(state) + 1;
+  }
 
   advance(state: number, id: number): number {
     const bs = this.vocab.bytes[id];
     if (!bs) return -1;
-    for (const b of bs) { state = this.automaton.step(state, b); if (state < 0) return -1; }
+    for (const b of bs) {
+      state = this.automaton.step(state, b);
+      if (state < 0) return -1;
+    }
     return state;
   }
 
-  isComplete(state: number): boolean { return this.automaton.isComplete(state); }
+  isComplete(state: number): boolean {
+    return this.automaton.isComplete(state);
+  }
 
   /** Walk the trie from `state`; tokens whose end state needs more than `slack` bytes to finish are left out. */
   private walk(state: number, slack: number, allowed: Uint8Array): CachedMask {
@@ -73,19 +110,32 @@ export class SchemaConstraint implements Constraint {
     const t = this.vocab.trie;
     const st = this.stack;
     st[0] = state;
-    const n = t.nodes, depth = t.depth, byte = t.byte, end = t.end, idStart = t.idStart, ids = t.ids;
-    let count = 0, maxAfter = 0;
+    const n = t.nodes,
+      depth = t.depth,
+      byte = t.byte,
+      end = t.end,
+      idStart = t.idStart,
+      ids = t.ids;
+    let count = 0,
+      maxAfter = 0;
     let i = 1;
     while (i < n) {
       const s = a.step(st[depth[i]! - 1]!, byte[i]!);
-      if (s < 0) { i = end[i]!; continue; }
+      if (s < 0) {
+        i = end[i]!;
+        continue;
+      }
       st[depth[i]!] = s;
-      const from = idStart[i]!, to = idStart[i + 1]!;
+      const from = idStart[i]!,
+        to = idStart[i + 1]!;
       if (from < to) {
         const m = a.minToFinish(s);
         if (m <= slack) {
           if (m > maxAfter) maxAfter = m;
-          for (let k = from; k < to; k++) { allowed[ids[k]!] = 1; count++; }
+          for (let k = from; k < to; k++) {
+            allowed[ids[k]!] = 1;
+            count++;
+          }
         }
       }
       i++;
@@ -97,15 +147,24 @@ export class SchemaConstraint implements Constraint {
     const allowed = out ?? new Uint8Array(this.vocab.vocabSize);
     const eos = this.automaton.isComplete(state) && remaining >= 1;
     const slack = remaining - 2;
-    if (remaining < 2 || state < 0) { allowed.fill(0); return { allowed, count: 0, eos }; }
-    if (opts.fullWalk) { allowed.fill(0); return { allowed, count: this.walk(state, slack, allowed).count, eos }; }
+    if (remaining < 2 || state < 0) {
+      allowed.fill(0);
+      return { allowed, count: 0, eos };
+    }
+    if (opts.fullWalk) {
+      allowed.fill(0);
+      return { allowed, count: this.walk(state, slack, allowed).count, eos };
+    }
     const key = this.automaton.maskKey(state, this.canon);
     let c = this.cache.get(key);
     if (c) this.cacheStats.hits++;
     else {
       this.cacheStats.misses++;
       c = this.walk(state, Infinity, new Uint8Array(this.vocab.vocabSize));
-      if (this.cacheBytes + c.allowed.length > this.maxCacheBytes) { this.cache.clear(); this.cacheBytes = 0; }
+      if (this.cacheBytes + c.allowed.length > this.maxCacheBytes) {
+        this.cache.clear();
+        this.cacheBytes = 0;
+      }
       this.cache.set(key, c);
       this.cacheBytes += c.allowed.length;
     }

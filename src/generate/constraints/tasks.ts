@@ -1,6 +1,13 @@
 // A task's decoding constraint, compiled from the answer grammar its module provides (src/data/tasks): line-list
 // formats become a FormatAutomaton (format.ts), JSON-schema grammars a JsonAutomaton (json.ts).
-import { getStructuredTask, schemaNode, type FormatBounds, type Grammar, type JsonSchema, type ListFormat } from '../../data/tasks/index.js';
+import {
+  getStructuredTask,
+  schemaNode,
+  type FormatBounds,
+  type Grammar,
+  type JsonSchema,
+  type ListFormat,
+} from '../../data/tasks/index.js';
 import { MedloraError } from '../../util/errors.js';
 import { FormatAutomaton } from './format.js';
 import { JsonAutomaton } from './json.js';
@@ -23,7 +30,9 @@ export function taskFormat(task: string, bounds: Partial<FormatBounds> = {}): Li
 
 /** The byte automaton of a grammar. */
 export function grammarAutomaton(g: Grammar): FormatAutomaton | JsonAutomaton {
-  return g.kind === 'list' ? new FormatAutomaton(g.format) : new JsonAutomaton(schemaNode(g.schema), { nonBlankStrings: g.nonBlankStrings ?? false });
+  return g.kind === 'list'
+    ? new FormatAutomaton(g.format)
+    : new JsonAutomaton(schemaNode(g.schema), { nonBlankStrings: g.nonBlankStrings ?? false });
 }
 
 /** The byte automaton of a task's answer format. */

@@ -21,7 +21,8 @@ const enc = new TextEncoder();
 
 /** Which token-string convention the vocabulary uses, from the vocabulary itself (never from the model name). */
 export function detectScheme(tok: TextTokenizer): VocabScheme {
-  let gpt = 0, sp = 0;
+  let gpt = 0,
+    sp = 0;
   const n = Math.min(tok.vocabSize, 60000);
   for (let id = 0; id < n; id += 7) {
     const t = tok.idToToken(id);
@@ -50,7 +51,10 @@ export function tokenBytes(tok: TextTokenizer, scheme: VocabScheme = detectSchem
       const arr: number[] = [];
       for (const ch of t) {
         const b = table.get(ch);
-        if (b === undefined) { arr.length = 0; break; }
+        if (b === undefined) {
+          arr.length = 0;
+          break;
+        }
         arr.push(b);
       }
       if (arr.length) bytes = Uint8Array.from(arr);
@@ -81,9 +85,14 @@ export class TokenTrie {
 
   constructor(bytes: Array<Uint8Array | null>) {
     // build with per-node child maps, then flatten in preorder with children sorted by byte
-    interface N { kids: Map<number, N>; ids: number[] }
+    interface N {
+      kids: Map<number, N>;
+      ids: number[];
+    }
     const root: N = { kids: new Map(), ids: [] };
-    let count = 1, tokens = 0, maxDepth = 0;
+    let count = 1,
+      tokens = 0,
+      maxDepth = 0;
     bytes.forEach((bs, id) => {
       if (!bs) return;
       tokens++;
@@ -91,7 +100,11 @@ export class TokenTrie {
       let n = root;
       for (const b of bs) {
         let k = n.kids.get(b);
-        if (!k) { k = { kids: new Map(), ids: [] }; n.kids.set(b, k); count++; }
+        if (!k) {
+          k = { kids: new Map(), ids: [] };
+          n.kids.set(b, k);
+          count++;
+        }
         n = k;
       }
       n.ids.push(id);
@@ -103,12 +116,17 @@ export class TokenTrie {
     this.ids = new Int32Array(tokens);
     this.maxDepth = maxDepth;
     this.tokens = tokens;
-    let i = 0, t = 0;
+    let i = 0,
+      t = 0;
     // iterative preorder: a stack of [node, byte, depth, index-or-(-1 before visit)]
     const stack: Array<{ n: N; b: number; d: number; at: number }> = [{ n: root, b: 0, d: 0, at: -1 }];
     while (stack.length) {
       const top = stack[stack.length - 1]!;
-      if (top.at >= 0) { this.end[top.at] = i; stack.pop(); continue; }
+      if (top.at >= 0) {
+        this.end[top.at] = i;
+        stack.pop();
+        continue;
+      }
       top.at = i;
       this.byte[i] = top.b;
       this.depth[i] = top.d;

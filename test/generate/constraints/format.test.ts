@@ -15,7 +15,9 @@ const complete = (task: Parameters<typeof taskAutomaton>[0], text: string) => {
 const alive = (task: Parameters<typeof taskAutomaton>[0], text: string) => taskAutomaton(task).run(text) >= 0;
 
 test('accepts the agreed renderings of every structured task', () => {
-  assert.ok(complete('ddi-triplets', '<aspirin, may increase the anticoagulant activities of, warfarin>\n<A, effect, B>'));
+  assert.ok(
+    complete('ddi-triplets', '<aspirin, may increase the anticoagulant activities of, warfarin>\n<A, effect, B>'),
+  );
   assert.ok(complete('chemprot', '<tamoxifen, CPR:4, estrogen receptor>\n<x, CPR:10, y>'));
   assert.ok(complete('chemicals', '- cocaine\n- 5-fluorouracil\n- (+)-catechin'));
   assert.ok(complete('diseases', '- β-thalassemia'));
@@ -25,7 +27,8 @@ test('accepts the agreed renderings of every structured task', () => {
   assert.ok(complete('ade-email', '{"drug_name":"Abilify","adverse_events":["nausea","vomiting"]}'));
   assert.ok(complete('ade-email', '{"drug_name":"Abilify","adverse_events":[]}'));
   assert.ok(!alive('ade-email', '{"drug_name": "Abilify"')); // the spaced form was never the trained format
-  for (const t of ['ddi-triplets', 'chemprot', 'chemicals', 'diseases', 'influences', 'drug-ae'] as const) assert.ok(complete(t, 'none'), t);
+  for (const t of ['ddi-triplets', 'chemprot', 'chemicals', 'diseases', 'influences', 'drug-ae'] as const)
+    assert.ok(complete(t, 'none'), t);
 });
 
 test('prefixes are alive but not complete; malformed text dies', () => {
@@ -42,7 +45,9 @@ test('prefixes are alive but not complete; malformed text dies', () => {
   assert.ok(!alive('chemicals', '- a\tb')); // control characters never are
   assert.ok(complete('ade-email', '{"drug_name":"a\\"b","adverse_events":[]}')); // JSON escapes, as JSON.stringify writes them
   assert.ok(!alive('ade-email', '{"drug_name":"a","adverse_events":["x",]}'));
-  assert.ok(!alive('ade-email', '{"drug_name":" ",') && !complete('ade-email', '{"drug_name":"\\n","adverse_events":[]}')); // blank strings never end
+  assert.ok(
+    !alive('ade-email', '{"drug_name":" ",') && !complete('ade-email', '{"drug_name":"\\n","adverse_events":[]}'),
+  ); // blank strings never end
   assert.ok(!alive('chemicals', '- a\xff'.replace('\xff', '\u0000')));
   assert.ok(!alive('diseases', 'none\n- x'));
   // one leading space (a sentencepiece "▁" first token) is allowed, two are not
@@ -61,8 +66,9 @@ test('commas inside triplet names: allowed unless followed by a space', () => {
   // after "<x,": a space completes ", " -> then "CPR:1" (5) + ", a>" (4) = 1 + 9 = 10
   assert.equal(c.minToFinish(c.run('<x,')), 10);
   assert.equal(c.minToFinish(c.run('<,')), 1 + 2 + 5 + 4); // a letter, ", ", "CPR:1", ", a>"
-  assert.deepEqual(parseOutput('chemprot', '<2,4-dinitrophenol, CPR:4, uncoupling protein 1,2>').items,
-    [{ head: '2,4-dinitrophenol', relation: 'CPR:4', tail: 'uncoupling protein 1,2' }]);
+  assert.deepEqual(parseOutput('chemprot', '<2,4-dinitrophenol, CPR:4, uncoupling protein 1,2>').items, [
+    { head: '2,4-dinitrophenol', relation: 'CPR:4', tail: 'uncoupling protein 1,2' },
+  ]);
   assert.ok(complete('chemicals', '- 5,5-dimethyl, 3-x')); // bullet names take any commas
 });
 
