@@ -2,6 +2,7 @@
 // pretraining) -> LoRA fine-tune (preset-shaped) -> base vs fine-tuned evaluation -> example extractions and
 // report.html. With `model`, steps 3-5 run on the user's checkpoint instead. Every step is a function of its own file;
 // this file only sequences them and tells the user what happens and where files go.
+// Over ~400 lines on purpose: the five steps' user-facing narration (progress, paths, explanations) in one place.
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadAnyAdapter } from '../adapt/methods/index.js';

@@ -1,6 +1,8 @@
 // PEFT LoRA adapter format: adapter_config.json (typed, unknown fields kept for round trips) and
 // adapter_model.safetensors with keys base_model.model.<module path>.lora_A.weight [r, in] / .lora_B.weight [out, r]
 // (the layout peft's save_pretrained writes; the adapter name "default" is not part of saved keys).
+// Over ~400 lines on purpose: the whole adapter_config.json contract (every PEFT key read, refused or ignored) sits
+// beside the file reader and writer that depend on it.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MedloraError } from '../util/errors.js';

@@ -5,6 +5,7 @@
 // extract or completion runner; each endpoint lives in its own handler file. Every failure is a JSON error with an
 // HTTP status (OpenAI-shaped, http-error.ts) and the server keeps running. `close()` stops accepting, finishes every
 // accepted request, then resolves.
+// Over ~400 lines on purpose: the routing table and its option checks; handlers live in their own files.
 //
 // HTTP LAYER: node:http, kept on purpose. The server has seven fixed routes (a table lookup), validates bodies with
 // hand-written checks that name the field (a schema library would not produce OpenAI's error shape or our messages

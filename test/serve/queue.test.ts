@@ -2,7 +2,7 @@
 // failed batches retried job by job.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BatchQueue } from './queue.js';
+import { BatchQueue } from '../../src/serve/queue.js';
 
 interface J {
   key: string | null;

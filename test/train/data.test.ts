@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BatchSource, countTargets, loadExamples, padBatch } from './data.js';
-import type { DataConfig } from './config.js';
+import { BatchSource, countTargets, loadExamples, padBatch } from '../../src/train/data.js';
+import type { DataConfig } from '../../src/train/config.js';
 
 const DATA: DataConfig = {
   train: 'x',

@@ -2,10 +2,10 @@
 // of each row never counting, bf16 logits, the gradient landing on the right positions, and the shape errors.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as T from '../tensor/index.js';
-import { assertClose } from '../util/close.js';
-import { MedloraError } from '../util/errors.js';
-import { causalLmLoss } from './loss.js';
+import * as T from '../../src/tensor/index.js';
+import { assertClose } from '../../src/util/close.js';
+import { MedloraError } from '../../src/util/errors.js';
+import { causalLmLoss } from '../../src/model/loss.js';
 
 // logits rows chosen so that softmax is (1/4, 3/4) or (3/4, 1/4): [0, ln 3] -> p = (1/4, 3/4)
 const L3 = Math.log(3);
