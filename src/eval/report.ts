@@ -39,10 +39,9 @@ export function describeOptions(r: RunSummary): string {
   return parts.join('; ');
 }
 
-/** Terminal report for one scoring run. */
-export function renderText(r: ScoreResult): string {
-  const m = r.metrics;
-  const rows = m.perType.map((t) => [
+/** The score table's rows shared by the text and HTML reports: per type, micro, macro (per-record mean added by each). */
+function scoreRows(m: ScoreResult['metrics']): string[][] {
+  const rows: string[][] = m.perType.map((t) => [
     t.type,
     String(t.tp),
     String(t.fp),
@@ -69,6 +68,13 @@ export function renderText(r: ScoreResult): string {
     f3(m.macro.recall),
     f3(m.macro.f1),
   ]);
+  return rows;
+}
+
+/** Terminal report for one scoring run. */
+export function renderText(r: ScoreResult): string {
+  const m = r.metrics;
+  const rows = scoreRows(m);
   rows.push([
     `per-record mean (${m.perRecord.records})`,
     '',
@@ -177,33 +183,7 @@ const STYLE =
 /** Self-contained HTML report. `examplesPerType` bounds the FP/FN examples listed per type. */
 export function renderHtml(r: ScoreResult, examplesPerType = 20): string {
   const m = r.metrics;
-  const rows = m.perType.map((t) => [
-    t.type,
-    String(t.tp),
-    String(t.fp),
-    String(t.fn),
-    f3(t.precision),
-    f3(t.recall),
-    f3(t.f1),
-  ]);
-  rows.push([
-    'micro (pooled counts)',
-    String(m.micro.tp),
-    String(m.micro.fp),
-    String(m.micro.fn),
-    f3(m.micro.precision),
-    f3(m.micro.recall),
-    f3(m.micro.f1),
-  ]);
-  rows.push([
-    `macro (mean of ${m.macro.types} types)`,
-    '',
-    '',
-    '',
-    f3(m.macro.precision),
-    f3(m.macro.recall),
-    f3(m.macro.f1),
-  ]);
+  const rows = scoreRows(m);
   rows.push([`per-record mean`, '', '', '', f3(m.perRecord.precision), f3(m.perRecord.recall), f3(m.perRecord.f1)]);
   const sections: string[] = [];
   for (const t of m.perType) {
