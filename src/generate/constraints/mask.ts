@@ -102,21 +102,30 @@ function splitForField(bytes: Array<Uint8Array | null>, allow: Uint8Array): Fiel
   };
 }
 
-export class TokenConstraint implements Constraint {
-  private readonly stack: Int32Array;
-  /** per automaton slot index: the pure/rest split of its field (fields with the same bytes share one) */
-  private readonly splits = new Map<number, { split: FieldSplit; maxBytes: number; minAfter: number }>();
-  /** masks of non-field states (literals, branches, the start), which recur across items and decodes: small LRU */
-  private readonly cache = new Map<number, { allowed: Uint8Array; count: number }>();
-  private readonly cacheSize = 32;
-  private readonly maxSeparators: number;
-  private readonly slackBound: number;
+/** What a byte-level answer automaton (format.ts for list formats, json.ts for JSON Schemas) offers a constraint. */
+export interface ByteAutomaton {
+  initial(): number;
+  /** state after one byte, or -1 */
+  step(state: number, b: number): number;
+  isComplete(state: number): boolean;
+  /** fewest bytes that finish an answer from `state` */
+  minToFinish(state: number): number;
+  /** the bytes a shortest finishing path may need */
+  readonly closingBytes: Iterable<number>;
+}
+
+/**
+ * The token-level stepping every automaton-backed constraint shares (a token is its bytes stepped through the
+ * automaton) and the vocabulary checks its budget guarantee needs; subclasses compute the masks.
+ */
+export abstract class AutomatonConstraint<A extends ByteAutomaton> implements Constraint {
+  protected readonly stack: Int32Array;
   /** cache statistics (for benchmarks) */
   readonly cacheStats = { hits: 0, misses: 0 };
 
   constructor(
     readonly vocab: ConstraintVocab,
-    readonly automaton: FormatAutomaton,
+    readonly automaton: A,
   ) {
     if (vocab.eosId === undefined)
       throw new MedloraError('constrained decoding needs an EOS token; the tokenizer has none');
@@ -129,28 +138,6 @@ export class TokenConstraint implements Constraint {
       }
     }
     this.stack = new Int32Array(vocab.trie.maxDepth + 1);
-    const sep = automaton.separatorByte;
-    let maxSep = 0;
-    for (const bs of vocab.bytes) {
-      if (!bs) continue;
-      let n = 0;
-      for (const b of bs) if (b === sep) n++;
-      if (n > maxSep) maxSep = n;
-    }
-    this.maxSeparators = maxSep;
-    this.slackBound = automaton.minToFinishBound;
-    if (this.slackBound >= 1023)
-      throw new Error(`constraint: finishing bound ${this.slackBound} too large for the mask cache key`);
-    const byAllow = new Map<string, FieldSplit>();
-    for (const f of automaton.fieldSlots()) {
-      const key = f.allow.join('');
-      let split = byAllow.get(key);
-      if (!split) {
-        split = splitForField(vocab.bytes, f.allow);
-        byAllow.set(key, split);
-      }
-      this.splits.set(f.pc, { split, maxBytes: f.maxBytes, minAfter: f.minAfter });
-    }
   }
 
   initial(): number {
@@ -175,6 +162,44 @@ export class TokenConstraint implements Constraint {
 
   isComplete(state: number): boolean {
     return this.automaton.isComplete(state);
+  }
+
+  abstract mask(state: number, remaining?: number, out?: Uint8Array, opts?: { fullWalk?: boolean }): MaskResult;
+}
+
+export class TokenConstraint extends AutomatonConstraint<FormatAutomaton> {
+  /** per automaton slot index: the pure/rest split of its field (fields with the same bytes share one) */
+  private readonly splits = new Map<number, { split: FieldSplit; maxBytes: number; minAfter: number }>();
+  /** masks of non-field states (literals, branches, the start), which recur across items and decodes: small LRU */
+  private readonly cache = new Map<number, { allowed: Uint8Array; count: number }>();
+  private readonly cacheSize = 32;
+  private readonly maxSeparators: number;
+  private readonly slackBound: number;
+
+  constructor(vocab: ConstraintVocab, automaton: FormatAutomaton) {
+    super(vocab, automaton);
+    const sep = automaton.separatorByte;
+    let maxSep = 0;
+    for (const bs of vocab.bytes) {
+      if (!bs) continue;
+      let n = 0;
+      for (const b of bs) if (b === sep) n++;
+      if (n > maxSep) maxSep = n;
+    }
+    this.maxSeparators = maxSep;
+    this.slackBound = automaton.minToFinishBound;
+    if (this.slackBound >= 1023)
+      throw new Error(`constraint: finishing bound ${this.slackBound} too large for the mask cache key`);
+    const byAllow = new Map<string, FieldSplit>();
+    for (const f of automaton.fieldSlots()) {
+      const key = f.allow.join('');
+      let split = byAllow.get(key);
+      if (!split) {
+        split = splitForField(vocab.bytes, f.allow);
+        byAllow.set(key, split);
+      }
+      this.splits.set(f.pc, { split, maxBytes: f.maxBytes, minAfter: f.minAfter });
+    }
   }
 
   /**

@@ -4,8 +4,7 @@
 // (schema, vocabulary) in index.ts), so a state that recurs — every structural position of every decode — costs one
 // copy of its mask. With a token budget, a token is allowed only if the answer can still be finished in the tokens
 // left (one token per missing byte at worst, plus EOS).
-import { MedloraError } from '../../util/errors.js';
-import type { ConstraintVocab, MaskResult, Constraint } from './mask.js';
+import { AutomatonConstraint, type ConstraintVocab, type MaskResult } from './mask.js';
 import { JsonAutomaton } from './json.js';
 
 /** Per token: how many string characters it writes when read from inside a JSON string (an escape is one character,
@@ -41,8 +40,7 @@ interface CachedMask {
   maxAfter: number;
 }
 
-export class SchemaConstraint implements Constraint {
-  private readonly stack: Int32Array;
+export class SchemaConstraint extends AutomatonConstraint<JsonAutomaton> {
   private readonly cache = new Map<string, CachedMask>();
   /** sorted distinct counts of the string characters a token writes from inside a string (before any closing quote) */
   private readonly charCounts: Int32Array;
@@ -61,47 +59,14 @@ export class SchemaConstraint implements Constraint {
     return best;
   };
   private cacheBytes = 0;
-  /** cache statistics (benchmarks) */
-  readonly cacheStats = { hits: 0, misses: 0 };
 
   constructor(
-    readonly vocab: ConstraintVocab,
-    readonly automaton: JsonAutomaton,
+    vocab: ConstraintVocab,
+    automaton: JsonAutomaton,
     readonly maxCacheBytes = 256 * 2 ** 20,
   ) {
-    if (vocab.eosId === undefined)
-      throw new MedloraError('constrained decoding needs an EOS token; the tokenizer has none');
-    for (const b of automaton.closingBytes) {
-      if (vocab.singleByte[b]! < 0) {
-        throw new MedloraError(
-          `constrained decoding: the vocabulary has no single-byte token for ${JSON.stringify(String.fromCharCode(b))} (byte 0x${b.toString(16)})`,
-        );
-      }
-    }
-    this.stack = new Int32Array(vocab.trie.maxDepth + 1);
+    super(vocab, automaton);
     this.charCounts = stringCharCounts(vocab.bytes);
-  }
-
-  initial(): number {
-    return this.automaton.initial();
-  }
-
-  minBudget(state = this.initial()): number {
-    return this.automaton.minToFinish(state) + 1;
-  }
-
-  advance(state: number, id: number): number {
-    const bs = this.vocab.bytes[id];
-    if (!bs) return -1;
-    for (const b of bs) {
-      state = this.automaton.step(state, b);
-      if (state < 0) return -1;
-    }
-    return state;
-  }
-
-  isComplete(state: number): boolean {
-    return this.automaton.isComplete(state);
   }
 
   /** Walk the trie from `state`; tokens whose end state needs more than `slack` bytes to finish are left out. */
