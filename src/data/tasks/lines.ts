@@ -6,7 +6,14 @@
 // found" is learned explicitly. Items keep gold order; exact duplicates are rendered once; no line breaks inside.
 import { MedloraError } from '../../util/errors.js';
 import type { Pair, Triplet } from '../schema.js';
-import { DEFAULT_BOUNDS, type FormatBounds, type ListFormat, type ParseResult, type Segment } from './types.js';
+import {
+  DEFAULT_BOUNDS,
+  type FormatBounds,
+  type ListFormat,
+  type ParseResult,
+  type Segment,
+  type Task,
+} from './types.js';
 import type { JsonSchema } from './json-schema.js';
 
 /** The line that stands for "no items" in every list task. */
@@ -290,3 +297,28 @@ export const NER_INSTRUCTIONS = {
   diseases: `${NER_PREFIX}Create a list only of the diseases mentioned.`,
   influences: `${NER_PREFIX}Create a list only of the influences between the chemicals and diseases mentioned.`,
 } as const;
+
+/**
+ * A medical NER recipe task: a bullet list (`- name` lines) of the mentions of one entity kind (chemicals, diseases),
+ * each scored as a unit typed by that kind.
+ */
+export function mentionListTask(name: 'chemicals' | 'diseases', kind: string): Task<string[]> {
+  return {
+    name,
+    instruction: NER_INSTRUCTIONS[name],
+    structured: true,
+    render: renderBullets(name),
+    parse: parseBullets,
+    grammar: (b) => ({ kind: 'list', format: bulletFormat(b ?? {}) }),
+    resultSchema: listSchema(`${kind} mention`),
+    validate: (g) => validateArray(g, strItem, 'strings'),
+    empty: () => [],
+    labels: (g) => g.map(() => kind),
+    isEmpty: (g) => g.length === 0,
+    units: (v) => v.map((s) => ({ type: kind, names: [s], text: s })),
+    symmetricRelations: [],
+    entities: (v) => listEntities(v, kind),
+    entityRoles: [kind],
+    spec: () => ({ kind: 'builtin', name }),
+  };
+}
