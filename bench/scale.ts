@@ -8,8 +8,8 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync 
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { keep, manualSeed, noGrad, ones, randn, scope, setNumThreads } from '../src/tensor/index.js';
-import { writeSafetensors, shardFileName, INDEX_FILE, type TensorData } from '../src/io/safetensors.js';
+import { manualSeed, noGrad, ones, randn, scope, setNumThreads } from '../src/tensor/index.js';
+import { buildHeader, writeFileAtomic, shardFileName, INDEX_FILE, type TensorData } from '../src/io/safetensors.js';
 import { tensorData } from '../src/io/tensor-bytes.js';
 import { sharedPath } from '../src/util/paths.js';
 import { MedloraError } from '../src/util/errors.js';
@@ -69,7 +69,27 @@ export function planShards(ts: Array<[string, number[]]>, maxBytes: number): Arr
   return shards;
 }
 
-/** Write the random bf16 checkpoint shard by shard: only one shard's tensors exist at a time. */
+/** Elements generated at a time while writing (bounds the f32 temporaries of one tensor: 16M x 4 B x ~3). */
+const GEN_CHUNK = 1 << 24;
+
+/** One tensor's random bf16 bytes, generated in row chunks (HF init: linear / embedding ~ N(0, 0.02), norms 1). */
+function* randomBf16(name: string, shape: number[]): Generator<Uint8Array> {
+  const cols = shape.length > 1 ? shape[shape.length - 1]! : shape[0]!;
+  const rows = numel(shape) / cols;
+  const step = Math.max(1, Math.floor(GEN_CHUNK / cols));
+  for (let r = 0; r < rows; r += step) {
+    const n = Math.min(step, rows - r);
+    const sh = shape.length > 1 ? [n, cols] : [cols];
+    yield noGrad(() =>
+      scope(() => tensorData(/norm/.test(name) ? ones(sh).to('bf16') : randn(sh).mul(0.02).to('bf16')).data),
+    );
+  }
+}
+
+/**
+ * Write the random bf16 checkpoint shard by shard, each shard streamed tensor by tensor (chunk by chunk): at most one
+ * chunk of one tensor exists in memory at a time, whatever the shard size.
+ */
 function writeCheckpoint(
   dir: string,
   raw: Record<string, unknown>,
@@ -91,15 +111,18 @@ function writeCheckpoint(
   const weightMap: Record<string, string> = {};
   shards.forEach((shard, i) => {
     const file = shardFileName(i + 1, shards.length);
-    const data: Record<string, TensorData> = {};
-    for (const [name, shape] of shard) {
-      // HF init: linear / embedding ~ N(0, 0.02), norms 1; generated in f32 and stored as bf16
-      data[name] = noGrad(() =>
-        scope(() => tensorData(keep(/norm/.test(name) ? ones(shape).to('bf16') : randn(shape).mul(0.02).to('bf16')))),
-      );
-      weightMap[name] = file;
+    // the header needs only names, dtypes, shapes and byte lengths; the data is generated while the file is written
+    const stubs: Record<string, TensorData> = {};
+    for (const [name, shape] of shard)
+      stubs[name] = { dtype: 'BF16', shape, data: { byteLength: 2 * numel(shape) } as Uint8Array };
+    const { header, order } = buildHeader(stubs, { format: 'pt' });
+    const shapes = new Map(shard);
+    function* parts(): Generator<Uint8Array> {
+      yield header;
+      for (const name of order) yield* randomBf16(name, shapes.get(name)!);
     }
-    writeSafetensors(join(dir, file), data, { format: 'pt' });
+    writeFileAtomic(join(dir, file), parts());
+    for (const [name] of shard) weightMap[name] = file;
     say(`  ${file}: ${shard.length} tensors, ${(shard.reduce((a, t) => a + 2 * numel(t[1]), 0) / 1e9).toFixed(2)} GB`);
   });
   writeFileSync(join(dir, 'config.json'), `${JSON.stringify({ ...raw, torch_dtype: 'bfloat16' }, null, 2)}\n`);
@@ -149,6 +172,7 @@ async function main(): Promise<void> {
     threads: 'number',
     'shard-gb': 'number',
     'keep-run': 'flag',
+    'write-only': 'flag',
     'recipe-dir': 'string',
   });
   const json = Boolean(a.json);
@@ -188,6 +212,7 @@ async function main(): Promise<void> {
     writeCheckpoint(dir, raw, shardBytes, say);
     say(`written in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }
+  if (a['write-only']) return;
   // the recipe's rows (bench:recipe writes them; SmolLM2 ids are valid ids of the 128256-token vocabulary)
   const rows = (
     await prepare('smollm2-135m', (a['recipe-dir'] as string | undefined) ?? '/tmp/medlora-recipe', RECIPE.rows, say)
