@@ -42,7 +42,11 @@ export interface Nf4Options {
   doubleQuant?: boolean;
 }
 
-/** Elements processed per chunk while quantizing (bounds the [chunk, 15] comparison temporary). */
+/**
+ * Blocks processed per chunk while quantizing: every temporary (the F32 copy of the chunk, its [chunk, 15] comparison
+ * with the midpoints) is per chunk, so quantizing a weight needs ~36 bytes per element of one chunk (~38 MB) on top of
+ * the weight and its codes, whatever the weight's size.
+ */
 const CHUNK_BLOCKS = 1 << 14;
 
 /** Quantize a floating-point tensor to NF4 (codes of nearest levels, per-block absmax). */
@@ -57,25 +61,32 @@ export function quantizeNf4(w: Tensor, o: Nf4Options = {}): Nf4Tensor {
   const nb = Math.ceil(n / bs);
   return noGrad(() =>
     scope(() => {
-      let flat = w.detach().to('f32').reshape([-1]);
-      if (nb * bs !== n) flat = cat([flat, zeros([nb * bs - n], { device: w.device })]);
-      const blocks = flat.view([nb, bs]);
-      const absmax = blocks.abs().max(1, true); // [nb, 1]
-      const safe = absmax.maskedFill(absmax.eq(0), 1); // an all-zero block: every w / 1 = 0 -> the exact 0 level
+      const src = w.detach().reshape([-1]); // a view when w is contiguous
       const mids = tensor(Float32Array.from(NF4_MIDPOINTS), { device: w.device });
-      const parts: Tensor[] = [];
+      const codeParts: Tensor[] = [],
+        scaleParts: Tensor[] = [];
       for (let s = 0; s < nb; s += CHUNK_BLOCKS) {
         const len = Math.min(CHUNK_BLOCKS, nb - s);
-        parts.push(
-          scope(() => {
-            const x = blocks.narrow(0, s, len).div(safe.narrow(0, s, len));
-            // code = number of midpoints strictly below x = index of the nearest level (ties go to the lower level)
-            const code = x.unsqueeze(-1).gt(mids).sum(-1, false, 'i32').reshape([-1, 2]);
-            return code.select(1, 0).bitwiseLeftShift(4).bitwiseOr(code.select(1, 1)).to('u8');
-          }),
-        );
+        const [c, a] = scope(() => {
+          // this chunk's weights in F32 (exact from bf16 / f16), zero-padded to whole blocks at the end
+          const start = s * bs,
+            count = Math.min(len * bs, n - start);
+          let flat = src.narrow(0, start, count).to('f32');
+          if (count < len * bs) flat = cat([flat, zeros([len * bs - count], { device: w.device })]);
+          const blocks = flat.view([len, bs]);
+          const absmax = blocks.abs().max(1, true); // [len, 1]
+          const safe = absmax.maskedFill(absmax.eq(0), 1); // an all-zero block: every w / 1 = 0 -> the exact 0 level
+          const x = blocks.div(safe);
+          // code = number of midpoints strictly below x = index of the nearest level (ties go to the lower level);
+          // counted in u8 (at most 15), which also keeps the reduction's temporary at one byte per comparison
+          const code = x.unsqueeze(-1).gt(mids).sum(-1, false, 'u8').reshape([-1, 2]);
+          return [code.select(1, 0).bitwiseLeftShift(4).bitwiseOr(code.select(1, 1)).to('u8'), absmax];
+        });
+        codeParts.push(c!);
+        scaleParts.push(a!);
       }
-      const codes = parts.length === 1 ? parts[0]! : cat(parts);
+      const codes = codeParts.length === 1 ? codeParts[0]!.contiguous() : cat(codeParts);
+      const absmax = scaleParts.length === 1 ? scaleParts[0]! : cat(scaleParts);
       const scales = absmax.reshape([-1]);
       const out: Nf4Tensor = { codes, shape: [...w.shape], dtype: w.dtype, blockSize: bs };
       if (o.doubleQuant) out.dq = quantizeScales(scales);

@@ -1,6 +1,7 @@
 // loadModel(dir): config.json + safetensors (single file or sharded) -> a CausalLM with frozen parameters. Every
 // declared parameter must be in the checkpoint with the declared shape and nothing unexpected may remain; tensors are
-// read by the engine straight from the file (fromFile: no second copy in JS).
+// read by the engine straight from the file (fromFile: no second copy in JS), one at a time, and each is handed to the
+// optional onWeight hook as it is read (quantize-while-loading: src/adapt/nf4-linear.ts loadModelNf4).
 import { fromFile, type Device, type DType, type Tensor } from '../tensor/index.js';
 import { loadModelConfig, type ModelConfig } from '../io/config.js';
 import { openCheckpoint, type TensorSource } from '../io/safetensors.js';
@@ -8,12 +9,20 @@ import { floatingEngineDType } from '../io/tensor-bytes.js';
 import { MedloraError } from '../util/errors.js';
 import { warn } from '../util/warn.js';
 import { declaredParameters } from './layers.js';
+import type { Module } from './module.js';
 import { buildModel, type LoadedModel } from './registry.js';
 
 export interface LoadOptions {
   /** compute dtype; default: the checkpoint's (its first weight's) floating dtype */
   dtype?: 'f32' | 'bf16' | 'f16';
   device?: Device;
+  /**
+   * Called with each parameter as soon as it is read (already in the compute dtype and on the device), in checkpoint
+   * order; `key` is the model's parameter name ("model.layers.0.self_attn.q_proj.weight"). Returning true hands the
+   * tensor over: the hook owns (and must dispose) it and the module keeps its 0-element placeholder. This lets a higher
+   * layer (NF4 quantization) replace a weight while loading, so that only one full-precision tensor is in flight.
+   */
+  onWeight?: (key: string, module: Module, name: string, t: Tensor) => boolean;
 }
 
 /** Load a Hugging Face model folder. */
@@ -98,6 +107,7 @@ function fill(model: LoadedModel, source: TensorSource, opts: LoadOptions): void
       t.dispose();
       t = c;
     }
+    if (opts.onWeight?.(key, module, name, t)) continue;
     module.setParam(name, t);
   }
 }

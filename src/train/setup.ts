@@ -35,15 +35,19 @@ export async function prepareRun(cfg: TrainConfig, bf16Units?: readonly string[]
   const { loadModel } = await import('../model/load.js');
   const { methodNamed, methodOfAdapter } = await import('../adapt/methods/index.js');
   const method = methodNamed(cfg.finetuning);
-  const model = loadModel(cfg.model, compute.dtype ? { dtype: compute.dtype } : {});
+  const loadOpts = compute.dtype ? { dtype: compute.dtype } : {};
+  let model: Awaited<ReturnType<typeof loadModel>>;
   if (cfg.quantization.load_in_4bit) {
-    const { quantizeModel, formatBytes } = await import('../adapt/nf4-linear.js');
-    // QLoRA keeps the output layer in full precision (bitsandbytes / PEFT recipes skip lm_head)
-    const q = quantizeModel(model, { skip: ['lm_head'] });
+    const { loadModelNf4, formatBytes } = await import('../adapt/nf4-linear.js');
+    // each base linear is quantized as it is read, so the full-precision base is never resident; QLoRA keeps the
+    // output layer in full precision (bitsandbytes / PEFT recipes skip lm_head)
+    const r = loadModelNf4(cfg.model, loadOpts, { skip: ['lm_head'] });
+    model = r.model;
+    const q = r.report;
     notes.push(
-      `base linears quantized to NF4 (QLoRA): ${q.layers.length} layers, ${formatBytes(q.bytesBefore)} -> ${formatBytes(q.bytesAfter)}`,
+      `base linears quantized to NF4 (QLoRA) while loading: ${q.layers.length} layers, ${formatBytes(q.bytesBefore)} -> ${formatBytes(q.bytesAfter)}`,
     );
-  }
+  } else model = loadModel(cfg.model, loadOpts);
   // adapter init draws from the engine RNG: seeded so a run is reproducible from its config
   manualSeed(cfg.training.seed);
   const section = cfg[method.configSection] as unknown as Record<string, unknown> & {
