@@ -137,22 +137,37 @@ function runWithPeak(
   cmd: string,
   args: string[],
   env: NodeJS.ProcessEnv,
+  log?: (s: string) => void,
 ): Promise<{ code: number | null; stdout: string; stderr: string; peakKb: number }> {
   return new Promise((resolve) => {
     const p = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '',
       stderr = '',
-      peakKb = 0;
+      peakKb = 0,
+      rssKb = 0,
+      polls = 0;
+    const t0 = performance.now();
+    // the timeline (--log): each line of the child with the time since start and the resident set then
+    const stamp = (): string =>
+      `[${((performance.now() - t0) / 1000).toFixed(1)} s, RSS ${(rssKb / 1e6).toFixed(2)} GB, peak ${(peakKb / 1e6).toFixed(2)} GB]`;
+    const lines = (d: Buffer): void => {
+      if (log) for (const l of d.toString().split('\n')) if (l.trim()) log(`${stamp()} ${l.trim().slice(0, 300)}`);
+    };
     p.stdout.on('data', (d: Buffer) => {
       stdout += d.toString();
+      lines(d);
     });
     p.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();
+      lines(d);
     });
     const poll = setInterval(() => {
       try {
-        const m = /VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${p.pid}/status`, 'utf8'));
+        const st = readFileSync(`/proc/${p.pid}/status`, 'utf8');
+        const m = /VmHWM:\s+(\d+)/.exec(st);
         if (m) peakKb = Math.max(peakKb, Number(m[1]));
+        rssKb = Number(/VmRSS:\s+(\d+)/.exec(st)?.[1] ?? 0);
+        if (log && ++polls % 300 === 0) log(`${stamp()} (1-min load ${loadavg()[0]!.toFixed(1)})`);
       } catch {
         /* exited */
       }
@@ -173,6 +188,7 @@ async function main(): Promise<void> {
     'shard-gb': 'number',
     'keep-run': 'flag',
     'write-only': 'flag',
+    log: 'flag',
     'recipe-dir': 'string',
   });
   const json = Boolean(a.json);
@@ -254,6 +270,7 @@ async function main(): Promise<void> {
     process.execPath,
     [join(repoRoot, 'bin', 'medlora.js'), 'train', '--config', cfgPath, '--threads', String(threads), '--json'],
     { OMP_NUM_THREADS: String(threads) },
+    a.log ? (l: string) => console.error(l) : undefined,
   );
   const total_s = (performance.now() - t0) / 1000;
   if (r.code !== 0)
