@@ -101,8 +101,10 @@ args = TrainingArguments(output_dir=a.out, per_device_train_batch_size=a.batch, 
     gradient_checkpointing=bool(a.ckpt), gradient_checkpointing_kwargs={"use_reentrant": False} if a.ckpt else None)
 tr = SequentialTrainer(model=model, args=args, train_dataset=rows, data_collator=collate)
 t = time.time()
+c = time.process_time()  # user + sys CPU of this process (all threads) over the loop, as bench/recipe.ts reports
 res = tr.train()
 wall = time.time() - t
-print(json.dumps(dict(engine="hf-peft torch " + torch.__version__, pad=a.pad, updates=a.updates, wall_s=round(wall, 3),
+cpu = time.process_time() - c
+print(json.dumps(dict(engine="hf-peft torch " + torch.__version__, pad=a.pad, updates=a.updates, wall_s=round(wall, 3), cpu_s=round(cpu, 3),
                       train_runtime=res.metrics.get("train_runtime"), real_tokens=stats["real"], computed_tokens=stats["computed"],
                       loss=res.training_loss, load_s=round(load_s, 2), peak_rss_gb=round(peak_rss_gb(), 2))))

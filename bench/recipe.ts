@@ -4,7 +4,7 @@
 // per real token), % of the f32 matmul ceiling measured in the same run, and the ratio. `--extract` adds greedy
 // generation records/s (medlora generateIds vs HF generate) on the same prompts; `--packing` adds a medlora run with
 // training.padding_free; `--max-length-pad` adds HF padding every row to 400 (seed 000 as written).
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -162,13 +162,103 @@ function child(cmd: string, args: string[], what: string, env: NodeJS.ProcessEnv
   return r.stdout;
 }
 
+/** Clock ticks per second of /proc/<pid>/stat's utime / stime (getconf CLK_TCK; 100 on Linux). */
+let clkTck: number | undefined;
+function ticksPerSecond(): number {
+  if (clkTck === undefined) {
+    const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
+    const n = Number(`${r.stdout ?? ''}`.trim());
+    clkTck = Number.isFinite(n) && n > 0 ? n : 100;
+  }
+  return clkTck;
+}
+
+/** user + sys CPU seconds of a live process, all its threads (/proc/<pid>/stat fields 14 and 15), or undefined. */
+function procCpuSeconds(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' '); // f[0] = field 3 (state)
+    return (Number(f[11]) + Number(f[12])) / ticksPerSecond();
+  } catch {
+    return undefined;
+  }
+}
+
+/** What a trainer's run cost besides its wall time: CPU seconds over its timed loop and the machine's load meanwhile. */
+interface RunCost {
+  /** user + sys CPU seconds of the trainer process over its timed loop (all threads) */
+  cpu_s?: number;
+  /** 1-min load average sampled every second while the child ran: mean and max */
+  load1_mean: number;
+  load1_max: number;
+}
+
+/**
+ * Run a child like child() but asynchronously, sampling the 1-min load average every second, and, for a medlora
+ * child, its CPU time (/proc/<pid>/stat) when its --json "start" and "done" events arrive (the loop that wall_s times;
+ * the parent reads the lines within milliseconds, so the window is the loop's to within the parent's latency).
+ */
+function childTimed(
+  cmd: string,
+  args: string[],
+  what: string,
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ stdout: string; cost: RunCost }> {
+  return new Promise((resolvePromise, reject) => {
+    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    let stdout = '',
+      stderr = '',
+      pending = '',
+      cpuStart: number | undefined,
+      cpuEnd: number | undefined;
+    const loads: number[] = [loadavg()[0]!];
+    const timer = setInterval(() => loads.push(loadavg()[0]!), 1000);
+    p.stdout.on('data', (d: Buffer) => {
+      const s = d.toString();
+      stdout += s;
+      pending += s;
+      let nl: number;
+      while ((nl = pending.indexOf('\n')) >= 0) {
+        const line = pending.slice(0, nl);
+        pending = pending.slice(nl + 1);
+        if (line.startsWith('{"event":"start"')) cpuStart = procCpuSeconds(p.pid);
+        else if (line.startsWith('{"event":"done"')) cpuEnd = procCpuSeconds(p.pid);
+      }
+    });
+    p.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    p.on('error', (e) => {
+      clearInterval(timer);
+      reject(new MedloraError(`${what}: ${e.message}`));
+    });
+    p.on('close', (code, signal) => {
+      clearInterval(timer);
+      loads.push(loadavg()[0]!);
+      if (code !== 0) {
+        reject(
+          new MedloraError(`${what} exited with ${code ?? signal}: ${stderr.trim().split('\n').slice(-4).join(' | ')}`),
+        );
+        return;
+      }
+      const cost: RunCost = {
+        load1_mean: loads.reduce((a, b) => a + b, 0) / loads.length,
+        load1_max: Math.max(...loads),
+      };
+      if (cpuStart !== undefined && cpuEnd !== undefined) cost.cpu_s = cpuEnd - cpuStart;
+      resolvePromise({ stdout, cost });
+    });
+  });
+}
+
 /** One `medlora train` run (the CLI, the real Trainer path) on the rows; wall_s = the trainer's loop (from its done event). */
-function medloraTrain(
+async function medloraTrain(
   inp: { model: string; rows: string },
   dir: string,
   o: Opts,
   paddingFree = false,
-): { wall_s: number; loss?: number } {
+): Promise<{ wall_s: number; loss?: number } & RunCost> {
   const out = join(dir, 'medlora-run');
   rmSync(out, { recursive: true, force: true });
   const cfgFile = join(dir, 'medlora-recipe.yaml');
@@ -197,7 +287,7 @@ function medloraTrain(
     },
   };
   writeFileSync(cfgFile, `${JSON.stringify(cfg, null, 2)}\n`); // JSON is YAML
-  const stdout = child(
+  const { stdout, cost } = await childTimed(
     process.execPath,
     [join(repoRoot, 'bin', 'medlora.js'), 'train', '--config', cfgFile, '--threads', String(o.threads), '--json'],
     'medlora train',
@@ -206,17 +296,17 @@ function medloraTrain(
   const done = lastJson(stdout, (j) => j.event === 'done');
   if (!done || typeof done.wall_s !== 'number')
     throw new MedloraError('medlora train: no "done" event with wall_s in its --json output');
-  return { wall_s: done.wall_s };
+  return { wall_s: done.wall_s, ...cost };
 }
 
-function hfTrain(
+async function hfTrain(
   python: string,
   inp: { model: string; rows: string },
   dir: string,
   o: Opts,
   pad: 'longest' | 'max_length',
-): { wall_s: number; computed_tokens: number; real_tokens: number; peak_rss_gb: number } {
-  const stdout = child(
+): Promise<{ wall_s: number; computed_tokens: number; real_tokens: number; peak_rss_gb: number } & RunCost> {
+  const { stdout, cost } = await childTimed(
     python,
     [
       join(repoRoot, 'bench', 'hf_recipe.py'),
@@ -252,7 +342,9 @@ function hfTrain(
   );
   const j = lastJson(stdout, (x) => typeof x.wall_s === 'number');
   if (!j) throw new MedloraError('hf_recipe.py: no JSON result line with wall_s');
-  return j as unknown as { wall_s: number; computed_tokens: number; real_tokens: number; peak_rss_gb: number };
+  // hf_recipe.py times its own loop's CPU (time.process_time around trainer.train(): user + sys of all threads)
+  const r = j as unknown as { wall_s: number; computed_tokens: number; real_tokens: number; peak_rss_gb: number };
+  return { ...r, ...cost, cpu_s: typeof j.cpu_s === 'number' ? j.cpu_s : undefined };
 }
 
 /** Child mode: greedy generation over the prompts with medlora's engine path (batched, KV cache), one JSON line. */
@@ -375,7 +467,7 @@ async function main(): Promise<void> {
     );
   }
   const ceil: number[] = [ceiling(threads)];
-  const runs: Array<{ engine: string; wall_s: number; computed?: number; load1: number }> = [];
+  const runs: Array<{ engine: string; wall_s: number; computed?: number; load1: number } & RunCost> = [];
   const extractOnly = Boolean(a['extract-only']);
   for (let rep = 0; rep < reps && !extractOnly; rep++) {
     const order =
@@ -388,27 +480,41 @@ async function main(): Promise<void> {
       if (e === 'hf-max_length' && !a['max-length-pad']) continue;
       const load1 = loadavg()[0]!;
       if (e.startsWith('medlora'))
-        runs.push({ engine: e, ...medloraTrain(inp, dir, o, e === 'medlora-packed'), load1 });
+        runs.push({ engine: e, ...(await medloraTrain(inp, dir, o, e === 'medlora-packed')), load1 });
       else {
-        const r = hfTrain(python!, inp, dir, o, e === 'hf-longest' ? 'longest' : 'max_length');
-        runs.push({ engine: e, wall_s: r.wall_s, computed: r.computed_tokens, load1 });
+        const r = await hfTrain(python!, inp, dir, o, e === 'hf-longest' ? 'longest' : 'max_length');
+        runs.push({ engine: e, ...r, computed: r.computed_tokens, load1 });
       }
       const r = runs[runs.length - 1]!;
-      console.error(`run ${JSON.stringify({ rep, engine: e, wall_s: r.wall_s, load1: Math.round(load1 * 10) / 10 })}`);
+      console.error(
+        `run ${JSON.stringify({ rep, engine: e, wall_s: r.wall_s, cpu_s: r.cpu_s, load1: Math.round(load1 * 10) / 10, load1_mean: Math.round(r.load1_mean * 10) / 10 })}`,
+      );
     }
   }
   ceil.push(ceiling(threads));
   const ceilG = Math.max(...ceil);
+  const of = (e: string): typeof runs => runs.filter((r) => r.engine === e);
   const best = (e: string): number | undefined => {
-    const w = runs.filter((r) => r.engine === e).map((r) => r.wall_s);
+    const w = of(e).map((r) => r.wall_s);
     return w.length ? Math.min(...w) : undefined;
+  };
+  // CPU seconds of the timed loop: what the trainer itself consumed, much less sensitive to other processes' load
+  // than the wall time (which is what a user waits for, and stays the headline)
+  const bestCpu = (e: string): number | undefined => {
+    const c = of(e)
+      .map((r) => r.cpu_s)
+      .filter((x): x is number => x !== undefined);
+    return c.length ? Math.min(...c) : undefined;
   };
   const table: Array<Record<string, unknown>> = [];
   const mBest = best('medlora');
+  const mCpu = bestCpu('medlora');
   for (const e of ['medlora', 'medlora-packed', 'hf-longest', 'hf-max_length']) {
     const w = best(e);
     if (w === undefined) continue;
     const gflops = (tokens * flopsTok) / w / 1e9;
+    const cpu = bestCpu(e);
+    const atBest = of(e).find((r) => r.wall_s === w)!;
     table.push({
       engine: e,
       wall_s: w,
@@ -417,7 +523,18 @@ async function main(): Promise<void> {
       model_gflops: gflops,
       pct_ceiling: (100 * gflops) / ceilG,
       ratio_medlora: mBest !== undefined && e.startsWith('hf') ? w / mBest : undefined,
-      runs: runs.filter((r) => r.engine === e).map((r) => r.wall_s),
+      cpu_s: cpu,
+      cpu_s_per_update: cpu === undefined ? undefined : cpu / o.updates,
+      ratio_medlora_cpu: mCpu !== undefined && cpu !== undefined && e.startsWith('hf') ? cpu / mCpu : undefined,
+      load1_mean: atBest.load1_mean,
+      load1_max: atBest.load1_max,
+      runs: of(e).map((r) => r.wall_s),
+      runs_detail: of(e).map((r) => ({
+        wall_s: r.wall_s,
+        cpu_s: r.cpu_s,
+        load1_mean: r.load1_mean,
+        load1_max: r.load1_max,
+      })),
     });
   }
 
@@ -498,15 +615,22 @@ async function main(): Promise<void> {
   say(
     '| trainer | time for ' +
       o.updates +
-      ' updates | updates/s | tokens/s | model GFLOP/s | % of ceiling | medlora speed-up |',
+      ' updates | updates/s | tokens/s | model GFLOP/s | % of ceiling | medlora speed-up | CPU s (loop) | CPU-s/update | speed-up by CPU | 1-min load during run |',
   );
-  say('|---|---|---|---|---|---|---|');
+  say('|---|---|---|---|---|---|---|---|---|---|---|');
+  const opt = (x: unknown, d = 2, unit = ''): string => (typeof x === 'number' ? `${fmt(x, d)}${unit}` : '-');
   for (const r of table) {
     say(
       `| ${r.engine} | ${fmt(r.wall_s as number, 1)} s | ${fmt(r.updates_per_s as number, 3)} | ${fmt(r.tokens_per_s as number, 1)} | ${fmt(r.model_gflops as number, 1)} | ` +
-        `${fmt(r.pct_ceiling as number, 0)}% | ${r.ratio_medlora === undefined ? '-' : `${fmt(r.ratio_medlora as number)}x`} |`,
+        `${fmt(r.pct_ceiling as number, 0)}% | ${opt(r.ratio_medlora, 2, 'x')} | ${opt(r.cpu_s, 1, ' s')} | ${opt(r.cpu_s_per_update, 2, ' s')} | ` +
+        `${opt(r.ratio_medlora_cpu, 2, 'x')} | ${opt(r.load1_mean, 1)} (max ${opt(r.load1_max, 1)}) |`,
     );
   }
+  say(
+    'wall time (best of the reps) is what a user waits for and stays the headline; CPU s = user + sys of the trainer ' +
+      'process over its timed loop (all threads; min of the reps), less sensitive to the other processes on the machine ' +
+      `(each trainer asks for ${threads} threads); load = 1-min load average sampled every second during the best-wall run`,
+  );
   say(
     `matmul ceiling (engine f32 2048, ${threads} threads, best of start/end of this run): ${fmt(ceilG, 1)} GFLOP/s (${ceil.map((c) => fmt(c, 1)).join(' / ')})`,
   );

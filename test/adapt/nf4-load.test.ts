@@ -55,7 +55,10 @@ for (const name of REFERENCE_FOLDERS) {
             const a = resolve(old, path) as Nf4Linear,
               b = resolve(now, path) as Nf4Linear;
             assert.ok(b instanceof Nf4Linear, path);
-            assert.deepEqual([b.outFeatures, b.inFeatures, b.computeDType], [a.outFeatures, a.inFeatures, a.computeDType]);
+            assert.deepEqual(
+              [b.outFeatures, b.inFeatures, b.computeDType],
+              [a.outFeatures, a.inFeatures, a.computeDType],
+            );
             for (const [x, y] of [
               [a.q.codes, b.q.codes],
               [a.q.absmax, b.q.absmax],
@@ -95,19 +98,23 @@ for (const name of REFERENCE_FOLDERS) {
   }
 }
 
-test('quantize while loading: the checker sees a one-code difference (NF4 codes of a different weight)', { skip: skipNoShared }, () => {
-  // the same comparison as above, on two layers whose weights differ: it must report differences
-  const { model } = loadModelNf4(refDir('llama-tiny'));
-  try {
-    const a = resolve(model, 'model.layers.0.self_attn.q_proj') as Nf4Linear;
-    const b = resolve(model, 'model.layers.1.self_attn.q_proj') as Nf4Linear;
-    const d = byteDiff(bytesOf(a.q.codes), bytesOf(b.q.codes));
-    console.log(`  layer 0 vs layer 1 q_proj codes: ${d} of ${a.q.codes.numel} bytes differ`);
-    assert.ok(d > 0);
-  } finally {
-    model.dispose();
-  }
-});
+test(
+  'quantize while loading: the checker sees a one-code difference (NF4 codes of a different weight)',
+  { skip: skipNoShared },
+  () => {
+    // the same comparison as above, on two layers whose weights differ: it must report differences
+    const { model } = loadModelNf4(refDir('llama-tiny'));
+    try {
+      const a = resolve(model, 'model.layers.0.self_attn.q_proj') as Nf4Linear;
+      const b = resolve(model, 'model.layers.1.self_attn.q_proj') as Nf4Linear;
+      const d = byteDiff(bytesOf(a.q.codes), bytesOf(b.q.codes));
+      console.log(`  layer 0 vs layer 1 q_proj codes: ${d} of ${a.q.codes.numel} bytes differ`);
+      assert.ok(d > 0);
+    } finally {
+      model.dispose();
+    }
+  },
+);
 
 /**
  * A mid-size random Llama checkpoint (bf16, 2 shards): 12 layers of width 1024 and MLP 2816, a small vocabulary so
