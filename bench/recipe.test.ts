@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { sharedPath } from '../src/util/paths.js';
 import { SHAPES } from './train.js';
-import { loraFlopsPerToken, matmulParams, tokensOf } from './recipe.js';
+import { loraFlopsPerToken, matmulParams, procCpuSeconds, tokensOf } from './recipe.js';
 import { llamaTensors, planShards } from './scale.js';
 
 test('matmulParams: SmolLM2-135M = 134,515,008 parameters minus the tied embedding and the 61 norms, plus an untied head', () => {
@@ -43,4 +43,24 @@ test('tokensOf: rows read in order and wrapped, batch x accum per update', () =>
   // 2 updates x 1 x 2 = 4 rows: 3 + 2 + 1 + 3
   assert.equal(tokensOf(rows, 2, 1, 2), 9);
   assert.notEqual(tokensOf(rows, 2, 1, 2), tokensOf(rows, 2, 2, 2));
+});
+
+test('procCpuSeconds (/proc/<pid>/stat user + sys) agrees with getrusage (process.cpuUsage) over a busy loop', () => {
+  const p0 = procCpuSeconds(process.pid),
+    u0 = process.cpuUsage();
+  let x = 0;
+  // busy until getrusage counts 0.3 CPU-s (however loaded the machine is)
+  while (process.cpuUsage(u0).user < 3e5) for (let i = 0; i < 1e5; i++) x += Math.sqrt(x + 1);
+  const p1 = procCpuSeconds(process.pid),
+    u = process.cpuUsage(u0);
+  assert.ok(p0 !== undefined && p1 !== undefined && x > 0);
+  const proc = p1 - p0,
+    rusage = (u.user + u.system) / 1e6;
+  console.log(
+    `busy loop: /proc ${proc.toFixed(3)} CPU-s, getrusage ${rusage.toFixed(3)} CPU-s, diff ${(proc - rusage).toFixed(3)}`,
+  );
+  // /proc counts user and sys in clock ticks (10 ms), each truncated: allow 5 ticks
+  assert.ok(Math.abs(proc - rusage) <= 0.05, `${proc} vs ${rusage}`);
+  assert.ok(proc > 0.25, 'the loop consumed CPU');
+  assert.equal(procCpuSeconds(2 ** 30), undefined, 'no such process');
 });

@@ -174,7 +174,7 @@ function ticksPerSecond(): number {
 }
 
 /** user + sys CPU seconds of a live process, all its threads (/proc/<pid>/stat fields 14 and 15), or undefined. */
-function procCpuSeconds(pid: number | undefined): number | undefined {
+export function procCpuSeconds(pid: number | undefined): number | undefined {
   if (pid === undefined) return undefined;
   try {
     const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
