@@ -8,7 +8,14 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync 
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { manualSeed, noGrad, ones, randn, scope, setNumThreads } from '../src/tensor/index.js';
+import { cat, keep, manualSeed, noGrad, ones, randn, scope, setNumThreads, tensor } from '../src/tensor/index.js';
+import { buildModel } from '../src/model/registry.js';
+import { declaredParameters } from '../src/model/layers.js';
+import { parseModelConfig } from '../src/io/config.js';
+import { causalLmLoss } from '../src/model/loss.js';
+import { quantizeModel } from '../src/adapt/nf4-linear.js';
+import { applyLora } from '../src/adapt/apply.js';
+import { createOptimizer } from '../src/train/optim.js';
 import { buildHeader, writeFileAtomic, shardFileName, INDEX_FILE, type TensorData } from '../src/io/safetensors.js';
 import { tensorData } from '../src/io/tensor-bytes.js';
 import { sharedPath } from '../src/util/paths.js';
@@ -179,6 +186,111 @@ function runWithPeak(
   });
 }
 
+/**
+ * `--parts L1,L2`: where one micro-batch's time goes at the real width, in this process: the Llama-3.1-8B config cut to
+ * L decoder layers (random HF init in bf16, load-then-quantize to NF4 except lm_head, LoRA r8 on every projection and
+ * lm_head, gradient checkpointing), one micro-batch of 2 recipe rows: forward + loss, backward, one 8-bit AdamW step,
+ * each timed. Two depths give the per-layer cost (the difference) and the rest (embeddings, head, loss), so the
+ * 32-layer micro-batch is extrapolated as rest + 32 x layer. (The loss here computes all positions' logits; the
+ * trainer computes them at scored positions only, so the head part is an upper bound.)
+ */
+function parts(
+  full: Record<string, unknown>,
+  depths: number[],
+  rows: Array<{ input_ids: number[]; labels: number[] }>,
+  say: (s: string) => void,
+): Record<string, unknown> {
+  const pair = rows.slice(0, 2);
+  const T = Math.max(...pair.map((r) => r.input_ids.length));
+  const ids = tensor(
+    pair.map((r) => [...r.input_ids, ...Array<number>(T - r.input_ids.length).fill(0)]),
+    { dtype: 'i64' },
+  );
+  const labels = tensor(
+    pair.map((r) => [...r.labels, ...Array<number>(T - r.labels.length).fill(-100)]),
+    { dtype: 'i64' },
+  );
+  const out: Array<Record<string, number>> = [];
+  for (const L of depths) {
+    const t0 = performance.now();
+    // HF init (linear / embedding ~ N(0, 0.02), norms 1) generated straight into bf16 by row chunks, so that no F32
+    // copy of the 1 GB embedding / head exists (initModel would build the whole model in F32 first)
+    const model = buildModel(
+      parseModelConfig({ ...full, num_hidden_layers: L }, 'config (bench:scale --parts)').config,
+    );
+    manualSeed(0);
+    noGrad(() => {
+      for (const [key, { module, name, shape }] of declaredParameters(model)) {
+        const t = scope(() => {
+          if (/norm/.test(key)) return keep(ones(shape).to('bf16'));
+          const cols = shape[shape.length - 1]!,
+            rows = shape.length > 1 ? shape[0]! : 1,
+            step = Math.max(1, Math.floor(GEN_CHUNK / cols));
+          const chunks = [];
+          for (let r = 0; r < rows; r += step)
+            chunks.push(
+              randn([Math.min(step, rows - r), cols])
+                .mul(0.02)
+                .to('bf16'),
+            );
+          return keep((chunks.length === 1 ? chunks[0]! : cat(chunks)).reshape(shape));
+        });
+        module.setParam(name, t);
+      }
+    });
+    model.train(true);
+    const init_s = (performance.now() - t0) / 1000;
+    const t1 = performance.now();
+    quantizeModel(model, { skip: ['lm_head'] });
+    const quant_s = (performance.now() - t1) / 1000;
+    applyLora(model, {
+      r: 8,
+      lora_alpha: 16,
+      lora_dropout: 0.05,
+      target_modules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj', 'lm_head'],
+    });
+    model.gradientCheckpointing = true;
+    const opt = createOptimizer(model.trainableParameters(), {
+      name: 'paged_adamw_8bit',
+      betas: [0.9, 0.999],
+      eps: 1e-8,
+      weightDecay: 0,
+    });
+    const t2 = performance.now();
+    const loss = causalLmLoss(model.forward(ids), labels).loss;
+    const fwd_s = (performance.now() - t2) / 1000;
+    const t3 = performance.now();
+    loss.backward();
+    const bwd_s = (performance.now() - t3) / 1000;
+    const t4 = performance.now();
+    opt.step(2.5e-5);
+    opt.zeroGrad();
+    const opt_s = (performance.now() - t4) / 1000;
+    loss.dispose();
+    opt.dispose();
+    model.dispose();
+    const r = { layers: L, tokens: 2 * T, init_s, quant_s, fwd_s, bwd_s, opt_s };
+    say(`parts ${JSON.stringify(r)}`);
+    out.push(r);
+  }
+  const res: Record<string, unknown> = { parts: out };
+  if (out.length >= 2) {
+    const [a, b] = [out[0]!, out[out.length - 1]!];
+    const per = (k: string): number => (b[k]! - a[k]!) / (b.layers! - a.layers!);
+    const L = full.num_hidden_layers as number;
+    const est: Record<string, number> = {};
+    for (const k of ['fwd_s', 'bwd_s', 'opt_s']) est[k] = a[k]! + (L - a.layers!) * per(k);
+    res.per_layer = { fwd_s: per('fwd_s'), bwd_s: per('bwd_s'), opt_s: per('opt_s') };
+    res.estimate_32_layers_micro_batch = est;
+    say(
+      `per layer: forward ${per('fwd_s').toFixed(1)} s, backward ${per('bwd_s').toFixed(1)} s; ${L}-layer micro-batch of 2 rows (estimate): ` +
+        `forward ${est.fwd_s!.toFixed(0)} s, backward ${est.bwd_s!.toFixed(0)} s, optimizer ${est.opt_s!.toFixed(1)} s; ` +
+        `the recipe's update = 4 micro-batches + 1 optimizer step ~ ${(4 * (est.fwd_s! + est.bwd_s!) + est.opt_s!).toFixed(0)} s`,
+    );
+  }
+  return res;
+}
+
 async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2), {
     dir: 'string',
@@ -189,6 +301,7 @@ async function main(): Promise<void> {
     'keep-run': 'flag',
     'write-only': 'flag',
     log: 'flag',
+    parts: 'string',
     'recipe-dir': 'string',
   });
   const json = Boolean(a.json);
@@ -219,6 +332,28 @@ async function main(): Promise<void> {
     `bench:scale${dry ? ' --dry (the 8B config at 2 layers x 256 wide)' : ''}: Llama-3.1-8B config, ${(realTs.reduce((s, t) => s + numel(t[1]), 0) / 1e9).toFixed(2)}B parameters, ` +
       `${(realBytes / 1e9).toFixed(1)} GB bf16 on disk; 1-min load ${loadavg()[0]!.toFixed(1)}`,
   );
+  if (a.parts !== undefined) {
+    const depths = String(a.parts).split(',').map(Number);
+    if (!depths.every((d) => Number.isInteger(d) && d >= 1))
+      throw new MedloraError(`bench:scale: --parts must be layer counts like 1,2, got ${String(a.parts)}`);
+    const rows = readFileSync(
+      (
+        await prepare(
+          'smollm2-135m',
+          (a['recipe-dir'] as string | undefined) ?? '/tmp/medlora-recipe',
+          RECIPE.rows,
+          say,
+        )
+      ).rows,
+      'utf8',
+    )
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { input_ids: number[]; labels: number[] });
+    const r = parts(raw, depths, rows, say);
+    if (json) console.log(JSON.stringify(r));
+    return;
+  }
   const base = (a.dir as string | undefined) ?? '/tmp/medlora-scale';
   const dir = join(base, dry ? 'llama31-8b-dry' : 'llama31-8b');
   const shardBytes = ((a['shard-gb'] as number | undefined) ?? (dry ? 0.02 : 5)) * 1e9;
