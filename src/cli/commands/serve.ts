@@ -33,8 +33,10 @@ export const serveCommand: CommandSpec = {
     '                    stream_options.include_usage, response_format (json_object / json_schema, enforced by the',
     '                    constrained decoder), usage counts. Unsupported parameters are a 400 naming them.',
     'Models: --adapter NAME=DIR (repeatable) serves each adapter under NAME and the base under its folder name',
-    '(--base-name); a request picks one with "model" (default on /v1/extract: the first adapter). Every model is',
-    'loaded once; batches never mix models. A plain --adapter DIR serves that adapter as the one model (as before).',
+    '(--base-name); a request picks one with "model" (default on /v1/extract: the first adapter). The base weights are',
+    'loaded once and shared by every adapter (each adapter adds only its own tensors, of any method: LoRA, DoRA,',
+    'Adapter-V2; nothing is merged into the base); batches never mix models. A plain --adapter DIR serves that adapter',
+    'as the one model (as before).',
     'Security: 127.0.0.1 unless --host; --api-key-env VAR makes every /v1 route require "Authorization: Bearer',
     '<key>" (compared in constant time); limits below answer 413 (body, prompt) or 429 (--max-concurrent).',
     '  GET /             a web page: pick a task, paste text, see the table, highlighted spans and raw JSON',
@@ -55,7 +57,8 @@ export const serveCommand: CommandSpec = {
       type: 'string',
       value: '[NAME=]DIR',
       multiple: true,
-      description: 'PEFT LoRA adapter folder; NAME=DIR (repeatable) serves several over one base, picked by "model"',
+      description:
+        'adapter folder (LoRA, DoRA, Adapter-V2); NAME=DIR (repeatable) serves several over one shared base, picked by "model"',
     },
     'base-name': {
       type: 'string',
@@ -160,8 +163,8 @@ export const serveCommand: CommandSpec = {
     const chatTemplate =
       templateFile !== undefined ? (await import('node:fs')).readFileSync(templateFile, 'utf8') : undefined;
     const { loadTokenizer } = await import('../../tokenize/tokenizer.js');
-    const { loadModel } = await import('../../model/load.js');
-    const { loadAnyAdapter } = await import('../../adapt/methods/index.js');
+    const { loadAdapterShared } = await import('../../adapt/methods/index.js');
+    const { isFloatDType } = await import('../../tensor/index.js');
     const { inferenceSettings } = await import('../../eval/load-extractor.js');
     const loaded = loadExtractor({
       model: str(args, 'model')!,
@@ -190,13 +193,14 @@ export const serveCommand: CommandSpec = {
     if (!tasks.length) tasks = contractTasks(settings.contract_tasks);
     const maxLength = settings.max_length;
     const tok = chatTemplate !== undefined ? loadTokenizer(tokDir ?? modelDir, { chatTemplate }) : loaded.tok;
-    // named adapters: each its own copy of the base with the adapter applied (src/serve/models.ts), prompted as its
-    // own training contract says
+    // named adapters: each over the ONE loaded base (its weights shared, not copied: src/model/share.ts) with its
+    // own wrappers, prompted as its own training contract says
     const extra: import('../../serve/models.js').ServedModel[] = [];
     const disposeAll = (): void => {
-      model.dispose();
       for (const e of extra) e.model.dispose();
+      model.dispose();
     };
+    const baseDType = model.parameters().find((t) => isFloatDType(t.dtype))?.dtype;
     try {
       for (const a of named) {
         const { settings: s } = inferenceSettings(a.dir, {
@@ -205,8 +209,12 @@ export const serveCommand: CommandSpec = {
           ...(explicitTasks ? { tasks } : {}),
         });
         for (const w of s.warnings) console.error(`warning: --adapter ${a.name}: ${w}`);
+        if (s.compute_dtype && baseDType && s.compute_dtype !== baseDType && dtype === undefined)
+          console.error(
+            `warning: --adapter ${a.name}: its training contract computes in ${s.compute_dtype}, the shared base is loaded in ${baseDType} (--dtype sets the base's)`,
+          );
         const own = explicitTasks ? tasks : contractTasks(s.contract_tasks);
-        const m = loadModel(modelDir, dtype ? { dtype: dtype as 'f32' | 'bf16' } : {});
+        const { model: m } = loadAdapterShared(model, a.dir);
         extra.push({
           name: a.name,
           model: m,
@@ -217,13 +225,11 @@ export const serveCommand: CommandSpec = {
           instructions: s.instructions,
           ...(own.length ? { tasks: own } : {}),
         });
-        loadAnyAdapter(m, a.dir);
       }
     } catch (e) {
+      const failed = named[extra.length]?.name ?? '';
       disposeAll();
-      throw new MedloraError(
-        `medlora serve: --adapter ${named[extra.length - 1]?.name ?? ''}: ${(e as Error).message}`,
-      );
+      throw new MedloraError(`medlora serve: --adapter ${failed}: ${(e as Error).message}`);
     }
     const baseName =
       str(args, 'base-name') ??
