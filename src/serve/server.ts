@@ -324,7 +324,12 @@ export async function createServer(o: ServeOptions): Promise<ServeHandle> {
         send(
           res,
           200,
-          pageHtml(infos, nonce, { model: opts.modelName, adapter: opts.adapterName ?? null }),
+          pageHtml(infos, nonce, {
+            model: opts.modelName,
+            adapter: opts.adapterName ?? null,
+            models: models.all.map((m) => m.name),
+            apiKey: auth !== undefined,
+          }),
           'text/html; charset=utf-8',
           {
             // self-contained page: nothing but its own inline script / style and calls back to this server

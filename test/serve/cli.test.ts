@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from '../eval/capture.js';
 import { tinyFixture } from '../evalcli/tiny.js';
@@ -194,8 +195,40 @@ test(
   },
 );
 
+test(
+  'medlora serve --api-key-file: the first line is the key (/v1 routes answer 401 without it); a readable-by-others file is warned about',
+  { timeout: 60_000 },
+  async () => {
+    const fx = tinyFixture();
+    const file = join(fx.root, 'serve-key');
+    writeFileSync(file, 'sk-file-key-1\n');
+    chmodSync(file, 0o644);
+    const p = start(['--model', fx.model, '--api-key-file', file, '--port', '0', '--json', '--threads', '1']);
+    try {
+      const l = await p.next();
+      assert.equal(l.event, 'listening', p.stderr());
+      assert.match(p.stderr(), /--api-key-file .*serve-key can be read by other users.*chmod 600/);
+      const url = String(l.url);
+      assert.equal((await fetch(`${url}/v1/models`)).status, 401);
+      assert.equal(
+        (await fetch(`${url}/v1/models`, { headers: { Authorization: 'Bearer sk-file-key-2' } })).status,
+        401,
+      );
+      assert.equal(
+        (await fetch(`${url}/v1/models`, { headers: { Authorization: 'Bearer sk-file-key-1' } })).status,
+        200,
+      );
+      p.child.kill('SIGTERM');
+      assert.equal(await p.exit, 0, p.stderr());
+    } finally {
+      if (p.child.exitCode === null) p.child.kill('SIGKILL');
+    }
+  },
+);
+
 test('medlora serve startup errors: one clear line, non-zero exit', async () => {
   const fx = tinyFixture();
+  writeFileSync(join(fx.root, 'empty-key'), '\n');
   const cases: Array<[string[], RegExp]> = [
     [['--model', fx.model, '--task', 'qa'], /"qa" is not a structured extraction task/],
     [['--model', fx.model, '--port', '70000'], /--port must be 0\.\.65535, got 70000/],
@@ -203,6 +236,12 @@ test('medlora serve startup errors: one clear line, non-zero exit', async () => 
     [['--model', fx.model, '--prompt', 'xml'], /--prompt must be alpaca or chat/],
     [['--model', `${fx.root}/nowhere`], /no config\.json/],
     [['--model', fx.model, '--adapter', `${fx.root}/nowhere`], /nowhere/],
+    [['--model', fx.model, '--api-key-file', `${fx.root}/no-key`], /--api-key-file .*no-key: cannot read it/],
+    [
+      ['--model', fx.model, '--api-key-file', `${fx.root}/empty-key`],
+      /--api-key-file .*empty-key: the first line is empty/,
+    ],
+    [['--model', fx.model, '--api-key-file', 'f', '--api-key-env', 'V'], /--api-key-env or --api-key-file, not both/],
     [
       ['--model', fx.model, '--adapter', `a=${fx.adapter}`, '--adapter', `x=${fx.root}/nowhere`],
       /--adapter x: .*nowhere/,

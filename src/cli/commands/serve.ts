@@ -37,8 +37,10 @@ export const serveCommand: CommandSpec = {
     'loaded once and shared by every adapter (each adapter adds only its own tensors, of any method: LoRA, DoRA,',
     'Adapter-V2; nothing is merged into the base); batches never mix models. A plain --adapter DIR serves that adapter',
     'as the one model (as before).',
-    'Security: 127.0.0.1 unless --host; --api-key-env VAR makes every /v1 route require "Authorization: Bearer',
-    '<key>" (compared in constant time); limits below answer 413 (body, prompt) or 429 (--max-concurrent).',
+    'Security: 127.0.0.1 unless --host; --api-key-env VAR or --api-key-file FILE makes every /v1 route require',
+    '"Authorization: Bearer <key>" (compared in constant time; the web page has a key field for it). There is no',
+    'option taking the key itself: a command line is visible to every user of the machine (ps, /proc/PID/cmdline)',
+    'and kept in shell history. Limits below answer 413 (body, prompt) or 429 (--max-concurrent).',
     '  GET /             a web page: pick a task, paste text, see the table, highlighted spans and raw JSON',
     '                    (/?task=T&text=...&run=1 pre-fills the form and submits it)',
     "The prompt style, max length, instructions, dtype and default tasks come from the adapter's training contract",
@@ -75,6 +77,12 @@ export const serveCommand: CommandSpec = {
       value: 'VAR',
       description:
         'require "Authorization: Bearer $VAR" on /v1 routes (the key is read from this environment variable)',
+    },
+    'api-key-file': {
+      type: 'string',
+      value: 'FILE',
+      description:
+        'require "Authorization: Bearer <key>" on /v1 routes, the key being the first line of FILE (keep it chmod 600)',
     },
     'max-concurrent': {
       type: 'number',
@@ -154,10 +162,28 @@ export const serveCommand: CommandSpec = {
     const adapter = named.length ? undefined : adapters[0];
     let apiKey: string | undefined;
     const keyVar = str(args, 'api-key-env');
+    const keyFile = str(args, 'api-key-file');
+    if (keyVar !== undefined && keyFile !== undefined)
+      throw new MedloraError('medlora serve: give --api-key-env or --api-key-file, not both');
     if (keyVar !== undefined) {
       apiKey = process.env[keyVar];
       if (!apiKey)
         throw new MedloraError(`medlora serve: --api-key-env ${keyVar}: the environment variable is not set or empty`);
+    }
+    if (keyFile !== undefined) {
+      const { readFileSync, statSync } = await import('node:fs');
+      let text: string;
+      try {
+        text = readFileSync(keyFile, 'utf8');
+      } catch (e) {
+        throw new MedloraError(`medlora serve: --api-key-file ${keyFile}: cannot read it (${(e as Error).message})`);
+      }
+      apiKey = text.split(/\r?\n/)[0]!.trim();
+      if (!apiKey) throw new MedloraError(`medlora serve: --api-key-file ${keyFile}: the first line is empty`);
+      if ((statSync(keyFile).mode & 0o077) !== 0)
+        console.error(
+          `warning: --api-key-file ${keyFile} can be read by other users of this machine (chmod 600 ${keyFile})`,
+        );
     }
     const templateFile = str(args, 'chat-template');
     const chatTemplate =
