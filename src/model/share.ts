@@ -3,7 +3,8 @@
 // each adapter served over one base gets its own wrappers (LoRA, DoRA, Adapter-V2 replace children of the copy only)
 // while the base weights sit in memory once. A wrapper that replaces a parameter (setParam) replaces the copy's
 // handle and leaves the base's untouched; only an in-place write (copy_, add_ on a parameter: the optimizer) would
-// reach the base, so a shared copy is for inference.
+// reach the base, so a shared copy is for inference. The base must outlive its copies (a tied head's weight and the
+// rotary tables are read through the base's objects).
 import { DTYPE_SIZE, keep, Tensor } from '../tensor/index.js';
 import { MedloraError } from '../util/errors.js';
 import { Module } from './module.js';

@@ -17,6 +17,7 @@ import { generate } from '../../src/generate/generate.js';
 import { quantizeModel } from '../../src/adapt/nf4-linear.js';
 import { loadAdapterShared, loadAnyAdapter, methodNamed } from '../../src/adapt/methods/index.js';
 import { tinyAdapter, tinyFixture } from '../evalcli/tiny.js';
+import { refBatch, refDir, skipNoShared } from '../model/fixtures.js';
 import { makeFixture, sharedBaseMemory, type MemoryRow } from '../../bench/shared-base.js';
 
 setNumThreads(1);
@@ -180,6 +181,33 @@ test('over an NF4 (QLoRA) base: the shared copy equals the adapter on its own qu
     base.dispose();
   }
 });
+
+test(
+  'a tied-embedding base (llama3-tiny-tied) with its PEFT adapter: shared copy == the adapter loaded alone',
+  { skip: skipNoShared },
+  () => {
+    const dir = refDir('llama3-tiny-tied');
+    const { ids: batch } = refBatch('llama3-tiny-tied');
+    const f = (m: { forward(x: Tensor): Tensor }): Float32Array =>
+      noGrad(() => scope(() => m.forward(batch).to('f32').toFloat32Array() as Float32Array));
+    const base = loadModel(dir);
+    const plain = f(base);
+    const { model } = loadAdapterShared(base, join(dir, 'adapter'));
+    const alone = loadModel(dir);
+    try {
+      loadAnyAdapter(alone, join(dir, 'adapter'));
+      const d = maxDiff(f(model), f(alone));
+      console.log(`tied base: shared vs alone max |logit diff| = ${d}`);
+      assert.equal(d, 0);
+      assert.ok(maxDiff(f(model), plain) > 1e-6, 'the adapter changes the output');
+      assert.equal(maxDiff(f(base), plain), 0, 'the base is unchanged');
+    } finally {
+      alone.dispose();
+      model.dispose();
+      base.dispose();
+    }
+  },
+);
 
 test('memory: RSS with 1 vs 3 adapters over one base grows by the adapters only (printed in MB); separate copies grow by the base', () => {
   // a random Llama of about 28 MB (f32), large enough for RSS to show a copy above the allocator's noise; every
