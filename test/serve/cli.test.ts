@@ -172,6 +172,13 @@ test(
       assert.equal(l.event, 'listening', p.stderr());
       assert.deepEqual(l.models, ['a', 'a2', 'd', 'tiny-base']);
       const url = String(l.url);
+      const health = (await (await fetch(`${url}/health`)).json()) as {
+        models: Array<{ name: string; own_weights_mb: number }>;
+      };
+      const own = Object.fromEntries(health.models.map((m) => [m.name, m.own_weights_mb]));
+      console.log(`own weights (MB): ${JSON.stringify(own)}`);
+      for (const n of ['a', 'a2', 'd'])
+        assert.ok(own[n]! < 0.2 * own['tiny-base']!, `${n} holds only its adapter tensors, not a base copy`);
       const got: Record<string, string> = {};
       for (const model of ['a', 'a2', 'd', 'tiny-base']) {
         const r = await fetch(`${url}/v1/completions`, {
