@@ -14,6 +14,7 @@ import { loadModel } from '../../src/model/load.js';
 import { loadTokenizer } from '../../src/tokenize/tokenizer.js';
 import { generate } from '../../src/generate/generate.js';
 import { loadAnyAdapter, methodNamed } from '../../src/adapt/methods/index.js';
+import { quantizeModel } from '../../src/adapt/nf4-linear.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/medlora.js', import.meta.url));
 
@@ -198,6 +199,57 @@ test(
       assert.equal(await p.exit, 0, p.stderr());
     } finally {
       if (p.child.exitCode === null) p.child.kill('SIGKILL');
+    }
+  },
+);
+
+test(
+  'medlora serve --load-in-4bit: the NF4 base and an adapter over it (named, and the single --adapter form) answer as the quantized base + adapter in-process',
+  { timeout: 120_000 },
+  async () => {
+    setNumThreads(1);
+    const fx = tinyFixture();
+    const tok = loadTokenizer(fx.model);
+    const prompt = 'Lipitor gave me muscle pain.';
+    const want = (dir: string | null): string => {
+      const m = loadModel(fx.model);
+      try {
+        quantizeModel(m, { skip: ['lm_head'] });
+        if (dir) loadAnyAdapter(m, dir);
+        return generate(m, tok, [prompt], { maxNewTokens: 12 })[0]!.text;
+      } finally {
+        m.dispose();
+      }
+    };
+    const ask = async (url: string, model: string): Promise<string> => {
+      const r = await fetch(`${url}/v1/completions`, {
+        method: 'POST',
+        body: JSON.stringify({ model, prompt, max_tokens: 12, temperature: 0 }),
+      });
+      const j = (await r.json()) as { choices: Array<{ text: string }> };
+      assert.equal(r.status, 200, JSON.stringify(j));
+      return j.choices[0]!.text;
+    };
+    for (const form of [
+      ['--adapter', `a=${fx.adapter}`, '--base-name', 'b4'],
+      ['--adapter', fx.adapter],
+    ]) {
+      const p = start(['--model', fx.model, ...form, '--load-in-4bit', '--port', '0', '--json', '--threads', '1']);
+      try {
+        const l = await p.next();
+        assert.equal(l.event, 'listening', p.stderr());
+        assert.match(p.stderr(), /base linears quantized to NF4: \d+ layers/);
+        const url = String(l.url);
+        const wantA = want(fx.adapter);
+        if (form[1]!.startsWith('a=')) {
+          assert.equal(await ask(url, 'a'), wantA);
+          assert.equal(await ask(url, 'b4'), want(null));
+        } else assert.equal(await ask(url, 'model'), wantA);
+        p.child.kill('SIGTERM');
+        assert.equal(await p.exit, 0, p.stderr());
+      } finally {
+        if (p.child.exitCode === null) p.child.kill('SIGKILL');
+      }
     }
   },
 );

@@ -37,7 +37,7 @@ export const serveCommand: CommandSpec = {
     '(--base-name); a request picks one with "model" (default on /v1/extract: the first adapter). The base weights are',
     'loaded once and shared by every adapter (each adapter adds only its own tensors, of any method: LoRA, DoRA,',
     'Adapter-V2; nothing is merged into the base); batches never mix models. A plain --adapter DIR serves that adapter',
-    'as the one model (as before).',
+    'as the one model (as before). --load-in-4bit: the base linears in NF4 (as QLoRA training), shared alike.',
     'Security: 127.0.0.1 unless --host; --api-key-env VAR or --api-key-file FILE makes every /v1 route require',
     '"Authorization: Bearer <key>" (compared in constant time; the web page has a key field for it). There is no',
     'option taking the key itself: a command line is visible to every user of the machine (ps, /proc/PID/cmdline)',
@@ -84,6 +84,11 @@ export const serveCommand: CommandSpec = {
       value: 'FILE',
       description:
         'require "Authorization: Bearer <key>" on /v1 routes, the key being the first line of FILE (keep it chmod 600)',
+    },
+    'load-in-4bit': {
+      type: 'boolean',
+      description:
+        "NF4-quantize the base's linear layers (as QLoRA training does; lm_head stays full precision) before the adapters go on",
     },
     'max-concurrent': {
       type: 'number',
@@ -161,6 +166,7 @@ export const serveCommand: CommandSpec = {
     if (!named.length && adapters.length > 1)
       throw new MedloraError('medlora serve: several adapters need names: --adapter NAME=DIR (repeatable)');
     const adapter = named.length ? undefined : adapters[0];
+    const in4bit = bool(args, 'load-in-4bit');
     let apiKey: string | undefined;
     const keyVar = str(args, 'api-key-env');
     const keyFile = str(args, 'api-key-file');
@@ -190,7 +196,7 @@ export const serveCommand: CommandSpec = {
     const chatTemplate =
       templateFile !== undefined ? (await import('node:fs')).readFileSync(templateFile, 'utf8') : undefined;
     const { loadTokenizer } = await import('../../tokenize/tokenizer.js');
-    const { loadAdapterShared } = await import('../../adapt/methods/index.js');
+    const { loadAdapterShared, loadAnyAdapter } = await import('../../adapt/methods/index.js');
     const { isFloatDType } = await import('../../tensor/index.js');
     const { inferenceSettings } = await import('../../infer/load-extractor.js');
     const loaded = loadExtractor({
@@ -202,10 +208,26 @@ export const serveCommand: CommandSpec = {
       ...(tokDir !== undefined ? { tokenizer: tokDir } : {}),
       ...(dtype !== undefined ? { dtype } : {}),
       ...(threads !== undefined ? { threads } : {}),
-      ...(adapter !== undefined ? { adapter } : {}),
+      // 4-bit: the adapter goes on after quantizing (below); its contract is read here all the same
+      ...(adapter !== undefined ? (in4bit ? { contractFrom: adapter } : { adapter }) : {}),
     });
-    const { model, modelDir, adapterDir, settings, warnings } = loaded;
+    const { model, modelDir, settings, warnings } = loaded;
+    const adapterDir = loaded.adapterDir ?? (in4bit ? (adapter ?? null) : null);
     for (const w of warnings) console.error(`warning: ${w}`);
+    if (in4bit) {
+      // as training's QLoRA does (src/train/setup.ts): NF4 base linears, the output layer kept in full precision
+      const { quantizeModel, formatBytes } = await import('../../adapt/nf4-linear.js');
+      try {
+        const q = quantizeModel(model, { skip: ['lm_head'] });
+        console.error(
+          `medlora serve: base linears quantized to NF4: ${q.layers.length} layers, ${formatBytes(q.bytesBefore)} -> ${formatBytes(q.bytesAfter)}`,
+        );
+        if (adapter !== undefined) loadAnyAdapter(model, adapter);
+      } catch (e) {
+        model.dispose();
+        throw e;
+      }
+    }
     const contractTasks = (t: string[]): StructuredTask[] =>
       t.filter((x) => {
         try {
