@@ -14,7 +14,7 @@ import { loadAdapter } from '../../src/adapt/peft-io.js';
 import { generateIds } from '../../src/generate/generate.js';
 import { loadTokenizer } from '../../src/tokenize/tokenizer.js';
 import { noGrad, scope, setNumThreads, tensor } from '../../src/tensor/index.js';
-import { hasShared, sharedPath } from '../../src/util/paths.js';
+import { hasShared, packageRoot, sharedPath } from '../../src/util/paths.js';
 import { makeByteTokenizer, makeStoriesTokenizer } from './fixtures.js';
 
 setNumThreads(1);
@@ -390,3 +390,97 @@ for (const name of ['llama3-tiny-tied', 'qwen2-tiny'] as const) {
     },
   );
 }
+
+// StableLM (arch stablelm): LayerNorm weights + biases, q/k/v biases, partial NEOX rotary (rope.dimension_count =
+// partial_rotary_factor * head_dim = 4 of 16), GQA; test/fixtures/stablelm-tiny's expected_generation.json holds the
+// greedy ids of transformers' StableLmForCausalLM, alone and with the PEFT adapter (make_stablelm_adapter.py).
+const stablelmDir = (name = 'stablelm-tiny'): string => join(packageRoot(), 'test', 'fixtures', name);
+interface StableLmExpected {
+  prompts: number[][];
+  n: number;
+  greedy: number[][];
+  greedy_lora: number[][];
+}
+
+test(
+  "stablelm-tiny f32 and f16, and the parallel-residual variant: llama.cpp greedy ids equal medlora's and transformers'",
+  { skip },
+  async () => {
+    const exp = JSON.parse(readFileSync(join(stablelmDir(), 'expected_generation.json'), 'utf8')) as StableLmExpected;
+    const tokDir = join(tmp, 'byte-tok-128');
+    makeByteTokenizer(tokDir, 128);
+    const want = medloraGreedy(stablelmDir(), exp.prompts, exp.n);
+    exp.prompts.forEach((_, i) =>
+      console.log(`  prompt ${i}: medlora vs transformers ${firstDiff(want[i]!, exp.greedy[i]!)}`),
+    );
+    assert.deepEqual(want, exp.greedy);
+    for (const type of ['f32', 'f16'] as const) {
+      const file = exportTo(`stablelm-${type}.gguf`, { model: stablelmDir(), tokenizer: tokDir, type });
+      const md = (await readGguf(file, { allowLocalFile: true })).metadata as Record<string, unknown>;
+      assert.deepEqual(
+        [md['general.architecture'], md['stablelm.rope.dimension_count'], md['stablelm.use_parallel_residual']],
+        ['stablelm', 4, false],
+      );
+      const got = await llamaGreedy(file, exp.prompts, exp.n);
+      exp.prompts.forEach((_, i) =>
+        console.log(`  ${type} prompt ${i}: llama.cpp vs medlora ${firstDiff(got[i]!, want[i]!)}`),
+      );
+      assert.deepEqual(got, want);
+    }
+    const par = stablelmDir('stablelm-tiny-parallel');
+    const file = exportTo('stablelm-parallel.gguf', { model: par, tokenizer: tokDir, type: 'f32' });
+    const wantPar = medloraGreedy(par, exp.prompts, exp.n);
+    const gotPar = await llamaGreedy(file, exp.prompts, exp.n);
+    exp.prompts.forEach((_, i) => console.log(`  parallel prompt ${i}: ${firstDiff(gotPar[i]!, wantPar[i]!)}`));
+    assert.deepEqual(gotPar, wantPar);
+  },
+);
+
+test(
+  'stablelm-tiny + LoRA: merged export and base + LoRA-only GGUF in llama.cpp give the ids of medlora and of transformers + PEFT',
+  { skip },
+  async () => {
+    const exp = JSON.parse(readFileSync(join(stablelmDir(), 'expected_generation.json'), 'utf8')) as StableLmExpected;
+    const adapter = join(stablelmDir(), 'adapter');
+    const tokDir = join(tmp, 'byte-tok-128-lora');
+    makeByteTokenizer(tokDir, 128);
+    const merged = exportTo('stablelm-merged.gguf', { model: stablelmDir(), adapter, tokenizer: tokDir, type: 'f32' });
+    const base = exportTo('stablelm-base.gguf', { model: stablelmDir(), tokenizer: tokDir, type: 'f32' });
+    const lora = exportTo('stablelm-lora.gguf', { model: stablelmDir(), adapter, type: 'f32', loraOnly: true });
+    const want = medloraGreedy(stablelmDir(), exp.prompts, exp.n, adapter);
+    const got = {
+      merged: await llamaGreedy(merged, exp.prompts, exp.n),
+      lora: await llamaGreedy(base, exp.prompts, exp.n, lora),
+    };
+    exp.prompts.forEach((_, i) =>
+      console.log(
+        `  prompt ${i}: medlora vs transformers+peft ${firstDiff(want[i]!, exp.greedy_lora[i]!)}; merged ${firstDiff(got.merged[i]!, want[i]!)}, base + --lora ${firstDiff(got.lora[i]!, want[i]!)}`,
+      ),
+    );
+    assert.deepEqual(want, exp.greedy_lora);
+    assert.deepEqual(got.merged, want);
+    assert.deepEqual(got.lora, want);
+    assert.notDeepEqual(want, exp.greedy, 'the adapter must change the ids, or merged could not be told from base');
+  },
+);
+
+test(
+  'stablelm: the check can fail: a wrong rope.dimension_count (partial_rotary_factor 0.5, 8 of 16) changes llama.cpp ids',
+  { skip },
+  async () => {
+    const exp = JSON.parse(readFileSync(join(stablelmDir(), 'expected_generation.json'), 'utf8')) as StableLmExpected;
+    const wrong = join(tmp, 'stablelm-wrong-rope');
+    mkdirSync(wrong, { recursive: true });
+    const cfg = JSON.parse(readFileSync(join(stablelmDir(), 'config.json'), 'utf8')) as Record<string, unknown>;
+    writeFileSync(join(wrong, 'config.json'), JSON.stringify({ ...cfg, partial_rotary_factor: 0.5 }));
+    copyFileSync(join(stablelmDir(), 'model.safetensors'), join(wrong, 'model.safetensors'));
+    const tokDir = join(tmp, 'byte-tok-128-wrong');
+    makeByteTokenizer(tokDir, 128);
+    const file = exportTo('stablelm-wrong-rope.gguf', { model: wrong, tokenizer: tokDir, type: 'f32' });
+    const got = await llamaGreedy(file, exp.prompts, exp.n);
+    exp.prompts.forEach((_, i) =>
+      console.log(`  prompt ${i}: wrong rope vs transformers ${firstDiff(got[i]!, exp.greedy[i]!)}`),
+    );
+    assert.notDeepEqual(got, exp.greedy);
+  },
+);
