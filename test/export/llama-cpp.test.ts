@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportGguf, type ExportType } from '../../src/export/gguf-model.js';
 import { loadModel } from '../../src/model/load.js';
+import { initModel, saveModel } from '../../src/model/init.js';
 import { loadAdapter } from '../../src/adapt/peft-io.js';
 import { generateIds } from '../../src/generate/generate.js';
 import { loadTokenizer } from '../../src/tokenize/tokenizer.js';
@@ -482,5 +483,60 @@ test(
       console.log(`  prompt ${i}: wrong rope vs transformers ${firstDiff(got[i]!, exp.greedy[i]!)}`),
     );
     assert.notDeepEqual(got, exp.greedy);
+  },
+);
+
+test(
+  'GPT-NeoX tokenizer (stablelm-zephyr-3b, pre-tokenizer "olmo"): llama.cpp tokenizes NFC text as medlora does; decomposed text differs, as the export note says',
+  { skip },
+  async () => {
+    // a random 1-layer StableLM with Zephyr-3B's vocab_size (50304), only to carry the tokenizer into a GGUF
+    const zephyr = sharedPath('fixtures', 'hf', 'stablelm-zephyr-3b');
+    const dir = join(tmp, 'stablelm-zephyr-vocab');
+    const cfg = {
+      ...(JSON.parse(readFileSync(join(stablelmDir(), 'config.json'), 'utf8')) as Record<string, unknown>),
+      vocab_size: 50304,
+      hidden_size: 16,
+      intermediate_size: 16,
+      num_hidden_layers: 1,
+      num_attention_heads: 2,
+      num_key_value_heads: 2,
+    };
+    const m = initModel(cfg, { seed: 0 });
+    try {
+      saveModel(m, cfg, dir);
+    } finally {
+      m.dispose();
+    }
+    const out = join(tmp, 'stablelm-zephyr-vocab.gguf');
+    const rep = exportGguf({ model: dir, tokenizer: zephyr, out, type: 'f16' });
+    assert.equal(rep.vocab?.pre, 'olmo');
+    assert.ok(
+      rep.notes.some((n) => /NFC normalizer has no llama.cpp counterpart/.test(n)),
+      rep.notes.join('; '),
+    );
+    const tok = loadTokenizer(zephyr);
+    const model = await llama!.loadModel({ modelPath: out, vocabOnly: true });
+    try {
+      const texts = [
+        'Patient received 500 mg of amoxicillin twice daily; no rash was observed.',
+        "It's a test: don't    split   words 12345 and 3.14!\n\nNew paragraph\twith tab.",
+        'def f(x):\n        return x ** 2  # indented code',
+        'Ünïcode in NFC: café, naïve, 猫, emoji 🙂',
+      ];
+      for (const text of texts) {
+        const mine = tok.encode(text, { addSpecialTokens: false });
+        const theirs = [...model.tokenize(text)] as number[];
+        console.log(`  ${JSON.stringify(text.slice(0, 30))}: ${mine.length} tokens, ${firstDiff(theirs, mine)}`);
+        assert.deepEqual(theirs, mine);
+      }
+      const decomposed = 'cafe\u0301'; // NFC turns e + U+0301 into é for medlora; llama.cpp keeps the two code points
+      const mine = tok.encode(decomposed, { addSpecialTokens: false });
+      const theirs = [...model.tokenize(decomposed)] as number[];
+      console.log(`  decomposed "café": medlora ${JSON.stringify(mine)}, llama.cpp ${JSON.stringify(theirs)}`);
+      assert.notDeepEqual(theirs, mine);
+    } finally {
+      await model.dispose();
+    }
   },
 );
