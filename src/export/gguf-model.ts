@@ -76,6 +76,8 @@ export interface ExportGgufReport {
   contextLength?: number;
   vocab?: { model: string; pre: string | undefined; tokens: number; padded: number };
   notes: string[];
+  /** where llama.cpp would compute something else than medlora (printed as warnings by the CLI) */
+  warnings: string[];
   /** the tokenizer used (for Modelfile generation) */
   gguf?: GgufVocab;
 }
@@ -154,7 +156,8 @@ interface ArchSpec {
   untieOutput: boolean;
   vocabSize: number;
   tied: boolean;
-  metadata(notes: string[]): { md: Array<[string, GgufValue]>; ctx: number };
+  /** `warnings`: numerics llama.cpp computes differently from medlora in some range, said out loud */
+  metadata(warnings: string[]): { md: Array<[string, GgufValue]>; ctx: number };
   extra(): GgufTensor[];
 }
 
@@ -179,7 +182,7 @@ function archSpec(c: ModelConfig, file: string, keys: string[]): ArchSpec {
             ? lc.num_key_value_heads
             : 0,
     transposed: () => false,
-    metadata: (notes) => archMetadata(lc, arch, notes),
+    metadata: (warnings) => archMetadata(lc, arch, warnings),
     extra: () => {
       const factors = llama3RopeFactors(lc);
       return factors
@@ -382,13 +385,16 @@ export function llama3RopeFactors(c: LlamaLikeConfig): Float32Array | undefined 
 function archMetadata(
   c: LlamaLikeConfig,
   arch: string,
-  notes: string[],
+  warnings: string[],
 ): { md: Array<[string, GgufValue]>; ctx: number } {
   let ctx = c.max_position_embeddings;
   if (c.sliding_window !== null && c.sliding_window < ctx) {
-    // llama.cpp's llama/qwen2 graphs attend to the whole context; medlora (like HF) uses the window beyond it
-    notes.push(
-      `context_length set to sliding_window ${c.sliding_window} (max_position_embeddings ${ctx}): llama.cpp runs full attention, which equals the windowed model only up to the window`,
+    // llama.cpp's llama / qwen2 graphs have no sliding window (conversion/llama.py writes none, and context_length =
+    // max_position_embeddings: beyond the window llama.cpp would silently compute full attention, which is not the
+    // model). medlora itself refuses inputs longer than the window, so the GGUF says what is exact: context_length =
+    // the window (llama.cpp warns when a context larger than that is requested), with a warning here.
+    warnings.push(
+      `context_length set to sliding_window ${c.sliding_window}, not max_position_embeddings ${ctx}: llama.cpp has no sliding-window attention for arch ${arch}, so beyond ${c.sliding_window} tokens it would compute full attention, which is not this model`,
     );
     ctx = c.sliding_window;
   }
@@ -540,7 +546,8 @@ function exportModel(
   tensors.push(...spec.extra());
   tensors.sort((a, b) => (orderKey(a.name) < orderKey(b.name) ? -1 : 1));
 
-  const { md: archMd, ctx } = spec.metadata(notes);
+  const warnings: string[] = [];
+  const { md: archMd, ctx } = spec.metadata(warnings);
   const md: Array<[string, GgufValue]> = [
     ['general.architecture', gguf.str(arch)],
     ['general.type', gguf.str('model')],
@@ -564,6 +571,7 @@ function exportModel(
     contextLength: ctx,
     vocab: { model: vocab.model, pre: vocab.pre, tokens: vocab.tokens.length, padded: vocab.padded },
     notes,
+    warnings,
     gguf: vocab,
   };
 }
@@ -646,5 +654,6 @@ function exportAdapter(
     fallbacks: [],
     loraModules: [...ad.modules.keys()],
     notes,
+    warnings: [],
   };
 }

@@ -540,3 +540,36 @@ test(
     }
   },
 );
+
+// Mistral with sliding_window 64 < max_position_embeddings 256 (test/fixtures/mistral-tiny). llama.cpp's llama graph
+// has no sliding window and the converter writes context_length 256, so beyond 64 tokens llama.cpp would compute full
+// attention. medlora refuses inputs past the window; the export writes context_length = 64 and a warning.
+test(
+  "mistral-tiny (sliding_window 64 < 256 positions): context_length = the window with a warning; llama.cpp ids equal medlora's within it",
+  { skip },
+  async () => {
+    const dir = join(packageRoot(), 'test', 'fixtures', 'mistral-tiny');
+    const tokDir = join(tmp, 'byte-tok-128-mistral');
+    makeByteTokenizer(tokDir, 128);
+    const out = join(tmp, 'mistral-tiny.gguf');
+    const rep = exportGguf({ model: dir, tokenizer: tokDir, out, type: 'f32' });
+    assert.equal(rep.contextLength, 64);
+    assert.ok(
+      rep.warnings.some((w) => /context_length set to sliding_window 64, not max_position_embeddings 256/.test(w)),
+      rep.warnings.join('; '),
+    );
+    const md = (await readGguf(out, { allowLocalFile: true })).metadata as Record<string, unknown>;
+    assert.equal(md['llama.context_length'], 64);
+    const prompts = [
+      [1, 13, 44, 113, 91, 51, 113],
+      [1, 62, 86, 33, 119, 80],
+    ];
+    const n = 50; // 7 + 50 positions: inside the window
+    const want = medloraGreedy(dir, prompts, n);
+    const got = await llamaGreedy(out, prompts, n);
+    prompts.forEach((_, i) => console.log(`  prompt ${i}: ${firstDiff(got[i]!, want[i]!)}`));
+    assert.deepEqual(got, want);
+    // past the window medlora refuses (there is nothing exact to compare llama.cpp's full attention with)
+    assert.throws(() => medloraGreedy(dir, [prompts[0]!], 64), /exceed sliding_window 64/);
+  },
+);

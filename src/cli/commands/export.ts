@@ -90,6 +90,7 @@ export const exportGgufCommand: CommandSpec = {
       },
     });
     bar?.end();
+    for (const w of r.warnings) console.warn(`warning: ${w}`);
     let modelfile: { path: string; template: string; warning?: string; stops: string[] } | undefined;
     if (ollama && r.gguf) {
       const { buildModelfile } = await import('../../export/ollama.js');
@@ -118,6 +119,7 @@ export const exportGgufCommand: CommandSpec = {
           context_length: r.contextLength ?? null,
           vocab: r.vocab ?? null,
           notes: r.notes,
+          warnings: r.warnings,
           modelfile: modelfile ?? null,
         }),
       );
