@@ -573,3 +573,37 @@ test(
     assert.throws(() => medloraGreedy(dir, [prompts[0]!], 64), /exceed sliding_window 64/);
   },
 );
+
+test(
+  "stablelm with tied embeddings (llama.cpp's stablelm graph requires output.weight): written as a copy; llama.cpp ids equal medlora's",
+  { skip },
+  async () => {
+    const cfg = {
+      ...(JSON.parse(readFileSync(join(stablelmDir(), 'config.json'), 'utf8')) as Record<string, unknown>),
+      tie_word_embeddings: true,
+      initializer_range: 0.2, // wider than HF's 0.02, so the logits are not near-ties
+    };
+    const dir = join(tmp, 'stablelm-tied');
+    const m = initModel(cfg, { seed: 3 });
+    try {
+      saveModel(m, cfg, dir);
+    } finally {
+      m.dispose();
+    }
+    const tokDir = join(tmp, 'byte-tok-128-tied');
+    makeByteTokenizer(tokDir, 128);
+    const out = join(tmp, 'stablelm-tied.gguf');
+    const rep = exportGguf({ model: dir, tokenizer: tokDir, out, type: 'f32' });
+    assert.ok(rep.notes.some((n) => /output\.weight written as a copy of the embedding/.test(n)));
+    const prompts = [
+      [1, 13, 44, 113, 91, 51, 113],
+      [1, 62, 86, 33, 119, 80],
+    ];
+    const n = 20;
+    // llama.cpp stops at its end-of-generation token (</s> = 2 in the byte tokenizer); medlora is run without stops
+    const want = medloraGreedy(dir, prompts, n).map((ids) => (ids.includes(2) ? ids.slice(0, ids.indexOf(2)) : ids));
+    const got = await llamaGreedy(out, prompts, n);
+    prompts.forEach((_, i) => console.log(`  prompt ${i}: ${got[i]!.length} ids, ${firstDiff(got[i]!, want[i]!)}`));
+    assert.deepEqual(got, want);
+  },
+);
