@@ -1,17 +1,17 @@
 // medlora's public library API (`import { ... } from 'medlora'`, package.json "exports"): load a model and adapter,
 // train from a config object, evaluate, extract, and make a random checkpoint. Small functions over the modules the
 // CLI uses, so the library and the CLI behave alike; lower-level pieces are re-exported for embedding apps.
-import { loadExtractor, type LoadExtractorOptions } from './eval/load-extractor.js';
+import { loadExtractor, type LoadExtractorOptions } from './infer/load-extractor.js';
+import { structuredTask } from './infer/generate-answers.js';
 import {
   evaluateModel,
   runScores,
-  structuredTask,
   trainingGenerateEval,
   type EvaluateOptions,
   type EvalRun,
   type RunScores,
 } from './eval/run-eval.js';
-import { extract as extractTexts, type ExtractOptions, type ExtractResult } from './eval/extract.js';
+import { extract as extractTexts, type ExtractOptions, type ExtractResult } from './infer/extract.js';
 import { loadRecords } from './data/jsonl.js';
 import { resolveConfig, type TrainConfig } from './train/config.js';
 import { runTraining } from './train/run.js';
@@ -26,6 +26,8 @@ export { setNumThreads, getNumThreads, manualSeed, cpuFacts } from './tensor/ind
 export { loadTokenizer } from './tokenize/tokenizer.js';
 export { loadModel } from './model/load.js';
 export { loadAdapter, saveAdapter } from './adapt/peft-io.js';
+// several adapters (any method) over one loaded base, its weights shared rather than copied (as `medlora serve` does)
+export { loadAdapterShared } from './adapt/methods/index.js';
 export { writeRandomCheckpoint as initCheckpoint, type RandomCheckpointOptions } from './model/random-checkpoint.js';
 export { ARCHITECTURES } from './model/presets.js';
 export { resolveConfig, computeDtype, type TrainConfig } from './train/config.js';
@@ -34,7 +36,7 @@ export type { MedRecord } from './data/schema.js';
 export type { CausalLM } from './model/causal-lm.js';
 export type { LoadedTokenizer } from './tokenize/tokenizer.js';
 export type { EvalRun, RunScores, EvaluateOptions } from './eval/run-eval.js';
-export type { ExtractResult, ExtractOptions } from './eval/extract.js';
+export type { ExtractResult, ExtractOptions } from './infer/extract.js';
 export type { TrainResult } from './train/trainer.js';
 
 /** A model (with its adapter applied, if any) and its tokenizer. `dispose()` frees the engine memory. */
