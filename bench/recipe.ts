@@ -483,7 +483,8 @@ async function main(): Promise<void> {
         runs.push({ engine: e, ...(await medloraTrain(inp, dir, o, e === 'medlora-packed')), load1 });
       else {
         const r = await hfTrain(python!, inp, dir, o, e === 'hf-longest' ? 'longest' : 'max_length');
-        runs.push({ engine: e, ...r, computed: r.computed_tokens, load1 });
+        const { wall_s, cpu_s, load1_mean, load1_max } = r; // (r.engine is the script's own label)
+        runs.push({ engine: e, wall_s, cpu_s, load1_mean, load1_max, computed: r.computed_tokens, load1 });
       }
       const r = runs[runs.length - 1]!;
       console.error(
