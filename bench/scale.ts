@@ -279,7 +279,8 @@ function parts(
     const per = (k: string): number => (b[k]! - a[k]!) / (b.layers! - a.layers!);
     const L = full.num_hidden_layers as number;
     const est: Record<string, number> = {};
-    for (const k of ['fwd_s', 'bwd_s', 'opt_s']) est[k] = a[k]! + (L - a.layers!) * per(k);
+    // a noisy (negative) per-layer difference is not extrapolated: the estimate is then the deeper run's own time
+    for (const k of ['fwd_s', 'bwd_s', 'opt_s']) est[k] = b[k]! + (L - b.layers!) * Math.max(0, per(k));
     res.per_layer = { fwd_s: per('fwd_s'), bwd_s: per('bwd_s'), opt_s: per('opt_s') };
     res.estimate_32_layers_micro_batch = est;
     say(

@@ -17,7 +17,7 @@ export interface LoadOptions {
   dtype?: 'f32' | 'bf16' | 'f16';
   device?: Device;
   /**
-   * Called with each parameter as soon as it is read (already in the compute dtype and on the device), in checkpoint
+   * Called with each parameter as soon as it is read (already in the compute dtype and on the device), in declaration
    * order; `key` is the model's parameter name ("model.layers.0.self_attn.q_proj.weight"). Returning true hands the
    * tensor over: the hook owns (and must dispose) it and the module keeps its 0-element placeholder. This lets a higher
    * layer (NF4 quantization) replace a weight while loading, so that only one full-precision tensor is in flight.
