@@ -2,7 +2,7 @@
 import type { CommandSpec } from '../command.js';
 import { bool, list, num, str } from '../command.js';
 import { GENERATION_OPTIONS } from './eval.js';
-import { MedloraError } from '../../util/errors.js';
+import { MedloraError, prefixed } from '../../util/errors.js';
 import type { StructuredTask } from '../../infer/parse.js';
 
 /** A display name for a folder: its base name, or its parent's when it is the conventional "adapter" folder. */
@@ -221,9 +221,8 @@ export const serveCommand: CommandSpec = {
       }
     } catch (e) {
       disposeAll();
-      throw new MedloraError(
-        `medlora serve: --adapter ${named[extra.length - 1]?.name ?? ''}: ${(e as Error).message}`,
-      );
+      const prefix = `medlora serve: --adapter ${named[extra.length - 1]?.name ?? ''}: `;
+      throw e instanceof MedloraError ? prefixed(prefix, e) : new MedloraError(`${prefix}${(e as Error).message}`);
     }
     const baseName =
       str(args, 'base-name') ??
