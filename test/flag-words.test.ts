@@ -4,7 +4,8 @@
 // before a substitution (`--${key}`) counts as a flag.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { sourceFiles } from './src-files.js';
 import { dirname, join, relative } from 'node:path';
 import ts from 'typescript';
 import { packageRoot } from '../src/util/paths.js';
@@ -63,20 +64,11 @@ export function flagStrings(text: string, file = 'x.ts'): Array<[number, string]
   return out;
 }
 
-function walk(dir: string, out: string[]): string[] {
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) walk(p, out);
-    else if (name.endsWith('.ts') && !name.endsWith('.d.ts')) out.push(p);
-  }
-  return out;
-}
-
 /** Flag-worded strings of src/ outside src/cli that ALLOWED does not list, and ALLOWED texts no longer found. */
 export function flagWordedStrings(srcDir: string): { fresh: string[]; stale: string[] } {
   const fresh: string[] = [];
   const used = new Set<string>();
-  for (const file of walk(srcDir, [])) {
+  for (const file of sourceFiles(srcDir)) {
     const rel = relative(srcDir, file).split('\\').join('/');
     if (rel.startsWith('cli/')) continue;
     for (const [line, s] of flagStrings(readFileSync(file, 'utf8'), file)) {
