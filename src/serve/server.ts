@@ -21,7 +21,7 @@ import type { StructuredTask } from '../infer/parse.js';
 import { structuredTaskNames } from '../data/tasks/index.js';
 import type { PromptStyle } from '../data/prompt.js';
 import { engineInfo, getNumThreads } from '../tensor/index.js';
-import { MedloraError, fieldError } from '../util/errors.js';
+import { MedloraError, fieldError, prefixed as withPrefix } from '../util/errors.js';
 import { HttpError, errorBody } from './http-error.js';
 import { send, sendJson } from './http.js';
 import { BatchQueue, type BatchInfo } from './queue.js';
@@ -198,7 +198,7 @@ export async function createServer(o: ServeOptions): Promise<ServeHandle> {
       opts.modelName,
     );
   } catch (e) {
-    throw new MedloraError(`serve: ${(e as Error).message}`);
+    throw e instanceof MedloraError ? withPrefix('serve: ', e) : new MedloraError(`serve: ${(e as Error).message}`);
   }
   const auth = opts.apiKey !== undefined ? bearerAuth(opts.apiKey) : undefined;
   const slots = new Slots(opts.maxConcurrent);
