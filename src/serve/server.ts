@@ -16,6 +16,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { CausalLM } from '../model/causal-lm.js';
+import { ownParameterBytes } from '../model/share.js';
 import type { TextTokenizer } from '../tokenize/types.js';
 import type { StructuredTask } from '../infer/parse.js';
 import { structuredTaskNames } from '../data/tasks/index.js';
@@ -254,7 +255,12 @@ export async function createServer(o: ServeOptions): Promise<ServeHandle> {
       model: opts.modelName,
       adapter: opts.adapterName ?? null,
       tasks,
-      models: models.all.map((m) => ({ name: m.name, adapter: m.adapterDir })),
+      // own_weights_mb: the weights a model holds itself; an adapter over the shared base holds only its own tensors
+      models: models.all.map((m) => ({
+        name: m.name,
+        adapter: m.adapterDir,
+        own_weights_mb: Math.round(ownParameterBytes(m.model) / 1048.576) / 1000,
+      })),
       prompt_style: opts.promptStyle ?? 'alpaca',
       max_length: opts.maxLength ?? null,
       engine: { ...engine, threads: getNumThreads() },
@@ -327,7 +333,12 @@ export async function createServer(o: ServeOptions): Promise<ServeHandle> {
         send(
           res,
           200,
-          pageHtml(infos, nonce, { model: opts.modelName, adapter: opts.adapterName ?? null }),
+          pageHtml(infos, nonce, {
+            model: opts.modelName,
+            adapter: opts.adapterName ?? null,
+            models: models.all.map((m) => m.name),
+            apiKey: auth !== undefined,
+          }),
           'text/html; charset=utf-8',
           {
             // self-contained page: nothing but its own inline script / style and calls back to this server
