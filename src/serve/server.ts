@@ -22,7 +22,7 @@ import type { StructuredTask } from '../infer/parse.js';
 import { structuredTaskNames } from '../data/tasks/index.js';
 import type { PromptStyle } from '../data/prompt.js';
 import { engineInfo, getNumThreads } from '../tensor/index.js';
-import { MedloraError } from '../util/errors.js';
+import { MedloraError, fieldError, prefixed as withPrefix } from '../util/errors.js';
 import { HttpError, errorBody } from './http-error.js';
 import { send, sendJson } from './http.js';
 import { BatchQueue, type BatchInfo } from './queue.js';
@@ -154,18 +154,21 @@ export async function createServer(o: ServeOptions): Promise<ServeHandle> {
     ...DEFAULTS,
     ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)),
   } as typeof DEFAULTS & ServeOptions;
-  const posInt = (v: number, name: string): void => {
-    if (!Number.isInteger(v) || v < 1) throw new MedloraError(`serve: ${name} must be a positive integer, got ${v}`);
+  // errors name the option as ServeOptions spells it; error.field is its snake_case key (the CLI names its flag)
+  const posInt = (name: keyof ServeOptions & string): void => {
+    const v = opts[name] as number;
+    const field = name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+    if (!Number.isInteger(v) || v < 1) throw fieldError(field, `serve: ${name} must be a positive integer, got ${v}`);
   };
-  posInt(opts.maxBatch, '--max-batch');
-  posInt(opts.maxNewTokens, '--max-new-tokens');
-  posInt(opts.maxTexts, '--max-texts');
-  posInt(opts.maxInputChars, '--max-input-chars');
-  posInt(opts.maxBodyBytes, '--max-body-bytes');
-  posInt(opts.maxPromptTokens, '--max-prompt-tokens');
-  posInt(opts.maxConcurrent, '--max-concurrent');
+  posInt('maxBatch');
+  posInt('maxNewTokens');
+  posInt('maxTexts');
+  posInt('maxInputChars');
+  posInt('maxBodyBytes');
+  posInt('maxPromptTokens');
+  posInt('maxConcurrent');
   if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535)
-    throw new MedloraError(`serve: --port must be 0..65535, got ${opts.port}`);
+    throw fieldError('port', `serve: port must be 0..65535, got ${opts.port}`);
   const tasks = opts.tasks ?? structuredTaskNames();
   if (tasks.length === 0) throw new MedloraError('serve: no tasks to serve');
   const limits: RequestLimits = {
@@ -196,7 +199,7 @@ export async function createServer(o: ServeOptions): Promise<ServeHandle> {
       opts.modelName,
     );
   } catch (e) {
-    throw new MedloraError(`serve: ${(e as Error).message}`);
+    throw e instanceof MedloraError ? withPrefix('serve: ', e) : new MedloraError(`serve: ${(e as Error).message}`);
   }
   const auth = opts.apiKey !== undefined ? bearerAuth(opts.apiKey) : undefined;
   const slots = new Slots(opts.maxConcurrent);

@@ -2,7 +2,7 @@
 import type { CommandSpec } from '../command.js';
 import { bool, list, num, str } from '../command.js';
 import { GENERATION_OPTIONS } from './eval.js';
-import { MedloraError } from '../../util/errors.js';
+import { MedloraError, prefixed } from '../../util/errors.js';
 import type { StructuredTask } from '../../infer/parse.js';
 
 /** A display name for a folder: its base name, or its parent's when it is the conventional "adapter" folder. */
@@ -278,7 +278,8 @@ export const serveCommand: CommandSpec = {
     } catch (e) {
       const failed = named[extra.length]?.name ?? '';
       disposeAll();
-      throw new MedloraError(`medlora serve: --adapter ${failed}: ${(e as Error).message}`);
+      const prefix = `medlora serve: --adapter ${failed}: `;
+      throw e instanceof MedloraError ? prefixed(prefix, e) : new MedloraError(`${prefix}${(e as Error).message}`);
     }
     const baseName =
       str(args, 'base-name') ??
