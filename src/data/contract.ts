@@ -63,6 +63,11 @@ export interface TrainingContract {
   max_length: number | null;
   overflow: OverflowPolicy;
   tasks: ContractTask[];
+  /**
+   * How the frozen base was held during training: load_in_4bit = NF4-quantized (QLoRA). Absent in contracts written
+   * before schema 1 had it (read as not quantized).
+   */
+  quantization?: { load_in_4bit: boolean };
   [extra: string]: unknown;
 }
 

@@ -10,6 +10,7 @@ import { setNumThreads } from '../tensor/index.js';
 import { loadTokenizer, type LoadedTokenizer } from '../tokenize/tokenizer.js';
 import { loadModel } from '../model/load.js';
 import { loadAnyAdapter } from '../adapt/methods/index.js';
+import { loadModelNf4, type QuantizeReport } from '../adapt/nf4-linear.js';
 import type { CausalLM } from '../model/causal-lm.js';
 import type { PromptStyle } from '../data/prompt.js';
 import { TASKS } from '../data/tasks.js';
@@ -47,6 +48,11 @@ export interface LoadExtractorOptions {
   fieldNames?: FieldNames;
   /** read the contract from this adapter folder even when `adapter` is not applied here (eval applies its own) */
   contractFrom?: string;
+  /**
+   * NF4-quantize the base's linear layers while loading (as QLoRA training holds its base: src/adapt/nf4-linear.ts
+   * loadModelNf4, lm_head kept in full precision), before the adapter goes on
+   */
+  loadIn4bit?: boolean;
 }
 
 export interface LoadedExtractor {
@@ -60,6 +66,8 @@ export interface LoadedExtractor {
   settings: ResolvedInference;
   /** one line each: explicit choices that contradict the contract, a different base model or chat template */
   warnings: string[];
+  /** with loadIn4bit: what was quantized (layers, bytes before and after) */
+  quantized?: QuantizeReport;
 }
 
 const builtinInstruction = (t: string): string | undefined =>
@@ -134,8 +142,21 @@ export function loadExtractor(o: LoadExtractorOptions): LoadedExtractor {
       );
     }
   }
+  // a QLoRA adapter learned its update against the NF4-rounded base: over the full-precision base the outputs move a
+  // little (the usual way to deploy it, but not what training computed), so say so
+  if (contract?.quantization?.load_in_4bit && !o.loadIn4bit)
+    warnings.push(
+      `the adapter was trained over an NF4-quantized base (quantization.load_in_4bit in ${cfile}); computing over the full-precision base, whose outputs can differ slightly from training's (load_in_4bit quantizes it as training did)`,
+    );
   const dtype = settings.compute_dtype;
-  const model = loadModel(o.model, dtype ? { dtype: dtype as 'f32' | 'bf16' | 'f16' } : {});
+  const load = dtype ? { dtype: dtype as 'f32' | 'bf16' | 'f16' } : {};
+  let quantized: QuantizeReport | undefined;
+  let model: CausalLM;
+  if (o.loadIn4bit) {
+    const r = loadModelNf4(o.model, load, { skip: ['lm_head'] });
+    model = r.model;
+    quantized = r.report;
+  } else model = loadModel(o.model, load);
   if (o.adapter !== undefined) {
     try {
       loadAnyAdapter(model, o.adapter);
@@ -144,5 +165,14 @@ export function loadExtractor(o: LoadExtractorOptions): LoadedExtractor {
       throw e;
     }
   }
-  return { model, tok, modelDir: o.model, adapterDir: o.adapter ?? null, contract, settings, warnings };
+  return {
+    model,
+    tok,
+    modelDir: o.model,
+    adapterDir: o.adapter ?? null,
+    contract,
+    settings,
+    warnings,
+    ...(quantized ? { quantized } : {}),
+  };
 }

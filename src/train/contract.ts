@@ -79,5 +79,6 @@ export async function trainingContract(
     max_length: cfg.data.max_length,
     overflow: cfg.data.overflow,
     tasks: records ? await recordTasks(cfg.data.train) : [],
+    quantization: { load_in_4bit: cfg.quantization.load_in_4bit },
   };
 }

@@ -196,7 +196,7 @@ export const serveCommand: CommandSpec = {
     const chatTemplate =
       templateFile !== undefined ? (await import('node:fs')).readFileSync(templateFile, 'utf8') : undefined;
     const { loadTokenizer } = await import('../../tokenize/tokenizer.js');
-    const { loadAdapterShared, loadAnyAdapter } = await import('../../adapt/methods/index.js');
+    const { loadAdapterShared } = await import('../../adapt/methods/index.js');
     const { isFloatDType } = await import('../../tensor/index.js');
     const { inferenceSettings } = await import('../../infer/load-extractor.js');
     const loaded = loadExtractor({
@@ -208,25 +208,19 @@ export const serveCommand: CommandSpec = {
       ...(tokDir !== undefined ? { tokenizer: tokDir } : {}),
       ...(dtype !== undefined ? { dtype } : {}),
       ...(threads !== undefined ? { threads } : {}),
-      // 4-bit: the adapter goes on after quantizing (below); its contract is read here all the same
-      ...(adapter !== undefined ? (in4bit ? { contractFrom: adapter } : { adapter }) : {}),
+      // 4-bit: the base linears are quantized while loading (as training's QLoRA holds them), lm_head kept
+      ...(in4bit ? { loadIn4bit: true } : {}),
+      ...(adapter !== undefined ? { adapter } : {}),
     });
     const { model, modelDir, settings, warnings } = loaded;
-    const adapterDir = loaded.adapterDir ?? (in4bit ? (adapter ?? null) : null);
+    const adapterDir = loaded.adapterDir;
     for (const w of warnings) console.error(`warning: ${w}`);
-    if (in4bit) {
-      // as training's QLoRA does (src/train/setup.ts): NF4 base linears, the output layer kept in full precision
-      const { quantizeModel, formatBytes } = await import('../../adapt/nf4-linear.js');
-      try {
-        const q = quantizeModel(model, { skip: ['lm_head'] });
-        console.error(
-          `medlora serve: base linears quantized to NF4: ${q.layers.length} layers, ${formatBytes(q.bytesBefore)} -> ${formatBytes(q.bytesAfter)}`,
-        );
-        if (adapter !== undefined) loadAnyAdapter(model, adapter);
-      } catch (e) {
-        model.dispose();
-        throw e;
-      }
+    if (loaded.quantized) {
+      const { formatBytes } = await import('../../adapt/nf4-linear.js');
+      const q = loaded.quantized;
+      console.error(
+        `medlora serve: base linears quantized to NF4: ${q.layers.length} layers, ${formatBytes(q.bytesBefore)} -> ${formatBytes(q.bytesAfter)}`,
+      );
     }
     const contractTasks = (t: string[]): StructuredTask[] =>
       t.filter((x) => {
