@@ -2,7 +2,9 @@
 // json-schema.ts): keys in `properties` order, optional properties skippable, no whitespace (one leading space is
 // allowed for sentencepiece first tokens), numbers without exponent, string escapes as JSON.stringify writes them.
 // A state is a set of stacks of frames (anyOf and key prefixes make it nondeterministic); states are interned lazily
-// into ints and every transition is memoised, so after warm-up a step is one array lookup (a lazy DFA).
+// into ints and every transition is memoised, so after warm-up a step is one array lookup (a lazy DFA). Also "any JSON
+// object" (`anyObject`, for response_format json_object), and the sentinel frames X/Y with which schema.ts splits the
+// vocabulary per top frame.
 // Over ~400 lines on purpose: one automaton: its frame kinds, stepping and minimum-budget functions are one state
 // machine over one state encoding.
 import type { SchemaNode } from '../../data/tasks/index.js';

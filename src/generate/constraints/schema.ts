@@ -1,14 +1,14 @@
 // Token-level constraint for JSON-schema grammars (the JSON automaton of json.ts over a vocabulary's byte trie), with
-// the Constraint interface generate() sessions use. Masks are built XGrammar-style (Dong et al. 2024, "XGrammar:
-// flexible and efficient structured generation", section 3.1): a state is a set of stacks, and for each stack's top
-// frame the vocabulary splits once into context-independent tokens (they never pop the frame, so the frame alone
-// accepts or rejects them: stored as an id list and a bitmask, with the bytes each leaves to finish) and
-// context-dependent ones (their bytes pop the frame: stored as the trie subtrees where that happens, walked from the
-// real state at run time). Inside a string the frame key ignores the node and keeps only the room left, so a few dozen
-// precomputed frames serve every string position of every field in any array slot. Composed masks are also cached per
-// state (the automaton and caches live as long as the constraint, cached per (schema, vocabulary) in index.ts). With a
-// token budget, a token is allowed only if the answer can still be finished in the tokens left (one token per missing
-// byte at worst, plus EOS). `fullWalk` is the reference: one walk of the whole trie from the state.
+// the Constraint interface generate() sessions use. Masks are built after XGrammar's adaptive token-mask cache (Dong et
+// al. 2024, "XGrammar: flexible and efficient structured generation engine for LLMs"): a state is a set of stacks, and
+// for each stack's top frame the vocabulary splits once into context-independent tokens (they never pop the frame, so
+// the frame alone accepts or rejects them: an id list sorted by the bytes each leaves to finish, and a bitmask) and
+// context-dependent ones (their bytes pop the frame: the trie subtrees where that happens, walked from the real state
+// at run time). Every string position shares the split of one unbounded string, restricted to the room left, so a few
+// dozen splits serve every field, position and array slot. Splits live as long as the constraint, which index.ts
+// caches per (schema, vocabulary). With a token budget, a token is allowed only if the answer can still be finished in
+// the tokens left (one token per missing byte at worst, plus EOS). `fullWalk` is the reference the tests compare with:
+// one walk of the whole trie from the state.
 import { AutomatonConstraint, type ConstraintVocab, type MaskResult } from './mask.js';
 import { JsonAutomaton } from './json.js';
 
@@ -39,10 +39,10 @@ function stringChars(bytes: Array<Uint8Array | null>): Int32Array {
   return out;
 }
 
-interface CachedMask {
+/** A mask being composed: the allowed tokens, how many, and the most bytes one of them leaves to finish. */
+interface Composed {
   allowed: Uint8Array;
   count: number;
-  /** the most bytes an allowed token leaves to finish (an upper bound for composed masks) */
   maxAfter: number;
 }
 
@@ -75,7 +75,7 @@ interface FrameEntry {
 
 export class SchemaConstraint extends AutomatonConstraint<JsonAutomaton> {
   private readonly frames = new Map<string, FrameEntry>();
-  /** statistics (benchmarks): frames precomputed and the time spent on them */
+  /** statistics (benchmarks): frame splits computed and the time spent on them (`cacheStats`: split lookups) */
   readonly frameStats = { frames: 0, ms: 0 };
   /** per token, the string characters it writes from inside a string (before any closing quote) */
   private readonly chars: Int32Array;
@@ -112,7 +112,7 @@ export class SchemaConstraint extends AutomatonConstraint<JsonAutomaton> {
   }
 
   /** Walk the trie from `state`; tokens whose end state needs more than `slack` bytes to finish are left out. */
-  private walk(state: number, slack: number, allowed: Uint8Array): CachedMask {
+  private walk(state: number, slack: number, allowed: Uint8Array): Composed {
     const a = this.automaton;
     const t = this.vocab.trie;
     const st = this.stack;
@@ -290,7 +290,7 @@ export class SchemaConstraint extends AutomatonConstraint<JsonAutomaton> {
    * The context-dependent tokens of one frame: walk the subtrees under `roots` from the real `state` (the nodes above
    * them only to reach them), adding tokens whose end state needs at most `slack` bytes (into `allowed` and `acc`).
    */
-  private depWalk(state: number, roots: Int32Array, slack: number, allowed: Uint8Array, acc: CachedMask): void {
+  private depWalk(state: number, roots: Int32Array, slack: number, allowed: Uint8Array, acc: Composed): void {
     if (roots.length === 0) return;
     const a = this.automaton;
     const t = this.vocab.trie;
@@ -327,7 +327,7 @@ export class SchemaConstraint extends AutomatonConstraint<JsonAutomaton> {
   }
 
   /** Walk the subtree of node `r` whose state is `s` (already in the stack at depth[r]), adding its tokens. */
-  private subtree(r: number, s: number, slack: number, allowed: Uint8Array, acc: CachedMask): void {
+  private subtree(r: number, s: number, slack: number, allowed: Uint8Array, acc: Composed): void {
     const a = this.automaton;
     const t = this.vocab.trie;
     const st = this.stack;
@@ -371,9 +371,9 @@ export class SchemaConstraint extends AutomatonConstraint<JsonAutomaton> {
   /** The mask of `state` from its stacks' frame splits: the precomputed context-independent tokens plus the
    * context-dependent subtrees walked from the real state (pop roots from the state below the top). Exact: the tests
    * compare it with `walk` on random states. */
-  private compose(state: number, slack: number, allowed: Uint8Array): CachedMask {
+  private compose(state: number, slack: number, allowed: Uint8Array): Composed {
     const a = this.automaton;
-    const acc: CachedMask = { allowed, count: 0, maxAfter: 0 };
+    const acc: Composed = { allowed, count: 0, maxAfter: 0 };
     const tops = a.stackTops(state);
     const entries: Array<FrameEntry | undefined> = [];
     let filled = false;
