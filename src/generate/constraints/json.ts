@@ -661,16 +661,17 @@ export class JsonAutomaton {
 
   /**
    * The frame whose vocabulary split stands for `top`, its key, and the string room left. Inside a string whose
-   * minLength is reached (no escape or UTF-8 pending), the node and its length do not matter: the split is that of a
-   * string without bounds (`freeString`) and the caller keeps the tokens writing at most `room` characters (a token
-   * that never leaves the string writes the same characters from any such state). Any other frame stands for itself.
+   * minLength is reached (no escape pending; a pending UTF-8 sequence is kept in the frame), the node and its length do
+   * not matter: the split is that of a string without bounds (`freeString`) and the caller keeps the tokens writing at
+   * most `room` characters (a token that never leaves the string starts the same characters from any such state:
+   * continuation bytes start none). Any other frame stands for itself.
    */
   frameSplit(top: string): { key: string; frame: string; room: number } {
     if (top[0] !== 'S') return { key: top, frame: top, room: Infinity };
     const f = top.split(',');
     const n = this.nodes[Number(f[1])] as Extract<SchemaNode, { t: 'string' }>;
     const len = Number(f[2]);
-    if (len < n.minLength || f[3] !== '0' || f[4] !== '0') return { key: top, frame: top, room: Infinity };
+    if (len < n.minLength || f[3] !== '0') return { key: top, frame: top, room: Infinity };
     const frame = `S,${this.freeString},0,${f.slice(3).join(',')}`;
     return { key: frame, frame, room: n.maxLength === undefined ? Infinity : n.maxLength - len };
   }
