@@ -80,6 +80,30 @@ export function schemaConstraint(schema: JsonSchema, tok: TextTokenizer): Constr
 }
 void SchemaError;
 
+/** Nesting bound of `anyObjectConstraint`: objects and arrays nest at most this deep, the top object included. */
+export const ANY_OBJECT_MAX_DEPTH = 8;
+
+/**
+ * The token constraint for any JSON object (OpenAI's `response_format: {type: "json_object"}`): compact JSON, keys any
+ * strings, values any JSON values, objects and arrays nested at most `maxDepth` deep (the top object included),
+ * numbers without exponent. The text always parses with JSON.parse to an object. Cached per (depth, tokenizer).
+ */
+export function anyObjectConstraint(tok: TextTokenizer, maxDepth = ANY_OBJECT_MAX_DEPTH): Constraint {
+  const vocab = constraintVocab(tok);
+  let m = constraints.get(vocab);
+  if (!m) {
+    m = new Map();
+    constraints.set(vocab, m);
+  }
+  const key = `any-object:${maxDepth}`;
+  let c = m.get(key);
+  if (!c) {
+    c = new SchemaConstraint(vocab, JsonAutomaton.anyObject(maxDepth));
+    m.set(key, c);
+  }
+  return c;
+}
+
 /** Set the logits of disallowed tokens to -Infinity in place (EOS per `m.eos`). Works for any float array. */
 export function applyMask(logits: Float32Array | Float64Array, m: MaskResult, eosId: number): void {
   const eosLogit = eosId < logits.length ? logits[eosId]! : -Infinity;

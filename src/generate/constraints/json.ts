@@ -2,10 +2,22 @@
 // json-schema.ts): keys in `properties` order, optional properties skippable, no whitespace (one leading space is
 // allowed for sentencepiece first tokens), numbers without exponent, string escapes as JSON.stringify writes them.
 // A state is a set of stacks of frames (anyOf and key prefixes make it nondeterministic); states are interned lazily
-// into ints and every transition is memoised, so after warm-up a step is one array lookup (a lazy DFA).
+// into ints and every transition is memoised, so after warm-up a step is one array lookup (a lazy DFA). Also "any JSON
+// object" (`anyObject`, for response_format json_object), and the sentinel frames X/Y with which schema.ts splits the
+// vocabulary per top frame.
 // Over ~400 lines on purpose: one automaton: its frame kinds, stepping and minimum-budget functions are one state
 // machine over one state encoding.
 import type { SchemaNode } from '../../data/tasks/index.js';
+
+/** Beyond the JSON Schema subset: any JSON value with at most `depth` levels of nested objects/arrays (the value itself
+ * counts as one); `objectOnly`: the value must be an object (OpenAI's response_format json_object). Object keys are
+ * any strings, in any order, repeats included (JSON.parse keeps the last). */
+export interface AnyValueNode {
+  t: 'any';
+  depth: number;
+  objectOnly?: boolean;
+}
+type Node = SchemaNode | AnyValueNode;
 
 const enc = new TextEncoder();
 const UNKNOWN = -2;
@@ -39,8 +51,10 @@ interface EnumTrie {
 }
 
 export class JsonAutomaton {
-  private readonly nodes: SchemaNode[] = [];
-  private readonly nodeIds = new Map<SchemaNode, number>();
+  private readonly nodes: Node[] = [];
+  private readonly nodeIds = new Map<Node, number>();
+  /** per 'any' node with depth >= 1: the node of its members / items (depth one less) */
+  private readonly anyChild = new Map<number, number>();
   private readonly lits: Uint8Array[] = [];
   private readonly litIds = new Map<string, number>();
   private readonly enums = new Map<number, EnumTrie>();
@@ -50,15 +64,25 @@ export class JsonAutomaton {
   private trans: Int32Array = new Int32Array(0);
   private mins: Int32Array = new Int32Array(0);
   private readonly numMinMemo = new Map<string, number>();
+  private readonly pops: Array<Int32Array | undefined> = [];
+  private readonly tops: Array<Array<{ top: string; restMin: number }> | undefined> = [];
+  /** per state: -1 unknown, 0/1 touched (see `touched`) */
+  private touchedMemo: Int8Array = new Int8Array(0);
   private readonly root: number;
+  /** a string node without bounds: the frame whose split stands for every string position (see frameSplit) */
+  private readonly freeString: number;
+  /** a number node without bounds (values of 'any' nodes) */
+  private readonly freeNumber: number;
   /** bytes a shortest finishing path may need as single-byte tokens */
   readonly closingBytes = new Set<number>();
 
   constructor(
-    root: SchemaNode,
+    root: Node,
     readonly opts: { nonBlankStrings?: boolean } = {},
   ) {
     this.root = this.addNode(root);
+    this.freeString = this.addNode({ t: 'string', minLength: 0 });
+    this.freeNumber = this.addNode({ t: 'number' });
     for (const c of '{}[],:"0123456789-.atrueflsn') this.closingBytes.add(c.charCodeAt(0));
     for (let i = 0; i < this.nodes.length; i++) this.minValue(i);
     this.intern([['W', `V,${this.root}`].reverse()]); // state 0: the start (top of stack last)
@@ -68,7 +92,13 @@ export class JsonAutomaton {
     return this.stacks.length;
   }
 
-  private addNode(n: SchemaNode): number {
+  /** Any JSON object with at most `maxDepth` levels of nesting (itself included), compact (no whitespace but one
+   * leading space), numbers without exponent, as in `new JsonAutomaton(schema)`. */
+  static anyObject(maxDepth: number): JsonAutomaton {
+    return new JsonAutomaton({ t: 'any', depth: maxDepth, objectOnly: true });
+  }
+
+  private addNode(n: Node): number {
     const id = this.nodes.length;
     this.nodes.push(n);
     this.nodeIds.set(n, id);
@@ -80,10 +110,11 @@ export class JsonAutomaton {
     else if (n.t === 'array') this.addNode(n.items);
     else if (n.t === 'anyOf') for (const a of n.alts) this.addNode(a);
     else if (n.t === 'string' && n.enum) this.enums.set(id, this.enumTrie(n.enum));
+    else if (n.t === 'any' && n.depth >= 1) this.anyChild.set(id, this.addNode({ t: 'any', depth: n.depth - 1 }));
     return id;
   }
 
-  private id(n: SchemaNode): number {
+  private id(n: Node): number {
     return this.nodeIds.get(n)!;
   }
 
@@ -158,6 +189,9 @@ export class JsonAutomaton {
         break;
       case 'null':
         v = 4;
+        break;
+      case 'any':
+        v = n.objectOnly ? 2 : 1; // {} or a digit
         break;
       case 'anyOf':
         v = Math.min(...n.alts.map((a) => this.minValue(this.id(a))));
@@ -254,6 +288,16 @@ export class JsonAutomaton {
       case 'null':
         if (b === 0x6e) out.push([...rest, `L,${this.lit('null')},1`]);
         return;
+      case 'any':
+        if (b === 0x7b && n.depth >= 1) out.push([...rest, `F,${id},0`]);
+        if (n.objectOnly) return;
+        if (b === 0x5b && n.depth >= 1) out.push([...rest, `G,${id},0`]);
+        else if (b === 0x22) this.startValue(rest, this.freeString, b, out);
+        else if (b === 0x2d || (b >= 0x30 && b <= 0x39)) this.startValue(rest, this.freeNumber, b, out);
+        else if (b === 0x74) out.push([...rest, `L,${this.lit('true')},1`]);
+        else if (b === 0x66) out.push([...rest, `L,${this.lit('false')},1`]);
+        else if (b === 0x6e) out.push([...rest, `L,${this.lit('null')},1`]);
+        return;
     }
   }
 
@@ -263,6 +307,10 @@ export class JsonAutomaton {
     const rest = st.slice(0, -1);
     const id = Number(f[1]);
     switch (f[0]) {
+      case 'X': // the frames below a sentinel state's frame: whatever they would do with b, it depends on them
+      case 'Y':
+        out.push(['Y']);
+        return;
       case 'W':
         if (b === 0x20) out.push(rest);
         else this.stepStack(rest, b, out);
@@ -314,6 +362,28 @@ export class JsonAutomaton {
             out.push([...rest, `A,${id},${cap(c + 1)},1`, `V,${item}`]);
           if (b === 0x5d && c >= n.minItems) out.push(rest);
         }
+        return;
+      }
+      case 'F': {
+        // any object: after '{' (0) a key or '}', after a member (1) ',' or '}'; a member is "key":value
+        if (b === 0x7d) {
+          out.push(rest);
+          return;
+        }
+        const member = [...rest, `F,${id},1`, `V,${this.anyChild.get(id)!}`, `L,${this.lit(':')},0`];
+        if (f[2] === '0') this.startValue(member, this.freeString, b, out);
+        else if (b === 0x2c) out.push([...member, `V,${this.freeString}`]);
+        return;
+      }
+      case 'G': {
+        // any array: after '[' (0) an item or ']', after an item (1) ',' or ']'
+        if (b === 0x5d) {
+          out.push(rest);
+          return;
+        }
+        const item = this.anyChild.get(id)!;
+        if (f[2] === '0') this.startValue([...rest, `G,${id},1`], item, b, out);
+        else if (b === 0x2c) out.push([...rest, `G,${id},1`, `V,${item}`]);
         return;
       }
       case 'E': {
@@ -461,7 +531,12 @@ export class JsonAutomaton {
     const id = Number(f[1]);
     switch (f[0]) {
       case 'W':
+      case 'X':
+      case 'Y':
         return 0;
+      case 'F':
+      case 'G':
+        return 1;
       case 'V':
         return this.minValue(id);
       case 'L':
@@ -517,6 +592,9 @@ export class JsonAutomaton {
       const m = new Int32Array(t.length / 256).fill(-1);
       m.set(this.mins);
       this.mins = m;
+      const tm = new Int8Array(t.length / 256).fill(-1);
+      tm.set(this.touchedMemo);
+      this.touchedMemo = tm;
     }
     return id;
   }
@@ -525,23 +603,77 @@ export class JsonAutomaton {
     return 0;
   }
 
+  // ---- context-independent precomputation (schema.ts): a state is a set of stacks; a stack's top frame alone decides
+  // every token that never pops it, whatever lies below. A sentinel state [X, top] stands for "top over unknown frames":
+  // a path that pops `top` reaches X, and any byte given to X goes to Y ("depends on the frames below").
+
+  /** Per stack of `state`: its top frame ('' for an empty stack: a complete answer) and the fewest bytes the frames
+   * below the top need to finish (memoised per state). */
+  stackTops(state: number): ReadonlyArray<{ top: string; restMin: number }> {
+    let t = this.tops[state];
+    if (t) return t;
+    t = this.stacks[state]!.map((st) => {
+      let restMin = 0;
+      for (let i = 0; i < st.length - 1; i++) restMin += this.frameMin(st[i]!);
+      return { top: st[st.length - 1] ?? '', restMin };
+    });
+    this.tops[state] = t;
+    return t;
+  }
+
+  /** The sentinel state of a top frame: the frame over X. */
+  sentinelState(top: string): number {
+    return this.intern([['X', top]]);
+  }
+
+  /** Whether a state reached from a sentinel state has a path that popped the frame (it holds [X] or [Y]). */
+  touched(state: number): boolean {
+    return this.touchKind(state) > 0;
+  }
+
+  /** Whether a state reached from a sentinel state is exactly [X]: every path popped the frame on this very byte, so in
+   * a real state the token has reached the frames below the top, untouched (`popState`). */
+  purePop(state: number): boolean {
+    return this.touchKind(state) === 2;
+  }
+
+  private touchKind(state: number): number {
+    let v = this.touchedMemo[state]!;
+    if (v < 0) {
+      const sts = this.stacks[state]!;
+      v = sts.length === 1 && sts[0]!.length === 1 && sts[0]![0] === 'X' ? 2 : 0;
+      if (!v) v = sts.some((st) => st.length <= 1 && (st[0] === 'X' || st[0] === 'Y')) ? 1 : 0;
+      this.touchedMemo[state] = v;
+    }
+    return v;
+  }
+
+  /** The state of the frames below the top of stack `k` of `state` (that stack with its top popped), memoised. */
+  popState(state: number, k: number): number {
+    let p = this.pops[state];
+    if (!p) {
+      p = new Int32Array(this.stacks[state]!.length).fill(-1);
+      this.pops[state] = p;
+    }
+    if (p[k]! < 0) p[k] = this.intern([this.stacks[state]![k]!.slice(0, -1)]);
+    return p[k]!;
+  }
+
   /**
-   * A key under which states have equal token masks: inside a string with maxLength (no escape or UTF-8 pending,
-   * minLength reached), the characters left are replaced by `canon(room)`: the largest number of string characters
-   * some token can write at or below `room` (rooms with no token count between them allow the same tokens), which
-   * lets the positions of a long string share a few cached masks. Other states are their own key.
+   * The frame whose vocabulary split stands for `top`, its key, and the string room left. Inside a string whose
+   * minLength is reached (no escape pending; a pending UTF-8 sequence is kept in the frame), the node and its length do
+   * not matter: the split is that of a string without bounds (`freeString`) and the caller keeps the tokens writing at
+   * most `room` characters (a token that never leaves the string starts the same characters from any such state:
+   * continuation bytes start none). Any other frame stands for itself.
    */
-  maskKey(state: number, canon: (room: number) => number): string {
-    const sts = this.stacks[state];
-    if (!sts || sts.length !== 1) return `#${state}`;
-    const st = sts[0]!;
-    const top = st[st.length - 1];
-    if (!top || top[0] !== 'S') return `#${state}`;
+  frameSplit(top: string): { key: string; frame: string; room: number } {
+    if (top[0] !== 'S') return { key: top, frame: top, room: Infinity };
     const f = top.split(',');
     const n = this.nodes[Number(f[1])] as Extract<SchemaNode, { t: 'string' }>;
     const len = Number(f[2]);
-    if (n.maxLength === undefined || len < n.minLength || f[3] !== '0' || f[4] !== '0') return `#${state}`;
-    return `${st.slice(0, -1).join('|')}|S,${f[1]},r${canon(n.maxLength - len)},${f.slice(3).join(',')}`;
+    if (len < n.minLength || f[3] !== '0') return { key: top, frame: top, room: Infinity };
+    const frame = `S,${this.freeString},0,${f.slice(3).join(',')}`;
+    return { key: frame, frame, room: n.maxLength === undefined ? Infinity : n.maxLength - len };
   }
 
   /** One byte; the next state or -1 (dead). */

@@ -1,12 +1,19 @@
 // response_format -> a token constraint from medlora's constrained decoder (the JSON-schema engine of
 // src/generate/constraints: schemaConstraint), so a json_schema reply always parses and validates. The one place the
 // OpenAI layer touches the schema engine. The engine supports a subset of JSON Schema (src/data/tasks/json-schema.ts);
-// any other keyword is a 400 naming its schema path, never ignored. json_object (any JSON object) is refused: the
-// engine's objects are closed (their properties must be listed), so it cannot express "any object".
+// any other keyword is a 400 naming its schema path, never ignored. json_object is the engine's "any JSON object"
+// grammar (anyObjectConstraint: nesting at most ANY_OBJECT_MAX_DEPTH deep), so that reply always parses to an object.
 import type { TextTokenizer } from '../../tokenize/types.js';
 import type { ConstraintFn } from '../../generate/generate.js';
 import { sessionsConstraint } from '../../generate/constrain.js';
-import { ConstrainedSession, SchemaError, schemaConstraint, validate } from '../../generate/constraints/index.js';
+import {
+  ANY_OBJECT_MAX_DEPTH,
+  anyObjectConstraint,
+  ConstrainedSession,
+  SchemaError,
+  schemaConstraint,
+  validate,
+} from '../../generate/constraints/index.js';
 import { HttpError } from '../http-error.js';
 import type { ResponseFormat } from './request.js';
 
@@ -23,13 +30,20 @@ const FIELD = 'response_format.json_schema.schema';
 export function formatConstraint(rf: ResponseFormat, tok: TextTokenizer): FormatConstraint | null {
   if (rf.type === 'text') return null;
   if (rf.type === 'json_object') {
-    throw new HttpError(
-      400,
-      'response_format: {"type": "json_object"} is not supported (the schema engine needs the object\'s properties); send {"type": "json_schema"} with a schema',
-      'response_format.type',
-      {},
-      'unsupported_parameter',
-    );
+    const c = anyObjectConstraint(tok);
+    return {
+      constraint: (budgets) => sessionsConstraint(budgets.map((b) => new ConstrainedSession(c, b))),
+      check: (text) => {
+        let v: unknown;
+        try {
+          v = JSON.parse(text);
+        } catch (e) {
+          return [`not JSON: ${(e as Error).message}`];
+        }
+        if (typeof v !== 'object' || v === null || Array.isArray(v)) return ['not a JSON object'];
+        return depth(v) > ANY_OBJECT_MAX_DEPTH ? [`nested deeper than ${ANY_OBJECT_MAX_DEPTH}`] : [];
+      },
+    };
   }
   const schema = rf.schema;
   let c: ReturnType<typeof schemaConstraint>;
@@ -51,4 +65,12 @@ export function formatConstraint(rf: ResponseFormat, tok: TextTokenizer): Format
       return validate(schema, v).map((x) => `${x.path}: ${x.message}`);
     },
   };
+}
+
+/** Levels of nested objects/arrays in a JSON value (a scalar: 0). */
+function depth(v: unknown): number {
+  if (typeof v !== 'object' || v === null) return 0;
+  let d = 0;
+  for (const x of Object.values(v)) d = Math.max(d, depth(x));
+  return d + 1;
 }
