@@ -577,6 +577,7 @@ void registerCore(Napi::Env env, Napi::Object ex) {
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   medlora::registerCore(env, exports);
   medlora::registerOps(env, exports);
+  medlora::registerDropout(env, exports);
   medlora::registerAutograd(env, exports);
   medlora::registerOptim(env, exports);
   medlora::registerDist(env, exports);
