@@ -13,7 +13,7 @@ import { runIfMain } from './entry.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 import { taskAutomaton } from '../src/generate/constraints/tasks.js';
-import { STRUCTURED_TASKS } from '../src/eval/parse.js';
+import { STRUCTURED_TASKS } from '../src/infer/parse.js';
 import { loadTokenizer } from '../src/tokenize/tokenizer.js';
 import { sharedPath } from '../src/util/paths.js';
 

@@ -1,17 +1,17 @@
 // medlora's public library API (`import { ... } from 'medlora'`, package.json "exports"): load a model and adapter,
 // train from a config object, evaluate, extract, and make a random checkpoint. Small functions over the modules the
 // CLI uses, so the library and the CLI behave alike; lower-level pieces are re-exported for embedding apps.
-import { loadExtractor, type LoadExtractorOptions } from './eval/load-extractor.js';
+import { loadExtractor, type LoadExtractorOptions } from './infer/load-extractor.js';
+import { structuredTask } from './infer/generate-answers.js';
 import {
   evaluateModel,
   runScores,
-  structuredTask,
   trainingGenerateEval,
   type EvaluateOptions,
   type EvalRun,
   type RunScores,
 } from './eval/run-eval.js';
-import { extract as extractTexts, type ExtractOptions, type ExtractResult } from './eval/extract.js';
+import { extract as extractTexts, type ExtractOptions, type ExtractResult } from './infer/extract.js';
 import { loadRecords } from './data/jsonl.js';
 import { resolveConfig, type TrainConfig } from './train/config.js';
 import { runTraining } from './train/run.js';
@@ -34,7 +34,7 @@ export type { MedRecord } from './data/schema.js';
 export type { CausalLM } from './model/causal-lm.js';
 export type { LoadedTokenizer } from './tokenize/tokenizer.js';
 export type { EvalRun, RunScores, EvaluateOptions } from './eval/run-eval.js';
-export type { ExtractResult, ExtractOptions } from './eval/extract.js';
+export type { ExtractResult, ExtractOptions } from './infer/extract.js';
 export type { TrainResult } from './train/trainer.js';
 
 /** A model (with its adapter applied, if any) and its tokenizer. `dispose()` frees the engine memory. */

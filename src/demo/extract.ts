@@ -1,8 +1,8 @@
 // Demo step 5a: extraction on a few sentences a user can read: held-out test sentences (drug pairs the model never
-// saw together) run through `medlora extract`'s library call (src/eval/extract.ts), each shown with the fine-tuned
+// saw together) run through `medlora extract`'s library call (src/infer/extract.ts), each shown with the fine-tuned
 // model's triplets and whether they match the gold answer.
 import type { MedRecord, Triplet } from '../data/schema.js';
-import { extract, type ExtractOptions } from '../eval/extract.js';
+import { extract, type ExtractOptions } from '../infer/extract.js';
 import type { CausalLM } from '../model/causal-lm.js';
 import type { TextTokenizer } from '../tokenize/types.js';
 

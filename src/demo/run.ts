@@ -23,14 +23,8 @@ import { compareMethods } from './compare.js';
 import { scoreRows, textTable, writeDemoReport, type ScoredRun } from './report.js';
 import { demoSettings, type DemoSettings } from './settings.js';
 import { buildDemoTokenizer } from './tokenizer.js';
-import {
-  evaluateModel,
-  writeEvalOutputs,
-  type EvalRun,
-  type GenerationSettings,
-  type NamedEvalRun,
-  type ProgressFn,
-} from '../eval/run-eval.js';
+import { evaluateModel, writeEvalOutputs, type EvalRun, type NamedEvalRun } from '../eval/run-eval.js';
+import type { GenerationSettings, ProgressFn } from '../infer/generate-answers.js';
 
 /** The file that marks a folder as a demo run (so a second `medlora demo` may replace it). */
 export const DEMO_MARKER = 'demo.json';

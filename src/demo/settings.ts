@@ -35,7 +35,7 @@ export interface DemoSettings {
     alpha: number;
     maxLength: number;
   };
-  /** greedy constrained generation for evaluation and extraction (src/eval/run-eval.ts's settings) */
+  /** greedy constrained generation for evaluation and extraction (src/infer/generate-answers.ts's settings) */
   generation: { batchSize: number; maxNewTokens: number };
 }
 

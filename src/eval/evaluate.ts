@@ -1,6 +1,6 @@
 // Evaluating a model on records of one structured task (the library call behind `medlora eval`): generate
-// (generate-answers.ts), parse, score (score.ts), and the test loss / perplexity of the same encoded records; records
-// split over ranks when run data-parallel. The compact summary of a run (runScores) for scores.json and --json.
+// (src/infer/generate-answers.ts), parse, score (score.ts), and the test loss / perplexity of the same encoded
+// records; records split over ranks when run data-parallel. The compact summary of a run (runScores) for scores.json and --json.
 import type { CausalLM } from '../model/causal-lm.js';
 import type { TextTokenizer } from '../tokenize/types.js';
 import type { MedRecord } from '../data/schema.js';
@@ -8,7 +8,7 @@ import type { FinishReason } from '../generate/generate.js';
 import { datasetLoss, type DatasetLoss } from '../model/dataset-loss.js';
 import { MedloraError } from '../util/errors.js';
 import { DEFAULT_MATCH, type MatchOptions } from './match.js';
-import { parseOutput, type StructuredTask } from './parse.js';
+import { parseOutput, type StructuredTask } from '../infer/parse.js';
 import { scoreRecords, type PredLine, type ScoreResult } from './score.js';
 import {
   DEFAULT_GENERATION,
@@ -17,8 +17,10 @@ import {
   structuredTask,
   type GenerationSettings,
   type GenerationTiming,
+  rankSlice,
+  type EvalParallel,
   type ProgressFn,
-} from './generate-answers.js';
+} from '../infer/generate-answers.js';
 
 /** One line of predictions.jsonl. */
 export interface PredictionRow {
@@ -64,25 +66,6 @@ export interface EvaluateOptions extends Partial<GenerationSettings> {
   instructions?: Record<string, string>;
   /** several ranks (src/train/distributed.ts DataParallel): each generates its share, every rank gets all results */
   parallel?: EvalParallel;
-}
-
-/** What evaluateModel needs to split its records over ranks. */
-export interface EvalParallel {
-  readonly rank: number;
-  readonly worldSize: number;
-  /** every rank's list, in rank order */
-  gatherLists<T>(items: readonly T[]): T[][];
-  allSum(values: readonly number[]): number[];
-}
-
-/**
- * This rank's records [lo, hi): whole generation batches, so batches, padding and per-batch seeds are those of one
- * process and the gathered answers are identical to a 1-process run's.
- */
-export function rankSlice(n: number, batchSize: number, par?: EvalParallel): { lo: number; hi: number } {
-  if (!par) return { lo: 0, hi: n };
-  const per = Math.ceil(Math.ceil(n / batchSize) / par.worldSize) * batchSize;
-  return { lo: Math.min(n, par.rank * per), hi: Math.min(n, (par.rank + 1) * per) };
 }
 
 /**

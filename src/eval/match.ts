@@ -10,7 +10,7 @@ import {
   STRICT_NORMALIZE,
   filterReason,
   normalizeText,
-} from './normalize.js';
+} from '../infer/normalize.js';
 
 /** One comparable unit: its type (entity type, relation, or ade-email field) and its match key. */
 export interface Item {

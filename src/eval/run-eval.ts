@@ -1,7 +1,6 @@
-// The eval library in one import (what `medlora eval`, extract, serve, the trainer hook and the demo use), split by job:
-// generate-answers.ts (settings, prompts, batched constrained generation), evaluate.ts (generate + parse + score + loss),
-// train-hook.ts (the trainer's eval_generate_steps evaluator) and eval-outputs.ts (report files and text).
-export * from './generate-answers.js';
+// The eval library in one import (what `medlora eval`, the trainer hook and the demo use), split by job: evaluate.ts
+// (generate + parse + score + loss; generation itself is src/infer/generate-answers.ts), train-hook.ts (the trainer's
+// eval_generate_steps evaluator) and eval-outputs.ts (report files and text).
 export * from './evaluate.js';
 export * from './train-hook.js';
 export * from './eval-outputs.js';

@@ -14,7 +14,7 @@ import {
   toItems,
 } from './match.js';
 import { type Aggregate, aggregate } from './metrics.js';
-import { type StructuredTask, parseOutput, validateStructured } from './parse.js';
+import { type StructuredTask, parseOutput, validateStructured } from '../infer/parse.js';
 
 /** One line of a predictions file: raw model text, or an already structured answer. */
 export interface PredLine {

@@ -1,6 +1,7 @@
 // A Hugging Face checkpoint (+ an optional PEFT LoRA adapter merged in) -> one GGUF file llama.cpp loads; or the adapter
-// alone as a llama.cpp LoRA GGUF. Llama family (llama, mistral -> arch "llama"; qwen2 -> arch "qwen2") and GPT-2 (arch
-// "gpt2": Conv1D weights transposed as conversion/gpt2.py does); stablelm is refused.
+// alone as a llama.cpp LoRA GGUF. Llama family (llama, mistral -> arch "llama"; qwen2 -> arch "qwen2"), GPT-2 (arch
+// "gpt2": Conv1D weights transposed as conversion/gpt2.py does) and StableLM (arch "stablelm": LayerNorm weights and
+// biases, partial NEOX rotary, no q/k permutation; conversion/stablelm.py, llama.cpp src/models/stablelm.cpp).
 // Sources for every name and rule here (read, not copied): llama.cpp convert_hf_to_gguf.py / conversion/llama.py
 // (q/k row permutation `permute`, llama3 `rope_freqs` factors, hparams keys), conversion/base.py (1-D and *_norm tensors
 // stay F32, q8_0 falls back to F16 when a row is not a multiple of 32), convert_lora_to_gguf.py (general.type=adapter,
@@ -11,7 +12,14 @@
 import { basename, resolve } from 'node:path';
 import { existsSync } from 'node:fs';
 import { bf16ToF32, bytesAsF32, bytesAsU16, f16ToF32 } from '../io/dtype.js';
-import { loadModelConfig, type Gpt2Config, type LlamaLikeConfig, type ModelConfig } from '../io/config.js';
+import {
+  loadModelConfig,
+  rotaryDim,
+  type Gpt2Config,
+  type LlamaLikeConfig,
+  type ModelConfig,
+  type StableLmConfig,
+} from '../io/config.js';
 import { loraScale, readAdapter, type Adapter } from '../io/peft.js';
 import { openCheckpoint, type TensorSource } from '../io/safetensors.js';
 import { checkBaseCopiesInCheckpoint } from '../adapt/merge-checkpoint.js';
@@ -33,6 +41,7 @@ const ARCH: Record<string, { arch: string; permute: boolean }> = {
   mistral: { arch: 'llama', permute: true },
   qwen2: { arch: 'qwen2', permute: false },
   gpt2: { arch: 'gpt2', permute: false },
+  stablelm: { arch: 'stablelm', permute: false },
 };
 
 export interface ExportGgufOptions {
@@ -67,6 +76,8 @@ export interface ExportGgufReport {
   contextLength?: number;
   vocab?: { model: string; pre: string | undefined; tokens: number; padded: number };
   notes: string[];
+  /** where llama.cpp would compute something else than medlora (printed as warnings by the CLI) */
+  warnings: string[];
   /** the tokenizer used (for Modelfile generation) */
   gguf?: GgufVocab;
 }
@@ -141,14 +152,18 @@ interface ArchSpec {
   transposed(hf: string): boolean;
   /** the input embedding a LoRA on a tied lm_head is added to */
   embedKey: string;
+  /** llama.cpp requires output.weight even when the checkpoint ties it to the embedding (stablelm) */
+  untieOutput: boolean;
   vocabSize: number;
   tied: boolean;
-  metadata(notes: string[]): { md: Array<[string, GgufValue]>; ctx: number };
+  /** `warnings`: numerics llama.cpp computes differently from medlora in some range, said out loud */
+  metadata(warnings: string[]): { md: Array<[string, GgufValue]>; ctx: number };
   extra(): GgufTensor[];
 }
 
 function archSpec(c: ModelConfig, file: string, keys: string[]): ArchSpec {
   if (c.model_type === 'gpt2') return gpt2Spec(c, file, keys);
+  if (c.model_type === 'stablelm') return stableLmSpec(c, file);
   const lc = llamaConfig(c, file);
   const { arch, permute } = ARCH[lc.model_type]!;
   return {
@@ -156,6 +171,7 @@ function archSpec(c: ModelConfig, file: string, keys: string[]): ArchSpec {
     vocabSize: lc.vocab_size,
     tied: lc.tie_word_embeddings,
     embedKey: 'model.embed_tokens.weight',
+    untieOutput: false,
     name: ggufTensorName,
     permuteHeads: (n) =>
       !permute
@@ -166,7 +182,7 @@ function archSpec(c: ModelConfig, file: string, keys: string[]): ArchSpec {
             ? lc.num_key_value_heads
             : 0,
     transposed: () => false,
-    metadata: (notes) => archMetadata(lc, arch, notes),
+    metadata: (warnings) => archMetadata(lc, arch, warnings),
     extra: () => {
       const factors = llama3RopeFactors(lc);
       return factors
@@ -200,6 +216,7 @@ function gpt2Spec(c: Gpt2Config, file: string, keys: string[]): ArchSpec {
     vocabSize: c.vocab_size,
     tied: c.tie_word_embeddings,
     embedKey: keys.includes('transformer.wte.weight') ? 'transformer.wte.weight' : 'wte.weight',
+    untieOutput: false,
     name: gpt2TensorName,
     permuteHeads: () => 0,
     transposed: gpt2Transposed,
@@ -214,6 +231,68 @@ function gpt2Spec(c: Gpt2Config, file: string, keys: string[]): ArchSpec {
       ],
       ctx: c.n_positions,
     }),
+    extra: () => [],
+  };
+}
+
+/** StableLM HF name -> GGUF name: the llama-family names plus the LayerNorm biases (gguf-py tensor_mapping.py). */
+export function stableLmTensorName(hf: string): string | null | undefined {
+  return hf === 'model.norm.bias' ? 'output_norm.bias' : ggufTensorName(hf);
+}
+
+/**
+ * StableLM (conversion/stablelm.py set_gguf_parameters; llama.cpp src/models/stablelm.cpp): LayerNorm (weight + bias)
+ * before attention and MLP, or one LayerNorm feeding both with the parallel residual (llama.cpp takes that variant from
+ * the absence of ffn_norm, as HF has no post_attention_layernorm then); q/k/v biases are optional tensors; RoPE is NEOX
+ * style (rotate_half) over the first rope.dimension_count features of each head, so no q/k row permutation.
+ */
+function stableLmSpec(c: StableLmConfig, file: string): ArchSpec {
+  // qk_layernorm (StableLM-2 12B) is refused when config.json is read (medlora cannot run it, so cannot check an export)
+  if (c.hidden_act !== 'silu')
+    throw new MedloraError(`${file}: hidden_act "${c.hidden_act}" is not SiLU; llama.cpp's stablelm graph uses SiLU`);
+  if (c.head_dim * c.num_attention_heads !== c.hidden_size)
+    throw new MedloraError(
+      `${file}: head_dim ${c.head_dim} x num_attention_heads ${c.num_attention_heads} != hidden_size ${c.hidden_size}; llama.cpp's stablelm graph needs them equal`,
+    );
+  const rot = rotaryDim(c);
+  if (rot < 2 || rot % 2 !== 0)
+    throw new MedloraError(
+      `${file}: partial_rotary_factor ${c.partial_rotary_factor} x head_dim ${c.head_dim} gives ${rot} rotary features; llama.cpp needs an even count >= 2`,
+    );
+  const s = c.rope_scaling;
+  if (s && s.rope_type !== 'linear')
+    throw new MedloraError(
+      `${file}: rope_scaling type "${s.rope_type}" on a stablelm model cannot be written for llama.cpp (only linear)`,
+    );
+  return {
+    arch: 'stablelm',
+    vocabSize: c.vocab_size,
+    tied: c.tie_word_embeddings,
+    embedKey: 'model.embed_tokens.weight',
+    untieOutput: true,
+    name: stableLmTensorName,
+    permuteHeads: () => 0,
+    transposed: () => false,
+    metadata: () => {
+      const md: Array<[string, GgufValue]> = [
+        ['stablelm.context_length', gguf.u32(c.max_position_embeddings)],
+        ['stablelm.embedding_length', gguf.u32(c.hidden_size)],
+        ['stablelm.block_count', gguf.u32(c.num_hidden_layers)],
+        ['stablelm.feed_forward_length', gguf.u32(c.intermediate_size)],
+        ['stablelm.rope.dimension_count', gguf.u32(rot)],
+        ['stablelm.rope.freq_base', gguf.f32(c.rope_theta)],
+        ['stablelm.attention.head_count', gguf.u32(c.num_attention_heads)],
+        ['stablelm.attention.head_count_kv', gguf.u32(c.num_key_value_heads)],
+        ['stablelm.use_parallel_residual', gguf.bool(c.use_parallel_residual)],
+        ['stablelm.attention.layer_norm_epsilon', gguf.f32(c.layer_norm_eps)],
+      ];
+      if (s?.rope_type === 'linear')
+        md.push(
+          ['stablelm.rope.scaling.type', gguf.str('linear')],
+          ['stablelm.rope.scaling.factor', gguf.f32(s.factor)],
+        );
+      return { md, ctx: c.max_position_embeddings };
+    },
     extra: () => [],
   };
 }
@@ -274,8 +353,7 @@ function loraDelta(ad: Adapter, module: string, scaling: number): Float32Array {
 function llamaConfig(c: ModelConfig, file: string): LlamaLikeConfig {
   if (!(c.model_type in ARCH)) {
     throw new MedloraError(
-      `${file}: model_type "${c.model_type}" cannot be exported to GGUF yet (supported: llama, mistral, qwen2, gpt2). ` +
-        'llama.cpp supports stablelm too, but medlora does not write its tensor layout yet',
+      `${file}: model_type "${c.model_type}" cannot be exported to GGUF (supported: ${Object.keys(ARCH).join(', ')})`,
     );
   }
   return c as LlamaLikeConfig;
@@ -307,13 +385,16 @@ export function llama3RopeFactors(c: LlamaLikeConfig): Float32Array | undefined 
 function archMetadata(
   c: LlamaLikeConfig,
   arch: string,
-  notes: string[],
+  warnings: string[],
 ): { md: Array<[string, GgufValue]>; ctx: number } {
   let ctx = c.max_position_embeddings;
   if (c.sliding_window !== null && c.sliding_window < ctx) {
-    // llama.cpp's llama/qwen2 graphs attend to the whole context; medlora (like HF) uses the window beyond it
-    notes.push(
-      `context_length set to sliding_window ${c.sliding_window} (max_position_embeddings ${ctx}): llama.cpp runs full attention, which equals the windowed model only up to the window`,
+    // llama.cpp's llama / qwen2 graphs have no sliding window (conversion/llama.py writes none, and context_length =
+    // max_position_embeddings: beyond the window llama.cpp would silently compute full attention, which is not the
+    // model). medlora itself refuses inputs longer than the window, so the GGUF says what is exact: context_length =
+    // the window (llama.cpp warns when a context larger than that is requested), with a warning here.
+    warnings.push(
+      `context_length set to sliding_window ${c.sliding_window}, not max_position_embeddings ${ctx}: llama.cpp has no sliding-window attention for arch ${arch}, so beyond ${c.sliding_window} tokens it would compute full attention, which is not this model`,
     );
     ctx = c.sliding_window;
   }
@@ -389,6 +470,7 @@ function exportModel(
   const arch = spec.arch;
   const notes: string[] = [];
   const vocab = ggufVocab(o.tokenizer ?? o.model, spec.vocabSize);
+  notes.push(...vocab.notes);
   if (vocab.padded)
     notes.push(
       `${vocab.padded} token ids past the tokenizer's vocabulary padded as [PAD<id>] (vocab_size ${spec.vocabSize})`,
@@ -420,6 +502,10 @@ function exportModel(
     throw new MedloraError(
       `export gguf: the adapter has LoRA weights for '${m}' but ${src.label} has no tensor '${key}' (adapter for another model?)`,
     );
+  }
+  if (spec.untieOutput && spec.tied && !plan.has('lm_head.weight') && plan.has(spec.embedKey)) {
+    plan.set('lm_head.weight', { from: spec.embedKey }); // llama.cpp's graph for this arch has no tied-output fallback
+    notes.push(`tied lm_head: output.weight written as a copy of the embedding (llama.cpp's ${arch} graph needs it)`);
   }
 
   const fallbacks: string[] = [];
@@ -460,7 +546,8 @@ function exportModel(
   tensors.push(...spec.extra());
   tensors.sort((a, b) => (orderKey(a.name) < orderKey(b.name) ? -1 : 1));
 
-  const { md: archMd, ctx } = spec.metadata(notes);
+  const warnings: string[] = [];
+  const { md: archMd, ctx } = spec.metadata(warnings);
   const md: Array<[string, GgufValue]> = [
     ['general.architecture', gguf.str(arch)],
     ['general.type', gguf.str('model')],
@@ -484,6 +571,7 @@ function exportModel(
     contextLength: ctx,
     vocab: { model: vocab.model, pre: vocab.pre, tokens: vocab.tokens.length, padded: vocab.padded },
     notes,
+    warnings,
     gguf: vocab,
   };
 }
@@ -566,5 +654,6 @@ function exportAdapter(
     fallbacks: [],
     loraModules: [...ad.modules.keys()],
     notes,
+    warnings: [],
   };
 }

@@ -38,6 +38,8 @@ export interface GgufVocab {
   metadata: Array<[string, GgufValue]>;
   /** the loaded tokenizer (special ids, chat template) */
   tokenizer: LoadedTokenizer;
+  /** differences from medlora's tokenizer that llama.cpp cannot express (printed by export) */
+  notes: string[];
 }
 
 type PreTok = JsonObject & { type?: unknown };
@@ -81,6 +83,9 @@ function splitRegex(p: unknown): string | undefined {
  *   llama-bpe Split(Llama-3 pattern) + ByteLevel(no regex)
  *   qwen2     [NFC] Split(Qwen2 pattern) + ByteLevel(no regex)
  *   smollm    Digits(individual) + ByteLevel(use_regex)
+ *   olmo      NFC + ByteLevel(use_regex): the GPT-NeoX tokenizer (Pythia, OLMo, StableLM-3B); the converter names it
+ *             "olmo" (its hash of allenai/OLMo-1.7-7B-hf), whose split is GPT-2's. llama.cpp applies no NFC: see
+ *             NFC_NOTE.
  */
 export function preTokenizerName(tj: JsonObject, file: string): string {
   const norm = tj.normalizer as PreTok | null | undefined;
@@ -89,6 +94,7 @@ export function preTokenizerName(tj: JsonObject, file: string): string {
   const seq =
     pre?.type === 'Sequence' && Array.isArray(pre.pretokenizers) ? (pre.pretokenizers as unknown[]) : undefined;
   if (normType === 'none' && isByteLevel(pre, true)) return 'gpt-2';
+  if (normType === 'NFC' && isByteLevel(pre, true)) return 'olmo';
   if (seq?.length === 2 && isByteLevel(seq[1], false)) {
     const re = splitRegex(seq[0]);
     if (normType === 'none' && re === LLAMA3_SPLIT_REGEX) return 'llama-bpe';
@@ -108,6 +114,10 @@ export function preTokenizerName(tj: JsonObject, file: string): string {
       'medlora can name for llama.cpp (known: GPT-2 ByteLevel, Llama-3 split, Qwen2 split, SmolLM digits + ByteLevel)',
   );
 }
+
+/** Why an NFC-normalising tokenizer is still exported (llama.cpp's BPE tokenizers never normalise). */
+export const NFC_NOTE =
+  "the tokenizer's NFC normalizer has no llama.cpp counterpart: text already in NFC (almost all text) tokenizes the same; decomposed accents (e.g. e + U+0301) do not";
 
 /** add_space_prefix of a SentencePiece-style tokenizer.json: Prepend("▁") normalizer or Metaspace pre-tokenizer. */
 function spmSpacePrefix(tj: JsonObject, file: string): boolean {
@@ -256,7 +266,8 @@ export function ggufVocab(dir: string, vocabSize: number, o: { chatTemplate?: st
   md.push(['tokenizer.ggml.add_bos_token', gguf.bool(tokenizer.addsBos)]);
   md.push(['tokenizer.ggml.add_eos_token', gguf.bool(false)]);
   if (tokenizer.chatTemplate !== undefined) md.push(['tokenizer.chat_template', gguf.str(tokenizer.chatTemplate)]);
-  return { model: kind, pre, tokens: out, tokenTypes: types, padded, metadata: md, tokenizer };
+  const notes = (tj.normalizer as PreTok | null | undefined)?.type === 'NFC' ? [NFC_NOTE] : [];
+  return { model: kind, pre, tokens: out, tokenTypes: types, padded, metadata: md, tokenizer, notes };
 }
 
 /** For tests and diagnostics: the raw tokenizer.json medlora reads from a folder. */

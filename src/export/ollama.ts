@@ -21,6 +21,11 @@ export interface RoleWrappers {
   assistant: { pre: string; post: string };
   /** the generation prompt after the last message */
   generation: string;
+  /**
+   * false when the template changes message content (e.g. Llama-3's `| trim`): the wrappers then match it only for
+   * content without leading / trailing whitespace, and a Go TEMPLATE (which inserts .Content as is) differs on the rest
+   */
+  contentVerbatim: boolean;
 }
 
 const C = (i: number): string => `MEDLORAPROBE${i}X`;
@@ -108,6 +113,7 @@ export function probeChatTemplate(template: string, vars: { bos_token: string; e
     user: { pre: userPre, post: userPost },
     assistant: { pre: assistantPre, post: assistantPost },
     generation,
+    contentVerbatim: true,
   };
   const convs: ChatMessage[][] = [[u(1), a(2), u(3), a(4), u(5)]];
   if (system) convs.push([{ role: 'system', content: C(0) }, u(1), a(2), u(3)]);
@@ -121,6 +127,12 @@ export function probeChatTemplate(template: string, vars: { bos_token: string; e
         );
     }
   }
+  const padded: ChatMessage[] = [
+    { role: 'user', content: ` ${C(1)}\n` },
+    { role: 'assistant', content: `\n${C(2)} ` },
+    { role: 'user', content: `\t${C(3)}\n\n` },
+  ];
+  w.contentVerbatim = render(padded, true) === renderWithWrappers(w, padded, true);
   return w;
 }
 
@@ -148,7 +160,7 @@ export function goTemplate(w: RoleWrappers): string {
 export interface ModelfileResult {
   text: string;
   template: 'converted' | 'none';
-  /** why no TEMPLATE was written */
+  /** why no TEMPLATE was written, or what the written TEMPLATE does differently from the chat template */
   warning?: string;
   stops: string[];
 }
@@ -184,6 +196,16 @@ export function buildModelfile(o: {
       lines.push(`TEMPLATE """${goTemplate(w)}"""`);
       template = 'converted';
       assistantPost = w.assistant.post;
+      const caveats: string[] = [];
+      if (!w.contentVerbatim)
+        caveats.push(
+          'the chat template changes message content (e.g. trims surrounding whitespace) and the TEMPLATE inserts it unchanged, so messages with leading or trailing whitespace render differently in Ollama',
+        );
+      if (!w.system)
+        caveats.push(
+          'the chat template has no system role (medlora refuses system messages with it): the TEMPLATE drops them',
+        );
+      if (caveats.length) warning = `TEMPLATE converted, but ${caveats.join('; ')}`;
     } catch (e) {
       if (!(e instanceof MedloraError)) throw e;
       warning = `the chat template was not converted (${e.message}); no TEMPLATE written: Ollama uses the chat template stored in the GGUF when it recognises it`;

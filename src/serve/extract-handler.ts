@@ -1,8 +1,8 @@
 // POST /v1/extract: validated (src/serve/request.ts), run through the shared queue on the model the request names
 // (`model`, default: the server's default entry), answered with structured results and entity spans.
 import type { IncomingMessage } from 'node:http';
-import { extract, type ExtractResult } from '../eval/extract.js';
-import type { StructuredTask } from '../eval/parse.js';
+import { extract, type ExtractResult } from '../infer/extract.js';
+import type { StructuredTask } from '../infer/parse.js';
 import { MedloraError } from '../util/errors.js';
 import { HttpError } from './http-error.js';
 import { readJson } from './http.js';

@@ -7,7 +7,7 @@
 import type { CausalLM } from '../model/causal-lm.js';
 import type { TextTokenizer } from '../tokenize/types.js';
 import type { PromptStyle } from '../data/prompt.js';
-import type { StructuredTask } from '../eval/parse.js';
+import type { StructuredTask } from '../infer/parse.js';
 import { HttpError } from './http-error.js';
 
 export interface ServedModel {

@@ -1,6 +1,6 @@
 // Validation of a `POST /v1/extract` body into an extraction job; every error is a 400 naming the field.
-import type { StructuredTask } from '../eval/parse.js';
-import type { GenerationSettings } from '../eval/run-eval.js';
+import type { StructuredTask } from '../infer/parse.js';
+import type { GenerationSettings } from '../infer/generate-answers.js';
 import { HttpError } from './http-error.js';
 
 /** Server-side limits a request is checked against. */

@@ -17,7 +17,7 @@ import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { CausalLM } from '../model/causal-lm.js';
 import type { TextTokenizer } from '../tokenize/types.js';
-import type { StructuredTask } from '../eval/parse.js';
+import type { StructuredTask } from '../infer/parse.js';
 import { structuredTaskNames } from '../data/tasks/index.js';
 import type { PromptStyle } from '../data/prompt.js';
 import { engineInfo, getNumThreads } from '../tensor/index.js';

@@ -13,7 +13,7 @@ export const RESULT_SCHEMAS: Readonly<Record<string, JsonSchema>> = new Proxy(
   },
 );
 
-/** Entity roles of a task, as src/eval/extract.ts entitiesOf names them. */
+/** Entity roles of a task, as src/infer/extract.ts entitiesOf names them. */
 export const ENTITY_ROLES: Readonly<Record<string, string[]>> = new Proxy(
   {},
   {

@@ -12,7 +12,7 @@ import { prepareOutDir } from '../../src/demo/run.js';
 import { descriptionFirstRow, tableRow } from '../../src/demo/base.js';
 import { scoreRows } from '../../src/demo/report.js';
 import { sameTriplets } from '../../src/demo/extract.js';
-import { encodeForEval } from '../../src/eval/run-eval.js';
+import { encodeForEval } from '../../src/infer/generate-answers.js';
 import { scoreRecords, type PredLine } from '../../src/eval/score.js';
 import { DEFAULT_MATCH } from '../../src/eval/match.js';
 import { taskConstraint } from '../../src/generate/constraints/index.js';

@@ -10,7 +10,7 @@ import { TASKS } from '../../src/data/tasks.js';
 import { ConstraintVocab, TokenConstraint } from '../../src/generate/constraints/mask.js';
 import { taskAutomaton } from '../../src/generate/constraints/tasks.js';
 import { detectScheme } from '../../src/generate/constraints/vocab.js';
-import { STRUCTURED_TASKS, parseOutput, type StructuredTask } from '../../src/eval/parse.js';
+import { STRUCTURED_TASKS, parseOutput, type StructuredTask } from '../../src/infer/parse.js';
 import type { TextTokenizer } from '../../src/tokenize/types.js';
 import { loadTokenizer } from '../../src/tokenize/tokenizer.js';
 

@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { hasShared, sharedPath } from '../../src/util/paths.js';
 import { taskAutomaton } from '../../src/generate/constraints/tasks.js';
 import { DEFAULT_BOUNDS } from '../../src/generate/constraints/tasks.js';
-import { parseOutput } from '../../src/eval/parse.js';
+import { parseOutput } from '../../src/infer/parse.js';
 
 const FILE = sharedPath('corpora', 'medical-ner-instruct', 'splits_cleaned_20251113', 'train.jsonl');
 const skip = !hasShared() || !existsSync(FILE) ? 'needs ../shared/corpora/medical-ner-instruct' : false;

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { assertClose } from '../../src/util/close.js';
 import { aggregate, prf } from '../../src/eval/metrics.js';
 import { DEFAULT_MATCH, type MatchOptions, matchItems, toItems } from '../../src/eval/match.js';
-import { DEFAULT_STOP_LIST, RELAXED_NORMALIZE, normalizeText } from '../../src/eval/normalize.js';
+import { DEFAULT_STOP_LIST, RELAXED_NORMALIZE, normalizeText } from '../../src/infer/normalize.js';
 type StructuredTask = Exclude<keyof GoldByTask, 'qa'>;
 import type { GoldByTask } from '../../src/data/schema.js';
 

@@ -9,9 +9,9 @@ import { noGrad, scope, setNumThreads, tensor } from '../../src/tensor/index.js'
 import { alpacaPrompt } from '../../src/data/prompt.js';
 import { TASKS, renderTarget } from '../../src/data/tasks.js';
 import type { MedRecord } from '../../src/data/schema.js';
-import { STRUCTURED_TASKS, type StructuredTask } from '../../src/eval/parse.js';
+import { STRUCTURED_TASKS, type StructuredTask } from '../../src/infer/parse.js';
 import { evaluateModel, generationEvaluator } from '../../src/eval/run-eval.js';
-import { entitiesOf, extract, findSpans } from '../../src/eval/extract.js';
+import { entitiesOf, extract, findSpans } from '../../src/infer/extract.js';
 import { assertClose } from '../../src/util/close.js';
 import { taskRecords, tinyFixture } from './tiny.js';
 

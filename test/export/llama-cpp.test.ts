@@ -10,11 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportGguf, type ExportType } from '../../src/export/gguf-model.js';
 import { loadModel } from '../../src/model/load.js';
+import { initModel, saveModel } from '../../src/model/init.js';
 import { loadAdapter } from '../../src/adapt/peft-io.js';
 import { generateIds } from '../../src/generate/generate.js';
 import { loadTokenizer } from '../../src/tokenize/tokenizer.js';
 import { noGrad, scope, setNumThreads, tensor } from '../../src/tensor/index.js';
-import { hasShared, sharedPath } from '../../src/util/paths.js';
+import { hasShared, packageRoot, sharedPath } from '../../src/util/paths.js';
 import { makeByteTokenizer, makeStoriesTokenizer } from './fixtures.js';
 
 setNumThreads(1);
@@ -390,3 +391,219 @@ for (const name of ['llama3-tiny-tied', 'qwen2-tiny'] as const) {
     },
   );
 }
+
+// StableLM (arch stablelm): LayerNorm weights + biases, q/k/v biases, partial NEOX rotary (rope.dimension_count =
+// partial_rotary_factor * head_dim = 4 of 16), GQA; test/fixtures/stablelm-tiny's expected_generation.json holds the
+// greedy ids of transformers' StableLmForCausalLM, alone and with the PEFT adapter (make_stablelm_adapter.py).
+const stablelmDir = (name = 'stablelm-tiny'): string => join(packageRoot(), 'test', 'fixtures', name);
+interface StableLmExpected {
+  prompts: number[][];
+  n: number;
+  greedy: number[][];
+  greedy_lora: number[][];
+}
+
+test(
+  "stablelm-tiny f32 and f16, and the parallel-residual variant: llama.cpp greedy ids equal medlora's and transformers'",
+  { skip },
+  async () => {
+    const exp = JSON.parse(readFileSync(join(stablelmDir(), 'expected_generation.json'), 'utf8')) as StableLmExpected;
+    const tokDir = join(tmp, 'byte-tok-128');
+    makeByteTokenizer(tokDir, 128);
+    const want = medloraGreedy(stablelmDir(), exp.prompts, exp.n);
+    exp.prompts.forEach((_, i) =>
+      console.log(`  prompt ${i}: medlora vs transformers ${firstDiff(want[i]!, exp.greedy[i]!)}`),
+    );
+    assert.deepEqual(want, exp.greedy);
+    for (const type of ['f32', 'f16'] as const) {
+      const file = exportTo(`stablelm-${type}.gguf`, { model: stablelmDir(), tokenizer: tokDir, type });
+      const md = (await readGguf(file, { allowLocalFile: true })).metadata as Record<string, unknown>;
+      assert.deepEqual(
+        [md['general.architecture'], md['stablelm.rope.dimension_count'], md['stablelm.use_parallel_residual']],
+        ['stablelm', 4, false],
+      );
+      const got = await llamaGreedy(file, exp.prompts, exp.n);
+      exp.prompts.forEach((_, i) =>
+        console.log(`  ${type} prompt ${i}: llama.cpp vs medlora ${firstDiff(got[i]!, want[i]!)}`),
+      );
+      assert.deepEqual(got, want);
+    }
+    const par = stablelmDir('stablelm-tiny-parallel');
+    const file = exportTo('stablelm-parallel.gguf', { model: par, tokenizer: tokDir, type: 'f32' });
+    const wantPar = medloraGreedy(par, exp.prompts, exp.n);
+    const gotPar = await llamaGreedy(file, exp.prompts, exp.n);
+    exp.prompts.forEach((_, i) => console.log(`  parallel prompt ${i}: ${firstDiff(gotPar[i]!, wantPar[i]!)}`));
+    assert.deepEqual(gotPar, wantPar);
+  },
+);
+
+test(
+  'stablelm-tiny + LoRA: merged export and base + LoRA-only GGUF in llama.cpp give the ids of medlora and of transformers + PEFT',
+  { skip },
+  async () => {
+    const exp = JSON.parse(readFileSync(join(stablelmDir(), 'expected_generation.json'), 'utf8')) as StableLmExpected;
+    const adapter = join(stablelmDir(), 'adapter');
+    const tokDir = join(tmp, 'byte-tok-128-lora');
+    makeByteTokenizer(tokDir, 128);
+    const merged = exportTo('stablelm-merged.gguf', { model: stablelmDir(), adapter, tokenizer: tokDir, type: 'f32' });
+    const base = exportTo('stablelm-base.gguf', { model: stablelmDir(), tokenizer: tokDir, type: 'f32' });
+    const lora = exportTo('stablelm-lora.gguf', { model: stablelmDir(), adapter, type: 'f32', loraOnly: true });
+    const want = medloraGreedy(stablelmDir(), exp.prompts, exp.n, adapter);
+    const got = {
+      merged: await llamaGreedy(merged, exp.prompts, exp.n),
+      lora: await llamaGreedy(base, exp.prompts, exp.n, lora),
+    };
+    exp.prompts.forEach((_, i) =>
+      console.log(
+        `  prompt ${i}: medlora vs transformers+peft ${firstDiff(want[i]!, exp.greedy_lora[i]!)}; merged ${firstDiff(got.merged[i]!, want[i]!)}, base + --lora ${firstDiff(got.lora[i]!, want[i]!)}`,
+      ),
+    );
+    assert.deepEqual(want, exp.greedy_lora);
+    assert.deepEqual(got.merged, want);
+    assert.deepEqual(got.lora, want);
+    assert.notDeepEqual(want, exp.greedy, 'the adapter must change the ids, or merged could not be told from base');
+  },
+);
+
+test(
+  'stablelm: the check can fail: a wrong rope.dimension_count (partial_rotary_factor 0.5, 8 of 16) changes llama.cpp ids',
+  { skip },
+  async () => {
+    const exp = JSON.parse(readFileSync(join(stablelmDir(), 'expected_generation.json'), 'utf8')) as StableLmExpected;
+    const wrong = join(tmp, 'stablelm-wrong-rope');
+    mkdirSync(wrong, { recursive: true });
+    const cfg = JSON.parse(readFileSync(join(stablelmDir(), 'config.json'), 'utf8')) as Record<string, unknown>;
+    writeFileSync(join(wrong, 'config.json'), JSON.stringify({ ...cfg, partial_rotary_factor: 0.5 }));
+    copyFileSync(join(stablelmDir(), 'model.safetensors'), join(wrong, 'model.safetensors'));
+    const tokDir = join(tmp, 'byte-tok-128-wrong');
+    makeByteTokenizer(tokDir, 128);
+    const file = exportTo('stablelm-wrong-rope.gguf', { model: wrong, tokenizer: tokDir, type: 'f32' });
+    const got = await llamaGreedy(file, exp.prompts, exp.n);
+    exp.prompts.forEach((_, i) =>
+      console.log(`  prompt ${i}: wrong rope vs transformers ${firstDiff(got[i]!, exp.greedy[i]!)}`),
+    );
+    assert.notDeepEqual(got, exp.greedy);
+  },
+);
+
+test(
+  'GPT-NeoX tokenizer (stablelm-zephyr-3b, pre-tokenizer "olmo"): llama.cpp tokenizes NFC text as medlora does; decomposed text differs, as the export note says',
+  { skip },
+  async () => {
+    // a random 1-layer StableLM with Zephyr-3B's vocab_size (50304), only to carry the tokenizer into a GGUF
+    const zephyr = sharedPath('fixtures', 'hf', 'stablelm-zephyr-3b');
+    const dir = join(tmp, 'stablelm-zephyr-vocab');
+    const cfg = {
+      ...(JSON.parse(readFileSync(join(stablelmDir(), 'config.json'), 'utf8')) as Record<string, unknown>),
+      vocab_size: 50304,
+      hidden_size: 16,
+      intermediate_size: 16,
+      num_hidden_layers: 1,
+      num_attention_heads: 2,
+      num_key_value_heads: 2,
+    };
+    const m = initModel(cfg, { seed: 0 });
+    try {
+      saveModel(m, cfg, dir);
+    } finally {
+      m.dispose();
+    }
+    const out = join(tmp, 'stablelm-zephyr-vocab.gguf');
+    const rep = exportGguf({ model: dir, tokenizer: zephyr, out, type: 'f16' });
+    assert.equal(rep.vocab?.pre, 'olmo');
+    assert.ok(
+      rep.notes.some((n) => /NFC normalizer has no llama.cpp counterpart/.test(n)),
+      rep.notes.join('; '),
+    );
+    const tok = loadTokenizer(zephyr);
+    const model = await llama!.loadModel({ modelPath: out, vocabOnly: true });
+    try {
+      const texts = [
+        'Patient received 500 mg of amoxicillin twice daily; no rash was observed.',
+        "It's a test: don't    split   words 12345 and 3.14!\n\nNew paragraph\twith tab.",
+        'def f(x):\n        return x ** 2  # indented code',
+        'Ünïcode in NFC: café, naïve, 猫, emoji 🙂',
+      ];
+      for (const text of texts) {
+        const mine = tok.encode(text, { addSpecialTokens: false });
+        const theirs = [...model.tokenize(text)] as number[];
+        console.log(`  ${JSON.stringify(text.slice(0, 30))}: ${mine.length} tokens, ${firstDiff(theirs, mine)}`);
+        assert.deepEqual(theirs, mine);
+      }
+      const decomposed = 'cafe\u0301'; // NFC turns e + U+0301 into é for medlora; llama.cpp keeps the two code points
+      const mine = tok.encode(decomposed, { addSpecialTokens: false });
+      const theirs = [...model.tokenize(decomposed)] as number[];
+      console.log(`  decomposed "café": medlora ${JSON.stringify(mine)}, llama.cpp ${JSON.stringify(theirs)}`);
+      assert.notDeepEqual(theirs, mine);
+    } finally {
+      await model.dispose();
+    }
+  },
+);
+
+// Mistral with sliding_window 64 < max_position_embeddings 256 (test/fixtures/mistral-tiny). llama.cpp's llama graph
+// has no sliding window and the converter writes context_length 256, so beyond 64 tokens llama.cpp would compute full
+// attention. medlora refuses inputs past the window; the export writes context_length = 64 and a warning.
+test(
+  "mistral-tiny (sliding_window 64 < 256 positions): context_length = the window with a warning; llama.cpp ids equal medlora's within it",
+  { skip },
+  async () => {
+    const dir = join(packageRoot(), 'test', 'fixtures', 'mistral-tiny');
+    const tokDir = join(tmp, 'byte-tok-128-mistral');
+    makeByteTokenizer(tokDir, 128);
+    const out = join(tmp, 'mistral-tiny.gguf');
+    const rep = exportGguf({ model: dir, tokenizer: tokDir, out, type: 'f32' });
+    assert.equal(rep.contextLength, 64);
+    assert.ok(
+      rep.warnings.some((w) => /context_length set to sliding_window 64, not max_position_embeddings 256/.test(w)),
+      rep.warnings.join('; '),
+    );
+    const md = (await readGguf(out, { allowLocalFile: true })).metadata as Record<string, unknown>;
+    assert.equal(md['llama.context_length'], 64);
+    const prompts = [
+      [1, 13, 44, 113, 91, 51, 113],
+      [1, 62, 86, 33, 119, 80],
+    ];
+    const n = 50; // 7 + 50 positions: inside the window
+    const want = medloraGreedy(dir, prompts, n);
+    const got = await llamaGreedy(out, prompts, n);
+    prompts.forEach((_, i) => console.log(`  prompt ${i}: ${firstDiff(got[i]!, want[i]!)}`));
+    assert.deepEqual(got, want);
+    // past the window medlora refuses (there is nothing exact to compare llama.cpp's full attention with)
+    assert.throws(() => medloraGreedy(dir, [prompts[0]!], 64), /exceed sliding_window 64/);
+  },
+);
+
+test(
+  "stablelm with tied embeddings (llama.cpp's stablelm graph requires output.weight): written as a copy; llama.cpp ids equal medlora's",
+  { skip },
+  async () => {
+    const cfg = {
+      ...(JSON.parse(readFileSync(join(stablelmDir(), 'config.json'), 'utf8')) as Record<string, unknown>),
+      tie_word_embeddings: true,
+      initializer_range: 0.2, // wider than HF's 0.02, so the logits are not near-ties
+    };
+    const dir = join(tmp, 'stablelm-tied');
+    const m = initModel(cfg, { seed: 3 });
+    try {
+      saveModel(m, cfg, dir);
+    } finally {
+      m.dispose();
+    }
+    const tokDir = join(tmp, 'byte-tok-128-tied');
+    makeByteTokenizer(tokDir, 128);
+    const out = join(tmp, 'stablelm-tied.gguf');
+    const rep = exportGguf({ model: dir, tokenizer: tokDir, out, type: 'f32' });
+    assert.ok(rep.notes.some((n) => /output\.weight written as a copy of the embedding/.test(n)));
+    const prompts = [
+      [1, 13, 44, 113, 91, 51, 113],
+      [1, 62, 86, 33, 119, 80],
+    ];
+    const n = 20;
+    // llama.cpp stops at its end-of-generation token (</s> = 2 in the byte tokenizer); medlora is run without stops
+    const want = medloraGreedy(dir, prompts, n).map((ids) => (ids.includes(2) ? ids.slice(0, ids.indexOf(2)) : ids));
+    const got = await llamaGreedy(out, prompts, n);
+    prompts.forEach((_, i) => console.log(`  prompt ${i}: ${got[i]!.length} ids, ${firstDiff(got[i]!, want[i]!)}`));
+    assert.deepEqual(got, want);
+  },
+);

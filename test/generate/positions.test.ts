@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { setNumThreads } from '../../src/tensor/index.js';
 import type { MedRecord } from '../../src/data/schema.js';
 import { generateIds } from '../../src/generate/generate.js';
-import { encodeForEval, textRecord } from '../../src/eval/run-eval.js';
+import { encodeForEval, textRecord } from '../../src/infer/generate-answers.js';
 import { loadTokenizer } from '../../src/tokenize/tokenizer.js';
 import { loadModel } from '../../src/model/load.js';
 import { initModel, saveModel } from '../../src/model/init.js';

@@ -12,7 +12,7 @@ import { sessionsConstraint } from '../../src/generate/constrain.js';
 import { ConstrainedSession, taskConstraint } from '../../src/generate/constraints/index.js';
 import { trainBpe, writeTrainedTokenizer } from '../../src/tokenize/bpe-train.js';
 import { loadTokenizer } from '../../src/tokenize/tokenizer.js';
-import { parseOutput } from '../../src/eval/parse.js';
+import { parseOutput } from '../../src/infer/parse.js';
 import { MedloraError } from '../../src/util/errors.js';
 import { setNumThreads } from '../../src/tensor/index.js';
 import { refDir, skipNoShared } from '../model/fixtures.js';

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setNumThreads } from '../../src/tensor/index.js';
-import { loadExtractor } from '../../src/eval/load-extractor.js';
+import { loadExtractor } from '../../src/infer/load-extractor.js';
 import { createServer, taskInfos } from '../../src/serve/index.js';
 import { pageHtml } from '../../src/serve/page.js';
 import { tinyFixture } from '../evalcli/tiny.js';

@@ -1,13 +1,13 @@
 // The HTTP API end to end on the tiny fixture model (random llama + BPE tokenizer + random LoRA, test/evalcli/tiny.ts),
 // on 127.0.0.1 with an ephemeral port: every route, every error path, results checked against the task schemas and
-// against the library call (src/eval/extract.ts), concurrent requests, and graceful close.
+// against the library call (src/infer/extract.ts), concurrent requests, and graceful close.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { setNumThreads } from '../../src/tensor/index.js';
-import { loadExtractor } from '../../src/eval/load-extractor.js';
-import { extract } from '../../src/eval/extract.js';
-import { STRUCTURED_TASKS, validateStructured, type StructuredTask } from '../../src/eval/parse.js';
+import { loadExtractor } from '../../src/infer/load-extractor.js';
+import { extract } from '../../src/infer/extract.js';
+import { STRUCTURED_TASKS, validateStructured, type StructuredTask } from '../../src/infer/parse.js';
 import { TASKS } from '../../src/data/tasks.js';
 import { createServer, type ServeHandle } from '../../src/serve/index.js';
 import type { TextTokenizer } from '../../src/tokenize/types.js';
@@ -107,7 +107,7 @@ function checkSchema(v: unknown, s: Record<string, any>, at = 'result'): void {
   }
 }
 
-/** Lower-cased, whitespace-collapsed text (the span contract of src/eval/extract.ts, for the spanned slice). */
+/** Lower-cased, whitespace-collapsed text (the span contract of src/infer/extract.ts, for the spanned slice). */
 const norm = (s: string): string =>
   s
     .toLowerCase()

@@ -12,7 +12,7 @@ import { automatonConstraint } from '../../src/generate/constraints/index.js';
 import { ConstraintVocab } from '../../src/generate/constraints/mask.js';
 import { taskAutomaton } from '../../src/generate/constraints/tasks.js';
 import { getTask } from '../../src/data/tasks/index.js';
-import { STRUCTURED_TASKS, type StructuredTask } from '../../src/eval/parse.js';
+import { STRUCTURED_TASKS, type StructuredTask } from '../../src/infer/parse.js';
 import { randomDecode, rng, seedOf } from '../eval/random-model.js';
 
 const TOKENIZERS = ['gpt2', 'SmolLM2-135M-Instruct', 'Mistral-7B-v0.1'];

@@ -99,7 +99,7 @@ export function generationSettings(args: ParsedArgs, cmd: string): Record<string
   };
 }
 
-/** Load the model (and tokenizer) once, after the engine-wide settings (src/eval/load-extractor.ts); the adapter
+/** Load the model (and tokenizer) once, after the engine-wide settings (src/infer/load-extractor.ts); the adapter
  * too when `withAdapter` (eval applies its adapters one by one itself). */
 export async function loadModelAndTokenizer(
   args: ParsedArgs,
@@ -107,7 +107,7 @@ export async function loadModelAndTokenizer(
   withAdapter = false,
   extra: { tasks?: string[]; contractFrom?: string } = {},
 ) {
-  const { loadExtractor } = await import('../../eval/load-extractor.js');
+  const { loadExtractor } = await import('../../infer/load-extractor.js');
   const tok = str(args, 'tokenizer');
   const dtype = str(args, 'dtype');
   const threads = num(args, 'threads');
@@ -222,7 +222,8 @@ export const evalCommand: CommandSpec = {
     const parallel = ranks.parallel;
     const main = (parallel?.rank ?? 0) === 0;
     const { loadRecords } = await import('../../data/jsonl.js');
-    const { structuredTask, evaluateModel, evalText, writeEvalOutputs } = await import('../../eval/run-eval.js');
+    const { structuredTask } = await import('../../infer/generate-answers.js');
+    const { evaluateModel, evalText, writeEvalOutputs } = await import('../../eval/run-eval.js');
     const { DEFAULT_MATCH, parseMetric } = await import('../../eval/match.js');
     const metric = parseMetric(str(args, 'metric'), '--metric');
     const { Progress } = await import('../../util/progress.js');
@@ -272,7 +273,7 @@ export const evalCommand: CommandSpec = {
       ...taskFlag,
       ...(firstAdapter !== undefined ? { contractFrom: firstAdapter } : {}),
     });
-    const { inferenceSettings } = await import('../../eval/load-extractor.js');
+    const { inferenceSettings } = await import('../../infer/load-extractor.js');
     const runSettings = (
       adapter: string | null,
     ): { promptStyle: PromptStyle; maxLength?: number; instructions: Record<string, string> } => {

@@ -17,8 +17,8 @@ export const exportGgufCommand: CommandSpec = {
   name: 'export gguf',
   summary: 'Export a model (+ merged LoRA adapter), or an adapter alone, as a GGUF file for llama.cpp and Ollama',
   details: [
-    'Llama, Mistral, Qwen2 and GPT-2 checkpoints (Llama-3 rope scaling included). Weights are written as --type; 1-D tensors and',
-    'norms stay f32, and with q8_0 a matrix whose rows are not a multiple of 32 is stored f16 (listed in the summary).',
+    'Llama, Mistral, Qwen2, GPT-2 and StableLM checkpoints (Llama-3 rope scaling included). Weights are written as --type; 1-D',
+    'tensors and norms stay f32, and with q8_0 a matrix whose rows are not a multiple of 32 is stored f16 (listed).',
     'With --adapter the LoRA update (B A * alpha / r, or alpha / sqrt(r) with rsLoRA) is merged in float32 first. With',
     '--lora-only the adapter alone is written as a llama.cpp LoRA GGUF (llama-cli -m base.gguf --lora adapter.gguf);',
     "--model then names the base (default: the adapter's base_model_name_or_path when that folder exists).",
@@ -90,6 +90,7 @@ export const exportGgufCommand: CommandSpec = {
       },
     });
     bar?.end();
+    for (const w of r.warnings) console.warn(`warning: ${w}`);
     let modelfile: { path: string; template: string; warning?: string; stops: string[] } | undefined;
     if (ollama && r.gguf) {
       const { buildModelfile } = await import('../../export/ollama.js');
@@ -118,6 +119,7 @@ export const exportGgufCommand: CommandSpec = {
           context_length: r.contextLength ?? null,
           vocab: r.vocab ?? null,
           notes: r.notes,
+          warnings: r.warnings,
           modelfile: modelfile ?? null,
         }),
       );

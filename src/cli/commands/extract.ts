@@ -1,5 +1,5 @@
 // `medlora extract`: structured results (JSON lines) for one text or a JSONL file of texts, each entity with its
-// source span; glue over src/eval/extract.ts.
+// source span; glue over src/infer/extract.ts.
 import { createWriteStream, type WriteStream } from 'node:fs';
 import type { CommandSpec } from '../command.js';
 import { bool, str } from '../command.js';
@@ -75,8 +75,8 @@ export const extractCommand: CommandSpec = {
     const ranks = await startRanks('extract', args);
     if ('exitCode' in ranks) return ranks.exitCode;
     const parallel = ranks.parallel;
-    const { structuredTask } = await import('../../eval/run-eval.js');
-    const { extract } = await import('../../eval/extract.js');
+    const { structuredTask } = await import('../../infer/generate-answers.js');
+    const { extract } = await import('../../infer/extract.js');
     const { Progress } = await import('../../util/progress.js');
     const { readContract } = await import('../../data/contract.js');
     const adapter = str(args, 'adapter');

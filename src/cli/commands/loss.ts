@@ -67,7 +67,7 @@ export const lossCommand: CommandSpec = {
     let dropped = 0;
     // task records are prompted as the adapter was trained (its medlora_contract.json), flags winning with a warning
     const { explicitPrompt, CONTRACT_FLAGS } = await import('./eval.js');
-    const { inferenceSettings } = await import('../../eval/load-extractor.js');
+    const { inferenceSettings } = await import('../../infer/load-extractor.js');
     const { settings } = inferenceSettings(str(args, 'adapter'), {
       ...explicitPrompt(args),
       ...(dtype !== undefined ? { dtype } : {}),

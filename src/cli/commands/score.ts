@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { type CommandSpec, bool, list, num, str } from '../command.js';
 import { MedloraError } from '../../util/errors.js';
-import { DEFAULT_STOP_LIST, RELAXED_NORMALIZE, type NormalizeOptions } from '../../eval/normalize.js';
+import { DEFAULT_STOP_LIST, RELAXED_NORMALIZE, type NormalizeOptions } from '../../infer/normalize.js';
 import { parseMetric, type MatchOptions } from '../../eval/match.js';
 import { scoreFiles } from '../../eval/score.js';
 import { renderText, reportJson, writeReport } from '../../eval/report.js';

@@ -3,7 +3,7 @@ import type { CommandSpec } from '../command.js';
 import { bool, list, num, str } from '../command.js';
 import { GENERATION_OPTIONS } from './eval.js';
 import { MedloraError } from '../../util/errors.js';
-import type { StructuredTask } from '../../eval/parse.js';
+import type { StructuredTask } from '../../infer/parse.js';
 
 /** A display name for a folder: its base name, or its parent's when it is the conventional "adapter" folder. */
 async function folderName(dir: string): Promise<string> {
@@ -128,8 +128,8 @@ export const serveCommand: CommandSpec = {
     quiet: { type: 'boolean', description: 'no per-request lines' },
   },
   async run(args) {
-    const { structuredTask } = await import('../../eval/run-eval.js');
-    const { loadExtractor } = await import('../../eval/load-extractor.js');
+    const { structuredTask } = await import('../../infer/generate-answers.js');
+    const { loadExtractor } = await import('../../infer/load-extractor.js');
     const { createServer } = await import('../../serve/server.js');
     const { explicitPrompt, CONTRACT_FLAGS } = await import('./eval.js');
     const explicit = explicitPrompt(args);
@@ -162,7 +162,7 @@ export const serveCommand: CommandSpec = {
     const { loadTokenizer } = await import('../../tokenize/tokenizer.js');
     const { loadModel } = await import('../../model/load.js');
     const { loadAnyAdapter } = await import('../../adapt/methods/index.js');
-    const { inferenceSettings } = await import('../../eval/load-extractor.js');
+    const { inferenceSettings } = await import('../../infer/load-extractor.js');
     const loaded = loadExtractor({
       model: str(args, 'model')!,
       where: 'medlora serve',

@@ -1,5 +1,5 @@
 // The library call behind `medlora extract` (and the serve layer): structured results for raw texts, each entity with
-// its source span(s) in the text. Prompts and generation are exactly those of evaluation (run-eval.ts).
+// its source span(s) in the text. Prompts and generation are exactly those of evaluation (generate-answers.ts).
 //
 // SPANS: offsets are in Unicode code points of the input text (Python's str indexing: text[start:end]), end exclusive.
 // An entity is looked up case-insensitively after the same normalisation as relaxed matching (whitespace runs = one
@@ -22,7 +22,7 @@ import {
   type GenerationSettings,
   type GenerationTiming,
   type ProgressFn,
-} from './run-eval.js';
+} from './generate-answers.js';
 import type { FinishReason } from '../generate/generate.js';
 
 export interface ExtractInput {

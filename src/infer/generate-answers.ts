@@ -1,5 +1,6 @@
-// Generating answers for evaluation: the settings, prompts built exactly as in training (encodeForEval), and batched
-// generation with an optional task constraint, timed (generateAnswers). No console output: progress goes through callbacks.
+// Generating answers for evaluation, extraction and serving: the settings, prompts built exactly as in training
+// (encodeForEval), batched generation with an optional task constraint, timed (generateAnswers), and the split of
+// whole batches over ranks (rankSlice). No console output: progress goes through callbacks.
 import type { CausalLM } from '../model/causal-lm.js';
 import type { TextTokenizer } from '../tokenize/types.js';
 import type { MedRecord, TaskName } from '../data/schema.js';
@@ -204,4 +205,23 @@ export function generateAnswers(
       maskMsPerToken: tokens ? stats.maskMs / tokens : 0,
     },
   };
+}
+
+/** What evaluateModel and extract need to split their records over ranks. */
+export interface EvalParallel {
+  readonly rank: number;
+  readonly worldSize: number;
+  /** every rank's list, in rank order */
+  gatherLists<T>(items: readonly T[]): T[][];
+  allSum(values: readonly number[]): number[];
+}
+
+/**
+ * This rank's records [lo, hi): whole generation batches, so batches, padding and per-batch seeds are those of one
+ * process and the gathered answers are identical to a 1-process run's.
+ */
+export function rankSlice(n: number, batchSize: number, par?: EvalParallel): { lo: number; hi: number } {
+  if (!par) return { lo: 0, hi: n };
+  const per = Math.ceil(Math.ceil(n / batchSize) / par.worldSize) * batchSize;
+  return { lo: Math.min(n, par.rank * per), hi: Math.min(n, (par.rank + 1) * per) };
 }

@@ -1,6 +1,7 @@
 // Normalisation and filters applied before matching (relaxed mode), after the medical NER recipe's evaluation:
 // lowercase, whitespace and Unicode-dash normalisation with hyphens kept, optional grounding in the source text, a
 // stop-list of generic terms and a minimum length. Every switch is explicit and serialisable into the report.
+// In infer because extract's spans use the same normalisation as relaxed matching (eval/match.ts).
 
 export interface NormalizeOptions {
   /** case-fold ("Aspirin" = "aspirin") */

@@ -1,5 +1,5 @@
 // Model text back to a task's structured answer: each task module owns its tolerant parser (src/data/tasks/); this
-// file is the evaluation-side entry point over the task registry.
+// file is the inference-side entry point over the task registry (extract, serve and eval's scoring use it).
 import type { GoldByTask, TaskName } from '../data/schema.js';
 import { getStructuredTask, getTask, structuredTaskNames, validate, type ParseResult } from '../data/tasks/index.js';
 import { MedloraError } from '../util/errors.js';

@@ -8,7 +8,7 @@ import {
   parsePairs,
   parseTriplets,
   validateStructured,
-} from '../../src/eval/parse.js';
+} from '../../src/infer/parse.js';
 
 test('triplets: canonical lines, first/last comma split, variations', () => {
   const r = parseTriplets('<aspirin, may increase the effect of, warfarin>\n<5-fluorouracil, leucovorin, CPR:3, EGFR>');
