@@ -44,7 +44,9 @@ test('neighbouring elements are independent (two elements share one hash: their 
   for (let i = 1; i + 1 < n; i += 2) if (y[i] === 0 && y[i + 1] === 0) across++;
   const a = within5Sigma(both / pairs, 0.25, pairs);
   const b = within5Sigma(across / (pairs - 1), 0.25, pairs - 1);
-  console.log(`joint drop rate within pairs ${both / pairs} (${a.sigmas.toFixed(2)} sigma), across ${across / (pairs - 1)}`);
+  console.log(
+    `joint drop rate within pairs ${both / pairs} (${a.sigmas.toFixed(2)} sigma), across ${across / (pairs - 1)}`,
+  );
   assert.ok(a.ok && b.ok);
 });
 
@@ -83,22 +85,42 @@ test('the mask depends only on the seed and the element index (not the thread co
     T.manualSeed(4);
     const ref = mask(() => x.dropout(0.2));
     T.manualSeed(4);
-    assert.deepEqual(mask(() => x.dropout(0.2)), ref, 'same seed, same mask');
-    assert.notDeepEqual(mask(() => x.dropout(0.2)), ref, 'the next call draws a new mask');
+    assert.deepEqual(
+      mask(() => x.dropout(0.2)),
+      ref,
+      'same seed, same mask',
+    );
+    assert.notDeepEqual(
+      mask(() => x.dropout(0.2)),
+      ref,
+      'the next call draws a new mask',
+    );
     const threads = T.getNumThreads();
     T.setNumThreads(threads === 1 ? 2 : 1);
     try {
       T.manualSeed(4);
-      assert.deepEqual(mask(() => x.dropout(0.2)), ref, 'another thread count');
+      assert.deepEqual(
+        mask(() => x.dropout(0.2)),
+        ref,
+        'another thread count',
+      );
     } finally {
       T.setNumThreads(threads);
     }
     T.manualSeed(4);
-    assert.deepEqual(mask(() => x.to('bf16').dropout(0.2)), ref, 'bf16');
+    assert.deepEqual(
+      mask(() => x.to('bf16').dropout(0.2)),
+      ref,
+      'bf16',
+    );
     // a transposed (non-contiguous) input is masked in its logical (row-major) order
     const xt = T.keep(T.ones([1291, 37]).transpose(0, 1));
     T.manualSeed(4);
-    assert.deepEqual(mask(() => xt.dropout(0.2)), ref, 'non-contiguous input');
+    assert.deepEqual(
+      mask(() => xt.dropout(0.2)),
+      ref,
+      'non-contiguous input',
+    );
     xt.dispose();
   } finally {
     x.dispose();
@@ -110,6 +132,11 @@ test('train=false and p=0 return the input; p=1 drops everything', () => {
     const x = T.randn([5, 3]);
     assert.deepEqual(x.dropout(0.5, false).toFloat32Array(), x.toFloat32Array());
     assert.deepEqual(x.dropout(0, true).toFloat32Array(), x.toFloat32Array());
-    assert.ok(x.dropout(1, true).toFloat32Array().every((v) => v === 0));
+    assert.ok(
+      x
+        .dropout(1, true)
+        .toFloat32Array()
+        .every((v) => v === 0),
+    );
   });
 });
