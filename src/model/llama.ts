@@ -50,15 +50,11 @@ export class LlamaAttention extends ParamModule implements ExtensibleAttention {
     // x: [B, T, hidden]
     const [B, T] = x.shape as [number, number, number];
     const hd = this.headDim;
-    // rotary is applied in the projections' own [B, T, heads, hd] layout, where the last dimension is contiguous and
-    // cos/sin broadcast over heads ([B|1, T, 1, rd]), then viewed as [B, heads, T, hd]: the same elementwise products
-    // as HF's (which rotates the transposed view), about half the time of the strided loops (docs/PERFORMANCE.md)
-    const cos = ctx.cos!.transpose(1, 2),
-      sin = ctx.sin!.transpose(1, 2); // cos, sin: [B|1, T, 1, rd]
-    // q: [B, heads, T, hd], k: [B, kv_heads, T, hd]
-    const q = applyRotary(this.q_proj.forward(x).view([B, T, this.heads, hd]), cos, sin).transpose(1, 2);
-    let k = applyRotary(this.k_proj.forward(x).view([B, T, this.kvHeads, hd]), cos, sin).transpose(1, 2);
+    let q = this.q_proj.forward(x).view([B, T, this.heads, hd]).transpose(1, 2); // q: [B, heads, T, hd]
+    let k = this.k_proj.forward(x).view([B, T, this.kvHeads, hd]).transpose(1, 2); // k: [B, kv_heads, T, hd]
     let v = this.v_proj.forward(x).view([B, T, this.kvHeads, hd]).transpose(1, 2); // v: [B, kv_heads, T, hd]
+    q = applyRotary(q, ctx.cos!, ctx.sin!);
+    k = applyRotary(k, ctx.cos!, ctx.sin!);
     // with a cache, k and v grow to the L = past + T positions: [B, kv_heads, L, hd]
     if (ctx.cache) ({ k, v } = ctx.cache.update(ctx.layerIndex, k, v));
     let y = attend(q, k, v, ctx.mask); // y: [B, heads, T, hd] (kv heads repeated for GQA inside attend)
