@@ -39,8 +39,8 @@ at::Tensor applyMask(const at::Tensor& xIn, uint64_t seed, uint32_t threshold, d
   const int64_t n = x.numel();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "medlora_dropout", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    const scalar_t* src = x.const_data_ptr<scalar_t>();
-    scalar_t* dst = out.mutable_data_ptr<scalar_t>();
+    const scalar_t* src = x.data_ptr<scalar_t>();
+    scalar_t* dst = out.data_ptr<scalar_t>();
     const acc_t s = static_cast<acc_t>(scale);
     // grain: even, so a pair never straddles two threads' ranges
     at::parallel_for(0, (n + 1) / 2, 8192, [&](int64_t b, int64_t e) {
