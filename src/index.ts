@@ -26,6 +26,8 @@ export { setNumThreads, getNumThreads, manualSeed, cpuFacts } from './tensor/ind
 export { loadTokenizer } from './tokenize/tokenizer.js';
 export { loadModel } from './model/load.js';
 export { loadAdapter, saveAdapter } from './adapt/peft-io.js';
+// several adapters (any method) over one loaded base, its weights shared rather than copied (as `medlora serve` does)
+export { loadAdapterShared } from './adapt/methods/index.js';
 export { writeRandomCheckpoint as initCheckpoint, type RandomCheckpointOptions } from './model/random-checkpoint.js';
 export { ARCHITECTURES } from './model/presets.js';
 export { resolveConfig, computeDtype, type TrainConfig } from './train/config.js';

@@ -5,7 +5,8 @@
 // A failure prints each offending import as `file:line imports target (layer a -> layer b)`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { sourceFiles } from './src-files.js';
 import { join, relative, resolve, dirname, sep } from 'node:path';
 import { packageRoot } from '../src/util/paths.js';
 
@@ -54,15 +55,6 @@ export function layerOf(srcRelative: string): string {
   return parts.length === 1 ? parts[0]!.replace(/\.ts$/, '') : parts[0]!;
 }
 
-function walk(dir: string, out: string[]): string[] {
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) walk(p, out);
-    else if (name.endsWith('.ts') && !name.endsWith('.d.ts')) out.push(p);
-  }
-  return out;
-}
-
 /** Relative imports (static `import ... from`, `export ... from`, dynamic `import('...')`) of one source text. */
 export function importsOf(text: string): { spec: string; line: number }[] {
   const out: { spec: string; line: number }[] = [];
@@ -78,7 +70,7 @@ export function layerViolations(srcDir: string): { upward: Edge[]; outside: Edge
   const upward: Edge[] = [];
   const outside: Edge[] = [];
   const unknown = new Set<string>();
-  for (const file of walk(srcDir, [])) {
+  for (const file of sourceFiles(srcDir)) {
     const rel = relative(srcDir, file);
     const from = layerOf(rel);
     if (!(from in LAYERS)) unknown.add(from);
@@ -108,7 +100,7 @@ export function layerViolations(srcDir: string): { upward: Edge[]; outside: Edge
 /** Cycles between folders (peers of equal rank may import each other, but never both ways round a loop). */
 export function folderCycles(srcDir: string): string[][] {
   const graph = new Map<string, Set<string>>();
-  for (const file of walk(srcDir, [])) {
+  for (const file of sourceFiles(srcDir)) {
     const from = layerOf(relative(srcDir, file));
     for (const { spec } of importsOf(readFileSync(file, 'utf8'))) {
       const targetRel = relative(srcDir, resolve(dirname(file), spec));

@@ -15,6 +15,8 @@ export interface OptionSpec {
   /** placeholder shown in help, e.g. DIR */
   value?: string;
   required?: boolean;
+  /** the library field this option sets when its name differs (--prompt sets prompt_style): src/cli/flag-words.ts */
+  field?: string;
 }
 
 export interface CommandSpec {

@@ -4,6 +4,7 @@ import { commands } from './commands/index.js';
 import { helpText, parseArgs, type CommandSpec } from './command.js';
 import { MedloraError } from '../util/errors.js';
 import { applyThreads } from './threads.js';
+import { flagWorded } from './flag-words.js';
 import { loadTaskFile } from '../data/tasks/index.js';
 
 function findCommand(argv: string[]): { spec: CommandSpec; rest: string[] } | undefined {
@@ -94,7 +95,7 @@ export async function main(argv: string[]): Promise<number> {
     return typeof code === 'number' ? code : 0;
   } catch (e) {
     if (e instanceof MedloraError && !debug) {
-      console.error(errorLine(spec.name, e.message));
+      console.error(errorLine(spec.name, flagWorded(spec, e)));
       return e.exitCode;
     }
     // errors thrown by the native engine are already descriptive; show them without a stack unless --debug

@@ -82,7 +82,10 @@ export function encodeRecord(r: MedRecord, tok: TextTokenizer, opts: EncodeOptio
     if (bare > budget) {
       const reason = `target (${tgt.length} tokens with EOS) + prompt without input (${bare}) exceed max_length ${max}`;
       if (opts.overflow === 'error')
-        throw new MedloraError(`record ${r.id}: ${reason}; raise --max-length or use --overflow drop`);
+        throw new MedloraError(`record ${r.id}: ${reason}; raise max_length or use overflow drop`, {
+          field: 'max_length',
+          related: ['overflow'],
+        });
       return { ok: false, id: r.id, reason };
     }
     input = fitInput(tok, opts.style, instruction, input, budget);

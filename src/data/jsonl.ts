@@ -63,7 +63,7 @@ export function recordProblem(v: unknown): string | undefined {
   if (typeof o.id !== 'string' || o.id === '') return 'field "id" is missing or not a non-empty string';
   if (typeof o.task !== 'string') return 'field "task" is missing or not a string';
   if (!isTaskName(o.task))
-    return `field "task": unknown task "${o.task}" (known: ${taskNames().join(', ')}; a task of your own is defined with --task-file FILE or a config task: section)`;
+    return `field "task": unknown task "${o.task}" (known: ${taskNames().join(', ')}; a task of your own is defined by a task file (a JSON Schema) or a config task: section)`;
   if (typeof o.input !== 'string') return 'field "input" is missing or not a string';
   if (!('gold' in o)) return 'field "gold" is missing';
   const g = getTask(o.task).validate(o.gold);

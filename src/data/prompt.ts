@@ -1,6 +1,6 @@
 // Building the prompt text of a record: the Alpaca template (instruction / input / response sections) or the
 // tokenizer's own chat template (instruction and input as one user turn, generation prompt appended).
-import { MedloraError } from '../util/errors.js';
+import { MedloraError, fieldError } from '../util/errors.js';
 import type { TextTokenizer } from '../tokenize/types.js';
 import type { MedRecord } from './schema.js';
 import { instructionOf, renderTarget } from './tasks.js';
@@ -46,7 +46,7 @@ export function buildPrompt(style: PromptStyle, instruction: string, input: stri
 export function parsePromptStyle(s: string | undefined): PromptStyle {
   const v = s ?? 'alpaca';
   if (!(PROMPT_STYLES as readonly string[]).includes(v))
-    throw new MedloraError(`--prompt must be one of ${PROMPT_STYLES.join(', ')}, got "${v}"`);
+    throw fieldError('prompt_style', `prompt_style must be one of ${PROMPT_STYLES.join(', ')}, got "${v}"`);
   return v as PromptStyle;
 }
 

@@ -2,7 +2,7 @@
 // every record sharing an input text (and, with --group, a source document) together, per-class stratified
 // assignment with a seeded PRNG, and a hard leak check by input text and by group.
 import { createHash } from 'node:crypto';
-import { MedloraError } from '../util/errors.js';
+import { MedloraError, fieldError } from '../util/errors.js';
 import type { MedRecord } from './schema.js';
 import { labelsOf, renderTarget } from './tasks.js';
 
@@ -51,10 +51,10 @@ export function getPath(r: MedRecord, path: string): unknown {
 export function parseRatios(s: string): number[] {
   const xs = s.split(',').map((x) => Number(x.trim()));
   if ((xs.length !== 2 && xs.length !== 3) || xs.some((x) => !Number.isFinite(x) || x < 0)) {
-    throw new MedloraError(`--ratios expects 2 or 3 non-negative numbers (train,validation[,test]), got "${s}"`);
+    throw fieldError('ratios', `ratios expects 2 or 3 non-negative numbers (train,validation[,test]), got "${s}"`);
   }
   const sum = xs.reduce((a, b) => a + b, 0);
-  if (Math.abs(sum - 1) > 1e-6) throw new MedloraError(`--ratios must sum to 1, got ${sum} ("${s}")`);
+  if (Math.abs(sum - 1) > 1e-6) throw fieldError('ratios', `ratios must sum to 1, got ${sum} ("${s}")`);
   return xs;
 }
 

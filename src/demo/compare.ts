@@ -10,7 +10,7 @@ import type { TextTokenizer } from '../tokenize/types.js';
 import type { MedRecord } from '../data/schema.js';
 import { evaluateModel } from '../eval/run-eval.js';
 import type { GenerationSettings } from '../infer/generate-answers.js';
-import { MedloraError } from '../util/errors.js';
+import { fieldError } from '../util/errors.js';
 import { fmtTime } from '../util/progress.js';
 import { finetune, type FinetuneOptions } from './finetune.js';
 import { textTable } from './report.js';
@@ -34,8 +34,9 @@ export function parseMethods(list: string): string[] {
     .filter(Boolean);
   const bad = names.filter((n) => !(METHOD_NAMES as readonly string[]).includes(n));
   if (!names.length || bad.length)
-    throw new MedloraError(
-      `--methods: ${bad.length ? `unknown ${bad.join(', ')}` : 'empty'} (known: ${METHOD_NAMES.join(', ')})`,
+    throw fieldError(
+      'methods',
+      `methods: ${bad.length ? `unknown ${bad.join(', ')}` : 'empty'} (known: ${METHOD_NAMES.join(', ')})`,
     );
   return [...new Set(names)];
 }

@@ -12,7 +12,7 @@ import { loadTokenizer, type LoadedTokenizer } from '../tokenize/tokenizer.js';
 import { MetricsLog } from '../train/metrics.js';
 import { DEMO_DRUGS, DEMO_TEMPLATES } from '../data/demo-corpus.js';
 import type { MedRecord } from '../data/schema.js';
-import { MedloraError } from '../util/errors.js';
+import { fieldError } from '../util/errors.js';
 import { setNumThreads } from '../tensor/index.js';
 import { fmtTime, Progress } from '../util/progress.js';
 import { pretrainBase } from './base.js';
@@ -63,8 +63,9 @@ export function prepareOutDir(out: string): void {
   if (existsSync(out)) {
     const entries = readdirSync(out);
     if (entries.length && !entries.includes(DEMO_MARKER) && !entries.includes('.demo-running')) {
-      throw new MedloraError(
-        `--out ${out} is not empty and holds no earlier demo run (${DEMO_MARKER}); choose another folder`,
+      throw fieldError(
+        'out',
+        `out ${out} is not empty and holds no earlier demo run (${DEMO_MARKER}); choose another folder`,
       );
     }
     for (const e of entries) rmSync(join(out, e), { recursive: true, force: true });
@@ -79,7 +80,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
   const json = o.json ?? false;
   const userModel = o.model !== undefined ? resolve(o.model) : undefined;
   if (userModel && !existsSync(join(userModel, 'config.json')))
-    throw new MedloraError(`--model ${o.model}: no config.json there (expected a Hugging Face model folder)`);
+    throw fieldError('model', `model ${o.model}: no config.json there (expected a Hugging Face checkpoint folder)`);
   const settings = demoSettings({
     ...(o.steps !== undefined ? { steps: o.steps } : {}),
     ...(o.records !== undefined ? { records: o.records } : {}),

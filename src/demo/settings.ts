@@ -15,7 +15,7 @@
 // templates where both names are mid-sentence), or a name from memory; more distinct sentences (less repetition of the
 // same pairs) helped most, a high learning rate made some seeds diverge. Above ~8000 records, two-sentence records link
 // most drug pairs into one split group (the split keeps a pair on one side), so the held-out split gets small.
-import { MedloraError } from '../util/errors.js';
+import { fieldError } from '../util/errors.js';
 
 export interface DemoSettings {
   /** generated sentences (records) before the split */
@@ -58,7 +58,7 @@ export function demoSettings(o: { steps?: number; records?: number } = {}): Demo
   const s: DemoSettings = structuredClone(DEFAULT_SETTINGS);
   if (o.steps !== undefined) {
     if (!Number.isInteger(o.steps) || o.steps < 1)
-      throw new MedloraError(`--steps must be a whole number >= 1, got ${o.steps}`);
+      throw fieldError('steps', `steps must be a whole number >= 1, got ${o.steps}`);
     s.finetune.steps = o.steps;
     s.base.steps = Math.max(1, Math.round((o.steps * DEFAULT_SETTINGS.base.steps) / DEFAULT_SETTINGS.finetune.steps));
     s.base.warmup = Math.min(s.base.warmup, Math.floor(o.steps / 10));
@@ -66,7 +66,7 @@ export function demoSettings(o: { steps?: number; records?: number } = {}): Demo
   }
   if (o.records !== undefined) {
     if (!Number.isInteger(o.records) || o.records < 20)
-      throw new MedloraError(`--records must be a whole number >= 20, got ${o.records}`);
+      throw fieldError('records', `records must be a whole number >= 20, got ${o.records}`);
     s.records = o.records;
   }
   return s;

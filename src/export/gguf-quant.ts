@@ -2,7 +2,7 @@
 // Q8_0 follows ggml-quants.c quantize_row_q8_0_ref: blocks of 32 values, d = max|x| / 127 stored as f16, q = roundf(x / d)
 // as int8 (round half away from zero), computed in float32 like the C code; f16/bf16 round to nearest even.
 import { f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../io/dtype.js';
-import { MedloraError } from '../util/errors.js';
+import { MedloraError, fieldError } from '../util/errors.js';
 import type { GgmlType } from './gguf-writer.js';
 
 export const Q8_0_BLOCK = 32;
@@ -17,8 +17,9 @@ export function encodeTensor(x: Float32Array, type: GgmlType, rowLength: number,
       for (let i = 0; i < x.length; i++) {
         const h = f32ToF16Bits(x[i]!);
         if ((h & 0x7c00) === 0x7c00 && Number.isFinite(x[i]!)) {
-          throw new MedloraError(
-            `${what}: value ${x[i]} at index ${i} overflows float16 (max 65504); export with --type bf16 or f32`,
+          throw fieldError(
+            'type',
+            `${what}: value ${x[i]} at index ${i} overflows float16 (max 65504); export with type bf16 or f32`,
           );
         }
         out[i] = h;

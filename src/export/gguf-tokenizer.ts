@@ -20,7 +20,7 @@ import {
   type JsonObject,
   type LoadedTokenizer,
 } from '../tokenize/tokenizer.js';
-import { MedloraError } from '../util/errors.js';
+import { MedloraError, fieldError } from '../util/errors.js';
 import { gguf, type GgufValue } from './gguf-writer.js';
 
 /** gguf-py TokenType. */
@@ -59,8 +59,9 @@ function tokenizerJson(dir: string): { tj: JsonObject; file: string } {
       file: join(dir, 'tokenizer.model'),
     };
   }
-  throw new MedloraError(
-    `${dir}: no tokenizer.json (nor vocab.json + merges.txt, nor a Llama-3 tokenizer.model): a GGUF needs the tokenizer; pass --tokenizer DIR`,
+  throw fieldError(
+    'tokenizer',
+    `${dir}: no tokenizer.json (nor vocab.json + merges.txt, nor a Llama-3 tokenizer.model), which a GGUF needs; pass tokenizer DIR`,
   );
 }
 

@@ -10,7 +10,7 @@ import type { PromptStyle } from '../data/prompt.js';
 import { generateIds, type ConstraintFn, type FinishReason } from '../generate/generate.js';
 import { sessionsConstraint } from '../generate/constrain.js';
 import { ConstrainedSession, taskConstraint, type Constraint } from '../generate/constraints/index.js';
-import { MedloraError } from '../util/errors.js';
+import { MedloraError, fieldError } from '../util/errors.js';
 import type { StructuredTask } from './parse.js';
 
 /** How answers are generated. The defaults are greedy, constrained, Alpaca prompts (the trainer's default style). */
@@ -67,7 +67,7 @@ export interface GenerationTiming {
 }
 
 /** A structured task name, or a clear error (qa is free text: scored by loss, see `medlora loss`). */
-export function structuredTask(task: string, where = '--task'): StructuredTask {
+export function structuredTask(task: string, where = 'task'): StructuredTask {
   return getStructuredTask(task, where).name;
 }
 
@@ -90,7 +90,7 @@ export function encodeForEval(
     ...(s.maxLength !== undefined ? { maxLength: s.maxLength } : {}),
     overflow: 'drop',
   });
-  if (!e.ok) throw new MedloraError(`record ${r.id}: ${e.reason}; raise maxLength`);
+  if (!e.ok) throw new MedloraError(`record ${r.id}: ${e.reason}; raise max_length`, { field: 'max_length' });
   return e.example;
 }
 
@@ -114,14 +114,16 @@ export function timedConstraint(
 }
 
 function checkSettings(s: GenerationSettings): void {
-  const posInt = (v: number, name: string): void => {
-    if (!Number.isInteger(v) || v < 1) throw new MedloraError(`${name} must be a positive integer, got ${v}`);
+  // errors name the settings' snake_case keys (the HTTP API's and the contract's), carried in error.field
+  const posInt = (v: number, field: string): void => {
+    if (!Number.isInteger(v) || v < 1) throw fieldError(field, `${field} must be a positive integer, got ${v}`);
   };
-  posInt(s.maxNewTokens, '--max-new-tokens');
-  posInt(s.batchSize, '--batch-size');
-  if (!(s.temperature >= 0)) throw new MedloraError(`temperature must be >= 0, got ${s.temperature}`);
-  if (!(s.repetitionPenalty > 0)) throw new MedloraError(`repetitionPenalty must be > 0, got ${s.repetitionPenalty}`);
-  if (s.maxLength !== undefined) posInt(s.maxLength, '--max-length');
+  posInt(s.maxNewTokens, 'max_new_tokens');
+  posInt(s.batchSize, 'batch_size');
+  if (!(s.temperature >= 0)) throw fieldError('temperature', `temperature must be >= 0, got ${s.temperature}`);
+  if (!(s.repetitionPenalty > 0))
+    throw fieldError('repetition_penalty', `repetition_penalty must be > 0, got ${s.repetitionPenalty}`);
+  if (s.maxLength !== undefined) posInt(s.maxLength, 'max_length');
 }
 
 /** The EOS ids generation stops on: the tokenizer's (generation_config.json included when loaded from a folder). */
@@ -154,8 +156,9 @@ export function generateAnswers(
   const padId = tok.padId ?? eosIds[0]!;
   const constraint = s.constrain ? taskConstraint(task, tok) : undefined;
   if (constraint && s.maxNewTokens < constraint.minBudget()) {
-    throw new MedloraError(
-      `--max-new-tokens ${s.maxNewTokens} is too small for a constrained ${task} answer (needs at least ${constraint.minBudget()})`,
+    throw fieldError(
+      'max_new_tokens',
+      `max_new_tokens ${s.maxNewTokens} is too small for a constrained ${task} answer (needs at least ${constraint.minBudget()})`,
     );
   }
   const stats = { maskMs: 0 };

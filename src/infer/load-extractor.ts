@@ -5,7 +5,7 @@
 // choice that contradicts the contract wins and is reported in `warnings` (one line each).
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { MedloraError } from '../util/errors.js';
+import { fieldError } from '../util/errors.js';
 import { setNumThreads } from '../tensor/index.js';
 import { loadTokenizer, type LoadedTokenizer } from '../tokenize/tokenizer.js';
 import { loadModel } from '../model/load.js';
@@ -100,14 +100,14 @@ export function baseModelWarning(c: TrainingContract | null, modelDir: string, w
 export function loadExtractor(o: LoadExtractorOptions): LoadedExtractor {
   const where = o.where ?? 'load';
   if (o.dtype !== undefined && o.dtype !== 'f32' && o.dtype !== 'bf16')
-    throw new MedloraError(`${where}: --dtype must be f32 or bf16, got "${o.dtype}"`);
+    throw fieldError('dtype', `${where}: dtype must be f32 or bf16, got "${o.dtype}"`);
   if (o.threads !== undefined) {
     if (!Number.isInteger(o.threads) || o.threads < 1)
-      throw new MedloraError(`${where}: --threads must be a positive integer, got ${o.threads}`);
+      throw fieldError('threads', `${where}: threads must be a positive integer, got ${o.threads}`);
     setNumThreads(o.threads);
   }
   if (!existsSync(join(o.model, 'config.json')))
-    throw new MedloraError(`model ${o.model}: no config.json (expected a Hugging Face model folder)`);
+    throw fieldError('model', `model ${o.model}: no config.json (expected a Hugging Face checkpoint folder)`);
   const contractDir = o.adapter ?? o.contractFrom;
   const { contract, settings } = inferenceSettings(contractDir, o);
   const cfile = contractDir ? join(contractDir, CONTRACT_FILE) : CONTRACT_FILE;

@@ -2,7 +2,7 @@
 // recipes report. Rows are batched with right padding (pad positions labelled -100); with causal attention a real token
 // never sees the padding after it, so no attention mask is needed and the result equals row-by-row evaluation.
 import { noGrad, scope, tensor } from '../tensor/index.js';
-import { MedloraError } from '../util/errors.js';
+import { MedloraError, fieldError } from '../util/errors.js';
 import type { CausalLM } from './causal-lm.js';
 import { causalLmLoss, IGNORE_INDEX } from './loss.js';
 
@@ -28,7 +28,8 @@ export interface DatasetLossOptions {
 
 export function datasetLoss(model: CausalLM, rows: LossRow[], o: DatasetLossOptions = {}): DatasetLoss {
   const bs = o.batchSize ?? 8;
-  if (!Number.isInteger(bs) || bs < 1) throw new MedloraError(`--batch-size must be a positive integer, got ${bs}`);
+  if (!Number.isInteger(bs) || bs < 1)
+    throw fieldError('batch_size', `batch_size must be a positive integer, got ${bs}`);
   let sum = 0,
     tokens = 0;
   for (let s = 0; s < rows.length; s += bs) {

@@ -13,3 +13,4 @@ export * from './load.js';
 export * from './loss.js';
 export * from './dataset-loss.js';
 export * from './stablelm.js';
+export * from './share.js';

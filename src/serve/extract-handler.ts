@@ -81,15 +81,8 @@ export async function handleExtract(
     out = await ctx.submit(batchKey(r), r.texts.length, { entry, req: r });
   } catch (e) {
     // errors from the request's own settings (e.g. max_new_tokens below a constrained answer's minimum) are the
-    // client's; the generation layer names CLI flags, so they are renamed to the request's fields
-    if (e instanceof MedloraError)
-      throw new HttpError(
-        400,
-        e.message
-          .replace(/--max-new-tokens/g, 'max_new_tokens')
-          .replace(/--temperature/g, 'temperature')
-          .replace(/--repetition-penalty/g, 'repetition_penalty'),
-      );
+    // client's; the generation layer names them by their snake_case keys, which are the request's fields
+    if (e instanceof MedloraError) throw new HttpError(400, e.message, e.field);
     throw e;
   }
   return {

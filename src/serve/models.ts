@@ -1,9 +1,11 @@
 // The models one server answers for: the base model under its own name and any number of adapters over it, each
 // under a name picked by the request's `model` field (as vLLM's --lora-modules name=path). Each entry carries what
-// its training contract says about prompting (prompt style, max length, tasks). ADAPTERS AND BATCHES: every entry
-// is its own loaded model (the base weights are held once per entry; simple and exactly correct, memory grows with
-// the number of adapters), and the queue never mixes entries in one batch (the entry's name is part of the batching
-// key), so an answer never depends on which other adapters were asked at the same time.
+// its training contract says about prompting (prompt style, max length, tasks). ADAPTERS AND BATCHES: the adapters
+// are models over the ONE loaded base (`medlora serve` builds them with loadAdapterShared, src/model/share.ts: the base
+// weights are held once, each adapter adds its own wrappers and tensors), and the queue never mixes entries in one
+// batch (the entry's name is part of the batching key), so an answer never depends on which other adapters were asked
+// at the same time. Several adapters in one batch (a per-row gather of LoRA factors, as vLLM's punica kernels do) is
+// not implemented: it would be a second computation of every adapted layer, to be proven equal and measured first.
 import type { CausalLM } from '../model/causal-lm.js';
 import type { TextTokenizer } from '../tokenize/types.js';
 import type { PromptStyle } from '../data/prompt.js';

@@ -1,6 +1,9 @@
 // The web page at GET /: one self-contained HTML document (inline style and script, no external assets): a task
 // selector, a text box and a button; the answer is shown as a table (triplets, pairs or entities), the source text
 // with each entity highlighted at its spans, and the raw JSON. `/?task=T&text=...&run=1` pre-fills the form and submits.
+// With several models served, a model selector (sent as "model"); when the server needs an API key (--api-key-env /
+// --api-key-file), a key field: the key stays in this tab's sessionStorage (gone when the tab closes, never in the
+// URL or the page) and goes out as "Authorization: Bearer <key>".
 import type { TaskInfo } from './tasks.js';
 
 /** JSON safe to place inside a <script> element. */
@@ -23,7 +26,8 @@ header { background: #1f3a5f; color: #fff; padding: 12px 24px; }
 header h1 { font-size: 19px; margin: 0; } header small { opacity: .8; }
 main { max-width: 1040px; margin: 0 auto; padding: 16px 24px; }
 label { font-weight: 600; display: block; margin: 10px 0 4px; }
-select, textarea, button { font: inherit; }
+select, textarea, button, input { font: inherit; }
+#key { width: 320px; padding: 4px 6px; border: 1px solid #b8c0cc; border-radius: 4px; }
 textarea { width: 100%; box-sizing: border-box; min-height: 110px; padding: 8px; border: 1px solid #b8c0cc; border-radius: 4px; }
 button { margin-top: 8px; padding: 7px 18px; background: #1f6feb; color: #fff; border: 0; border-radius: 4px; cursor: pointer; }
 button:disabled { background: #8aa7d6; }
@@ -51,6 +55,18 @@ function describe() {
   $('instruction').textContent = t ? t.instruction : '';
 }
 $('task').addEventListener('change', describe);
+// the API key (only when the server needs one): kept in this tab's sessionStorage, sent as a Bearer token
+var KEY_ITEM = 'medlora-api-key';
+function keyStore() { try { return window.sessionStorage; } catch (e) { return null; } }
+if ($('key')) {
+  var ks = keyStore();
+  if (ks && ks.getItem(KEY_ITEM)) $('key').value = ks.getItem(KEY_ITEM);
+  $('key').addEventListener('input', function () {
+    var s = keyStore();
+    if (!s) return;
+    if ($('key').value.trim()) s.setItem(KEY_ITEM, $('key').value.trim()); else s.removeItem(KEY_ITEM);
+  });
+}
 function roleClass(task, role) {
   var t = TASKS.filter(function (x) { return x.name === task; })[0];
   var i = t ? t.entity_roles.indexOf(role) : -1;
@@ -125,10 +141,17 @@ function run() {
   $('go').disabled = true;
   $('status').className = '';
   $('status').textContent = 'extracting...';
-  fetch('/v1/extract', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ task: $('task').value, text: text }) })
-    .then(function (r) { return r.json().then(function (j) { return { ok: r.ok, j: j }; }); })
+  var headers = { 'Content-Type': 'application/json' };
+  var key = $('key') ? $('key').value.trim() : '';
+  if (key) headers.Authorization = 'Bearer ' + key;
+  var body = { task: $('task').value, text: text };
+  if ($('model')) body.model = $('model').value;
+  fetch('/v1/extract', { method: 'POST', headers: headers, body: JSON.stringify(body) })
+    .then(function (r) { return r.json().then(function (j) { return { ok: r.ok, status: r.status, j: j }; }); })
     .then(function (x) {
-      if (!x.ok) throw new Error(x.j.error ? x.j.error.message : 'request failed');
+      var msg = x.j.error ? x.j.error.message : 'request failed';
+      if (x.status === 401) throw new Error((key ? 'the API key was refused' : 'this server needs an API key') + ': enter it in the API key field (' + msg + ')');
+      if (!x.ok) throw new Error(msg);
       $('status').textContent = 'done in ' + x.j.elapsed_ms + ' ms';
       show(x.j);
     })
@@ -144,15 +167,34 @@ if (q.get('run') === '1') run();
 `;
 
 /** The page; `nonce` must match the response's Content-Security-Policy script-src. */
-export function pageHtml(tasks: TaskInfo[], nonce: string, info: { model: string; adapter: string | null }): string {
+export function pageHtml(
+  tasks: TaskInfo[],
+  nonce: string,
+  info: {
+    model: string;
+    adapter: string | null;
+    /** the names requests may use in "model" (a selector when more than one; the first is the default) */
+    models?: string[];
+    /** whether the /v1 routes need an API key (adds the key field) */
+    apiKey?: boolean;
+  },
+): string {
   const title = `medlora: ${info.model}${info.adapter ? ` + ${info.adapter}` : ''}`;
+  const models = info.models ?? [];
+  const modelField =
+    models.length > 1
+      ? `<label for="model">Model</label><select id="model">${models.map((m) => `<option value="${escapeHtml(m)}">${escapeHtml(m)}</option>`).join('')}</select>\n`
+      : '';
+  const keyField = info.apiKey
+    ? `<label for="key">API key</label><input id="key" type="password" autocomplete="off" spellcheck="false" placeholder="the key this server was started with"> <span class="muted">kept in this tab only (sessionStorage), sent as a Bearer token</span>\n`
+    : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escapeHtml(title)}</title><style>${STYLE}</style></head>
 <body>
 <header><h1>medlora extraction</h1><small>model ${escapeHtml(info.model)}${info.adapter ? `, adapter ${escapeHtml(info.adapter)}` : ', no adapter'}</small></header>
 <main>
-<label for="task">Task</label><select id="task"></select> <span id="instruction" class="muted"></span>
+${keyField}${modelField}<label for="task">Task</label><select id="task"></select> <span id="instruction" class="muted"></span>
 <label for="text">Text</label><textarea id="text" placeholder="Paste a sentence or abstract..."></textarea>
 <button id="go" type="button">Extract</button><span id="status"></span>
 <div id="results"></div>

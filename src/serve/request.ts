@@ -67,7 +67,7 @@ function checkText(v: unknown, field: string, limits: RequestLimits): string {
   let n = 0;
   for (const _ of v) if (++n > limits.maxInputChars) break;
   if (n > limits.maxInputChars)
-    throw bad(field, `too long: more than ${limits.maxInputChars} characters (the server's --max-input-chars)`);
+    throw bad(field, `too long: more than ${limits.maxInputChars} characters (the server's limit, max_input_chars)`);
   return v;
 }
 
@@ -99,7 +99,10 @@ export function parseExtractRequest(body: unknown, limits: RequestLimits): Extra
     if (!Array.isArray(o.texts)) throw bad('texts', 'expected an array of strings');
     if (o.texts.length === 0) throw bad('texts', 'must hold at least one text');
     if (o.texts.length > limits.maxTexts)
-      throw bad('texts', `too many texts: ${o.texts.length} (at most ${limits.maxTexts}, the server's --max-texts)`);
+      throw bad(
+        'texts',
+        `too many texts: ${o.texts.length} (at most ${limits.maxTexts}, the server's limit, max_texts)`,
+      );
     texts = o.texts.map((t, i) => checkText(t, `texts[${i}]`, limits));
     many = true;
   } else if (o.text !== undefined) {
@@ -113,7 +116,7 @@ export function parseExtractRequest(body: unknown, limits: RequestLimits): Extra
       o,
       'max_new_tokens',
       (n) => Number.isInteger(n) && n >= 1 && n <= limits.maxNewTokens,
-      `an integer from 1 to ${limits.maxNewTokens} (the server's --max-new-tokens)`,
+      `an integer from 1 to ${limits.maxNewTokens} (the server's limit, max_new_tokens)`,
     ) ?? limits.maxNewTokens;
   const temperature = number(o, 'temperature', (n) => n >= 0 && n <= 10, 'a number from 0 (greedy) to 10') ?? 0;
   const topK = number(o, 'top_k', (n) => Number.isInteger(n) && n >= 1, 'a positive integer');

@@ -16,12 +16,13 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { CausalLM } from '../model/causal-lm.js';
+import { ownParameterBytes } from '../model/share.js';
 import type { TextTokenizer } from '../tokenize/types.js';
 import type { StructuredTask } from '../infer/parse.js';
 import { structuredTaskNames } from '../data/tasks/index.js';
 import type { PromptStyle } from '../data/prompt.js';
 import { engineInfo, getNumThreads } from '../tensor/index.js';
-import { MedloraError } from '../util/errors.js';
+import { MedloraError, fieldError, prefixed as withPrefix } from '../util/errors.js';
 import { HttpError, errorBody } from './http-error.js';
 import { send, sendJson } from './http.js';
 import { BatchQueue, type BatchInfo } from './queue.js';
@@ -153,18 +154,21 @@ export async function createServer(o: ServeOptions): Promise<ServeHandle> {
     ...DEFAULTS,
     ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)),
   } as typeof DEFAULTS & ServeOptions;
-  const posInt = (v: number, name: string): void => {
-    if (!Number.isInteger(v) || v < 1) throw new MedloraError(`serve: ${name} must be a positive integer, got ${v}`);
+  // errors name the option as ServeOptions spells it; error.field is its snake_case key (the CLI names its flag)
+  const posInt = (name: keyof ServeOptions & string): void => {
+    const v = opts[name] as number;
+    const field = name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+    if (!Number.isInteger(v) || v < 1) throw fieldError(field, `serve: ${name} must be a positive integer, got ${v}`);
   };
-  posInt(opts.maxBatch, '--max-batch');
-  posInt(opts.maxNewTokens, '--max-new-tokens');
-  posInt(opts.maxTexts, '--max-texts');
-  posInt(opts.maxInputChars, '--max-input-chars');
-  posInt(opts.maxBodyBytes, '--max-body-bytes');
-  posInt(opts.maxPromptTokens, '--max-prompt-tokens');
-  posInt(opts.maxConcurrent, '--max-concurrent');
+  posInt('maxBatch');
+  posInt('maxNewTokens');
+  posInt('maxTexts');
+  posInt('maxInputChars');
+  posInt('maxBodyBytes');
+  posInt('maxPromptTokens');
+  posInt('maxConcurrent');
   if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535)
-    throw new MedloraError(`serve: --port must be 0..65535, got ${opts.port}`);
+    throw fieldError('port', `serve: port must be 0..65535, got ${opts.port}`);
   const tasks = opts.tasks ?? structuredTaskNames();
   if (tasks.length === 0) throw new MedloraError('serve: no tasks to serve');
   const limits: RequestLimits = {
@@ -195,7 +199,7 @@ export async function createServer(o: ServeOptions): Promise<ServeHandle> {
       opts.modelName,
     );
   } catch (e) {
-    throw new MedloraError(`serve: ${(e as Error).message}`);
+    throw e instanceof MedloraError ? withPrefix('serve: ', e) : new MedloraError(`serve: ${(e as Error).message}`);
   }
   const auth = opts.apiKey !== undefined ? bearerAuth(opts.apiKey) : undefined;
   const slots = new Slots(opts.maxConcurrent);
@@ -251,7 +255,12 @@ export async function createServer(o: ServeOptions): Promise<ServeHandle> {
       model: opts.modelName,
       adapter: opts.adapterName ?? null,
       tasks,
-      models: models.all.map((m) => ({ name: m.name, adapter: m.adapterDir })),
+      // own_weights_mb: the weights a model holds itself; an adapter over the shared base holds only its own tensors
+      models: models.all.map((m) => ({
+        name: m.name,
+        adapter: m.adapterDir,
+        own_weights_mb: Math.round(ownParameterBytes(m.model) / 1048.576) / 1000,
+      })),
       prompt_style: opts.promptStyle ?? 'alpaca',
       max_length: opts.maxLength ?? null,
       engine: { ...engine, threads: getNumThreads() },
@@ -324,7 +333,12 @@ export async function createServer(o: ServeOptions): Promise<ServeHandle> {
         send(
           res,
           200,
-          pageHtml(infos, nonce, { model: opts.modelName, adapter: opts.adapterName ?? null }),
+          pageHtml(infos, nonce, {
+            model: opts.modelName,
+            adapter: opts.adapterName ?? null,
+            models: models.all.map((m) => m.name),
+            apiKey: auth !== undefined,
+          }),
           'text/html; charset=utf-8',
           {
             // self-contained page: nothing but its own inline script / style and calls back to this server

@@ -3,7 +3,7 @@
 // schedule). Written into a temporary folder and renamed into place, so a crash never leaves a half checkpoint.
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { MedloraError } from '../util/errors.js';
+import { MedloraError, fieldError } from '../util/errors.js';
 import { SafetensorsFile, writeSafetensors, type TensorData } from '../io/safetensors.js';
 import { engineDType, tensorData } from '../io/tensor-bytes.js';
 import { fromBytes, type Tensor } from '../tensor/index.js';
@@ -102,11 +102,11 @@ export function findCheckpoint(runDir: string, which: string): string {
   if (which === 'latest' || which === '') {
     const all = listCheckpoints(runDir);
     if (all.length === 0)
-      throw new MedloraError(`--resume latest: no checkpoint-<step>/ with ${TRAINER_STATE} in ${runDir}`);
+      throw fieldError('resume', `resume latest: no checkpoint-<step>/ with ${TRAINER_STATE} in ${runDir}`);
     return all[all.length - 1]!.dir;
   }
   if (!existsSync(join(which, TRAINER_STATE)))
-    throw new MedloraError(`--resume ${which}: not a checkpoint folder (no ${TRAINER_STATE})`);
+    throw fieldError('resume', `resume ${which}: not a checkpoint folder (no ${TRAINER_STATE})`);
   return which;
 }
 
@@ -147,25 +147,29 @@ export const RESOLVED_CONFIG = 'config.resolved.json';
  * folder (its run folder's config). Errors name the folder and what is missing.
  */
 export function resumeRun(x: string): { runDir: string; config: string; checkpoint: string } {
-  if (!existsSync(x)) throw new MedloraError(`--resume ${x}: no such folder`);
+  if (!existsSync(x)) throw fieldError('resume', `resume ${x}: no such folder`);
   if (existsSync(join(x, TRAINER_STATE))) {
     const runDir = join(x, '..');
     const config = join(runDir, RESOLVED_CONFIG);
     if (!existsSync(config))
-      throw new MedloraError(
-        `--resume ${x}: a checkpoint, but its run folder ${runDir} has no ${RESOLVED_CONFIG} (pass --config FILE)`,
+      throw fieldError(
+        'resume',
+        `resume ${x}: a checkpoint, but its run folder ${runDir} has no ${RESOLVED_CONFIG} (pass config FILE)`,
+        ['config'],
       );
     return { runDir, config, checkpoint: x };
   }
   const config = join(x, RESOLVED_CONFIG);
   if (!existsSync(config))
-    throw new MedloraError(
-      `--resume ${x}: neither a run folder (no ${RESOLVED_CONFIG}) nor a checkpoint folder (no ${TRAINER_STATE})`,
+    throw fieldError(
+      'resume',
+      `resume ${x}: neither a run folder (no ${RESOLVED_CONFIG}) nor a checkpoint folder (no ${TRAINER_STATE})`,
     );
   const all = listCheckpoints(x);
   if (all.length === 0)
-    throw new MedloraError(
-      `--resume ${x}: the run folder has no checkpoint-<step>/ to continue from (training.save_steps null saves none until the end)`,
+    throw fieldError(
+      'resume',
+      `resume ${x}: the run folder has no checkpoint-<step>/ to continue from (training.save_steps null saves none until the end)`,
     );
   return { runDir: x, config, checkpoint: all[all.length - 1]!.dir };
 }

@@ -5,7 +5,7 @@
 import { defineTask, type SchemaTaskDef } from '../data/tasks/index.js';
 import { readFileSync, existsSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { MedloraError } from '../util/errors.js';
+import { MedloraError, fieldError } from '../util/errors.js';
 import { cpuFacts } from '../tensor/cpu.js';
 import { suggestion } from '../util/suggest.js';
 import {
@@ -143,8 +143,6 @@ export interface Field {
   /** undefined = required */
   default?: unknown;
   nullable?: boolean;
-  /** how to pass it when missing, e.g. "--model DIR" */
-  flag?: string;
 }
 
 export type Section = Record<string, Field>;
@@ -152,14 +150,15 @@ export type Section = Record<string, Field>;
 // Defaults: HF TrainingArguments (transformers 4.4x, training_args.py) and PEFT LoraConfig (peft/tuners/lora/config.py)
 // where those define the name; medlora's own choices are marked.
 export const TOP: Section = {
-  model: { kind: { t: 'string' }, doc: 'Hugging Face model folder (config.json + safetensors)', flag: '--model DIR' },
+  // the doc avoids the bare word "model": the CLI names a field's flag wherever the field's name appears in a message
+  model: { kind: { t: 'string' }, doc: 'Hugging Face checkpoint folder (config.json + safetensors)' },
   tokenizer: {
     kind: { t: 'string' },
     default: null,
     nullable: true,
     doc: 'tokenizer folder (default: the model folder)',
   },
-  output_dir: { kind: { t: 'string' }, doc: 'run directory', flag: '--output DIR' },
+  output_dir: { kind: { t: 'string' }, doc: 'run directory' },
   finetuning: {
     kind: { t: 'enum', values: ['lora', 'dora', 'adapter_v2'] },
     default: 'lora',
@@ -167,7 +166,7 @@ export const TOP: Section = {
   },
 };
 const DATA: Section = {
-  train: { kind: { t: 'string' }, doc: 'training JSONL file', flag: '--data.train FILE' },
+  train: { kind: { t: 'string' }, doc: 'training JSONL file' },
   validation: { kind: { t: 'string' }, default: null, nullable: true, doc: 'validation JSONL file' },
   format: { kind: { t: 'enum', values: ['auto', 'tokenized', 'records'] }, default: 'auto', doc: 'row format' },
   max_length: { kind: { t: 'int', min: 2 }, default: null, nullable: true, doc: 'maximum tokens per example' },
@@ -467,8 +466,7 @@ function checkSection(where: string, prefix: string, sec: Section, raw: unknown)
   for (const [k, f] of Object.entries(sec)) {
     const v = raw[k];
     if (v === undefined) {
-      if (f.default === undefined)
-        throw new MedloraError(`${where}: ${prefix}${k} is required (${f.doc})${f.flag ? `; pass ${f.flag}` : ''}`);
+      if (f.default === undefined) throw fieldError(`${prefix}${k}`, `${where}: ${prefix}${k} is required (${f.doc})`);
       out[k] = Array.isArray(f.default) ? [...f.default] : f.default;
     } else {
       out[k] = checkValue(where, `${prefix}${k}`, f, v);
@@ -533,14 +531,17 @@ function fieldAt(path: string): Field | undefined {
   return undefined;
 }
 
-/** A flag's text value typed by the schema: numbers, true/false, null, lists as "a,b" or JSON. */
+/** An override's text value (a `key value` pair; the CLI's `--key value`) typed by the schema: numbers, true/false, null, lists as "a,b" or JSON. */
 export function parseOverrideValue(path: string, raw: string): unknown {
   const f = fieldAt(path);
   if (!f) {
-    // every key path is a flag (--training.max_steps), and so is every unique leaf (--max_steps): suggest among all
+    // every key path is an override key (training.max_steps), and so is every unique leaf (max_steps): suggest among
+    // all; the names are the error's related fields, so the CLI prints each as its flag
     const names = [...new Set([...allKeyPaths(), ...shortForms().keys()])];
-    throw new MedloraError(
-      `--${path}: unknown config key${suggestion(path, allKeyPaths(), (k) => `--${k}`, names)}; a key whose name is unique also works alone (--max_steps)`,
+    throw fieldError(
+      path,
+      `${path}: unknown config key${suggestion(path, allKeyPaths(), (k) => k, names)}; a key whose name is unique also works alone (max_steps)`,
+      names,
     );
   }
   if (raw === 'null' && f.nullable) return null;
@@ -549,19 +550,19 @@ export function parseOverrideValue(path: string, raw: string): unknown {
     case 'int': {
       const n = Number(raw);
       if (raw.trim() === '' || !Number.isFinite(n))
-        throw new MedloraError(`--${path}: expected ${describe(f.kind)}, got "${raw}"`);
+        throw fieldError(path, `${path}: expected ${describe(f.kind)}, got "${raw}"`);
       return n;
     }
     case 'bool':
       if (raw === 'true' || raw === '1') return true;
       if (raw === 'false' || raw === '0') return false;
-      throw new MedloraError(`--${path}: expected true or false, got "${raw}"`);
+      throw fieldError(path, `${path}: expected true or false, got "${raw}"`);
     case 'modules':
       if (raw.startsWith('[')) {
         try {
           return JSON.parse(raw) as unknown;
         } catch {
-          throw new MedloraError(`--${path}: "${raw}" is not a JSON list`);
+          throw fieldError(path, `${path}: "${raw}" is not a JSON list`);
         }
       }
       return /[\\^$|()*+?[\]{}]/.test(raw) || raw === 'all-linear'
@@ -590,11 +591,11 @@ function parseJsonFlag(path: string, raw: string): unknown {
   try {
     return JSON.parse(raw) as unknown;
   } catch {
-    throw new MedloraError(`--${path}: "${raw}" is not valid JSON`);
+    throw fieldError(path, `${path}: "${raw}" is not valid JSON`);
   }
 }
 
-/** Expand a flag name to its dotted path: "max_steps" -> "training.max_steps", "output" -> "output_dir". */
+/** Expand an override key to its dotted path: "max_steps" -> "training.max_steps", "output" -> "output_dir". */
 export function expandKey(name: string): string {
   if (name.includes('.')) return name;
   return shortForms().get(name) ?? name;
@@ -663,6 +664,6 @@ export function computeDtype(
     recorded: 'f32',
     note:
       'training.bf16: this CPU has no bf16 matrix units (AVX512-BF16 / AMX), where bf16 is emulated and ' +
-      'far slower: computing in f32 (the adapter is saved as usual); --compute_dtype bf16 forces bf16',
+      'far slower: computing in f32 (the adapter is saved as usual); training.compute_dtype: bf16 forces bf16',
   };
 }

@@ -48,7 +48,8 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions = {}): Promise
   const resume = resumeTarget(cfg.training, o.resume);
   if (!resume && existsSync(dir) && (listCheckpoints(dir).length > 0 || existsSync(join(dir, 'metrics.jsonl')))) {
     throw new MedloraError(
-      `output_dir ${dir} already holds a run (metrics.jsonl / checkpoints); continue it with --resume ${dir} (or --resume latest with this config), or choose another --output`,
+      `output_dir ${dir} already holds a run (metrics.jsonl / checkpoints); continue it with resume ${dir} (or resume latest with this config), or choose another output_dir`,
+      { field: 'output_dir', related: ['resume'] },
     );
   }
   if (cfg.training.eval_generate_steps !== null) {

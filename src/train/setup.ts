@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { manualSeed } from '../tensor/index.js';
-import { MedloraError } from '../util/errors.js';
+import { MedloraError, fieldError } from '../util/errors.js';
 import type { Module } from '../model/module.js';
 import type { TextTokenizer } from '../tokenize/types.js';
 import { computeDtype as decideComputeDtype, type TrainConfig } from './config.js';
@@ -30,7 +30,7 @@ export async function prepareRun(cfg: TrainConfig, bf16Units?: readonly string[]
   const compute = decideComputeDtype(cfg.training, bf16Units);
   if (compute.note) notes.push(compute.note);
   if (!existsSync(join(cfg.model, 'config.json')))
-    throw new MedloraError(`model ${cfg.model}: no config.json (pass --model DIR, a Hugging Face model folder)`);
+    throw fieldError('model', `model ${cfg.model}: no config.json (expected a Hugging Face checkpoint folder)`);
   (await import('../data/contract.js')).checkMaxLength(cfg.data.max_length, cfg.model, 'data.max_length');
   const { loadModel } = await import('../model/load.js');
   const { methodNamed, methodOfAdapter } = await import('../adapt/methods/index.js');

@@ -10,7 +10,7 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { clipGradNorm, manualSeed, noGrad, scope, tensor, type Tensor } from '../tensor/index.js';
-import { MedloraError } from '../util/errors.js';
+import { MedloraError, fieldError } from '../util/errors.js';
 import type { TrainingSection } from './config.js';
 import { BatchSource, makeBatch, padBatch, type Example, type MicroBatch } from './data.js';
 import { summedTokenLoss } from './loss.js';
@@ -275,8 +275,9 @@ export class Trainer {
       const inv = this.invariants();
       for (const [k, v] of Object.entries(ck.state.invariants ?? {})) {
         if (JSON.stringify(inv[k]) !== JSON.stringify(v)) {
-          throw new MedloraError(
-            `--resume ${dir}: ${k} was ${JSON.stringify(v)} in that run and is ${JSON.stringify(inv[k])} now; an exact resume needs the same value`,
+          throw fieldError(
+            'resume',
+            `resume ${dir}: ${k} was ${JSON.stringify(v)} in that run and is ${JSON.stringify(inv[k])} now; continuing exactly needs the same value`,
           );
         }
       }

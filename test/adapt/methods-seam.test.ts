@@ -179,7 +179,10 @@ test('demo --methods: the list is checked against the methods; each fine-tune ge
   const { finetuneOverrides } = await import('../../src/demo/finetune.js');
   const { demoSettings } = await import('../../src/demo/settings.js');
   assert.deepEqual(parseMethods('lora, dora,adapter_v2,lora'), ['lora', 'dora', 'adapter_v2']);
-  assert.throws(() => parseMethods('lora,ia3'), /--methods: unknown ia3 \(known: lora, dora, adapter_v2\)/);
+  assert.throws(
+    () => parseMethods('lora,ia3'),
+    /^MedloraError: methods: unknown ia3 \(known: lora, dora, adapter_v2\)/,
+  );
   const o = {
     model: 'M',
     train: 't',

@@ -3,7 +3,7 @@
 // linear schedule (PEFT's DoRA; the independent PyTorch Adapter-V2); and resume from a checkpoint is exact.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../../src/util/paths.js';
@@ -11,6 +11,7 @@ import { compareClose } from '../../src/util/close.js';
 import { resolveConfig } from '../../src/train/config.js';
 import { runTraining } from '../../src/train/run.js';
 import { REFERENCE_FOLDERS, refDir, skipNoShared } from '../model/fixtures.js';
+import { referenceTraining, writeBatchJsonl } from '../train/reference-run.js';
 
 const FIX = join(packageRoot(), 'test', 'fixtures', 'methods');
 interface Traj {
@@ -43,10 +44,7 @@ function run(
     input_ids: number[][];
     labels: number[][];
   };
-  writeFileSync(
-    join(dir, 'train.jsonl'),
-    batch.input_ids.map((ids, i) => JSON.stringify({ input_ids: ids, labels: batch.labels[i] })).join('\n') + '\n',
-  );
+  writeBatchJsonl(join(dir, 'train.jsonl'), batch);
   const section = method === 'dora' ? 'lora' : 'adapter_v2';
   return resolveConfig(
     {
@@ -55,21 +53,7 @@ function run(
       finetuning: method,
       data: { train: join(dir, 'train.jsonl') },
       [section]: { init_adapter: join(FIX, name, method) },
-      training: {
-        learning_rate: t.lr,
-        lr_scheduler_type: 'linear',
-        warmup_steps: t.warmup_steps,
-        max_steps: t.max_steps,
-        per_device_train_batch_size: 2,
-        gradient_accumulation_steps: 1,
-        weight_decay: t.weight_decay,
-        max_grad_norm: t.max_grad_norm,
-        optim: 'adamw_torch',
-        logging_steps: 1,
-        shuffle: false,
-        seed: 0,
-        save_steps: null,
-      },
+      training: referenceTraining(t, 2, { save_steps: null }),
     },
     extra,
     'methods-train',

@@ -119,7 +119,8 @@ test('unknown config keys and options: closest matches first, then every known n
   ]);
   assert.equal(r.code, 1);
   assert.match(r.err, /unknown config key \(did you mean --learning_rate or --training\.learning_rate\?/);
-  for (const k of allKeyPaths()) assert.ok(r.err.includes(`--${k}`), `missing ${k}`);
+  // every key is printed as train's flag for it (output_dir is --output there)
+  for (const k of allKeyPaths()) assert.ok(r.err.includes(k === 'output_dir' ? '--output' : `--${k}`), `missing ${k}`);
   const r2 = await runCli([
     'train',
     '--config',
@@ -129,6 +130,14 @@ test('unknown config keys and options: closest matches first, then every known n
     '--dry-run',
   ]);
   assert.match(r2.err, /--zzzz: unknown config key \(known: /);
+  // a required key missing from the file: the library names the key (model), the CLI its flag
+  const noModel = join(mkdtempSync(join(tmpdir(), 'nits-')), 'c.yaml');
+  writeFileSync(noModel, 'data:\n  train: t.jsonl\n');
+  const r4 = await runCli(['train', '--config', noModel, '--output', join(tmpdir(), 'nits-none'), '--dry-run']);
+  assert.equal(r4.code, 1);
+  assert.match(r4.err, /--model is required \(Hugging Face checkpoint folder/);
+  const r5 = await runCli(['train', '--config', noModel, '--model', 'm', '--output', 'o', '--max_steps', 'ten']);
+  assert.match(r5.err, /--training\.max_steps: expected an integer >= -1, got "ten"/);
   assert.ok(r2.err.includes('--training.max_steps') && r2.err.includes('--data.prompt_style'), r2.err);
   const r3 = await runCli(['score', '--task', 'chemicals', '--gold', 'g', '--pred', 'p', '--relax']);
   assert.match(r3.err, /unknown option --relax \(did you mean --relaxed\? known: --task, --gold, /);

@@ -12,6 +12,7 @@ import { loadTemplates, relationOfTemplate } from '../../src/data/import/drugban
 import { parseCsv } from '../../src/data/import/csv.js';
 import { recordProblem } from '../../src/data/jsonl.js';
 import type { MedRecord } from '../../src/data/schema.js';
+import { MedloraError } from '../../src/util/errors.js';
 
 const skip = hasShared() ? false : 'no ../shared fixtures (hasShared() is false)';
 const C = (...p: string[]): string => sharedPath('corpora', ...p);
@@ -313,6 +314,9 @@ test('bc5cdr --task keeps one task', { skip }, async () => {
   assert.deepEqual(c.byTask, { influences: 50 });
   await assert.rejects(
     run('bc5cdr', C('bc5cdr', 'CDR_sample.txt'), { task: 'qa' }),
-    /--task must be chemicals, diseases or influences/,
+    (e: unknown) =>
+      e instanceof MedloraError &&
+      e.field === 'task' &&
+      /task must be chemicals, diseases or influences/.test(e.message),
   );
 });

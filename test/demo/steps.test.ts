@@ -169,9 +169,10 @@ test('scores: hand-counted P/R/F1 of two records, as the demo table shows them',
 test('bad options and a foreign --out folder are clear errors', () => {
   assert.throws(
     () => demoSettings({ steps: 0 }),
-    (e: unknown) => e instanceof MedloraError && /--steps must be a whole number >= 1, got 0/.test(e.message),
+    (e: unknown) =>
+      e instanceof MedloraError && e.field === 'steps' && /^steps must be a whole number >= 1, got 0/.test(e.message),
   );
-  assert.throws(() => demoSettings({ records: 5 }), /--records must be a whole number >= 20/);
+  assert.throws(() => demoSettings({ records: 5 }), /^MedloraError: records must be a whole number >= 20/);
   const d = tmp();
   mkdirSync(join(d, 'mine'));
   writeFileSync(join(d, 'mine', 'notes.txt'), 'keep me');

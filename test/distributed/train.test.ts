@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { hasShared, packageRoot, sharedPath } from '../../src/util/paths.js';
 import { assertClose, compareClose } from '../../src/util/close.js';
 import { distAvailable } from '../../src/tensor/dist.js';
+import { referenceTraining } from '../train/reference-run.js';
 import { freePort } from '../../src/train/distributed.js';
 
 const BIN = join(packageRoot(), 'bin', 'medlora.js');
@@ -53,23 +54,7 @@ function setup(training: Record<string, unknown>, extra = 0): { cfg: string; out
     rows.push({ input_ids: r.input_ids.slice(0, n), labels: r.labels.slice(0, n) });
   }
   writeFileSync(join(dir, 'train.jsonl'), rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
-  const t = exp.train;
-  const tr = {
-    learning_rate: t.lr,
-    lr_scheduler_type: 'linear',
-    warmup_steps: t.warmup_steps,
-    max_steps: t.max_steps,
-    per_device_train_batch_size: 1,
-    gradient_accumulation_steps: 1,
-    weight_decay: t.weight_decay,
-    max_grad_norm: t.max_grad_norm,
-    optim: 'adamw_torch',
-    logging_steps: 1,
-    shuffle: false,
-    seed: 0,
-    save_steps: null,
-    ...training,
-  };
+  const tr = referenceTraining(exp.train, 1, { save_steps: null, ...training });
   const out = join(dir, 'run');
   const cfg = join(dir, 'cfg.yaml');
   writeFileSync(

@@ -13,6 +13,7 @@ import { STRUCTURED_TASKS, type StructuredTask } from '../../src/infer/parse.js'
 import { evaluateModel, generationEvaluator } from '../../src/eval/run-eval.js';
 import { entitiesOf, extract, findSpans } from '../../src/infer/extract.js';
 import { assertClose } from '../../src/util/close.js';
+import { MedloraError } from '../../src/util/errors.js';
 import { taskRecords, tinyFixture } from './tiny.js';
 
 setNumThreads(1);
@@ -306,11 +307,17 @@ test('evaluateModel errors: mixed tasks, qa, too few new tokens for a constraine
     );
     assert.throws(
       () => evaluateModel(model, tok, taskRecords()['ade-email'] as MedRecord[], { maxNewTokens: 5 }),
-      /--max-new-tokens 5 is too small for a constrained ade-email answer/,
+      (e: unknown) =>
+        e instanceof MedloraError &&
+        e.field === 'max_new_tokens' &&
+        /^max_new_tokens 5 is too small for a constrained ade-email answer/.test(e.message),
     );
     assert.throws(
       () => evaluateModel(model, tok, taskRecords().chemicals as MedRecord[], { batchSize: 0 }),
-      /--batch-size must be a positive integer/,
+      (e: unknown) =>
+        e instanceof MedloraError &&
+        e.field === 'batch_size' &&
+        /^batch_size must be a positive integer/.test(e.message),
     );
     assert.throws(() => evaluateModel(model, tok, []), /no records/);
   } finally {

@@ -411,7 +411,7 @@ test(
     assert.match(badType.err, /--type must be one of f32, f16, bf16, q8_0, got "q4_0"/);
     const noTok = medlora('export', 'gguf', '--model', hf('stories260K-hf'), '--out', join(tmp, 'x.gguf'));
     assert.equal(noTok.code, 1);
-    assert.match(noTok.err, /a GGUF needs the tokenizer; pass --tokenizer DIR/);
+    assert.match(noTok.err, /which a GGUF needs; pass --tokenizer DIR/);
     const loraNoAdapter = medlora(
       'export',
       'gguf',

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { packageRoot } from '../../src/util/paths.js';
 import { parseArgs } from '../../src/cli/command.js';
 import { lossCommand } from '../../src/cli/commands/loss.js';
+import { flagWorded } from '../../src/cli/flag-words.js';
 import { MedloraError } from '../../src/util/errors.js';
 import { assertClose } from '../../src/util/close.js';
 import { REFERENCE_FOLDERS, refBatch, refDir, refExpected, skipNoShared, tolerances } from './fixtures.js';
@@ -143,8 +144,10 @@ test('medlora loss: bad rows, options and files are clear errors', { skip: skipN
     const fails = async (args: string[], re: RegExp): Promise<void> => {
       await assert.rejects(inProcess(...args), (e: unknown) => {
         assert.ok(e instanceof MedloraError, `expected a MedloraError, got ${String(e)}`);
-        console.log(`  error: ${e.message}`);
-        assert.match(e.message, re);
+        // as the CLI prints it (main.ts): library field names turned into this command's flags
+        const printed = flagWorded(lossCommand, e);
+        console.log(`  error: ${printed}`);
+        assert.match(printed, re);
         return true;
       });
     };

@@ -8,7 +8,7 @@ import { Agent, request } from 'node:http';
 import { setNumThreads } from '../../src/tensor/index.js';
 import { loadTokenizer } from '../../src/tokenize/tokenizer.js';
 import { loadModel } from '../../src/model/load.js';
-import { loadAdapter } from '../../src/adapt/peft-io.js';
+import { loadAdapterShared } from '../../src/adapt/methods/index.js';
 import { generate } from '../../src/generate/generate.js';
 import { createServer } from '../../src/serve/index.js';
 import { tinyAdapter, tinyFixture } from '../evalcli/tiny.js';
@@ -19,13 +19,14 @@ const CONNECTIONS = 32;
 const MAX_TOKENS = 4;
 const fx = tinyFixture();
 const tok = loadTokenizer(fx.model);
-const a = loadModel(fx.model);
-loadAdapter(a, fx.adapter);
-const b = loadModel(fx.model);
-loadAdapter(b, tinyAdapter('chem', 23));
+// two adapters over ONE base, as `medlora serve --adapter a=... --adapter b=...` loads them
+const base = loadModel(fx.model);
+const a = loadAdapterShared(base, fx.adapter).model;
+const b = loadAdapterShared(base, tinyAdapter('chem', 23)).model;
 after(() => {
   a.dispose();
   b.dispose();
+  base.dispose();
 });
 
 const PROMPTS = ['Abilify gave me nausea', 'Lipitor and muscle pain', 'Aspirin', 'After starting Zoloft I felt dizzy'];
@@ -100,7 +101,7 @@ test(`load: ${REQUESTS} requests, ${CONNECTIONS} connections, two adapters: 0 er
   console.log(
     `serve load: ${REQUESTS} requests / ${CONNECTIONS} connections / 2 adapters / max_tokens ${MAX_TOKENS}: ` +
       `${(REQUESTS / secs).toFixed(1)} req/s, p50 ${pct(0.5).toFixed(1)} ms, p99 ${pct(0.99).toFixed(1)} ms, ` +
-      `${s.batches} batches (${(REQUESTS / s.batches).toFixed(2)} requests per batch), errors ${errors}, wrong answers ${wrong}, ${secs.toFixed(1)} s`,
+      `${s.batches} batches (${(REQUESTS / s.batches).toFixed(2)} requests per batch), errors ${errors}, wrong answers ${wrong}, ${secs.toFixed(1)} s, RSS ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MB`,
   );
   assert.equal(lat.length, REQUESTS);
   assert.equal(errors, 0);

@@ -264,7 +264,8 @@ test('error paths: clear JSON errors with status and field; the server keeps ser
       'max_new_tokens below the constrained minimum',
       () => post({ task: 'ade-email', text: 'a', max_new_tokens: 3 }),
       400,
-      /max_new_tokens 3 is too small for a constrained ade-email answer/,
+      /^max_new_tokens 3 is too small for a constrained ade-email answer/,
+      'max_new_tokens',
     ],
     [
       'bad temperature',

@@ -15,7 +15,7 @@ test('computeDtype: bf16 asked on a CPU without bf16 units computes in f32 with 
   const f32 = computeDtype({ bf16: true, compute_dtype: 'auto' }, none);
   assert.equal(f32.dtype, 'f32');
   assert.equal(f32.recorded, 'f32');
-  assert.match(f32.note!, /no bf16 matrix units.*computing in f32.*--compute_dtype bf16/);
+  assert.match(f32.note!, /no bf16 matrix units.*computing in f32.*training.compute_dtype: bf16 forces bf16/);
   assert.deepEqual(computeDtype({ bf16: true, compute_dtype: 'auto' }, zen4), {
     dtype: 'bf16',
     recorded: 'bf16',

@@ -9,10 +9,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { writeTinyLlama } from '../tiny-llama.js';
 import { hasShared, packageRoot, sharedPath } from '../../src/util/paths.js';
-import { manualSeed, ones, randn, type Tensor } from '../../src/tensor/index.js';
-import { writeSafetensors, type TensorData } from '../../src/io/safetensors.js';
-import { trainBpe, writeTrainedTokenizer } from '../../src/tokenize/bpe-train.js';
 import { renderTarget } from '../../src/data/tasks.js';
 import type { MedRecord } from '../../src/data/schema.js';
 
@@ -20,58 +18,14 @@ const BIN = join(packageRoot(), 'bin', 'medlora.js');
 
 /** A 2-layer Llama (hidden 64) with N(0, 0.02) weights and tied embeddings, plus a BPE tokenizer trained on `texts`. */
 function tinyLlama(dir: string, texts: string[]): void {
-  mkdirSync(dir, { recursive: true });
-  const bpe = trainBpe(texts, { vocabSize: 768 });
-  writeTrainedTokenizer(dir, bpe, { addBos: true });
-  const V = 768,
-    H = 64,
-    I = 128,
-    L = 2,
-    heads = 4,
-    kv = 2,
-    hd = H / heads;
-  writeFileSync(
-    join(dir, 'config.json'),
-    JSON.stringify({
-      model_type: 'llama',
-      architectures: ['LlamaForCausalLM'],
-      vocab_size: V,
-      hidden_size: H,
-      intermediate_size: I,
-      num_hidden_layers: L,
-      num_attention_heads: heads,
-      num_key_value_heads: kv,
-      max_position_embeddings: 512,
-      rms_norm_eps: 1e-5,
-      rope_theta: 10000,
-      tie_word_embeddings: true,
-      hidden_act: 'silu',
-      bos_token_id: bpe.vocab.get('<s>'),
-      eos_token_id: bpe.vocab.get('</s>'),
-      torch_dtype: 'float32',
-    }),
-  );
-  manualSeed(0);
-  const t: Record<string, TensorData> = {};
-  const put = (k: string, x: Tensor): void => {
-    t[k] = { dtype: 'F32', shape: [...x.shape], data: x.toBytes() };
-    x.dispose();
-  };
-  put('model.embed_tokens.weight', randn([V, H]).mul(0.02));
-  put('model.norm.weight', ones([H]));
-  for (let l = 0; l < L; l++) {
-    const p = `model.layers.${l}`;
-    put(`${p}.input_layernorm.weight`, ones([H]));
-    put(`${p}.post_attention_layernorm.weight`, ones([H]));
-    put(`${p}.self_attn.q_proj.weight`, randn([heads * hd, H]).mul(0.02));
-    put(`${p}.self_attn.k_proj.weight`, randn([kv * hd, H]).mul(0.02));
-    put(`${p}.self_attn.v_proj.weight`, randn([kv * hd, H]).mul(0.02));
-    put(`${p}.self_attn.o_proj.weight`, randn([H, heads * hd]).mul(0.02));
-    put(`${p}.mlp.gate_proj.weight`, randn([I, H]).mul(0.02));
-    put(`${p}.mlp.up_proj.weight`, randn([I, H]).mul(0.02));
-    put(`${p}.mlp.down_proj.weight`, randn([H, I]).mul(0.02));
-  }
-  writeSafetensors(join(dir, 'model.safetensors'), t);
+  writeTinyLlama(dir, texts, {
+    bpeVocab: 768,
+    vocab: 768,
+    hidden: 64,
+    intermediate: 128,
+    layers: 2,
+    maxPositions: 512,
+  });
 }
 
 test(

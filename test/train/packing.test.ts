@@ -17,6 +17,7 @@ import { summedTokenLoss } from '../../src/train/loss.js';
 import { packBatch, padBatch, type Example, type MicroBatch } from '../../src/train/data.js';
 import { assertClose, compareClose } from '../../src/util/close.js';
 import { REFERENCE_FOLDERS, refBatch, refDir, skipNoShared } from '../model/fixtures.js';
+import { referenceTraining, writeBatchJsonl } from './reference-run.js';
 
 test('packBatch: one row, positions restart per example, first label of each example ignored, same targets as padBatch', () => {
   const rows: Example[] = [
@@ -126,27 +127,8 @@ for (const folder of REFERENCE_FOLDERS) {
     };
     const { raw } = refBatch(folder);
     const dir = mkdtempSync(join(tmpdir(), `medlora-pack-${folder}-`));
-    writeFileSync(
-      join(dir, 'train.jsonl'),
-      raw.input_ids.map((ids, i) => JSON.stringify({ input_ids: ids, labels: raw.labels[i] })).join('\n') + '\n',
-    );
-    const t = exp.train;
-    const tr = {
-      learning_rate: t.lr,
-      lr_scheduler_type: 'linear',
-      warmup_steps: t.warmup_steps,
-      max_steps: t.max_steps,
-      per_device_train_batch_size: 2,
-      gradient_accumulation_steps: 1,
-      weight_decay: t.weight_decay,
-      max_grad_norm: t.max_grad_norm,
-      optim: 'adamw_torch',
-      logging_steps: 1,
-      shuffle: false,
-      seed: 0,
-      padding_free: true,
-      save_steps: null,
-    };
+    writeBatchJsonl(join(dir, 'train.jsonl'), raw);
+    const tr = referenceTraining(exp.train, 2, { padding_free: true, save_steps: null });
     const out = join(dir, 'run');
     const cfg = join(dir, 'cfg.yaml');
     writeFileSync(

@@ -18,14 +18,14 @@ const load = (name: string): TrainConfig =>
     name,
   );
 
-test('every preset resolves with --model and --data.train, and requires --model', () => {
+test('every preset resolves with --model and --data.train, and requires model', () => {
   const files = readdirSync(DIR).filter((f) => f.endsWith('.yaml'));
   assert.equal(files.length, 7);
   for (const f of files) {
     assert.equal(load(f).model, '/m');
     assert.throws(
       () => resolveConfig(readConfigFile(join(DIR, f)), [['data.train', '/t.jsonl']], f),
-      /model is required .*--model DIR/,
+      /model is required \(Hugging Face checkpoint folder/,
     );
   }
 });

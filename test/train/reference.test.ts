@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hasShared, packageRoot, sharedPath } from '../../src/util/paths.js';
 import { assertClose } from '../../src/util/close.js';
+import { referenceTraining, writeBatchJsonl } from './reference-run.js';
 
 const BIN = join(packageRoot(), 'bin', 'medlora.js');
 const REF = sharedPath('fixtures', 'reference');
@@ -40,26 +41,8 @@ function setup(
     labels: number[][];
   };
   const dir = mkdtempSync(join(tmpdir(), `medlora-ref-${folder}-`));
-  writeFileSync(
-    join(dir, 'train.jsonl'),
-    batch.input_ids.map((ids, i) => JSON.stringify({ input_ids: ids, labels: batch.labels[i] })).join('\n') + '\n',
-  );
-  const t = exp.train;
-  const tr = {
-    learning_rate: t.lr,
-    lr_scheduler_type: 'linear',
-    warmup_steps: t.warmup_steps,
-    max_steps: t.max_steps,
-    per_device_train_batch_size: 2,
-    gradient_accumulation_steps: 1,
-    weight_decay: t.weight_decay,
-    max_grad_norm: t.max_grad_norm,
-    optim: 'adamw_torch',
-    logging_steps: 1,
-    shuffle: false,
-    seed: 0,
-    ...training,
-  };
+  writeBatchJsonl(join(dir, 'train.jsonl'), batch);
+  const tr = referenceTraining(exp.train, 2, training);
   const out = join(dir, 'run');
   const cfg = join(dir, 'cfg.yaml');
   writeFileSync(

@@ -256,7 +256,7 @@ function merge(model: Module): string[] {
   if (att.length) {
     throw new MedloraError(
       `merge: cannot merge an Adapter-V2 adapter with a prefix (${att.length} layer(s) from ${att[0]![0]}): the prefix is extra attention ` +
-        'over learned rows (adapter_wte, gated by gating_factor), not a change of any weight, so no standard checkpoint can hold it; load the adapter with --adapter instead',
+        'over learned rows (adapter_wte, gated by gating_factor), not a change of any weight, so no standard checkpoint can hold it; apply the adapter when loading the base model instead',
     );
   }
   const lin = adapterV2Linears(model);

@@ -3,6 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Module } from '../../model/module.js';
+import { shareWeights } from '../../model/share.js';
 import { ADAPTER_CONFIG } from '../../io/peft.js';
 import { MedloraError } from '../../util/errors.js';
 import type { MergeCheckpointOptions, MergeCheckpointReport } from '../merge-checkpoint.js';
@@ -59,6 +60,20 @@ export function methodOfModel(model: Module): FinetuningMethod<never> | undefine
 /** Load any supported adapter folder onto the model (dispatch on adapter_config.json). */
 export function loadAnyAdapter(model: Module, dir: string): LoadedMethodAdapter {
   return methodOfAdapter(dir).load(model, dir);
+}
+
+/**
+ * A model over `base`'s weights (shared, not copied: src/model/share.ts) with the adapter folder (any method)
+ * applied to its own wrappers; `base` itself is left unchanged, so one base can carry any number of these.
+ */
+export function loadAdapterShared<M extends Module>(base: M, dir: string): { model: M; adapter: LoadedMethodAdapter } {
+  const model = shareWeights(base);
+  try {
+    return { model, adapter: loadAnyAdapter(model, dir) };
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
 }
 
 /** Merge the model's adapters (whatever the method) into its weights, or a MedloraError saying why not. */

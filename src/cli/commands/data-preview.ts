@@ -33,7 +33,13 @@ export const dataPreview: CommandSpec = {
   options: {
     tokenizer: { type: 'string', value: 'DIR', description: 'model folder with tokenizer.json', required: true },
     n: { type: 'number', short: 'n', value: 'N', description: 'records to show', default: 3 },
-    prompt: { type: 'string', value: 'STYLE', description: 'prompt style: alpaca or chat', default: 'alpaca' },
+    prompt: {
+      type: 'string',
+      value: 'STYLE',
+      field: 'prompt_style',
+      description: 'prompt style: alpaca or chat',
+      default: 'alpaca',
+    },
     'max-length': {
       type: 'number',
       value: 'N',

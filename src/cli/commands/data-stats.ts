@@ -47,6 +47,7 @@ export const dataStats: CommandSpec = {
     prompt: {
       type: 'string',
       value: 'STYLE',
+      field: 'prompt_style',
       description: "prompt style: alpaca or chat (the tokenizer's chat template)",
       default: 'alpaca',
     },

@@ -22,6 +22,7 @@ export const GENERATION_OPTIONS: CommandSpec['options'] = {
   prompt: {
     type: 'string',
     value: 'STYLE',
+    field: 'prompt_style',
     description:
       "prompt style used in training: alpaca or chat (default: the adapter's training contract, else alpaca)",
   },

@@ -3,7 +3,7 @@
 // with the model's tokenizer and prompt style, the answer + EOS being what is scored).
 import type { CommandSpec } from '../command.js';
 import { bool, num, str } from '../command.js';
-import { MedloraError } from '../../util/errors.js';
+import { MedloraError, prefixed } from '../../util/errors.js';
 import { THREADS_OPTION } from '../threads.js';
 
 export const lossCommand: CommandSpec = {
@@ -27,6 +27,7 @@ export const lossCommand: CommandSpec = {
     prompt: {
       type: 'string',
       value: 'STYLE',
+      field: 'prompt_style',
       description:
         "prompt style for task records: alpaca or chat (default: the --adapter's training contract, else alpaca)",
     },
@@ -165,7 +166,7 @@ async function recordEncoder(
         overflow,
       });
     } catch (e) {
-      throw e instanceof MedloraError ? new MedloraError(`${where}: ${e.message}`) : e;
+      throw e instanceof MedloraError ? prefixed(`${where}: `, e) : e;
     }
     if (!r.ok) return undefined;
     return r.example;

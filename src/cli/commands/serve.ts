@@ -2,7 +2,7 @@
 import type { CommandSpec } from '../command.js';
 import { bool, list, num, str } from '../command.js';
 import { GENERATION_OPTIONS } from './eval.js';
-import { MedloraError } from '../../util/errors.js';
+import { MedloraError, prefixed } from '../../util/errors.js';
 import type { StructuredTask } from '../../infer/parse.js';
 
 /** A display name for a folder: its base name, or its parent's when it is the conventional "adapter" folder. */
@@ -26,17 +26,22 @@ export const serveCommand: CommandSpec = {
     '                    true for the last two',
     '                    Spans are Unicode code-point offsets of the input, end exclusive (as medlora extract).',
     '  GET /v1/tasks     the served tasks with their instruction, output JSON Schema and entity roles',
-    '  GET /health       model, adapter, engine, uptime, request counters, limits',
+    '  GET /health       model, adapter, models (each with own_weights_mb: the weights it holds itself; an adapter',
+    '                    over the shared base holds only its own tensors), engine, uptime, request counters, limits',
     '  POST /v1/chat/completions, POST /v1/completions, GET /v1/models: the OpenAI API shape (the openai clients work',
     '                    with base URL http://HOST:PORT/v1): messages rendered with the chat template, max_tokens,',
     '                    temperature (default 1), top_p, seed, stop, n = 1, stream (server-sent events, data: [DONE]),',
     '                    stream_options.include_usage, response_format (json_object / json_schema, enforced by the',
     '                    constrained decoder), usage counts. Unsupported parameters are a 400 naming them.',
     'Models: --adapter NAME=DIR (repeatable) serves each adapter under NAME and the base under its folder name',
-    '(--base-name); a request picks one with "model" (default on /v1/extract: the first adapter). Every model is',
-    'loaded once; batches never mix models. A plain --adapter DIR serves that adapter as the one model (as before).',
-    'Security: 127.0.0.1 unless --host; --api-key-env VAR makes every /v1 route require "Authorization: Bearer',
-    '<key>" (compared in constant time); limits below answer 413 (body, prompt) or 429 (--max-concurrent).',
+    '(--base-name); a request picks one with "model" (default on /v1/extract: the first adapter). The base weights are',
+    'loaded once and shared by every adapter (each adapter adds only its own tensors, of any method: LoRA, DoRA,',
+    'Adapter-V2; nothing is merged into the base); batches never mix models. A plain --adapter DIR serves that adapter',
+    'as the one model (as before). --load-in-4bit: the base linears in NF4 (as QLoRA training), shared alike.',
+    'Security: 127.0.0.1 unless --host; --api-key-env VAR or --api-key-file FILE makes every /v1 route require',
+    '"Authorization: Bearer <key>" (compared in constant time; the web page has a key field for it). There is no',
+    'option taking the key itself: a command line is visible to every user of the machine (ps, /proc/PID/cmdline)',
+    'and kept in shell history. Limits below answer 413 (body, prompt) or 429 (--max-concurrent).',
     '  GET /             a web page: pick a task, paste text, see the table, highlighted spans and raw JSON',
     '                    (/?task=T&text=...&run=1 pre-fills the form and submits it)',
     "The prompt style, max length, instructions, dtype and default tasks come from the adapter's training contract",
@@ -55,7 +60,8 @@ export const serveCommand: CommandSpec = {
       type: 'string',
       value: '[NAME=]DIR',
       multiple: true,
-      description: 'PEFT LoRA adapter folder; NAME=DIR (repeatable) serves several over one base, picked by "model"',
+      description:
+        'adapter folder (LoRA, DoRA, Adapter-V2); NAME=DIR (repeatable) serves several over one shared base, picked by "model"',
     },
     'base-name': {
       type: 'string',
@@ -72,6 +78,17 @@ export const serveCommand: CommandSpec = {
       value: 'VAR',
       description:
         'require "Authorization: Bearer $VAR" on /v1 routes (the key is read from this environment variable)',
+    },
+    'api-key-file': {
+      type: 'string',
+      value: 'FILE',
+      description:
+        'require "Authorization: Bearer <key>" on /v1 routes, the key being the first line of FILE (keep it chmod 600)',
+    },
+    'load-in-4bit': {
+      type: 'boolean',
+      description:
+        "NF4-quantize the base's linear layers (as QLoRA training does; lm_head stays full precision) before the adapters go on",
     },
     'max-concurrent': {
       type: 'number',
@@ -149,19 +166,38 @@ export const serveCommand: CommandSpec = {
     if (!named.length && adapters.length > 1)
       throw new MedloraError('medlora serve: several adapters need names: --adapter NAME=DIR (repeatable)');
     const adapter = named.length ? undefined : adapters[0];
+    const in4bit = bool(args, 'load-in-4bit');
     let apiKey: string | undefined;
     const keyVar = str(args, 'api-key-env');
+    const keyFile = str(args, 'api-key-file');
+    if (keyVar !== undefined && keyFile !== undefined)
+      throw new MedloraError('medlora serve: give --api-key-env or --api-key-file, not both');
     if (keyVar !== undefined) {
       apiKey = process.env[keyVar];
       if (!apiKey)
         throw new MedloraError(`medlora serve: --api-key-env ${keyVar}: the environment variable is not set or empty`);
     }
+    if (keyFile !== undefined) {
+      const { readFileSync, statSync } = await import('node:fs');
+      let text: string;
+      try {
+        text = readFileSync(keyFile, 'utf8');
+      } catch (e) {
+        throw new MedloraError(`medlora serve: --api-key-file ${keyFile}: cannot read it (${(e as Error).message})`);
+      }
+      apiKey = text.split(/\r?\n/)[0]!.trim();
+      if (!apiKey) throw new MedloraError(`medlora serve: --api-key-file ${keyFile}: the first line is empty`);
+      if ((statSync(keyFile).mode & 0o077) !== 0)
+        console.error(
+          `warning: --api-key-file ${keyFile} can be read by other users of this machine (chmod 600 ${keyFile})`,
+        );
+    }
     const templateFile = str(args, 'chat-template');
     const chatTemplate =
       templateFile !== undefined ? (await import('node:fs')).readFileSync(templateFile, 'utf8') : undefined;
     const { loadTokenizer } = await import('../../tokenize/tokenizer.js');
-    const { loadModel } = await import('../../model/load.js');
-    const { loadAnyAdapter } = await import('../../adapt/methods/index.js');
+    const { loadAdapterShared, loadAnyAdapter } = await import('../../adapt/methods/index.js');
+    const { isFloatDType } = await import('../../tensor/index.js');
     const { inferenceSettings } = await import('../../infer/load-extractor.js');
     const loaded = loadExtractor({
       model: str(args, 'model')!,
@@ -172,10 +208,26 @@ export const serveCommand: CommandSpec = {
       ...(tokDir !== undefined ? { tokenizer: tokDir } : {}),
       ...(dtype !== undefined ? { dtype } : {}),
       ...(threads !== undefined ? { threads } : {}),
-      ...(adapter !== undefined ? { adapter } : {}),
+      // 4-bit: the adapter goes on after quantizing (below); its contract is read here all the same
+      ...(adapter !== undefined ? (in4bit ? { contractFrom: adapter } : { adapter }) : {}),
     });
-    const { model, modelDir, adapterDir, settings, warnings } = loaded;
+    const { model, modelDir, settings, warnings } = loaded;
+    const adapterDir = loaded.adapterDir ?? (in4bit ? (adapter ?? null) : null);
     for (const w of warnings) console.error(`warning: ${w}`);
+    if (in4bit) {
+      // as training's QLoRA does (src/train/setup.ts): NF4 base linears, the output layer kept in full precision
+      const { quantizeModel, formatBytes } = await import('../../adapt/nf4-linear.js');
+      try {
+        const q = quantizeModel(model, { skip: ['lm_head'] });
+        console.error(
+          `medlora serve: base linears quantized to NF4: ${q.layers.length} layers, ${formatBytes(q.bytesBefore)} -> ${formatBytes(q.bytesAfter)}`,
+        );
+        if (adapter !== undefined) loadAnyAdapter(model, adapter);
+      } catch (e) {
+        model.dispose();
+        throw e;
+      }
+    }
     const contractTasks = (t: string[]): StructuredTask[] =>
       t.filter((x) => {
         try {
@@ -190,13 +242,14 @@ export const serveCommand: CommandSpec = {
     if (!tasks.length) tasks = contractTasks(settings.contract_tasks);
     const maxLength = settings.max_length;
     const tok = chatTemplate !== undefined ? loadTokenizer(tokDir ?? modelDir, { chatTemplate }) : loaded.tok;
-    // named adapters: each its own copy of the base with the adapter applied (src/serve/models.ts), prompted as its
-    // own training contract says
+    // named adapters: each over the ONE loaded base (its weights shared, not copied: src/model/share.ts) with its
+    // own wrappers, prompted as its own training contract says
     const extra: import('../../serve/models.js').ServedModel[] = [];
     const disposeAll = (): void => {
-      model.dispose();
       for (const e of extra) e.model.dispose();
+      model.dispose();
     };
+    const baseDType = model.parameters().find((t) => isFloatDType(t.dtype))?.dtype;
     try {
       for (const a of named) {
         const { settings: s } = inferenceSettings(a.dir, {
@@ -205,8 +258,12 @@ export const serveCommand: CommandSpec = {
           ...(explicitTasks ? { tasks } : {}),
         });
         for (const w of s.warnings) console.error(`warning: --adapter ${a.name}: ${w}`);
+        if (s.compute_dtype && baseDType && s.compute_dtype !== baseDType && dtype === undefined)
+          console.error(
+            `warning: --adapter ${a.name}: its training contract computes in ${s.compute_dtype}, the shared base is loaded in ${baseDType} (--dtype sets the base's)`,
+          );
         const own = explicitTasks ? tasks : contractTasks(s.contract_tasks);
-        const m = loadModel(modelDir, dtype ? { dtype: dtype as 'f32' | 'bf16' } : {});
+        const { model: m } = loadAdapterShared(model, a.dir);
         extra.push({
           name: a.name,
           model: m,
@@ -217,13 +274,12 @@ export const serveCommand: CommandSpec = {
           instructions: s.instructions,
           ...(own.length ? { tasks: own } : {}),
         });
-        loadAnyAdapter(m, a.dir);
       }
     } catch (e) {
+      const failed = named[extra.length]?.name ?? '';
       disposeAll();
-      throw new MedloraError(
-        `medlora serve: --adapter ${named[extra.length - 1]?.name ?? ''}: ${(e as Error).message}`,
-      );
+      const prefix = `medlora serve: --adapter ${failed}: `;
+      throw e instanceof MedloraError ? prefixed(prefix, e) : new MedloraError(`${prefix}${(e as Error).message}`);
     }
     const baseName =
       str(args, 'base-name') ??

@@ -21,7 +21,7 @@ export const trainCommand: CommandSpec = {
       description: 'training config (configs/*.yaml presets, or your own); required unless --resume RUN_DIR',
     },
     model: { type: 'string', value: 'DIR', description: "model folder (overrides the config's model)" },
-    output: { type: 'string', value: 'DIR', description: 'run directory (overrides output_dir)' },
+    output: { type: 'string', value: 'DIR', field: 'output_dir', description: 'run directory (overrides output_dir)' },
     resume: {
       type: 'string',
       value: 'RUN_DIR|CHECKPOINT|latest',

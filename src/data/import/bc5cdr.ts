@@ -82,7 +82,8 @@ export const bc5cdr: Importer = {
     const only = opts.task;
     if (only !== undefined && !['chemicals', 'diseases', 'influences'].includes(only)) {
       throw new MedloraError(
-        `bc5cdr: --task must be chemicals, diseases or influences (default: all three), got "${only}"`,
+        `bc5cdr: task must be chemicals, diseases or influences (default: all three), got "${only}"`,
+        { field: 'task' },
       );
     }
     const docs = parsePubtator(decodeUtf8(readFileSync(path), path), path);
