@@ -76,6 +76,7 @@ Napi::Error engineError(Napi::Env env, const std::string& op, const std::string&
 void registerOps(Napi::Env env, Napi::Object exports);
 void registerAutograd(Napi::Env env, Napi::Object exports);
 void registerOptim(Napi::Env env, Napi::Object exports);
+void registerDropout(Napi::Env env, Napi::Object exports);  // dropout.cc: counter-based CPU dropout
 void registerDist(Napi::Env env, Napi::Object exports);  // dist.cc: c10d process groups
 
 }  // namespace medlora

@@ -6,6 +6,9 @@
 #include <torch/cuda.h>
 
 #include <fcntl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <unistd.h>
 
 #include <cerrno>
@@ -549,6 +552,20 @@ void registerCore(Napi::Env env, Napi::Object ex) {
     return c.env.Undefined();
   });
   def(env, ex, "getNumThreads", [](Call& c) -> Napi::Value { return Napi::Number::New(c.env, at::get_num_threads()); });
+  // tuneMalloc(mmapThreshold, trimThreshold, topPad): glibc mallopt (M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD), so
+  // that tensors up to mmapThreshold bytes are reused from the heap instead of being mmap'ed, page-faulted and unmapped
+  // on every allocation (src/tensor/native.ts explains the defaults). Returns false where the C library is not glibc.
+  def(env, ex, "tuneMalloc", [](Call& c) -> Napi::Value {
+#ifdef __GLIBC__
+    bool ok = mallopt(M_MMAP_THRESHOLD, static_cast<int>(c.i64(0))) == 1;
+    ok = mallopt(M_TRIM_THRESHOLD, static_cast<int>(c.i64(1))) == 1 && ok;
+    ok = mallopt(M_TOP_PAD, static_cast<int>(c.i64(2))) == 1 && ok;
+    if (!ok) throw ArgError("mallopt refused a value (mmap threshold at most 32 MiB, the others below 2 GiB)");
+    return Napi::Boolean::New(c.env, true);
+#else
+    return Napi::Boolean::New(c.env, false);
+#endif
+  });
   def(env, ex, "cudaIsAvailable", [](Call& c) -> Napi::Value { return Napi::Boolean::New(c.env, torch::cuda::is_available()); });
   def(env, ex, "cudaDeviceCount", [](Call& c) -> Napi::Value {
     return Napi::Number::New(c.env, torch::cuda::is_available() ? static_cast<double>(torch::cuda::device_count()) : 0.0);
@@ -577,6 +594,7 @@ void registerCore(Napi::Env env, Napi::Object ex) {
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   medlora::registerCore(env, exports);
   medlora::registerOps(env, exports);
+  medlora::registerDropout(env, exports);
   medlora::registerAutograd(env, exports);
   medlora::registerOptim(env, exports);
   medlora::registerDist(env, exports);

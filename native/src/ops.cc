@@ -360,11 +360,6 @@ void registerNN(Napi::Env env, Napi::Object ex) {
     auto red = parseReduction(c.has(3) ? c.str(3) : "mean");
     return c.ret(at::cross_entropy_loss(logits, targets, {}, red, ignore, 0.0));
   });
-  def(env, ex, "dropout", [](Call& c) -> V {
-    double p = c.num(1);
-    if (p < 0 || p > 1) throw ArgError("dropout probability must be in [0, 1], got " + std::to_string(p));
-    return c.ret(at::dropout(c.t(0), p, optBool(c, 2, true)));
-  });
 }
 
 void registerCasts(Napi::Env env, Napi::Object ex) {

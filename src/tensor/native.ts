@@ -39,6 +39,26 @@ export function applyOpenMpDefaults(env: NodeJS.ProcessEnv = process.env): Recor
   return set;
 }
 
+/**
+ * glibc malloc settings applied when the addon loads (issue 19). By default glibc serves every block above a dynamic
+ * threshold (128 KiB, rising to at most 32 MiB as large blocks are freed) with a fresh mmap, and gives the top of the
+ * heap back to the system once more than twice that threshold is free there; a training step allocates and frees
+ * hundreds of MB of activations (the lm_head's [tokens, vocab] f32 logits, their LoRA delta and gradients are tens of
+ * MB each), so every step page-faults its working set in again (sys time; on a loaded VM a fault costs many us).
+ * medlora keeps blocks up to 32 MiB (glibc's largest mmap threshold) in the heap, keeps up to 1 GiB of free heap
+ * instead of trimming it, and grows the heap 64 MiB at a time: the memory is reused across steps without faults.
+ * Peak memory is unchanged; freed memory up to 1 GiB is kept for reuse. Off with MEDLORA_MALLOC_TUNING=0, and when
+ * the user set any of glibc's own MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ / MALLOC_TOP_PAD_.
+ */
+export const MALLOC_TUNING = { mmapThreshold: 32 << 20, trimThreshold: 1 << 30, topPad: 64 << 20 } as const;
+
+function applyMallocDefaults(n: Record<string, NativeFn>, env: NodeJS.ProcessEnv = process.env): void {
+  if (env.MEDLORA_MALLOC_TUNING === '0') return;
+  if (env.MALLOC_MMAP_THRESHOLD_ || env.MALLOC_TRIM_THRESHOLD_ || env.MALLOC_TOP_PAD_) return;
+  if (typeof n.tuneMalloc !== 'function') return;
+  n.tuneMalloc(MALLOC_TUNING.mmapThreshold, MALLOC_TUNING.trimThreshold, MALLOC_TUNING.topPad);
+}
+
 function load(): Record<string, NativeFn> {
   const path = addonPath();
   applyOpenMpDefaults();
@@ -49,8 +69,9 @@ function load(): Record<string, NativeFn> {
     );
   }
   const require = createRequire(import.meta.url);
+  let n: Record<string, NativeFn>;
   try {
-    return require(path) as Record<string, NativeFn>;
+    n = require(path) as Record<string, NativeFn>;
   } catch (e) {
     throw new MedloraError(
       `cannot load the native engine ${path}: ${(e as Error).message}. ` +
@@ -58,6 +79,8 @@ function load(): Record<string, NativeFn> {
       { cause: e },
     );
   }
+  applyMallocDefaults(n);
+  return n;
 }
 
 /** Physical cores (not hyper-threads), from /proc/cpuinfo; falls back to the logical CPU count. */
