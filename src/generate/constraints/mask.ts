@@ -165,6 +165,52 @@ export abstract class AutomatonConstraint<A extends ByteAutomaton> implements Co
   }
 
   abstract mask(state: number, remaining?: number, out?: Uint8Array, opts?: { fullWalk?: boolean }): MaskResult;
+
+  /**
+   * Walk trie `t` from `state`, marking in `allowed` every token the automaton accepts whose end state needs at most
+   * `slack` bytes to finish (Infinity: no budget). Returns how many were marked and the largest such need.
+   */
+  protected walkTrie(
+    t: TokenTrie,
+    state: number,
+    slack: number,
+    allowed: Uint8Array,
+  ): { count: number; maxAfter: number } {
+    const a = this.automaton;
+    const st = this.stack;
+    st[0] = state;
+    const n = t.nodes,
+      depth = t.depth,
+      byte = t.byte,
+      end = t.end,
+      idStart = t.idStart,
+      ids = t.ids;
+    let count = 0,
+      maxAfter = 0;
+    let i = 1;
+    while (i < n) {
+      const s = a.step(st[depth[i]! - 1]!, byte[i]!);
+      if (s < 0) {
+        i = end[i]!;
+        continue;
+      }
+      st[depth[i]!] = s;
+      const from = idStart[i]!,
+        to = idStart[i + 1]!;
+      if (from < to) {
+        const m = a.minToFinish(s);
+        if (m <= slack) {
+          if (m > maxAfter) maxAfter = m;
+          for (let k = from; k < to; k++) {
+            allowed[ids[k]!] = 1;
+            count++;
+          }
+        }
+      }
+      i++;
+    }
+    return { count, maxAfter };
+  }
 }
 
 export class TokenConstraint extends AutomatonConstraint<FormatAutomaton> {
@@ -250,34 +296,7 @@ export class TokenConstraint extends AutomatonConstraint<FormatAutomaton> {
       }
       t = f.split.rest; // everything else goes through the walk below
     }
-    if (remaining >= 2 && state >= 0) {
-      const st = this.stack;
-      st[0] = state;
-      const n = t.nodes,
-        depth = t.depth,
-        byte = t.byte,
-        end = t.end,
-        idStart = t.idStart,
-        ids = t.ids;
-      let i = 1;
-      while (i < n) {
-        const s = a.step(st[depth[i]! - 1]!, byte[i]!);
-        if (s < 0) {
-          i = end[i]!;
-          continue;
-        }
-        st[depth[i]!] = s;
-        const from = idStart[i]!,
-          to = idStart[i + 1]!;
-        if (from < to && (unbounded || a.minToFinish(s) <= slack)) {
-          for (let k = from; k < to; k++) {
-            allowed[ids[k]!] = 1;
-            count++;
-          }
-        }
-        i++;
-      }
-    }
+    if (remaining >= 2 && state >= 0) count += this.walkTrie(t, state, slack, allowed).count;
     if (key >= 0) {
       this.cache.set(key, { allowed: allowed.slice(), count });
       if (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);

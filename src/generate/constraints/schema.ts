@@ -113,41 +113,7 @@ export class SchemaConstraint extends AutomatonConstraint<JsonAutomaton> {
 
   /** Walk the trie from `state`; tokens whose end state needs more than `slack` bytes to finish are left out. */
   private walk(state: number, slack: number, allowed: Uint8Array): Composed {
-    const a = this.automaton;
-    const t = this.vocab.trie;
-    const st = this.stack;
-    st[0] = state;
-    const n = t.nodes,
-      depth = t.depth,
-      byte = t.byte,
-      end = t.end,
-      idStart = t.idStart,
-      ids = t.ids;
-    let count = 0,
-      maxAfter = 0;
-    let i = 1;
-    while (i < n) {
-      const s = a.step(st[depth[i]! - 1]!, byte[i]!);
-      if (s < 0) {
-        i = end[i]!;
-        continue;
-      }
-      st[depth[i]!] = s;
-      const from = idStart[i]!,
-        to = idStart[i + 1]!;
-      if (from < to) {
-        const m = a.minToFinish(s);
-        if (m <= slack) {
-          if (m > maxAfter) maxAfter = m;
-          for (let k = from; k < to; k++) {
-            allowed[ids[k]!] = 1;
-            count++;
-          }
-        }
-      }
-      i++;
-    }
-    return { allowed, count, maxAfter };
+    return { allowed, ...this.walkTrie(this.vocab.trie, state, slack, allowed) };
   }
 
   /** The vocabulary split of a top frame (see JsonAutomaton.frameSplit), restricted to the string room it has left. */
