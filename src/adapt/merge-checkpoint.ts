@@ -65,18 +65,63 @@ export interface MergeCheckpointReport {
 const FLOAT: readonly string[] = ['F32', 'BF16', 'F16', 'F64'];
 const CONFIG_DTYPE: Record<string, string> = { f32: 'float32', bf16: 'bfloat16', f16: 'float16' };
 
-export function mergeCheckpoint(o: MergeCheckpointOptions): MergeCheckpointReport {
+/**
+ * The merge's input checks, shared by every method's merge: `o.out` is not the model folder, and the model's
+ * config.json exists and parses. Returns its path and content.
+ */
+export function readMergeBase(o: MergeCheckpointOptions): { cfgPath: string; config: Record<string, unknown> } {
   if (existsSync(o.out) && realpathSync(o.out) === realpathSync(o.model)) {
     throw new MedloraError(`merge: out ${o.out} is the model folder; write the merged checkpoint somewhere else`);
   }
   const cfgPath = join(o.model, 'config.json');
   if (!existsSync(cfgPath)) throw new MedloraError(`${o.model}: no config.json (is this a Hugging Face model folder?)`);
-  let config: Record<string, unknown>;
   try {
-    config = JSON.parse(readFileSync(cfgPath, 'utf8')) as Record<string, unknown>;
+    return { cfgPath, config: JSON.parse(readFileSync(cfgPath, 'utf8')) as Record<string, unknown> };
   } catch (e) {
     throw new MedloraError(`${cfgPath}: not valid JSON (${(e as Error).message})`);
   }
+}
+
+/**
+ * Write a merged checkpoint folder, shared by every method's merge: the tensors as one model.safetensors or HF shards
+ * with their index, config.json with the dtype (both spellings the config uses) and `changes`, and the tokenizer and
+ * generation files copied from `o.model`.
+ */
+export function writeMergedFolder(
+  o: MergeCheckpointOptions,
+  out: Record<string, TensorData>,
+  config: Record<string, unknown>,
+  changes: Record<string, unknown> = {},
+): { files: string[]; copied: string[] } {
+  mkdirSync(o.out, { recursive: true });
+  const total = Object.values(out).reduce((a, t) => a + t.data.byteLength, 0);
+  const max = o.maxShardBytes ?? MAX_SHARD_BYTES;
+  const files =
+    total <= max
+      ? (writeSafetensors(join(o.out, SINGLE_FILE), out, { format: 'pt' }), [SINGLE_FILE])
+      : writeSharded(o.out, out, max, { format: 'pt' });
+  if (total > max) files.push(INDEX_FILE);
+
+  const newConfig: Record<string, unknown> = { ...config };
+  if (o.dtype) {
+    // transformers 5 writes `dtype` (torch_dtype is its older alias): update whichever spellings the config has
+    if ('dtype' in newConfig) newConfig.dtype = CONFIG_DTYPE[o.dtype];
+    if ('torch_dtype' in newConfig || !('dtype' in newConfig)) newConfig.torch_dtype = CONFIG_DTYPE[o.dtype];
+  }
+  Object.assign(newConfig, changes);
+  writeFileAtomic(join(o.out, 'config.json'), [new TextEncoder().encode(`${JSON.stringify(newConfig, null, 2)}\n`)]);
+  const copied: string[] = [];
+  for (const f of COPIED_FILES) {
+    if (existsSync(join(o.model, f))) {
+      copyFileSync(join(o.model, f), join(o.out, f));
+      copied.push(f);
+    }
+  }
+  return { files, copied };
+}
+
+export function mergeCheckpoint(o: MergeCheckpointOptions): MergeCheckpointReport {
+  const { cfgPath, config } = readMergeBase(o);
   const src = openCheckpoint(o.model);
   const ad = readAdapter(o.adapter);
   if (ad.config.bias !== 'none')
@@ -135,30 +180,7 @@ export function mergeCheckpoint(o: MergeCheckpointOptions): MergeCheckpointRepor
     o.onTensor?.(i + 1, names.length);
   });
 
-  mkdirSync(o.out, { recursive: true });
-  const total = Object.values(out).reduce((a, t) => a + t.data.byteLength, 0);
-  const max = o.maxShardBytes ?? MAX_SHARD_BYTES;
-  const files =
-    total <= max
-      ? (writeSafetensors(join(o.out, SINGLE_FILE), out, { format: 'pt' }), [SINGLE_FILE])
-      : writeSharded(o.out, out, max, { format: 'pt' });
-  if (total > max) files.push(INDEX_FILE);
-
-  const newConfig: Record<string, unknown> = { ...config };
-  if (o.dtype) {
-    // transformers 5 writes `dtype` (torch_dtype is its older alias): update whichever spellings the config has
-    if ('dtype' in newConfig) newConfig.dtype = CONFIG_DTYPE[o.dtype];
-    if ('torch_dtype' in newConfig || !('dtype' in newConfig)) newConfig.torch_dtype = CONFIG_DTYPE[o.dtype];
-  }
-  if (untied) newConfig.tie_word_embeddings = false;
-  writeFileAtomic(join(o.out, 'config.json'), [new TextEncoder().encode(`${JSON.stringify(newConfig, null, 2)}\n`)]);
-  const copied: string[] = [];
-  for (const f of COPIED_FILES) {
-    if (existsSync(join(o.model, f))) {
-      copyFileSync(join(o.model, f), join(o.out, f));
-      copied.push(f);
-    }
-  }
+  const { files, copied } = writeMergedFolder(o, out, config, untied ? { tie_word_embeddings: false } : {});
   return { merged, tensors: names.length, files, copied, ...(untied ? { untied } : {}) };
 }
 
