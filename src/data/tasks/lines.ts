@@ -322,3 +322,33 @@ export function mentionListTask(name: 'chemicals' | 'diseases', kind: string): T
     spec: () => ({ kind: 'builtin', name }),
   };
 }
+
+/**
+ * What every `<head, relation, tail>` task (ddi-triplets, chemprot) shares: the rendering, tolerant parsing, gold
+ * check and the scoring units typed by relation. Each task module adds its instruction, grammar, schema and roles.
+ */
+export function tripletTaskBase(
+  name: 'ddi-triplets' | 'chemprot',
+): Pick<
+  Task<Triplet[]>,
+  'name' | 'structured' | 'render' | 'parse' | 'validate' | 'empty' | 'labels' | 'isEmpty' | 'units' | 'spec'
+> {
+  return {
+    name,
+    structured: true,
+    render: renderTriplets(name),
+    parse: parseTriplets,
+    validate: (g) => validateArray(g, tripletItem, '{head, relation, tail}'),
+    empty: () => [],
+    labels: (g) => g.map((t) => t.relation),
+    isEmpty: (g) => g.length === 0,
+    units: (v) =>
+      v.map((t) => ({
+        type: t.relation,
+        relation: t.relation,
+        names: [t.head, t.tail],
+        text: `<${t.head}, ${t.relation}, ${t.tail}>`,
+      })),
+    spec: () => ({ kind: 'builtin', name }),
+  };
+}
