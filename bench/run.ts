@@ -129,28 +129,19 @@ function runChild(cmd: string, args: string[], what: string, timeoutS: number): 
   return j;
 }
 
+/** The arguments both trainers take (bench/train.ts and the reference hf_peft_bench.py share their names). */
+function runArgs(c: BenchConfig, steps: number, threads: number): string[] {
+  return [
+    ...['--config', c.config, '--batch', String(c.batch), '--seq', String(c.seq), '--dtype', c.dtype],
+    ...['--ckpt', String(c.ckpt), '--steps', String(steps), '--threads', String(threads)],
+  ];
+}
+
 export function medloraSample(c: BenchConfig, steps: number, threads: number): Sample {
   const load1 = loadavg()[0]!;
   const j = runChild(
     process.execPath,
-    [
-      join(here, 'train.js'),
-      '--json',
-      '--config',
-      c.config,
-      '--batch',
-      String(c.batch),
-      '--seq',
-      String(c.seq),
-      '--dtype',
-      c.dtype,
-      '--ckpt',
-      String(c.ckpt),
-      '--steps',
-      String(steps),
-      '--threads',
-      String(threads),
-    ],
+    [join(here, 'train.js'), '--json', ...runArgs(c, steps, threads)],
     `medlora ${configLabel(c)}`,
     1800,
   );
@@ -162,28 +153,7 @@ export function referenceSample(python: string, c: BenchConfig, steps: number, t
   const load1 = loadavg()[0]!;
   const script = sharedPath('bench', 'hf_peft_bench.py');
   if (!existsSync(script)) throw new MedloraError(`reference script ${script} is missing`);
-  const j = runChild(
-    python,
-    [
-      script,
-      '--config',
-      c.config,
-      '--batch',
-      String(c.batch),
-      '--seq',
-      String(c.seq),
-      '--dtype',
-      c.dtype,
-      '--ckpt',
-      String(c.ckpt),
-      '--steps',
-      String(steps),
-      '--threads',
-      String(threads),
-    ],
-    `hf_peft_bench.py ${configLabel(c)}`,
-    1800,
-  );
+  const j = runChild(python, [script, ...runArgs(c, steps, threads)], `hf_peft_bench.py ${configLabel(c)}`, 1800);
   return {
     engine: 'hf-peft',
     label: configLabel(c),
