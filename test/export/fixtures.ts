@@ -8,6 +8,11 @@ import { join } from 'node:path';
 import { bytesToUnicode } from '../../src/tokenize/bpe-train.js';
 import { sharedPath } from '../../src/util/paths.js';
 
+/** A tokenizer.json added_tokens entry for a special token (the fields tokenizers writes). */
+function special(id: number, content: string): object {
+  return { id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true };
+}
+
 export function writeJson(path: string, v: unknown): void {
   writeFileSync(path, `${JSON.stringify(v, null, 1)}\n`);
 }
@@ -48,15 +53,6 @@ export function makeStoriesTokenizer(dir: string): void {
     }
   }
   merges.sort((a, b) => score[b[2]]! - score[a[2]]! || a[2] - b[2] || a[3] - b[3] || a[4] - b[4]);
-  const special = (id: number, content: string): object => ({
-    id,
-    content,
-    single_word: false,
-    lstrip: false,
-    rstrip: false,
-    normalized: false,
-    special: true,
-  });
   writeJson(join(dir, 'tokenizer.json'), {
     version: '1.0',
     truncation: null,
@@ -142,15 +138,6 @@ export function makeByteTokenizer(dir: string, vocabSize: number): void {
     vocab[l + r] = id++;
     merges.push([l, r]);
   }
-  const special = (i: number, content: string): object => ({
-    id: i,
-    content,
-    single_word: false,
-    lstrip: false,
-    rstrip: false,
-    normalized: false,
-    special: true,
-  });
   writeJson(join(dir, 'tokenizer.json'), {
     version: '1.0',
     truncation: null,
