@@ -157,6 +157,10 @@ async function main() {
   const aten = lt.includeDirs.map((d) => join(d, 'ATen', 'ATen.h')).find((p) => existsSync(p));
   const std = aten && /C\+\+20 or later/.test(readFileSync(aten, 'utf8')) ? 'c++20' : 'c++17';
   const cflags = [`-std=${std}`, '-O2', '-fPIC', '-fvisibility=hidden', `-D_GLIBCXX_USE_CXX11_ABI=${lt.abi}`,
+    // at::parallel_for is a header template (ATen/ParallelOpenMP.h: `#pragma omp parallel`): without -fopenmp our own
+    // kernels (dropout.cc) run on one thread. Linking -fopenmp adds a DT_NEEDED libgomp.so.1, which the rpath below
+    // resolves to the copy libtorch itself loads (pip wheels ship theirs in torch/lib): one OpenMP runtime, one pool.
+    '-fopenmp',
     // NAPI_EXPERIMENTAL enables "basic" finalizers, which run during GC itself; ordinary finalizers are deferred to
     // the event loop, so a synchronous training loop would never free the tensors it dropped without dispose()
     '-DNAPI_EXPERIMENTAL', '-DNAPI_CPP_EXCEPTIONS', '-DNODE_ADDON_API_DISABLE_DEPRECATED',
@@ -199,7 +203,7 @@ async function main() {
   const out = join(outDir, 'medlora.node');
   const objs = sources.map((f) => join(objDir, f.replace(/\.cc$/, '.o')));
   if (todo.length || mtime(out) < Math.max(...objs.map(mtime))) {
-    const ldflags = ['-shared', '-o', out, ...objs, `-L${lt.libDir}`, `-Wl,-rpath,${lt.libDir}`,
+    const ldflags = ['-shared', '-fopenmp', '-o', out, ...objs, `-L${lt.libDir}`, `-Wl,-rpath,${lt.libDir}`,
       ...(cudaLibs.length ? ['-Wl,--no-as-needed', ...cudaLibs.map((l) => `-l${l}`), '-Wl,--as-needed'] : []),
       ...libs.map((l) => `-l${l}`)];
     const r = await run('g++', ldflags);

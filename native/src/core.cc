@@ -16,6 +16,7 @@
 #include <cstring>
 #include <mutex>
 #include <sstream>
+#include <thread>
 #include <unordered_map>
 
 namespace medlora {
@@ -565,6 +566,23 @@ void registerCore(Napi::Env env, Napi::Object ex) {
 #else
     return Napi::Boolean::New(c.env, false);
 #endif
+  });
+  // parallelProbe(n): how many distinct threads an at::parallel_for of n items (grain 1) compiled into THIS addon ran
+  // on. ATen's parallel_for is a header template: compiled without -fopenmp its `#pragma omp parallel` is ignored and
+  // every native kernel of ours (dropout) runs on the calling thread alone (test/engine/dropout.test.ts checks this).
+  def(env, ex, "parallelProbe", [](Call& c) -> Napi::Value {
+    const int64_t n = c.i64(0);
+    std::mutex m;
+    std::unordered_map<std::thread::id, int> seen;
+    at::parallel_for(0, n, 1, [&](int64_t b, int64_t e) {
+      // a little work per item, so that one thread cannot finish the whole range before the others start
+      volatile double acc = 0;
+      for (int64_t i = b; i < e; i++)
+        for (int k = 0; k < 20000; k++) acc = acc + 1e-9 * static_cast<double>(k);
+      std::lock_guard<std::mutex> g(m);
+      seen[std::this_thread::get_id()]++;
+    });
+    return Napi::Number::New(c.env, static_cast<double>(seen.size()));
   });
   def(env, ex, "cudaIsAvailable", [](Call& c) -> Napi::Value { return Napi::Boolean::New(c.env, torch::cuda::is_available()); });
   def(env, ex, "cudaDeviceCount", [](Call& c) -> Napi::Value {

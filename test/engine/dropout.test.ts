@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as T from '../../src/tensor/index.js';
+import { N } from '../../src/tensor/native.js';
 
 /** binomial check: |observed - p| within 5 standard deviations of a fraction over n draws */
 function within5Sigma(observed: number, p: number, n: number): { ok: boolean; sigmas: number } {
@@ -139,4 +140,21 @@ test('train=false and p=0 return the input; p=1 drops everything', () => {
         .every((v) => v === 0),
     );
   });
+});
+
+test('the addon is built with OpenMP: its own parallel kernels (this dropout) use every engine thread', () => {
+  // ATen's at::parallel_for is a header template; compiled without -fopenmp (native/build.mjs) it silently runs on the
+  // calling thread alone, which left this dropout serial while MKL's matmuls used both cores (perf: ~6% of a step's
+  // wall time, docs/PERFORMANCE.md). parallelProbe(n) counts the distinct threads one parallel_for of n items ran on.
+  const before = T.getNumThreads();
+  try {
+    T.setNumThreads(2);
+    const seen = N.parallelProbe!(64) as number;
+    console.log(`parallel_for over 64 items with 2 engine threads ran on ${seen} thread(s)`);
+    assert.equal(seen, 2, 'a parallel_for compiled into the addon must run on 2 threads when the engine has 2');
+    T.setNumThreads(1);
+    assert.equal(N.parallelProbe!(64), 1, 'and on 1 with 1 (the probe itself can tell them apart)');
+  } finally {
+    T.setNumThreads(before);
+  }
 });
