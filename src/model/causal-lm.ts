@@ -28,6 +28,12 @@ export interface ForwardOptions {
    * mask). Give positionIds restarting at 0 per segment with it. Not with a cache or an attentionMask.
    */
   segmentIds?: Tensor;
+  /**
+   * With segmentIds of ONE packed row ([1, T]): the lengths of its consecutive segments, known on the host. Attention
+   * then runs per segment with the fused causal kernel (no [T, T] mask, no cross-segment scores); the result is the
+   * same as with the mask. Must describe the same segments as segmentIds.
+   */
+  segmentLengths?: readonly number[];
 }
 
 export interface CausalLM extends Module {

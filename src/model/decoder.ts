@@ -5,7 +5,7 @@ import { arange, checkpoint, isGradEnabled, scope, type Device, type Tensor } fr
 import { MedloraError } from '../util/errors.js';
 import type { CausalLM, ForwardOptions, KVCacheLike } from './causal-lm.js';
 import { KVCache } from './kv-cache.js';
-import { buildAttnMask, packedAttnMask, ParamModule, type AttnMask, type Rotary } from './layers.js';
+import { buildAttnMask, packedAttnMask, segmentsAttnMask, ParamModule, type AttnMask, type Rotary } from './layers.js';
 
 /** What one decoder layer gets besides the hidden states. */
 export interface LayerContext {
@@ -129,9 +129,15 @@ export abstract class DecoderLM extends ParamModule implements CausalLM {
       }
       if (opts.segmentIds && (cache || opts.attentionMask))
         throw new MedloraError('forward: segmentIds (packed rows) cannot be combined with a cache or an attentionMask');
-      const mask = opts.segmentIds
-        ? packedAttnMask(onDev(opts.segmentIds)!, device)
-        : buildAttnMask(attentionMask, past, T, device);
+      if (opts.segmentLengths && (!opts.segmentIds || B !== 1))
+        throw new MedloraError(
+          'forward: segmentLengths describe one packed row: give it with segmentIds of shape [1, T]',
+        );
+      const mask = opts.segmentLengths
+        ? segmentsAttnMask(opts.segmentLengths, T)
+        : opts.segmentIds
+          ? packedAttnMask(onDev(opts.segmentIds)!, device)
+          : buildAttnMask(attentionMask, past, T, device);
       let x = this.embed(ids, positionIds); // x: [B, T, hidden]
       let cos: Tensor | undefined;
       let sin: Tensor | undefined;

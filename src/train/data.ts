@@ -141,6 +141,8 @@ export interface MicroBatch {
   /** padding-free packing (packBatch): positions restarting at 0 per example, and each token's example index */
   position_ids?: number[][];
   segment_ids?: number[][];
+  /** packBatch: the length of each packed example, in order (attention runs per segment, src/model/layers.ts) */
+  segment_lengths?: number[];
 }
 
 export function padBatch(rows: readonly Example[], padId: number): MicroBatch {
@@ -195,6 +197,7 @@ export function packBatch(rows: readonly Example[]): MicroBatch {
     targets: scored.targets.length,
     position_ids: [pos],
     segment_ids: [seg],
+    segment_lengths: rows.map((r) => r.input_ids.length).filter((l) => l > 0),
   };
 }
 

@@ -62,15 +62,19 @@ for (const name of REFERENCE_FOLDERS) {
         { input_ids: c, labels: [-100, -100, ...c.slice(2)] },
       ];
       // as the trainer's batchLoss
-      const run = (mb: MicroBatch, segments: boolean): { sum: number; tokens: number; g: Float32Array } => {
+      // segments: 'mask' = segmentIds alone (the [T, T] block-diagonal mask), 'lengths' = with segmentLengths (per-segment
+      // fused causal attention, what the trainer uses), 'none' = positions only (examples see each other)
+      type Seg = 'mask' | 'lengths' | 'none';
+      const run = (mb: MicroBatch, segments: Seg | false): { sum: number; tokens: number; g: Float32Array } => {
         for (const [, p] of params) p.grad = null;
         let sum = 0;
         scope(() => {
           const extra =
-            segments && mb.segment_ids
+            (segments === 'mask' || segments === 'lengths') && mb.segment_ids
               ? {
                   segmentIds: tensor(mb.segment_ids, { dtype: 'i64' }),
                   positionIds: tensor(mb.position_ids!, { dtype: 'i64' }),
+                  ...(segments === 'lengths' ? { segmentLengths: mb.segment_lengths! } : {}),
                 }
               : mb.position_ids
                 ? { positionIds: tensor(mb.position_ids, { dtype: 'i64' }) }
@@ -87,27 +91,38 @@ for (const name of REFERENCE_FOLDERS) {
         return { sum, tokens: mb.targets, g: flat(params.map(([, p]) => p.grad!.toFloat32Array())) };
       };
       const plain = run(padBatch(rows, 0), false);
-      const packed = run(packBatch(rows), true);
       const bf16 = name.includes('bf16');
       // bf16 (eps 2^-8): a different reduction order moves values by a few ulps of the largest gradient -> rtol 2^-6 of it
       const tol = bf16 ? { loss: 0.15, grad: 0, rtol: 2 ** -6 } : { loss: 1e-4, grad: 1e-5, rtol: 0 };
-      assert.equal(packed.tokens, plain.tokens);
-      console.log(
-        `${name}: summed loss padded ${plain.sum.toFixed(6)} packed ${packed.sum.toFixed(6)} (diff ${Math.abs(plain.sum - packed.sum).toExponential(2)}) over ${plain.tokens} tokens; ` +
-          `max gradient difference ${compareClose(packed.g, plain.g, { atol: tol.grad, rtolMaxAbs: tol.rtol }).maxAbsDiff.toExponential(2)} over ${plain.g.length} values`,
-      );
-      assertClose([packed.sum], [plain.sum], { atol: tol.loss, label: `${name} summed loss` });
-      assertClose(packed.g, plain.g, {
-        atol: tol.grad,
-        rtolMaxAbs: tol.rtol,
-        label: `${name} gradients of all ${params.length} parameters`,
-      });
+      for (const how of ['mask', 'lengths'] as const) {
+        const packed = run(packBatch(rows), how);
+        assert.equal(packed.tokens, plain.tokens);
+        console.log(
+          `${name} (${how}): summed loss padded ${plain.sum.toFixed(6)} packed ${packed.sum.toFixed(6)} (diff ${Math.abs(plain.sum - packed.sum).toExponential(2)}) over ${plain.tokens} tokens; ` +
+            `max gradient difference ${compareClose(packed.g, plain.g, { atol: tol.grad, rtolMaxAbs: tol.rtol }).maxAbsDiff.toExponential(2)} over ${plain.g.length} values`,
+        );
+        assertClose([packed.sum], [plain.sum], { atol: tol.loss, label: `${name} (${how}) summed loss` });
+        assertClose(packed.g, plain.g, {
+          atol: tol.grad,
+          rtolMaxAbs: tol.rtol,
+          label: `${name} (${how}) gradients of all ${params.length} parameters`,
+        });
+      }
       // the checker can fail: the packed row under a plain causal mask (examples see each other) is not the same
-      const leaky = run(packBatch(rows), false);
+      const leaky = run(packBatch(rows), 'none');
       console.log(
         `${name}: without the block-diagonal mask the loss differs by ${Math.abs(leaky.sum - plain.sum).toExponential(2)}`,
       );
       assert.throws(() => assertClose([leaky.sum], [plain.sum], { atol: tol.loss, label: 'leaky' }));
+      // and wrong segment lengths (the first two examples taken as one) are not the same either
+      const mb = packBatch(rows);
+      const merged = run({ ...mb, segment_lengths: [a.length + b.length, c.length] }, 'lengths');
+      assert.throws(() => assertClose([merged.sum], [plain.sum], { atol: tol.loss, label: 'merged segments' }));
+      // lengths that do not cover the row are refused
+      assert.throws(
+        () => run({ ...mb, segment_lengths: [a.length, b.length] }, 'lengths'),
+        /segment lengths must be positive integers summing to the row's 51 tokens, got \[24, 17\]/,
+      );
     } finally {
       m.dispose();
     }
@@ -117,53 +132,63 @@ for (const name of REFERENCE_FOLDERS) {
 // End to end: `medlora train` with training.padding_free on each reference fixture's 2-row batch (packed into one row
 // per micro-batch) reproduces the fixture's 12-step HF/PEFT trajectory with test/train/reference.test.ts' tolerances.
 const BIN = join(packageRoot(), 'bin', 'medlora.js');
-for (const folder of REFERENCE_FOLDERS) {
-  test(`${folder}: medlora train with padding_free reproduces expected.json (12 steps)`, { skip: skipNoShared }, () => {
-    const f = refDir(folder);
-    const exp = JSON.parse(readFileSync(join(f, 'expected.json'), 'utf8')) as {
-      train_loss: number[];
-      grad_norm: number[];
-      train: { lr: number; warmup_steps: number; max_steps: number; weight_decay: number; max_grad_norm: number };
-    };
-    const { raw } = refBatch(folder);
-    const dir = mkdtempSync(join(tmpdir(), `medlora-pack-${folder}-`));
-    writeBatchJsonl(join(dir, 'train.jsonl'), raw);
-    const tr = referenceTraining(exp.train, 2, { padding_free: true, save_steps: null });
-    const out = join(dir, 'run');
-    const cfg = join(dir, 'cfg.yaml');
-    writeFileSync(
-      cfg,
-      [
-        `model: ${f}`,
-        `data: { train: ${join(dir, 'train.jsonl')} }`,
-        `lora: { r: 4, lora_alpha: 8, lora_dropout: 0.0, target_modules: [q_proj, v_proj], init_adapter: ${join(f, 'adapter')} }`,
-        `training: ${JSON.stringify(tr)}`,
-        `output_dir: ${out}`,
-        '',
-      ].join('\n'),
+// training.pack_update: the same 2 rows as 1 row x 2 accumulation steps, both packed into one row per update: the
+// accumulated gradient, so the same trajectory.
+const MODES = [
+  { name: 'padding_free', batch: 2, more: { padding_free: true } },
+  { name: 'pack_update', batch: 1, more: { pack_update: true, gradient_accumulation_steps: 2 } },
+] as const;
+for (const folder of REFERENCE_FOLDERS)
+  for (const mode of MODES)
+    test(
+      `${folder}: medlora train with ${mode.name} reproduces expected.json (12 steps)`,
+      { skip: skipNoShared },
+      () => {
+        const f = refDir(folder);
+        const exp = JSON.parse(readFileSync(join(f, 'expected.json'), 'utf8')) as {
+          train_loss: number[];
+          grad_norm: number[];
+          train: { lr: number; warmup_steps: number; max_steps: number; weight_decay: number; max_grad_norm: number };
+        };
+        const { raw } = refBatch(folder);
+        const dir = mkdtempSync(join(tmpdir(), `medlora-pack-${folder}-`));
+        writeBatchJsonl(join(dir, 'train.jsonl'), raw);
+        const tr = referenceTraining(exp.train, mode.batch, { ...mode.more, save_steps: null });
+        const out = join(dir, 'run');
+        const cfg = join(dir, 'cfg.yaml');
+        writeFileSync(
+          cfg,
+          [
+            `model: ${f}`,
+            `data: { train: ${join(dir, 'train.jsonl')} }`,
+            `lora: { r: 4, lora_alpha: 8, lora_dropout: 0.0, target_modules: [q_proj, v_proj], init_adapter: ${join(f, 'adapter')} }`,
+            `training: ${JSON.stringify(tr)}`,
+            `output_dir: ${out}`,
+            '',
+          ].join('\n'),
+        );
+        const r = spawnSync(process.execPath, [BIN, 'train', '--config', cfg, '--threads', '1', '--quiet'], {
+          encoding: 'utf8',
+        });
+        assert.equal(r.status, 0, r.stderr);
+        const recs = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as { loss?: number; grad_norm?: number })
+          .filter((x) => x.loss !== undefined);
+        const bf16 = folder.includes('bf16');
+        const rep = assertClose(
+          recs.map((x) => x.loss!),
+          exp.train_loss,
+          { atol: bf16 ? 1e-2 : 1e-3, label: `${folder} train_loss (${mode.name})` },
+        );
+        const g = assertClose(
+          recs.map((x) => x.grad_norm!),
+          exp.grad_norm,
+          { rtolMaxAbs: bf16 ? 1e-1 : 1e-4, label: `${folder} grad_norm (${mode.name})` },
+        );
+        console.log(
+          `${folder} ${mode.name}: 12-step train_loss max diff ${rep.maxAbsDiff.toExponential(2)}, grad_norm max diff ${g.maxAbsDiff.toExponential(2)}`,
+        );
+      },
     );
-    const r = spawnSync(process.execPath, [BIN, 'train', '--config', cfg, '--threads', '1', '--quiet'], {
-      encoding: 'utf8',
-    });
-    assert.equal(r.status, 0, r.stderr);
-    const recs = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as { loss?: number; grad_norm?: number })
-      .filter((x) => x.loss !== undefined);
-    const bf16 = folder.includes('bf16');
-    const rep = assertClose(
-      recs.map((x) => x.loss!),
-      exp.train_loss,
-      { atol: bf16 ? 1e-2 : 1e-3, label: `${folder} train_loss (padding_free)` },
-    );
-    const g = assertClose(
-      recs.map((x) => x.grad_norm!),
-      exp.grad_norm,
-      { rtolMaxAbs: bf16 ? 1e-1 : 1e-4, label: `${folder} grad_norm (padding_free)` },
-    );
-    console.log(
-      `${folder} padding_free: 12-step train_loss max diff ${rep.maxAbsDiff.toExponential(2)}, grad_norm max diff ${g.maxAbsDiff.toExponential(2)}`,
-    );
-  });
-}
