@@ -78,5 +78,6 @@ void registerAutograd(Napi::Env env, Napi::Object exports);
 void registerOptim(Napi::Env env, Napi::Object exports);
 void registerDropout(Napi::Env env, Napi::Object exports);  // dropout.cc: counter-based CPU dropout
 void registerDist(Napi::Env env, Napi::Object exports);  // dist.cc: c10d process groups
+void registerNf4(Napi::Env env, Napi::Object exports);   // nf4.cc: one-pass NF4 dequantization
 
 }  // namespace medlora

@@ -616,6 +616,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   medlora::registerAutograd(env, exports);
   medlora::registerOptim(env, exports);
   medlora::registerDist(env, exports);
+  medlora::registerNf4(env, exports);
   return exports;
 }
 

@@ -3,7 +3,17 @@
 // share one absmax scale; each weight stores the index of the nearest of 16 NF4 levels to w / absmax, two 4-bit codes
 // per byte (first element in the high nibble, as bitsandbytes packs them). Double quantization (QLoRA section 3)
 // quantizes the F32 block scales again to 8 bits in blocks of 256 after subtracting their mean.
-import { cat, noGrad, scope, tensor, zeros, type DType, type Tensor } from '../tensor/index.js';
+import {
+  cat,
+  hasNativeNf4,
+  nf4Dequantize,
+  noGrad,
+  scope,
+  tensor,
+  zeros,
+  type DType,
+  type Tensor,
+} from '../tensor/index.js';
 import { MedloraError } from '../util/errors.js';
 
 /**
@@ -129,8 +139,26 @@ export function nf4Scales(q: Nf4Tensor): Tensor {
   );
 }
 
-/** Dequantize: level[code] * absmax of its block, reshaped to the original shape, in `dtype` (default: original). */
+/**
+ * Dequantize: level[code] * absmax of its block, reshaped to the original shape, in `dtype` (default: original).
+ * CPU weights go through the engine's one-pass kernel (native/src/nf4.cc: no index or F32 temporaries, bit-equal to
+ * dequantizeNf4Reference, test/adapt/nf4-native.test.ts); other devices through the ATen chain.
+ */
 export function dequantizeNf4(q: Nf4Tensor, dtype: DType = q.dtype): Tensor {
+  if (q.codes.device !== 'cpu' || !hasNativeNf4()) return dequantizeNf4Reference(q, dtype);
+  return noGrad(() =>
+    scope(() => {
+      const n = q.shape.reduce((a, b) => a * b, 1);
+      return nf4Dequantize(q.codes, nf4Scales(q), q.blockSize, n, dtype).reshape(q.shape);
+    }),
+  );
+}
+
+/**
+ * The same dequantization as a chain of ATen ops (any device): shift/mask the codes into an i64 index, indexSelect
+ * into the F32 levels, multiply by the F32 block scales, round once with .to(dtype). The reference of the native kernel.
+ */
+export function dequantizeNf4Reference(q: Nf4Tensor, dtype: DType = q.dtype): Tensor {
   return noGrad(() =>
     scope(() => {
       const levels = tensor(Float32Array.from(NF4_LEVELS), { device: q.codes.device });
