@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { sharedPath } from '../src/util/paths.js';
 import { SHAPES } from './train.js';
-import { loraFlopsPerToken, matmulParams, procCpuSeconds, tokensOf } from './recipe.js';
+import { loraFlopsPerToken, matmulParams, procCpuSeconds, procPeakRssGb, tokensOf } from './recipe.js';
 import { llamaTensors, planShards } from './scale.js';
 
 test('matmulParams: SmolLM2-135M = 134,515,008 parameters minus the tied embedding and the 61 norms, plus an untied head', () => {
@@ -63,4 +63,17 @@ test('procCpuSeconds (/proc/<pid>/stat user + sys) agrees with getrusage (proces
   assert.ok(Math.abs(proc - rusage) <= 0.05, `${proc} vs ${rusage}`);
   assert.ok(proc > 0.25, 'the loop consumed CPU');
   assert.equal(procCpuSeconds(2 ** 30), undefined, 'no such process');
+});
+
+test('procPeakRssGb (VmHWM) is at least the resident memory after touching 64 MB more', () => {
+  const before = procPeakRssGb(process.pid)!;
+  const buf = Buffer.alloc(64 << 20, 1); // touched: resident
+  const rss = process.memoryUsage().rss / 1e9;
+  const after = procPeakRssGb(process.pid)!;
+  console.log(
+    `VmHWM ${before.toFixed(3)} -> ${after.toFixed(3)} GB; rss ${rss.toFixed(3)} GB (${buf.length} bytes held)`,
+  );
+  assert.ok(after >= rss - 0.01, `peak ${after} GB below the current rss ${rss} GB`);
+  assert.ok(after >= before);
+  assert.equal(procPeakRssGb(undefined), undefined);
 });

@@ -186,6 +186,17 @@ export function procCpuSeconds(pid: number | undefined): number | undefined {
   }
 }
 
+/** A process's peak resident memory so far (VmHWM of /proc/<pid>/status) in GB, or undefined when unreadable. */
+export function procPeakRssGb(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1e6 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** What a trainer's run cost besides its wall time: CPU seconds over its timed loop and the machine's load meanwhile. */
 interface RunCost {
   /** user + sys CPU seconds of the trainer process over its timed loop (all threads) */
@@ -193,6 +204,8 @@ interface RunCost {
   /** 1-min load average sampled every second while the child ran: mean and max */
   load1_mean: number;
   load1_max: number;
+  /** the trainer's peak resident memory (medlora: VmHWM when its done event arrives; HF: ru_maxrss) */
+  peak_rss_gb?: number;
 }
 
 /**
@@ -212,7 +225,8 @@ function childTimed(
       stderr = '',
       pending = '',
       cpuStart: number | undefined,
-      cpuEnd: number | undefined;
+      cpuEnd: number | undefined,
+      peakGb: number | undefined;
     const loads: number[] = [loadavg()[0]!];
     const timer = setInterval(() => loads.push(loadavg()[0]!), 1000);
     p.stdout.on('data', (d: Buffer) => {
@@ -224,7 +238,10 @@ function childTimed(
         const line = pending.slice(0, nl);
         pending = pending.slice(nl + 1);
         if (line.startsWith('{"event":"start"')) cpuStart = procCpuSeconds(p.pid);
-        else if (line.startsWith('{"event":"done"')) cpuEnd = procCpuSeconds(p.pid);
+        else if (line.startsWith('{"event":"done"')) {
+          cpuEnd = procCpuSeconds(p.pid);
+          peakGb = procPeakRssGb(p.pid);
+        }
       }
     });
     p.stderr.on('data', (d: Buffer) => {
@@ -248,6 +265,7 @@ function childTimed(
         load1_max: Math.max(...loads),
       };
       if (cpuStart !== undefined && cpuEnd !== undefined) cost.cpu_s = cpuEnd - cpuStart;
+      if (peakGb !== undefined) cost.peak_rss_gb = peakGb;
       resolvePromise({ stdout, cost });
     });
   });
@@ -496,8 +514,8 @@ async function main(): Promise<void> {
         });
       else {
         const r = await hfTrain(python!, inp, dir, o, e === 'hf-longest' ? 'longest' : 'max_length');
-        const { wall_s, cpu_s, load1_mean, load1_max } = r; // (r.engine is the script's own label)
-        runs.push({ engine: e, wall_s, cpu_s, load1_mean, load1_max, computed: r.computed_tokens, load1 });
+        const { wall_s, cpu_s, load1_mean, load1_max, peak_rss_gb } = r; // (r.engine is the script's own label)
+        runs.push({ engine: e, wall_s, cpu_s, load1_mean, load1_max, peak_rss_gb, computed: r.computed_tokens, load1 });
       }
       const r = runs[runs.length - 1]!;
       console.error(
@@ -545,6 +563,7 @@ async function main(): Promise<void> {
         hfCpu !== undefined && cpu !== undefined && e.startsWith('medlora-') ? hfCpu / cpu : undefined,
       cpu_s: cpu,
       cpu_s_per_update: cpu === undefined ? undefined : cpu / o.updates,
+      peak_rss_gb: Math.max(...of(e).map((r) => r.peak_rss_gb ?? 0)) || undefined,
       ratio_medlora_cpu: mCpu !== undefined && cpu !== undefined && e.startsWith('hf') ? cpu / mCpu : undefined,
       load1_mean: atBest.load1_mean,
       load1_max: atBest.load1_max,
@@ -635,15 +654,15 @@ async function main(): Promise<void> {
   say(
     '| trainer | time for ' +
       o.updates +
-      ' updates | updates/s | tokens/s | model GFLOP/s | % of ceiling | medlora speed-up | CPU s (loop) | CPU-s/update | speed-up by CPU | 1-min load during run |',
+      ' updates | updates/s | tokens/s | model GFLOP/s | % of ceiling | medlora speed-up | CPU s (loop) | CPU-s/update | speed-up by CPU | peak RSS | 1-min load during run |',
   );
-  say('|---|---|---|---|---|---|---|---|---|---|---|');
+  say('|---|---|---|---|---|---|---|---|---|---|---|---|');
   const opt = (x: unknown, d = 2, unit = ''): string => (typeof x === 'number' ? `${fmt(x, d)}${unit}` : '-');
   for (const r of table) {
     say(
       `| ${r.engine} | ${fmt(r.wall_s as number, 1)} s | ${fmt(r.updates_per_s as number, 3)} | ${fmt(r.tokens_per_s as number, 1)} | ${fmt(r.model_gflops as number, 1)} | ` +
         `${fmt(r.pct_ceiling as number, 0)}% | ${opt(r.ratio_medlora ?? r.speedup_vs_hf_longest, 2, 'x')} | ${opt(r.cpu_s, 1, ' s')} | ${opt(r.cpu_s_per_update, 2, ' s')} | ` +
-        `${opt(r.ratio_medlora_cpu ?? r.cpu_speedup_vs_hf_longest, 2, 'x')} | ${opt(r.load1_mean, 1)} (max ${opt(r.load1_max, 1)}) |`,
+        `${opt(r.ratio_medlora_cpu ?? r.cpu_speedup_vs_hf_longest, 2, 'x')} | ${opt(r.peak_rss_gb, 2, ' GB')} | ${opt(r.load1_mean, 1)} (max ${opt(r.load1_max, 1)}) |`,
     );
   }
   say(
