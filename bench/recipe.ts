@@ -3,8 +3,8 @@
 // rows and the same random checkpoint (written once). Prints updates/s, tokens/s, model FLOP/s (4 x matmul parameters
 // per real token), % of the f32 matmul ceiling measured in the same run, and the ratio. `--extract` adds greedy
 // generation records/s (medlora generateIds vs HF generate) on the same prompts; `--packing` adds a medlora run with
-// training.padding_free, `--pack-update` one with training.pack_update (each update's 8 rows as one packed row; its
-// "medlora speed-up" is HF (pad to longest) / its own time); `--max-length-pad` adds HF padding every row to 400.
+// training.padding_free (its "medlora speed-up" is HF (pad to longest) / its own time); `--max-length-pad` adds HF
+// padding every row to 400 (seed 000 as written).
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -276,7 +276,7 @@ async function medloraTrain(
   inp: { model: string; rows: string },
   dir: string,
   o: Opts,
-  packing: 'none' | 'micro-batch' | 'update' = 'none',
+  paddingFree = false,
 ): Promise<{ wall_s: number; loss?: number } & RunCost> {
   const out = join(dir, 'medlora-run');
   rmSync(out, { recursive: true, force: true });
@@ -298,8 +298,7 @@ async function medloraTrain(
       bf16: false,
       shuffle: false,
       gradient_checkpointing: o.ckpt,
-      padding_free: packing !== 'none',
-      pack_update: packing === 'update',
+      padding_free: paddingFree,
       logging_steps: 1000,
       save_steps: null,
       eval_steps: null,
@@ -423,7 +422,6 @@ async function main(): Promise<void> {
     'max-length-pad': 'flag',
     ckpt: 'flag',
     packing: 'flag',
-    'pack-update': 'flag',
     extract: 'flag',
     'extract-only': 'flag',
     'extract-records': 'number',
@@ -493,23 +491,17 @@ async function main(): Promise<void> {
   for (let rep = 0; rep < reps && !extractOnly; rep++) {
     const order =
       rep % 2 === 0
-        ? ['medlora', 'hf-longest', 'medlora-packed', 'medlora-pack-update', 'hf-max_length']
-        : ['hf-longest', 'medlora-pack-update', 'medlora-packed', 'hf-max_length', 'medlora'];
+        ? ['medlora', 'hf-longest', 'medlora-packed', 'hf-max_length']
+        : ['hf-longest', 'medlora-packed', 'hf-max_length', 'medlora'];
     for (const e of order) {
       if (e.startsWith('hf') && !python) continue;
       if (e === 'medlora-packed' && !a.packing) continue;
-      if (e === 'medlora-pack-update' && !a['pack-update']) continue;
       if (e === 'hf-max_length' && !a['max-length-pad']) continue;
       const load1 = loadavg()[0]!;
       if (e.startsWith('medlora'))
         runs.push({
           engine: e,
-          ...(await medloraTrain(
-            inp,
-            dir,
-            o,
-            e === 'medlora-packed' ? 'micro-batch' : e === 'medlora-pack-update' ? 'update' : 'none',
-          )),
+          ...(await medloraTrain(inp, dir, o, e === 'medlora-packed')),
           load1,
         });
       else {
@@ -543,7 +535,7 @@ async function main(): Promise<void> {
   const mCpu = bestCpu('medlora');
   const hfBest = best('hf-longest');
   const hfCpu = bestCpu('hf-longest');
-  for (const e of ['medlora', 'medlora-packed', 'medlora-pack-update', 'hf-longest', 'hf-max_length']) {
+  for (const e of ['medlora', 'medlora-packed', 'hf-longest', 'hf-max_length']) {
     const w = best(e);
     if (w === undefined) continue;
     const gflops = (tokens * flopsTok) / w / 1e9;

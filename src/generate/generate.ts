@@ -252,13 +252,20 @@ function lastLogits(
   mask: Tensor | undefined,
   cache: KVCacheLike | undefined,
 ): Float32Array[] {
-  const logits = model.forward(ids, { ...(mask ? { attentionMask: mask } : {}), ...(cache ? { cache } : {}) });
-  const [B, T, V] = logits.shape as [number, number, number];
-  const last = logits
-    .narrow(1, T - 1, 1)
-    .reshape([B, V])
-    .float()
-    .toFloat32Array();
+  // only the last position of each row goes through the final norm and lm_head (HF generate's logits_to_keep=1): in the
+  // prefill of 8 prompts of ~100 tokens the full head would be [800, vocab] of which 8 rows are used
+  const [B, T] = ids.shape as [number, number];
+  const lastPos = tensor(
+    Array.from({ length: B }, (_, b) => b * T + T - 1),
+    { dtype: 'i64' },
+  );
+  const logits = model.forward(ids, {
+    ...(mask ? { attentionMask: mask } : {}),
+    ...(cache ? { cache } : {}),
+    outputPositions: lastPos,
+  }); // logits: [B, V]
+  const V = logits.size(-1);
+  const last = logits.float().toFloat32Array();
   const out: Float32Array[] = [];
   for (let b = 0; b < B; b++) out.push(last.slice(b * V, (b + 1) * V));
   return out;

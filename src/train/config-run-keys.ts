@@ -78,11 +78,6 @@ export const RUN_KEYS: Section = {
     default: false,
     doc: 'pack each micro-batch into one row with per-example positions and a block-diagonal causal mask: no pad token is computed, same loss and gradients (TRL SFTConfig padding_free; medlora default off)',
   },
-  pack_update: {
-    kind: { t: 'bool' },
-    default: false,
-    doc: "padding-free packing of a whole update: the rows of all gradient_accumulation_steps micro-batches packed into ONE row and one forward/backward (same loss and gradients as accumulating them; holds the whole update's activations at once: for CPUs, where fewer and larger ops pay; medlora, default off)",
-  },
   fp16: {
     kind: { t: 'bool' },
     default: false,

@@ -104,8 +104,6 @@ export interface TrainingSection {
   neftune_noise_alpha: number | null;
   /** padding-free packing of each micro-batch (TRL SFTConfig padding_free) */
   padding_free: boolean;
-  /** pack all micro-batches of an update into one row (implies padding-free packing) */
-  pack_update: boolean;
   fp16: boolean;
   resume_from_checkpoint: string | boolean | null;
   lr_scheduler_kwargs: Record<string, unknown>;

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { clipGradNorm, manualSeed, noGrad, scope, tensor, type Tensor } from '../tensor/index.js';
 import { MedloraError, fieldError } from '../util/errors.js';
 import type { TrainingSection } from './config.js';
-import { BatchSource, makeBatch, packBatch, padBatch, type Example, type MicroBatch } from './data.js';
+import { BatchSource, makeBatch, padBatch, type Example, type MicroBatch } from './data.js';
 import { summedTokenLoss } from './loss.js';
 import { createOptimizer, type TrainOptimizer } from './optim.js';
 import { learningRateAt, warmupSteps, type ScheduleSpec } from './schedule.js';
@@ -382,18 +382,10 @@ export class Trainer {
     const k = left === 0 ? t.gradient_accumulation_steps : Math.min(t.gradient_accumulation_steps, left);
     const batches: MicroBatch[] = [];
     const par = this.o.parallel;
-    if (t.pack_update) {
-      // training.pack_update: this rank's rows of all k micro-batches as ONE packed row; the loss below is divided by
-      // the update's token count either way, so the gradient is the accumulated one
-      const rows: Example[] = [];
-      for (let i = 0; i < k; i++) rows.push(...(par ? par.shard(this.source.nextRows()) : this.source.nextRows()));
-      batches.push(packBatch(rows));
-    } else {
-      for (let i = 0; i < k; i++)
-        batches.push(
-          par ? makeBatch(par.shard(this.source.nextRows()), this.o.padId, t.padding_free) : this.source.next(),
-        );
-    }
+    for (let i = 0; i < k; i++)
+      batches.push(
+        par ? makeBatch(par.shard(this.source.nextRows()), this.o.padId, t.padding_free) : this.source.next(),
+      );
     const localTokens = batches.reduce((a, b) => a + b.targets, 0);
     const tokens = par ? par.allSum([localTokens])[0]! : localTokens;
     let sum = 0;
