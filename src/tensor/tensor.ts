@@ -650,16 +650,16 @@ export function silu(x: Tensor): Tensor {
 export function dropout(x: Tensor, p: number, train = true): Tensor {
   return x.dropout(p, train);
 }
+/** Whether the loaded addon has nf4Dequantize (an addon built before native/src/nf4.cc existed has not). */
+export function hasNativeNf4(): boolean {
+  return typeof N.nf4Dequantize === 'function';
+}
 /**
  * NF4 dequantization in one native pass (native/src/nf4.cc; CPU tensors only): element i of the [n] result is
  * NF4 level[code] * absmax[i / blockSize] in F32, rounded once to `dtype`, its 4-bit code in the high nibble of byte
  * i / 2 for even i and the low nibble for odd i. codes: u8 [ceil(n / blockSize) * blockSize / 2], absmax: f32
  * [ceil(n / blockSize)], both contiguous. The NF4 format itself lives in src/adapt/nf4.ts.
  */
-/** Whether the loaded addon has nf4Dequantize (an addon built before native/src/nf4.cc existed has not). */
-export function hasNativeNf4(): boolean {
-  return typeof N.nf4Dequantize === 'function';
-}
 export function nf4Dequantize(codes: Tensor, absmax: Tensor, blockSize: number, n: number, dtype: DType): Tensor {
   return T(N.nf4Dequantize(codes.h, absmax.h, blockSize, n, dtype));
 }
