@@ -138,6 +138,7 @@ export abstract class DecoderLM extends ParamModule implements CausalLM {
         : opts.segmentIds
           ? packedAttnMask(onDev(opts.segmentIds)!, device)
           : buildAttnMask(attentionMask, past, T, device);
+      if (opts.segmentLengths) checkSegmentLengths(opts.segmentLengths, opts.segmentIds!);
       let x = this.embed(ids, positionIds); // x: [B, T, hidden]
       let cos: Tensor | undefined;
       let sin: Tensor | undefined;
@@ -193,4 +194,21 @@ export abstract class DecoderLM extends ParamModule implements CausalLM {
     this.rotary?.dispose();
     super.dispose();
   }
+}
+
+/**
+ * segmentLengths must be the run lengths of segmentIds ([1, T]): attention follows the lengths, so lengths that
+ * disagree with the ids would silently attend across the wrong boundaries.
+ */
+function checkSegmentLengths(lengths: readonly number[], segmentIds: Tensor): void {
+  const ids = segmentIds.toNumbers();
+  const runs: number[] = [];
+  for (let i = 0; i < ids.length; i++) {
+    if (i > 0 && ids[i] === ids[i - 1]) runs[runs.length - 1]!++;
+    else runs.push(1);
+  }
+  if (runs.length !== lengths.length || runs.some((r, j) => r !== lengths[j]))
+    throw new MedloraError(
+      `forward: segmentLengths [${lengths.join(', ')}] are not the segments of segmentIds (runs of [${runs.join(', ')}])`,
+    );
 }
