@@ -1,12 +1,22 @@
 // bench:recipe / bench:scale pure parts against published figures: the FLOP count's parameter total (SmolLM2-135M's
-// model card count), the 8B checkpoint's tensor list (Llama-3.1-8B's 8,030,261,248 parameters), shard planning, and
-// the token count of the updates.
+// model card count), the 8B checkpoint's tensor list (Llama-3.1-8B's 8,030,261,248 parameters), shard planning,
+// the token count of the updates, and the /proc readers the benchmark measures its children with.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { sharedPath } from '../src/util/paths.js';
 import { SHAPES } from './train.js';
-import { loraFlopsPerToken, matmulParams, procCpuSeconds, procPeakRssGb, tokensOf } from './recipe.js';
+import {
+  loraFlopsPerToken,
+  matmulParams,
+  procCpuSeconds,
+  procPeakRssGb,
+  procTreePids,
+  tokensOf,
+  treeCpuSeconds,
+  treePeakRssGb,
+} from './recipe.js';
 import { llamaTensors, planShards } from './scale.js';
 
 test('matmulParams: SmolLM2-135M = 134,515,008 parameters minus the tied embedding and the 61 norms, plus an untied head', () => {
@@ -76,4 +86,35 @@ test('procPeakRssGb (VmHWM) is at least the resident memory after touching 64 MB
   assert.ok(after >= rss - 0.01, `peak ${after} GB below the current rss ${rss} GB`);
   assert.ok(after >= before);
   assert.equal(procPeakRssGb(undefined), undefined);
+});
+
+test('procTreePids / treeCpuSeconds: a launcher and its busy child (as --nproc-per-node N runs its ranks) add up', async () => {
+  // a shell whose child burns ~0.4 s of CPU: the shell's own /proc CPU stays ~0, the tree's includes the child's
+  const sh = spawn(
+    'sh',
+    [
+      '-c',
+      `${JSON.stringify(process.execPath)} -e "const t=Date.now();while(Date.now()-t<400);setTimeout(()=>{},3000)"; true`,
+    ],
+    {
+      stdio: 'ignore',
+    },
+  );
+  try {
+    await new Promise((r) => setTimeout(r, 1200));
+    const pids = procTreePids(sh.pid);
+    const own = procCpuSeconds(sh.pid)!;
+    const tree = treeCpuSeconds(sh.pid)!;
+    const peak = treePeakRssGb(sh.pid)!;
+    console.log(
+      `tree ${JSON.stringify(pids)}: shell ${own.toFixed(2)} CPU-s, tree ${tree.toFixed(2)} CPU-s, peaks ${peak.toFixed(3)} GB`,
+    );
+    assert.equal(pids[0], sh.pid);
+    assert.ok(pids.length >= 2, 'the node child is found under the shell');
+    assert.ok(tree >= own + 0.3, `tree ${tree} CPU-s should include the child's busy ~0.4 s (shell alone ${own})`);
+    assert.ok(peak > procPeakRssGb(sh.pid)! + 0.01, 'the child node process adds its resident memory');
+  } finally {
+    sh.kill('SIGKILL');
+  }
+  assert.deepEqual(procTreePids(2 ** 30), [], 'no such process');
 });

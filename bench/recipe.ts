@@ -4,9 +4,11 @@
 // per real token), % of the f32 matmul ceiling measured in the same run, and the ratio. `--extract` adds greedy
 // generation records/s (medlora generateIds vs HF generate) on the same prompts; `--packing` adds a medlora run with
 // training.padding_free (its "medlora speed-up" is HF (pad to longest) / its own time); `--max-length-pad` adds HF
-// padding every row to 400 (seed 000 as written).
+// padding every row to 400 (seed 000 as written); `--ranks N` adds both trainers data parallel on one machine, N ranks of
+// threads / N threads each with accumulation / N (the same update): `medlora train --nproc-per-node N` and HF Trainer
+// under torchrun (DDP over gloo), the fair comparison for the one-process-per-core policy.
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -197,6 +199,46 @@ export function procPeakRssGb(pid: number | undefined): number | undefined {
   }
 }
 
+/**
+ * A process and all its descendants (children of `medlora train --nproc-per-node N`: the launcher and its ranks), from
+ * the parent pid in each /proc/<pid>/stat; [] when the process is gone.
+ */
+export function procTreePids(root: number | undefined): number[] {
+  if (root === undefined || !existsSync(`/proc/${root}`)) return [];
+  const kids = new Map<number, number[]>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const st = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]); // field 4
+      const l = kids.get(ppid);
+      if (l) l.push(Number(d));
+      else kids.set(ppid, [Number(d)]);
+    } catch {
+      // the process ended while we listed /proc
+    }
+  }
+  const out: number[] = [];
+  for (const q = [root]; q.length;) {
+    const p = q.shift()!;
+    out.push(p);
+    q.push(...(kids.get(p) ?? []));
+  }
+  return out;
+}
+
+/** user + sys CPU seconds of a process tree (each process's own threads; children that already exited are not counted). */
+export function treeCpuSeconds(root: number | undefined): number | undefined {
+  const c = procTreePids(root).map(procCpuSeconds);
+  return c.length && c.every((x) => x !== undefined) ? c.reduce((a, b) => a! + b!, 0) : undefined;
+}
+
+/** Sum of the peak resident memory (VmHWM) of a process tree's processes, in GB: for N ranks, at least their joint peak. */
+export function treePeakRssGb(root: number | undefined): number | undefined {
+  const m = procTreePids(root).map(procPeakRssGb);
+  return m.length && m.every((x) => x !== undefined) ? m.reduce((a, b) => a! + b!, 0) : undefined;
+}
+
 /** What a trainer's run cost besides its wall time: CPU seconds over its timed loop and the machine's load meanwhile. */
 interface RunCost {
   /** user + sys CPU seconds of the trainer process over its timed loop (all threads) */
@@ -237,10 +279,11 @@ function childTimed(
       while ((nl = pending.indexOf('\n')) >= 0) {
         const line = pending.slice(0, nl);
         pending = pending.slice(nl + 1);
-        if (line.startsWith('{"event":"start"')) cpuStart = procCpuSeconds(p.pid);
+        // over the process tree: `--nproc-per-node N` runs the ranks as children of a launcher
+        if (line.startsWith('{"event":"start"')) cpuStart = treeCpuSeconds(p.pid);
         else if (line.startsWith('{"event":"done"')) {
-          cpuEnd = procCpuSeconds(p.pid);
-          peakGb = procPeakRssGb(p.pid);
+          cpuEnd = treeCpuSeconds(p.pid);
+          peakGb = treePeakRssGb(p.pid);
         }
       }
     });
@@ -277,7 +320,11 @@ async function medloraTrain(
   dir: string,
   o: Opts,
   paddingFree = false,
+  ranks = 1,
 ): Promise<{ wall_s: number; loss?: number } & RunCost> {
+  // N ranks (data parallel over c10d, `--nproc-per-node N`) of threads / N threads each; each rank takes batch rows of a
+  // global micro-batch of batch x N rows, so accumulation / N micro-batches make the same update of batch x accum rows
+  const threads = Math.max(1, Math.floor(o.threads / ranks));
   const out = join(dir, 'medlora-run');
   rmSync(out, { recursive: true, force: true });
   const cfgFile = join(dir, 'medlora-recipe.yaml');
@@ -288,7 +335,7 @@ async function medloraTrain(
     lora: { r: 8, lora_alpha: 16, lora_dropout: 0.05, target_modules: TARGETS },
     training: {
       per_device_train_batch_size: o.batch,
-      gradient_accumulation_steps: o.accum,
+      gradient_accumulation_steps: o.accum / ranks,
       max_steps: o.updates,
       learning_rate: RECIPE.lr,
       lr_scheduler_type: 'linear',
@@ -308,9 +355,18 @@ async function medloraTrain(
   writeFileSync(cfgFile, `${JSON.stringify(cfg, null, 2)}\n`); // JSON is YAML
   const { stdout, cost } = await childTimed(
     process.execPath,
-    [join(repoRoot, 'bin', 'medlora.js'), 'train', '--config', cfgFile, '--threads', String(o.threads), '--json'],
-    'medlora train',
-    { OMP_NUM_THREADS: String(o.threads) },
+    [
+      join(repoRoot, 'bin', 'medlora.js'),
+      'train',
+      '--config',
+      cfgFile,
+      '--threads',
+      String(threads),
+      ...(ranks > 1 ? ['--nproc-per-node', String(ranks)] : []),
+      '--json',
+    ],
+    ranks > 1 ? `medlora train --nproc-per-node ${ranks}` : 'medlora train',
+    { OMP_NUM_THREADS: String(threads) },
   );
   const done = lastJson(stdout, (j) => j.event === 'done');
   if (!done || typeof done.wall_s !== 'number')
@@ -324,10 +380,15 @@ async function hfTrain(
   dir: string,
   o: Opts,
   pad: 'longest' | 'max_length',
+  ranks = 1,
 ): Promise<{ wall_s: number; computed_tokens: number; real_tokens: number; peak_rss_gb: number } & RunCost> {
+  // N ranks: torchrun (torch.distributed.run) starts N copies; Trainer then runs DDP over gloo on the CPU, each rank
+  // taking its own micro-batches of `batch` rows, so accumulation / N makes the same update of batch x accum rows
+  const threads = Math.max(1, Math.floor(o.threads / ranks));
   const { stdout, cost } = await childTimed(
     python,
     [
+      ...(ranks > 1 ? ['-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', String(ranks)] : []),
       join(repoRoot, 'bench', 'hf_recipe.py'),
       '--model',
       inp.model,
@@ -338,13 +399,13 @@ async function hfTrain(
       '--batch',
       String(o.batch),
       '--accum',
-      String(o.accum),
+      String(o.accum / ranks),
       '--pad',
       pad,
       '--max-length',
       String(RECIPE.maxLength),
       '--threads',
-      String(o.threads),
+      String(threads),
       '--ckpt',
       o.ckpt ? '1' : '0',
       '--lr',
@@ -356,9 +417,35 @@ async function hfTrain(
       '--out',
       join(dir, 'hf-run'),
     ],
-    `hf_recipe.py --pad ${pad}`,
-    { OMP_NUM_THREADS: String(o.threads) },
+    ranks > 1 ? `torchrun --nproc_per_node ${ranks} hf_recipe.py --pad ${pad}` : `hf_recipe.py --pad ${pad}`,
+    { OMP_NUM_THREADS: String(threads) },
   );
+  if (ranks > 1) {
+    // one result line per rank: the job took as long as its slowest rank; CPU, tokens and peaks add up
+    // (the ranks print at the same moment, so two lines can run together: match the flat objects, not the lines)
+    const all = [...stdout.matchAll(/\{"engine": "hf-peft[^{}]*\}/g)].map(
+      (m) =>
+        JSON.parse(m[0]) as {
+          wall_s: number;
+          cpu_s: number;
+          computed_tokens: number;
+          real_tokens: number;
+          peak_rss_gb: number;
+        },
+    );
+    if (all.length !== ranks)
+      throw new MedloraError(`hf_recipe.py under torchrun: ${all.length} result lines for ${ranks} ranks`);
+    const sum = (k: 'cpu_s' | 'computed_tokens' | 'real_tokens' | 'peak_rss_gb'): number =>
+      all.reduce((a, r) => a + r[k], 0);
+    return {
+      ...cost,
+      wall_s: Math.max(...all.map((r) => r.wall_s)),
+      cpu_s: sum('cpu_s'),
+      computed_tokens: sum('computed_tokens'),
+      real_tokens: sum('real_tokens'),
+      peak_rss_gb: sum('peak_rss_gb'),
+    };
+  }
   const j = lastJson(stdout, (x) => typeof x.wall_s === 'number');
   if (!j) throw new MedloraError('hf_recipe.py: no JSON result line with wall_s');
   // hf_recipe.py times its own loop's CPU (time.process_time around trainer.train(): user + sys of all threads)
@@ -422,6 +509,7 @@ async function main(): Promise<void> {
     'max-length-pad': 'flag',
     ckpt: 'flag',
     packing: 'flag',
+    ranks: 'number',
     extract: 'flag',
     'extract-only': 'flag',
     'extract-records': 'number',
@@ -456,6 +544,11 @@ async function main(): Promise<void> {
     ckpt: Boolean(a.ckpt),
   };
   const reps = (a.reps as number | undefined) ?? 1;
+  const ranks = (a.ranks as number | undefined) ?? 1;
+  if (!(Number.isInteger(ranks) && ranks >= 1 && o.accum % ranks === 0 && threads % ranks === 0))
+    throw new MedloraError(
+      `bench:recipe: --ranks must be a positive integer dividing --accum (${o.accum}) and --threads (${threads}), got ${ranks}`,
+    );
   for (const [k, v] of Object.entries({ updates: o.updates, batch: o.batch, accum: o.accum, threads, reps })) {
     if (!(Number.isInteger(v) && v >= 1))
       throw new MedloraError(`bench:recipe: --${k} must be a positive integer, got ${v}`);
@@ -491,21 +584,29 @@ async function main(): Promise<void> {
   for (let rep = 0; rep < reps && !extractOnly; rep++) {
     const order =
       rep % 2 === 0
-        ? ['medlora', 'hf-longest', 'medlora-packed', 'hf-max_length']
-        : ['hf-longest', 'medlora-packed', 'hf-max_length', 'medlora'];
+        ? ['medlora', 'hf-longest', 'medlora-ranks', 'hf-ranks', 'medlora-packed', 'hf-max_length']
+        : ['hf-max_length', 'medlora-packed', 'hf-ranks', 'medlora-ranks', 'hf-longest', 'medlora'];
     for (const e of order) {
       if (e.startsWith('hf') && !python) continue;
       if (e === 'medlora-packed' && !a.packing) continue;
+      if ((e === 'medlora-ranks' || e === 'hf-ranks') && ranks === 1) continue;
       if (e === 'hf-max_length' && !a['max-length-pad']) continue;
       const load1 = loadavg()[0]!;
       if (e.startsWith('medlora'))
         runs.push({
           engine: e,
-          ...(await medloraTrain(inp, dir, o, e === 'medlora-packed')),
+          ...(await medloraTrain(inp, dir, o, e === 'medlora-packed', e === 'medlora-ranks' ? ranks : 1)),
           load1,
         });
       else {
-        const r = await hfTrain(python!, inp, dir, o, e === 'hf-longest' ? 'longest' : 'max_length');
+        const r = await hfTrain(
+          python!,
+          inp,
+          dir,
+          o,
+          e === 'hf-max_length' ? 'max_length' : 'longest',
+          e === 'hf-ranks' ? ranks : 1,
+        );
         const { wall_s, cpu_s, load1_mean, load1_max, peak_rss_gb } = r; // (r.engine is the script's own label)
         runs.push({ engine: e, wall_s, cpu_s, load1_mean, load1_max, peak_rss_gb, computed: r.computed_tokens, load1 });
       }
@@ -535,7 +636,7 @@ async function main(): Promise<void> {
   const mCpu = bestCpu('medlora');
   const hfBest = best('hf-longest');
   const hfCpu = bestCpu('hf-longest');
-  for (const e of ['medlora', 'medlora-packed', 'hf-longest', 'hf-max_length']) {
+  for (const e of ['medlora', 'medlora-ranks', 'medlora-packed', 'hf-longest', 'hf-ranks', 'hf-max_length']) {
     const w = best(e);
     if (w === undefined) continue;
     const gflops = (tokens * flopsTok) / w / 1e9;
@@ -543,6 +644,9 @@ async function main(): Promise<void> {
     const atBest = of(e).find((r) => r.wall_s === w)!;
     table.push({
       engine: e,
+      ...(e === 'medlora-ranks' || e === 'hf-ranks'
+        ? { ranks, threads_per_rank: Math.max(1, Math.floor(threads / ranks)) }
+        : {}),
       wall_s: w,
       updates_per_s: o.updates / w,
       tokens_per_s: tokens / w,
@@ -652,7 +756,7 @@ async function main(): Promise<void> {
   const opt = (x: unknown, d = 2, unit = ''): string => (typeof x === 'number' ? `${fmt(x, d)}${unit}` : '-');
   for (const r of table) {
     say(
-      `| ${r.engine} | ${fmt(r.wall_s as number, 1)} s | ${fmt(r.updates_per_s as number, 3)} | ${fmt(r.tokens_per_s as number, 1)} | ${fmt(r.model_gflops as number, 1)} | ` +
+      `| ${r.ranks ? `${r.engine}: ${ranks} ranks x ${r.threads_per_rank as number} thread(s)` : r.engine} | ${fmt(r.wall_s as number, 1)} s | ${fmt(r.updates_per_s as number, 3)} | ${fmt(r.tokens_per_s as number, 1)} | ${fmt(r.model_gflops as number, 1)} | ` +
         `${fmt(r.pct_ceiling as number, 0)}% | ${opt(r.ratio_medlora ?? r.speedup_vs_hf_longest, 2, 'x')} | ${opt(r.cpu_s, 1, ' s')} | ${opt(r.cpu_s_per_update, 2, ' s')} | ` +
         `${opt(r.ratio_medlora_cpu ?? r.cpu_speedup_vs_hf_longest, 2, 'x')} | ${opt(r.peak_rss_gb, 2, ' GB')} | ${opt(r.load1_mean, 1)} (max ${opt(r.load1_max, 1)}) |`,
     );
