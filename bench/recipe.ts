@@ -729,6 +729,16 @@ async function main(): Promise<void> {
     }
   }
 
+  // the issue's comparison: the fastest medlora setting of this run against the fastest HF setting of this run
+  // (with --ranks, HF's own 2-rank run may be its fastest; without it, this is the medlora row's ratio)
+  const fastest = (prefix: string): { engine: string; wall_s: number } | undefined =>
+    table
+      .filter((r) => String(r.engine).startsWith(prefix))
+      .map((r) => ({ engine: String(r.engine), wall_s: r.wall_s as number }))
+      .sort((x, y) => x.wall_s - y.wall_s)[0];
+  const fm = fastest('medlora'),
+    fh = fastest('hf');
+  const bestVsBest = fm && fh ? { medlora: fm, hf: fh, speedup: fh.wall_s / fm.wall_s } : undefined;
   const result = {
     shape: shapeName,
     dtype: 'fp32',
@@ -740,6 +750,7 @@ async function main(): Promise<void> {
     ceilings: ceil,
     load1_end: loadavg()[0],
     table,
+    best_vs_best: bestVsBest,
     extract,
   };
   if (json) {
@@ -774,6 +785,11 @@ async function main(): Promise<void> {
       say(
         `extract ${x.engine}: ${x.records} records in ${x.wall_s} s = ${x.records_per_s} records/s (${x.generated_tokens} tokens, ${x.gen_tok_per_s} tok/s)`,
       );
+  if (bestVsBest)
+    say(
+      `fastest medlora setting vs fastest HF setting of this run: ${fmt(bestVsBest.speedup)}x ` +
+        `(${bestVsBest.medlora.engine} ${fmt(bestVsBest.medlora.wall_s, 1)} s vs ${bestVsBest.hf.engine} ${fmt(bestVsBest.hf.wall_s, 1)} s)`,
+    );
   say(`1-min load at the end: ${loadavg()[0]!.toFixed(1)}`);
 }
 
