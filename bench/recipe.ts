@@ -314,6 +314,9 @@ function childTimed(
   });
 }
 
+/** Threads of each of N ranks sharing a trainer's threads (main checks that N divides them). */
+const threadsPerRank = (threads: number, ranks: number): number => Math.max(1, Math.floor(threads / ranks));
+
 /** One `medlora train` run (the CLI, the real Trainer path) on the rows; wall_s = the trainer's loop (from its done event). */
 async function medloraTrain(
   inp: { model: string; rows: string },
@@ -324,7 +327,7 @@ async function medloraTrain(
 ): Promise<{ wall_s: number; loss?: number } & RunCost> {
   // N ranks (data parallel over c10d, `--nproc-per-node N`) of threads / N threads each; each rank takes batch rows of a
   // global micro-batch of batch x N rows, so accumulation / N micro-batches make the same update of batch x accum rows
-  const threads = Math.max(1, Math.floor(o.threads / ranks));
+  const threads = threadsPerRank(o.threads, ranks);
   const out = join(dir, 'medlora-run');
   rmSync(out, { recursive: true, force: true });
   const cfgFile = join(dir, 'medlora-recipe.yaml');
@@ -384,7 +387,7 @@ async function hfTrain(
 ): Promise<{ wall_s: number; computed_tokens: number; real_tokens: number; peak_rss_gb: number } & RunCost> {
   // N ranks: torchrun (torch.distributed.run) starts N copies; Trainer then runs DDP over gloo on the CPU, each rank
   // taking its own micro-batches of `batch` rows, so accumulation / N makes the same update of batch x accum rows
-  const threads = Math.max(1, Math.floor(o.threads / ranks));
+  const threads = threadsPerRank(o.threads, ranks);
   const { stdout, cost } = await childTimed(
     python,
     [
@@ -644,9 +647,7 @@ async function main(): Promise<void> {
     const atBest = of(e).find((r) => r.wall_s === w)!;
     table.push({
       engine: e,
-      ...(e === 'medlora-ranks' || e === 'hf-ranks'
-        ? { ranks, threads_per_rank: Math.max(1, Math.floor(threads / ranks)) }
-        : {}),
+      ...(e === 'medlora-ranks' || e === 'hf-ranks' ? { ranks, threads_per_rank: threadsPerRank(threads, ranks) } : {}),
       wall_s: w,
       updates_per_s: o.updates / w,
       tokens_per_s: tokens / w,

@@ -6,8 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../../src/util/paths.js';
 import { enableFullFinetuning } from '../../src/adapt/apply.js';
@@ -17,7 +16,7 @@ import { summedTokenLoss } from '../../src/train/loss.js';
 import { packBatch, padBatch, type Example, type MicroBatch } from '../../src/train/data.js';
 import { assertClose, compareClose } from '../../src/util/close.js';
 import { REFERENCE_FOLDERS, refBatch, refDir, skipNoShared } from '../model/fixtures.js';
-import { referenceTraining, writeBatchJsonl } from './reference-run.js';
+import { referenceRunFolder } from './reference-run.js';
 
 test('packBatch: one row, positions restart per example, first label of each example ignored, same targets as padBatch', () => {
   const rows: Example[] = [
@@ -137,29 +136,7 @@ for (const name of REFERENCE_FOLDERS) {
 const BIN = join(packageRoot(), 'bin', 'medlora.js');
 for (const folder of REFERENCE_FOLDERS) {
   test(`${folder}: medlora train with padding_free reproduces expected.json (12 steps)`, { skip: skipNoShared }, () => {
-    const f = refDir(folder);
-    const exp = JSON.parse(readFileSync(join(f, 'expected.json'), 'utf8')) as {
-      train_loss: number[];
-      grad_norm: number[];
-      train: { lr: number; warmup_steps: number; max_steps: number; weight_decay: number; max_grad_norm: number };
-    };
-    const { raw } = refBatch(folder);
-    const dir = mkdtempSync(join(tmpdir(), `medlora-pack-${folder}-`));
-    writeBatchJsonl(join(dir, 'train.jsonl'), raw);
-    const tr = referenceTraining(exp.train, 2, { padding_free: true, save_steps: null });
-    const out = join(dir, 'run');
-    const cfg = join(dir, 'cfg.yaml');
-    writeFileSync(
-      cfg,
-      [
-        `model: ${f}`,
-        `data: { train: ${join(dir, 'train.jsonl')} }`,
-        `lora: { r: 4, lora_alpha: 8, lora_dropout: 0.0, target_modules: [q_proj, v_proj], init_adapter: ${join(f, 'adapter')} }`,
-        `training: ${JSON.stringify(tr)}`,
-        `output_dir: ${out}`,
-        '',
-      ].join('\n'),
-    );
+    const { cfg, out, exp } = referenceRunFolder(folder, { padding_free: true, save_steps: null });
     const r = spawnSync(process.execPath, [BIN, 'train', '--config', cfg, '--threads', '1', '--quiet'], {
       encoding: 'utf8',
     });

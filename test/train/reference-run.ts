@@ -1,8 +1,11 @@
 // The 12-step reference trajectories (../shared/fixtures/reference/<name>/expected.json: train_loss, learning_rate,
 // grad_norm made by the HF Trainer with the arguments in its "train" entry): medlora's training section with the same
-// arguments, and the fixture batch as a train.jsonl of token rows. Shared by the trajectory tests (train/reference,
-// train/packing, distributed/train, adapt/methods-train).
-import { writeFileSync } from 'node:fs';
+// arguments, the fixture batch as a train.jsonl of token rows, and a whole run folder (data + cfg.yaml) for `medlora
+// train`. Shared by the trajectory tests (train/reference, train/packing, distributed/train, adapt/methods-train).
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sharedPath } from '../../src/util/paths.js';
 
 /** The Trainer arguments expected.json records under "train". */
 export interface TrajectoryArgs {
@@ -42,4 +45,45 @@ export function writeBatchJsonl(file: string, batch: { input_ids: number[][]; la
     file,
     batch.input_ids.map((ids, i) => JSON.stringify({ input_ids: ids, labels: batch.labels[i] })).join('\n') + '\n',
   );
+}
+
+/** expected.json of a reference fixture: the 12-step trajectory and the Trainer arguments that made it. */
+export interface ReferenceExpected {
+  train_loss: number[];
+  learning_rate: number[];
+  grad_norm: number[];
+  train: TrajectoryArgs;
+}
+
+/**
+ * A temp dir with train.jsonl (the fixture batch's two rows) and cfg.yaml: LoRA r 4 on q_proj, v_proj from the
+ * fixture's adapter, the reference training section (batch 2) with `training` over it, output_dir `out`.
+ */
+export function referenceRunFolder(
+  folder: string,
+  training: Record<string, unknown> = {},
+): { dir: string; cfg: string; out: string; exp: ReferenceExpected } {
+  const f = sharedPath('fixtures', 'reference', folder);
+  const exp = JSON.parse(readFileSync(join(f, 'expected.json'), 'utf8')) as ReferenceExpected;
+  const batch = JSON.parse(readFileSync(join(f, 'batch.json'), 'utf8')) as {
+    input_ids: number[][];
+    labels: number[][];
+  };
+  const dir = mkdtempSync(join(tmpdir(), `medlora-ref-${folder}-`));
+  writeBatchJsonl(join(dir, 'train.jsonl'), batch);
+  const tr = referenceTraining(exp.train, 2, training);
+  const out = join(dir, 'run');
+  const cfg = join(dir, 'cfg.yaml');
+  writeFileSync(
+    cfg,
+    [
+      `model: ${f}`,
+      `data: { train: ${join(dir, 'train.jsonl')} }`,
+      `lora: { r: 4, lora_alpha: 8, lora_dropout: 0.0, target_modules: [q_proj, v_proj], init_adapter: ${join(f, 'adapter')} }`,
+      `training: ${JSON.stringify(tr)}`,
+      `output_dir: ${out}`,
+      '',
+    ].join('\n'),
+  );
+  return { dir, cfg, out, exp };
 }

@@ -4,22 +4,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hasShared, packageRoot, sharedPath } from '../../src/util/paths.js';
 import { assertClose } from '../../src/util/close.js';
-import { referenceTraining, writeBatchJsonl } from './reference-run.js';
+import { referenceRunFolder } from './reference-run.js';
 
 const BIN = join(packageRoot(), 'bin', 'medlora.js');
 const REF = sharedPath('fixtures', 'reference');
 
-interface Expected {
-  train_loss: number[];
-  learning_rate: number[];
-  grad_norm: number[];
-  train: { lr: number; warmup_steps: number; max_steps: number; weight_decay: number; max_grad_norm: number };
-}
 interface Rec {
   step: number;
   loss?: number;
@@ -27,36 +20,6 @@ interface Rec {
   grad_norm?: number;
   eval_loss?: number;
   tokens_per_second?: number;
-}
-
-/** A temp dir with train.jsonl (the batch's two rows) and cfg.yaml shaped like the issue's example. */
-function setup(
-  folder: string,
-  training: Record<string, unknown> = {},
-): { dir: string; cfg: string; out: string; exp: Expected } {
-  const f = join(REF, folder);
-  const exp = JSON.parse(readFileSync(join(f, 'expected.json'), 'utf8')) as Expected;
-  const batch = JSON.parse(readFileSync(join(f, 'batch.json'), 'utf8')) as {
-    input_ids: number[][];
-    labels: number[][];
-  };
-  const dir = mkdtempSync(join(tmpdir(), `medlora-ref-${folder}-`));
-  writeBatchJsonl(join(dir, 'train.jsonl'), batch);
-  const tr = referenceTraining(exp.train, 2, training);
-  const out = join(dir, 'run');
-  const cfg = join(dir, 'cfg.yaml');
-  writeFileSync(
-    cfg,
-    [
-      `model: ${f}`,
-      `data: { train: ${join(dir, 'train.jsonl')} }`,
-      `lora: { r: 4, lora_alpha: 8, lora_dropout: 0.0, target_modules: [q_proj, v_proj], init_adapter: ${join(f, 'adapter')} }`,
-      `training: ${JSON.stringify(tr)}`,
-      `output_dir: ${out}`,
-      '',
-    ].join('\n'),
-  );
-  return { dir, cfg, out, exp };
 }
 
 function metrics(out: string): Rec[] {
@@ -85,7 +48,7 @@ test('reference fixtures present', (t) => {
 
 for (const folder of folders) {
   test(`medlora train reproduces ${folder}/expected.json (12 steps from its adapter)`, () => {
-    const { cfg, out, exp } = setup(folder);
+    const { cfg, out, exp } = referenceRunFolder(folder);
     const r = medlora(['train', '--config', cfg, '--threads', '1', '--quiet', '--save_steps', 'null']);
     assert.equal(r.status, 0, r.stderr);
     const recs = metrics(out).filter((x) => x.loss !== undefined);
@@ -125,10 +88,10 @@ test(
   { skip: !hasShared() },
   async () => {
     const training = { max_steps: 30, save_steps: 4, shuffle: true, eval_steps: 5 };
-    const a = setup('llama-tiny', training);
+    const a = referenceRunFolder('llama-tiny', training);
     const full = medlora(['train', '--config', a.cfg, '--threads', '1', '--quiet']);
     assert.equal(full.status, 0, full.stderr);
-    const b = setup('llama-tiny', training);
+    const b = referenceRunFolder('llama-tiny', training);
     const child = spawn(process.execPath, [BIN, 'train', '--config', b.cfg, '--threads', '1', '--quiet'], {
       stdio: 'ignore',
     });
@@ -157,7 +120,7 @@ test(
 );
 
 test('Ctrl-C (SIGINT) saves a checkpoint, exits 130 and says how to resume', { skip: !hasShared() }, async () => {
-  const s = setup('qwen2-tiny', { max_steps: 40, save_steps: 100 });
+  const s = referenceRunFolder('qwen2-tiny', { max_steps: 40, save_steps: 100 });
   const child = spawn(process.execPath, [BIN, 'train', '--config', s.cfg, '--threads', '1', '--quiet'], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -183,7 +146,7 @@ test('Ctrl-C (SIGINT) saves a checkpoint, exits 130 and says how to resume', { s
 });
 
 test('CLI errors: unknown override key, existing run without --resume, bad --threads', { skip: !hasShared() }, () => {
-  const s = setup('llama-tiny', { max_steps: 1 });
+  const s = referenceRunFolder('llama-tiny', { max_steps: 1 });
   let r = medlora(['train', '--config', s.cfg, '--max_stepz', '3']);
   assert.equal(r.status, 1);
   assert.match(r.stderr, /--max_stepz: unknown config key/);
