@@ -8,6 +8,7 @@ import {
   manualSeed,
   noGrad,
   randint,
+  reuseLargeBlocks,
   scope,
   setNumThreads,
   getNumThreads,
@@ -265,11 +266,14 @@ export function runTrainBench(o: TrainBenchOptions): TrainBenchResult {
     backward_s: new Map<string, number>(),
     optim_s: new Map<string, number>(),
   };
+  // as the trainer's loop does (src/train/trainer.ts)
+  const releaseBlocks = reuseLargeBlocks();
   try {
     // count ops on the last step only (all steps make the same calls)
     for (let i = 0; i <= o.steps; i++)
       steps.push(timedStep(b, defaultLoss, o.profile && i === o.steps ? ops : undefined));
   } finally {
+    releaseBlocks();
     b.dispose();
   }
   const timed = steps.slice(1);

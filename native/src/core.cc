@@ -567,6 +567,19 @@ void registerCore(Napi::Env env, Napi::Object ex) {
     return Napi::Boolean::New(c.env, false);
 #endif
   });
+  // mallocMmapMax(n): glibc mallopt(M_MMAP_MAX, n). 0 = no block is ever mmap'ed, every size comes from the heap and
+  // is reused there (the training loop's blocks above glibc's 32 MiB mmap ceiling: src/tensor/native.ts
+  // reuseLargeBlocks); 65536 = glibc's default (DEFAULT_MMAP_MAX in malloc.c). False where the C library is not glibc.
+  def(env, ex, "mallocMmapMax", [](Call& c) -> Napi::Value {
+#ifdef __GLIBC__
+    const int64_t n = c.i64(0);
+    if (n < 0 || n > (1 << 30)) throw ArgError("mallocMmapMax: n must be in [0, 2^30], got " + std::to_string(n));
+    if (mallopt(M_MMAP_MAX, static_cast<int>(n)) != 1) throw ArgError("mallopt refused M_MMAP_MAX " + std::to_string(n));
+    return Napi::Boolean::New(c.env, true);
+#else
+    return Napi::Boolean::New(c.env, false);
+#endif
+  });
   // parallelProbe(n): how many distinct threads an at::parallel_for of n items (grain 1) compiled into THIS addon ran
   // on. ATen's parallel_for is a header template: compiled without -fopenmp its `#pragma omp parallel` is ignored and
   // every native kernel of ours (dropout) runs on the calling thread alone (test/engine/dropout.test.ts checks this).

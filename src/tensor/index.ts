@@ -13,5 +13,5 @@ export * from './engine.js';
 export type { Handle } from './native.js';
 export * from './gradcheck.js';
 export * from './perf.js';
-export { physicalCores } from './native.js';
+export { physicalCores, reuseLargeBlocks } from './native.js';
 export * from './cpu.js';

@@ -1,7 +1,8 @@
 // Loads the native addon (native/build/medlora.node, built by native/build.mjs) once, and applies the process-wide
 // defaults: OpenMP threads sleep instead of spin-waiting (OMP_WAIT_POLICY=PASSIVE, set before libtorch's OpenMP
-// runtime starts, i.e. before the addon loads; docs/PERFORMANCE.md "Threads") and the intra-op thread count (physical
-// cores unless MEDLORA_NUM_THREADS is set).
+// runtime starts, i.e. before the addon loads; docs/PERFORMANCE.md "Threads"), the allocator's (transparent huge pages
+// for large tensors, glibc malloc keeping freed blocks for reuse) and the intra-op thread count (physical cores unless
+// MEDLORA_NUM_THREADS is set).
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
@@ -48,20 +49,67 @@ export function applyOpenMpDefaults(env: NodeJS.ProcessEnv = process.env): Recor
  * medlora keeps blocks up to 32 MiB (glibc's largest mmap threshold) in the heap, keeps up to 1 GiB of free heap
  * instead of trimming it, and grows the heap 64 MiB at a time: the memory is reused across steps without faults.
  * Peak memory is unchanged; freed memory up to 1 GiB is kept for reuse. Off with MEDLORA_MALLOC_TUNING=0, and when
- * the user set any of glibc's own MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ / MALLOC_TOP_PAD_.
+ * the user set any of glibc's own MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ / MALLOC_TOP_PAD_ / MALLOC_MMAP_MAX_.
+ * Larger blocks: reuseLargeBlocks below, for the training loop.
  */
 export const MALLOC_TUNING = { mmapThreshold: 32 << 20, trimThreshold: 1 << 30, topPad: 64 << 20 } as const;
 
+/**
+ * Transparent huge pages for tensors (issue 19), set in the environment before the addon loads: with
+ * THP_MEM_ALLOC_ENABLE=1 libtorch's CPU allocator (c10/core/impl/alloc_cpu.cpp) madvises every block of 2 MiB or more
+ * MADV_HUGEPAGE, so the kernel backs it with 2 MiB pages where it can (Linux's default THP mode, "madvise", gives huge
+ * pages only to such regions). A training process first-touches gigabytes (the weights while loading, a step's
+ * activations in its first update) and each 4 KiB page is a fault; on the 2-core VM of docs/PERFORMANCE.md a fault
+ * cost ~20 us, and the llama-3.2-1b recipe took 1.97M faults (456k in its first update) without it and 0.27M with it.
+ * Off with MEDLORA_MALLOC_TUNING=0 or the user's own THP_MEM_ALLOC_ENABLE (kept as given). Nothing changes where the
+ * kernel's THP mode is "never" or libtorch predates the variable.
+ */
+export function applyAllocatorEnvDefaults(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const set: Record<string, string> = {};
+  if (env.MEDLORA_MALLOC_TUNING !== '0' && !env.THP_MEM_ALLOC_ENABLE) set.THP_MEM_ALLOC_ENABLE = '1';
+  Object.assign(env, set);
+  return set;
+}
+
+/** whether MALLOC_TUNING was applied at load (glibc, not turned off): reuseLargeBlocks acts only then */
+let mallocTuned = false;
+
 function applyMallocDefaults(n: Record<string, NativeFn>, env: NodeJS.ProcessEnv = process.env): void {
   if (env.MEDLORA_MALLOC_TUNING === '0') return;
-  if (env.MALLOC_MMAP_THRESHOLD_ || env.MALLOC_TRIM_THRESHOLD_ || env.MALLOC_TOP_PAD_) return;
+  if (env.MALLOC_MMAP_THRESHOLD_ || env.MALLOC_TRIM_THRESHOLD_ || env.MALLOC_TOP_PAD_ || env.MALLOC_MMAP_MAX_) return;
   if (typeof n.tuneMalloc !== 'function') return;
-  n.tuneMalloc(MALLOC_TUNING.mmapThreshold, MALLOC_TUNING.trimThreshold, MALLOC_TUNING.topPad);
+  mallocTuned = n.tuneMalloc(MALLOC_TUNING.mmapThreshold, MALLOC_TUNING.trimThreshold, MALLOC_TUNING.topPad) === true;
+}
+
+/** glibc's default M_MMAP_MAX (DEFAULT_MMAP_MAX in malloc/malloc.c): how many blocks may be mmap'ed at once */
+const GLIBC_MMAP_MAX = 65536;
+let largeBlockUsers = 0;
+
+/**
+ * From now until the returned function is called, glibc serves blocks of EVERY size from the heap (M_MMAP_MAX 0), so
+ * the blocks above MALLOC_TUNING's 32 MiB mmap threshold (glibc's ceiling for it) are reused too instead of being
+ * mmap'ed, page-faulted and unmapped each time. What needs it: a training step at a large vocabulary, whose lm_head
+ * logits, their LoRA delta and gradients are [tokens, vocab] f32 (llama-3.2-1b recipe: [117, 128256] = 60 MB each):
+ * 60k-100k page faults per micro-batch without it, none with it (docs/PERFORMANCE.md). The trainer's loop uses it,
+ * not the whole process: a model load's large buffers are read once and freed, and keeping them in the heap would only
+ * risk fragmenting it. Nested calls are counted; a no-op where the tuning is off (MEDLORA_MALLOC_TUNING=0, a user's
+ * MALLOC_*_ variable, a C library that is not glibc).
+ */
+export function reuseLargeBlocks(): () => void {
+  if (!mallocTuned || typeof N.mallocMmapMax !== 'function') return () => {};
+  if (largeBlockUsers++ === 0) N.mallocMmapMax(0);
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    if (--largeBlockUsers === 0) N.mallocMmapMax(GLIBC_MMAP_MAX);
+  };
 }
 
 function load(): Record<string, NativeFn> {
   const path = addonPath();
   applyOpenMpDefaults();
+  applyAllocatorEnvDefaults();
   if (!existsSync(path)) {
     throw new MedloraError(
       `the native engine is not built (${path} is missing): run \`node native/build.mjs\` ` +

@@ -9,7 +9,7 @@
 // resume share the loop's state, and splitting them would pass that state around.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { clipGradNorm, manualSeed, noGrad, scope, tensor, type Tensor } from '../tensor/index.js';
+import { clipGradNorm, manualSeed, noGrad, reuseLargeBlocks, scope, tensor, type Tensor } from '../tensor/index.js';
 import { MedloraError, fieldError } from '../util/errors.js';
 import type { TrainingSection } from './config.js';
 import { BatchSource, makeBatch, padBatch, type Example, type MicroBatch } from './data.js';
@@ -537,9 +537,13 @@ export class Trainer {
         this.o.model as unknown as Parameters<typeof activateNeftune>[0],
         t.neftune_noise_alpha,
       );
+    // every step allocates and frees the same blocks; keep those above glibc's 32 MiB mmap ceiling (a large vocabulary's
+    // lm_head logits) in the heap too, so they are not page-faulted in again each micro-batch (src/tensor/native.ts)
+    const releaseBlocks = reuseLargeBlocks();
     try {
       return await this.loop();
     } finally {
+      releaseBlocks();
       this.removeNeftune?.();
       this.removeNeftune = undefined;
     }

@@ -1,11 +1,14 @@
 // The allocator tuning applied when the engine loads (src/tensor/native.ts MALLOC_TUNING): a step-like workload (a
 // chain of 8 new [120, 49152] f32 tensors, the lm_head's logits size at the smollm2 recipe, all freed at the end,
 // repeated) is served from the retained heap, so its pages are mostly not faulted in again; with
-// MEDLORA_MALLOC_TUNING=0 (glibc's defaults) much of it is mmap'ed and page-faulted anew every round.
+// MEDLORA_MALLOC_TUNING=0 (glibc's defaults) much of it is mmap'ed and page-faulted anew every round. Blocks above the
+// 32 MiB threshold (the lm_head logits of a 128k vocabulary) are reused only inside reuseLargeBlocks (the trainer's loop).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { existsSync, readFileSync } from 'node:fs';
+import { applyAllocatorEnvDefaults } from '../../src/tensor/native.js';
 
 const glibc = Boolean(
   (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } })?.header?.glibcVersionRuntime,
@@ -16,18 +19,21 @@ const tensorIndex = fileURLToPath(new URL('../../src/tensor/index.js', import.me
  * minor page faults per round of the workload in a child process, rounds 2-8 (glibc's own dynamic threshold adapts
  * within a few rounds; both settings re-fault a block now and then)
  */
-function faults(tuning: '0' | '1'): number {
+function faults(tuning: '0' | '1', vocab = 49152, reuse = false): number {
   const script = `
     const T = await import(${JSON.stringify(tensorIndex)});
     const minflt = () => Number(require('fs').readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ')[7]);
-    const x = T.randn([120, 49152]);
+    if (${reuse}) T.reuseLargeBlocks();
+    const x = T.randn([120, ${vocab}]);
     const round = () => T.scope(() => { let y = x; for (let i = 0; i < 4; i++) y = y.add(x).mul(0.5); });
     round();
     const before = minflt();
     for (let i = 0; i < 7; i++) round();
     console.log((minflt() - before) / 7);`;
   const out = execFileSync(process.execPath, ['--input-type=commonjs', '-e', `(async () => {${script}})()`], {
-    env: { ...process.env, MEDLORA_MALLOC_TUNING: tuning },
+    // without transparent huge pages (tested on their own below), which make a fresh mmap fault 2 MiB at a time and
+    // would hide what the heap reuse saves from a fault count
+    env: { ...process.env, MEDLORA_MALLOC_TUNING: tuning, THP_MEM_ALLOC_ENABLE: '0' },
     encoding: 'utf8',
   });
   return Number(out.trim().split('\n').pop());
@@ -50,5 +56,80 @@ test(
       pairs.some(([on, off]) => on * 1.5 < off),
       `tuned faults per round are not well below glibc's in any of ${pairs.length} tries: ${JSON.stringify(pairs)}`,
     );
+  },
+);
+
+test(
+  'inside reuseLargeBlocks, blocks above 32 MiB are reused from the heap too; outside, each is a fresh mmap',
+  { skip: !glibc },
+  () => {
+    // [120, 128256] f32 = 61.6 MB, the lm_head logits of the llama-3.2-1b recipe: above glibc's largest mmap threshold,
+    // so without reuseLargeBlocks every new one is mmap'ed (15k faults of 4 KiB pages each, 8 per round: ~120k)
+    const pairs: Array<[number, number]> = [];
+    for (let i = 0; i < 3 && !pairs.some(([on, off]) => on * 4 < off); i++)
+      pairs.push([faults('1', 128256, true), faults('1', 128256, false)]);
+    for (const [on, off] of pairs)
+      console.log(`minor page faults per round (8 new 61.6 MB tensors): reuseLargeBlocks ${on}, without ${off}`);
+    assert.ok(pairs.every(([on, off]) => Number.isFinite(on) && Number.isFinite(off)));
+    assert.ok(
+      pairs.some(([on, off]) => on * 4 < off),
+      `faults inside reuseLargeBlocks are not well below those outside in any of ${pairs.length} tries: ${JSON.stringify(pairs)}`,
+    );
+  },
+);
+
+test('reuseLargeBlocks is a no-op with MEDLORA_MALLOC_TUNING=0: large blocks stay mmap\'ed', { skip: !glibc }, () => {
+  const off = faults('0', 128256, true);
+  console.log(`minor page faults per round (8 new 61.6 MB tensors), tuning off, reuseLargeBlocks called: ${off}`);
+  // each 61.6 MB block is a fresh mmap (15k pages); a heap-served round would show almost none
+  assert.ok(off > 60000, `expected the blocks to be mmap'ed (>60k faults per round), got ${off}`);
+});
+
+test('THP_MEM_ALLOC_ENABLE=1 is set before the engine loads, unless the user set it or turned the tuning off', () => {
+  assert.deepEqual(applyAllocatorEnvDefaults({}), { THP_MEM_ALLOC_ENABLE: '1' });
+  const env: NodeJS.ProcessEnv = { THP_MEM_ALLOC_ENABLE: '0' };
+  assert.deepEqual(applyAllocatorEnvDefaults(env), {});
+  assert.equal(env.THP_MEM_ALLOC_ENABLE, '0');
+  assert.deepEqual(applyAllocatorEnvDefaults({ MEDLORA_MALLOC_TUNING: '0' }), {});
+});
+
+/** the kernel's THP mode: the bracketed word of /sys/kernel/mm/transparent_hugepage/enabled, or undefined */
+function thpMode(): string | undefined {
+  const f = '/sys/kernel/mm/transparent_hugepage/enabled';
+  return existsSync(f) ? /\[(\w+)\]/.exec(readFileSync(f, 'utf8'))?.[1] : undefined;
+}
+
+/** kB of anonymous huge pages of a child that made and filled one 64 MiB tensor, and its minor faults doing so */
+function hugePages(extraEnv: Record<string, string>): { hugeKb: number; faults: number } {
+  const script = `
+    const T = await import(${JSON.stringify(tensorIndex)});
+    const fs = require('fs');
+    const minflt = () => Number(fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ')[7]);
+    const before = minflt();
+    const x = T.zeros([16, 1 << 20]); x.fill_(1);
+    const faults = minflt() - before;
+    const huge = /AnonHugePages:\\s+(\\d+) kB/.exec(fs.readFileSync('/proc/self/smaps_rollup', 'utf8'));
+    console.log(JSON.stringify({ hugeKb: Number(huge ? huge[1] : 0), faults }));`;
+  const out = execFileSync(process.execPath, ['--input-type=commonjs', '-e', `(async () => {${script}})()`], {
+    env: { ...process.env, THP_MEM_ALLOC_ENABLE: '', ...extraEnv },
+    encoding: 'utf8',
+  });
+  return JSON.parse(out.trim().split('\n').pop()!) as { hugeKb: number; faults: number };
+}
+
+test(
+  'a large tensor is backed by transparent huge pages by default (kernel THP mode madvise or always)',
+  { skip: !glibc || !['madvise', 'always'].includes(thpMode() ?? '') ? `THP mode ${thpMode() ?? 'unknown'}` : false },
+  () => {
+    const on = hugePages({});
+    const off = hugePages({ THP_MEM_ALLOC_ENABLE: '0' });
+    console.log(
+      `64 MiB tensor, kernel THP mode ${thpMode()}: default ${on.hugeKb} kB in huge pages (${on.faults} faults); ` +
+        `THP_MEM_ALLOC_ENABLE=0 ${off.hugeKb} kB (${off.faults} faults)`,
+    );
+    // at least half of the tensor in 2 MiB pages (the kernel may fall back to 4 KiB pages where it finds none free)
+    assert.ok(on.hugeKb >= 32 * 1024, `expected >= 32768 kB of AnonHugePages, got ${on.hugeKb}`);
+    // in madvise mode only madvised regions get huge pages: without the variable the tensor gets none of them
+    if (thpMode() === 'madvise') assert.ok(off.hugeKb < on.hugeKb / 2, `without THP: ${off.hugeKb} kB`);
   },
 );
