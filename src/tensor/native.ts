@@ -1,8 +1,7 @@
 // Loads the native addon (native/build/medlora.node, built by native/build.mjs) once, and applies the process-wide
 // defaults: OpenMP threads sleep instead of spin-waiting (OMP_WAIT_POLICY=PASSIVE, set before libtorch's OpenMP
-// runtime starts, i.e. before the addon loads; docs/PERFORMANCE.md "Threads"), the allocator's (transparent huge pages
-// for large tensors, glibc malloc keeping freed blocks for reuse) and the intra-op thread count (physical cores unless
-// MEDLORA_NUM_THREADS is set).
+// runtime starts, i.e. before the addon loads; docs/PERFORMANCE.md "Threads"), glibc malloc keeping freed blocks for
+// reuse, and the intra-op thread count (physical cores unless MEDLORA_NUM_THREADS is set).
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
@@ -54,23 +53,6 @@ export function applyOpenMpDefaults(env: NodeJS.ProcessEnv = process.env): Recor
  */
 export const MALLOC_TUNING = { mmapThreshold: 32 << 20, trimThreshold: 1 << 30, topPad: 64 << 20 } as const;
 
-/**
- * Transparent huge pages for tensors (issue 19), set in the environment before the addon loads: with
- * THP_MEM_ALLOC_ENABLE=1 libtorch's CPU allocator (c10/core/impl/alloc_cpu.cpp) madvises every block of 2 MiB or more
- * MADV_HUGEPAGE, so the kernel backs it with 2 MiB pages where it can (Linux's default THP mode, "madvise", gives huge
- * pages only to such regions). A training process first-touches gigabytes (the weights while loading, a step's
- * activations in its first update) and each 4 KiB page is a fault; on the 2-core VM of docs/PERFORMANCE.md a fault
- * cost ~20 us, and the llama-3.2-1b recipe took 1.97M faults (456k in its first update) without it and 0.27M with it.
- * Off with MEDLORA_MALLOC_TUNING=0 or the user's own THP_MEM_ALLOC_ENABLE (kept as given). Nothing changes where the
- * kernel's THP mode is "never" or libtorch predates the variable.
- */
-export function applyAllocatorEnvDefaults(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
-  const set: Record<string, string> = {};
-  if (env.MEDLORA_MALLOC_TUNING !== '0' && !env.THP_MEM_ALLOC_ENABLE) set.THP_MEM_ALLOC_ENABLE = '1';
-  Object.assign(env, set);
-  return set;
-}
-
 /** whether MALLOC_TUNING was applied at load (glibc, not turned off): reuseLargeBlocks acts only then */
 let mallocTuned = false;
 
@@ -92,8 +74,9 @@ let largeBlockUsers = 0;
  * logits, their LoRA delta and gradients are [tokens, vocab] f32 (llama-3.2-1b recipe: [117, 128256] = 60 MB each):
  * 60k-100k page faults per micro-batch without it, none with it (docs/PERFORMANCE.md). The trainer's loop uses it,
  * not the whole process: a model load's large buffers are read once and freed, and keeping them in the heap would only
- * risk fragmenting it. Nested calls are counted; a no-op where the tuning is off (MEDLORA_MALLOC_TUNING=0, a user's
- * MALLOC_*_ variable, a C library that is not glibc).
+ * risk fragmenting it. Cost: freed space stays resident while it lasts (the 8B QLoRA step of bench:scale: peak RSS
+ * 8.01 -> 9.56 GB, step 481.7 -> 204.2 s). Nested calls are counted; a no-op where the tuning is off
+ * (MEDLORA_MALLOC_TUNING=0, a user's MALLOC_*_ variable, a C library that is not glibc).
  */
 export function reuseLargeBlocks(): () => void {
   if (!mallocTuned || typeof N.mallocMmapMax !== 'function') return () => {};
@@ -109,7 +92,6 @@ export function reuseLargeBlocks(): () => void {
 function load(): Record<string, NativeFn> {
   const path = addonPath();
   applyOpenMpDefaults();
-  applyAllocatorEnvDefaults();
   if (!existsSync(path)) {
     throw new MedloraError(
       `the native engine is not built (${path} is missing): run \`node native/build.mjs\` ` +

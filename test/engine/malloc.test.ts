@@ -7,8 +7,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { existsSync, readFileSync } from 'node:fs';
-import { applyAllocatorEnvDefaults } from '../../src/tensor/native.js';
 
 const glibc = Boolean(
   (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } })?.header?.glibcVersionRuntime,
@@ -31,8 +29,8 @@ function faults(tuning: '0' | '1', vocab = 49152, reuse = false): number {
     for (let i = 0; i < 7; i++) round();
     console.log((minflt() - before) / 7);`;
   const out = execFileSync(process.execPath, ['--input-type=commonjs', '-e', `(async () => {${script}})()`], {
-    // without transparent huge pages (tested on their own below), which make a fresh mmap fault 2 MiB at a time and
-    // would hide what the heap reuse saves from a fault count
+    // without transparent huge pages (a user's THP_MEM_ALLOC_ENABLE=1 makes a fresh mmap fault 2 MiB at a time and
+    // would hide what the heap reuse saves from a fault count)
     env: { ...process.env, MEDLORA_MALLOC_TUNING: tuning, THP_MEM_ALLOC_ENABLE: '0' },
     encoding: 'utf8',
   });
@@ -78,58 +76,9 @@ test(
   },
 );
 
-test('reuseLargeBlocks is a no-op with MEDLORA_MALLOC_TUNING=0: large blocks stay mmap\'ed', { skip: !glibc }, () => {
+test("reuseLargeBlocks is a no-op with MEDLORA_MALLOC_TUNING=0: large blocks stay mmap'ed", { skip: !glibc }, () => {
   const off = faults('0', 128256, true);
   console.log(`minor page faults per round (8 new 61.6 MB tensors), tuning off, reuseLargeBlocks called: ${off}`);
   // each 61.6 MB block is a fresh mmap (15k pages); a heap-served round would show almost none
   assert.ok(off > 60000, `expected the blocks to be mmap'ed (>60k faults per round), got ${off}`);
 });
-
-test('THP_MEM_ALLOC_ENABLE=1 is set before the engine loads, unless the user set it or turned the tuning off', () => {
-  assert.deepEqual(applyAllocatorEnvDefaults({}), { THP_MEM_ALLOC_ENABLE: '1' });
-  const env: NodeJS.ProcessEnv = { THP_MEM_ALLOC_ENABLE: '0' };
-  assert.deepEqual(applyAllocatorEnvDefaults(env), {});
-  assert.equal(env.THP_MEM_ALLOC_ENABLE, '0');
-  assert.deepEqual(applyAllocatorEnvDefaults({ MEDLORA_MALLOC_TUNING: '0' }), {});
-});
-
-/** the kernel's THP mode: the bracketed word of /sys/kernel/mm/transparent_hugepage/enabled, or undefined */
-function thpMode(): string | undefined {
-  const f = '/sys/kernel/mm/transparent_hugepage/enabled';
-  return existsSync(f) ? /\[(\w+)\]/.exec(readFileSync(f, 'utf8'))?.[1] : undefined;
-}
-
-/** kB of anonymous huge pages of a child that made and filled one 64 MiB tensor, and its minor faults doing so */
-function hugePages(extraEnv: Record<string, string>): { hugeKb: number; faults: number } {
-  const script = `
-    const T = await import(${JSON.stringify(tensorIndex)});
-    const fs = require('fs');
-    const minflt = () => Number(fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ')[7]);
-    const before = minflt();
-    const x = T.zeros([16, 1 << 20]); x.fill_(1);
-    const faults = minflt() - before;
-    const huge = /AnonHugePages:\\s+(\\d+) kB/.exec(fs.readFileSync('/proc/self/smaps_rollup', 'utf8'));
-    console.log(JSON.stringify({ hugeKb: Number(huge ? huge[1] : 0), faults }));`;
-  const out = execFileSync(process.execPath, ['--input-type=commonjs', '-e', `(async () => {${script}})()`], {
-    env: { ...process.env, THP_MEM_ALLOC_ENABLE: '', ...extraEnv },
-    encoding: 'utf8',
-  });
-  return JSON.parse(out.trim().split('\n').pop()!) as { hugeKb: number; faults: number };
-}
-
-test(
-  'a large tensor is backed by transparent huge pages by default (kernel THP mode madvise or always)',
-  { skip: !glibc || !['madvise', 'always'].includes(thpMode() ?? '') ? `THP mode ${thpMode() ?? 'unknown'}` : false },
-  () => {
-    const on = hugePages({});
-    const off = hugePages({ THP_MEM_ALLOC_ENABLE: '0' });
-    console.log(
-      `64 MiB tensor, kernel THP mode ${thpMode()}: default ${on.hugeKb} kB in huge pages (${on.faults} faults); ` +
-        `THP_MEM_ALLOC_ENABLE=0 ${off.hugeKb} kB (${off.faults} faults)`,
-    );
-    // at least half of the tensor in 2 MiB pages (the kernel may fall back to 4 KiB pages where it finds none free)
-    assert.ok(on.hugeKb >= 32 * 1024, `expected >= 32768 kB of AnonHugePages, got ${on.hugeKb}`);
-    // in madvise mode only madvised regions get huge pages: without the variable the tensor gets none of them
-    if (thpMode() === 'madvise') assert.ok(off.hugeKb < on.hugeKb / 2, `without THP: ${off.hugeKb} kB`);
-  },
-);
