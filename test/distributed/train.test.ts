@@ -9,9 +9,9 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hasShared, packageRoot, sharedPath } from '../../src/util/paths.js';
-import { assertClose, compareClose } from '../../src/util/close.js';
+import { assertClose, compareClose, type CloseReport } from '../../src/util/close.js';
 import { distAvailable } from '../../src/tensor/dist.js';
-import { referenceTraining } from '../train/reference-run.js';
+import { referenceTraining, type ReferenceExpected } from '../train/reference-run.js';
 import { freePort } from '../../src/train/distributed.js';
 
 const BIN = join(packageRoot(), 'bin', 'medlora.js');
@@ -22,12 +22,6 @@ const skip = !hasShared()
     ? 'the addon was built without c10d'
     : false;
 
-interface Expected {
-  train_loss: number[];
-  learning_rate: number[];
-  grad_norm: number[];
-  train: { lr: number; warmup_steps: number; max_steps: number; weight_decay: number; max_grad_norm: number };
-}
 interface Rec {
   step: number;
   loss?: number;
@@ -39,8 +33,8 @@ interface Rec {
 }
 
 /** A run folder: train.jsonl (the fixture batch's rows, plus `extra` shortened copies), cfg.yaml. */
-function setup(training: Record<string, unknown>, extra = 0): { cfg: string; out: string; exp: Expected } {
-  const exp = JSON.parse(readFileSync(join(REF, 'expected.json'), 'utf8')) as Expected;
+function setup(training: Record<string, unknown>, extra = 0): { cfg: string; out: string; exp: ReferenceExpected } {
+  const exp = JSON.parse(readFileSync(join(REF, 'expected.json'), 'utf8')) as ReferenceExpected;
   const batch = JSON.parse(readFileSync(join(REF, 'batch.json'), 'utf8')) as {
     input_ids: number[][];
     labels: number[][];
@@ -89,6 +83,22 @@ function medlora(args: string[], env: NodeJS.ProcessEnv = {}): { status: number 
 
 function trainRecs(out: string): Rec[] {
   return metrics(out).filter((r) => r.loss !== undefined);
+}
+
+/** Two runs that must be the same run, update by update: loss within 1e-5, grad norm within 1e-5 of its max-abs. */
+function sameRun(a: Rec[], b: Rec[], label: string): { loss: CloseReport; gn: CloseReport } {
+  return {
+    loss: compareClose(
+      a.map((x) => x.loss!),
+      b.map((x) => x.loss!),
+      { atol: 1e-5, label: `${label}: loss` },
+    ),
+    gn: compareClose(
+      a.map((x) => x.grad_norm!),
+      b.map((x) => x.grad_norm!),
+      { rtolMaxAbs: 1e-5, label: `${label}: grad_norm` },
+    ),
+  };
 }
 
 test(
@@ -140,16 +150,7 @@ test(
       exp.grad_norm,
       { rtolMaxAbs: 1e-4, label: '2-rank grad_norm vs expected.json' },
     );
-    const loss = compareClose(
-      a.map((x) => x.loss!),
-      b.map((x) => x.loss!),
-      { atol: 1e-5, label: '2-rank vs 1-process loss' },
-    );
-    const gn = compareClose(
-      a.map((x) => x.grad_norm!),
-      b.map((x) => x.grad_norm!),
-      { rtolMaxAbs: 1e-5, label: '2-rank vs 1-process grad_norm' },
-    );
+    const { loss, gn } = sameRun(a, b, '2-rank vs 1-process');
     const ex = compareClose(
       a.map((x) => x.loss!),
       exp.train_loss,
@@ -200,22 +201,9 @@ test(
       b.map((x) => x.tokens),
       'the same rows (tokens) in every update',
     );
-    const loss = compareClose(
-      a.map((x) => x.loss!),
-      b.map((x) => x.loss!),
-      { atol: 1e-5, label: '2 ranks x accumulation 2 vs 1 process x accumulation 4: loss' },
-    );
-    const gn = compareClose(
-      a.map((x) => x.grad_norm!),
-      b.map((x) => x.grad_norm!),
-      { rtolMaxAbs: 1e-5, label: '2 ranks x accumulation 2 vs 1 process x accumulation 4: grad_norm' },
-    );
+    const { loss, gn } = sameRun(a, b, '2 ranks x accumulation 2 vs 1 process x accumulation 4');
     // the checker can fail: one process with accumulation 2 (half the update) is not the same run
-    const other = compareClose(
-      h.map((x) => x.grad_norm!),
-      b.map((x) => x.grad_norm!),
-      { rtolMaxAbs: 1e-5 },
-    );
+    const other = sameRun(h, b, '1 process x accumulation 2 vs 4').gn;
     console.log(
       `  max |loss diff| ${loss.maxAbsDiff.toExponential(2)}, max |grad_norm diff| ${gn.maxAbsDiff.toExponential(2)}; ` +
         `1 process x accumulation 2 vs 4: max |grad_norm diff| ${other.maxAbsDiff.toExponential(2)}`,
