@@ -15,3 +15,4 @@ export * from './gradcheck.js';
 export * from './perf.js';
 export { physicalCores, reuseLargeBlocks } from './native.js';
 export * from './cpu.js';
+export * from './device.js';
