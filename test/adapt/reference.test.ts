@@ -2,7 +2,8 @@
 // model math and PEFT LoRA, cross-checked against transformers + peft): load the model and its PEFT adapter, compare
 // logits_lora, loss_lora and the gradient of loss_lora for every lora_A / lora_B tensor (README tolerances; looser for
 // the bf16 folder). Also on the real architectures: a fresh adapter equals the base, merged equals unmerged, the
-// trainable count is sum r*(in+out), and a saved adapter reloads bit-exactly.
+// trainable count is sum r*(in+out), and a saved adapter reloads bit-exactly. The fixture comparisons run on
+// MEDLORA_TEST_DEVICE (test/device.ts); the invariants stay on the CPU.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -17,15 +18,22 @@ import { applyLora, loraModules, trainableParameterSummary } from '../../src/ada
 import { loadAdapter, saveAdapter } from '../../src/adapt/peft-io.js';
 import { mergeLora } from '../../src/adapt/merge.js';
 import { REFERENCE_FOLDERS, refBatch, refDir, refExpected, refTensor, skipNoShared } from '../model/fixtures.js';
+import { cpuOnly, loadTestModel, onDevice, perDevice } from '../device.js';
 
-/** README: F32 1e-4 on logits / losses and 1e-4 relative (to max-abs) on gradients; BF16 2e-2, 1e-2 and 1e-1. */
+/**
+ * README: F32 1e-4 on logits / losses and 1e-4 relative (to max-abs) on gradients; BF16 2e-2, 1e-2 and 1e-1. On a CUDA
+ * test device F32 keeps them and BF16 gets twice the logits / loss tolerance (a GUESS to be confirmed by the first GPU
+ * run; the gradients' 1e-1 relative is already loose).
+ */
 function tol(name: string): { logits: number; loss: number; grad: number } {
-  return name.endsWith('bf16') ? { logits: 2e-2, loss: 1e-2, grad: 1e-1 } : { logits: 1e-4, loss: 1e-4, grad: 1e-4 };
+  return name.endsWith('bf16')
+    ? perDevice({ logits: 2e-2, loss: 1e-2, grad: 1e-1 }, { logits: 4e-2, loss: 2e-2, grad: 1e-1 })
+    : { logits: 1e-4, loss: 1e-4, grad: 1e-4 };
 }
 
 for (const name of REFERENCE_FOLDERS) {
   test(`reference ${name}: LoRA logits, loss and gradients match`, { skip: skipNoShared }, () => {
-    const model = loadModel(refDir(name));
+    const model = loadTestModel(refDir(name));
     try {
       const { modules, config } = loadAdapter(model, join(refDir(name), 'adapter'));
       assert.ok(modules.length > 0);
@@ -35,10 +43,13 @@ for (const name of REFERENCE_FOLDERS) {
         const logits = model.forward(ids);
         assertClose(logits.toFloat32Array(), refTensor(name, 'logits_lora'), {
           atol: t.logits,
-          label: `${name} logits_lora`,
+          label: onDevice(`${name} logits_lora`),
         });
         const { loss } = causalLmLoss(logits, labels);
-        assertClose([loss.item()], [refExpected(name).loss_lora], { atol: t.loss, label: `${name} loss_lora` });
+        assertClose([loss.item()], [refExpected(name).loss_lora], {
+          atol: t.loss,
+          label: onDevice(`${name} loss_lora`),
+        });
         loss.backward();
       });
       let checked = 0;
@@ -51,7 +62,7 @@ for (const name of REFERENCE_FOLDERS) {
           assert.ok(g, `${path}.lora_${which} has a gradient`);
           assertClose(g.toFloat32Array(), refTensor(name, loraKey(path, which)), {
             rtolMaxAbs: t.grad,
-            label: `${name} grad ${path}.lora_${which}`,
+            label: onDevice(`${name} grad ${path}.lora_${which}`),
           });
           checked++;
         }
@@ -68,7 +79,7 @@ for (const name of REFERENCE_FOLDERS) {
 
 test(
   'reference llama-tiny: fresh LoRA equals the base; count = sum r*(in+out); merged equals unmerged; save/load exact',
-  { skip: skipNoShared },
+  { skip: skipNoShared || cpuOnly },
   () => {
     const name = 'llama-tiny';
     const model = loadModel(refDir(name));

@@ -1,15 +1,15 @@
 // Greedy generation from a genuinely pretrained tiny Llama (stories260K-hf): the token ids must equal the ones
 // Hugging Face transformers produced (expected_generation.json), with and without the KV cache, batched with left
-// padding (the two prompts have different lengths).
+// padding (the two prompts have different lengths). On MEDLORA_TEST_DEVICE (test/device.ts): ids must still be equal.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadModel } from '../../src/model/load.js';
 import { generateIds } from '../../src/generate/generate.js';
 import { noGrad, scope, setNumThreads, tensor } from '../../src/tensor/index.js';
 import { sharedPath } from '../../src/util/paths.js';
 import { skipNoShared } from '../model/fixtures.js';
+import { loadTestModel } from '../device.js';
 
 // a tiny model: one engine thread is faster than two busy-waiting ones on a shared 2-core machine
 setNumThreads(1);
@@ -31,7 +31,7 @@ function show(ids: number[]): string {
 }
 
 test('stories260K: top-5 next tokens after each prompt', { skip: skipNoShared }, () => {
-  const m = loadModel(dir());
+  const m = loadTestModel(dir());
   try {
     for (const g of expected().greedy) {
       const top = scope(() => {
@@ -53,7 +53,7 @@ for (const useCache of [true, false]) {
     `stories260K: greedy ids equal transformers' ${useCache ? 'with' : 'without'} the KV cache (batch of 2, left padded)`,
     { skip: skipNoShared },
     () => {
-      const m = loadModel(dir());
+      const m = loadTestModel(dir());
       try {
         const exp = expected().greedy;
         const n = 120;
@@ -75,7 +75,7 @@ for (const useCache of [true, false]) {
 }
 
 test('stories260K: each prompt alone gives the same ids as the batch', { skip: skipNoShared }, () => {
-  const m = loadModel(dir());
+  const m = loadTestModel(dir());
   try {
     const exp = expected().greedy;
     for (const g of exp) {
@@ -88,7 +88,7 @@ test('stories260K: each prompt alone gives the same ids as the batch', { skip: s
 });
 
 test('stories260K: EOS stops a sequence (EOS = the 5th greedy token here)', { skip: skipNoShared }, () => {
-  const m = loadModel(dir());
+  const m = loadTestModel(dir());
   try {
     const g = expected().greedy[0]!;
     const stopAt = g.greedy_new_ids[4]!;

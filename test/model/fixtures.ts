@@ -5,6 +5,7 @@ import { openCheckpoint } from '../../src/io/safetensors.js';
 import { bytesToNumbers } from '../../src/io/dtype.js';
 import { tensor, type Tensor } from '../../src/tensor/index.js';
 import { hasShared, sharedPath } from '../../src/util/paths.js';
+import { perDevice } from '../device.js';
 
 export const skipNoShared = hasShared() ? false : 'no ../shared fixtures (set MEDLORA_SHARED)';
 
@@ -40,7 +41,13 @@ export function refTensor(name: string, key: string): Float64Array {
   return bytesToNumbers(src.info(key).dtype, src.read(key));
 }
 
-/** README tolerances: F32 1e-4 on logits and losses; BF16 2e-2 on logits and 1e-2 on losses. */
+/**
+ * README tolerances: F32 1e-4 on logits and losses; BF16 2e-2 on logits and 1e-2 on losses. On a CUDA test device
+ * (test/device.ts) F32 keeps them; BF16 gets twice as much, a GUESS (cuBLAS / fused attention round to bf16 at other
+ * points than the CPU kernels) to be confirmed by the first GPU run, which prints the max differences.
+ */
 export function tolerances(name: string): { logits: number; loss: number } {
-  return name.endsWith('bf16') ? { logits: 2e-2, loss: 1e-2 } : { logits: 1e-4, loss: 1e-4 };
+  return name.endsWith('bf16')
+    ? perDevice({ logits: 2e-2, loss: 1e-2 }, { logits: 4e-2, loss: 2e-2 })
+    : { logits: 1e-4, loss: 1e-4 };
 }

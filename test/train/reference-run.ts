@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sharedPath } from '../../src/util/paths.js';
+import { perDevice } from '../device.js';
 
 /** The Trainer arguments expected.json records under "train". */
 export interface TrajectoryArgs {
@@ -14,6 +15,17 @@ export interface TrajectoryArgs {
   max_steps: number;
   weight_decay: number;
   max_grad_norm: number;
+}
+
+/**
+ * README tolerances of a 12-step trajectory: train_loss within 1e-3 (F32) / 1e-2 (bf16) absolute; gradients 1e-4 (F32)
+ * / 1e-1 (bf16) relative to max-abs, applied to the gradient norm. On a CUDA test device (test/device.ts) F32 keeps
+ * them; bf16 gets 2e-2 on the loss, a GUESS to be confirmed by the first GPU run (which prints the max differences).
+ */
+export function trajectoryTolerances(folder: string): { loss: number; gradNorm: number } {
+  return folder.includes('bf16')
+    ? perDevice({ loss: 1e-2, gradNorm: 1e-1 }, { loss: 2e-2, gradNorm: 1e-1 })
+    : { loss: 1e-3, gradNorm: 1e-4 };
 }
 
 /** The training section that replays a reference run: linear schedule, AdamW, no shuffling, a log every step. */

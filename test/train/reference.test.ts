@@ -1,6 +1,7 @@
 // End-to-end through `medlora train` on every reference fixture: a 12-step run from the fixture's adapter on its
 // batch (as a 2-row JSONL file) must reproduce expected.json's train_loss, learning_rate and grad_norm; and a run
-// killed with SIGKILL at an arbitrary point, then resumed, must log exactly the losses of an uninterrupted run.
+// killed with SIGKILL at an arbitrary point, then resumed, must log exactly the losses of an uninterrupted run. The
+// 12-step runs train on MEDLORA_TEST_DEVICE (test/device.ts, `--device`); the resume and CLI tests stay on the CPU.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -8,7 +9,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hasShared, packageRoot, sharedPath } from '../../src/util/paths.js';
 import { assertClose } from '../../src/util/close.js';
-import { referenceRunFolder } from './reference-run.js';
+import { referenceRunFolder, trajectoryTolerances } from './reference-run.js';
+import { cpuOnly, onDevice, trainDeviceArgs } from '../device.js';
 
 const BIN = join(packageRoot(), 'bin', 'medlora.js');
 const REF = sharedPath('fixtures', 'reference');
@@ -49,30 +51,38 @@ test('reference fixtures present', (t) => {
 for (const folder of folders) {
   test(`medlora train reproduces ${folder}/expected.json (12 steps from its adapter)`, () => {
     const { cfg, out, exp } = referenceRunFolder(folder);
-    const r = medlora(['train', '--config', cfg, '--threads', '1', '--quiet', '--save_steps', 'null']);
+    const r = medlora([
+      'train',
+      '--config',
+      cfg,
+      '--threads',
+      '1',
+      '--quiet',
+      '--save_steps',
+      'null',
+      ...trainDeviceArgs(),
+    ]);
     assert.equal(r.status, 0, r.stderr);
     const recs = metrics(out).filter((x) => x.loss !== undefined);
     assert.deepEqual(
       recs.map((x) => x.step),
       Array.from({ length: 12 }, (_, i) => i + 1),
     );
-    const bf16 = folder.includes('bf16');
-    // README tolerances: 12-step train_loss within 1e-3 (F32) / 1e-2 (bf16); gradients 1e-4 (F32) / 1e-1 (bf16)
-    // relative to max-abs, which we apply to the gradient norm
+    const tol = trajectoryTolerances(folder);
     assertClose(
       recs.map((x) => x.loss!),
       exp.train_loss,
-      { atol: bf16 ? 1e-2 : 1e-3, label: `${folder} train_loss` },
+      { atol: tol.loss, label: onDevice(`${folder} train_loss`) },
     );
     assertClose(
       recs.map((x) => x.learning_rate!),
       exp.learning_rate,
-      { atol: 1e-12, label: `${folder} learning_rate` },
+      { atol: 1e-12, label: onDevice(`${folder} learning_rate`) },
     );
     assertClose(
       recs.map((x) => x.grad_norm!),
       exp.grad_norm,
-      { rtolMaxAbs: bf16 ? 1e-1 : 1e-4, label: `${folder} grad_norm` },
+      { rtolMaxAbs: tol.gradNorm, label: onDevice(`${folder} grad_norm`) },
     );
     // the final adapter is a PEFT folder
     assert.ok(
@@ -85,7 +95,7 @@ for (const folder of folders) {
 
 test(
   'SIGKILL at an arbitrary point, then --resume latest in a new process: same metrics as an uninterrupted run',
-  { skip: !hasShared() },
+  { skip: !hasShared() || cpuOnly },
   async () => {
     const training = { max_steps: 30, save_steps: 4, shuffle: true, eval_steps: 5 };
     const a = referenceRunFolder('llama-tiny', training);
@@ -119,47 +129,55 @@ test(
   },
 );
 
-test('Ctrl-C (SIGINT) saves a checkpoint, exits 130 and says how to resume', { skip: !hasShared() }, async () => {
-  const s = referenceRunFolder('qwen2-tiny', { max_steps: 40, save_steps: 100 });
-  const child = spawn(process.execPath, [BIN, 'train', '--config', s.cfg, '--threads', '1', '--quiet'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const timer = setInterval(() => {
-    if (existsSync(join(s.out, 'metrics.jsonl')) && metrics(s.out).length >= 3) {
-      child.kill('SIGINT');
-      clearInterval(timer);
-    }
-  }, 5);
-  const code = await new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
-  assert.equal(code, 130, stderr);
-  const cks = readdirSync(s.out).filter((n) => n.startsWith('checkpoint-'));
-  assert.equal(cks.length, 1);
-  const step = Number(cks[0]!.split('-')[1]);
-  assert.ok(step >= 3 && step < 40);
-  assert.equal(metrics(s.out).at(-1)!.step, step);
-  // the hint is a command that works as printed: the run folder alone (test/train/resume-cli.test.ts runs it)
-  assert.ok(stderr.includes(`Resume with: medlora train --resume ${s.out}`), stderr);
-});
+test(
+  'Ctrl-C (SIGINT) saves a checkpoint, exits 130 and says how to resume',
+  { skip: !hasShared() || cpuOnly },
+  async () => {
+    const s = referenceRunFolder('qwen2-tiny', { max_steps: 40, save_steps: 100 });
+    const child = spawn(process.execPath, [BIN, 'train', '--config', s.cfg, '--threads', '1', '--quiet'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const timer = setInterval(() => {
+      if (existsSync(join(s.out, 'metrics.jsonl')) && metrics(s.out).length >= 3) {
+        child.kill('SIGINT');
+        clearInterval(timer);
+      }
+    }, 5);
+    const code = await new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
+    assert.equal(code, 130, stderr);
+    const cks = readdirSync(s.out).filter((n) => n.startsWith('checkpoint-'));
+    assert.equal(cks.length, 1);
+    const step = Number(cks[0]!.split('-')[1]);
+    assert.ok(step >= 3 && step < 40);
+    assert.equal(metrics(s.out).at(-1)!.step, step);
+    // the hint is a command that works as printed: the run folder alone (test/train/resume-cli.test.ts runs it)
+    assert.ok(stderr.includes(`Resume with: medlora train --resume ${s.out}`), stderr);
+  },
+);
 
-test('CLI errors: unknown override key, existing run without --resume, bad --threads', { skip: !hasShared() }, () => {
-  const s = referenceRunFolder('llama-tiny', { max_steps: 1 });
-  let r = medlora(['train', '--config', s.cfg, '--max_stepz', '3']);
-  assert.equal(r.status, 1);
-  assert.match(r.stderr, /--max_stepz: unknown config key/);
-  r = medlora(['train', '--config', s.cfg, '--threads', '1', '--quiet']);
-  assert.equal(r.status, 0, r.stderr);
-  r = medlora(['train', '--config', s.cfg]);
-  assert.equal(r.status, 1);
-  assert.match(r.stderr, /already holds a run .*--resume latest/);
-  r = medlora(['train', '--config', s.cfg, '--threads', '0']);
-  assert.match(r.stderr, /--threads must be a positive integer/);
-  r = medlora(['train', '--config', s.cfg, '--dry-run', '--learning_rate', '0.5', '--output', '/tmp/x']);
-  assert.equal(r.status, 0);
-  const c = JSON.parse(r.stdout) as { training: { learning_rate: number }; output_dir: string };
-  assert.equal(c.training.learning_rate, 0.5);
-  assert.equal(c.output_dir, '/tmp/x');
-});
+test(
+  'CLI errors: unknown override key, existing run without --resume, bad --threads',
+  { skip: !hasShared() || cpuOnly },
+  () => {
+    const s = referenceRunFolder('llama-tiny', { max_steps: 1 });
+    let r = medlora(['train', '--config', s.cfg, '--max_stepz', '3']);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /--max_stepz: unknown config key/);
+    r = medlora(['train', '--config', s.cfg, '--threads', '1', '--quiet']);
+    assert.equal(r.status, 0, r.stderr);
+    r = medlora(['train', '--config', s.cfg]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /already holds a run .*--resume latest/);
+    r = medlora(['train', '--config', s.cfg, '--threads', '0']);
+    assert.match(r.stderr, /--threads must be a positive integer/);
+    r = medlora(['train', '--config', s.cfg, '--dry-run', '--learning_rate', '0.5', '--output', '/tmp/x']);
+    assert.equal(r.status, 0);
+    const c = JSON.parse(r.stdout) as { training: { learning_rate: number }; output_dir: string };
+    assert.equal(c.training.learning_rate, 0.5);
+    assert.equal(c.output_dir, '/tmp/x');
+  },
+);
