@@ -1,7 +1,10 @@
 """The reference side of `npm run bench:recipe`: Hugging Face Trainer + PEFT LoRA on the same pre-tokenized DDI rows and
 the same random checkpoint that medlora trains (bench/recipe.ts writes both), in the same settings as the medlora run.
-Style of ../shared/bench/hf_peft_bench.py; prints one JSON line.
+Style of ../shared/bench/hf_peft_bench.py; prints one JSON line. `--device cuda` (bench:recipe --device cuda): the
+base loaded in bf16 on the GPU, Trainer bf16=True (autocast; PEFT keeps the LoRA weights f32), the loop timed to a
+device synchronize, and the peak of torch's CUDA allocator (max_memory_allocated / max_memory_reserved) reported.
 usage: python hf_recipe.py --model DIR --data rows.jsonl --updates 12 --batch 2 --accum 4 --pad longest|max_length
+       python hf_recipe.py ... --device cuda
        python hf_recipe.py --extract --model DIR --prompts prompts.jsonl --max-new-tokens 32 --batch 8"""
 import argparse, json, os, time
 
@@ -19,6 +22,7 @@ ap.add_argument("--lr", type=float, default=2.5e-5)
 ap.add_argument("--warmup", type=int, default=5)
 ap.add_argument("--pad-id", type=int, default=0)
 ap.add_argument("--out", default="/tmp/medlora-recipe-hf-out")
+ap.add_argument("--device", default="cpu")  # cpu, cuda or cuda:N
 # extraction mode: greedy generate over prompts
 ap.add_argument("--extract", action="store_true")
 ap.add_argument("--prompts")
@@ -30,11 +34,31 @@ import torch
 from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
 from peft import LoraConfig, get_peft_model
 
+cuda = a.device.startswith("cuda")
+if cuda:
+    if not torch.cuda.is_available():
+        raise SystemExit(f"hf_recipe.py --device {a.device}: this python's torch {torch.__version__} sees no CUDA device")
+    torch.cuda.set_device(torch.device(a.device))
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
 t_load = time.time()
-model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32, attn_implementation="sdpa")
+model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.bfloat16 if cuda else torch.float32,
+                                             attn_implementation="sdpa")
 load_s = time.time() - t_load
+
+
+def sync():
+    # CUDA runs asynchronously: a time taken without a synchronize measures the launches, not the work
+    if cuda:
+        torch.cuda.synchronize()
+
+
+def device_memory():
+    if not cuda:
+        return {}
+    return dict(peak_device_allocated_gb=round(torch.cuda.max_memory_allocated() / 1e9, 3),
+                peak_device_reserved_gb=round(torch.cuda.max_memory_reserved() / 1e9, 3),
+                device_name=torch.cuda.get_device_name())
 
 
 def peak_rss_gb():
@@ -45,6 +69,8 @@ def peak_rss_gb():
 if a.extract:
     # batched greedy generation with the KV cache (left padding, as HF recommends for decoder-only batches)
     prompts = [json.loads(l)["input_ids"] for l in open(a.prompts) if l.strip()]
+    if cuda:
+        raise SystemExit("hf_recipe.py --extract: CPU only (bench:recipe refuses --extract with --device cuda)")
     model.eval()
     t = time.time()
     generated = 0
@@ -96,15 +122,21 @@ class SequentialTrainer(Trainer):
 
 args = TrainingArguments(output_dir=a.out, per_device_train_batch_size=a.batch, gradient_accumulation_steps=a.accum,
     max_steps=a.updates, learning_rate=a.lr, lr_scheduler_type="linear", warmup_steps=a.warmup, weight_decay=0.0,
-    max_grad_norm=1.0, optim="adamw_torch", logging_steps=1000, save_strategy="no", report_to=[], use_cpu=True,
+    max_grad_norm=1.0, optim="adamw_torch", logging_steps=1000, save_strategy="no", report_to=[],
+    **(dict(bf16=True) if cuda else dict(use_cpu=True)),
     dataloader_num_workers=0, remove_unused_columns=False, seed=0, disable_tqdm=True,
     gradient_checkpointing=bool(a.ckpt), gradient_checkpointing_kwargs={"use_reentrant": False} if a.ckpt else None)
 tr = SequentialTrainer(model=model, args=args, train_dataset=rows, data_collator=collate)
+if cuda:
+    torch.cuda.reset_peak_memory_stats()
+sync()
 t = time.time()
 c = time.process_time()  # user + sys CPU of this process (all threads) over the loop, as bench/recipe.ts reports
 res = tr.train()
+sync()
 wall = time.time() - t
 cpu = time.process_time() - c
 print(json.dumps(dict(engine="hf-peft torch " + torch.__version__, pad=a.pad, updates=a.updates, wall_s=round(wall, 3), cpu_s=round(cpu, 3),
                       train_runtime=res.metrics.get("train_runtime"), real_tokens=stats["real"], computed_tokens=stats["computed"],
-                      loss=res.training_loss, load_s=round(load_s, 2), peak_rss_gb=round(peak_rss_gb(), 2))))
+                      loss=res.training_loss, load_s=round(load_s, 2), peak_rss_gb=round(peak_rss_gb(), 2),
+                      device=a.device, **device_memory())))

@@ -1,6 +1,7 @@
 // bench:recipe / bench:scale pure parts against published figures: the FLOP count's parameter total (SmolLM2-135M's
 // model card count), the 8B checkpoint's tensor list (Llama-3.1-8B's 8,030,261,248 parameters), shard planning,
-// the token count of the updates, and the /proc readers the benchmark measures its children with.
+// the token count of the updates, the /proc readers the benchmark measures its children with, and the device matmul
+// ceiling of --device cuda (its timing path run on the CPU here).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -8,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { sharedPath } from '../src/util/paths.js';
 import { SHAPES } from './train.js';
 import {
+  deviceMatmulGflops,
   loraFlopsPerToken,
   matmulParams,
   procCpuSeconds,
@@ -46,6 +48,17 @@ test('llamaTensors: the Llama-3.1-8B config gives 8,030,261,248 parameters (Meta
     const b = s.reduce((a, [, sh]) => a + 2 * sh.reduce((x, y) => x * y, 1), 0);
     assert.ok(b <= 5e9 || s.length === 1, `shard of ${b} bytes`);
   }
+});
+
+test('deviceMatmulGflops (the --device cuda ceiling: products timed to an item() sync) gives a rate from its rounds', () => {
+  const r = deviceMatmulGflops('cpu', 128, 'f32', 4, 2);
+  console.log(
+    `cpu f32 128: ${r.gflops.toFixed(2)} GFLOP/s, rounds ${r.rounds_ms.map((x) => x.toFixed(2)).join(' / ')} ms`,
+  );
+  assert.equal(r.rounds_ms.length, 2);
+  // the rate is the best round's: 4 products of 2 x 128^3 FLOPs
+  assert.ok(Math.abs(r.gflops - (4 * 2 * 128 ** 3) / (Math.min(...r.rounds_ms) * 1e6)) < 1e-9 * r.gflops);
+  assert.ok(r.gflops > 0 && Number.isFinite(r.gflops));
 });
 
 test('tokensOf: rows read in order and wrapped, batch x accum per update', () => {

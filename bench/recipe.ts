@@ -6,13 +6,25 @@
 // training.padding_free (its "medlora speed-up" is HF (pad to longest) / its own time); `--max-length-pad` adds HF
 // padding every row to 400 (seed 000 as written); `--ranks N` adds both trainers data parallel on one machine, N ranks of
 // threads / N threads each with accumulation / N (the same update): `medlora train --nproc-per-node N` and HF Trainer
-// under torchrun (DDP over gloo), the fair comparison for the one-process-per-core policy.
+// under torchrun (DDP over gloo), the fair comparison for the one-process-per-core policy. `--device cuda` (or cuda:N;
+// default cpu) trains both on the GPU in bf16 (medlora `--device` with training.bf16 + compute_dtype bf16; HF bf16=True
+// over a bf16 base), measures the ceiling as a bf16 matmul on that device (timed to a synchronize) and adds the peak
+// device memory next to the peak RSS.
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { engineInfo, matmulRate, setNumThreads } from '../src/tensor/index.js';
+import {
+  engineInfo,
+  matmulRate,
+  noGrad,
+  randn,
+  resolveDevice,
+  scope,
+  setNumThreads,
+  type Device,
+} from '../src/tensor/index.js';
 import { sharedPath } from '../src/util/paths.js';
 import { MedloraError } from '../src/util/errors.js';
 import { parseArgs, SHAPES } from './train.js';
@@ -60,12 +72,16 @@ export function tokensOf(rows: Array<{ input_ids: number[] }>, updates: number, 
 // ---------------------------------------------------------------------------------------------------------------
 // inputs: one random checkpoint per shape, DrugBank rows tokenized once
 
-/** The shape's random checkpoint (with the SmolLM2 tokenizer) and the DrugBank rows + prompts, written once under `dir`. */
+/**
+ * The shape's random checkpoint (with the SmolLM2 tokenizer) and the DrugBank rows + prompts, written once under `dir`;
+ * `rowsOnly`: the rows and prompts alone (scripts/gpu-pack.sh carries them to a GPU machine, which has no corpus).
+ */
 export async function prepare(
   shapeName: string,
   dir: string,
   nRows: number,
   say: (s: string) => void,
+  rowsOnly = false,
 ): Promise<{ model: string; rows: string; prompts: string; n: number }> {
   const shape = SHAPES[shapeName];
   if (!shape)
@@ -87,7 +103,7 @@ export async function prepare(
     pad_token_id: 2,
     initializer_range: 0.02,
   };
-  if (!existsSync(join(model, 'model.safetensors'))) {
+  if (!rowsOnly && !existsSync(join(model, 'model.safetensors'))) {
     say(`writing random weights for ${shapeName} (f32, seed 0) to ${model} (once) ...`);
     const { initModel, saveModel } = await import('../src/model/init.js');
     const m = initModel(raw, { seed: 0 });
@@ -135,6 +151,8 @@ interface Opts {
   accum: number;
   threads: number;
   ckpt: boolean;
+  /** where both trainers compute: 'cpu' (f32, as always) or a CUDA device (bf16) */
+  device: Device;
 }
 
 function lastJson(out: string, want: (j: Record<string, unknown>) => boolean): Record<string, unknown> | undefined {
@@ -248,7 +266,26 @@ interface RunCost {
   load1_max: number;
   /** the trainer's peak resident memory (medlora: VmHWM when its done event arrives; HF: ru_maxrss) */
   peak_rss_gb?: number;
+  /**
+   * --device cuda: the GPU's memory in use (nvidia-smi memory.used, sampled every second while the child ran) above
+   * what was in use before it started, in GB: the CUDA context and the allocator's cache included, the same measure
+   * for both trainers; undefined when nvidia-smi cannot be read
+   */
+  gpu_used_peak_gb?: number;
 }
+
+/** The GPU's memory in use (nvidia-smi memory.used of device `index`) in GB, or undefined when nvidia-smi fails. */
+function gpuMemoryUsedGb(index: number): number | undefined {
+  const r = spawnSync('nvidia-smi', ['--query-gpu=memory.used', '--format=csv,noheader,nounits', '-i', String(index)], {
+    encoding: 'utf8',
+    timeout: 10_000,
+  });
+  const mib = Number(`${r.stdout ?? ''}`.trim().split('\n')[0]);
+  return r.status === 0 && Number.isFinite(mib) ? (mib * 1048576) / 1e9 : undefined;
+}
+
+/** CUDA device index of a device word ('cuda' = 0), or undefined for the CPU. */
+const cudaIndex = (d: Device): number | undefined => (d === 'cpu' ? undefined : d === 'cuda' ? 0 : Number(d.slice(5)));
 
 /**
  * Run a child like child() but asynchronously, sampling the 1-min load average every second, and, for a medlora
@@ -260,6 +297,7 @@ function childTimed(
   args: string[],
   what: string,
   env: NodeJS.ProcessEnv = {},
+  gpu?: number,
 ): Promise<{ stdout: string; cost: RunCost }> {
   return new Promise((resolvePromise, reject) => {
     const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
@@ -270,7 +308,16 @@ function childTimed(
       cpuEnd: number | undefined,
       peakGb: number | undefined;
     const loads: number[] = [loadavg()[0]!];
-    const timer = setInterval(() => loads.push(loadavg()[0]!), 1000);
+    // the GPU's memory in use before the child and every second while it runs (--device cuda)
+    const gpuBase = gpu === undefined ? undefined : gpuMemoryUsedGb(gpu);
+    const gpuSeen: number[] = [];
+    const timer = setInterval(() => {
+      loads.push(loadavg()[0]!);
+      if (gpu !== undefined && gpuBase !== undefined) {
+        const g = gpuMemoryUsedGb(gpu);
+        if (g !== undefined) gpuSeen.push(g);
+      }
+    }, 1000);
     p.stdout.on('data', (d: Buffer) => {
       const s = d.toString();
       stdout += s;
@@ -309,6 +356,7 @@ function childTimed(
       };
       if (cpuStart !== undefined && cpuEnd !== undefined) cost.cpu_s = cpuEnd - cpuStart;
       if (peakGb !== undefined) cost.peak_rss_gb = peakGb;
+      if (gpuBase !== undefined && gpuSeen.length) cost.gpu_used_peak_gb = Math.max(...gpuSeen) - gpuBase;
       resolvePromise({ stdout, cost });
     });
   });
@@ -345,7 +393,8 @@ async function medloraTrain(
       warmup_steps: RECIPE.warmup,
       weight_decay: 0,
       optim: 'adamw_torch',
-      bf16: false,
+      // on a GPU the recipe as users run it there: the frozen base in bf16, f32 LoRA weights (as the presets)
+      ...(o.device === 'cpu' ? { bf16: false } : { bf16: true, compute_dtype: 'bf16' }),
       shuffle: false,
       gradient_checkpointing: o.ckpt,
       padding_free: paddingFree,
@@ -366,10 +415,13 @@ async function medloraTrain(
       '--threads',
       String(threads),
       ...(ranks > 1 ? ['--nproc-per-node', String(ranks)] : []),
+      // the CPU run passes no flag (training.device's default resolves to the CPU on a machine without CUDA)
+      ...(o.device === 'cpu' ? [] : ['--device', o.device]),
       '--json',
     ],
     ranks > 1 ? `medlora train --nproc-per-node ${ranks}` : 'medlora train',
     { OMP_NUM_THREADS: String(threads) },
+    cudaIndex(o.device),
   );
   const done = lastJson(stdout, (j) => j.event === 'done');
   if (!done || typeof done.wall_s !== 'number')
@@ -384,7 +436,15 @@ async function hfTrain(
   o: Opts,
   pad: 'longest' | 'max_length',
   ranks = 1,
-): Promise<{ wall_s: number; computed_tokens: number; real_tokens: number; peak_rss_gb: number } & RunCost> {
+): Promise<
+  {
+    wall_s: number;
+    computed_tokens: number;
+    real_tokens: number;
+    peak_rss_gb: number;
+    peak_device_allocated_gb?: number;
+  } & RunCost
+> {
   // N ranks: torchrun (torch.distributed.run) starts N copies; Trainer then runs DDP over gloo on the CPU, each rank
   // taking its own micro-batches of `batch` rows, so accumulation / N makes the same update of batch x accum rows
   const threads = threadsPerRank(o.threads, ranks);
@@ -419,9 +479,11 @@ async function hfTrain(
       '2',
       '--out',
       join(dir, 'hf-run'),
+      ...(o.device === 'cpu' ? [] : ['--device', o.device]),
     ],
     ranks > 1 ? `torchrun --nproc_per_node ${ranks} hf_recipe.py --pad ${pad}` : `hf_recipe.py --pad ${pad}`,
     { OMP_NUM_THREADS: String(threads) },
+    cudaIndex(o.device),
   );
   if (ranks > 1) {
     // one result line per rank: the job took as long as its slowest rank; CPU, tokens and peaks add up
@@ -452,7 +514,13 @@ async function hfTrain(
   const j = lastJson(stdout, (x) => typeof x.wall_s === 'number');
   if (!j) throw new MedloraError('hf_recipe.py: no JSON result line with wall_s');
   // hf_recipe.py times its own loop's CPU (time.process_time around trainer.train(): user + sys of all threads)
-  const r = j as unknown as { wall_s: number; computed_tokens: number; real_tokens: number; peak_rss_gb: number };
+  const r = j as unknown as {
+    wall_s: number;
+    computed_tokens: number;
+    real_tokens: number;
+    peak_rss_gb: number;
+    peak_device_allocated_gb?: number;
+  };
   return { ...r, ...cost, cpu_s: typeof j.cpu_s === 'number' ? j.cpu_s : undefined };
 }
 
@@ -488,9 +556,45 @@ async function extractChild(
   );
 }
 
-function ceiling(threads: number): number {
+function ceiling(threads: number, device: Device): number {
   setNumThreads(threads);
+  if (device !== 'cpu') return deviceMatmulGflops(device, 8192, 'bf16').gflops;
   return matmulRate(2048, 'f32', 0.5).gflops;
+}
+
+/**
+ * The matmul rate of a device: `calls` products of two random n x n matrices on it, launched back to back and timed to
+ * a synchronize (item() of one element of the last product: a CUDA stream runs in order, so the copy back waits for
+ * every product; a time without it would measure the launches). Best of `rounds`, after a warm-up round.
+ */
+export function deviceMatmulGflops(
+  device: Device,
+  n: number,
+  dtype: 'f32' | 'bf16',
+  calls = 10,
+  rounds = 3,
+): { gflops: number; rounds_ms: number[] } {
+  return scope(() =>
+    noGrad(() => {
+      const a = randn([n, n], { dtype, device });
+      const b = randn([n, n], { dtype, device });
+      const round = (): number => {
+        const t0 = performance.now();
+        let c = a.matmul(b);
+        for (let i = 1; i < calls; i++) {
+          c.dispose();
+          c = a.matmul(b);
+        }
+        c.narrow(0, 0, 1).narrow(1, 0, 1).item();
+        c.dispose();
+        return performance.now() - t0;
+      };
+      round(); // warm-up: kernel selection, clocks
+      const ms: number[] = [];
+      for (let r = 0; r < rounds; r++) ms.push(round());
+      return { gflops: (2 * n ** 3 * calls) / (Math.min(...ms) * 1e6), rounds_ms: ms };
+    }),
+  );
 }
 
 const fmt = (x: number, d = 2): string => x.toFixed(d);
@@ -521,6 +625,8 @@ async function main(): Promise<void> {
     'child-extract': 'flag',
     model: 'string',
     prompts: 'string',
+    device: 'string',
+    'rows-only': 'flag',
   });
   const threads = (a.threads as number | undefined) ?? 2;
   if (a['child-extract']) {
@@ -539,13 +645,22 @@ async function main(): Promise<void> {
     else console.log(s);
   };
   const shapeName = (a.shape as string | undefined) ?? (a.big ? 'llama-3.2-1b' : 'smollm2-135m');
+  // --device: cpu (the default, f32 as always) or cuda / cuda:N (bf16), checked against this addon and machine
+  const device = resolveDevice((a.device as string | undefined) ?? 'cpu', { what: 'bench:recipe --device' }).device;
   const o: Opts = {
     updates: (a.updates as number | undefined) ?? (a.big ? 4 : RECIPE.updates),
     batch: (a.batch as number | undefined) ?? RECIPE.batch,
     accum: (a.accum as number | undefined) ?? RECIPE.accum,
     threads,
     ckpt: Boolean(a.ckpt),
+    device,
   };
+  const onGpu = device !== 'cpu';
+  const dtypeName = onGpu ? 'bf16' : 'fp32';
+  if (onGpu && (a.extract || a['extract-only'] || (a.ranks as number | undefined) !== undefined))
+    throw new MedloraError(
+      `bench:recipe --device ${device}: --extract and --ranks are prepared for the CPU only (one GPU, one process)`,
+    );
   const reps = (a.reps as number | undefined) ?? 1;
   const ranks = (a.ranks as number | undefined) ?? 1;
   if (!(Number.isInteger(ranks) && ranks >= 1 && o.accum % ranks === 0 && threads % ranks === 0))
@@ -561,10 +676,14 @@ async function main(): Promise<void> {
   const shape = SHAPES[shapeName]!;
   const info = engineInfo();
   say(
-    `bench:recipe ${shapeName} fp32: ${o.updates} updates of ${o.batch} x ${o.accum} DrugBank DDI rows, LoRA r8 on ${TARGETS.length} module kinds, ` +
+    `bench:recipe ${shapeName} ${dtypeName}${onGpu ? ` on ${device}` : ''}: ${o.updates} updates of ${o.batch} x ${o.accum} DrugBank DDI rows, LoRA r8 on ${TARGETS.length} module kinds, ` +
       `${threads} threads, libtorch ${info.fullVersion ?? info.torchVersion}, 1-min load ${loadavg()[0]!.toFixed(1)}`,
   );
-  const inp = await prepare(shapeName, dir, nRows, say);
+  const inp = await prepare(shapeName, dir, nRows, say, Boolean(a['rows-only']));
+  if (a['rows-only']) {
+    say(`rows: ${inp.rows}, prompts: ${inp.prompts}`);
+    return;
+  }
   const rows = readRows(inp.rows);
   const tokens = tokensOf(rows, o.updates, o.batch, o.accum);
   const flopsTok = loraFlopsPerToken(shape);
@@ -581,8 +700,10 @@ async function main(): Promise<void> {
       f.python ? `reference: ${f.python} (torch, transformers, peft ${f.versions})` : `reference skipped: ${f.reason}`,
     );
   }
-  const ceil: number[] = [ceiling(threads)];
-  const runs: Array<{ engine: string; wall_s: number; computed?: number; load1: number } & RunCost> = [];
+  const ceil: number[] = [ceiling(threads, device)];
+  const runs: Array<
+    { engine: string; wall_s: number; computed?: number; load1: number; peak_device_allocated_gb?: number } & RunCost
+  > = [];
   const extractOnly = Boolean(a['extract-only']);
   for (let rep = 0; rep < reps && !extractOnly; rep++) {
     const order =
@@ -610,8 +731,19 @@ async function main(): Promise<void> {
           e === 'hf-max_length' ? 'max_length' : 'longest',
           e === 'hf-ranks' ? ranks : 1,
         );
-        const { wall_s, cpu_s, load1_mean, load1_max, peak_rss_gb } = r; // (r.engine is the script's own label)
-        runs.push({ engine: e, wall_s, cpu_s, load1_mean, load1_max, peak_rss_gb, computed: r.computed_tokens, load1 });
+        const { wall_s, cpu_s, load1_mean, load1_max, peak_rss_gb, gpu_used_peak_gb, peak_device_allocated_gb } = r; // (r.engine is the script's own label)
+        runs.push({
+          engine: e,
+          wall_s,
+          cpu_s,
+          load1_mean,
+          load1_max,
+          peak_rss_gb,
+          gpu_used_peak_gb,
+          peak_device_allocated_gb,
+          computed: r.computed_tokens,
+          load1,
+        });
       }
       const r = runs[runs.length - 1]!;
       console.error(
@@ -619,7 +751,7 @@ async function main(): Promise<void> {
       );
     }
   }
-  ceil.push(ceiling(threads));
+  ceil.push(ceiling(threads, device));
   const ceilG = Math.max(...ceil);
   const of = (e: string): typeof runs => runs.filter((r) => r.engine === e);
   const best = (e: string): number | undefined => {
@@ -661,6 +793,14 @@ async function main(): Promise<void> {
       cpu_s: cpu,
       cpu_s_per_update: cpu === undefined ? undefined : cpu / o.updates,
       peak_rss_gb: Math.max(...of(e).map((r) => r.peak_rss_gb ?? 0)) || undefined,
+      // --device cuda: the GPU memory in use above the idle baseline (nvidia-smi, both trainers) and torch's
+      // max_memory_allocated (HF only: medlora's addon exposes no CUDA allocator statistics, so its row says n/a)
+      ...(onGpu
+        ? {
+            gpu_used_peak_gb: Math.max(...of(e).map((r) => r.gpu_used_peak_gb ?? 0)) || undefined,
+            peak_device_allocated_gb: Math.max(...of(e).map((r) => r.peak_device_allocated_gb ?? 0)) || undefined,
+          }
+        : {}),
       ratio_medlora_cpu: mCpu !== undefined && cpu !== undefined && e.startsWith('hf') ? cpu / mCpu : undefined,
       load1_mean: atBest.load1_mean,
       load1_max: atBest.load1_max,
@@ -742,7 +882,7 @@ async function main(): Promise<void> {
   const bestVsBest = fm && fh ? { medlora: fm, hf: fh, speedup: fh.wall_s / fm.wall_s } : undefined;
   const result = {
     shape: shapeName,
-    dtype: 'fp32',
+    dtype: dtypeName,
     ...o,
     rows: rows.length,
     tokens,
@@ -762,15 +902,19 @@ async function main(): Promise<void> {
   say(
     '| trainer | time for ' +
       o.updates +
-      ' updates | updates/s | tokens/s | model GFLOP/s | % of ceiling | medlora speed-up | CPU s (loop) | CPU-s/update | speed-up by CPU | peak RSS | 1-min load during run |',
+      ' updates | updates/s | tokens/s | model GFLOP/s | % of ceiling | medlora speed-up | CPU s (loop) | CPU-s/update | speed-up by CPU | peak RSS | 1-min load during run |' +
+      (onGpu ? ' peak GPU memory in use | peak allocated (torch) |' : ''),
   );
-  say('|---|---|---|---|---|---|---|---|---|---|---|---|');
+  say(`|---|---|---|---|---|---|---|---|---|---|---|---|${onGpu ? '---|---|' : ''}`);
   const opt = (x: unknown, d = 2, unit = ''): string => (typeof x === 'number' ? `${fmt(x, d)}${unit}` : '-');
   for (const r of table) {
     say(
       `| ${r.ranks ? `${r.engine}: ${ranks} ranks x ${r.threads_per_rank as number} thread(s)` : r.engine} | ${fmt(r.wall_s as number, 1)} s | ${fmt(r.updates_per_s as number, 3)} | ${fmt(r.tokens_per_s as number, 1)} | ${fmt(r.model_gflops as number, 1)} | ` +
         `${fmt(r.pct_ceiling as number, 0)}% | ${opt(r.ratio_medlora ?? r.speedup_vs_hf_longest, 2, 'x')} | ${opt(r.cpu_s, 1, ' s')} | ${opt(r.cpu_s_per_update, 2, ' s')} | ` +
-        `${opt(r.ratio_medlora_cpu ?? r.cpu_speedup_vs_hf_longest, 2, 'x')} | ${opt(r.peak_rss_gb, 2, ' GB')} | ${opt(r.load1_mean, 1)} (max ${opt(r.load1_max, 1)}) |`,
+        `${opt(r.ratio_medlora_cpu ?? r.cpu_speedup_vs_hf_longest, 2, 'x')} | ${opt(r.peak_rss_gb, 2, ' GB')} | ${opt(r.load1_mean, 1)} (max ${opt(r.load1_max, 1)}) |` +
+        (onGpu
+          ? ` ${opt(r.gpu_used_peak_gb, 2, ' GB')} | ${String(r.engine).startsWith('medlora') ? 'n/a' : opt(r.peak_device_allocated_gb, 2, ' GB')} |`
+          : ''),
     );
   }
   say(
@@ -778,9 +922,19 @@ async function main(): Promise<void> {
       'process over its timed loop (all threads; min of the reps), less sensitive to the other processes on the machine ' +
       `(each trainer asks for ${threads} threads); load = 1-min load average sampled every second during the best-wall run`,
   );
-  say(
-    `matmul ceiling (engine f32 2048, ${threads} threads, best of start/end of this run): ${fmt(ceilG, 1)} GFLOP/s (${ceil.map((c) => fmt(c, 1)).join(' / ')})`,
-  );
+  if (onGpu) {
+    say(
+      `matmul ceiling (engine bf16 8192 on ${device}, 10 products timed to a synchronize, best of start/end of this run): ${fmt(ceilG, 1)} GFLOP/s (${ceil.map((c) => fmt(c, 1)).join(' / ')})`,
+    );
+    say(
+      'peak GPU memory in use = nvidia-smi memory.used sampled every second above its value before the trainer started ' +
+        "(CUDA context and allocator cache included, both trainers); peak allocated = torch's max_memory_allocated " +
+        "(HF; n/a for medlora: its addon exposes no CUDA allocator statistics); '-' = nvidia-smi unreadable",
+    );
+  } else
+    say(
+      `matmul ceiling (engine f32 2048, ${threads} threads, best of start/end of this run): ${fmt(ceilG, 1)} GFLOP/s (${ceil.map((c) => fmt(c, 1)).join(' / ')})`,
+    );
   if (extract)
     for (const x of extract)
       say(
