@@ -2,6 +2,8 @@
 // (random weights, public shapes, LoRA r=8 alpha=16 dropout 0.05 on q,k,v,o,gate,up,down,lm_head, f32 adapters over a
 // bf16 base, torch AdamW lr 2.5e-5, optional gradient checkpointing). Prints step_s (best of the timed steps after one
 // warm-up, as the reference does), tok/s and the time per phase; --profile adds per-op call counts from JS.
+// --device cuda (or cuda:N; default cpu) builds the model on the CPU as always, moves it there, and ends each phase with
+// a synchronize (item() of a one-element tensor on the device) so that the phase times are the device's work.
 import {
   AdamW,
   keep,
@@ -14,6 +16,9 @@ import {
   getNumThreads,
   engineInfo,
   tensor,
+  zeros,
+  resolveDevice,
+  type Device,
   type Tensor,
 } from '../src/tensor/index.js';
 import { N } from '../src/tensor/native.js';
@@ -69,6 +74,8 @@ export interface TrainBenchOptions {
   threads: number;
   /** count native calls per phase (adds JS overhead to the timings: report them separately) */
   profile?: boolean;
+  /** where the step computes (default cpu) */
+  device?: Device;
 }
 
 export interface PhaseTimes {
@@ -85,6 +92,8 @@ export interface TrainBenchResult {
   dtype: string;
   ckpt: number;
   threads: number;
+  /** only when not the CPU (the CPU result stays as it was) */
+  device?: Device;
   /** best timed step */
   step_s: number;
   tok_per_s: number;
@@ -143,6 +152,8 @@ export interface BenchSetup {
   scored: { positions: Tensor; targets: Tensor; count: number };
   trainable: number;
   setup_s: number;
+  /** off the CPU: waits until the device has done everything asked so far (item() of a one-element tensor there) */
+  sync: () => void;
   dispose(): void;
 }
 
@@ -157,13 +168,14 @@ export function setupBench(o: TrainBenchOptions): BenchSetup {
     throw new MedloraError('bench:train: --batch >= 1, --seq >= 2 and --steps >= 1 are required');
   setNumThreads(o.threads);
   const t0 = performance.now();
+  const device = o.device ?? 'cpu';
   const model = initModel({ model_type: 'llama', ...shape }, { seed: 0 });
-  if (o.dtype !== 'f32') {
-    // the reference builds in f32 and calls .to(bf16) on the whole model
+  if (o.dtype !== 'f32' || device !== 'cpu') {
+    // the reference builds in f32 and calls .to(bf16) on the whole model (and .to(device))
     noGrad(() => {
       for (const [, { module, name }] of declaredParameters(model)) {
         const p = module.ownParameters().find(([n]) => n === name)![1];
-        module.setParam(name, keep(scope(() => p.to(o.dtype))));
+        module.setParam(name, keep(scope(() => p.to({ dtype: o.dtype, device }))));
       }
     });
   }
@@ -175,7 +187,12 @@ export function setupBench(o: TrainBenchOptions): BenchSetup {
   const opt = new AdamW(params); // torch.optim.AdamW defaults (weight decay 0.01), lr below
   manualSeed(0);
   const V = shape.vocab_size as number;
-  const ids = keep(randint(0, V, [o.batch, o.seq], { dtype: 'i64' }));
+  // the same ids on every device: drawn on the CPU, then moved
+  const ids = keep(
+    device === 'cpu'
+      ? randint(0, V, [o.batch, o.seq], { dtype: 'i64' })
+      : scope(() => randint(0, V, [o.batch, o.seq], { dtype: 'i64' }).to(device)),
+  );
   // labels = ids with the first half masked, as the reference
   const labels = keep(
     scope(() => {
@@ -189,10 +206,11 @@ export function setupBench(o: TrainBenchOptions): BenchSetup {
     Array.from({ length: o.batch }, (_, r) => flat.slice(r * o.seq, (r + 1) * o.seq)),
   );
   const scored = {
-    positions: keep(tensor(positions, { dtype: 'i64' })),
-    targets: keep(tensor(targets, { dtype: 'i64' })),
+    positions: keep(tensor(positions, { dtype: 'i64', device })),
+    targets: keep(tensor(targets, { dtype: 'i64', device })),
     count: targets.length,
   };
+  const probe = device === 'cpu' ? undefined : keep(zeros([1], { device }));
   return {
     model,
     opt,
@@ -201,7 +219,10 @@ export function setupBench(o: TrainBenchOptions): BenchSetup {
     scored,
     trainable,
     setup_s: (performance.now() - t0) / 1000,
+    // a CUDA stream runs in order: copying one element back waits for every kernel launched before it
+    sync: () => void probe?.item(),
     dispose: () => {
+      probe?.dispose();
       ids.dispose();
       labels.dispose();
       scored.positions.dispose();
@@ -237,13 +258,16 @@ export function timedStep(
   const a = performance.now();
   return scope(() => {
     const l = run(ops?.forward_s, () => loss(b));
+    b.sync();
     const t1 = performance.now();
     run(ops?.backward_s, () => l.backward());
+    b.sync();
     const t2 = performance.now();
     run(ops?.optim_s, () => {
       b.opt.step(2.5e-5);
       b.opt.zeroGrad();
     });
+    b.sync();
     const t3 = performance.now();
     const cpu = process.cpuUsage(cpu0);
     return {
@@ -287,6 +311,7 @@ export function runTrainBench(o: TrainBenchOptions): TrainBenchResult {
     dtype: o.dtype === 'f32' ? 'fp32' : o.dtype,
     ckpt: o.ckpt ? 1 : 0,
     threads: getNumThreads(),
+    ...(o.device && o.device !== 'cpu' ? { device: o.device } : {}),
     step_s: round(best.step_s),
     tok_per_s: Math.round((10 * o.batch * o.seq) / best.step_s) / 10,
     steps_s: steps.map((s) => round(s.step_s)),
@@ -362,6 +387,7 @@ function main(): void {
     threads: 'number',
     profile: 'flag',
     json: 'flag',
+    device: 'string',
   });
   const r = runTrainBench({
     config: (a.config as string | undefined) ?? 'smollm2-135m',
@@ -372,13 +398,14 @@ function main(): void {
     steps: (a.steps as number | undefined) ?? 3,
     threads: (a.threads as number | undefined) ?? 2,
     profile: Boolean(a.profile),
+    device: resolveDevice((a.device as string | undefined) ?? 'cpu', { what: 'bench:train --device' }).device,
   });
   if (a.json) {
     console.log(JSON.stringify(r));
     return;
   }
   console.log(
-    `medlora train step: ${r.config} ${r.dtype} ckpt=${r.ckpt} ${r.batch}x${r.seq}, ${r.threads} threads, ${r.engine}`,
+    `medlora train step: ${r.config} ${r.dtype} ckpt=${r.ckpt} ${r.batch}x${r.seq}, ${r.threads} threads${r.device ? ` on ${r.device}` : ''}, ${r.engine}`,
   );
   console.log(
     `  step ${r.step_s.toFixed(3)} s (best of ${r.steps_s.length - 1}; all: ${r.steps_s.join(', ')}) -> ${r.tok_per_s} tok/s; ${r.cpu_s} CPU s in the best step`,
