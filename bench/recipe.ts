@@ -29,6 +29,7 @@ import { sharedPath } from '../src/util/paths.js';
 import { MedloraError } from '../src/util/errors.js';
 import { parseArgs, SHAPES } from './train.js';
 import { findReferencePython } from './run.js';
+import { isMain } from './entry.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = join(here, '..', '..');
@@ -948,7 +949,7 @@ async function main(): Promise<void> {
   say(`1-min load at the end: ${loadavg()[0]!.toFixed(1)}`);
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+if (isMain(import.meta.url)) {
   main().catch((e: unknown) => {
     if (e instanceof MedloraError) {
       console.error(`medlora bench: ${e.message}`);

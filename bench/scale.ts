@@ -22,6 +22,7 @@ import { sharedPath } from '../src/util/paths.js';
 import { MedloraError } from '../src/util/errors.js';
 import { parseArgs } from './train.js';
 import { prepare, RECIPE } from './recipe.js';
+import { isMain } from './entry.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = join(here, '..', '..');
@@ -442,7 +443,7 @@ async function main(): Promise<void> {
   );
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+if (isMain(import.meta.url)) {
   main().catch((e: unknown) => {
     if (e instanceof MedloraError) {
       console.error(`medlora bench: ${e.message}`);

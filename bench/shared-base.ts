@@ -15,6 +15,7 @@ import { initModel, saveModel } from '../src/model/init.js';
 import { ownParameterBytes } from '../src/model/share.js';
 import type { Module } from '../src/model/module.js';
 import { loadAdapterShared, loadAnyAdapter, methodNamed } from '../src/adapt/methods/index.js';
+import { isMain } from './entry.js';
 
 export interface MemoryRow {
   adapters: number;
@@ -161,4 +162,4 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await main();
+if (isMain(import.meta.url)) await main();
