@@ -2,12 +2,14 @@
 // adapters made by real PEFT 0.21 (logits, loss, gradients of every adapter tensor, merge_and_unload logits; and
 // PEFT's logits for an adapter medlora saved), Adapter-V2 against an independent plain-PyTorch implementation; init
 // invariants (a fresh adapter leaves the logits exactly unchanged), save/load round trips, merge, and the refusals.
+// The DoRA / Adapter-V2 fixture comparisons run on MEDLORA_TEST_DEVICE (test/device.ts); the rest stays on the CPU.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadModel } from '../../src/model/load.js';
+import { cpuOnly, loadTestModel, onDevice, perDevice } from '../device.js';
 import { causalLmLoss } from '../../src/model/loss.js';
 import { openCheckpoint } from '../../src/io/safetensors.js';
 import { bytesToNumbers } from '../../src/io/dtype.js';
@@ -29,9 +31,14 @@ function hasExp(name: string, key: string): boolean {
 }
 const expJson = (name: string): Record<string, number> =>
   JSON.parse(readFileSync(fx(name, 'expected.json'), 'utf8')) as Record<string, number>;
-/** README tolerances: F32 1e-4 (logits, loss) and 1e-4 relative to max-abs (gradients); BF16 2e-2, 1e-2, 1e-1. */
+/**
+ * README tolerances: F32 1e-4 (logits, loss) and 1e-4 relative to max-abs (gradients); BF16 2e-2, 1e-2, 1e-1. On a CUDA
+ * test device F32 keeps them and BF16 gets twice the logits / loss tolerance (a GUESS for the first GPU run to confirm).
+ */
 const tol = (name: string): { logits: number; loss: number; grad: number } =>
-  name.endsWith('bf16') ? { logits: 2e-2, loss: 1e-2, grad: 1e-1 } : { logits: 1e-4, loss: 1e-4, grad: 1e-4 };
+  name.endsWith('bf16')
+    ? perDevice({ logits: 2e-2, loss: 1e-2, grad: 1e-1 }, { logits: 4e-2, loss: 2e-2, grad: 1e-1 })
+    : { logits: 1e-4, loss: 1e-4, grad: 1e-4 };
 
 /** Compare, print the max difference, and return it. */
 function close(
@@ -46,7 +53,7 @@ function close(
 
 /** logits, loss and the gradients of every trainable parameter (keyed base_model.model.<path>) vs the fixture. */
 function checkAgainst(name: string, method: 'dora' | 'adapter_v2', summary: string[]): void {
-  const model = loadModel(refDir(name));
+  const model = loadTestModel(refDir(name));
   try {
     const loaded = loadAnyAdapter(model, fx(name, method));
     assert.equal(loaded.method, method);
@@ -59,12 +66,12 @@ function checkAgainst(name: string, method: 'dora' | 'adapter_v2', summary: stri
       const logits = model.forward(ids);
       dl = close(logits.toFloat32Array(), expTensor(name, `logits_${method}`), {
         atol: t.logits,
-        label: `${name} ${method} logits`,
+        label: onDevice(`${name} ${method} logits`),
       });
       const { loss } = causalLmLoss(logits, labels);
       dloss = close([loss.item()], [expJson(name)[`loss_${method}`]!], {
         atol: t.loss,
-        label: `${name} ${method} loss`,
+        label: onDevice(`${name} ${method} loss`),
       });
       loss.backward();
     });
@@ -87,7 +94,7 @@ function checkAgainst(name: string, method: 'dora' | 'adapter_v2', summary: stri
         dg,
         close(p.grad.toFloat32Array(), bytesToNumbers(src.info(k).dtype, src.read(k)), {
           rtolMaxAbs: t.grad,
-          label: `${name} ${k}`,
+          label: onDevice(`${name} ${k}`),
         }),
       );
     }
@@ -100,7 +107,7 @@ function checkAgainst(name: string, method: 'dora' | 'adapter_v2', summary: stri
       const m = close(
         noGrad(() => model.forward(ids).toFloat32Array()),
         expTensor(name, 'logits_dora_merged'),
-        { atol: t.logits, label: `${name} DoRA merged vs PEFT merge_and_unload` },
+        { atol: t.logits, label: onDevice(`${name} DoRA merged vs PEFT merge_and_unload`) },
       );
       merged = `, merged vs PEFT merge_and_unload ${m.toExponential(2)}`;
       assert.ok(unmerged.length > 0);
@@ -131,7 +138,7 @@ for (const name of REFERENCE_FOLDERS) {
   );
   test(
     `${name}: a DoRA adapter medlora saved gives PEFT's logits (PEFT loaded it at fixture time)`,
-    { skip: skipNoShared },
+    { skip: skipNoShared || cpuOnly },
     () => {
       const dir = fx(name, 'dora-medlora');
       const model = loadModel(refDir(name));
@@ -181,7 +188,7 @@ for (const name of REFERENCE_FOLDERS) {
 
 test(
   "init invariants: a fresh DoRA or Adapter-V2 adapter leaves every reference model's logits exactly unchanged",
-  { skip: skipNoShared },
+  { skip: skipNoShared || cpuOnly },
   () => {
     for (const name of REFERENCE_FOLDERS) {
       const { ids } = refBatch(name);
@@ -230,7 +237,7 @@ test(
 
 test(
   "Adapter-V2: save/load round trip is exact; the file holds the issue's keys; merge refuses the prefix and folds bias/scale",
-  { skip: skipNoShared },
+  { skip: skipNoShared || cpuOnly },
   () => {
     const name = 'llama-tiny';
     const { ids } = refBatch(name);
@@ -294,7 +301,7 @@ test(
 
 test(
   'seam: load dispatches on adapter_config.json; a DoRA adapter is refused by the plain LoRA loader; unknown peft_type named',
-  { skip: skipNoShared },
+  { skip: skipNoShared || cpuOnly },
   () => {
     const dir = mkdtempSync(join(tmpdir(), 'medlora-seam-'));
     try {
@@ -322,7 +329,7 @@ test(
   },
 );
 
-test('fixture folders exist for every reference folder', { skip: skipNoShared }, () => {
+test('fixture folders exist for every reference folder', { skip: skipNoShared || cpuOnly }, () => {
   for (const name of REFERENCE_FOLDERS) assert.ok(readdirSync(fx(name)).includes('expected.safetensors'), name);
   assert.ok(refTensor('llama-tiny', 'logits').length > 0);
 });
