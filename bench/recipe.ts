@@ -13,7 +13,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   engineInfo,
@@ -25,14 +25,15 @@ import {
   setNumThreads,
   type Device,
 } from '../src/tensor/index.js';
-import { sharedPath } from '../src/util/paths.js';
+import { packageRoot, sharedPath } from '../src/util/paths.js';
 import { MedloraError } from '../src/util/errors.js';
 import { parseArgs, SHAPES } from './train.js';
 import { findReferencePython } from './run.js';
 import { isMain } from './entry.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const repoRoot = join(here, '..', '..');
+// the package root found upward from this file's real path (packageRoot), not dist/bench/../..: on a GPU machine dist is
+// a link to .gpu/dist, and its real path's ../.. is .gpu, which holds neither bin/ nor bench/*.py
+const repoRoot = packageRoot();
 
 /** The recipe (seed 000's DDI settings, issue 19): LoRA r 8 / alpha 16 / dropout 0.05 on every projection + lm_head. */
 export const RECIPE = { batch: 2, accum: 4, updates: 12, lr: 2.5e-5, warmup: 5, maxLength: 400, rows: 200 } as const;

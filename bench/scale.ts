@@ -7,7 +7,6 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { cat, keep, manualSeed, noGrad, ones, randn, scope, setNumThreads, tensor } from '../src/tensor/index.js';
 import { buildModel } from '../src/model/registry.js';
 import { declaredParameters } from '../src/model/layers.js';
@@ -18,14 +17,15 @@ import { applyLora } from '../src/adapt/apply.js';
 import { createOptimizer } from '../src/train/optim.js';
 import { buildHeader, writeFileAtomic, shardFileName, INDEX_FILE, type TensorData } from '../src/io/safetensors.js';
 import { tensorData } from '../src/io/tensor-bytes.js';
-import { sharedPath } from '../src/util/paths.js';
+import { packageRoot, sharedPath } from '../src/util/paths.js';
 import { MedloraError } from '../src/util/errors.js';
 import { parseArgs } from './train.js';
 import { prepare, RECIPE } from './recipe.js';
 import { isMain } from './entry.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const repoRoot = join(here, '..', '..');
+// the package root found upward from this file's real path (packageRoot), not dist/bench/../..: on a GPU machine dist is
+// a link to .gpu/dist, and its real path's ../.. is .gpu, which holds neither bin/ nor bench/*.py
+const repoRoot = packageRoot();
 
 /** HF parameter names and shapes of a Llama config, in checkpoint order. */
 export function llamaTensors(c: Record<string, number | boolean>): Array<[string, number[]]> {
