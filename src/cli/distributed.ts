@@ -21,7 +21,7 @@ export const DIST_OPTIONS: Record<string, OptionSpec> = {
   'dist-backend': {
     type: 'string',
     value: 'gloo|nccl',
-    description: 'several ranks: c10d backend (default: nccl for ranks training on CUDA, else gloo)',
+    description: 'several ranks: c10d backend (default gloo; train: nccl when its ranks are on CUDA)',
   },
 };
 
