@@ -95,7 +95,12 @@ export class AdapterV2Attention extends Module {
     for (const [n, c] of inner.namedChildren()) this.module(n, c);
     const device = moduleDevice(inner);
     // litgpt: adapter_wte = nn.Embedding(adapter_prompt_length, n_embd), i.e. N(0, 1); gating_factor zeros
-    this.module('adapter_wte', new AdapterPrefix(randn([promptLength, hidden], { device }).requiresGrad_(true)));
+    // drawn from the CPU generator and moved: a seed gives the same prefix on every device (as LoRA's init does)
+    const wte = scope(() => {
+      const w = randn([promptLength, hidden]);
+      return device === 'cpu' ? w : w.to(device);
+    });
+    this.module('adapter_wte', new AdapterPrefix(wte.requiresGrad_(true)));
     this.param('gating_factor', zeros([inner.numHeads], { device }).requiresGrad_(true));
     inner.extraAttention = (q, ctx) => this.prefixAttention(q, ctx);
   }

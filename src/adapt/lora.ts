@@ -40,11 +40,20 @@ export interface LoraLinearOptions {
  */
 export function kaimingUniformA5(rows: number, fanIn: number, device: Device = 'cpu'): Tensor {
   const bound = 1 / Math.sqrt(fanIn);
+  // drawn from the CPU generator and then moved: a seed gives the same adapter on every device
   return scope(() =>
-    rand([rows, fanIn], { device })
-      .mul(2 * bound)
-      .sub(bound),
+    onDevice(
+      rand([rows, fanIn])
+        .mul(2 * bound)
+        .sub(bound),
+      device,
+    ),
   );
+}
+
+/** `t` on `device` (the same tensor when it is there already). */
+function onDevice(t: Tensor, device: Device): Tensor {
+  return t.device === device ? t : t.to(device);
 }
 
 /** The device of a module's first parameter (where its LoRA factors must live). */
@@ -83,7 +92,7 @@ export class LoraLinear extends Module implements LinearLike {
     const [A, B] = noGrad(() => {
       const a =
         init === 'gaussian'
-          ? scope(() => randn([o.r, base.inFeatures], { device: dev }).mul(1 / o.r))
+          ? scope(() => onDevice(randn([o.r, base.inFeatures]).mul(1 / o.r), dev))
           : kaimingUniformA5(o.r, base.inFeatures, dev);
       const b =
         init === false ? kaimingUniformA5(base.outFeatures, o.r, dev) : zeros([base.outFeatures, o.r], { device: dev });

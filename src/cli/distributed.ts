@@ -3,6 +3,7 @@
 import type { OptionSpec, ParsedArgs } from './command.js';
 import { str } from './command.js';
 import { MedloraError } from '../util/errors.js';
+import { resolveDevice } from '../tensor/device.js';
 import type { DataParallel } from '../train/distributed.js';
 
 export const DIST_OPTIONS: Record<string, OptionSpec> = {
@@ -20,7 +21,7 @@ export const DIST_OPTIONS: Record<string, OptionSpec> = {
   'dist-backend': {
     type: 'string',
     value: 'gloo|nccl',
-    description: 'several ranks: c10d backend (default gloo; nccl for CUDA ranks when the addon has it)',
+    description: 'several ranks: c10d backend (default gloo; train: nccl when its ranks are on CUDA)',
   },
 };
 
@@ -32,6 +33,7 @@ export const DIST_OPTIONS: Record<string, OptionSpec> = {
 export async function startRanks(
   cmd: string,
   args: ParsedArgs,
+  device?: { spec: string; what: string },
 ): Promise<{ exitCode: number } | { parallel?: DataParallel }> {
   const dist = await import('../train/distributed.js');
   const nproc = args.options['nproc-per-node'];
@@ -61,7 +63,6 @@ export async function startRanks(
       };
     }
   }
-  const denv = dist.distEnvFromProcess();
   const timeout = args.options['dist-timeout'];
   if (timeout !== undefined && !(typeof timeout === 'number' && timeout > 0))
     throw new MedloraError(
@@ -70,10 +71,25 @@ export async function startRanks(
   const backend = str(args, 'dist-backend');
   if (backend !== undefined && backend !== 'gloo' && backend !== 'nccl')
     throw new MedloraError(`medlora ${cmd}: --dist-backend must be gloo or nccl, got ${backend}`);
-  if (backend === 'nccl') {
+  const denv = dist.distEnvFromProcess();
+  // a command that places its tensors by a device setting (train) gets NCCL for CUDA ranks and Gloo for CPU ones
+  const onCuda =
+    device !== undefined &&
+    denv != null &&
+    resolveDevice(device.spec, { what: device.what, field: 'device', localRank: denv.localRank }).device !== 'cpu';
+  if (device !== undefined && denv != null) {
+    if (backend === 'nccl' && !onCuda)
+      throw new MedloraError(
+        `medlora ${cmd}: --dist-backend nccl: NCCL reduces CUDA tensors only, and ${device.what} ${device.spec} is the CPU here; use gloo or a CUDA device`,
+      );
+    if (backend === 'gloo' && onCuda)
+      throw new MedloraError(
+        `medlora ${cmd}: --dist-backend gloo: ${device.what} ${device.spec} puts this rank on CUDA, whose gradients medlora reduces with NCCL; leave --dist-backend out or set nccl`,
+      );
+  } else if (backend === 'nccl') {
     throw new MedloraError(
-      `medlora ${cmd}: --dist-backend nccl: medlora's trainer and eval place their tensors on the CPU today, and NCCL reduces ` +
-        "CUDA tensors only; use gloo (the default). The addon's NCCL process group is there for CUDA ranks (docs/DISTRIBUTED.md).",
+      `medlora ${cmd}: --dist-backend nccl: ${cmd}'s ranks exchange CPU tensors, and NCCL reduces CUDA tensors only; ` +
+        'use gloo (the default). NCCL is for training ranks on CUDA (training.device; docs/DISTRIBUTED.md).',
     );
   }
   if (!denv) return {};
@@ -82,5 +98,10 @@ export async function startRanks(
     const { physicalCores, setNumThreads } = await import('../tensor/index.js');
     setNumThreads(Math.max(1, Math.floor(physicalCores() / denv.localWorldSize)));
   }
-  return { parallel: dist.initDataParallel(denv, { timeoutS: timeout as number | undefined, backend }) };
+  return {
+    parallel: dist.initDataParallel(denv, {
+      timeoutS: timeout as number | undefined,
+      backend: backend ?? (onCuda ? 'nccl' : undefined),
+    }),
+  };
 }

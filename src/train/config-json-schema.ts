@@ -3,6 +3,7 @@
 // and check config files. Keywords are JSON Schema draft 2020-12 (json-schema.org/draft/2020-12/json-schema-validation).
 // Cross-field rules (warmup_steps vs warmup_ratio, the run-key rules) stay in validateConfig: a schema only sees keys.
 import { REPORT_TARGETS, SECTIONS, TOP, type Field, type Kind, type Section } from './config.js';
+import { DEVICE_SPEC_PATTERN } from '../tensor/device.js';
 
 type Schema = Record<string, unknown>;
 
@@ -20,6 +21,8 @@ function kindSchema(k: Kind): Schema {
     }
     case 'string':
       return { ...nonEmptyString };
+    case 'device':
+      return { type: 'string', pattern: DEVICE_SPEC_PATTERN.source };
     case 'bool':
       return { type: 'boolean' };
     case 'enum':

@@ -7,6 +7,8 @@ import { readFileSync, existsSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { MedloraError, fieldError } from '../util/errors.js';
 import { cpuFacts } from '../tensor/cpu.js';
+import { DEVICE_SPEC_PATTERN } from '../tensor/device.js';
+import type { Device } from '../tensor/dtype.js';
 import { suggestion } from '../util/suggest.js';
 import {
   checkRunKeys,
@@ -81,6 +83,8 @@ export interface TrainingSection {
   /** auto: bf16 when `bf16` and the CPU has bf16 units, else f32 (bf16 asked); bf16 / f32: as given (computeDtype) */
   compute_dtype: 'auto' | 'f32' | 'bf16';
   gradient_checkpointing: boolean;
+  /** auto | cpu | cuda | cuda:N (src/tensor/device.ts resolveDevice) */
+  device: string;
   logging_steps: number;
   eval_steps: number | null;
   /** generation-based F1 on a validation sample every N updates (null: off); the hook is supplied by the caller */
@@ -130,6 +134,7 @@ export type Kind =
   | { t: 'number'; min?: number; max?: number; minExclusive?: boolean; maxExclusive?: boolean }
   | { t: 'int'; min?: number }
   | { t: 'string' }
+  | { t: 'device' }
   | { t: 'bool' }
   | { t: 'enum'; values: readonly string[] }
   | { t: 'modules' }
@@ -276,6 +281,11 @@ const TRAINING: Section = {
     doc: 'auto: bf16 if asked and the CPU has bf16 units (AVX512-BF16 / AMX), else f32; bf16 forces it (medlora; the run records the choice)',
   },
   gradient_checkpointing: { kind: { t: 'bool' }, default: false, doc: 'recompute activations in backward' },
+  device: {
+    kind: { t: 'device' },
+    default: 'auto',
+    doc: 'where to train: auto = the CUDA device of this rank when the addon has CUDA and one is visible, else cpu (medlora; HF picks CUDA likewise); the run records the device used',
+  },
   logging_steps: { kind: { t: 'int', min: 1 }, default: 500, doc: 'log every N updates (HF default 500)' },
   eval_steps: {
     kind: { t: 'int', min: 1 },
@@ -375,6 +385,8 @@ function describe(k: Kind): string {
       return `an integer${k.min !== undefined ? ` >= ${k.min}` : ''}`;
     case 'string':
       return 'a string';
+    case 'device':
+      return 'auto, cpu, cuda or cuda:N';
     case 'bool':
       return 'true or false';
     case 'enum':
@@ -411,6 +423,9 @@ function checkValue(where: string, path: string, f: Field, v: unknown): unknown 
     }
     case 'string':
       if (typeof v !== 'string' || v === '') bad();
+      return v;
+    case 'device':
+      if (typeof v !== 'string' || !DEVICE_SPEC_PATTERN.test(v)) bad();
       return v;
     case 'bool':
       if (typeof v !== 'boolean') bad();
@@ -646,8 +661,14 @@ export interface ComputeDtype {
 export function computeDtype(
   t: Pick<TrainingSection, 'bf16' | 'compute_dtype'>,
   bf16Units: readonly string[] = cpuFacts().bf16Units,
+  device: Device = 'cpu',
 ): ComputeDtype {
   if (t.compute_dtype === 'f32') return { dtype: 'f32', recorded: 'f32', note: null };
+  // a GPU computes bf16 natively (Ampere and later; libtorch refuses it on older ones): the CPU's question does not arise
+  if (device !== 'cpu')
+    return t.bf16 || t.compute_dtype === 'bf16'
+      ? { dtype: 'bf16', recorded: 'bf16', note: null }
+      : { dtype: null, recorded: 'auto', note: null };
   if (t.compute_dtype === 'bf16') {
     return {
       dtype: 'bf16',

@@ -83,13 +83,15 @@ export class DataParallel implements TrainerParallel {
   readonly worldSize: number;
   /** where the small bookkeeping tensors live: NCCL reduces CUDA tensors only */
   readonly device: Device;
+  readonly backend: 'gloo' | 'nccl';
 
   constructor(
     readonly pg: ProcessGroup,
     readonly bucketBytes = DEFAULT_BUCKET_BYTES,
-    localRank = 0,
+    readonly localRank = 0,
   ) {
     this.rank = pg.rank;
+    this.backend = pg.backend;
     this.worldSize = pg.worldSize;
     this.device = pg.backend === 'nccl' ? `cuda:${localRank}` : 'cpu';
   }

@@ -37,5 +37,7 @@ export function summedTokenLoss(logits: Tensor, targets: Tensor): Tensor {
       `loss: expected logits [N, vocab] and targets [N], got [${logits.shape.join(', ')}] and [${targets.shape.join(', ')}]`,
     );
   }
-  return crossEntropy(logits.float(), targets, { ignoreIndex: IGNORE_INDEX, reduction: 'sum' });
+  // targets are built on the host; the logits live where the model does
+  const y = targets.device === logits.device ? targets : targets.to(logits.device);
+  return crossEntropy(logits.float(), y, { ignoreIndex: IGNORE_INDEX, reduction: 'sum' });
 }

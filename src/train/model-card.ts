@@ -336,7 +336,7 @@ export function modelCardInfo(f: RunFacts): ModelCardInfo {
   const hardware =
     f.device === 'cpu'
       ? `CPU (${cpu[0]?.model.trim() ?? 'unknown'}, ${cpu.length} cores visible), libtorch through medlora's addon`
-      : `${f.device}`;
+      : `CUDA device ${f.device}, libtorch through medlora's addon`;
   const hp: Array<[string, string]> = [
     [
       'method',

@@ -253,7 +253,8 @@ class AdamW8bit implements TrainOptimizer {
         s.steps++;
         const t = s.steps;
         const [m, v] = scope(() => {
-          const g = g0.to('f32');
+          // the 8-bit moments live on the host (the quantizer runs there); a CUDA gradient comes down, the update goes up
+          const g = g0.to({ dtype: 'f32', device: 'cpu' });
           // zero state decodes through absmax 0, whatever the code
           const mOld = dequantizeBlockwise(s.m, this.bookS, s.p.shape);
           const vOld = dequantizeBlockwise(s.v, this.bookU, s.p.shape);
@@ -263,7 +264,7 @@ class AdamW8bit implements TrainOptimizer {
             bc2 = 1 - b2 ** t;
           const denom = vNew.sqrt().div(Math.sqrt(bc2)).add(this.o.eps);
           if (s.wd !== 0) s.p.mul_(1 - lr * s.wd);
-          s.p.add_(mNew.div(denom).to(s.p.dtype), -lr / bc1);
+          s.p.add_(mNew.div(denom).to({ dtype: s.p.dtype, device: s.p.device }), -lr / bc1);
           return [
             quantizeBlockwise(mNew, this.bookS, this.midS),
             quantizeBlockwise(vNew, this.bookU, this.midU),

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { MedloraError } from '../util/errors.js';
 import { trainableParameterSummary } from '../adapt/apply.js';
 import { Progress } from '../util/progress.js';
+import { resolveDevice } from '../tensor/device.js';
+import type { Device } from '../tensor/dtype.js';
 import { computeDtype, type TrainConfig } from './config.js';
 import { listCheckpoints } from './checkpoint.js';
 import { isEval, isGenerateEval, MetricsLog } from './metrics.js';
@@ -37,6 +39,22 @@ function emitLine(json: boolean | undefined, event: string, fields: Record<strin
   else if (text !== undefined) process.stderr.write(`${text}\n`);
 }
 
+/** The ranks' collectives must reach the gradients where they are: NCCL on CUDA tensors, Gloo (here) on CPU ones. */
+export function checkBackendDevice(backend: 'gloo' | 'nccl' | undefined, device: Device): void {
+  if (backend === undefined) return;
+  const cuda = device !== 'cpu';
+  if (backend === 'nccl' && !cuda)
+    throw new MedloraError(
+      'training.device cpu with the nccl backend: NCCL reduces CUDA tensors only; train on cuda or use the gloo backend',
+      { field: 'device' },
+    );
+  if (backend === 'gloo' && cuda)
+    throw new MedloraError(
+      `training.device ${device} with the gloo backend: medlora reduces CUDA gradients with NCCL; use the nccl backend (the CLI picks it for CUDA ranks unless told otherwise)`,
+      { field: 'device' },
+    );
+}
+
 export async function runTraining(cfg: TrainConfig, o: RunOptions = {}): Promise<TrainResult> {
   const dir = cfg.output_dir;
   const main = (o.parallel?.rank ?? 0) === 0;
@@ -60,11 +78,23 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions = {}): Promise
     if (!o.generateEval)
       throw new MedloraError('training.eval_generate_steps: this caller supplies no generation evaluator');
   }
+  // the device word stays as written (auto moves with the run to another machine and gives each rank its own GPU); the
+  // device it resolved to is in the start event, the run's result and the model card
+  const device = resolveDevice(cfg.training.device, {
+    what: 'training.device',
+    field: 'device',
+    localRank: o.parallel?.localRank ?? 0,
+  });
+  checkBackendDevice(o.parallel?.backend, device.device);
   mkdirSync(dir, { recursive: true });
   // the compute dtype is decided once (config.ts computeDtype) and recorded in the resolved config, so a resume keeps it
-  cfg = { ...cfg, training: { ...cfg.training, compute_dtype: computeDtype(cfg.training, o.bf16Units).recorded } };
+  cfg = {
+    ...cfg,
+    training: { ...cfg.training, compute_dtype: computeDtype(cfg.training, o.bf16Units, device.device).recorded },
+  };
   if (main) writeFileSync(join(dir, 'config.resolved.json'), `${JSON.stringify(cfg, null, 2)}\n`);
-  const prep = await prepareRun(cfg, o.bf16Units);
+  if (device.note) emit(o.json, 'note', { message: device.note }, `note: ${device.note}`);
+  const prep = await prepareRun(cfg, o.bf16Units, device.device);
   for (const n of prep.notes) emit(o.json, 'note', { message: n }, `note: ${n}`);
   for (const r of prep.reports) {
     emit(
@@ -131,10 +161,11 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions = {}): Promise
       optimizer_state_bytes: ob.actual,
       optimizer_state_bytes_fp32: ob.fp32,
       compute_dtype: cfg.training.compute_dtype,
+      device: device.device,
       model_dtype: prep.model.parameters()[0]?.dtype ?? null,
     },
     `${paramsLine}\n` +
-      `${trainer.schedule.totalSteps} updates (warmup ${trainer.schedule.warmupSteps}), ${cfg.training.optim}`,
+      `${trainer.schedule.totalSteps} updates (warmup ${trainer.schedule.warmupSteps}), ${cfg.training.optim}, on ${device.device}`,
   );
   const onSigint = (): void => {
     if (!main) {

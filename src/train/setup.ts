@@ -3,7 +3,7 @@
 // validation examples, the adapter writer, and notes for the log.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { manualSeed } from '../tensor/index.js';
+import { manualSeed, type Device } from '../tensor/index.js';
 import { MedloraError, fieldError } from '../util/errors.js';
 import type { Module } from '../model/module.js';
 import type { TextTokenizer } from '../tokenize/types.js';
@@ -25,9 +25,13 @@ export interface PreparedRun {
   notes: string[];
 }
 
-export async function prepareRun(cfg: TrainConfig, bf16Units?: readonly string[]): Promise<PreparedRun> {
+export async function prepareRun(
+  cfg: TrainConfig,
+  bf16Units?: readonly string[],
+  device: Device = 'cpu',
+): Promise<PreparedRun> {
   const notes: string[] = [];
-  const compute = decideComputeDtype(cfg.training, bf16Units);
+  const compute = decideComputeDtype(cfg.training, bf16Units, device);
   if (compute.note) notes.push(compute.note);
   if (!existsSync(join(cfg.model, 'config.json')))
     throw fieldError('model', `model ${cfg.model}: no config.json (expected a Hugging Face checkpoint folder)`);
@@ -35,7 +39,8 @@ export async function prepareRun(cfg: TrainConfig, bf16Units?: readonly string[]
   const { loadModel } = await import('../model/load.js');
   const { methodNamed, methodOfAdapter } = await import('../adapt/methods/index.js');
   const method = methodNamed(cfg.finetuning);
-  const loadOpts = compute.dtype ? { dtype: compute.dtype } : {};
+  // the base goes onto the device as it is read (and is quantized there with load_in_4bit): never two copies
+  const loadOpts = { ...(compute.dtype ? { dtype: compute.dtype } : {}), device };
   let model: Awaited<ReturnType<typeof loadModel>>;
   if (cfg.quantization.load_in_4bit) {
     const { loadModelNf4, formatBytes } = await import('../adapt/nf4-linear.js');

@@ -55,6 +55,10 @@ export interface TrainableModel {
 export interface TrainerParallel {
   readonly rank: number;
   readonly worldSize: number;
+  /** the rank's index on its node (torchrun's LOCAL_RANK): training.device auto / cuda take this GPU */
+  readonly localRank?: number;
+  /** the collectives' backend: nccl reduces CUDA tensors only, gloo the CPU's here */
+  readonly backend?: 'gloo' | 'nccl';
   /** this rank's rows of a global micro-batch (deterministic: depends only on the rows and the rank) */
   shard<T>(rows: readonly T[]): T[];
   /** element-wise sum over ranks */

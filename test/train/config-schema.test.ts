@@ -29,6 +29,7 @@ const CHECKED = new Set([
   'exclusiveMinimum',
   'exclusiveMaximum',
   'minLength',
+  'pattern',
   'items',
   'minItems',
   'anyOf',
@@ -77,6 +78,9 @@ function validate(s: Schema, v: unknown, path = ''): string[] {
   }
   if (typeof v === 'string' && s.minLength !== undefined && v.length < (s.minLength as number))
     errs.push(`${at}: too short`);
+  // JSON Schema's pattern is an ECMA-262 regex, unanchored (json-schema.org validation 6.3.3)
+  if (typeof v === 'string' && s.pattern !== undefined && !new RegExp(s.pattern as string, 'u').test(v))
+    errs.push(`${at}: does not match ${s.pattern as string}`);
   if (Array.isArray(v)) {
     if (s.minItems !== undefined && v.length < (s.minItems as number)) errs.push(`${at}: too few items`);
     if (s.items) v.forEach((x, i) => errs.push(...validate(s.items as Schema, x, `${path}[${i}]`)));
@@ -136,6 +140,11 @@ test('the schema refuses what validateConfig refuses, and accepts a full valid c
   const schema = configJsonSchema();
   assert.deepEqual(validate(schema, base), []);
   validateConfig(structuredClone(base), 'base'); // the same config passes the real validator
+  for (const device of ['auto', 'cpu', 'cuda', 'cuda:1']) {
+    const ok = { ...base, training: { ...((base as Schema).training as Schema), device } };
+    assert.deepEqual(validate(schema, ok), [], device);
+    validateConfig(structuredClone(ok), device);
+  }
   const bad: Array<[string, Schema]> = [
     ['lora.r 0', { ...base, lora: { r: 0 } }],
     ['lora.lora_alpha 0 (exclusive minimum)', { ...base, lora: { lora_alpha: 0 } }],
@@ -147,6 +156,8 @@ test('the schema refuses what validateConfig refuses, and accepts a full valid c
     ['target_modules empty list', { ...base, lora: { target_modules: [] } }],
     ['report_to wandb', { ...base, training: { report_to: ['wandb'] } }],
     ['empty model', { ...base, model: '' }],
+    ['training.device gpu', { ...base, training: { device: 'gpu' } }],
+    ['training.device cuda: (no index)', { ...base, training: { device: 'cuda:' } }],
   ];
   for (const [what, cfg] of bad) {
     const errs = validate(schema, cfg);

@@ -21,6 +21,13 @@ export const trainCommand: CommandSpec = {
       description: 'training config (configs/*.yaml presets, or your own); required unless --resume RUN_DIR',
     },
     model: { type: 'string', value: 'DIR', description: "model folder (overrides the config's model)" },
+    device: {
+      type: 'string',
+      value: 'auto|cpu|cuda|cuda:N',
+      field: 'training.device',
+      description:
+        "where to train (overrides training.device; auto: this rank's CUDA device when there is one, else cpu)",
+    },
     output: { type: 'string', value: 'DIR', field: 'output_dir', description: 'run directory (overrides output_dir)' },
     resume: {
       type: 'string',
@@ -66,6 +73,7 @@ export const trainCommand: CommandSpec = {
     }
     if (str(args, 'model') !== undefined) overrides.push(['model', str(args, 'model')!]);
     if (str(args, 'output') !== undefined) overrides.push(['output_dir', str(args, 'output')!]);
+    if (str(args, 'device') !== undefined) overrides.push(['training.device', str(args, 'device')!]);
     overrides.push(...args.extra);
     const cfg = resolveConfig(readConfigFile(file), overrides, file);
     const json = bool(args, 'json');
@@ -74,7 +82,7 @@ export const trainCommand: CommandSpec = {
       console.log(JSON.stringify(cfg, null, 2));
       return 0;
     }
-    const ranks = await startRanks('train', args);
+    const ranks = await startRanks('train', args, { spec: cfg.training.device, what: 'training.device' });
     if ('exitCode' in ranks) return ranks.exitCode;
     const parallel = ranks.parallel;
     const { runTraining } = await import('../../train/run.js');
