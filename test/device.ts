@@ -43,7 +43,10 @@ export function onDevice(label: string): string {
   return ON_CUDA ? `${label} [${TEST_DEVICE}]` : label;
 }
 
-/** `medlora train` flags that put a training run on the test device (none on the CPU, the default). */
+/**
+ * `medlora train` flags that put a training run on the test device: always named, so that the default (cpu) means the
+ * CPU on a machine with a GPU too (training.device's own default, auto, would pick the GPU there).
+ */
 export function trainDeviceArgs(): string[] {
-  return ON_CUDA ? ['--device', TEST_DEVICE] : [];
+  return ['--device', TEST_DEVICE];
 }
