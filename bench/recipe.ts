@@ -417,8 +417,9 @@ async function medloraTrain(
       '--threads',
       String(threads),
       ...(ranks > 1 ? ['--nproc-per-node', String(ranks)] : []),
-      // the CPU run passes no flag (training.device's default resolves to the CPU on a machine without CUDA)
-      ...(o.device === 'cpu' ? [] : ['--device', o.device]),
+      // named on the CPU too: training.device's default (auto) would take a GPU where there is one
+      '--device',
+      o.device,
       '--json',
     ],
     ranks > 1 ? `medlora train --nproc-per-node ${ranks}` : 'medlora train',
