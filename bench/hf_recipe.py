@@ -36,9 +36,12 @@ from peft import LoraConfig, get_peft_model
 
 cuda = a.device.startswith("cuda")
 if cuda:
+    # bench:recipe passes cuda and picks the GPU through CUDA_VISIBLE_DEVICES: Trainer takes cuda:0 and would wrap the
+    # model in DataParallel when it sees several GPUs
     if not torch.cuda.is_available():
         raise SystemExit(f"hf_recipe.py --device {a.device}: this python's torch {torch.__version__} sees no CUDA device")
-    torch.cuda.set_device(torch.device(a.device))
+    if torch.device(a.device).index is not None:
+        torch.cuda.set_device(torch.device(a.device).index)
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
 t_load = time.time()

@@ -482,10 +482,17 @@ async function hfTrain(
       '2',
       '--out',
       join(dir, 'hf-run'),
-      ...(o.device === 'cpu' ? [] : ['--device', o.device]),
+      ...(o.device === 'cpu' ? [] : ['--device', 'cuda']),
     ],
     ranks > 1 ? `torchrun --nproc_per_node ${ranks} hf_recipe.py --pad ${pad}` : `hf_recipe.py --pad ${pad}`,
-    { OMP_NUM_THREADS: String(threads) },
+    // on a GPU, HF sees only the chosen one (Trainer takes cuda:0, and DataParallel over several); a user's own
+    // CUDA_VISIBLE_DEVICES is left alone (then --device cuda:N counts within it for both trainers)
+    {
+      OMP_NUM_THREADS: String(threads),
+      ...(o.device !== 'cpu' && process.env.CUDA_VISIBLE_DEVICES === undefined
+        ? { CUDA_VISIBLE_DEVICES: String(cudaIndex(o.device)) }
+        : {}),
+    },
     cudaIndex(o.device),
   );
   if (ranks > 1) {

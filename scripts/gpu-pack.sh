@@ -13,8 +13,9 @@ bash "$shared/gpu/pack.sh"
 # bench:llamacpp) that is far over the device tool's 64 MiB. Keep the runtime closure alone (npm ls --omit=dev: the
 # tokenizers, jinja, yaml, node-addon-api for the addon's build there); none of gpu-check.sh's tests imports the rest.
 rm -rf .gpu/node_modules && mkdir -p .gpu/node_modules
+# (npm prints paths under the project's node_modules, or under its real path when that is a link)
 nm=$(realpath node_modules)
-npm ls --omit=dev --all --parseable 2>/dev/null | sed -n "s#^$nm/##p" | while read -r p; do
+npm ls --omit=dev --all --parseable 2>/dev/null | sed -n -e "s#^$root/node_modules/##p" -e "t" -e "s#^$nm/##p" | while read -r p; do
   case "$p" in typescript | @types/*) continue ;; esac
   [ -e ".gpu/node_modules/$p" ] || { mkdir -p ".gpu/node_modules/$(dirname "$p")" && cp -rL "node_modules/$p" ".gpu/node_modules/$p"; }
 done
@@ -27,4 +28,5 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 node dist/bench/recipe.js --rows-only --big --dir "$tmp" --no-ref > "$tmp/log" 2>&1 || { cat "$tmp/log"; exit 1; }
 cp "$tmp"/ddi-rows-*.jsonl "$tmp"/ddi-prompts-*.jsonl .gpu/recipe-inputs/
+[ -d .gpu/node_modules/@huggingface/tokenizers ] || { echo "gpu-pack: the runtime packages were not found (npm ls)"; exit 1; }
 echo "gpu-pack: .gpu/ is $(du -sh .gpu | cut -f1); on the device: bash .gpu/on-device.sh 'bash scripts/gpu-check.sh' (carry .gpu)"
