@@ -23,7 +23,7 @@ const SKIP_CUDA = hasCuda ? `this addon has CUDA and ${cudaDeviceCount()} device
 /** What --device cuda says here: the addon has no CUDA, or it has and no device is visible. */
 const noCuda = (spec: string): RegExp =>
   engineInfo().compiledWithCuda
-    ? new RegExp(`--device ${spec}: no CUDA device is visible`)
+    ? new RegExp(`--device ${spec}: no CUDA GPU is visible`)
     : new RegExp(
         `--device ${spec}: this medlora addon was built against a CPU-only libtorch; rebuild it against a CUDA PyTorch .* or use cpu$`,
         'm',

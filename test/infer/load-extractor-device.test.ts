@@ -94,7 +94,7 @@ test("device 'cuda' without a usable CUDA device, or a bad word: a MedloraError 
     refused(
       d,
       info.compiledWithCuda
-        ? new RegExp(`^load: device ${d}: no CUDA device is visible`)
+        ? new RegExp(`^load: device ${d}: no CUDA GPU is visible`)
         : new RegExp(`^load: device ${d}: this medlora addon was built against a CPU-only libtorch`),
     );
 });

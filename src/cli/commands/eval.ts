@@ -61,6 +61,11 @@ export const GENERATION_OPTIONS: CommandSpec['options'] = {
     value: 'f32|bf16',
     description: "compute dtype (default: the adapter's training contract, else the checkpoint's)",
   },
+  'load-in-4bit': {
+    type: 'boolean',
+    description:
+      "NF4-quantize the base's linear layers while loading (as QLoRA training holds them; lm_head stays full precision): a quarter of the memory",
+  },
   device: DEVICE_OPTION,
   threads: THREADS_OPTION,
 };
@@ -129,8 +134,16 @@ export async function loadModelAndTokenizer(
     ...(adapter !== undefined ? { adapter } : {}),
     ...(extra.tasks ? { tasks: extra.tasks } : {}),
     ...(extra.contractFrom !== undefined ? { contractFrom: extra.contractFrom } : {}),
+    ...(bool(args, 'load-in-4bit') ? { loadIn4bit: true } : {}),
   });
   for (const w of loaded.warnings) console.error(`warning: ${w}`);
+  if (loaded.quantized) {
+    const { formatBytes } = await import('../../adapt/nf4-linear.js');
+    const q = loaded.quantized;
+    console.error(
+      `medlora ${cmd}: base linears quantized to NF4: ${q.layers.length} layers, ${formatBytes(q.bytesBefore)} -> ${formatBytes(q.bytesAfter)}`,
+    );
+  }
   return loaded;
 }
 
