@@ -4,6 +4,9 @@
 
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
+#ifdef MEDLORA_WITH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
 
 #include <fcntl.h>
 #ifdef __GLIBC__
@@ -600,6 +603,41 @@ void registerCore(Napi::Env env, Napi::Object ex) {
   def(env, ex, "cudaIsAvailable", [](Call& c) -> Napi::Value { return Napi::Boolean::New(c.env, torch::cuda::is_available()); });
   def(env, ex, "cudaDeviceCount", [](Call& c) -> Napi::Value {
     return Napi::Number::New(c.env, torch::cuda::is_available() ? static_cast<double>(torch::cuda::device_count()) : 0.0);
+  });
+  // cudaSynchronize(index): wait for every kernel queued on the device (timing a CUDA step without it measures the queue)
+  def(env, ex, "cudaSynchronize", [](Call& c) -> Napi::Value {
+    if (!torch::cuda::is_available()) throw ArgError("no CUDA device is visible");
+    torch::cuda::synchronize(c.i64(0));
+    return c.env.Undefined();
+  });
+  // cudaMemoryStats(index) -> {allocated, peakAllocated, reserved, peakReserved} bytes of the caching allocator, as
+  // torch.cuda.memory_allocated / max_memory_allocated / memory_reserved / max_memory_reserved report them
+  def(env, ex, "cudaMemoryStats", [](Call& c) -> Napi::Value {
+#ifdef MEDLORA_WITH_CUDA
+    if (!torch::cuda::is_available()) throw ArgError("no CUDA device is visible");
+    auto st = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(c.i64(0)));
+    // index 0 = StatType::AGGREGATE (c10/core/CachingDeviceAllocator.h)
+    const auto& a = st.allocated_bytes[0];
+    const auto& r = st.reserved_bytes[0];
+    auto o = Napi::Object::New(c.env);
+    o.Set("allocated", static_cast<double>(a.current));
+    o.Set("peakAllocated", static_cast<double>(a.peak));
+    o.Set("reserved", static_cast<double>(r.current));
+    o.Set("peakReserved", static_cast<double>(r.peak));
+    return o;
+#else
+    throw ArgError("this addon was built without CUDA");
+#endif
+  });
+  // cudaResetPeakMemoryStats(index): torch.cuda.reset_peak_memory_stats
+  def(env, ex, "cudaResetPeakMemoryStats", [](Call& c) -> Napi::Value {
+#ifdef MEDLORA_WITH_CUDA
+    if (!torch::cuda::is_available()) throw ArgError("no CUDA device is visible");
+    c10::cuda::CUDACachingAllocator::resetPeakStats(static_cast<c10::DeviceIndex>(c.i64(0)));
+    return c.env.Undefined();
+#else
+    throw ArgError("this addon was built without CUDA");
+#endif
   });
   def(env, ex, "engineInfo", [](Call& c) -> Napi::Value {
     auto o = Napi::Object::New(c.env);

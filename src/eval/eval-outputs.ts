@@ -11,6 +11,8 @@ export interface NamedEvalRun {
   name: string;
   model: string;
   adapter: string | null;
+  /** where the model computed (scores.json reports it beside the timing) */
+  device?: string;
   run: EvalRun;
 }
 
@@ -85,7 +87,8 @@ export function evalHtml(runs: NamedEvalRun[], title: string): string {
   const runsList = runs
     .map(
       (r) =>
-        `<li><b>${escapeHtml(r.name)}</b>: model ${escapeHtml(r.model)}${r.adapter ? `, adapter ${escapeHtml(r.adapter)}` : ' (no adapter)'}; ` +
+        `<li><b>${escapeHtml(r.name)}</b>: model ${escapeHtml(r.model)}${r.adapter ? `, adapter ${escapeHtml(r.adapter)}` : ' (no adapter)'}` +
+        `${r.device ? ` on ${escapeHtml(r.device)}` : ''}; ` +
         `${escapeHtml(runFacts(r.run).join('; '))}</li>`,
     )
     .join('');
@@ -139,7 +142,8 @@ export function writeEvalOutputs(
     writeFileSync(p, text);
     files.push(p);
   };
-  const scoresOf = (r: NamedEvalRun): RunScores => runScores(r.name, r.run, { model: r.model, adapter: r.adapter });
+  const scoresOf = (r: NamedEvalRun): RunScores =>
+    runScores(r.name, r.run, { model: r.model, adapter: r.adapter, ...(r.device ? { device: r.device } : {}) });
   const reportOf = (r: NamedEvalRun): Record<string, unknown> => ({
     ...(reportJson(r.run.score) as Record<string, unknown>),
     name: r.name,

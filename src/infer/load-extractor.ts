@@ -2,11 +2,12 @@
 // settings. Shared by `medlora eval`, `medlora extract` and `medlora serve` (and embedding apps) so they load alike.
 // An adapter's training contract (medlora_contract.json, src/data/contract.ts) decides the prompt style, max_length,
 // compute dtype, chat template and per-task instructions unless the caller chooses them explicitly; an explicit
-// choice that contradicts the contract wins and is reported in `warnings` (one line each).
+// choice that contradicts the contract wins and is reported in `warnings` (one line each). The model, its NF4 base and
+// the adapter are loaded onto `device` (default auto: the CUDA device when the addon has CUDA and one is visible).
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fieldError } from '../util/errors.js';
-import { setNumThreads } from '../tensor/index.js';
+import { fieldError, MedloraError, prefixed } from '../util/errors.js';
+import { resolveDevice, setNumThreads, type Device, type DeviceSpec, type ResolvedDevice } from '../tensor/index.js';
 import { loadTokenizer, type LoadedTokenizer } from '../tokenize/tokenizer.js';
 import { loadModel } from '../model/load.js';
 import { loadAnyAdapter } from '../adapt/methods/index.js';
@@ -53,6 +54,11 @@ export interface LoadExtractorOptions {
    * loadModelNf4, lm_head kept in full precision), before the adapter goes on
    */
   loadIn4bit?: boolean;
+  /**
+   * where the model computes: 'auto' (default: the CUDA device when the addon was built with CUDA and one is visible,
+   * else the CPU), 'cpu', 'cuda' or 'cuda:N' (src/tensor/device.ts resolveDevice); the adapter follows the base
+   */
+  device?: DeviceSpec | Device;
 }
 
 export interface LoadedExtractor {
@@ -68,6 +74,10 @@ export interface LoadedExtractor {
   warnings: string[];
   /** with loadIn4bit: what was quantized (layers, bytes before and after) */
   quantized?: QuantizeReport;
+  /** the device the model was loaded onto */
+  device: Device;
+  /** how `auto` chose a CUDA device, for the caller's log (absent when the device was named or is the CPU) */
+  deviceNote?: string;
 }
 
 const builtinInstruction = (t: string): string | undefined =>
@@ -114,6 +124,14 @@ export function loadExtractor(o: LoadExtractorOptions): LoadedExtractor {
       throw fieldError('threads', `${where}: threads must be a positive integer, got ${o.threads}`);
     setNumThreads(o.threads);
   }
+  // before anything is read: a device this build or machine cannot honour fails first, naming the setting
+  const resolved = ((): ResolvedDevice => {
+    try {
+      return resolveDevice(o.device ?? 'auto', { what: 'device', field: 'device' });
+    } catch (e) {
+      throw e instanceof MedloraError ? prefixed(`${where}: `, e) : e;
+    }
+  })();
   if (!existsSync(join(o.model, 'config.json')))
     throw fieldError('model', `model ${o.model}: no config.json (expected a Hugging Face checkpoint folder)`);
   const contractDir = o.adapter ?? o.contractFrom;
@@ -149,7 +167,7 @@ export function loadExtractor(o: LoadExtractorOptions): LoadedExtractor {
       `the adapter was trained over an NF4-quantized base (quantization.load_in_4bit in ${cfile}); computing over the full-precision base, whose outputs can differ slightly from training's (load_in_4bit quantizes it as training did)`,
     );
   const dtype = settings.compute_dtype;
-  const load = dtype ? { dtype: dtype as 'f32' | 'bf16' | 'f16' } : {};
+  const load = { ...(dtype ? { dtype: dtype as 'f32' | 'bf16' | 'f16' } : {}), device: resolved.device };
   let quantized: QuantizeReport | undefined;
   let model: CausalLM;
   if (o.loadIn4bit) {
@@ -174,5 +192,7 @@ export function loadExtractor(o: LoadExtractorOptions): LoadedExtractor {
     settings,
     warnings,
     ...(quantized ? { quantized } : {}),
+    device: resolved.device,
+    ...(resolved.note !== null ? { deviceNote: resolved.note } : {}),
   };
 }

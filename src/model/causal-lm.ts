@@ -1,6 +1,6 @@
 // The contract between a causal language model and everything that uses one (loss, trainer, generation, LoRA):
 // callers never need to know which architecture they hold.
-import type { Tensor } from '../tensor/index.js';
+import type { Device, Tensor } from '../tensor/index.js';
 import type { Module } from './module.js';
 
 /** Per-layer key/value cache for incremental decoding; implemented in src/model/kv-cache.ts. */
@@ -39,6 +39,8 @@ export interface ForwardOptions {
 export interface CausalLM extends Module {
   /** the resolved config the model was built from (HF keys) */
   readonly config: { model_type: string; vocab_size: number } & Record<string, unknown>;
+  /** where the parameters live (inputs built on the CPU are moved there by forward) */
+  readonly device?: Device;
   /** recompute each decoder layer in backward instead of keeping its activations */
   gradientCheckpointing: boolean;
   /** logits [B, T, vocab] ([N, vocab] with outputPositions; float32 unless the model runs in lower precision) */

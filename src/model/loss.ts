@@ -29,11 +29,11 @@ export function causalLmLoss(logits: Tensor, labels: Tensor): LossResult {
   // logits are only viewed as [B*T, V] and upcast once; shifting the logits would copy them (a strided narrow) and, in
   // backward, fill a zero [B, T, V] gradient and copy into it (docs/PERFORMANCE.md). The last position of each row
   // gets the ignored label, so the counted terms and their sum are the same.
+  // labels are usually built on the CPU: they follow the logits to their device (a CUDA model's test loss)
   const flatLogits = logits.reshape([B * T, V]).float();
-  // labels built on the CPU follow the logits to their device, as the decoder's inputs follow the model
-  const lab = labels.device === logits.device ? labels : labels.to(logits.device);
+  const device = logits.device;
   const shiftLabels = cat(
-    [lab.narrow(1, 1, T - 1).to('i64'), full([B, 1], IGNORE_INDEX, { dtype: 'i64', device: lab.device })],
+    [labels.narrow(1, 1, T - 1).to({ dtype: 'i64', device }), full([B, 1], IGNORE_INDEX, { dtype: 'i64', device })],
     1,
   ).reshape([B * T]);
   const tokens = shiftLabels.ne(IGNORE_INDEX).sum().item();

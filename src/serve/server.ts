@@ -264,6 +264,8 @@ export async function createServer(o: ServeOptions): Promise<ServeHandle> {
       prompt_style: opts.promptStyle ?? 'alpaca',
       max_length: opts.maxLength ?? null,
       engine: { ...engine, threads: getNumThreads() },
+      // where the models compute (medlora serve --device)
+      device: opts.model.device ?? 'cpu',
       uptime_s: Math.round((Date.now() - started) / 100) / 10,
       requests_served: counters.requests,
       ...stats(),

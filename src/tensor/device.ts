@@ -29,7 +29,8 @@ function facts(): DeviceFacts {
 /**
  * Resolve a device word. `what` names the setting in errors (e.g. "training.device", "--device"); `localRank` is the
  * rank's index on its node under torchrun (each rank takes its own GPU, as torch's DDP recipes do); `known` replaces the
- * engine's facts (tests). Errors are MedloraErrors about `field` when given.
+ * engine's facts (tests). Errors are MedloraErrors about `field` when given; their text says "GPU", not "device", because
+ * the CLI turns a field's name in a message into its flag.
  */
 export function resolveDevice(
   spec: string,
@@ -47,9 +48,12 @@ export function resolveDevice(
     if (!f.compiledWithCuda || f.count === 0) return { device: 'cpu', note: null };
     if (rank >= f.count)
       fail(
-        `${o.what} auto: local rank ${rank} but only ${f.count} CUDA device(s) visible; start at most ${f.count} ranks per node or set ${o.what} cpu`,
+        `${o.what} auto: local rank ${rank} but only ${f.count} CUDA GPU(s) visible; start at most ${f.count} ranks per node or set ${o.what} cpu`,
       );
-    return { device: `cuda:${rank}`, note: `${o.what} auto: CUDA device ${rank} of ${f.count} (set cpu to stay on the CPU)` };
+    return {
+      device: `cuda:${rank}`,
+      note: `${o.what} auto: CUDA GPU ${rank} of ${f.count} (set cpu to stay on the CPU)`,
+    };
   }
   if (!f.compiledWithCuda)
     fail(
@@ -57,11 +61,11 @@ export function resolveDevice(
         '(docs/DISTRIBUTED.md, "Building against a CUDA PyTorch") or use cpu',
     );
   if (f.count === 0)
-    fail(`${o.what} ${spec}: no CUDA device is visible to this process (check CUDA_VISIBLE_DEVICES and the driver)`);
+    fail(`${o.what} ${spec}: no CUDA GPU is visible to this process (check CUDA_VISIBLE_DEVICES and the driver)`);
   const index = spec === 'cuda' ? rank : Number(spec.slice(5));
   if (index >= f.count)
     fail(
-      `${o.what} ${spec}: CUDA device ${index} requested${spec === 'cuda' ? ` (local rank ${rank})` : ''}, but only ${f.count} visible (0-${f.count - 1})`,
+      `${o.what} ${spec}: CUDA GPU ${index} requested${spec === 'cuda' ? ` (local rank ${rank})` : ''}, but only ${f.count} visible (0-${f.count - 1})`,
     );
   return { device: `cuda:${index}`, note: null };
 }

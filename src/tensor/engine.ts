@@ -19,6 +19,30 @@ export function cudaIsAvailable(): boolean {
 export function cudaDeviceCount(): number {
   return N.cudaDeviceCount() as number;
 }
+/** Wait for the kernels queued on a CUDA device (a GPU step's time is only known after it). */
+export function cudaSynchronize(index = 0): void {
+  N.cudaSynchronize(index);
+}
+
+export interface CudaMemoryStats {
+  /** bytes held by live tensors now / at the peak since the start or the last reset (torch.cuda.memory_allocated, max_memory_allocated) */
+  allocated: number;
+  peakAllocated: number;
+  /** bytes the caching allocator holds from the driver now / at the peak (torch.cuda.memory_reserved, max_memory_reserved) */
+  reserved: number;
+  peakReserved: number;
+}
+
+/** The caching allocator's counters of one CUDA device (an engine error on a build without CUDA). */
+export function cudaMemoryStats(index = 0): CudaMemoryStats {
+  return N.cudaMemoryStats(index) as CudaMemoryStats;
+}
+
+/** Start the peak counters of cudaMemoryStats again (torch.cuda.reset_peak_memory_stats). */
+export function cudaResetPeakMemoryStats(index = 0): void {
+  N.cudaResetPeakMemoryStats(index);
+}
+
 /** Tensor handles not yet disposed or collected (for leak tests). */
 export function liveTensorCount(): number {
   return N.liveTensorCount() as number;

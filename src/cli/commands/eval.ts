@@ -5,9 +5,11 @@ import type { CommandSpec, ParsedArgs } from '../command.js';
 import { bool, list, num, str } from '../command.js';
 import { MedloraError } from '../../util/errors.js';
 import { THREADS_OPTION } from '../threads.js';
+import { DEVICE_OPTION, deviceFromFlag } from '../device.js';
 import { DIST_OPTIONS, startRanks } from '../distributed.js';
 import type { FieldNames } from '../../data/contract.js';
 import type { PromptStyle } from '../../data/prompt.js';
+import type { Device } from '../../tensor/index.js';
 
 /** Options shared with `medlora extract`: model, tokenizer, prompt and generation settings. */
 export const GENERATION_OPTIONS: CommandSpec['options'] = {
@@ -59,6 +61,12 @@ export const GENERATION_OPTIONS: CommandSpec['options'] = {
     value: 'f32|bf16',
     description: "compute dtype (default: the adapter's training contract, else the checkpoint's)",
   },
+  'load-in-4bit': {
+    type: 'boolean',
+    description:
+      "NF4-quantize the base's linear layers while loading (as QLoRA training holds them; lm_head stays full precision): a quarter of the memory",
+  },
+  device: DEVICE_OPTION,
   threads: THREADS_OPTION,
 };
 
@@ -100,11 +108,12 @@ export function generationSettings(args: ParsedArgs, cmd: string): Record<string
   };
 }
 
-/** Load the model (and tokenizer) once, after the engine-wide settings (src/infer/load-extractor.ts); the adapter
- * too when `withAdapter` (eval applies its adapters one by one itself). */
+/** Load the model (and tokenizer) once, after the engine-wide settings (src/infer/load-extractor.ts), onto `device`
+ * (the resolved --device); the adapter too when `withAdapter` (eval applies its adapters one by one itself). */
 export async function loadModelAndTokenizer(
   args: ParsedArgs,
   cmd: string,
+  device: Device,
   withAdapter = false,
   extra: { tasks?: string[]; contractFrom?: string } = {},
 ) {
@@ -116,6 +125,7 @@ export async function loadModelAndTokenizer(
   const loaded = loadExtractor({
     model: str(args, 'model')!,
     where: `medlora ${cmd}`,
+    device,
     ...explicitPrompt(args),
     fieldNames: CONTRACT_FLAGS,
     ...(tok !== undefined ? { tokenizer: tok } : {}),
@@ -124,8 +134,16 @@ export async function loadModelAndTokenizer(
     ...(adapter !== undefined ? { adapter } : {}),
     ...(extra.tasks ? { tasks: extra.tasks } : {}),
     ...(extra.contractFrom !== undefined ? { contractFrom: extra.contractFrom } : {}),
+    ...(bool(args, 'load-in-4bit') ? { loadIn4bit: true } : {}),
   });
   for (const w of loaded.warnings) console.error(`warning: ${w}`);
+  if (loaded.quantized) {
+    const { formatBytes } = await import('../../adapt/nf4-linear.js');
+    const q = loaded.quantized;
+    console.error(
+      `medlora ${cmd}: base linears quantized to NF4: ${q.layers.length} layers, ${formatBytes(q.bytesBefore)} -> ${formatBytes(q.bytesAfter)}`,
+    );
+  }
   return loaded;
 }
 
@@ -217,6 +235,8 @@ export const evalCommand: CommandSpec = {
     ...DIST_OPTIONS,
   },
   async run(args) {
+    // checked before anything starts or loads (each rank of several takes its local rank's CUDA device)
+    const device = await deviceFromFlag(args, { ranks: true });
     // several ranks (--nproc-per-node or torchrun): each generates its share of the records, rank 0 writes the outputs
     const ranks = await startRanks('eval', args);
     if ('exitCode' in ranks) return ranks.exitCode;
@@ -270,7 +290,7 @@ export const evalCommand: CommandSpec = {
     // each run then prompts as its own adapter's contract says (a run without one, e.g. base, as the first one's)
     const firstAdapter = runs.find((r) => r.adapter !== null)?.adapter ?? undefined;
     const taskFlag = taskArg !== undefined ? { tasks: [task] } : {};
-    const { model, tok, modelDir } = await loadModelAndTokenizer(args, 'eval', false, {
+    const { model, tok, modelDir } = await loadModelAndTokenizer(args, 'eval', device, false, {
       ...taskFlag,
       ...(firstAdapter !== undefined ? { contractFrom: firstAdapter } : {}),
     });
@@ -292,8 +312,13 @@ export const evalCommand: CommandSpec = {
     };
     const { loadAnyAdapter } = await import('../../adapt/methods/index.js');
     const { unloadLora } = await import('../../adapt/merge.js');
-    const done: Array<{ name: string; model: string; adapter: string | null; run: ReturnType<typeof evaluateModel> }> =
-      [];
+    const done: Array<{
+      name: string;
+      model: string;
+      adapter: string | null;
+      device: Device;
+      run: ReturnType<typeof evaluateModel>;
+    }> = [];
     try {
       for (const spec of runs) {
         if (spec.adapter) loadAnyAdapter(model, spec.adapter);
@@ -325,7 +350,7 @@ export const evalCommand: CommandSpec = {
             },
           });
           bar?.end();
-          done.push({ name: spec.name, model: modelDir, adapter: spec.adapter, run });
+          done.push({ name: spec.name, model: modelDir, adapter: spec.adapter, device, run });
         } finally {
           if (spec.adapter) unloadLora(model);
         }

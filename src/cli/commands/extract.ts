@@ -6,6 +6,7 @@ import { bool, str } from '../command.js';
 import { MedloraError } from '../../util/errors.js';
 import { GENERATION_OPTIONS, generationSettings, loadModelAndTokenizer } from './eval.js';
 import { DIST_OPTIONS, startRanks } from '../distributed.js';
+import { deviceFromFlag } from '../device.js';
 
 /** Read {"id"?, "text"} (or canonical records' "input") lines; ids default to the line number. */
 async function readInputs(file: string): Promise<Array<{ id: string; text: string }>> {
@@ -71,6 +72,8 @@ export const extractCommand: CommandSpec = {
     ...DIST_OPTIONS,
   },
   async run(args) {
+    // checked before anything starts or loads (each rank of several takes its local rank's CUDA device)
+    const device = await deviceFromFlag(args, { ranks: true });
     // several ranks (--nproc-per-node or torchrun): each extracts its share of --input, rank 0 writes them all in order
     const ranks = await startRanks('extract', args);
     if ('exitCode' in ranks) return ranks.exitCode;
@@ -113,7 +116,7 @@ export const extractCommand: CommandSpec = {
       model,
       tok,
       settings: resolved,
-    } = await loadModelAndTokenizer(args, 'extract', true, taskFlag !== undefined ? { tasks: [task] } : {});
+    } = await loadModelAndTokenizer(args, 'extract', device, true, taskFlag !== undefined ? { tasks: [task] } : {});
     const settings = {
       ...gen,
       promptStyle: resolved.prompt_style,

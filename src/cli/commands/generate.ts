@@ -4,6 +4,7 @@ import type { CommandSpec } from '../command.js';
 import { bool, list, num, str } from '../command.js';
 import { MedloraError } from '../../util/errors.js';
 import { THREADS_OPTION } from '../threads.js';
+import { DEVICE_OPTION, deviceFromFlag } from '../device.js';
 
 export const generateCommand: CommandSpec = {
   name: 'generate',
@@ -46,6 +47,7 @@ export const generateCommand: CommandSpec = {
       description: 'stop a sequence when it writes this text (repeatable)',
     },
     dtype: { type: 'string', value: 'f32|bf16', description: "compute dtype (default: the checkpoint's)" },
+    device: DEVICE_OPTION,
     threads: THREADS_OPTION,
     json: {
       type: 'boolean',
@@ -62,10 +64,11 @@ export const generateCommand: CommandSpec = {
     const dtype = str(args, 'dtype');
     if (dtype !== undefined && dtype !== 'f32' && dtype !== 'bf16')
       throw new MedloraError(`medlora generate: --dtype must be f32 or bf16, got "${dtype}"`);
+    const device = await deviceFromFlag(args);
     const { loadModel } = await import('../../model/load.js');
     const { generate, generateIds } = await import('../../generate/generate.js');
     const modelDir = str(args, 'model')!;
-    const model = loadModel(modelDir, dtype ? { dtype } : {});
+    const model = loadModel(modelDir, { ...(dtype ? { dtype } : {}), device });
     try {
       if (str(args, 'adapter')) {
         const { loadAnyAdapter } = await import('../../adapt/methods/index.js');

@@ -5,6 +5,7 @@ import type { CommandSpec } from '../command.js';
 import { bool, num, str } from '../command.js';
 import { MedloraError, prefixed } from '../../util/errors.js';
 import { THREADS_OPTION } from '../threads.js';
+import { DEVICE_OPTION, deviceFromFlag } from '../device.js';
 
 export const lossCommand: CommandSpec = {
   name: 'loss',
@@ -45,6 +46,7 @@ export const lossCommand: CommandSpec = {
     },
     'batch-size': { type: 'number', value: 'N', description: 'rows per forward pass', default: 8 },
     dtype: { type: 'string', value: 'f32|bf16', description: "compute dtype (default: the checkpoint's)" },
+    device: DEVICE_OPTION,
     threads: THREADS_OPTION,
     json: { type: 'boolean', description: 'print {"loss", "perplexity", "tokens", "rows"} as JSON' },
   },
@@ -59,6 +61,7 @@ export const lossCommand: CommandSpec = {
     const dtype = str(args, 'dtype');
     if (dtype !== undefined && dtype !== 'f32' && dtype !== 'bf16')
       throw new MedloraError(`medlora loss: --dtype must be f32 or bf16, got "${dtype}"`);
+    const device = await deviceFromFlag(args);
     const modelDir = str(args, 'model')!;
     const file = str(args, 'data')!;
     const json = bool(args, 'json');
@@ -77,7 +80,7 @@ export const lossCommand: CommandSpec = {
     for (const w of settings.warnings) console.error(`warning: ${w}`);
     const prompt = { style: settings.prompt_style, maxLength: settings.max_length };
     const computeDtype = settings.compute_dtype as 'f32' | 'bf16' | 'f16' | undefined;
-    const model = loadModel(modelDir, computeDtype ? { dtype: computeDtype } : {});
+    const model = loadModel(modelDir, { ...(computeDtype ? { dtype: computeDtype } : {}), device });
     try {
       if (str(args, 'adapter')) {
         const { loadAnyAdapter } = await import('../../adapt/methods/index.js');

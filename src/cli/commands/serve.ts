@@ -4,6 +4,7 @@ import { bool, list, num, str } from '../command.js';
 import { GENERATION_OPTIONS } from './eval.js';
 import { MedloraError, prefixed } from '../../util/errors.js';
 import type { StructuredTask } from '../../infer/parse.js';
+import { deviceFromFlag } from '../device.js';
 
 /** A display name for a folder: its base name, or its parent's when it is the conventional "adapter" folder. */
 async function folderName(dir: string): Promise<string> {
@@ -27,7 +28,8 @@ export const serveCommand: CommandSpec = {
     '                    Spans are Unicode code-point offsets of the input, end exclusive (as medlora extract).',
     '  GET /v1/tasks     the served tasks with their instruction, output JSON Schema and entity roles',
     '  GET /health       model, adapter, models (each with own_weights_mb: the weights it holds itself; an adapter',
-    '                    over the shared base holds only its own tensors), engine, uptime, request counters, limits',
+    '                    over the shared base holds only its own tensors), engine, device, uptime, request counters,',
+    '                    limits',
     '  POST /v1/chat/completions, POST /v1/completions, GET /v1/models: the OpenAI API shape (the openai clients work',
     '                    with base URL http://HOST:PORT/v1): messages rendered with the chat template, max_tokens,',
     '                    temperature (default 1), top_p, seed, stop, n = 1, stream (server-sent events, data: [DONE]),',
@@ -140,11 +142,14 @@ export const serveCommand: CommandSpec = {
     prompt: GENERATION_OPTIONS.prompt!,
     'max-length': GENERATION_OPTIONS['max-length']!,
     dtype: GENERATION_OPTIONS.dtype!,
+    device: GENERATION_OPTIONS.device!,
     threads: GENERATION_OPTIONS.threads!,
     json: { type: 'boolean', description: 'JSON lines on stdout (listening, requests, stopped)' },
     quiet: { type: 'boolean', description: 'no per-request lines' },
   },
   async run(args) {
+    // checked before anything loads
+    const device = await deviceFromFlag(args);
     const { structuredTask } = await import('../../infer/generate-answers.js');
     const { loadExtractor } = await import('../../infer/load-extractor.js');
     const { createServer } = await import('../../serve/server.js');
@@ -202,6 +207,7 @@ export const serveCommand: CommandSpec = {
     const loaded = loadExtractor({
       model: str(args, 'model')!,
       where: 'medlora serve',
+      device,
       ...explicit,
       fieldNames: CONTRACT_FLAGS,
       ...(tasks.length ? { tasks } : {}),
@@ -349,12 +355,13 @@ export const serveCommand: CommandSpec = {
             ...named.map((a) => a.name),
             ...(named.length ? [baseName] : []),
           ],
+          device,
           load_s: loadS,
         }),
       );
     else
       console.error(
-        `medlora serve: listening on ${h.url} (model ${modelDir}${adapterDir ? `, adapter ${adapterDir}` : ''}${named.length ? `; models ${[...named.map((a) => a.name), baseName].join(', ')}` : ''}; loaded in ${loadS.toFixed(1)} s). Ctrl-C to stop.`,
+        `medlora serve: listening on ${h.url} (model ${modelDir}${adapterDir ? `, adapter ${adapterDir}` : ''}${named.length ? `; models ${[...named.map((a) => a.name), baseName].join(', ')}` : ''}; on ${device}; loaded in ${loadS.toFixed(1)} s). Ctrl-C to stop.`,
       );
     // run until a signal; then finish accepted requests and exit 0
     const signal = await new Promise<string>((resolve) => {
