@@ -804,7 +804,8 @@ async function main(): Promise<void> {
       cpu_s_per_update: cpu === undefined ? undefined : cpu / o.updates,
       peak_rss_gb: Math.max(...of(e).map((r) => r.peak_rss_gb ?? 0)) || undefined,
       // --device cuda: the GPU memory in use above the idle baseline (nvidia-smi, both trainers) and torch's
-      // max_memory_allocated (HF only: medlora's addon exposes no CUDA allocator statistics, so its row says n/a)
+      // max_memory_allocated (HF only: `medlora train` does not report the engine's cudaMemoryStats, so its row says
+      // n/a; bench:train --device cuda reports medlora's peaks in-process)
       ...(onGpu
         ? {
             gpu_used_peak_gb: Math.max(...of(e).map((r) => r.gpu_used_peak_gb ?? 0)) || undefined,
@@ -939,7 +940,7 @@ async function main(): Promise<void> {
     say(
       'peak GPU memory in use = nvidia-smi memory.used sampled every second above its value before the trainer started ' +
         "(CUDA context and allocator cache included, both trainers); peak allocated = torch's max_memory_allocated " +
-        "(HF; n/a for medlora: its addon exposes no CUDA allocator statistics); '-' = nvidia-smi unreadable",
+        "(HF; n/a for medlora: medlora train does not report its allocator's peaks, bench:train --device does); '-' = nvidia-smi unreadable",
     );
   } else
     say(

@@ -2,8 +2,8 @@
 // (random weights, public shapes, LoRA r=8 alpha=16 dropout 0.05 on q,k,v,o,gate,up,down,lm_head, f32 adapters over a
 // bf16 base, torch AdamW lr 2.5e-5, optional gradient checkpointing). Prints step_s (best of the timed steps after one
 // warm-up, as the reference does), tok/s and the time per phase; --profile adds per-op call counts from JS.
-// --device cuda (or cuda:N; default cpu) builds the model on the CPU as always, moves it there, and ends each phase with
-// a synchronize (item() of a one-element tensor on the device) so that the phase times are the device's work.
+// --device cuda (or cuda:N; default cpu) builds the model on the CPU as always, moves it there, ends each phase with
+// cudaSynchronize so that the phase times are the device's work, and reports the caching allocator's peaks.
 import {
   AdamW,
   keep,
@@ -16,7 +16,9 @@ import {
   getNumThreads,
   engineInfo,
   tensor,
-  zeros,
+  cudaMemoryStats,
+  cudaResetPeakMemoryStats,
+  cudaSynchronize,
   resolveDevice,
   type Device,
   type Tensor,
@@ -94,6 +96,9 @@ export interface TrainBenchResult {
   threads: number;
   /** only when not the CPU (the CPU result stays as it was) */
   device?: Device;
+  /** on a CUDA device: the caching allocator's peaks over the timed steps, GB (torch.cuda.max_memory_allocated / reserved) */
+  peak_device_allocated_gb?: number;
+  peak_device_reserved_gb?: number;
   /** best timed step */
   step_s: number;
   tok_per_s: number;
@@ -152,7 +157,9 @@ export interface BenchSetup {
   scored: { positions: Tensor; targets: Tensor; count: number };
   trainable: number;
   setup_s: number;
-  /** off the CPU: waits until the device has done everything asked so far (item() of a one-element tensor there) */
+  /** the CUDA device index, undefined on the CPU */
+  cuda?: number;
+  /** on a CUDA device: waits until it has done everything asked so far (a no-op on the CPU) */
   sync: () => void;
   dispose(): void;
 }
@@ -210,7 +217,7 @@ export function setupBench(o: TrainBenchOptions): BenchSetup {
     targets: keep(tensor(targets, { dtype: 'i64', device })),
     count: targets.length,
   };
-  const probe = device === 'cpu' ? undefined : keep(zeros([1], { device }));
+  const cuda = device === 'cpu' ? undefined : device === 'cuda' ? 0 : Number(device.slice(5));
   return {
     model,
     opt,
@@ -219,10 +226,11 @@ export function setupBench(o: TrainBenchOptions): BenchSetup {
     scored,
     trainable,
     setup_s: (performance.now() - t0) / 1000,
-    // a CUDA stream runs in order: copying one element back waits for every kernel launched before it
-    sync: () => void probe?.item(),
+    cuda,
+    sync: () => {
+      if (cuda !== undefined) cudaSynchronize(cuda);
+    },
     dispose: () => {
-      probe?.dispose();
       ids.dispose();
       labels.dispose();
       scored.positions.dispose();
@@ -292,10 +300,16 @@ export function runTrainBench(o: TrainBenchOptions): TrainBenchResult {
   };
   // as the trainer's loop does (src/train/trainer.ts)
   const releaseBlocks = reuseLargeBlocks();
+  let mem: { allocated: number; reserved: number } | undefined;
   try {
+    if (b.cuda !== undefined) cudaResetPeakMemoryStats(b.cuda);
     // count ops on the last step only (all steps make the same calls)
     for (let i = 0; i <= o.steps; i++)
       steps.push(timedStep(b, defaultLoss, o.profile && i === o.steps ? ops : undefined));
+    if (b.cuda !== undefined) {
+      const m = cudaMemoryStats(b.cuda);
+      mem = { allocated: m.peakAllocated, reserved: m.peakReserved };
+    }
   } finally {
     releaseBlocks();
     b.dispose();
@@ -312,6 +326,9 @@ export function runTrainBench(o: TrainBenchOptions): TrainBenchResult {
     ckpt: o.ckpt ? 1 : 0,
     threads: getNumThreads(),
     ...(o.device && o.device !== 'cpu' ? { device: o.device } : {}),
+    ...(mem
+      ? { peak_device_allocated_gb: round(mem.allocated / 1e9), peak_device_reserved_gb: round(mem.reserved / 1e9) }
+      : {}),
     step_s: round(best.step_s),
     tok_per_s: Math.round((10 * o.batch * o.seq) / best.step_s) / 10,
     steps_s: steps.map((s) => round(s.step_s)),
@@ -413,6 +430,10 @@ function main(): void {
   console.log(
     `  phases of the best step: forward+loss ${r.phases.forward_s} s, backward ${r.phases.backward_s} s, optimizer ${r.phases.optim_s} s; setup ${r.setup_s} s; ${r.trainable.toLocaleString('en-US')} trainable`,
   );
+  if (r.peak_device_allocated_gb !== undefined)
+    console.log(
+      `  ${r.device} memory over the steps: peak allocated ${r.peak_device_allocated_gb} GB, peak reserved ${r.peak_device_reserved_gb} GB`,
+    );
   if (r.ops) {
     for (const [phase, list] of Object.entries(r.ops)) {
       const total = list.reduce((s, [, n]) => s + n, 0);

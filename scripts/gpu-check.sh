@@ -6,10 +6,13 @@
 #   1. the reference numerics tests with MEDLORA_TEST_DEVICE=<device> (F32 and BF16 fixtures: LoRA, DoRA, Adapter-V2;
 #      KV cache, stories260K greedy ids, the 12-step trajectories through medlora train --device);
 #   2. bench:recipe --big --device <device> --json: medlora and HF Trainer + PEFT side by side, bf16 on a GPU (the HF
-#      half only when this machine's python has torch + transformers + peft; else the medlora half alone, said so).
+#      half only when this machine's python has torch + transformers + peft; else the medlora half alone, said so);
+#   3. bench:train --device <device>: medlora's step at the same shape in-process, per phase (each ended with a
+#      synchronize) and the CUDA allocator's peaks (medlora train does not report them), when the budget has room.
 # `--device cpu --quick` runs the same stages on the CPU at the smallest sizes (so the script itself is tested there).
 # Budget: about 8 minutes after the addon's build on an H200 (stage limits below); the device tool returns at most 8
-# files from $OUT, so this writes 6: summary.txt, doctor.txt, numerics.log, numerics-diffs.txt, recipe.json, recipe.log.
+# files from $OUT, so this writes 7: summary.txt, doctor.txt, numerics.log, numerics-diffs.txt, recipe.json,
+# recipe.log, train.json.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +34,7 @@ note() { echo "[gpu-check +$(($(date +%s) - t0))s] $*" | tee -a "$summary"; }
 # limits in seconds: each stage's, and the whole script's (GPU_CHECK_BUDGET: the device tool allows 600 s a command,
 # and on-device.sh's addon build comes first); a stage gets the smaller of its limit and what is left of the budget,
 # is killed past it (its log so far kept), and the next stage still runs
-T_DOCTOR=45 T_PY=30 T_NUMERICS=150 T_RECIPE=270
+T_DOCTOR=45 T_PY=30 T_NUMERICS=150 T_RECIPE=240 T_TRAIN=90
 budget=${GPU_CHECK_BUDGET:-480}
 limit() { local left=$((budget - ($(date +%s) - t0))); [ "$left" -lt "$1" ] && echo $((left > 5 ? left : 5)) || echo "$1"; }
 note "device $device, quick $quick, node $(node --version), OUT $OUT, budget ${budget} s"
@@ -105,6 +108,28 @@ node --input-type=module -e "
   if (!r.table.some((t) => t.engine.startsWith('hf'))) console.log('  HF + PEFT: not run (see the reference line above / recipe.log): medlora half only');
   if (r.best_vs_best) console.log('  medlora speed-up (HF time / medlora time): ' + f(r.best_vs_best.speedup) + 'x');
 " "$OUT/recipe.json" 2>&1 | tee -a "$summary"
+
+# --- 3. medlora's step in-process: phases and the allocator's peaks (what bench:recipe's medlora row cannot show) ------
+if [ $((budget - ($(date +%s) - t0))) -lt 40 ]; then
+  note "bench:train: skipped, under 40 s of the budget left"
+else
+  if [ "$quick" = 1 ]; then
+    train=(--config smollm2-135m --dtype fp32 --batch 1 --seq 32 --steps 1)
+  else
+    # the recipe's micro-batch at the 1B shape: 2 rows of its mean length (117 tokens)
+    train=(--config llama-3.2-1b --dtype bf16 --batch 2 --seq 117 --steps 3)
+  fi
+  timeout -k 10 "$(limit $T_TRAIN)" node dist/bench/train.js "${train[@]}" --device "$device" --json > "$OUT/train.json" 2>&1
+  rc=$?
+  note "bench:train ${train[*]} --device $device: exit $rc$([ $rc = 124 ] && echo ' (TIMED OUT)') (train.json)"
+  node --input-type=module -e "
+    import { readFileSync } from 'node:fs';
+    const r = JSON.parse(readFileSync(process.argv[1], 'utf8').trim().split('
+').pop());
+    console.log('  step ' + r.step_s + ' s (all ' + r.steps_s.join(', ') + '), ' + r.tok_per_s + ' tok/s; forward+loss ' + r.phases.forward_s + ' s, backward ' + r.phases.backward_s + ' s, optimizer ' + r.phases.optim_s + ' s' +
+      (r.peak_device_allocated_gb !== undefined ? '; peak allocated ' + r.peak_device_allocated_gb + ' GB, reserved ' + r.peak_device_reserved_gb + ' GB' : ''));
+  " "$OUT/train.json" 2>/dev/null | tee -a "$summary"
+fi
 
 note "done"
 # the run fails when a stage failed (its logs are in $OUT either way)
