@@ -124,8 +124,7 @@ else
   note "bench:train ${train[*]} --device $device: exit $rc$([ $rc = 124 ] && echo ' (TIMED OUT)') (train.json)"
   node --input-type=module -e "
     import { readFileSync } from 'node:fs';
-    const r = JSON.parse(readFileSync(process.argv[1], 'utf8').trim().split('
-').pop());
+    const r = JSON.parse(readFileSync(process.argv[1], 'utf8').trim().split('\n').pop());
     console.log('  step ' + r.step_s + ' s (all ' + r.steps_s.join(', ') + '), ' + r.tok_per_s + ' tok/s; forward+loss ' + r.phases.forward_s + ' s, backward ' + r.phases.backward_s + ' s, optimizer ' + r.phases.optim_s + ' s' +
       (r.peak_device_allocated_gb !== undefined ? '; peak allocated ' + r.peak_device_allocated_gb + ' GB, reserved ' + r.peak_device_reserved_gb + ' GB' : ''));
   " "$OUT/train.json" 2>/dev/null | tee -a "$summary"
