@@ -70,11 +70,15 @@ tests="dist/test/model/reference.test.js dist/test/adapt/reference.test.js dist/
   dist/test/model/invariants.test.js dist/test/generate/stories.test.js dist/test/train/reference.test.js
   dist/test/train/packing.test.js dist/test/adapt/methods-train.test.js"
 # shellcheck disable=SC2086
+# (NODE_TEST_CONTEXT unset: under a parent test runner node --test would report to it and run nothing here)
 MEDLORA_TEST_DEVICE=$device OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} timeout -k 10 "$(limit $T_NUMERICS)" \
-  node --test --test-concurrency=1 --test-reporter=spec $tests > "$OUT/numerics.log" 2>&1
+  env -u NODE_TEST_CONTEXT node --test --test-concurrency=1 --test-reporter=spec $tests > "$OUT/numerics.log" 2>&1
 rc=$?
 grep -E 'max \|diff\||test device' "$OUT/numerics.log" > "$OUT/numerics-diffs.txt"
 counts=$(grep -E '^ℹ (tests|pass|fail|skipped) ' "$OUT/numerics.log" | sed 's/^ℹ //' | tr '\n' ' ')
+# a run that reports no tests did not check anything: a failure, whatever its exit code
+ran=$(grep -E '^ℹ tests ' "$OUT/numerics.log" | awk '{print $3}')
+[ "${ran:-0}" -gt 0 ] || { [ $rc = 0 ] && rc=1; counts="NO TESTS RAN"; }
 note "numerics (MEDLORA_TEST_DEVICE=$device): exit $rc$([ $rc = 124 ] && echo ' (TIMED OUT)'); $counts; $(grep -c 'max |diff|' "$OUT/numerics-diffs.txt") comparisons in numerics-diffs.txt"
 grep -E '^✖ ' "$OUT/numerics.log" | head -20 | sed 's/^/  failed: /' | tee -a "$summary"
 
