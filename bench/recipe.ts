@@ -374,7 +374,7 @@ async function medloraTrain(
   o: Opts,
   paddingFree = false,
   ranks = 1,
-): Promise<{ wall_s: number; loss?: number } & RunCost> {
+): Promise<{ wall_s: number; loss?: number; peak_device_allocated_gb?: number } & RunCost> {
   // N ranks (data parallel over c10d, `--nproc-per-node N`) of threads / N threads each; each rank takes batch rows of a
   // global micro-batch of batch x N rows, so accumulation / N micro-batches make the same update of batch x accum rows
   const threads = threadsPerRank(o.threads, ranks);
@@ -429,7 +429,9 @@ async function medloraTrain(
   const done = lastJson(stdout, (j) => j.event === 'done');
   if (!done || typeof done.wall_s !== 'number')
     throw new MedloraError('medlora train: no "done" event with wall_s in its --json output');
-  return { wall_s: done.wall_s, ...cost };
+  // on a GPU the done event carries the caching allocator's peak (cudaMemoryStats), as HF's max_memory_allocated
+  const peak = typeof done.gpu_peak_allocated_bytes === 'number' ? done.gpu_peak_allocated_bytes / 1e9 : undefined;
+  return { wall_s: done.wall_s, ...cost, ...(peak !== undefined ? { peak_device_allocated_gb: peak } : {}) };
 }
 
 async function hfTrain(
@@ -803,9 +805,8 @@ async function main(): Promise<void> {
       cpu_s: cpu,
       cpu_s_per_update: cpu === undefined ? undefined : cpu / o.updates,
       peak_rss_gb: Math.max(...of(e).map((r) => r.peak_rss_gb ?? 0)) || undefined,
-      // --device cuda: the GPU memory in use above the idle baseline (nvidia-smi, both trainers) and torch's
-      // max_memory_allocated (HF only: `medlora train` does not report the engine's cudaMemoryStats, so its row says
-      // n/a; bench:train --device cuda reports medlora's peaks in-process)
+      // --device cuda: the GPU memory in use above the idle baseline (nvidia-smi, both trainers) and the caching
+      // allocator's peak allocated bytes (HF: torch's max_memory_allocated; medlora: its done event, cudaMemoryStats)
       ...(onGpu
         ? {
             gpu_used_peak_gb: Math.max(...of(e).map((r) => r.gpu_used_peak_gb ?? 0)) || undefined,
@@ -923,9 +924,7 @@ async function main(): Promise<void> {
       `| ${r.ranks ? `${r.engine}: ${ranks} ranks x ${r.threads_per_rank as number} thread(s)` : r.engine} | ${fmt(r.wall_s as number, 1)} s | ${fmt(r.updates_per_s as number, 3)} | ${fmt(r.tokens_per_s as number, 1)} | ${fmt(r.model_gflops as number, 1)} | ` +
         `${fmt(r.pct_ceiling as number, 0)}% | ${opt(r.ratio_medlora ?? r.speedup_vs_hf_longest, 2, 'x')} | ${opt(r.cpu_s, 1, ' s')} | ${opt(r.cpu_s_per_update, 2, ' s')} | ` +
         `${opt(r.ratio_medlora_cpu ?? r.cpu_speedup_vs_hf_longest, 2, 'x')} | ${opt(r.peak_rss_gb, 2, ' GB')} | ${opt(r.load1_mean, 1)} (max ${opt(r.load1_max, 1)}) |` +
-        (onGpu
-          ? ` ${opt(r.gpu_used_peak_gb, 2, ' GB')} | ${String(r.engine).startsWith('medlora') ? 'n/a' : opt(r.peak_device_allocated_gb, 2, ' GB')} |`
-          : ''),
+        (onGpu ? ` ${opt(r.gpu_used_peak_gb, 2, ' GB')} | ${opt(r.peak_device_allocated_gb, 2, ' GB')} |` : ''),
     );
   }
   say(
@@ -939,8 +938,8 @@ async function main(): Promise<void> {
     );
     say(
       'peak GPU memory in use = nvidia-smi memory.used sampled every second above its value before the trainer started ' +
-        "(CUDA context and allocator cache included, both trainers); peak allocated = torch's max_memory_allocated " +
-        "(HF; n/a for medlora: medlora train does not report its allocator's peaks, bench:train --device does); '-' = nvidia-smi unreadable",
+        "(CUDA context and allocator cache included, both trainers); peak allocated = the caching allocator's peak " +
+        "(HF: torch.cuda.max_memory_allocated; medlora: its done event's gpu_peak_allocated_bytes); '-' = nvidia-smi unreadable",
     );
   } else
     say(

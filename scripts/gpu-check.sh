@@ -108,7 +108,7 @@ node --input-type=module -e "
   console.log('  ' + r.shape + ' ' + r.dtype + ' on ' + r.device + ', ' + r.updates + ' updates of ' + r.batch + ' x ' + r.accum + ' rows, ' + r.tokens + ' real tokens; matmul ceiling ' + f(r.ceiling_gflops, 0) + ' GFLOP/s');
   for (const t of r.table)
     console.log('  ' + t.engine + ': ' + f(t.wall_s) + ' s, ' + f(t.tokens_per_s, 0) + ' tok/s, ' + f(t.model_gflops, 0) + ' GFLOP/s (' + f(t.pct_ceiling, 1) + '% of ceiling), peak RSS ' + f(t.peak_rss_gb) + ' GB' +
-      (r.device !== 'cpu' ? ', GPU in use ' + f(t.gpu_used_peak_gb) + ' GB, allocated ' + (t.engine.startsWith('medlora') ? 'n/a' : f(t.peak_device_allocated_gb) + ' GB') : ''));
+      (r.device !== 'cpu' ? ', GPU in use ' + f(t.gpu_used_peak_gb) + ' GB, allocated ' + f(t.peak_device_allocated_gb) + ' GB' : ''));
   if (!r.table.some((t) => t.engine.startsWith('hf'))) console.log('  HF + PEFT: not run (see the reference line above / recipe.log): medlora half only');
   if (r.best_vs_best) console.log('  medlora speed-up (HF time / medlora time): ' + f(r.best_vs_best.speedup) + 'x');
 " "$OUT/recipe.json" 2>&1 | tee -a "$summary"

@@ -6,6 +6,7 @@ import { MedloraError } from '../util/errors.js';
 import { trainableParameterSummary } from '../adapt/apply.js';
 import { Progress } from '../util/progress.js';
 import { resolveDevice } from '../tensor/device.js';
+import { cudaMemoryStats } from '../tensor/engine.js';
 import type { Device } from '../tensor/dtype.js';
 import { computeDtype, type TrainConfig } from './config.js';
 import { listCheckpoints } from './checkpoint.js';
@@ -254,10 +255,15 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions = {}): Promise
       }),
     );
   }
+  // on a GPU: the caching allocator's peaks over the run (what torch.cuda.max_memory_allocated / _reserved report)
+  const gpu = device.device === 'cpu' ? undefined : cudaMemoryStats(Number(device.device.slice(5)));
+  const gib = (b: number): string => `${(b / 2 ** 30).toFixed(2)} GiB`;
   emit(
     o.json,
     'done',
     {
+      device: device.device,
+      ...(gpu ? { gpu_peak_allocated_bytes: gpu.peakAllocated, gpu_peak_reserved_bytes: gpu.peakReserved } : {}),
       steps: res.steps,
       total_steps: res.totalSteps,
       interrupted: res.interrupted,
@@ -272,7 +278,7 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions = {}): Promise
       best_model_checkpoint: res.best.best_model_checkpoint,
       final_adapter_from: res.finalFrom,
     },
-    `done: ${res.steps}/${res.totalSteps} updates in ${res.wallSeconds.toFixed(1)} s (${res.tokensPerSecond.toFixed(0)} tok/s); optimizer state ${optimizerNote}; report ${join(dir, 'report.html')}`,
+    `done: ${res.steps}/${res.totalSteps} updates in ${res.wallSeconds.toFixed(1)} s (${res.tokensPerSecond.toFixed(0)} tok/s); optimizer state ${optimizerNote}${gpu ? `; ${device.device} peak ${gib(gpu.peakAllocated)} allocated, ${gib(gpu.peakReserved)} reserved` : ''}; report ${join(dir, 'report.html')}`,
   );
   return res;
 }
