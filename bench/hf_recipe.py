@@ -23,6 +23,7 @@ ap.add_argument("--warmup", type=int, default=5)
 ap.add_argument("--pad-id", type=int, default=0)
 ap.add_argument("--out", default="/tmp/medlora-recipe-hf-out")
 ap.add_argument("--device", default="cpu")  # cpu, cuda or cuda:N
+ap.add_argument("--bf16", action="store_true")  # on the CPU: the base in bf16, bf16=True (always so on a GPU)
 # extraction mode: greedy generate over prompts
 ap.add_argument("--extract", action="store_true")
 ap.add_argument("--prompts")
@@ -45,7 +46,8 @@ if cuda:
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
 t_load = time.time()
-model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.bfloat16 if cuda else torch.float32,
+bf16 = cuda or a.bf16
+model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.bfloat16 if bf16 else torch.float32,
                                              attn_implementation="sdpa")
 load_s = time.time() - t_load
 
@@ -126,7 +128,7 @@ class SequentialTrainer(Trainer):
 args = TrainingArguments(output_dir=a.out, per_device_train_batch_size=a.batch, gradient_accumulation_steps=a.accum,
     max_steps=a.updates, learning_rate=a.lr, lr_scheduler_type="linear", warmup_steps=a.warmup, weight_decay=0.0,
     max_grad_norm=1.0, optim="adamw_torch", logging_steps=1000, save_strategy="no", report_to=[],
-    **(dict(bf16=True) if cuda else dict(use_cpu=True)),
+    **(dict(bf16=True) if bf16 else {}), **({} if cuda else dict(use_cpu=True)),
     dataloader_num_workers=0, remove_unused_columns=False, seed=0, disable_tqdm=True,
     gradient_checkpointing=bool(a.ckpt), gradient_checkpointing_kwargs={"use_reentrant": False} if a.ckpt else None)
 tr = SequentialTrainer(model=model, args=args, train_dataset=rows, data_collator=collate)

@@ -4,9 +4,10 @@
 // ceiling of --device cuda (its timing path run on the CPU here).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { sharedPath } from '../src/util/paths.js';
+import { join } from 'node:path';
+import { hasShared, packageRoot, sharedPath } from '../src/util/paths.js';
 import { SHAPES } from './train.js';
 import {
   deviceMatmulGflops,
@@ -131,3 +132,44 @@ test('procTreePids / treeCpuSeconds: a launcher and its busy child (as --nproc-p
   }
   assert.deepEqual(procTreePids(2 ** 30), [], 'no such process');
 });
+
+test(
+  'bench:recipe --bf16 on the CPU: medlora trains with a bf16 base (its resolved config says so), the ceiling is a bf16 matmul',
+  { skip: !hasShared() && 'needs ../shared', timeout: 300_000 },
+  () => {
+    const dir = '/tmp/medlora-recipe';
+    const r = spawnSync(
+      process.execPath,
+      [
+        join(packageRoot(), 'dist', 'bench', 'recipe.js'),
+        '--bf16',
+        '--updates',
+        '1',
+        '--batch',
+        '1',
+        '--accum',
+        '1',
+        '--no-install',
+        '--json',
+      ],
+      { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '2' }, timeout: 280_000 },
+    );
+    assert.equal(r.status, 0, r.stderr.slice(-2000));
+    const res = JSON.parse(r.stdout) as {
+      dtype: string;
+      bf16: boolean;
+      ceiling_matmul: string;
+      ceiling_gflops: number;
+    };
+    assert.equal(res.dtype, 'bf16');
+    assert.equal(res.bf16, true);
+    assert.equal(res.ceiling_matmul, 'bf16 2048');
+    assert.ok(res.ceiling_gflops > 0);
+    assert.match(r.stderr, /^bench:recipe smollm2-135m bf16: /m);
+    const cfg = JSON.parse(readFileSync(join(dir, 'medlora-run', 'config.resolved.json'), 'utf8')) as {
+      training: { bf16: boolean; compute_dtype: string };
+    };
+    assert.equal(cfg.training.bf16, true);
+    assert.equal(cfg.training.compute_dtype, 'bf16');
+  },
+);

@@ -9,13 +9,15 @@
 // under torchrun (DDP over gloo), the fair comparison for the one-process-per-core policy. `--device cuda` (or cuda:N;
 // default cpu) trains both on the GPU in bf16 (medlora `--device` with training.bf16 + compute_dtype bf16; HF bf16=True
 // over a bf16 base), measures the ceiling as a bf16 matmul on that device (timed to a synchronize) and adds the peak
-// device memory next to the peak RSS.
+// device memory next to the peak RSS. `--bf16` does the same on the CPU (worth it where the CPU has bf16 matrix units:
+// AVX512-BF16 or AMX; the ceiling is then a bf16 2048 matmul).
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  cpuFacts,
   engineInfo,
   matmulRate,
   noGrad,
@@ -153,8 +155,10 @@ interface Opts {
   accum: number;
   threads: number;
   ckpt: boolean;
-  /** where both trainers compute: 'cpu' (f32, as always) or a CUDA device (bf16) */
+  /** where both trainers compute: 'cpu' (f32 unless bf16) or a CUDA device (bf16) */
   device: Device;
+  /** both trainers in bf16 (the frozen base bf16, f32 LoRA): always on a GPU, `--bf16` on a CPU with bf16 units */
+  bf16: boolean;
 }
 
 function lastJson(out: string, want: (j: Record<string, unknown>) => boolean): Record<string, unknown> | undefined {
@@ -395,8 +399,8 @@ async function medloraTrain(
       warmup_steps: RECIPE.warmup,
       weight_decay: 0,
       optim: 'adamw_torch',
-      // on a GPU the recipe as users run it there: the frozen base in bf16, f32 LoRA weights (as the presets)
-      ...(o.device === 'cpu' ? { bf16: false } : { bf16: true, compute_dtype: 'bf16' }),
+      // bf16 (on a GPU, or --bf16): the recipe as users run it there: the frozen base in bf16, f32 LoRA weights
+      ...(o.bf16 ? { bf16: true, compute_dtype: 'bf16' } : { bf16: false }),
       shuffle: false,
       gradient_checkpointing: o.ckpt,
       padding_free: paddingFree,
@@ -485,6 +489,7 @@ async function hfTrain(
       '--out',
       join(dir, 'hf-run'),
       ...(o.device === 'cpu' ? [] : ['--device', 'cuda']),
+      ...(o.bf16 ? ['--bf16'] : []),
     ],
     ranks > 1 ? `torchrun --nproc_per_node ${ranks} hf_recipe.py --pad ${pad}` : `hf_recipe.py --pad ${pad}`,
     // on a GPU, HF sees only the chosen one (Trainer takes cuda:0, and DataParallel over several); a user's own
@@ -568,10 +573,10 @@ async function extractChild(
   );
 }
 
-function ceiling(threads: number, device: Device): number {
+function ceiling(threads: number, device: Device, bf16: boolean): number {
   setNumThreads(threads);
   if (device !== 'cpu') return deviceMatmulGflops(device, 8192, 'bf16').gflops;
-  return matmulRate(2048, 'f32', 0.5).gflops;
+  return matmulRate(2048, bf16 ? 'bf16' : 'f32', 0.5).gflops;
 }
 
 /**
@@ -639,6 +644,7 @@ async function main(): Promise<void> {
     prompts: 'string',
     device: 'string',
     'rows-only': 'flag',
+    bf16: 'flag',
   });
   const threads = (a.threads as number | undefined) ?? 2;
   if (a['child-extract']) {
@@ -666,9 +672,18 @@ async function main(): Promise<void> {
     threads,
     ckpt: Boolean(a.ckpt),
     device,
+    bf16: device !== 'cpu' || Boolean(a.bf16),
   };
   const onGpu = device !== 'cpu';
-  const dtypeName = onGpu ? 'bf16' : 'fp32';
+  const dtypeName = o.bf16 ? 'bf16' : 'fp32';
+  if (o.bf16 && !onGpu) {
+    if (a.extract || a['extract-only'])
+      throw new MedloraError('bench:recipe --bf16: --extract is prepared for f32 on the CPU only');
+    if (!cpuFacts().bf16Units.length)
+      say(
+        'note: --bf16 on a CPU without bf16 matrix units (AVX512-BF16 / AMX): both trainers run emulated bf16, far slower than f32',
+      );
+  }
   if (onGpu && (a.extract || a['extract-only'] || (a.ranks as number | undefined) !== undefined))
     throw new MedloraError(
       `bench:recipe --device ${device}: --extract and --ranks are prepared for the CPU only (one GPU, one process)`,
@@ -712,7 +727,7 @@ async function main(): Promise<void> {
       f.python ? `reference: ${f.python} (torch, transformers, peft ${f.versions})` : `reference skipped: ${f.reason}`,
     );
   }
-  const ceil: number[] = [ceiling(threads, device)];
+  const ceil: number[] = [ceiling(threads, device, o.bf16)];
   const runs: Array<
     { engine: string; wall_s: number; computed?: number; load1: number; peak_device_allocated_gb?: number } & RunCost
   > = [];
@@ -763,7 +778,7 @@ async function main(): Promise<void> {
       );
     }
   }
-  ceil.push(ceiling(threads, device));
+  ceil.push(ceiling(threads, device, o.bf16));
   const ceilG = Math.max(...ceil);
   const of = (e: string): typeof runs => runs.filter((r) => r.engine === e);
   const best = (e: string): number | undefined => {
@@ -900,6 +915,7 @@ async function main(): Promise<void> {
     tokens,
     flops_per_token: flopsTok,
     ceiling_gflops: ceilG,
+    ceiling_matmul: onGpu ? `bf16 8192 on ${device}` : `${o.bf16 ? 'bf16' : 'f32'} 2048`,
     ceilings: ceil,
     load1_end: loadavg()[0],
     table,
@@ -943,7 +959,7 @@ async function main(): Promise<void> {
     );
   } else
     say(
-      `matmul ceiling (engine f32 2048, ${threads} threads, best of start/end of this run): ${fmt(ceilG, 1)} GFLOP/s (${ceil.map((c) => fmt(c, 1)).join(' / ')})`,
+      `matmul ceiling (engine ${o.bf16 ? 'bf16' : 'f32'} 2048, ${threads} threads, best of start/end of this run): ${fmt(ceilG, 1)} GFLOP/s (${ceil.map((c) => fmt(c, 1)).join(' / ')})`,
     );
   if (extract)
     for (const x of extract)
