@@ -20,8 +20,12 @@ test('medlora doctor --json reports libtorch, threads and a correct, positive ma
     libtorch: { version: string; foundBy: string };
     threads: number;
     selfTest: { matmulCorrect: boolean; f32Gflops: number; bf16Gflops: number };
+    cuda: { devices: number };
+    autoDevice: string;
   };
   console.log(`  ${r.stdout.trim()}`);
+  // what training.device auto picks: the CPU unless a CUDA device is visible
+  assert.equal(report.autoDevice, report.cuda.devices > 0 ? 'cuda:0' : 'cpu');
   assert.match(report.libtorch.version, /^\d+\.\d+/);
   assert.ok(report.threads >= 1);
   assert.equal(report.selfTest.matmulCorrect, true);

@@ -111,6 +111,8 @@ export const doctor: CommandSpec = {
       },
       addon: info.addon,
       cuda: { available: T.cudaIsAvailable(), devices: cuda },
+      // what training.device / --device auto picks in this process (src/tensor/device.ts)
+      autoDevice: T.resolveDevice('auto', { what: 'device' }).device,
       threads,
       physicalCores: T.physicalCores(),
       openmp: { OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? null },
@@ -146,7 +148,7 @@ export const doctor: CommandSpec = {
           `libtorch   ${report.libtorch.version}, found via ${report.libtorch.foundBy}`,
           `           ${report.libtorch.libDir ?? ''}`,
           `build      C++11 ABI ${info.cxx11Abi}, CUDA compiled ${yn(info.compiledWithCuda)}, MKL ${yn(info.hasMKL)}, oneDNN ${yn(info.hasMKLDNN)}, OpenMP ${yn(info.hasOpenMP)}`,
-          `CUDA       ${cuda > 0 ? `${cuda} device(s)` : 'no devices'}`,
+          `CUDA       ${cuda > 0 ? `${cuda} device(s)` : 'no devices'}; training.device / --device auto -> ${report.autoDevice}`,
           `cpu        ${cpu.model ?? 'unknown'}${cpu.ghz ? ` @ ${cpu.ghz.toFixed(2)} GHz` : ''}; bf16 matmul units: ${cpu.bf16Units.length ? cpu.bf16Units.join(', ') : 'none (bf16 is emulated: f32 is faster here; training computes in f32)'}`,
           `threads    ${threads} (physical cores: ${report.physicalCores}; --threads N or MEDLORA_NUM_THREADS to change; OMP_WAIT_POLICY ${process.env.OMP_WAIT_POLICY ?? 'unset'})`,
           `matmul     ${correct ? 'correct' : 'WRONG RESULT'} (2x2 check)`,
