@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { packageRoot } from '../../src/util/paths.js';
 import { errorLine } from '../../src/cli/main.js';
 import { allKeyPaths } from '../../src/train/config.js';
+import { trainCommand } from '../../src/cli/commands/train.js';
 import { runCli } from '../eval/capture.js';
 import { taskRecords, tinyFixture, writeRecords } from '../evalcli/tiny.js';
 import type { MedRecord } from '../../src/data/schema.js';
@@ -119,8 +120,13 @@ test('unknown config keys and options: closest matches first, then every known n
   ]);
   assert.equal(r.code, 1);
   assert.match(r.err, /unknown config key \(did you mean --learning_rate or --training\.learning_rate\?/);
-  // every key is printed as train's flag for it (output_dir is --output there)
-  for (const k of allKeyPaths()) assert.ok(r.err.includes(k === 'output_dir' ? '--output' : `--${k}`), `missing ${k}`);
+  // every key is printed as train's flag for it (a flag declared for a key, e.g. --output for output_dir and --device
+  // for training.device, else --<key>)
+  const declared = new Map(
+    Object.entries(trainCommand.options).flatMap(([flag, o]) => (o.field ? [[o.field, `--${flag}`] as const] : [])),
+  );
+  assert.equal(declared.get('training.device'), '--device');
+  for (const k of allKeyPaths()) assert.ok(r.err.includes(declared.get(k) ?? `--${k}`), `missing ${k}`);
   const r2 = await runCli([
     'train',
     '--config',
