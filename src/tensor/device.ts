@@ -52,7 +52,10 @@ export function resolveDevice(
       );
     return {
       device: `cuda:${rank}`,
-      note: `${o.what} auto: CUDA GPU ${rank} of ${f.count} (set cpu to stay on the CPU)`,
+      // said until a GPU run has checked the CUDA path against the references (docs/PERFORMANCE.md, "On a GPU")
+      note:
+        `${o.what} auto: CUDA GPU ${rank} of ${f.count} (set cpu to stay on the CPU); medlora's CUDA path has not yet ` +
+        'been checked on a GPU against its reference fixtures (scripts/gpu-check.sh does that)',
     };
   }
   if (!f.compiledWithCuda)

@@ -22,6 +22,7 @@ test('auto is the CPU unless the addon has CUDA and a device is visible; then th
   const r = resolveDevice('auto', { what, known: twoGpus, localRank: 1 });
   assert.equal(r.device, 'cuda:1');
   assert.match(r.note!, /training\.device auto: CUDA GPU 1 of 2/);
+  assert.match(r.note!, /not yet been checked on a GPU/);
   assert.throws(
     () => resolveDevice('auto', { what, known: twoGpus, localRank: 2 }),
     /local rank 2 but only 2 CUDA GPU/,
