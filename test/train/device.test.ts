@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cudaDeviceCount, engineInfo, setNumThreads } from '../../src/tensor/index.js';
+import { cudaDeviceCount, engineInfo, resolveDevice, setNumThreads } from '../../src/tensor/index.js';
 import { computeDtype, resolveConfig } from '../../src/train/config.js';
 import { checkBackendDevice, runTraining } from '../../src/train/run.js';
 import { MedloraError } from '../../src/util/errors.js';
@@ -68,28 +68,32 @@ test('the ranks backend must reach the gradients: nccl for CUDA, gloo for the CP
   assert.throws(() => checkBackendDevice('gloo', 'cuda:0'), /use the nccl backend/);
 });
 
-test('training.device: auto (the default) and cpu train the same on this machine; the log names the device', async () => {
-  const a = config('device-auto');
-  const c = config('device-cpu', 'cpu');
-  assert.equal(resolveConfig(a.raw, [], a.file).training.device, 'auto');
-  const ra = await runTraining(resolveConfig(a.raw, [], a.file), { quiet: true });
-  const rc = await runTraining(resolveConfig(c.raw, [], c.file), { quiet: true });
-  const losses = (run: string): number[] =>
-    readFileSync(join(run, 'metrics.jsonl'), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as { loss?: number })
-      .flatMap((r) => (r.loss === undefined ? [] : [r.loss]));
-  assert.ok(losses(a.run).length >= 2);
-  assert.deepEqual(losses(a.run), losses(c.run));
-  assert.equal(ra.steps, rc.steps);
-  // the resolved config keeps the word as written (auto travels with a run to another machine)
-  const saved = JSON.parse(readFileSync(join(a.run, 'config.resolved.json'), 'utf8')) as {
-    training: { device: string };
-  };
-  assert.equal(saved.training.device, cudaBuild ? saved.training.device : 'auto');
-  if (!cudaBuild) assert.match(readFileSync(join(a.run, 'adapter', 'README.md'), 'utf8'), /CPU \(/);
-});
+test(
+  'training.device: auto (the default) and cpu train the same on this machine; the log names the device',
+  { skip: resolveDevice('auto', { what: 'auto' }).device !== 'cpu' && 'auto picks a GPU here' },
+  async () => {
+    const a = config('device-auto');
+    const c = config('device-cpu', 'cpu');
+    assert.equal(resolveConfig(a.raw, [], a.file).training.device, 'auto');
+    const ra = await runTraining(resolveConfig(a.raw, [], a.file), { quiet: true });
+    const rc = await runTraining(resolveConfig(c.raw, [], c.file), { quiet: true });
+    const losses = (run: string): number[] =>
+      readFileSync(join(run, 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { loss?: number })
+        .flatMap((r) => (r.loss === undefined ? [] : [r.loss]));
+    assert.ok(losses(a.run).length >= 2);
+    assert.deepEqual(losses(a.run), losses(c.run));
+    assert.equal(ra.steps, rc.steps);
+    // the resolved config keeps the word as written (auto travels with a run to another machine)
+    const saved = JSON.parse(readFileSync(join(a.run, 'config.resolved.json'), 'utf8')) as {
+      training: { device: string };
+    };
+    assert.equal(saved.training.device, cudaBuild ? saved.training.device : 'auto');
+    if (!cudaBuild) assert.match(readFileSync(join(a.run, 'adapter', 'README.md'), 'utf8'), /CPU \(/);
+  },
+);
 
 test(
   '--device cuda without a GPU: one clear line naming the setting, exit 1, no run folder',
