@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   cpuFacts,
+  cudaIndex,
   engineInfo,
   matmulRate,
   noGrad,
@@ -289,9 +290,6 @@ function gpuMemoryUsedGb(index: number): number | undefined {
   const mib = Number(`${r.stdout ?? ''}`.trim().split('\n')[0]);
   return r.status === 0 && Number.isFinite(mib) ? (mib * 1048576) / 1e9 : undefined;
 }
-
-/** CUDA device index of a device word ('cuda' = 0), or undefined for the CPU. */
-const cudaIndex = (d: Device): number | undefined => (d === 'cpu' ? undefined : d === 'cuda' ? 0 : Number(d.slice(5)));
 
 /**
  * Run a child like child() but asynchronously, sampling the 1-min load average every second, and, for a medlora
@@ -573,10 +571,18 @@ async function extractChild(
   );
 }
 
+/** The matmul a run's ceiling times: bf16 8192 on a GPU, else 2048 in the run's dtype. */
+function ceilingMatmul(device: Device, bf16: boolean): { n: number; dtype: 'f32' | 'bf16'; what: string } {
+  if (device !== 'cpu') return { n: 8192, dtype: 'bf16', what: `bf16 8192 on ${device}` };
+  const dtype = bf16 ? 'bf16' : 'f32';
+  return { n: 2048, dtype, what: `${dtype} 2048` };
+}
+
 function ceiling(threads: number, device: Device, bf16: boolean): number {
   setNumThreads(threads);
-  if (device !== 'cpu') return deviceMatmulGflops(device, 8192, 'bf16').gflops;
-  return matmulRate(2048, bf16 ? 'bf16' : 'f32', 0.5).gflops;
+  const m = ceilingMatmul(device, bf16);
+  if (device !== 'cpu') return deviceMatmulGflops(device, m.n, m.dtype).gflops;
+  return matmulRate(m.n, m.dtype, 0.5).gflops;
 }
 
 /**
@@ -728,6 +734,7 @@ async function main(): Promise<void> {
     );
   }
   const ceil: number[] = [ceiling(threads, device, o.bf16)];
+  const ceilingWhat = ceilingMatmul(device, o.bf16).what;
   const runs: Array<
     { engine: string; wall_s: number; computed?: number; load1: number; peak_device_allocated_gb?: number } & RunCost
   > = [];
@@ -915,7 +922,7 @@ async function main(): Promise<void> {
     tokens,
     flops_per_token: flopsTok,
     ceiling_gflops: ceilG,
-    ceiling_matmul: onGpu ? `bf16 8192 on ${device}` : `${o.bf16 ? 'bf16' : 'f32'} 2048`,
+    ceiling_matmul: ceilingWhat,
     ceilings: ceil,
     load1_end: loadavg()[0],
     table,
@@ -931,7 +938,7 @@ async function main(): Promise<void> {
     '| trainer | time for ' +
       o.updates +
       ' updates | updates/s | tokens/s | model GFLOP/s | % of ceiling | medlora speed-up | CPU s (loop) | CPU-s/update | speed-up by CPU | peak RSS | 1-min load during run |' +
-      (onGpu ? ' peak GPU memory in use | peak allocated (torch) |' : ''),
+      (onGpu ? ' peak GPU memory in use | peak allocated |' : ''),
   );
   say(`|---|---|---|---|---|---|---|---|---|---|---|---|${onGpu ? '---|---|' : ''}`);
   const opt = (x: unknown, d = 2, unit = ''): string => (typeof x === 'number' ? `${fmt(x, d)}${unit}` : '-');
@@ -950,7 +957,7 @@ async function main(): Promise<void> {
   );
   if (onGpu) {
     say(
-      `matmul ceiling (engine bf16 8192 on ${device}, 10 products timed to a synchronize, best of start/end of this run): ${fmt(ceilG, 1)} GFLOP/s (${ceil.map((c) => fmt(c, 1)).join(' / ')})`,
+      `matmul ceiling (engine ${ceilingWhat}, 10 products timed to a synchronize, best of start/end of this run): ${fmt(ceilG, 1)} GFLOP/s (${ceil.map((c) => fmt(c, 1)).join(' / ')})`,
     );
     say(
       'peak GPU memory in use = nvidia-smi memory.used sampled every second above its value before the trainer started ' +
@@ -959,7 +966,7 @@ async function main(): Promise<void> {
     );
   } else
     say(
-      `matmul ceiling (engine ${o.bf16 ? 'bf16' : 'f32'} 2048, ${threads} threads, best of start/end of this run): ${fmt(ceilG, 1)} GFLOP/s (${ceil.map((c) => fmt(c, 1)).join(' / ')})`,
+      `matmul ceiling (engine ${ceilingWhat}, ${threads} threads, best of start/end of this run): ${fmt(ceilG, 1)} GFLOP/s (${ceil.map((c) => fmt(c, 1)).join(' / ')})`,
     );
   if (extract)
     for (const x of extract)

@@ -16,6 +16,7 @@ import {
   getNumThreads,
   engineInfo,
   tensor,
+  cudaIndex,
   cudaMemoryStats,
   cudaResetPeakMemoryStats,
   cudaSynchronize,
@@ -217,7 +218,7 @@ export function setupBench(o: TrainBenchOptions): BenchSetup {
     targets: keep(tensor(targets, { dtype: 'i64', device })),
     count: targets.length,
   };
-  const cuda = device === 'cpu' ? undefined : device === 'cuda' ? 0 : Number(device.slice(5));
+  const cuda = cudaIndex(device);
   return {
     model,
     opt,

@@ -8,7 +8,7 @@ import { Module, type LinearLike } from '../model/module.js';
 import { attend } from '../model/layers.js';
 import type { ExtensibleAttention, LayerContext } from '../model/decoder.js';
 import { MedloraError } from '../util/errors.js';
-import { moduleDevice } from './lora.js';
+import { moduleDevice, onDevice } from './lora.js';
 
 /** adapter_bias [out] (init 0) and adapter_scale [out] (init 1) around a linear layer; both F32 leaves. */
 export class AdapterV2Linear extends Module implements LinearLike {
@@ -96,10 +96,7 @@ export class AdapterV2Attention extends Module {
     const device = moduleDevice(inner);
     // litgpt: adapter_wte = nn.Embedding(adapter_prompt_length, n_embd), i.e. N(0, 1); gating_factor zeros
     // drawn from the CPU generator and moved: a seed gives the same prefix on every device (as LoRA's init does)
-    const wte = scope(() => {
-      const w = randn([promptLength, hidden]);
-      return device === 'cpu' ? w : w.to(device);
-    });
+    const wte = scope(() => onDevice(randn([promptLength, hidden]), device));
     this.module('adapter_wte', new AdapterPrefix(wte.requiresGrad_(true)));
     this.param('gating_factor', zeros([inner.numHeads], { device }).requiresGrad_(true));
     inner.extraAttention = (q, ctx) => this.prefixAttention(q, ctx);

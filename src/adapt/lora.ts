@@ -52,7 +52,7 @@ export function kaimingUniformA5(rows: number, fanIn: number, device: Device = '
 }
 
 /** `t` on `device` (the same tensor when it is there already). */
-function onDevice(t: Tensor, device: Device): Tensor {
+export function onDevice(t: Tensor, device: Device): Tensor {
   return t.device === device ? t : t.to(device);
 }
 

@@ -9,6 +9,11 @@ export type DeviceSpec = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`;
 
 export const DEVICE_SPEC_PATTERN = /^(auto|cpu|cuda|cuda:\d+)$/;
 
+/** The CUDA index of a device ('cuda' is device 0), undefined for the CPU. */
+export function cudaIndex(device: Device): number | undefined {
+  return device === 'cpu' ? undefined : device === 'cuda' ? 0 : Number(device.slice(5));
+}
+
 export interface ResolvedDevice {
   device: Device;
   /** how the choice was made, for the run's log (null when the user named the device exactly) */

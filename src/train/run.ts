@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { MedloraError } from '../util/errors.js';
 import { trainableParameterSummary } from '../adapt/apply.js';
 import { Progress } from '../util/progress.js';
-import { resolveDevice } from '../tensor/device.js';
+import { cudaIndex, resolveDevice } from '../tensor/device.js';
 import { cudaMemoryStats } from '../tensor/engine.js';
 import type { Device } from '../tensor/dtype.js';
 import { computeDtype, type TrainConfig } from './config.js';
@@ -246,7 +246,7 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions = {}): Promise
         totalSteps: res.totalSteps,
         wallSeconds: res.wallSeconds,
         tokensPerSecond: res.tokensPerSecond,
-        device: trainer.params[0]![1].device,
+        device: device.device,
         trainableParams: trainable,
         totalParams: total,
         stoppedEarly: res.earlyStopped,
@@ -256,7 +256,8 @@ export async function runTraining(cfg: TrainConfig, o: RunOptions = {}): Promise
     );
   }
   // on a GPU: the caching allocator's peaks over the run (what torch.cuda.max_memory_allocated / _reserved report)
-  const gpu = device.device === 'cpu' ? undefined : cudaMemoryStats(Number(device.device.slice(5)));
+  const gpuIndex = cudaIndex(device.device);
+  const gpu = gpuIndex === undefined ? undefined : cudaMemoryStats(gpuIndex);
   const gib = (b: number): string => `${(b / 2 ** 30).toFixed(2)} GiB`;
   emit(
     o.json,
