@@ -11,7 +11,14 @@ import { fileURLToPath } from 'node:url';
 import { cudaDeviceCount, engineInfo, resolveDevice, setNumThreads } from '../../src/tensor/index.js';
 import type { MedRecord } from '../../src/data/schema.js';
 import { runCli } from '../eval/capture.js';
-import { taskRecords, tinyFixture, writeRecords } from '../evalcli/tiny.js';
+import {
+  CHEM_SENTENCE,
+  taskRecords,
+  tinyFixture,
+  tunedEvalArgs,
+  tunedExtractArgs,
+  writeRecords,
+} from '../evalcli/tiny.js';
 
 setNumThreads(1);
 
@@ -56,19 +63,7 @@ test('generate, loss, extract: --device cpu prints what the default prints', { s
   );
   const loss = await sameWithCpu(['loss', '--model', fx.model, '--adapter', fx.adapter, '--data', rows, '--json']);
   assert.ok(Number.isFinite((JSON.parse(loss) as { loss: number }).loss));
-  await sameWithCpu([
-    'extract',
-    '--model',
-    fx.model,
-    '--adapter',
-    fx.adapter,
-    '--task',
-    'chemicals',
-    'Cisplatin and lithium caused renal damage.',
-    '--max-new-tokens',
-    '24',
-    '--quiet',
-  ]);
+  await sameWithCpu([...tunedExtractArgs(fx, 'chemicals'), CHEM_SENTENCE, '--max-new-tokens', '24', '--quiet']);
 });
 
 test(
@@ -79,15 +74,7 @@ test(
     const data = writeRecords('device-chem.jsonl', taskRecords().chemicals as MedRecord[]);
     const run = async (out: string, more: string[]): Promise<Record<string, unknown>> => {
       const r = await runCli([
-        'eval',
-        '--model',
-        fx.model,
-        '--adapter',
-        fx.adapter,
-        '--data',
-        data,
-        '--out',
-        out,
+        ...tunedEvalArgs(fx, data, out),
         '--limit',
         '2',
         '--max-new-tokens',

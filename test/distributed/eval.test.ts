@@ -9,7 +9,7 @@ import { setNumThreads } from '../../src/tensor/index.js';
 import { distAvailable } from '../../src/tensor/dist.js';
 import type { MedRecord } from '../../src/data/schema.js';
 import { packageRoot } from '../../src/util/paths.js';
-import { taskRecords, tinyFixture, writeRecords } from '../evalcli/tiny.js';
+import { taskRecords, tinyFixture, tunedEvalArgs, tunedExtractArgs, writeRecords } from '../evalcli/tiny.js';
 
 setNumThreads(1);
 const BIN = join(packageRoot(), 'bin', 'medlora.js');
@@ -26,24 +26,7 @@ test(
     const run = (out: string, extra: string[]): void => {
       const r = spawnSync(
         process.execPath,
-        [
-          BIN,
-          'eval',
-          '--model',
-          fx.model,
-          '--adapter',
-          fx.adapter,
-          '--data',
-          data,
-          '--out',
-          out,
-          '--max-new-tokens',
-          '24',
-          '--batch-size',
-          '2',
-          '--quiet',
-          ...extra,
-        ],
+        [BIN, ...tunedEvalArgs(fx, data, out), '--max-new-tokens', '24', '--batch-size', '2', '--quiet', ...extra],
         { encoding: 'utf8', env: { ...process.env, MEDLORA_NUM_THREADS: '1' } },
       );
       assert.equal(r.status, 0, r.stderr);
@@ -96,13 +79,7 @@ test(
         process.execPath,
         [
           BIN,
-          'extract',
-          '--model',
-          fx.model,
-          '--adapter',
-          fx.adapter,
-          '--task',
-          'chemicals',
+          ...tunedExtractArgs(fx, 'chemicals'),
           '--input',
           input,
           '--output',

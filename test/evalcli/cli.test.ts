@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { setNumThreads } from '../../src/tensor/index.js';
 import type { MedRecord } from '../../src/data/schema.js';
 import { runCli } from '../eval/capture.js';
-import { taskRecords, tinyFixture, writeRecords } from './tiny.js';
+import { CHEM_SENTENCE, taskRecords, tinyFixture, tunedExtractArgs, writeRecords } from './tiny.js';
 
 setNumThreads(1);
 
@@ -166,18 +166,8 @@ test('medlora eval --no-constrain and --limit', async () => {
 
 test('medlora extract: TEXT and --input FILE give JSON lines with spans', async () => {
   const fx = tinyFixture();
-  const text = 'Cisplatin and lithium caused renal damage.';
-  const one = await runCli([
-    'extract',
-    '--model',
-    fx.model,
-    '--adapter',
-    fx.adapter,
-    '--task',
-    'chemicals',
-    text,
-    ...GEN,
-  ]);
+  const text = CHEM_SENTENCE;
+  const one = await runCli([...tunedExtractArgs(fx, 'chemicals'), text, ...GEN]);
   assert.equal(one.code, 0, one.err);
   const line = JSON.parse(one.out) as {
     id: string;

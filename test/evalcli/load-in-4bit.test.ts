@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { setNumThreads } from '../../src/tensor/index.js';
 import type { MedRecord } from '../../src/data/schema.js';
 import { runCli } from '../eval/capture.js';
-import { taskRecords, tinyFixture, writeRecords } from './tiny.js';
+import { CHEM_SENTENCE, taskRecords, tinyFixture, tunedEvalArgs, tunedExtractArgs, writeRecords } from './tiny.js';
 
 setNumThreads(1);
 
@@ -16,15 +16,7 @@ test('eval --load-in-4bit quantizes the base while loading and scores over it', 
   const data = writeRecords('nf4-chem.jsonl', taskRecords().chemicals as MedRecord[]);
   const run = async (out: string, more: string[]): Promise<{ res: Record<string, unknown>; err: string }> => {
     const r = await runCli([
-      'eval',
-      '--model',
-      fx.model,
-      '--adapter',
-      fx.adapter,
-      '--data',
-      data,
-      '--out',
-      join(fx.root, out),
+      ...tunedEvalArgs(fx, data, join(fx.root, out)),
       '--limit',
       '2',
       '--max-new-tokens',
@@ -53,14 +45,8 @@ test('eval --load-in-4bit quantizes the base while loading and scores over it', 
 test('extract --load-in-4bit: answers that parse over the NF4 base', async () => {
   const fx = tinyFixture();
   const r = await runCli([
-    'extract',
-    '--model',
-    fx.model,
-    '--adapter',
-    fx.adapter,
-    '--task',
-    'chemicals',
-    'Cisplatin and lithium caused renal damage.',
+    ...tunedExtractArgs(fx, 'chemicals'),
+    CHEM_SENTENCE,
     '--max-new-tokens',
     '24',
     '--load-in-4bit',

@@ -141,6 +141,19 @@ export function tinyFixture(): TinyFixture {
   return cached;
 }
 
+/** `medlora eval` of the fixture's model + adapter on `data`, outputs in `out` (the caller adds its settings). */
+export function tunedEvalArgs(fx: TinyFixture, data: string, out: string): string[] {
+  return ['eval', '--model', fx.model, '--adapter', fx.adapter, '--data', data, '--out', out];
+}
+
+/** `medlora extract` with the fixture's model + adapter for `task` (the caller adds the text or --input and settings). */
+export function tunedExtractArgs(fx: TinyFixture, task: string): string[] {
+  return ['extract', '--model', fx.model, '--adapter', fx.adapter, '--task', task];
+}
+
+/** A chemicals sentence the extract tests feed the tiny model. */
+export const CHEM_SENTENCE = 'Cisplatin and lithium caused renal damage.';
+
 /** Write records as JSONL into the fixture root. */
 export function writeRecords(name: string, records: MedRecord[]): string {
   const f = join(tinyFixture().root, name);
